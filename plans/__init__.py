@@ -1,0 +1,66 @@
+"""Types that cross a boundary: the plan, commands, verdicts, status and result.
+
+This package imports none of the others, so activities, workflows, the worker and
+the starter can all depend on it.
+"""
+
+from plans.durations import Duration, format_duration, parse_duration
+from plans.errors import PlanError, RolloutError
+from plans.model import (
+    Gate,
+    HAProxyRouter,
+    MetricsSource,
+    Notify,
+    Plan,
+    PrometheusSource,
+    Router,
+    Stage,
+    load_plan,
+    parse_plan,
+)
+from plans.state import (
+    CommandKind,
+    CommandRecord,
+    Compensation,
+    GateCheck,
+    GateOutcome,
+    Notification,
+    OperatorCommand,
+    RolloutResult,
+    RolloutState,
+    RolloutStatus,
+    ShiftRequest,
+    TrafficSplit,
+    Verdict,
+)
+
+__all__ = [
+    "CommandKind",
+    "CommandRecord",
+    "Compensation",
+    "Duration",
+    "Gate",
+    "GateCheck",
+    "GateOutcome",
+    "HAProxyRouter",
+    "MetricsSource",
+    "Notification",
+    "Notify",
+    "OperatorCommand",
+    "Plan",
+    "PlanError",
+    "PrometheusSource",
+    "RolloutError",
+    "RolloutResult",
+    "RolloutState",
+    "RolloutStatus",
+    "Router",
+    "ShiftRequest",
+    "Stage",
+    "TrafficSplit",
+    "Verdict",
+    "format_duration",
+    "load_plan",
+    "parse_duration",
+    "parse_plan",
+]

@@ -1,0 +1,61 @@
+"""Durations as people write them in plans: ``30s``, ``10m``, ``48h``, ``7d``, ``1h30m``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
+MAX_DURATION = timedelta(days=365)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Read ``30s``/``10m``/``48h``/``7d`` (or combinations like ``1h30m``) as a timedelta."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError("a duration is written like 30s, 10m, 48h or 7d, not true/false")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if not _WHOLE.match(text):
+            raise ValueError(
+                f"{value!r} is not a duration: write a number and a unit, like 30s, 10m, 48h or 7d"
+            )
+        seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    else:
+        raise ValueError(f"{value!r} is not a duration: write it like 30s, 10m, 48h or 7d")
+    if seconds != seconds or seconds < 0:
+        raise ValueError(f"{value!r} is negative: a duration must be 0 or more")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r} is longer than a year: split the rollout or shorten it")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta | float) -> str:
+    """Write a duration back the way a plan would: ``1d2h``, ``10m``, ``1.5s``."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds != int(seconds):
+        return f"{seconds!r}s"
+    whole = int(round(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts) or "0s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda d: format_duration(d), return_type=str, when_used="json"),
+]

@@ -1,0 +1,166 @@
+"""What moves between the workflow, its activities and the operator: commands, verdicts, status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plans.model import Gate, MetricsSource, Router
+
+
+class RolloutState(StrEnum):
+    """Where a rollout stands; the last three are final."""
+
+    WAITING = "waiting"
+    SHIFTING = "shifting"
+    BAKING = "baking"
+    PAUSED = "paused"
+    AWAITING_APPROVAL = "awaiting_approval"
+    ROLLING_BACK = "rolling_back"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    ABORTED = "aborted"
+
+    @property
+    def final(self) -> bool:
+        return self in (RolloutState.PROMOTED, RolloutState.ROLLED_BACK, RolloutState.ABORTED)
+
+
+class CommandKind(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    APPROVE = "approve"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+class OperatorCommand(BaseModel):
+    """A person steering the rollout; ``by`` and ``reason`` end up in the audit trail."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: CommandKind
+    by: str = Field(default="unknown", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+class CommandRecord(BaseModel):
+    """A command as received: when, whether it was taken, and why not if it was refused."""
+
+    kind: str
+    by: str
+    reason: str
+    at: datetime
+    accepted: bool
+    note: str = ""
+    via: str = "signal"
+
+
+class TrafficSplit(BaseModel):
+    """Relative weights of the two servers; canary p% means canary p, stable 100-p."""
+
+    stable_weight: int = Field(ge=0, le=256)
+    canary_weight: int = Field(ge=0, le=256)
+
+    @classmethod
+    def canary_percent(cls, percent: int) -> TrafficSplit:
+        return cls(stable_weight=100 - percent, canary_weight=percent)
+
+    @property
+    def percent(self) -> float:
+        total = self.stable_weight + self.canary_weight
+        return 0.0 if total == 0 else 100.0 * self.canary_weight / total
+
+    def __str__(self) -> str:
+        return f"canary {self.percent:g}% (weights stable {self.stable_weight}, canary {self.canary_weight})"
+
+
+class ShiftRequest(BaseModel):
+    """Set both servers' weights on one router."""
+
+    router: Router
+    stable: str
+    canary: str
+    split: TrafficSplit
+
+
+class Compensation(BaseModel):
+    """An undo record pushed when a side effect happens; rollback runs them in reverse."""
+
+    kind: str = "restore_split"
+    shift: ShiftRequest
+    description: str
+
+
+class GateOutcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Verdict(BaseModel):
+    """One gate's judgement of one check, with the numbers behind it."""
+
+    gate: str
+    outcome: GateOutcome
+    value: float | None = None
+    threshold: str = ""
+    query: str = ""
+    reason: str = ""
+    at: datetime | None = None
+
+    def explain(self) -> str:
+        shown = "no value" if self.value is None else f"{self.value:.6g}"
+        return f"{self.gate}: {self.outcome.value} ({shown}, wants {self.threshold}) {self.reason}".strip()
+
+
+class GateCheck(BaseModel):
+    """Evaluate these gates against this source, with the plan's placeholders."""
+
+    source: MetricsSource
+    gates: list[Gate]
+    placeholders: dict[str, str]
+
+
+class Notification(BaseModel):
+    """A message for people; the webhook URL is read from ``webhook_url_env`` by the activity."""
+
+    webhook_url_env: str
+    text: str
+    service: str = ""
+    state: str = ""
+
+
+class RolloutStatus(BaseModel):
+    """What `rollout status` shows: a query answer built from workflow state."""
+
+    service: str
+    version: str
+    state: RolloutState
+    stage_index: int
+    stage_name: str
+    stage_count: int
+    stages: list[str] = Field(default_factory=list)
+    canary_weight: int
+    paused: bool
+    bake_total_s: float
+    bake_elapsed_s: float
+    bake_remaining_s: float
+    awaiting_approval: bool
+    verdicts: dict[str, Verdict] = Field(default_factory=dict)
+    failure_streaks: dict[str, int] = Field(default_factory=dict)
+    commands: list[CommandRecord] = Field(default_factory=list)
+    reason: str = ""
+    checks: int = 0
+
+
+class RolloutResult(BaseModel):
+    """How a rollout ended."""
+
+    service: str
+    state: RolloutState
+    reason: str
+    canary_weight: int
+    stage_name: str
