@@ -43,9 +43,9 @@ def format_duration(value: timedelta | float) -> str:
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if seconds < 0:
         return "-" + format_duration(-seconds)
-    if seconds != int(seconds):
-        return f"{seconds!r}s"
-    whole = int(round(seconds))
+    if seconds < 60 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if whole >= size:
@@ -54,8 +54,14 @@ def format_duration(value: timedelta | float) -> str:
     return "".join(parts) or "0s"
 
 
+def _exact(value: timedelta) -> str:
+    # Serialized plans must read back to the same duration, so fractions stay exact here.
+    seconds = value.total_seconds()
+    return format_duration(value) if seconds == int(seconds) else f"{seconds!r}s"
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
-    PlainSerializer(lambda d: format_duration(d), return_type=str, when_used="json"),
+    PlainSerializer(_exact, return_type=str, when_used="json"),
 ]

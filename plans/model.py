@@ -122,9 +122,7 @@ class Gate(_Strict):
     def _query(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("the query is empty: write a PromQL expression")
-        unknown = sorted(
-            {a or b for a, b in PLACEHOLDER.findall(v)} - set(QUERY_PLACEHOLDERS)
-        )
+        unknown = sorted({a or b for a, b in PLACEHOLDER.findall(v)} - set(QUERY_PLACEHOLDERS))
         if unknown:
             allowed = ", ".join("$" + p for p in QUERY_PLACEHOLDERS)
             raise ValueError(
@@ -296,7 +294,9 @@ def _problems(error: ValidationError) -> list[str]:
 def parse_plan(data: Any, source: str = "plan") -> Plan:
     """Validate plan data (already loaded from YAML/JSON); raise PlanError naming each field."""
     if not isinstance(data, dict):
-        raise PlanError([f"the plan must be a mapping of fields, not {type(data).__name__}"], source)
+        raise PlanError(
+            [f"the plan must be a mapping of fields, not {type(data).__name__}"], source
+        )
     try:
         return Plan.model_validate(data)
     except ValidationError as error:

@@ -74,7 +74,8 @@ class TrafficSplit(BaseModel):
         return 0.0 if total == 0 else 100.0 * self.canary_weight / total
 
     def __str__(self) -> str:
-        return f"canary {self.percent:g}% (weights stable {self.stable_weight}, canary {self.canary_weight})"
+        weights = f"weights stable {self.stable_weight}, canary {self.canary_weight}"
+        return f"canary {self.percent:g}% ({weights})"
 
 
 class ShiftRequest(BaseModel):
@@ -113,7 +114,8 @@ class Verdict(BaseModel):
 
     def explain(self) -> str:
         shown = "no value" if self.value is None else f"{self.value:.6g}"
-        return f"{self.gate}: {self.outcome.value} ({shown}, wants {self.threshold}) {self.reason}".strip()
+        text = f"{self.gate}: {self.outcome.value} ({shown}, wants {self.threshold})"
+        return f"{text} {self.reason}".strip()
 
 
 class GateCheck(BaseModel):
@@ -164,3 +166,31 @@ class RolloutResult(BaseModel):
     reason: str
     canary_weight: int
     stage_name: str
+
+
+class RolloutProgress(BaseModel):
+    """The workflow's whole state: enough to carry a run into the next one (continue-as-new)."""
+
+    state: RolloutState = RolloutState.WAITING
+    stage_index: int = 0
+    shifted_stage: int = Field(default=-1, description="index of the stage whose weight is set")
+    canary_weight: int = 0
+    bake_elapsed_s: float = 0.0
+    clock_running_since: datetime | None = None
+    next_check_at: datetime | None = None
+    stage_checks: int = 0
+    paused: bool = False
+    approved_stage: int = -1
+    promote_requested: bool = False
+    rollback_requested: bool = False
+    cancel_reason: str = ""
+    verdicts: dict[str, Verdict] = Field(default_factory=dict)
+    failure_streaks: dict[str, int] = Field(default_factory=dict)
+    commands: list[CommandRecord] = Field(default_factory=list)
+    compensations: list[Compensation] = Field(default_factory=list)
+    reason: str = ""
+    checks: int = 0
+    checks_this_run: int = 0
+    checks_per_run: int = Field(default=500, description="continue-as-new after this many checks")
+    visibility: bool = Field(default=False, description="upsert the Rollout* search attributes")
+    run_count: int = 1

@@ -1,0 +1,48 @@
+"""Metric providers: one Protocol, one module per source, a registry keyed by `kind`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from activities.errors import MetricsRefused
+from activities.metrics.prometheus import PrometheusProvider
+from activities.metrics.reading import Reading
+from plans import MetricsSource
+
+
+class MetricProvider(Protocol):
+    """Answers a query with one number (or none, and why)."""
+
+    def query(self, promql: str) -> Reading:
+        """Run an instant query.
+
+        Raises MetricsUnavailable when the source cannot be reached (worth retrying) and
+        MetricsRefused when it rejects the query or the credentials (not worth retrying).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# Each entry builds a provider from its own plan model; Any because every kind has its own.
+PROVIDERS: dict[str, Callable[[Any], MetricProvider]] = {
+    "prometheus": PrometheusProvider,
+}
+
+
+def provider_for(spec: MetricsSource) -> MetricProvider:
+    """The provider for a plan's ``metrics`` section; reads credentials from the environment."""
+    try:
+        build = PROVIDERS[spec.kind]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise MetricsRefused(
+            f"no metrics source of kind {spec.kind!r}: use one of {known}"
+        ) from None
+    return build(spec)
+
+
+__all__ = ["PROVIDERS", "MetricProvider", "PrometheusProvider", "Reading", "provider_for"]

@@ -1,0 +1,35 @@
+"""Notifiers: one Protocol, one module per channel, a registry keyed by kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from activities.errors import NotifierRefused
+from activities.notifiers.webhook import WebhookNotifier
+from plans import Notification
+
+
+class Notifier(Protocol):
+    """Delivers a message to people."""
+
+    async def send(self, message: Notification) -> None:
+        """Deliver ``message``; raise NotifierRefused or NotifierUnreachable if it cannot."""
+        ...
+
+
+NOTIFIERS: dict[str, Callable[[], Notifier]] = {
+    "webhook": WebhookNotifier,
+}
+
+
+def notifier_for(kind: str = "webhook") -> Notifier:
+    """The notifier of one kind (plans know only Slack-compatible webhooks so far)."""
+    try:
+        return NOTIFIERS[kind]()
+    except KeyError:
+        known = ", ".join(sorted(NOTIFIERS))
+        raise NotifierRefused(f"no notifier of kind {kind!r}: use one of {known}") from None
+
+
+__all__ = ["NOTIFIERS", "Notifier", "WebhookNotifier", "notifier_for"]

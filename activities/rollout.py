@@ -1,0 +1,94 @@
+"""The rollout's Temporal activities; workflows call them by these names.
+
+Errors a user can fix come back as non-retryable ``ApplicationError``s whose ``type``
+is the project exception's class name (``RouterRefused``, ``NotifierRefused``...);
+outages come back retryable (``RouterUnreachable``, ``NotifierUnreachable``...).
+``shift_traffic``, ``read_traffic`` and ``check_gates`` are plain functions: run the
+worker with an ``activity_executor`` thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import gates as gate_checks
+from activities.errors import SideEffectError
+from activities.metrics import provider_for
+from activities.notifiers import notifier_for
+from activities.routers import router_for
+from plans import GateCheck, Notification, ShiftRequest, TrafficSplit, Verdict
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn the project's errors into ApplicationErrors that say whether to retry."""
+    try:
+        yield
+    except SideEffectError as error:
+        raise ApplicationError(
+            str(error), type=type(error).__name__, non_retryable=not error.retryable
+        ) from None
+
+
+@activity.defn(name="shift_traffic")
+def shift_traffic(req: ShiftRequest) -> TrafficSplit:
+    """Set the stable/canary weights on the router and return what it routes now."""
+    activity.logger.info("shifting %s to %s on %s", req.canary, req.split, req.router.describe())
+    with _reported():
+        now = router_for(req.router).set_split(req.stable, req.canary, req.split)
+    activity.logger.info("router now has %s", now)
+    return now
+
+
+@activity.defn(name="read_traffic")
+def read_traffic(req: ShiftRequest) -> TrafficSplit:
+    """The router's current stable/canary weights (``req.split`` is ignored)."""
+    with _reported():
+        return router_for(req.router).get_split(req.stable, req.canary)
+
+
+@activity.defn(name="check_gates")
+def check_gates(req: GateCheck) -> list[Verdict]:
+    """One verdict per gate; an unreachable source or a bad query makes gates inconclusive.
+
+    This activity fails only on a bug: outages and refusals are verdicts, so the
+    workflow's policy sees them (see ``activities.gates`` for the retry policy).
+    """
+    try:
+        provider = provider_for(req.source)
+    except SideEffectError as error:
+        verdicts = gate_checks.inconclusive(req.gates, req.placeholders, str(error))
+    else:
+        try:
+            verdicts = gate_checks.evaluate(
+                req.gates,
+                provider,
+                req.placeholders,
+                source=req.source.kind,
+                progress=activity.heartbeat,
+            )
+        finally:
+            provider.close()
+    for verdict in verdicts:
+        activity.logger.info("gate %s", verdict.explain())
+    return verdicts
+
+
+def check_gates_timeout(req: GateCheck) -> timedelta:
+    """A start-to-close timeout that covers ``check_gates`` even when every query is slow."""
+    return gate_checks.time_budget(req) + timedelta(seconds=5)
+
+
+@activity.defn(name="notify")
+async def notify(message: Notification) -> None:
+    """Post a message to the webhook named by ``message.webhook_url_env``."""
+    with _reported():
+        await notifier_for("webhook").send(message)
+
+
+ALL_ACTIVITIES = [shift_traffic, read_traffic, check_gates, notify]

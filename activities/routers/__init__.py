@@ -1,0 +1,43 @@
+"""Traffic routers: one Protocol, one module per router, a registry keyed by the plan's ``kind``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from activities.errors import RouterRefused
+from activities.routers.haproxy import HAProxyRuntime
+from plans import Router, TrafficSplit
+
+
+class TrafficRouter(Protocol):
+    """Moves traffic between a stable and a canary server."""
+
+    def set_split(self, stable: str, canary: str, split: TrafficSplit) -> TrafficSplit:
+        """Set both servers' weights, read them back and return what the router now has."""
+        ...
+
+    def get_split(self, stable: str, canary: str) -> TrafficSplit:
+        """Read both servers' current weights."""
+        ...
+
+
+# Each entry builds a router from its own plan model; Any because every kind has its own.
+ROUTERS: dict[str, Callable[[Any], TrafficRouter]] = {
+    "haproxy": HAProxyRuntime,
+}
+
+
+def router_for(spec: Router) -> TrafficRouter:
+    """The router implementation for a plan's ``router`` section."""
+    try:
+        build = ROUTERS[spec.kind]
+    except KeyError:
+        known = ", ".join(sorted(ROUTERS))
+        raise RouterRefused(
+            f"no traffic router of kind {spec.kind!r}: use one of {known}"
+        ) from None
+    return build(spec)
+
+
+__all__ = ["ROUTERS", "HAProxyRuntime", "TrafficRouter", "router_for"]

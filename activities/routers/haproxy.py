@@ -1,0 +1,178 @@
+"""HAProxy through its runtime API (the admin-level ``stats socket``).
+
+One command per connection: HAProxy answers and closes, so there is no session
+state to get wrong and a retry simply sends the command again.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+
+from activities.errors import RouterError, RouterRefused, RouterUnreachable
+from plans import HAProxyRouter, TrafficSplit
+from plans.model import SAFE_NAME
+
+_WEIGHT = re.compile(r"^(\d+) \(initial (\d+)\)$")
+_MAX_ANSWER = 1 << 16
+
+
+class HAProxyRuntime:
+    """Sets and reads server weights in one HAProxy backend."""
+
+    def __init__(self, spec: HAProxyRouter) -> None:
+        self.spec = spec
+        self.backend = spec.backend
+        self.timeout = spec.timeout.total_seconds()
+        self.address = spec.runtime_api
+
+    def set_split(self, stable: str, canary: str, split: TrafficSplit) -> TrafficSplit:
+        """Set both weights, then read them back; raise RouterError if HAProxy disagrees."""
+        before = self.get_split(stable, canary)
+        writes = [(stable, before.stable_weight, split.stable_weight)]
+        writes.append((canary, before.canary_weight, split.canary_weight))
+        # Raise a weight before lowering the other, so that between the two commands
+        # both servers never sit at 0 (HAProxy would answer 503) and the canary's
+        # share stays between the old and the new split.
+        writes.sort(key=lambda w: w[2] <= w[1])
+        for server, _, weight in writes:
+            self.set_weight(server, weight)
+        after = self.get_split(stable, canary)
+        if after != split:
+            raise RouterError(
+                f"HAProxy backend {self.backend!r} reports {after} right after being set to"
+                f" {split}: something else is changing these weights (another controller,"
+                " an operator, or a reload)"
+            )
+        return after
+
+    def get_split(self, stable: str, canary: str) -> TrafficSplit:
+        """The two servers' current weights, as HAProxy routes now."""
+        return TrafficSplit(
+            stable_weight=self.get_weight(stable), canary_weight=self.get_weight(canary)
+        )
+
+    def set_weight(self, server: str, weight: int) -> None:
+        """``set weight <backend>/<server> <weight>``; HAProxy answers nothing on success."""
+        command = f"set weight {self._target(server)} {int(weight)}"
+        answer = self.command(command)
+        if answer:
+            raise self._refusal(command, server, answer)
+
+    def get_weight(self, server: str) -> int:
+        """``get weight <backend>/<server>``: the weight HAProxy uses now."""
+        command = f"get weight {self._target(server)}"
+        answer = self.command(command)
+        match = _WEIGHT.match(answer)
+        if not match:
+            raise self._refusal(command, server, answer)
+        return int(match.group(1))
+
+    def command(self, line: str) -> str:
+        """Send one runtime API command and return HAProxy's answer, stripped."""
+        try:
+            with self._connect() as conn:
+                conn.sendall(line.encode("ascii") + b"\n")
+                chunks: list[bytes] = []
+                size = 0
+                while size < _MAX_ANSWER:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+        except TimeoutError:
+            raise RouterUnreachable(
+                f"HAProxy at {self.address} did not answer `{line}` within {self.timeout:g}s:"
+                " is it overloaded, or is router.runtime_api pointing at something else?"
+            ) from None
+        return b"".join(chunks).decode("utf-8", "replace").strip()
+
+    def _connect(self) -> socket.socket:
+        address = self.address
+        if address.startswith("tcp://"):
+            host, _, port = address[len("tcp://") :].rpartition(":")
+            host = host.strip("[]")
+            try:
+                return socket.create_connection((host, int(port)), timeout=self.timeout)
+            except ConnectionRefusedError:
+                raise RouterUnreachable(
+                    f"nothing listens on {host}:{port} ({address}): is HAProxy running, with"
+                    f" 'stats socket ipv4@{host}:{port} level admin' in its global section?"
+                ) from None
+            except TimeoutError:
+                raise RouterUnreachable(
+                    f"cannot connect to HAProxy at {address} within {self.timeout:g}s"
+                ) from None
+            except OSError as error:
+                raise RouterUnreachable(
+                    f"cannot connect to HAProxy at {address}: {error.strerror or error}"
+                ) from None
+        path = address[len("unix://") :] if address.startswith("unix://") else address
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(self.timeout)
+        try:
+            conn.connect(path)
+        except FileNotFoundError:
+            conn.close()
+            raise RouterUnreachable(
+                f"no HAProxy runtime socket at {path}: start HAProxy, or set router.runtime_api"
+                " to the path in its 'stats socket' line"
+            ) from None
+        except ConnectionRefusedError:
+            conn.close()
+            raise RouterUnreachable(
+                f"nothing listens on {path}: the socket file is left from an HAProxy that is"
+                " not running; start HAProxy"
+            ) from None
+        except PermissionError:
+            conn.close()
+            raise RouterRefused(
+                f"not allowed to open {path}: run the worker as a user the 'stats socket'"
+                " line's mode/user/group lets in"
+            ) from None
+        except TimeoutError:
+            conn.close()
+            raise RouterUnreachable(
+                f"cannot connect to HAProxy at {path} within {self.timeout:g}s"
+            ) from None
+        except OSError as error:
+            conn.close()
+            raise RouterUnreachable(
+                f"cannot connect to HAProxy at {path}: {error.strerror or error}"
+            ) from None
+        return conn
+
+    def _target(self, server: str) -> str:
+        # The runtime API splits commands on ';' and newlines: a name must not carry one.
+        if not SAFE_NAME.match(server):
+            raise RouterRefused(
+                f"{server!r} is not a valid HAProxy server name: use letters, digits,"
+                " '_', '.', ':' or '-'"
+            )
+        return f"{self.backend}/{server}"
+
+    def _refusal(self, command: str, server: str, answer: str) -> RouterRefused:
+        said = answer.splitlines()[0] if answer else "(no answer)"
+        if said.startswith("No such backend"):
+            return RouterRefused(
+                f"HAProxy has no backend {self.backend!r}: set router.backend in the plan to"
+                f" one of its backends (HAProxy said: {said})"
+            )
+        if said.startswith("No such server"):
+            return RouterRefused(
+                f"HAProxy backend {self.backend!r} has no server {server!r}: make the plan's"
+                f" stable and canary names match the backend's 'server' lines"
+                f" (HAProxy said: {said})"
+            )
+        if said.startswith("Permission denied"):
+            return RouterRefused(
+                f"the runtime API at {self.address} is not admin level: add 'level admin' to"
+                f" its 'stats socket' line (HAProxy said: {said})"
+            )
+        if "static LB algorithm" in said:
+            return RouterRefused(
+                f"HAProxy backend {self.backend!r} cannot change weights at run time: use"
+                f" 'balance roundrobin' (or leastconn) there (HAProxy said: {said})"
+            )
+        return RouterRefused(f"HAProxy refused `{command}` on {self.address}: {said}")

@@ -1,0 +1,82 @@
+"""docker-compose's config files, rendered by demo.configs exactly like the dev stack's.
+
+``python -m demo.compose`` rewrites them; ``python -m demo.compose --check`` exits 1 when a
+committed file differs from what the generator produces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from demo.configs import HAProxyLayout, demo_plan, haproxy_config, plan_yaml, prometheus_config
+
+FOLDER = Path(__file__).parent
+# Ports inside the compose network; docker-compose.yml publishes them on 127.0.0.1.
+APP_PORT = 8080
+EXPORTER_PORT = 8405
+ADMIN_PORT = 9999
+DEMO_PORT = 8000
+PROMETHEUS_PORT = 9090
+WORKER_METRICS_PORT = 9464
+
+
+def haproxy_cfg() -> str:
+    """haproxy.cfg for the haproxy container: servers are the stable and canary containers."""
+    return haproxy_config(
+        HAProxyLayout(
+            app_bind=f"*:{APP_PORT}",
+            exporter_bind=f"*:{EXPORTER_PORT}",
+            admin_tcp_bind=f"0.0.0.0:{ADMIN_PORT}",
+            stable_address=f"stable:{DEMO_PORT}",
+            canary_address=f"canary:{DEMO_PORT}",
+            admin_socket="/var/lib/haproxy/admin.sock",
+            docker_dns=True,
+        )
+    )
+
+
+def prometheus_yml() -> str:
+    """prometheus.yml for the prometheus container."""
+    return prometheus_config(
+        {
+            "haproxy": [f"haproxy:{EXPORTER_PORT}"],
+            "demo": [f"stable:{DEMO_PORT}", f"canary:{DEMO_PORT}"],
+            "worker": [f"worker:{WORKER_METRICS_PORT}"],
+        }
+    )
+
+
+def plan() -> str:
+    """The demo plan as the worker container sees the stack (activities run there)."""
+    return plan_yaml(
+        demo_plan(
+            runtime_api=f"tcp://haproxy:{ADMIN_PORT}",
+            prometheus_url=f"http://prometheus:{PROMETHEUS_PORT}",
+        )
+    )
+
+
+def render() -> dict[str, str]:
+    """Every generated file's name and content."""
+    return {"haproxy.cfg": haproxy_cfg(), "prometheus.yml": prometheus_yml(), "plan.yaml": plan()}
+
+
+def stale(folder: Path = FOLDER) -> list[str]:
+    """Names of the files in folder that differ from the generator's output (or are missing)."""
+    stale_names = []
+    for name, text in render().items():
+        path = folder / name
+        if not path.exists() or path.read_text() != text:
+            stale_names.append(name)
+    return stale_names
+
+
+def write(folder: Path = FOLDER) -> list[Path]:
+    """Write every generated file into folder; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in render().items():
+        path = folder / name
+        path.write_text(text)
+        paths.append(path)
+    return paths

@@ -1,0 +1,220 @@
+"""The demo service: one version of an app, with Prometheus metrics and injectable faults.
+
+Run ``python -m demo.service --port 8001 --version stable``. ``GET /`` answers with the
+version, ``GET /metrics`` serves Prometheus metrics, ``POST /fault`` with
+``{"error_rate": 0.3, "latency_ms": 200}`` changes its behaviour live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+MAX_LATENCY_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the service does wrong on purpose: a share of 500s and added latency."""
+
+    error_rate: float = 0.0
+    latency_ms: int = 0
+
+    def changed(self, data: Any) -> Fault:
+        """A copy with the fields given in data (a JSON object); ValueError names a bad field."""
+        if not isinstance(data, dict):
+            raise ValueError('send a JSON object like {"error_rate": 0.3, "latency_ms": 200}')
+        unknown = sorted(set(data) - {"error_rate", "latency_ms"})
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}: use error_rate, latency_ms")
+        rate = data.get("error_rate", self.error_rate)
+        latency = data.get("latency_ms", self.latency_ms)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ValueError(f"error_rate {rate!r}: use a number from 0 to 1")
+        if isinstance(latency, bool) or not isinstance(latency, int | float):
+            raise ValueError(f"latency_ms {latency!r}: use a whole number of milliseconds")
+        if not 0 <= latency <= MAX_LATENCY_MS:
+            raise ValueError(f"latency_ms {latency!r}: use 0 to {MAX_LATENCY_MS}")
+        return Fault(error_rate=float(rate), latency_ms=int(latency))
+
+
+class DemoMetrics:
+    """The service's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.registry = CollectorRegistry()
+        self.duration = Histogram(
+            "demo_request_duration_seconds",
+            "Time to answer GET /, fault latency included.",
+            ["version"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "demo_requests_total",
+            "Requests to GET / by status code.",
+            ["version", "code"],
+            registry=self.registry,
+        )
+        self.error_rate = Gauge(
+            "demo_fault_error_rate", "Injected share of 500s.", ["version"], registry=self.registry
+        )
+        self.latency = Gauge(
+            "demo_fault_latency_seconds",
+            "Injected latency.",
+            ["version"],
+            registry=self.registry,
+        )
+        # Zero series from the start, so rates exist before the first error happens.
+        for code in ("200", "500"):
+            self.requests.labels(version, code)
+        self.show(Fault())
+
+    def show(self, fault: Fault) -> None:
+        """Publish the current fault as gauges."""
+        self.error_rate.labels(self.version).set(fault.error_rate)
+        self.latency.labels(self.version).set(fault.latency_ms / 1000)
+
+    def observe(self, code: int, seconds: float) -> None:
+        """Count one answered request."""
+        self.requests.labels(self.version, str(code)).inc()
+        self.duration.labels(self.version).observe(seconds)
+
+
+class DemoServer(ThreadingHTTPServer):
+    """An HTTP server that knows its version, its metrics and its current fault."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], version: str, fault: Fault) -> None:
+        super().__init__(address, DemoHandler)
+        self.version = version
+        self.metrics = DemoMetrics(version)
+        self._fault = fault
+        self._lock = threading.Lock()
+        self.metrics.show(fault)
+
+    @property
+    def fault(self) -> Fault:
+        with self._lock:
+            return self._fault
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore peers that hang up (HAProxy's health checks reset their connections)."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            super().handle_error(request, client_address)
+
+    def set_fault(self, fault: Fault) -> None:
+        """Replace the fault for every request from now on."""
+        with self._lock:
+            self._fault = fault
+        self.metrics.show(fault)
+        print(f"fault now {asdict(fault)}", flush=True)
+
+
+class DemoHandler(BaseHTTPRequestHandler):
+    """Routes: GET /, /metrics, /healthz, /fault; POST /fault."""
+
+    # HTTP/1.1 keeps connections open, so HAProxy and the load generator reuse them.
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle's algorithm on, the body waits
+    # for the peer's delayed ACK, adding 40 ms to every answer on a kept-alive connection.
+    disable_nagle_algorithm = True
+    server: DemoServer
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/":
+            self._answer_app()
+        elif path == "/metrics":
+            self._send(200, generate_latest(self.server.metrics.registry), CONTENT_TYPE_LATEST)
+        elif path == "/healthz":
+            self._send(200, b"ok\n")
+        elif path == "/fault":
+            self._send_json(200, asdict(self.server.fault))
+        else:
+            self._send(404, b"not found\n")
+
+    def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] != "/fault":
+            self._send(404, b"not found\n")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            fault = self.server.fault.changed(json.loads(self.rfile.read(length) or b"{}"))
+        except (ValueError, json.JSONDecodeError) as error:
+            self._send_json(400, {"error": str(error)})
+            return
+        self.server.set_fault(fault)
+        self._send_json(200, asdict(fault))
+
+    def _answer_app(self) -> None:
+        began = time.perf_counter()
+        fault = self.server.fault
+        if fault.latency_ms:
+            time.sleep(fault.latency_ms / 1000)
+        failed = random.random() < fault.error_rate
+        code = 500 if failed else 200
+        body = f"{'error from ' if failed else ''}{self.server.version}\n".encode()
+        self._send(code, body)
+        self.server.metrics.observe(code, time.perf_counter() - began)
+
+    def _send_json(self, code: int, data: dict[str, Any]) -> None:
+        self._send(code, (json.dumps(data) + "\n").encode(), "application/json")
+
+    def _send(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Version", self.server.version)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Per-request lines at 50 requests a second would only bury the useful ones.
+        pass
+
+
+def serve(server: DemoServer) -> None:
+    """Serve until SIGTERM or Ctrl-C, then close the socket."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    host, port = server.server_address[:2]
+    print(f"demo {server.version} listening on http://{host!s}:{port}/", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry: ``python -m demo.service --port P --version stable|canary``."""
+    parser = argparse.ArgumentParser(prog="python -m demo.service", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--version", choices=["stable", "canary"], required=True)
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        fault = Fault().changed({"error_rate": args.error_rate, "latency_ms": args.latency_ms})
+    except ValueError as error:
+        parser.error(str(error))
+    serve(DemoServer((args.host, args.port), args.version, fault))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The Temporal activities, run through temporalio's ActivityEnvironment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.rollout import (
+    ALL_ACTIVITIES,
+    check_gates,
+    check_gates_timeout,
+    notify,
+    read_traffic,
+    shift_traffic,
+)
+from plans import (
+    Gate,
+    GateCheck,
+    GateOutcome,
+    HAProxyRouter,
+    Notification,
+    PrometheusSource,
+    ShiftRequest,
+    TrafficSplit,
+)
+
+from .conftest import HAProxy, HTTPRecorder, Prometheus, free_port
+
+
+def shift(api: str, percent: int, canary: str = "canary") -> ShiftRequest:
+    return ShiftRequest(
+        router=HAProxyRouter(runtime_api=api, backend="app"),
+        stable="stable",
+        canary=canary,
+        split=TrafficSplit.canary_percent(percent),
+    )
+
+
+def test_activity_names() -> None:
+    names = [fn.__temporal_activity_definition.name for fn in ALL_ACTIVITIES]  # type: ignore[attr-defined]
+    assert names == ["shift_traffic", "read_traffic", "check_gates", "notify"]
+
+
+def test_shift_then_read(haproxy: HAProxy) -> None:
+    env = ActivityEnvironment()
+    assert env.run(shift_traffic, shift(haproxy.tcp_api, 25)) == TrafficSplit(
+        stable_weight=75, canary_weight=25
+    )
+    assert env.run(read_traffic, shift(haproxy.unix_api, 99)) == TrafficSplit(
+        stable_weight=75, canary_weight=25
+    )
+    assert env.run(shift_traffic, shift(haproxy.unix_api, 0)).canary_weight == 0
+
+
+def test_refusal_is_non_retryable(haproxy: HAProxy) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(shift_traffic, shift(haproxy.unix_api, 10, canary="canary-v9"))
+    assert caught.value.type == "RouterRefused"
+    assert caught.value.non_retryable
+    assert "'canary-v9'" in caught.value.message
+
+
+def test_missing_socket_is_retryable(tmp_path: Path) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(read_traffic, shift(str(tmp_path / "none.sock"), 10))
+    assert caught.value.type == "RouterUnreachable"
+    assert not caught.value.non_retryable
+
+
+def test_check_gates(prometheus: Prometheus) -> None:
+    env = ActivityEnvironment()
+    beats: list[object] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    req = GateCheck(
+        source=PrometheusSource(url=prometheus.url),
+        gates=[
+            Gate(name="up", query='up{job="$service"}', min=1),
+            Gate(name="missing", query='up{job="$canary"}', min=1),
+        ],
+        placeholders={"service": "prometheus", "canary": "shop-canary", "stable": "shop"},
+    )
+    up, missing = env.run(check_gates, req)
+    assert (up.gate, up.outcome, up.value) == ("up", GateOutcome.PASS, 1.0)
+    assert missing.outcome is GateOutcome.INCONCLUSIVE
+    assert missing.query == 'up{job="shop-canary"}'
+    assert len(beats) == 2
+    # The result crosses into the workflow as JSON.
+    assert json.loads(up.model_dump_json())["outcome"] == "pass"
+
+
+def test_check_gates_unreachable_prometheus_is_inconclusive_not_an_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    req = GateCheck(
+        source=PrometheusSource(url=url),
+        gates=[Gate(name="errors", query="vector(0)", max=0.05)],
+        placeholders={},
+    )
+    (verdict,) = ActivityEnvironment().run(check_gates, req)
+    assert verdict.outcome is GateOutcome.INCONCLUSIVE
+    assert verdict.reason == f"prometheus unreachable: cannot connect to {url}: Connection refused"
+
+
+def test_check_gates_unset_token_names_the_variable(
+    prometheus: Prometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_SUCH_PROM_TOKEN", raising=False)
+    req = GateCheck(
+        source=PrometheusSource(url=prometheus.url, bearer_token_env="NO_SUCH_PROM_TOKEN"),
+        gates=[Gate(name="a", query="vector(0)", max=1), Gate(name="b", query="vector(0)", max=1)],
+        placeholders={},
+    )
+    verdicts = ActivityEnvironment().run(check_gates, req)
+    assert [v.outcome for v in verdicts] == [GateOutcome.INCONCLUSIVE] * 2
+    assert all("NO_SUCH_PROM_TOKEN" in v.reason for v in verdicts)
+
+
+def test_check_gates_timeout_has_a_margin() -> None:
+    req = GateCheck(
+        source=PrometheusSource(url="http://127.0.0.1:9090", timeout="2s"),
+        gates=[Gate(name="a", query="up", max=1)],
+        placeholders={},
+    )
+    assert check_gates_timeout(req).total_seconds() == 2 + 3 * 2 + 1.0 + 5
+
+
+async def test_notify(webhook: HTTPRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLOUT_ACTIVITY_HOOK", f"{webhook.url}/hook/activity")
+    before = len(webhook.received)
+    note = Notification(webhook_url_env="ROLLOUT_ACTIVITY_HOOK", text="promoted", state="promoted")
+    await ActivityEnvironment().run(notify, note)
+    (got,) = webhook.received[before:]
+    assert json.loads(got.body)["text"] == "promoted"
+
+
+async def test_notify_unset_variable_is_non_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROLLOUT_UNSET_HOOK", raising=False)
+    note = Notification(webhook_url_env="ROLLOUT_UNSET_HOOK", text="hi")
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(notify, note)
+    assert caught.value.type == "NotifierRefused"
+    assert caught.value.non_retryable
+    assert "ROLLOUT_UNSET_HOOK" in caught.value.message

@@ -1,0 +1,66 @@
+"""Fixtures for the dev-stack tests: one real stack per module, always stopped afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from starter import devstack
+from starter.processes import LOCALHOST
+
+
+def missing_binaries() -> list[str]:
+    """Names of the servers the real stack needs but this machine lacks."""
+    temporal = Path(sys.executable).parent / "temporal"
+    found = {
+        "temporal": temporal.exists() or shutil.which("temporal") is not None,
+        "haproxy": Path("/usr/sbin/haproxy").exists() or shutil.which("haproxy") is not None,
+        "prometheus": shutil.which("prometheus") is not None,
+    }
+    return [name for name, present in found.items() if not present]
+
+
+@contextlib.contextmanager
+def holding(port: int) -> Iterator[None]:
+    """Keep a listener on port (if it is free at all), so the stack must choose another."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(OSError):
+            listener.bind((LOCALHOST, port))
+            listener.listen()
+        yield
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def stack_binaries() -> None:
+    """Skip the test when the machine lacks a server the real stack needs."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"the dev stack needs {', '.join(missing)} on this machine")
+
+
+@pytest.fixture(scope="module")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="module")
+def stack(stack_dir: Path) -> Iterator[devstack.StackInfo]:
+    """A running stack without a worker; its default app port was taken, so it chose another."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"the dev stack needs {', '.join(missing)} on this machine")
+    try:
+        with holding(devstack.DEFAULT_PORTS["app"]):
+            info = devstack.up(stack_dir, with_worker=False)
+        yield info
+    finally:
+        devstack.down(stack_dir)

@@ -1,0 +1,103 @@
+"""docker-compose.yml: valid, and consistent with the dev stack and the generated configs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from demo import compose
+from starter import devstack
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return data["services"]  # type: ignore[no-any-return]
+
+
+def test_committed_configs_match_the_generator() -> None:
+    assert compose.stale() == [], "run `python -m demo.compose` and commit the result"
+
+
+def test_docker_compose_validates_the_file() -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+    checked = subprocess.run(
+        [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_every_host_the_configs_name_is_a_service(services: dict[str, Any]) -> None:
+    assert {"temporal", "stable", "canary", "haproxy", "prometheus", "loadgen", "worker"} <= set(
+        services
+    )
+    for name in ("stable", "canary"):
+        command = services[name]["command"]
+        assert command[command.index("--port") + 1] == str(compose.DEMO_PORT)
+        assert command[command.index("--version") + 1] == name
+
+
+def test_configs_are_mounted_where_the_images_read_them(services: dict[str, Any]) -> None:
+    assert (
+        "./demo/compose/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"
+        in services["haproxy"]["volumes"]
+    )
+    assert (
+        "./demo/compose/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in services["prometheus"]["volumes"]
+    )
+
+
+def test_published_ports_are_the_dev_stack_defaults(services: dict[str, Any]) -> None:
+    published = {
+        int(port.split(":")[1]): int(port.split(":")[2])
+        for service in services.values()
+        for port in service.get("ports", [])
+    }
+    defaults = devstack.DEFAULT_PORTS
+    assert published[defaults["temporal"]] == 7233
+    assert published[defaults["temporal_ui"]] == 8233
+    assert published[defaults["app"]] == compose.APP_PORT
+    assert published[defaults["haproxy_metrics"]] == compose.EXPORTER_PORT
+    assert published[defaults["haproxy_admin"]] == compose.ADMIN_PORT
+    assert published[defaults["prometheus"]] == compose.PROMETHEUS_PORT
+    assert published[defaults["stable"]] == compose.DEMO_PORT
+    assert published[defaults["canary"]] == compose.DEMO_PORT
+
+
+def test_temporal_and_worker_match_the_dev_stack(services: dict[str, Any]) -> None:
+    flags = services["temporal"]["command"]
+    registered = {
+        flag.split("=", 1)[1].split("=")[0]: flag.rsplit("=", 1)[1]
+        for flag in flags
+        if flag.startswith("--search-attribute=")
+    }
+    assert registered == devstack.SEARCH_ATTRIBUTES
+    env = services["worker"]["environment"]
+    assert env["ROLLOUT_TASK_QUEUE"] == devstack.TASK_QUEUE
+    assert env["TEMPORAL_NAMESPACE"] == devstack.NAMESPACE
+    assert env["ROLLOUT_WORKER_METRICS"].endswith(f":{compose.WORKER_METRICS_PORT}")
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+def test_haproxy_accepts_the_compose_config() -> None:
+    checked = subprocess.run(
+        ["haproxy", "-c", "-f", str(compose.FOLDER / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr

