@@ -26,6 +26,7 @@ from plans import (
     RolloutError,
     RolloutResult,
     RolloutStatus,
+    format_duration,
 )
 from plans.state import RolloutProgress
 
@@ -98,8 +99,8 @@ def summary(plan: Plan) -> tuple[str, str]:
         gates = ", ".join(g.name for g in plan.gates_for(stage)) or "no gates"
         approval = ", then approval" if stage.approval else ""
         lines.append(
-            f"- {stage.name}: {stage.weight}% for {stage.bake}, checks every"
-            f" {stage.check_every} ({gates}){approval}"
+            f"- {stage.name}: {stage.weight}% for {format_duration(stage.bake)}, checks every"
+            f" {format_duration(stage.check_every)} ({gates}){approval}"
         )
     return short, "\n".join(lines)
 

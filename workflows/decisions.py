@@ -143,10 +143,10 @@ def record_verdicts(
             limit = limits.get(verdict.gate, 1)
             if streak >= limit:
                 value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
+                detail = verdict.reason or f"{value}, wants {verdict.threshold}"
                 sustained.append(
                     f"gate {verdict.gate!r} failed {streak} check(s) in a row"
-                    f" (limit {limit}): {value}, wants {verdict.threshold}"
-                    + (f"; {verdict.reason}" if verdict.reason else "")
+                    f" (limit {limit}): {detail}"
                 )
     return sustained
 

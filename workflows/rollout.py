@@ -370,7 +370,7 @@ class RolloutWorkflow:
             service=plan.service,
             version=plan.version,
             state=p.state,
-            stage_index=p.stage_index,
+            stage_index=min(p.stage_index, len(plan.stages) - 1),
             stage_name=stage.name,
             stage_count=len(plan.stages),
             stages=[f"{s.name}:{s.weight}" for s in plan.stages],
