@@ -9,9 +9,10 @@ worker with an ``activity_executor`` thread pool.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -91,4 +92,4 @@ async def notify(message: Notification) -> None:
         await notifier_for("webhook").send(message)
 
 
-ALL_ACTIVITIES = [shift_traffic, read_traffic, check_gates, notify]
+ALL_ACTIVITIES: list[Callable[..., Any]] = [shift_traffic, read_traffic, check_gates, notify]

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need: HAProxy, Prometheus and docker-compose
+# (Debian packages), a virtualenv in .venv and the project with its dev extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_python() {
+    for candidate in python3.13 python3.12 python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            PYTHON=$(command -v "$candidate")
+            return 0
+        fi
+    done
+    echo "Python 3.11 or newer is needed: install it (Debian/Ubuntu: apt-get install python3 python3-venv)" >&2
+    exit 1
+}
+
+need_packages() {
+    local missing=()
+    command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+    command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+    command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "Missing: ${missing[*]}. Install HAProxy 2.4+ and Prometheus 2.x with your package" >&2
+        echo "manager so that 'haproxy' and 'prometheus' are on PATH, then run this again." >&2
+        exit 1
+    fi
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing ${missing[*]} with apt-get" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+need_venv() {
+    if [ ! -x .venv/bin/python ]; then
+        "$PYTHON" -m venv .venv || {
+            echo "could not create a virtualenv: install python3-venv (apt-get install python3-venv)" >&2
+            exit 1
+        }
+    fi
+    # Reinstall only when the project's requirements changed.
+    local stamp=.venv/.installed-pyproject
+    if ! cmp -s pyproject.toml "$stamp" 2>/dev/null; then
+        .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+        .venv/bin/python -m pip install -q -e '.[dev]'
+        cp pyproject.toml "$stamp"
+    fi
+}
+
+need_python
+need_packages
+need_venv

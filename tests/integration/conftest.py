@@ -1,0 +1,90 @@
+"""The real stack: Temporal dev server, HAProxy, Prometheus, the demo service and a worker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.routers.haproxy import HAProxyRuntime
+from plans import HAProxyRouter, Plan, TrafficSplit, parse_plan
+from starter import devstack
+from tests.stack.conftest import missing_binaries
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
+    missing = missing_binaries()
+    if missing:
+        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    directory = tmp_path_factory.mktemp("integration")
+    try:
+        yield devstack.up(directory, with_worker=True)
+    finally:
+        devstack.down(directory)
+
+
+@pytest.fixture(scope="module")
+async def client(stack: devstack.StackInfo) -> AsyncIterator[Client]:
+    yield await Client.connect(
+        stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
+    )
+
+
+@pytest.fixture
+def router(stack: devstack.StackInfo) -> Iterator[HAProxyRuntime]:
+    """HAProxy's runtime API, put back to 100% stable and a healthy canary after each test."""
+    runtime = HAProxyRuntime(
+        HAProxyRouter(runtime_api=f"unix://{stack.haproxy_socket}", backend=stack.haproxy_backend)
+    )
+    yield runtime
+    devstack.fault(Path(stack.dir), 0.0, 0)
+    runtime.set_split("stable", "canary", TrafficSplit.canary_percent(0))
+
+
+def fast_plan(stack: devstack.StackInfo, stages: list[dict[str, Any]], **extra: Any) -> Plan:
+    """A plan on the stack with a real error-rate gate on HAProxy's counters for the canary."""
+    canary = f'proxy="{stack.haproxy_backend}",server="$canary"'
+    responses = f"haproxy_server_http_responses_total{{{canary}"
+    data: dict[str, Any] = {
+        "service": f"it-{uuid.uuid4().hex[:6]}",
+        "version": "v2",
+        "stable": "stable",
+        "canary": "canary",
+        "router": {"kind": "haproxy", "runtime_api": stack.haproxy_admin_tcp, "backend": "app"},
+        "metrics": {"kind": "prometheus", "url": stack.prometheus_url},
+        "gates": [
+            {
+                "name": "error-rate",
+                "query": f'sum(rate({responses},code="5xx"}}[5s])) / sum(rate({responses}}}[5s]))',
+                "max": 0.05,
+                "failure_limit": 2,
+            }
+        ],
+        "stages": stages,
+    }
+    data.update(extra)
+    return parse_plan(data)
+
+
+async def who_answers(stack: devstack.StackInfo, requests: int = 60) -> dict[str, int]:
+    """Send requests through HAProxy and count the versions that answer."""
+    counts: dict[str, int] = {}
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        for _ in range(requests):
+            response = await http.get(stack.haproxy_url)
+            version = response.headers.get("X-Version", "none")
+            counts[version] = counts.get(version, 0) + 1
+    return counts
