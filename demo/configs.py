@@ -106,17 +106,14 @@ def prometheus_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: 
 
 
 def demo_plan(runtime_api: str, prometheus_url: str) -> dict[str, Any]:
-    """A rollout plan for the demo service: three stages gated on canary errors and latency."""
-    window = "[30s]"
-    canary = f'proxy="{BACKEND}",server="$canary"'
-    errors = (
-        f'sum(rate(haproxy_server_http_responses_total{{{canary},code="5xx"}}{window}))'
-        f" / sum(rate(haproxy_server_http_responses_total{{{canary}}}{window}))"
-    )
-    latency = (
-        "histogram_quantile(0.95, sum by (le) "
-        f'(rate(demo_request_duration_seconds_bucket{{version="$canary"}}{window})))'
-    )
+    """A rollout plan for the demo service: three stages gated on errors and latency.
+
+    While the stable still has traffic the canary is compared with it (relative gates:
+    HAProxy's error rate, the demo's p95 latency); at 100% there is no stable to compare
+    with, so the last stage uses fixed thresholds. A statistical error-rate gate runs in
+    dry-run beside them: it is judged and recorded, and never acts.
+    """
+    window = {"window": "30s", "min_samples": 50, "failure_limit": 2}
     return {
         "service": SERVICE,
         "version": "canary",
@@ -125,13 +122,28 @@ def demo_plan(runtime_api: str, prometheus_url: str) -> dict[str, Any]:
         "router": {"kind": "haproxy", "runtime_api": runtime_api, "backend": BACKEND},
         "metrics": {"kind": "prometheus", "url": prometheus_url},
         "gates": [
-            {"name": "error-rate", "query": errors, "max": 0.05, "failure_limit": 2},
-            {"name": "p95-latency", "query": latency, "max": 0.25, "failure_limit": 2},
+            {"name": "error-rate", "preset": "haproxy-error-rate", "kind": "relative", **window},
+            {"name": "p95-latency", "preset": "demo-p95-latency", "kind": "relative", **window},
+            {
+                "name": "error-rate-test",
+                "preset": "haproxy-error-rate",
+                "kind": "statistical",
+                "dry_run": True,
+                **window,
+            },
+            {"name": "error-rate-max", "preset": "haproxy-error-rate", "max": 0.05, **window},
+            {"name": "p95-latency-max", "preset": "demo-p95-latency", "max": 0.25, **window},
         ],
         "stages": [
             {"name": "canary-10", "weight": 10, "bake": "1m", "check_every": "10s"},
             {"name": "canary-50", "weight": 50, "bake": "1m", "check_every": "10s"},
-            {"name": "promote", "weight": 100, "bake": "30s", "check_every": "10s"},
+            {
+                "name": "promote",
+                "weight": 100,
+                "bake": "30s",
+                "check_every": "10s",
+                "gates": ["error-rate-max", "p95-latency-max"],
+            },
         ],
     }
 

@@ -15,13 +15,16 @@ from plans.model import (
     PrometheusSource,
     Router,
     Stage,
+    format_value,
     load_plan,
     parse_plan,
 )
+from plans.presets import PRESETS, Preset
 from plans.state import (
     CommandKind,
     CommandRecord,
     Compensation,
+    GateAction,
     GateCheck,
     GateOutcome,
     Notification,
@@ -35,11 +38,13 @@ from plans.state import (
 )
 
 __all__ = [
+    "PRESETS",
     "CommandKind",
     "CommandRecord",
     "Compensation",
     "Duration",
     "Gate",
+    "GateAction",
     "GateCheck",
     "GateOutcome",
     "HAProxyRouter",
@@ -49,6 +54,7 @@ __all__ = [
     "OperatorCommand",
     "Plan",
     "PlanError",
+    "Preset",
     "PrometheusSource",
     "RolloutError",
     "RolloutResult",
@@ -60,6 +66,7 @@ __all__ = [
     "TrafficSplit",
     "Verdict",
     "format_duration",
+    "format_value",
     "load_plan",
     "parse_duration",
     "parse_plan",

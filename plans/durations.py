@@ -31,7 +31,9 @@ def parse_duration(value: Any) -> timedelta:
         seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
     else:
         raise ValueError(f"{value!r} is not a duration: write it like 30s, 10m, 48h or 7d")
-    if seconds != seconds or seconds < 0:
+    if seconds != seconds:
+        raise ValueError(f"{value!r} is not a number: write it like 30s, 10m, 48h or 7d")
+    if seconds < 0:
         raise ValueError(f"{value!r} is negative: a duration must be 0 or more")
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"{value!r} is longer than a year: split the rollout or shorten it")
@@ -43,8 +45,8 @@ def format_duration(value: timedelta | float) -> str:
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if seconds < 0:
         return "-" + format_duration(-seconds)
-    if seconds < 60 and seconds != int(seconds):
-        return f"{seconds:.1f}s"
+    if seconds < 59.95 and seconds != int(seconds):
+        return f"{seconds:.1f}s" if seconds >= 0.1 else f"{seconds:.3f}s"
     whole = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
@@ -57,7 +59,9 @@ def format_duration(value: timedelta | float) -> str:
 def _exact(value: timedelta) -> str:
     # Serialized plans must read back to the same duration, so fractions stay exact here.
     seconds = value.total_seconds()
-    return format_duration(value) if seconds == int(seconds) else f"{seconds!r}s"
+    if seconds == int(seconds):
+        return format_duration(value)
+    return f"{seconds:.6f}".rstrip("0") + "s"
 
 
 Duration = Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +35,8 @@ class CommandKind(StrEnum):
     APPROVE = "approve"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    ABORT = "abort"
+    RETRY = "retry"
 
 
 class OperatorCommand(BaseModel):
@@ -102,7 +105,12 @@ class GateOutcome(StrEnum):
 
 
 class Verdict(BaseModel):
-    """One gate's judgement of one check, with the numbers behind it."""
+    """One gate's judgement of one check, with the numbers behind it.
+
+    ``value`` is the canary's value (the median of its points for Mann-Whitney);
+    ``canary``/``stable`` and the request counts are filled as far as they were measured,
+    ``test``, ``statistic`` and ``p_value`` for statistical gates. ``reason`` says it in words.
+    """
 
     gate: str
     outcome: GateOutcome
@@ -111,11 +119,37 @@ class Verdict(BaseModel):
     query: str = ""
     reason: str = ""
     at: datetime | None = None
+    kind: str = "threshold"
+    canary: float | None = None
+    stable: float | None = None
+    canary_samples: float | None = None
+    stable_samples: float | None = None
+    test: str = ""
+    statistic: float | None = None
+    p_value: float | None = None
 
     def explain(self) -> str:
         shown = "no value" if self.value is None else f"{self.value:.6g}"
         text = f"{self.gate}: {self.outcome.value} ({shown}, wants {self.threshold})"
         return f"{text} {self.reason}".strip()
+
+
+class GateAction(BaseModel):
+    """What the gate policy asks of the workflow after a check: roll back, pause or tell people.
+
+    ``trigger`` says whether failures or inconclusive checks reached the gate's limit;
+    ``reason`` quotes the verdict, e.g. "error-rate: canary 4.1% vs stable 0.2% (limit
+    <= stable x1.5+0.1%), failed 3 check(s) in a row".
+    """
+
+    action: Literal["rollback", "pause", "notify"]
+    gate: str
+    reason: str
+    trigger: Literal["fail", "inconclusive"] = "fail"
+    streak: int = 1
+    limit: int = 1
+    severity: str = "critical"
+    check: int = Field(default=0, description="the rollout's check count when it was asked for")
 
 
 class GateCheck(BaseModel):
@@ -153,9 +187,13 @@ class RolloutStatus(BaseModel):
     awaiting_approval: bool
     verdicts: dict[str, Verdict] = Field(default_factory=dict)
     failure_streaks: dict[str, int] = Field(default_factory=dict)
+    inconclusive_streaks: dict[str, int] = Field(default_factory=dict)
+    pause_cause: str = ""
     commands: list[CommandRecord] = Field(default_factory=list)
+    events: list[AuditEvent] = Field(default_factory=list)
     reason: str = ""
     checks: int = 0
+    run_count: int = 1
 
 
 class RolloutResult(BaseModel):
@@ -166,6 +204,14 @@ class RolloutResult(BaseModel):
     reason: str
     canary_weight: int
     stage_name: str
+
+
+class AuditEvent(BaseModel):
+    """One line of the audit trail: a stage change, a verdict that changed, a command."""
+
+    at: datetime
+    kind: str
+    text: str
 
 
 class RolloutProgress(BaseModel):
@@ -180,13 +226,21 @@ class RolloutProgress(BaseModel):
     next_check_at: datetime | None = None
     stage_checks: int = 0
     paused: bool = False
+    pause_cause: str = Field(default="", description="operator, gates or deadline")
+    abort_requested: bool = False
+    deadline_acted_stage: int = -1
     approved_stage: int = -1
     promote_requested: bool = False
     rollback_requested: bool = False
     cancel_reason: str = ""
     verdicts: dict[str, Verdict] = Field(default_factory=dict)
     failure_streaks: dict[str, int] = Field(default_factory=dict)
+    inconclusive_streaks: dict[str, int] = Field(default_factory=dict)
+    shadow_actions: list[GateAction] = Field(
+        default_factory=list, description="what dry-run gates would have done, latest last"
+    )
     commands: list[CommandRecord] = Field(default_factory=list)
+    events: list[AuditEvent] = Field(default_factory=list)
     compensations: list[Compensation] = Field(default_factory=list)
     reason: str = ""
     checks: int = 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -90,7 +91,9 @@ def _exit_code(state: RolloutState) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     plan = load(args.plan)
-    out.print(f"[green]ok[/]: {args.plan} is a valid plan for {plan.service} ({plan.workflow_id})")
+    out.print(
+        f"[green]ok[/]: {escape(args.plan)} is a valid plan for {plan.service} ({plan.workflow_id})"
+    )
     for index, stage in enumerate(plan.stages, 1):
         gates = ", ".join(g.name for g in plan.gates_for(stage)) or "no gates"
         approval = ", then approval" if stage.approval else ""
@@ -116,6 +119,11 @@ async def cmd_start(args: argparse.Namespace) -> int:
     handle = await operations.start_rollout(client, plan, args.task_queue or task_queue())
     out.print(f"started {plan.workflow_id} (run {handle.result_run_id})")
     out.print(f"Temporal UI: {ui_link(plan.workflow_id)}")
+    if not await operations.search_attributes_registered(client):
+        err.print(
+            "note: this cluster lacks the Rollout* search attributes, so the run cannot be"
+            " filtered by state in the UI or `rollout list`; register them with `rollout setup`"
+        )
     if not args.follow:
         return 0
     return await _follow(client, plan.service)
@@ -333,13 +341,13 @@ def main(argv: list[str] | None = None) -> None:
         result: Any = run(args)
         code = asyncio.run(result) if asyncio.iscoroutine(result) else result
     except PlanError as error:
-        err.print(f"[red]error[/]: {error}")
+        err.print(f"[red]error[/]: {escape(str(error))}")
         sys.exit(EXIT_INVALID)
     except RolloutError as error:
-        err.print(f"[red]error[/]: {error}")
+        err.print(f"[red]error[/]: {escape(str(error))}")
         sys.exit(EXIT_ERROR)
     except RPCError as error:
-        err.print(f"[red]error[/]: Temporal said: {error.message}")
+        err.print(f"[red]error[/]: Temporal said: {escape(error.message)}")
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -61,6 +61,7 @@ __all__ = [
     "prometheus_config",
     "render_haproxy",
     "render_prometheus",
+    "restart",
     "stack_file",
     "stack_info",
     "status",
@@ -222,6 +223,41 @@ def down(dir: Path) -> list[str]:
     info.state = "down"
     _save(info)
     return stopped
+
+
+def restart(dir: Path, name: str) -> StackInfo:
+    """Start one process of the stack in ``dir`` again: same argv, environment, ports and data.
+
+    For recovering from a crash (the fault tests kill processes with SIGKILL); a copy that
+    still runs is stopped first. The Temporal dev server reopens its SQLite file, Prometheus
+    its TSDB. The new pid is recorded in ``DIR/stack.json``.
+    """
+    info = load(Path(dir).resolve())
+    if name not in info.pids:
+        known = ", ".join(sorted(info.pids)) or "none"
+        raise StackError(f"the stack in {dir} has no process {name!r} (it has: {known})")
+    pid = info.pids[name]
+    if pid_alive(pid, info.pid_starts.get(name)):
+        stop_all({name: pid})
+    binaries = _find_binaries(None)
+    if name == "temporal":
+        _launch(info, name, _temporal_argv(info, binaries.temporal))
+        _await_temporal(info, binaries.temporal)
+    elif name in ("stable", "canary"):
+        _launch(info, name, _demo_argv(info, name))
+        url = f"http://{LOCALHOST}:{info.ports[name]}/healthz"
+        _await(info, name, partial(http_ok, url, header=("X-Version", name)))
+    elif name == "prometheus":
+        _launch(info, name, _prometheus_argv(info, binaries.prometheus))
+        _await(info, name, lambda: http_ok(f"{info.prometheus_url}/-/ready"))
+    elif name == "haproxy":
+        _start_haproxy(info, binaries.haproxy)
+    elif name == "loadgen":
+        _launch(info, name, _loadgen_argv(info))
+    else:
+        _start_worker(info)
+    _save(info)
+    return info
 
 
 def fault(
@@ -447,16 +483,24 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
         # The version header proves the answer comes from our process, not a stranger's.
         _await(info, version, partial(http_ok, url, header=("X-Version", version)))
     _start_haproxy(info, binaries.haproxy)
-    loadgen_argv = [sys.executable, "-m", "demo.loadgen", "--url", info.haproxy_url]
-    _launch(info, "loadgen", [*loadgen_argv, "--rps", str(LOAD_RPS)])
+    _launch(info, "loadgen", _loadgen_argv(info))
     loadgen_started = time.monotonic()
     _await(info, "prometheus", lambda: http_ok(f"{info.prometheus_url}/-/ready"))
     _await_temporal(info, binaries.temporal)
     if info.worker_metrics is not None:
-        _launch(info, "worker", [sys.executable, "-m", "worker"], env=_worker_env(info))
-        _await(info, "worker", lambda: tcp_open(info.ports["worker_metrics"]))
+        _start_worker(info)
     # The load generator has no port: alive a second after its start is ready enough.
     _await(info, "loadgen", lambda: time.monotonic() - loadgen_started > 1.0)
+
+
+def _loadgen_argv(info: StackInfo) -> list[str]:
+    argv = [sys.executable, "-m", "demo.loadgen", "--url", info.haproxy_url]
+    return [*argv, "--rps", str(LOAD_RPS)]
+
+
+def _start_worker(info: StackInfo) -> None:
+    _launch(info, "worker", [sys.executable, "-m", "worker"], env=_worker_env(info))
+    _await(info, "worker", lambda: tcp_open(info.ports["worker_metrics"]))
 
 
 def _prometheus_argv(info: StackInfo, binary: str) -> list[str]:

@@ -11,6 +11,7 @@ from datetime import datetime
 from plans import (
     CommandKind,
     Gate,
+    GateAction,
     GateOutcome,
     OperatorCommand,
     Plan,
@@ -22,6 +23,12 @@ from plans import (
 from plans.state import RolloutProgress
 
 MAX_COMMANDS_KEPT = 200
+MAX_SHADOW_KEPT = 50
+
+
+def current_stage(plan: Plan, progress: RolloutProgress) -> Stage:
+    """The stage the rollout is in; past the last one (promoting), the last one."""
+    return plan.stages[min(progress.stage_index, len(plan.stages) - 1)]
 
 
 def bake_elapsed(progress: RolloutProgress, now: datetime) -> float:
@@ -32,7 +39,7 @@ def bake_elapsed(progress: RolloutProgress, now: datetime) -> float:
 
 
 def bake_remaining(plan: Plan, progress: RolloutProgress, now: datetime) -> float:
-    stage = plan.stages[progress.stage_index]
+    stage = current_stage(plan, progress)
     return max(stage.bake.total_seconds() - bake_elapsed(progress, now), 0.0)
 
 
@@ -54,7 +61,7 @@ def baked(plan: Plan, progress: RolloutProgress, now: datetime) -> bool:
 
 
 def awaiting_approval(plan: Plan, progress: RolloutProgress, now: datetime) -> bool:
-    stage = plan.stages[progress.stage_index]
+    stage = current_stage(plan, progress)
     return (
         stage.approval
         and progress.approved_stage < progress.stage_index
@@ -65,7 +72,7 @@ def awaiting_approval(plan: Plan, progress: RolloutProgress, now: datetime) -> b
 
 def stage_complete(plan: Plan, progress: RolloutProgress, now: datetime) -> bool:
     """The stage may hand over to the next: baked, gates green, approved if asked, not paused."""
-    stage = plan.stages[progress.stage_index]
+    stage = current_stage(plan, progress)
     return (
         not progress.paused
         and baked(plan, progress, now)
@@ -81,13 +88,22 @@ def refusal(plan: Plan, progress: RolloutProgress, command: OperatorCommand, now
         return f"{kind.value}: rollout was {progress.state.value.replace('_', ' ')}"
     if progress.state == RolloutState.ROLLING_BACK or progress.rollback_requested:
         return f"{kind.value}: rollout is rolling back"
-    stage = plan.stages[progress.stage_index]
+    if progress.abort_requested:
+        return f"{kind.value}: rollout is being aborted"
+    if progress.stage_index >= len(plan.stages) and kind not in (
+        CommandKind.ROLLBACK,
+        CommandKind.ABORT,
+    ):
+        return f"{kind.value}: rollout is being promoted to 100%"
+    stage = current_stage(plan, progress)
     if kind == CommandKind.PAUSE and progress.paused:
         return "pause: rollout is already paused"
     if kind == CommandKind.RESUME and not progress.paused:
         return "resume: rollout is not paused"
     if kind == CommandKind.PROMOTE and progress.promote_requested:
         return "promote: rollout is already being promoted"
+    if kind == CommandKind.RETRY and not (progress.paused and progress.pause_cause != "operator"):
+        return "retry: only a rollout paused by its gates or its deadline can be retried"
     if kind == CommandKind.APPROVE:
         if not stage.approval:
             return f"approve: stage {stage.name!r} does not ask for approval"
@@ -105,13 +121,18 @@ def apply_command(progress: RolloutProgress, command: OperatorCommand, now: date
     """Change the progress as an accepted command asks."""
     kind = command.kind
     if kind == CommandKind.PAUSE:
-        progress.bake_elapsed_s = bake_elapsed(progress, now)
-        progress.clock_running_since = None
-        progress.paused = True
+        pause(progress, now, "operator")
     elif kind == CommandKind.RESUME:
-        progress.paused = False
-        if progress.shifted_stage == progress.stage_index:
-            progress.clock_running_since = now
+        resume(progress, now)
+    elif kind == CommandKind.RETRY:
+        resume(progress, now)
+        progress.inconclusive_streaks.clear()
+        progress.next_check_at = now
+    elif kind == CommandKind.ABORT:
+        progress.abort_requested = True
+        progress.reason = f"aborted by {command.by}" + (
+            f": {command.reason}" if command.reason else ""
+        )
     elif kind == CommandKind.APPROVE:
         progress.approved_stage = progress.stage_index
     elif kind == CommandKind.PROMOTE:
@@ -123,32 +144,138 @@ def apply_command(progress: RolloutProgress, command: OperatorCommand, now: date
         progress.reason = f"rollback requested{who}{why}"
 
 
+def pause(progress: RolloutProgress, now: datetime, cause: str) -> None:
+    """Stop the progression and the bake clock; checks go on."""
+    progress.bake_elapsed_s = bake_elapsed(progress, now)
+    progress.clock_running_since = None
+    progress.paused = True
+    progress.pause_cause = cause
+
+
+def resume(progress: RolloutProgress, now: datetime) -> None:
+    progress.paused = False
+    progress.pause_cause = ""
+    if progress.shifted_stage == progress.stage_index:
+        progress.clock_running_since = now
+
+
+def deadline_passed(plan: Plan, progress: RolloutProgress, now: datetime) -> bool:
+    """The stage has run (paused time excluded) past its progress deadline without finishing.
+
+    Waiting for a person's approval is not a lack of progress, so it never counts.
+    """
+    stage = current_stage(plan, progress)
+    if stage.progress_deadline is None or progress.deadline_acted_stage >= progress.stage_index:
+        return False
+    if awaiting_approval(plan, progress, now):
+        return False
+    return bake_elapsed(progress, now) >= stage.progress_deadline.total_seconds()
+
+
+def judge_checks(
+    progress: RolloutProgress, gates: list[Gate], verdicts: list[Verdict]
+) -> list[GateAction]:
+    """Keep the check's verdicts and streaks; return what the gates' policies ask for now.
+
+    Per gate: a pass resets both streaks; a fail extends the failure streak and resets
+    the inconclusive one; an inconclusive check extends the inconclusive streak and
+    leaves the failure streak alone, so missing data can neither hide a failure nor
+    count as one. A streak that reaches the gate's limit (``failure_limit``,
+    ``inconclusive_limit``) triggers its action (``on_fail`` / ``on_inconclusive``, else
+    what its severity says): ``rollback`` from then on, ``pause`` and ``notify`` each
+    time the streak reaches another multiple of the limit (a person who resumes is asked
+    again if it goes on), ``ignore`` never. A dry-run gate's actions are kept in
+    ``progress.shadow_actions`` (``check`` tells this check's apart) and never returned.
+    Rollbacks come first.
+    """
+    by_name = {g.name: g for g in gates}
+    actions: list[GateAction] = []
+    for verdict in verdicts:
+        name = verdict.gate
+        progress.verdicts[name] = verdict
+        gate = by_name.get(name)
+        failures = progress.failure_streaks.get(name, 0)
+        unknown = progress.inconclusive_streaks.get(name, 0)
+        if verdict.outcome == GateOutcome.PASS:
+            failures, unknown = 0, 0
+        elif verdict.outcome == GateOutcome.FAIL:
+            failures, unknown = failures + 1, 0
+        else:
+            unknown += 1
+        if verdict.outcome != GateOutcome.INCONCLUSIVE:
+            progress.failure_streaks[name] = failures
+        progress.inconclusive_streaks[name] = unknown
+        action = _triggered(gate, verdict, failures, unknown, progress.checks)
+        if action is None:
+            continue
+        if gate is not None and gate.dry_run:
+            progress.shadow_actions.append(action)
+            del progress.shadow_actions[: max(len(progress.shadow_actions) - MAX_SHADOW_KEPT, 0)]
+        else:
+            actions.append(action)
+    order = {"rollback": 0, "pause": 1, "notify": 2}
+    return sorted(actions, key=lambda a: order[a.action])
+
+
+def _triggered(
+    gate: Gate | None, verdict: Verdict, failures: int, unknown: int, check: int
+) -> GateAction | None:
+    """The action a gate's streak calls for after this verdict, if any."""
+    if verdict.outcome == GateOutcome.PASS:
+        return None
+    failed = verdict.outcome == GateOutcome.FAIL
+    if gate is None:
+        # A verdict for a gate the stage does not list: the first version's rule.
+        action, limit = ("rollback", 1) if failed else ("ignore", 1)
+        severity = "critical"
+    elif failed:
+        action, limit, severity = gate.fail_action, gate.failure_limit, gate.severity
+    else:
+        action, limit, severity = gate.inconclusive_action, gate.inconclusive_limit, gate.severity
+    streak = failures if failed else unknown
+    if action == "ignore" or streak < limit:
+        return None
+    if action != "rollback" and streak % limit:
+        return None
+    value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
+    detail = verdict.reason or f"{value}, wants {verdict.threshold}"
+    if failed:
+        reason = f"{verdict.gate}: {detail}, failed {streak} check(s) in a row"
+    else:
+        reason = f"{verdict.gate}: inconclusive {streak} check(s) in a row: {detail}"
+    return GateAction(
+        action=action,
+        gate=verdict.gate,
+        reason=reason,
+        trigger="fail" if failed else "inconclusive",
+        streak=streak,
+        limit=limit,
+        severity=severity,
+        check=check,
+    )
+
+
 def record_verdicts(
     progress: RolloutProgress, gates: list[Gate], verdicts: list[Verdict]
 ) -> list[str]:
-    """Keep the latest verdicts and failure streaks; return why to roll back, if a limit is hit.
+    """Keep the latest verdicts and streaks; return why to roll back, if a limit is hit.
 
-    A pass resets a gate's streak, a fail extends it; an inconclusive check does neither,
-    so missing data can neither hide a failure nor count as one.
+    The first version's interface, on top of ``judge_checks``: only its rollbacks are
+    returned (pause and notify need the workflow to act on ``judge_checks``' answer).
     """
-    limits = {g.name: g.failure_limit for g in gates}
-    sustained = []
-    for verdict in verdicts:
-        progress.verdicts[verdict.gate] = verdict
-        if verdict.outcome == GateOutcome.PASS:
-            progress.failure_streaks[verdict.gate] = 0
-        elif verdict.outcome == GateOutcome.FAIL:
-            streak = progress.failure_streaks.get(verdict.gate, 0) + 1
-            progress.failure_streaks[verdict.gate] = streak
-            limit = limits.get(verdict.gate, 1)
-            if streak >= limit:
-                value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
-                detail = verdict.reason or f"{value}, wants {verdict.threshold}"
-                sustained.append(
-                    f"gate {verdict.gate!r} failed {streak} check(s) in a row"
-                    f" (limit {limit}): {detail}"
-                )
-    return sustained
+    reasons = []
+    for action in judge_checks(progress, gates, verdicts):
+        if action.action != "rollback":
+            continue
+        verdict = progress.verdicts[action.gate]
+        value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
+        detail = verdict.reason or f"{value}, wants {verdict.threshold}"
+        what = "failed" if action.trigger == "fail" else "was inconclusive"
+        reasons.append(
+            f"gate {action.gate!r} {what} {action.streak} check(s) in a row"
+            f" (limit {action.limit}): {detail}"
+        )
+    return reasons
 
 
 def describe_stage(plan: Plan, index: int) -> str:

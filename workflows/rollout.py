@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
         format_duration,
     )
-    from plans.state import RolloutProgress
+    from plans.state import AuditEvent, RolloutProgress
     from workflows import decisions
 
 SERVICE = SearchAttributeKey.for_keyword("RolloutService")
@@ -49,13 +49,21 @@ SHIFT_RETRY = RetryPolicy(
     non_retryable_error_types=["RouterRefused"],
 )
 SHIFT_DEADLINE = timedelta(minutes=10)
+SHIFT_COMMANDS = 7  # a shift reads, sets and reads back both weights: one timeout each, and slack
 RESTORE_ATTEMPTS_BEFORE_ALERT = 5
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 
 
+MAX_EVENTS_KEPT = 300
+
+
 class _RollBack(Exception):
     """Raised inside the stage loop when the rollout must go back to stable."""
+
+
+class _Abort(Exception):
+    """Raised inside the stage loop when an operator aborts: stable again, not a failure."""
 
 
 @workflow.defn(name="RolloutWorkflow")
@@ -83,6 +91,8 @@ class RolloutWorkflow:
                     break
                 self._next_stage()
             await self._promote()
+        except _Abort:
+            await self._roll_back(p.reason, final=RolloutState.ABORTED)
         except _RollBack:
             await self._roll_back(p.reason)
             raise ApplicationError(
@@ -113,10 +123,13 @@ class RolloutWorkflow:
             p.clock_running_since = None if p.paused else now
             p.next_check_at = now + stage.check_every
             p.stage_checks = 0
+            self._audit("stage", f"{decisions.describe_stage(self._plan, p.stage_index)} started")
         gated = bool(self._plan.gates_for(stage))
         while True:
             if p.rollback_requested:
                 raise _RollBack()
+            if p.abort_requested:
+                raise _Abort()
             if p.promote_requested:
                 return
             now = workflow.now()
@@ -127,7 +140,13 @@ class RolloutWorkflow:
                 await self._check(stage)
                 continue
             if decisions.stage_complete(self._plan, p, now):
+                self._audit(
+                    "stage", f"{decisions.describe_stage(self._plan, p.stage_index)} passed"
+                )
                 return
+            if decisions.deadline_passed(self._plan, p, now):
+                await self._missed_deadline(stage, now)
+                continue
             self._set_waiting_state(now)
             if not gated:
                 p.next_check_at = now + stage.check_every
@@ -151,6 +170,23 @@ class RolloutWorkflow:
                 timeout=timedelta(seconds=max(timeout, 0.001)),
                 timeout_summary=summary,
             )
+
+    async def _missed_deadline(self, stage: Stage, now: Any) -> None:
+        p = self._p
+        p.deadline_acted_stage = p.stage_index
+        assert stage.progress_deadline is not None
+        why = (
+            f"stage {stage.name!r} made no progress within its deadline"
+            f" {format_duration(stage.progress_deadline)}"
+        )
+        self._audit("deadline", f"{why}: {stage.on_deadline}")
+        if stage.on_deadline == "rollback":
+            p.reason = why
+            raise _RollBack()
+        if stage.on_deadline == "pause" and not p.paused:
+            decisions.pause(p, now, "deadline")
+            self._wakeups += 1
+        await self._notify(f"Rollout of {self._plan.service}: {why}; action: {stage.on_deadline}")
 
     def _next_stage(self) -> None:
         p = self._p
@@ -191,13 +227,14 @@ class RolloutWorkflow:
             "shift_traffic",
             self._shift_request(weight),
             result_type=TrafficSplit,
-            start_to_close_timeout=plan.router.timeout * 3,
+            start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
             schedule_to_close_timeout=SHIFT_DEADLINE,
             retry_policy=SHIFT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=summary,
         )
         p.canary_weight = weight
+        _raise_if_cancelled()
 
     async def _check(self, stage: Stage) -> None:
         p, plan = self._p, self._plan
@@ -205,11 +242,15 @@ class RolloutWorkflow:
         p.checks += 1
         p.checks_this_run += 1
         try:
-            verdicts: list[Verdict] = await workflow.execute_activity(
+            # A local activity: its result is one marker in history instead of an activity's
+            # three events and a workflow task of its own, which keeps week-long runs small.
+            verdicts: list[Verdict] = await workflow.execute_local_activity(
                 "check_gates",
                 GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders()),
                 result_type=list[Verdict],
-                start_to_close_timeout=plan.metrics.timeout * 2 + timedelta(seconds=10),
+                start_to_close_timeout=plan.metrics.timeout
+                * (sum(g.queries_per_check for g in gates) + 3)
+                + timedelta(seconds=5),
                 retry_policy=CHECK_RETRY,
                 summary=f"check {len(gates)} gate(s) at {stage.weight}%",
             )
@@ -225,10 +266,30 @@ class RolloutWorkflow:
         # Keep the cadence of the schedule, not of when each check happened to finish.
         due = (p.next_check_at or workflow.now()) + stage.check_every
         p.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
-        sustained = decisions.record_verdicts(p, gates, verdicts)
-        if sustained:
-            p.reason = "; ".join(sustained)
+        self._audit_verdicts(verdicts)
+        actions = decisions.judge_checks(p, gates, verdicts)
+        for shadow in p.shadow_actions:
+            if shadow.check == p.checks:
+                self._audit("dry-run", f"gate {shadow.gate} would {shadow.action}: {shadow.reason}")
+        rollbacks = [a.reason for a in actions if a.action == "rollback"]
+        if rollbacks:
+            p.reason = "; ".join(rollbacks)
             raise _RollBack()
+        for action in actions:
+            if action.action == "pause" and not p.paused:
+                decisions.pause(p, workflow.now(), "gates")
+                self._wakeups += 1
+                self._audit("pause", f"paused by gate {action.gate}: {action.reason}")
+                self._publish()
+            verb = "paused" if action.action == "pause" else "needs a look"
+            await self._notify(
+                f"Rollout of {plan.service} {plan.version} {verb}: {action.reason}"
+                + (
+                    f" (`rollout retry {plan.service}` re-checks)"
+                    if action.action == "pause"
+                    else ""
+                )
+            )
 
     async def _promote(self) -> None:
         p = self._p
@@ -245,15 +306,17 @@ class RolloutWorkflow:
             )
             if who is not None:
                 p.reason = f"promoted by {who.by}" + (f": {who.reason}" if who.reason else "")
+        self._audit("end", f"promoted: {p.reason}")
         self._publish()
         await self._notify(
             f"Rollout of {self._plan.service} {self._plan.version} promoted: {p.reason}"
         )
 
-    async def _roll_back(self, reason: str) -> None:
+    async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
         """Run the compensation stack in reverse; restoring traffic never gives up."""
         p = self._p
         p.reason = reason
+        self._audit("rollback", f"restoring stable: {reason}")
         p.state = RolloutState.ROLLING_BACK
         self._publish()
         failures = 0
@@ -264,7 +327,7 @@ class RolloutWorkflow:
                     "shift_traffic",
                     compensation.shift,
                     result_type=TrafficSplit,
-                    start_to_close_timeout=self._plan.router.timeout * 3,
+                    start_to_close_timeout=self._plan.router.timeout * SHIFT_COMMANDS,
                     retry_policy=RetryPolicy(
                         initial_interval=timedelta(seconds=1),
                         maximum_interval=timedelta(seconds=10),
@@ -285,11 +348,11 @@ class RolloutWorkflow:
                 continue
             p.compensations.pop()
         p.canary_weight = 0
-        p.state = RolloutState.ROLLED_BACK
+        p.state = final
+        self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
         self._publish()
-        await self._notify(
-            f"Rollout of {self._plan.service} {self._plan.version} rolled back: {reason}"
-        )
+        word = final.value.replace("_", " ")
+        await self._notify(f"Rollout of {self._plan.service} {self._plan.version} {word}: {reason}")
 
     async def _notify(self, text: str) -> None:
         env = self._plan.notify.webhook_url_env
@@ -348,6 +411,14 @@ class RolloutWorkflow:
     def rollback(self, body: Any = None) -> None:
         self._on_signal(CommandKind.ROLLBACK, body)
 
+    @workflow.signal(name="abort")
+    def abort(self, body: Any = None) -> None:
+        self._on_signal(CommandKind.ABORT, body)
+
+    @workflow.signal(name="retry")
+    def retry(self, body: Any = None) -> None:
+        self._on_signal(CommandKind.RETRY, body)
+
     @workflow.update(name="command")
     def command(self, command: OperatorCommand) -> CommandRecord:
         """The CLI's way in: refused commands are rejected by the validator and say why."""
@@ -382,9 +453,13 @@ class RolloutWorkflow:
             awaiting_approval=p.state == RolloutState.AWAITING_APPROVAL,
             verdicts=p.verdicts,
             failure_streaks=p.failure_streaks,
+            inconclusive_streaks=p.inconclusive_streaks,
+            pause_cause=p.pause_cause,
             commands=p.commands,
+            events=p.events,
             reason=p.reason,
             checks=p.checks,
+            run_count=p.run_count,
         )
 
     def _on_signal(self, kind: CommandKind, body: Any) -> None:
@@ -439,6 +514,18 @@ class RolloutWorkflow:
 
     # -- what people see ----------------------------------------------------------------------
 
+    def _audit(self, kind: str, text: str) -> None:
+        events = self._p.events
+        events.append(AuditEvent(at=workflow.now(), kind=kind, text=text))
+        del events[: max(len(events) - MAX_EVENTS_KEPT, 0)]
+
+    def _audit_verdicts(self, verdicts: list[Verdict]) -> None:
+        """Record a gate's verdict when its outcome changes; every check's detail is in history."""
+        for verdict in verdicts:
+            previous = self._p.verdicts.get(verdict.gate)
+            if previous is None or previous.outcome != verdict.outcome:
+                self._audit("verdict", verdict.explain())
+
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""
         p, plan = self._p, self._plan
@@ -492,6 +579,17 @@ class RolloutWorkflow:
             canary_weight=p.canary_weight,
             stage_name=plan.stages[min(p.stage_index, len(plan.stages) - 1)].name,
         )
+
+
+def _raise_if_cancelled() -> None:
+    """Surface a cancellation that arrived while a shift we wait for completed anyway.
+
+    A shift awaited with WAIT_CANCELLATION_COMPLETED that finishes normally returns its
+    result, and the cancellation request would otherwise be forgotten.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
 
 
 def _root_message(error: BaseException) -> str:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from activities.errors import MetricsRefused
 from activities.metrics.prometheus import PrometheusProvider
-from activities.metrics.reading import Reading
+from activities.metrics.reading import Reading, Series
 from plans import MetricsSource
 
 
 class MetricProvider(Protocol):
-    """Answers a query with one number (or none, and why)."""
+    """Answers a query with one number, a range query with a series (or none, and why)."""
 
     def query(self, promql: str) -> Reading:
         """Run an instant query.
@@ -20,6 +21,10 @@ class MetricProvider(Protocol):
         Raises MetricsUnavailable when the source cannot be reached (worth retrying) and
         MetricsRefused when it rejects the query or the credentials (not worth retrying).
         """
+        ...
+
+    def query_range(self, promql: str, start: datetime, end: datetime, step_s: float) -> Series:
+        """Run a range query: one value per step from start to end (same errors as query)."""
         ...
 
     def close(self) -> None:
@@ -45,4 +50,11 @@ def provider_for(spec: MetricsSource) -> MetricProvider:
     return build(spec)
 
 
-__all__ = ["PROVIDERS", "MetricProvider", "PrometheusProvider", "Reading", "provider_for"]
+__all__ = [
+    "PROVIDERS",
+    "MetricProvider",
+    "PrometheusProvider",
+    "Reading",
+    "Series",
+    "provider_for",
+]

@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import re
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -15,7 +16,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from activities.errors import MetricsError, MetricsRefused, MetricsTimeout, MetricsUnavailable
-from activities.metrics.reading import Reading
+from activities.metrics.reading import Reading, Series
 from plans import PrometheusSource
 
 _STATUS = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
@@ -62,6 +63,20 @@ class PrometheusProvider:
                 f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
             ) from None
         return reading_of(result)
+
+    def query_range(self, promql: str, start: datetime, end: datetime, step_s: float) -> Series:
+        """One range query from ``start`` to ``end``, one value per ``step_s`` seconds."""
+        try:
+            result = self._client.custom_query_range(promql, start, end, f"{step_s:g}s")
+        except PrometheusApiClientException as error:
+            raise self._http_error(str(error)) from None
+        except requests.RequestException as error:
+            raise self._request_error(error) from None
+        except (ValueError, KeyError, TypeError):
+            raise MetricsRefused(
+                f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
+            ) from None
+        return series_of(result)
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -138,6 +153,23 @@ def reading_of(result: Any) -> Reading:
             None, f"query returned {len(result)} series; aggregate it with sum() or max()"
         )
     return _number(result[0]["value"][1])
+
+
+def series_of(result: Any) -> Series:
+    """Reduce the ``data.result`` of a range query to one series of numbers, or say why not."""
+    if not isinstance(result, list):
+        return Series(None, f"unexpected answer from Prometheus: {type(result).__name__}")
+    if not result:
+        return Series(None, "no data: the query matched no series")
+    if len(result) > 1:
+        return Series(
+            None, f"query returned {len(result)} series; aggregate it with sum() or max()"
+        )
+    try:
+        pairs = [(float(at), float(value)) for at, value in result[0]["values"]]
+    except (KeyError, TypeError, ValueError):
+        return Series(None, "the range query did not return numbers")
+    return Series(tuple(v for _, v in pairs), times=tuple(t for t, _ in pairs))
 
 
 def _number(text: Any) -> Reading:

@@ -14,3 +14,17 @@ class Reading:
 
     value: float | None
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Series:
+    """A range query's values and their timestamps (``times``), one per step that has a value.
+
+    ``values`` is None when there are none, and ``reason`` says why.
+
+    NaN and infinities are passed through: the judge drops them and counts what is left.
+    """
+
+    values: tuple[float, ...] | None
+    reason: str = ""
+    times: tuple[float, ...] = ()

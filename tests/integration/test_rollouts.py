@@ -28,7 +28,7 @@ async def test_healthy_canary_is_promoted_with_haproxy_weights_at_every_stage(
         [
             {"name": "twenty", "weight": 20, "bake": "6s", "check_every": "2s"},
             {"name": "sixty", "weight": 60, "bake": "6s", "check_every": "2s"},
-            {"name": "full", "weight": 100, "bake": "4s", "check_every": "2s"},
+            {"name": "full", "weight": 100, "bake": "5s", "check_every": "2s"},
         ],
     )
     handle = await operations.start_rollout(client, plan, stack.task_queue)

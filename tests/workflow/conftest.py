@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from temporalio import activity
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -51,6 +52,21 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
+async def skip(env: WorkflowEnvironment, duration: timedelta) -> None:
+    """Skip test-server time; a skip that stalls in real time is asked for again.
+
+    Now and then the test server holds time still and the sleep call times out after
+    30 s of real time; asking again lets it go on.
+    """
+    for attempt in range(3):
+        try:
+            await env.sleep(duration)
+            return
+        except RPCError:
+            if attempt == 2:
+                raise
+
+
 Judge = Callable[[int, GateCheck], list[Verdict]]
 
 
@@ -61,7 +77,7 @@ def verdicts(check: GateCheck, outcome: GateOutcome, value: float | None = 0.0) 
             outcome=outcome,
             value=value,
             threshold=g.describe_threshold(),
-            reason="double",
+            reason="",
             at=datetime.now(UTC),
         )
         for g in check.gates
@@ -127,6 +143,15 @@ async def worker(env: WorkflowEnvironment, doubles: Doubles) -> AsyncIterator[st
             activity_executor=executor,
         ):
             yield queue
+
+
+IGNORES_MISSING_DATA = {
+    "name": "error-rate",
+    "query": 'sum(rate(errors{server="$canary"}[1m]))',
+    "max": 0.05,
+    "failure_limit": 3,
+    "on_inconclusive": "ignore",
+}
 
 
 def make_plan(service: str | None = None, **overrides: Any) -> Plan:

@@ -25,7 +25,7 @@ from plans import (
 )
 from plans.state import RolloutProgress
 from starter.operations import AlreadyRolling, CommandRefused, send_command, start_rollout
-from tests.workflow.conftest import Doubles, make_plan, verdicts
+from tests.workflow.conftest import IGNORES_MISSING_DATA, Doubles, make_plan, skip, verdicts
 from workflows.rollout import RolloutWorkflow
 
 
@@ -46,7 +46,7 @@ async def until(
         current = await status_of(handle)
         if predicate(current):
             return current
-        await env.sleep(step)
+        await skip(env, step)
     raise AssertionError(f"condition never met; last status {current}")
 
 
@@ -66,7 +66,7 @@ async def settle(
             return await env.client.get_workflow_handle(
                 handle.id, result_type=RolloutResult
             ).result()
-        await env.sleep(step)
+        await skip(env, step)
     raise AssertionError("the rollout never ended")
 
 
@@ -163,7 +163,8 @@ async def test_compensations_run_in_reverse_order(env, worker, doubles) -> None:
 
 async def test_inconclusive_gate_never_advances(env, worker, doubles) -> None:
     doubles.judge = lambda n, check: verdicts(check, GateOutcome.INCONCLUSIVE, None)
-    handle = await start_rollout(env.client, make_plan(), worker)
+    plan = make_plan(gates=[IGNORES_MISSING_DATA])
+    handle = await start_rollout(env.client, plan, worker)
     current = await until(handle, lambda s: s.checks >= 30, env, step=timedelta(minutes=10))
     assert current.stage_index == 0 and current.canary_weight == 5
     assert current.state == RolloutState.BAKING
@@ -175,6 +176,24 @@ async def test_inconclusive_gate_never_advances(env, worker, doubles) -> None:
     await finish(env, handle)
 
 
+async def test_inconclusive_limit_pauses_and_retry_rechecks(env, worker, doubles) -> None:
+    doubles.judge = lambda n, check: verdicts(check, GateOutcome.INCONCLUSIVE, None)
+    plan = make_plan(notify={"webhook_url_env": "ROLLOUT_TEST_WEBHOOK"})
+    handle = await start_rollout(env.client, plan, worker)
+    paused = await until(handle, lambda s: s.state == RolloutState.PAUSED, env)
+    assert paused.checks == 3 and paused.pause_cause == "gates"
+    assert any("inconclusive 3 check(s) in a row" in n for n in doubles.notes)
+    await skip(env, timedelta(hours=2))
+    assert (await status_of(handle)).state == RolloutState.PAUSED
+    doubles.judge = lambda n, check: verdicts(check, GateOutcome.PASS)
+    record = await send_command(
+        env.client, plan.service, OperatorCommand(kind=CommandKind.RETRY, by="ana")
+    )
+    assert record.accepted
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED
+
+
 async def test_pause_stops_the_bake_clock_but_not_the_checks(env, worker, doubles) -> None:
     plan = make_plan(
         stages=[
@@ -183,12 +202,12 @@ async def test_pause_stops_the_bake_clock_but_not_the_checks(env, worker, double
         ]
     )
     handle = await start_rollout(env.client, plan, worker)
-    await env.sleep(timedelta(minutes=30))
+    await skip(env, timedelta(minutes=30))
     await handle.signal("pause", {"by": "ana", "reason": "db load"})
     paused = await until(handle, lambda s: s.state == RolloutState.PAUSED, env)
     assert 29 * 60 <= paused.bake_elapsed_s <= 32 * 60
     checks_before = paused.checks
-    await env.sleep(timedelta(hours=5))
+    await skip(env, timedelta(hours=5))
     still = await status_of(handle)
     assert still.state == RolloutState.PAUSED and still.stage_index == 0
     assert still.bake_elapsed_s == paused.bake_elapsed_s
@@ -203,7 +222,7 @@ async def test_pause_stops_the_bake_clock_but_not_the_checks(env, worker, double
 
 async def test_failing_gate_while_paused_still_rolls_back(env, worker, doubles) -> None:
     handle = await start_rollout(env.client, make_plan(), worker)
-    await env.sleep(timedelta(minutes=5))
+    await skip(env, timedelta(minutes=5))
     await handle.signal("pause", {"by": "ana", "reason": "watch"})
     await until(handle, lambda s: s.state == RolloutState.PAUSED, env)
     doubles.judge = lambda n, check: verdicts(check, GateOutcome.FAIL, 0.5)
@@ -220,11 +239,11 @@ async def test_approval_waits_for_a_person(env, worker, doubles) -> None:
         ]
     )
     handle = await start_rollout(env.client, plan, worker)
-    await env.sleep(timedelta(minutes=20))
+    await skip(env, timedelta(minutes=20))
     with pytest.raises(CommandRefused, match=r"approve: stage 'canary' is still baking, 4\dm"):
         await send_command(env.client, plan.service, OperatorCommand(kind=CommandKind.APPROVE))
     waiting = await until(handle, lambda s: s.state == RolloutState.AWAITING_APPROVAL, env)
-    await env.sleep(timedelta(days=2))
+    await skip(env, timedelta(days=2))
     assert (await status_of(handle)).state == RolloutState.AWAITING_APPROVAL
     assert doubles.shifts == [10]
     assert waiting.awaiting_approval
@@ -239,7 +258,7 @@ async def test_approval_waits_for_a_person(env, worker, doubles) -> None:
 async def test_promote_skips_remaining_stages(env, worker, doubles) -> None:
     plan = make_plan()
     handle = await start_rollout(env.client, plan, worker)
-    await env.sleep(timedelta(minutes=15))
+    await skip(env, timedelta(minutes=15))
     await handle.signal("promote", {"by": "sam", "reason": "hotfix"})
     result = await settle(env, handle)
     assert result.state == RolloutState.PROMOTED
@@ -295,7 +314,7 @@ async def test_duplicate_start_is_refused_naming_the_running_one(env, worker, do
 async def test_commands_that_make_no_sense_are_refused(env, worker, doubles, kind, expected):
     plan = make_plan()
     handle = await start_rollout(env.client, plan, worker)
-    await env.sleep(timedelta(minutes=1))
+    await skip(env, timedelta(minutes=1))
     with pytest.raises(CommandRefused, match=expected):
         await send_command(env.client, plan.service, OperatorCommand(kind=kind, by="x"))
     # The same command as a signal is recorded as refused and changes nothing.
@@ -337,9 +356,9 @@ async def test_continue_as_new_carries_the_whole_state(env, worker, doubles) -> 
     handle = await start_rollout(
         env.client, plan, worker, progress=RolloutProgress(checks_per_run=4)
     )
-    await env.sleep(timedelta(minutes=25))
+    await skip(env, timedelta(minutes=25))
     await handle.signal("pause", {"by": "ana", "reason": "overnight"})
-    await env.sleep(timedelta(hours=2))
+    await skip(env, timedelta(hours=2))
     current = await status_of(handle)
     assert current.state == RolloutState.PAUSED and current.checks >= 12
     assert 24 * 60 <= current.bake_elapsed_s <= 26 * 60

@@ -1,0 +1,158 @@
+"""History cost of a week-long rollout, measured on the time-skipping test server.
+
+Runs the seeds' SAFE plan (5 -> 10 -> 25 -> 50 -> 75 -> 100 over 7 days) with gate checks
+every minute, activities replaced by instant doubles, and prints one JSON object:
+events per check, events per simulated day, the largest run of the continue-as-new chain
+and the wall time.
+
+    .venv/bin/python benchmarks/history.py [--check-every 1m] [--checks-per-run 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from plans import (
+    GateCheck,
+    GateOutcome,
+    Notification,
+    ShiftRequest,
+    TrafficSplit,
+    Verdict,
+    parse_plan,
+)
+from plans.state import RolloutProgress
+from workflows.rollout import RolloutWorkflow
+
+SAFE = [(5, "1d"), (10, "1d"), (25, "1d"), (50, "1d"), (75, "1d"), (100, "2d")]
+
+
+@activity.defn(name="shift_traffic")
+def shift_traffic(req: ShiftRequest) -> TrafficSplit:
+    return req.split
+
+
+@activity.defn(name="read_traffic")
+def read_traffic(req: ShiftRequest) -> TrafficSplit:
+    return req.split
+
+
+@activity.defn(name="check_gates")
+def check_gates(req: GateCheck) -> list[Verdict]:
+    now = datetime.now(UTC)
+    return [
+        Verdict(gate=g.name, outcome=GateOutcome.PASS, value=0.001, threshold="<= 0.01", at=now)
+        for g in req.gates
+    ]
+
+
+@activity.defn(name="notify")
+def notify(req: Notification) -> None:
+    return None
+
+
+def safe_plan(check_every: str) -> Any:
+    return parse_plan(
+        {
+            "service": "history-bench",
+            "stable": "stable",
+            "canary": "canary",
+            "router": {"kind": "haproxy", "runtime_api": "/tmp/bench.sock", "backend": "app"},
+            "metrics": {"kind": "prometheus", "url": "http://127.0.0.1:9090"},
+            "gates": [{"name": "error-rate", "query": 'errors{server="$canary"}', "max": 0.01}],
+            "stages": [
+                {"name": f"canary-{w}", "weight": w, "bake": bake, "check_every": check_every}
+                for w, bake in SAFE
+            ],
+        }
+    )
+
+
+async def chain_counts(client: Client, workflow_id: str, run_id: str | None) -> list[int]:
+    counts = []
+    while run_id:
+        events = [
+            e
+            async for e in client.get_workflow_handle(
+                workflow_id, run_id=run_id
+            ).fetch_history_events()
+        ]
+        counts.append(len(events))
+        last = events[-1]
+        run_id = None
+        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return counts
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check-every", default="1m")
+    parser.add_argument("--checks-per-run", type=int, default=500)
+    args = parser.parse_args()
+    server = Path(sys.executable).parent / "temporal-test-server"
+    plan = safe_plan(args.check_every)
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=str(server)
+    ) as env:
+        with ThreadPoolExecutor(4) as executor:
+            async with Worker(
+                env.client,
+                task_queue="history-bench",
+                workflows=[RolloutWorkflow],
+                activities=[shift_traffic, read_traffic, check_gates, notify],
+                activity_executor=executor,
+            ):
+                started = time.perf_counter()
+                handle = await env.client.start_workflow(
+                    "RolloutWorkflow",
+                    args=[plan, RolloutProgress(checks_per_run=args.checks_per_run)],
+                    id=plan.workflow_id,
+                    task_queue="history-bench",
+                )
+                await handle.result()
+                wall = time.perf_counter() - started
+                counts = await chain_counts(env.client, handle.id, handle.first_execution_run_id)
+    checks = sum(
+        int(plan.stages[i].bake.total_seconds() // plan.stages[i].check_every.total_seconds())
+        for i in range(len(plan.stages))
+    )
+    days = plan.total_bake().total_seconds() / 86400
+    print(
+        json.dumps(
+            {
+                "plan": "SAFE 7-day: 5/10/25/50/75/100%",
+                "check_every": args.check_every,
+                "checks": checks,
+                "runs": len(counts),
+                "events_total": sum(counts),
+                "events_per_check": round(sum(counts) / checks, 3),
+                "events_per_day": round(sum(counts) / days),
+                "max_events_per_run": max(counts),
+                "checks_per_run": args.checks_per_run,
+                "wall_s": round(wall, 1),
+                "ms_per_check": round(1000 * wall / checks, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

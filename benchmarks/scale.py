@@ -1,0 +1,386 @@
+"""Many concurrent rollouts on one worker against the dev server; prints one JSON object.
+
+For each N (default 100, 500 and 1000): N rollouts start, spread over one check interval,
+each baking at 20% with a real error-rate gate checked every 30 s against the dev stack's
+Prometheus, on one `python -m worker` process. After a warm-up of one interval they run for
+``--window`` seconds, then are terminated. The same N of bare workflows (a timer, then one
+trivial local activity, in a loop: the same shape as a gate check without our code or
+Prometheus) then run on one worker of the same kind, as the engine's own ceiling.
+
+From the histories: checks per second done in the window, the share of checks done more
+than 1 s after they were due (a check still not done 1 s after its due time counts as late),
+workflow-task schedule-to-start p95; from /proc: the worker's CPU and peak RSS.
+
+    .venv/bin/python benchmarks/scale.py [--counts 100,500,1000] [--every 30] [--window 120]
+
+Goal: 1,000 concurrent rollouts with <= 5% late checks and a throughput ratio >= 0.8.
+Only the standard library and temporalio are imported at the top: the bare workflow below
+runs in Temporal's sandbox, which re-imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity, workflow
+
+LATE_S = 1.0
+
+
+def _root() -> Path:
+    # A function, not a module constant: the sandbox forbids Path.resolve at import.
+    return Path(__file__).resolve().parent.parent
+
+
+GOAL = {"rollouts": 1000, "late_check_share": 0.05, "ratio_vs_bare": 0.8}
+
+
+# -- the bare workflow: the engine's ceiling for a timer + a local activity loop -------------
+
+
+@activity.defn(name="bare_check")
+def bare_check(n: int) -> int:
+    return n + 1
+
+
+@workflow.defn(name="BareLoop")
+class BareLoop:
+    @workflow.run
+    async def run(self, every_s: float) -> None:
+        n = 0
+        while True:
+            await workflow.sleep(timedelta(seconds=every_s), summary="next check")
+            n = await workflow.execute_local_activity(
+                bare_check, n, start_to_close_timeout=timedelta(seconds=10)
+            )
+
+
+async def serve_bare(queue: str) -> None:
+    """A worker like the product's (thread pool, limits) serving only BareLoop."""
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from temporalio.worker import Worker
+
+    sys.path.insert(0, str(_root()))
+    from worker.config import connect
+
+    client = await connect()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        worker = Worker(
+            client,
+            task_queue=queue,
+            workflows=[BareLoop],
+            activities=[bare_check],
+            activity_executor=executor,
+            max_concurrent_activities=64,
+        )
+        async with worker:
+            print(f"worker polling task queue {queue!r}", flush=True)
+            await stop.wait()
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    due: datetime
+    done: datetime | None
+
+
+@dataclass
+class Measured:
+    checks: list[Check] = field(default_factory=list)
+    schedule_to_start_s: list[float] = field(default_factory=list)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def analyse(events: list[Any], into: Measured, start: datetime, end: datetime) -> None:
+    """Pair each timer with the local-activity marker after it; note workflow-task waits."""
+    from temporalio.api.enums.v1 import EventType
+
+    due: datetime | None = None
+    scheduled: datetime | None = None
+    for event in events:
+        at = event.event_time.ToDatetime(tzinfo=UTC)
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            timeout = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+            due = at + timeout
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED and due is not None:
+            if start <= due <= end:
+                into.checks.append(Check(due, at))
+            due = None
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            scheduled = at
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and scheduled is not None:
+            if start <= scheduled <= end:
+                into.schedule_to_start_s.append((at - scheduled).total_seconds())
+            scheduled = None
+    if due is not None and start <= due <= end:
+        into.checks.append(Check(due, None))
+
+
+class ProcessMeter:
+    """CPU seconds and peak RSS of one process, read from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.peak_rss_mb = 0.0
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    def sample(self) -> None:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+
+
+async def gather_limited(coros: list[Any], limit: int = 32) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> Any:
+        async with gate:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+def start_worker(stack: Any, kind: str, queue: str, log: Path) -> int:
+    from starter.processes import spawn
+
+    env = {
+        "TEMPORAL_ADDRESS": stack.temporal_address,
+        "TEMPORAL_NAMESPACE": stack.namespace,
+        "ROLLOUT_TASK_QUEUE": queue,
+        "ROLLOUT_WORKER_METRICS": "",
+        "PYTHONPATH": str(_root()),
+    }
+    if kind == "ours":
+        argv = [sys.executable, "-m", "worker"]
+    else:
+        argv = [
+            sys.executable,
+            "-c",
+            f"import benchmarks.scale as s, asyncio; asyncio.run(s.serve_bare({queue!r}))",
+        ]
+    pid = spawn(argv, log, env=env, cwd=_root())
+    deadline = time.monotonic() + 60
+    while "worker polling task queue" not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {kind} worker did not start; see {log}")
+        time.sleep(0.1)
+    return pid
+
+
+def rollout_plan(stack: Any, service: str, every_s: float) -> Any:
+    from plans import parse_plan
+
+    canary = f'proxy="{stack.haproxy_backend}",server="$canary"'
+    responses = f"haproxy_server_http_responses_total{{{canary}"
+    return parse_plan(
+        {
+            "service": service,
+            "version": "v2",
+            "stable": "stable",
+            "canary": "canary",
+            "router": {
+                "kind": "haproxy",
+                "runtime_api": stack.haproxy_admin_tcp,
+                "backend": stack.haproxy_backend,
+            },
+            "metrics": {"kind": "prometheus", "url": stack.prometheus_url},
+            "gates": [
+                {
+                    "name": "error-rate",
+                    "query": f'sum(rate({responses},code="5xx"}}[1m]))'
+                    f" / sum(rate({responses}}}[1m]))",
+                    "max": 0.05,
+                    # A bench of minutes must not pause on a scrape gap.
+                    "inconclusive_limit": 1000,
+                }
+            ],
+            "stages": [
+                {"name": "twenty", "weight": 20, "bake": "7d", "check_every": f"{every_s:g}s"}
+            ],
+        }
+    )
+
+
+async def one_count(
+    client: Any, stack: Any, kind: str, count: int, every_s: float, window_s: float, logs: Path
+) -> dict[str, Any]:
+    from starter import operations
+    from starter.processes import stop_all
+
+    queue = f"scale-{kind}-{count}-{uuid.uuid4().hex[:6]}"
+    pid = start_worker(stack, kind, queue, logs / f"{queue}.log")
+    meter = ProcessMeter(pid)
+    servers = {name: ProcessMeter(stack.pids[name]) for name in ("temporal", "prometheus")}
+    handles: list[Any] = []
+    try:
+        began = time.monotonic()
+
+        async def start_one(i: int) -> None:
+            await asyncio.sleep(i * every_s / count)
+            if kind == "ours":
+                service = f"scale-{count}-{i}-{queue[-6:]}"
+                plan = rollout_plan(stack, service, every_s)
+                handles.append(await operations.start_rollout(client, plan, queue))
+            else:
+                handles.append(
+                    await client.start_workflow(
+                        "BareLoop", every_s, id=f"bare-{queue}-{i}", task_queue=queue
+                    )
+                )
+
+        await asyncio.gather(*(start_one(i) for i in range(count)))
+        started_s = time.monotonic() - began
+        await asyncio.sleep(every_s)  # warm-up: every run reaches its steady loop
+        start = datetime.now(UTC)
+        cpu_before = meter.cpu_s()
+        servers_before = {name: m.cpu_s() for name, m in servers.items()}
+        deadline = time.monotonic() + window_s
+        while time.monotonic() < deadline:
+            meter.sample()
+            await asyncio.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
+        end = datetime.now(UTC)
+        cpu = meter.cpu_s() - cpu_before
+        servers_cpu = {name: m.cpu_s() - servers_before[name] for name, m in servers.items()}
+        meter.sample()
+        # Checks due up to LATE_S before the end had their chance to be on time.
+        measured = Measured()
+        histories = await gather_limited(
+            [
+                client.get_workflow_handle(h.id).fetch_history(rpc_timeout=timedelta(seconds=60))
+                for h in handles
+            ]
+        )
+        for history in histories:
+            analyse(list(history.events), measured, start, end - timedelta(seconds=LATE_S))
+    finally:
+        await gather_limited([h.terminate("benchmark over") for h in handles])
+        stop_all({"worker": pid})
+    # Checks counted are those due in [start, end - LATE_S]: rates are over that span.
+    window = (end - start).total_seconds() - LATE_S
+    done = [c for c in measured.checks if c.done is not None]
+    late = [
+        c for c in measured.checks if c.done is None or (c.done - c.due).total_seconds() > LATE_S
+    ]
+    delays = [(c.done - c.due).total_seconds() for c in done]
+    s2s = percentile(measured.schedule_to_start_s, 95)
+    return {
+        "workflows": count,
+        "start_s": round(started_s, 1),
+        "window_s": round(window, 1),
+        "checks_due": len(measured.checks),
+        "checks_done": len(done),
+        "checks_per_s": round(len(done) / window, 2),
+        "expected_checks_per_s": round(count / every_s, 2),
+        "late_check_share": round(len(late) / max(len(measured.checks), 1), 4),
+        "check_delay_p50_s": round(percentile(delays, 50) or 0, 3),
+        "check_delay_p95_s": round(percentile(delays, 95) or 0, 3),
+        "workflow_task_schedule_to_start_p95_ms": round((s2s or 0) * 1000, 1),
+        "worker_cpu_percent": round(100 * cpu / window, 1),
+        "worker_peak_rss_mb": round(meter.peak_rss_mb, 1),
+        **{f"{name}_cpu_percent": round(100 * c / window, 1) for name, c in servers_cpu.items()},
+    }
+
+
+async def measure(
+    stack: Any, counts: list[int], every_s: float, window_s: float, with_bare: bool = True
+) -> dict[str, Any]:
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    client = await Client.connect(
+        stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
+    )
+    logs = Path(stack.dir) / "logs"
+    runs = []
+    for count in counts:
+        ours = await one_count(client, stack, "ours", count, every_s, window_s, logs)
+        if not with_bare:
+            runs.append(
+                {"rollouts": count, "late_check_share": ours["late_check_share"], "ours": ours}
+            )
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+            continue
+        bare = await one_count(client, stack, "bare", count, every_s, window_s, logs)
+        ratio = ours["checks_per_s"] / bare["checks_per_s"] if bare["checks_per_s"] else None
+        runs.append(
+            {
+                "rollouts": count,
+                "late_check_share": ours["late_check_share"],
+                "ratio_vs_bare": round(ratio, 3) if ratio is not None else None,
+                "ours": ours,
+                "bare": bare,
+            }
+        )
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    return {"runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default="100,500,1000")
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between checks")
+    parser.add_argument("--window", type=float, default=120.0, help="measured seconds per run")
+    parser.add_argument("--dir", help="an existing dev stack's folder (default: a fresh one)")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare workflows")
+    args = parser.parse_args()
+    sys.path.insert(0, str(_root()))
+    import shutil
+    import tempfile
+
+    from benchmarks.reaction import machine
+    from starter import devstack
+
+    own = args.dir is None
+    directory = Path(args.dir or tempfile.mkdtemp(prefix="scale-"))
+    stack = devstack.up(directory, with_worker=False) if own else devstack.load(directory)
+    counts = [int(c) for c in args.counts.split(",")]
+    try:
+        result = asyncio.run(measure(stack, counts, args.every, args.window, not args.no_bare))
+    finally:
+        if own:
+            devstack.down(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+    last = next((r for r in result["runs"] if r["rollouts"] == GOAL["rollouts"]), None)
+    result["goal"] = {
+        **GOAL,
+        "met": last is not None
+        and last["late_check_share"] <= GOAL["late_check_share"]
+        and (last.get("ratio_vs_bare") or 0) >= GOAL["ratio_vs_bare"],
+    }
+    result["settings"] = {"every_s": args.every, "window_s": args.window, "late_after_s": LATE_S}
+    result["machine"] = machine()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

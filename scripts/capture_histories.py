@@ -1,0 +1,127 @@
+"""Export histories of today's workflow from real runs, for the replay test.
+
+Starts the dev stack in a temporary folder, runs three short rollouts on it (one
+promoted, one rolled back by its gate, one that continues-as-new mid-bake), exports
+each history with `temporal workflow show --output json` into tests/histories/ and stops
+the stack. Run it whenever the workflow changes in a way that needs `workflow.patched`:
+
+    .venv/bin/python scripts/capture_histories.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from plans import parse_plan  # noqa: E402
+from plans.state import RolloutProgress  # noqa: E402
+from starter import devstack, operations  # noqa: E402
+
+OUT = ROOT / "tests" / "histories"
+TEMPORAL = str(Path(sys.executable).parent / "temporal")
+
+
+def plan(info: devstack.StackInfo, service: str, stages: list[dict[str, Any]]) -> Any:
+    canary = 'haproxy_server_http_responses_total{proxy="app",server="$canary"'
+    return parse_plan(
+        {
+            "service": service,
+            "version": "v2",
+            "stable": "stable",
+            "canary": "canary",
+            "router": {"kind": "haproxy", "runtime_api": info.haproxy_admin_tcp, "backend": "app"},
+            "metrics": {"kind": "prometheus", "url": info.prometheus_url},
+            "gates": [
+                {
+                    "name": "error-rate",
+                    "query": f'sum(rate({canary},code="5xx"}}[5s])) / sum(rate({canary}}}[5s]))',
+                    "max": 0.05,
+                    "failure_limit": 2,
+                }
+            ],
+            "stages": stages,
+        }
+    )
+
+
+def export(info: devstack.StackInfo, workflow_id: str, run_id: str, name: str) -> None:
+    text = subprocess.run(
+        [
+            TEMPORAL,
+            "workflow",
+            "show",
+            "--address",
+            info.temporal_address,
+            "--workflow-id",
+            workflow_id,
+            "--run-id",
+            run_id,
+            "--output",
+            "json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (OUT / f"{name}.json").write_text(text)
+    print(f"wrote tests/histories/{name}.json")
+
+
+async def capture(info: devstack.StackInfo) -> None:
+    client = await Client.connect(info.temporal_address, data_converter=pydantic_data_converter)
+    directory = Path(info.dir)
+    devstack.fault(directory, 0.0, 0)
+    quick = [
+        {"name": "ten", "weight": 10, "bake": "6s", "check_every": "1s"},
+        {"name": "full", "weight": 100, "bake": "5s", "check_every": "1s"},
+    ]
+    promoted = plan(info, "history-promoted", quick)
+    handle = await operations.start_rollout(client, promoted, info.task_queue)
+    await handle.signal("pause", {"by": "ana", "reason": "history"})
+    await handle.signal("resume", {"by": "ana", "reason": "history"})
+    await handle.result()
+    export(info, promoted.workflow_id, handle.result_run_id or "", "promoted")
+
+    failing = plan(
+        info,
+        "history-rolled-back",
+        [{"name": "half", "weight": 50, "bake": "1m", "check_every": "1s"}],
+    )
+    devstack.fault(directory, 0.6, 0)
+    handle = await operations.start_rollout(client, failing, info.task_queue)
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    devstack.fault(directory, 0.0, 0)
+    export(info, failing.workflow_id, handle.result_run_id or "", "rolled_back")
+
+    chained = plan(info, "history-continued", quick)
+    handle = await operations.start_rollout(
+        client, chained, info.task_queue, progress=RolloutProgress(checks_per_run=2)
+    )
+    await handle.result()
+    export(info, chained.workflow_id, handle.first_execution_run_id or "", "continued_as_new")
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        info = devstack.up(Path(folder))
+        try:
+            asyncio.run(capture(info))
+        finally:
+            devstack.down(Path(folder))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Histories of earlier runs replay on today's workflow code without non-determinism.
+
+A running multi-day rollout survives a worker upgrade only if this holds. The histories
+in tests/histories/ come from real runs on the dev server (scripts/capture_histories.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.rollout import RolloutWorkflow
+
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+
+
+def test_the_three_kinds_of_run_are_kept() -> None:
+    assert {p.stem for p in HISTORIES} >= {"promoted", "rolled_back", "continued_as_new"}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays_without_nondeterminism(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
+    replayer = Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
