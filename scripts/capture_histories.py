@@ -48,6 +48,7 @@ def plan(info: devstack.StackInfo, service: str, stages: list[dict[str, Any]]) -
                     "query": f'sum(rate({canary},code="5xx"}}[5s])) / sum(rate({canary}}}[5s]))',
                     "max": 0.05,
                     "failure_limit": 2,
+                    "inconclusive_limit": 10,
                 }
             ],
             "stages": stages,
@@ -103,6 +104,7 @@ async def capture(info: devstack.StackInfo) -> None:
     with contextlib.suppress(WorkflowFailureError):
         await handle.result()
     devstack.fault(directory, 0.0, 0)
+    await asyncio.sleep(8)  # let the errors leave the gate's 5s window
     export(info, failing.workflow_id, handle.result_run_id or "", "rolled_back")
 
     chained = plan(info, "history-continued", quick)

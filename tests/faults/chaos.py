@@ -375,9 +375,17 @@ class AdminGate:
                 continue
             self.connections += 1
             if self.hang_up:
-                conn.close()
+                threading.Thread(target=self._hang_up, args=(conn,), daemon=True).start()
                 continue
             threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _hang_up(conn: socket.socket) -> None:
+        # Read the command first, so the close is a clean end of stream and not a reset.
+        conn.settimeout(5)
+        with contextlib.suppress(OSError):
+            conn.recv(4096)
+        conn.close()
 
     def _relay(self, conn: socket.socket) -> None:
         try:

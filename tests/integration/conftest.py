@@ -71,6 +71,7 @@ def fast_plan(stack: devstack.StackInfo, stages: list[dict[str, Any]], **extra: 
                 "query": f'sum(rate({responses},code="5xx"}}[5s])) / sum(rate({responses}}}[5s]))',
                 "max": 0.05,
                 "failure_limit": 2,
+                "inconclusive_limit": 10,
             }
         ],
         "stages": stages,
