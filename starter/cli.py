@@ -235,8 +235,14 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     os.environ["TEMPORAL_NAMESPACE"] = info.namespace
     os.environ["TEMPORAL_UI_URL"] = info.ui_url
     out.print(devstack.describe(info))
+    previous = await asyncio.to_thread(_current_fault, info.canary_url)
     await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
     plan = load(info.plan_file)
+    if previous:
+        # Errors of an earlier faulty demo would still sit in the gates' windows.
+        settle = max((g.window.total_seconds() for g in plan.gates), default=30.0) + 5
+        out.print(f"the canary was faulty before: waiting {settle:.0f}s for its errors to age out")
+        await asyncio.sleep(settle)
     client = await _client()
     handle = await operations.start_rollout(client, plan, info.task_queue)
     link = ui_link(plan.workflow_id)
@@ -263,6 +269,17 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         f" `rollout dev down --dir {directory}`."
     )
     return _exit_code(status.state)
+
+
+def _current_fault(canary_url: str) -> bool:
+    """Whether the demo canary is set to fail or slow down right now."""
+    import httpx
+
+    try:
+        fault = httpx.get(canary_url + "fault", timeout=5.0).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return bool(fault.get("error_rate") or fault.get("latency_ms"))
 
 
 # -- wiring ----------------------------------------------------------------------------------
