@@ -90,7 +90,7 @@ def refusal(plan: Plan, progress: RolloutProgress, command: OperatorCommand, now
         return f"{kind.value}: rollout is rolling back"
     if progress.abort_requested:
         return f"{kind.value}: rollout is being aborted"
-    if progress.stage_index >= len(plan.stages) and kind not in (
+    if (progress.stage_index >= len(plan.stages) or progress.promote_requested) and kind not in (
         CommandKind.ROLLBACK,
         CommandKind.ABORT,
     ):

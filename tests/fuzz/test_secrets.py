@@ -108,12 +108,6 @@ async def test_webhook_url_and_bearer_token_stay_out_of_history_and_logs(
         assert secret not in worker_log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a webhook answering 4xx with a body that quotes the request path (as many 404"
-    " pages do) puts the secret URL into the notify activity's failure, and so into history",
-    raises=AssertionError,
-)
 async def test_a_webhook_error_page_quoting_the_url_stays_out_of_history(
     stack: devstack.StackInfo, client: Client, launched: list[str]
 ) -> None:
