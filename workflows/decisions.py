@@ -90,6 +90,8 @@ def refusal(plan: Plan, progress: RolloutProgress, command: OperatorCommand, now
         return f"{kind.value}: rollout is rolling back"
     if progress.abort_requested:
         return f"{kind.value}: rollout is being aborted"
+    if kind == CommandKind.PROMOTE and progress.promote_requested:
+        return "promote: rollout is already being promoted"
     if (progress.stage_index >= len(plan.stages) or progress.promote_requested) and kind not in (
         CommandKind.ROLLBACK,
         CommandKind.ABORT,
