@@ -9,6 +9,8 @@ worker with an ``activity_executor`` thread pool.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -19,10 +21,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities import gates as gate_checks
 from activities.errors import SideEffectError
-from activities.metrics import provider_for
+from activities.metrics import MetricProvider, provider_for
 from activities.notifiers import notifier_for
 from activities.routers import router_for
-from plans import GateCheck, Notification, ShiftRequest, TrafficSplit, Verdict
+from plans import GateCheck, MetricsSource, Notification, ShiftRequest, TrafficSplit, Verdict
 
 
 @contextmanager
@@ -53,6 +55,24 @@ def read_traffic(req: ShiftRequest) -> TrafficSplit:
         return router_for(req.router).get_split(req.stable, req.canary)
 
 
+_providers = threading.local()
+
+
+def _provider(source: MetricsSource) -> MetricProvider:
+    """A provider kept per worker thread and source, so checks reuse their HTTP connections.
+
+    Opening a session for every check was the worker's largest cost at a thousand
+    rollouts. The key holds the token's current value, so a rotated token takes effect.
+    """
+    token_env = getattr(source, "bearer_token_env", None)
+    key = (source.model_dump_json(), os.environ.get(token_env, "") if token_env else "")
+    cache: dict[tuple[str, str], MetricProvider] = _providers.__dict__.setdefault("cache", {})
+    provider = cache.get(key)
+    if provider is None:
+        provider = cache[key] = provider_for(source)
+    return provider
+
+
 @activity.defn(name="check_gates")
 def check_gates(req: GateCheck) -> list[Verdict]:
     """One verdict per gate; an unreachable source or a bad query makes gates inconclusive.
@@ -61,20 +81,17 @@ def check_gates(req: GateCheck) -> list[Verdict]:
     workflow's policy sees them (see ``activities.gates`` for the retry policy).
     """
     try:
-        provider = provider_for(req.source)
+        provider = _provider(req.source)
     except SideEffectError as error:
         verdicts = gate_checks.inconclusive(req.gates, req.placeholders, str(error))
     else:
-        try:
-            verdicts = gate_checks.evaluate(
-                req.gates,
-                provider,
-                req.placeholders,
-                source=req.source.kind,
-                progress=activity.heartbeat,
-            )
-        finally:
-            provider.close()
+        verdicts = gate_checks.evaluate(
+            req.gates,
+            provider,
+            req.placeholders,
+            source=req.source.kind,
+            progress=activity.heartbeat,
+        )
     for verdict in verdicts:
         activity.logger.info("gate %s", verdict.explain())
     return verdicts
