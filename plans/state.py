@@ -42,7 +42,7 @@ class CommandKind(StrEnum):
 class OperatorCommand(BaseModel):
     """A person steering the rollout; ``by`` and ``reason`` end up in the audit trail."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     kind: CommandKind
     by: str = Field(default="unknown", max_length=200)

@@ -339,8 +339,9 @@ async def test_malformed_signal_body_is_recorded_and_ignored(env, worker, double
     await until(handle, lambda s: s.state == RolloutState.BAKING, env)
     await handle.signal("pause", "not an object")
     await handle.signal("pause", {"by": ["list"], "reason": 3})
-    current = await until(handle, lambda s: len(s.commands) >= 2, env)
-    assert [c.accepted for c in current.commands] == [False, False]
+    await handle.signal("pause", {"who": "x", "why": "wrong fields"})
+    current = await until(handle, lambda s: len(s.commands) >= 3, env)
+    assert [c.accepted for c in current.commands] == [False, False, False]
     assert "JSON object" in current.commands[0].note
     assert current.state == RolloutState.BAKING
     await finish(env, handle)
