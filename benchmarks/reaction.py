@@ -71,31 +71,8 @@ def summary(name: str, values: list[float]) -> dict[str, float]:
 
 
 def plan_for(stack: devstack.StackInfo, service: str) -> Plan:
-    canary = f'proxy="{stack.haproxy_backend}",server="$canary"'
-    responses = f"haproxy_server_http_responses_total{{{canary}"
-    return parse_plan(
-        {
-            "service": service,
-            "version": "v2",
-            "stable": "stable",
-            "canary": "canary",
-            "router": {
-                "kind": "haproxy",
-                "runtime_api": stack.haproxy_admin_tcp,
-                "backend": stack.haproxy_backend,
-            },
-            "metrics": {"kind": "prometheus", "url": stack.prometheus_url},
-            "gates": [
-                {
-                    "name": "error-rate",
-                    "query": f'sum(rate({responses},code="5xx"}}[30s]))'
-                    f" / sum(rate({responses}}}[30s]))",
-                    "max": 0.05,
-                }
-            ],
-            "stages": [{"name": "twenty", "weight": 20, "bake": "10m", "check_every": "30s"}],
-        }
-    )
+    stages = [{"name": "twenty", "weight": 20, "bake": "10m", "check_every": "30s"}]
+    return parse_plan(devstack.error_rate_plan(stack, service, stages, window="30s"))
 
 
 class CanaryWatch:

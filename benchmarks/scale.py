@@ -199,36 +199,12 @@ def start_worker(stack: Any, kind: str, queue: str, log: Path) -> int:
 
 def rollout_plan(stack: Any, service: str, every_s: float) -> Any:
     from plans import parse_plan
+    from starter import devstack
 
-    canary = f'proxy="{stack.haproxy_backend}",server="$canary"'
-    responses = f"haproxy_server_http_responses_total{{{canary}"
-    return parse_plan(
-        {
-            "service": service,
-            "version": "v2",
-            "stable": "stable",
-            "canary": "canary",
-            "router": {
-                "kind": "haproxy",
-                "runtime_api": stack.haproxy_admin_tcp,
-                "backend": stack.haproxy_backend,
-            },
-            "metrics": {"kind": "prometheus", "url": stack.prometheus_url},
-            "gates": [
-                {
-                    "name": "error-rate",
-                    "query": f'sum(rate({responses},code="5xx"}}[1m]))'
-                    f" / sum(rate({responses}}}[1m]))",
-                    "max": 0.05,
-                    # A bench of minutes must not pause on a scrape gap.
-                    "inconclusive_limit": 1000,
-                }
-            ],
-            "stages": [
-                {"name": "twenty", "weight": 20, "bake": "7d", "check_every": f"{every_s:g}s"}
-            ],
-        }
-    )
+    stages = [{"name": "twenty", "weight": 20, "bake": "7d", "check_every": f"{every_s:g}s"}]
+    # A bench of minutes must not pause on a scrape gap.
+    data = devstack.error_rate_plan(stack, service, stages, window="1m", inconclusive_limit=1000)
+    return parse_plan(data)
 
 
 async def one_count(

@@ -35,7 +35,16 @@ need_packages() {
 }
 
 need_venv() {
-    if [ ! -x .venv/bin/python ]; then
+    if [ ! -x .venv/bin/python ] && ! "$PYTHON" -m venv .venv 2>/dev/null; then
+        # Debian and Ubuntu ship venv apart from Python itself.
+        rm -rf .venv
+        if command -v apt-get >/dev/null 2>&1; then
+            local sudo=""
+            [ "$(id -u)" -eq 0 ] || sudo="sudo"
+            echo "installing python3-venv with apt-get" >&2
+            $sudo apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+        fi
         "$PYTHON" -m venv .venv || {
             echo "could not create a virtualenv: install python3-venv (apt-get install python3-venv)" >&2
             exit 1

@@ -33,26 +33,10 @@ TEMPORAL = str(Path(sys.executable).parent / "temporal")
 
 
 def plan(info: devstack.StackInfo, service: str, stages: list[dict[str, Any]]) -> Any:
-    canary = 'haproxy_server_http_responses_total{proxy="app",server="$canary"'
     return parse_plan(
-        {
-            "service": service,
-            "version": "v2",
-            "stable": "stable",
-            "canary": "canary",
-            "router": {"kind": "haproxy", "runtime_api": info.haproxy_admin_tcp, "backend": "app"},
-            "metrics": {"kind": "prometheus", "url": info.prometheus_url},
-            "gates": [
-                {
-                    "name": "error-rate",
-                    "query": f'sum(rate({canary},code="5xx"}}[5s])) / sum(rate({canary}}}[5s]))',
-                    "max": 0.05,
-                    "failure_limit": 2,
-                    "inconclusive_limit": 10,
-                }
-            ],
-            "stages": stages,
-        }
+        devstack.error_rate_plan(
+            info, service, stages, window="5s", failure_limit=2, inconclusive_limit=10
+        )
     )
 
 

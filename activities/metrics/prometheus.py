@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -52,22 +53,19 @@ class PrometheusProvider:
 
     def query(self, promql: str) -> Reading:
         """One instant query, reduced to a single number."""
-        try:
-            result = self._client.custom_query(promql)
-        except PrometheusApiClientException as error:
-            raise self._http_error(str(error)) from None
-        except requests.RequestException as error:
-            raise self._request_error(error) from None
-        except (ValueError, KeyError, TypeError):
-            raise MetricsRefused(
-                f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
-            ) from None
-        return reading_of(result)
+        return reading_of(self._ask(lambda: self._client.custom_query(promql)))
 
     def query_range(self, promql: str, start: datetime, end: datetime, step_s: float) -> Series:
         """One range query from ``start`` to ``end``, one value per ``step_s`` seconds."""
+        step = f"{step_s:g}s"
+        return series_of(
+            self._ask(lambda: self._client.custom_query_range(promql, start, end, step))
+        )
+
+    def _ask(self, call: Callable[[], Any]) -> Any:
+        """Run one API call, turning the client's errors into the project's."""
         try:
-            result = self._client.custom_query_range(promql, start, end, f"{step_s:g}s")
+            return call()
         except PrometheusApiClientException as error:
             raise self._http_error(str(error)) from None
         except requests.RequestException as error:
@@ -76,7 +74,6 @@ class PrometheusProvider:
             raise MetricsRefused(
                 f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
             ) from None
-        return series_of(result)
 
     def close(self) -> None:
         """Close the HTTP session."""

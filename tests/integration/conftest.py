@@ -56,26 +56,15 @@ def router(stack: devstack.StackInfo) -> Iterator[HAProxyRuntime]:
 
 def fast_plan(stack: devstack.StackInfo, stages: list[dict[str, Any]], **extra: Any) -> Plan:
     """A plan on the stack with a real error-rate gate on HAProxy's counters for the canary."""
-    canary = f'proxy="{stack.haproxy_backend}",server="$canary"'
-    responses = f"haproxy_server_http_responses_total{{{canary}"
-    data: dict[str, Any] = {
-        "service": f"it-{uuid.uuid4().hex[:6]}",
-        "version": "v2",
-        "stable": "stable",
-        "canary": "canary",
-        "router": {"kind": "haproxy", "runtime_api": stack.haproxy_admin_tcp, "backend": "app"},
-        "metrics": {"kind": "prometheus", "url": stack.prometheus_url},
-        "gates": [
-            {
-                "name": "error-rate",
-                "query": f'sum(rate({responses},code="5xx"}}[5s])) / sum(rate({responses}}}[5s]))',
-                "max": 0.05,
-                "failure_limit": 2,
-                "inconclusive_limit": 10,
-            }
-        ],
-        "stages": stages,
-    }
+    data = devstack.error_rate_plan(
+        stack,
+        f"it-{uuid.uuid4().hex[:6]}",
+        stages,
+        window="5s",
+        failure_limit=2,
+        # The first checks after a shift may see no canary requests in a 5s window yet.
+        inconclusive_limit=10,
+    )
     data.update(extra)
     return parse_plan(data)
 
