@@ -30,10 +30,12 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from plans import (
+    ClaimAnswer,
     GateCheck,
     GateOutcome,
     Notification,
     ShiftRequest,
+    TargetClaim,
     TrafficSplit,
     Verdict,
     parse_plan,
@@ -66,6 +68,16 @@ def check_gates(req: GateCheck) -> list[Verdict]:
 @activity.defn(name="notify")
 def notify(req: Notification) -> None:
     return None
+
+
+@activity.defn(name="claim_target")
+def claim_target(claim: TargetClaim) -> ClaimAnswer:
+    return ClaimAnswer(claimed=True, owner=claim.owner)
+
+
+@activity.defn(name="release_target")
+def release_target(claim: TargetClaim) -> bool:
+    return True
 
 
 def safe_plan(check_every: str) -> Any:
@@ -117,7 +129,14 @@ async def main() -> None:
                 env.client,
                 task_queue="history-bench",
                 workflows=[RolloutWorkflow],
-                activities=[shift_traffic, read_traffic, check_gates, notify],
+                activities=[
+                    shift_traffic,
+                    read_traffic,
+                    check_gates,
+                    notify,
+                    claim_target,
+                    release_target,
+                ],
                 activity_executor=executor,
             ):
                 started = time.perf_counter()

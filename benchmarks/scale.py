@@ -197,14 +197,54 @@ def start_worker(stack: Any, kind: str, queue: str, log: Path) -> int:
     return pid
 
 
-def rollout_plan(stack: Any, service: str, every_s: float) -> Any:
+def rollout_plan(stack: Any, service: str, every_s: float, router: dict[str, Any]) -> Any:
     from plans import parse_plan
     from starter import devstack
 
     stages = [{"name": "twenty", "weight": 20, "bake": "7d", "check_every": f"{every_s:g}s"}]
     # A bench of minutes must not pause on a scrape gap.
     data = devstack.error_rate_plan(stack, service, stages, window="1m", inconclusive_limit=1000)
+    # Each rollout owns its target, so each gets a backend of its own; the gates still
+    # read the dev stack's backend, which carries the load generator's traffic.
+    data["router"] = router
     return parse_plan(data)
+
+
+def start_fleet_haproxy(stack: Any, count: int, folder: Path) -> tuple[int, str]:
+    """An HAProxy of its own with ``count`` backends over the stack's two servers.
+
+    Returns its pid and runtime API address; it listens on loopback only.
+    """
+    from starter.devstack import _find_binaries
+    from starter.processes import LOCALHOST, free_port, spawn, tcp_open
+
+    admin = free_port()
+    lines = [
+        "global",
+        f"    stats socket ipv4@{LOCALHOST}:{admin} level admin",
+        "defaults",
+        "    mode http",
+        "    timeout connect 2s",
+        "    timeout client 30s",
+        "    timeout server 30s",
+    ]
+    for i in range(count):
+        lines += [
+            f"backend fleet{i}",
+            "    balance roundrobin",
+            f"    server stable {LOCALHOST}:{stack.ports['stable']} weight 100",
+            f"    server canary {LOCALHOST}:{stack.ports['canary']} weight 0",
+        ]
+    config = folder / f"fleet-{count}.cfg"
+    config.write_text("\n".join(lines) + "\n")
+    binary = _find_binaries(None).haproxy
+    pid = spawn([binary, "-db", "-f", str(config)], folder / f"fleet-{count}.log")
+    deadline = time.monotonic() + 30
+    while not tcp_open(admin):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the fleet HAProxy did not start; see {folder}")
+        time.sleep(0.1)
+    return pid, f"tcp://{LOCALHOST}:{admin}"
 
 
 async def one_count(
@@ -214,6 +254,7 @@ async def one_count(
     from starter.processes import stop_all
 
     queue = f"scale-{kind}-{count}-{uuid.uuid4().hex[:6]}"
+    fleet_pid, runtime_api = start_fleet_haproxy(stack, count, logs) if kind == "ours" else (0, "")
     pid = start_worker(stack, kind, queue, logs / f"{queue}.log")
     meter = ProcessMeter(pid)
     servers = {name: ProcessMeter(stack.pids[name]) for name in ("temporal", "prometheus")}
@@ -225,7 +266,8 @@ async def one_count(
             await asyncio.sleep(i * every_s / count)
             if kind == "ours":
                 service = f"scale-{count}-{i}-{queue[-6:]}"
-                plan = rollout_plan(stack, service, every_s)
+                router = {"kind": "haproxy", "runtime_api": runtime_api, "backend": f"fleet{i}"}
+                plan = rollout_plan(stack, service, every_s, router)
                 handles.append(await operations.start_rollout(client, plan, queue))
             else:
                 handles.append(
@@ -260,7 +302,7 @@ async def one_count(
             analyse(list(history.events), measured, start, end - timedelta(seconds=LATE_S))
     finally:
         await gather_limited([h.terminate("benchmark over") for h in handles])
-        stop_all({"worker": pid})
+        stop_all({"worker": pid, **({"fleet-haproxy": fleet_pid} if fleet_pid else {})})
     # Checks counted are those due in [start, end - LATE_S]: rates are over that span.
     window = (end - start).total_seconds() - LATE_S
     done = [c for c in measured.checks if c.done is not None]

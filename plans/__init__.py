@@ -21,6 +21,7 @@ from plans.model import (
 )
 from plans.presets import PRESETS, Preset
 from plans.state import (
+    ClaimAnswer,
     CommandKind,
     CommandRecord,
     Compensation,
@@ -33,12 +34,14 @@ from plans.state import (
     RolloutState,
     RolloutStatus,
     ShiftRequest,
+    TargetClaim,
     TrafficSplit,
     Verdict,
 )
 
 __all__ = [
     "PRESETS",
+    "ClaimAnswer",
     "CommandKind",
     "CommandRecord",
     "Compensation",
@@ -63,6 +66,7 @@ __all__ = [
     "Router",
     "ShiftRequest",
     "Stage",
+    "TargetClaim",
     "TrafficSplit",
     "Verdict",
     "format_duration",

@@ -23,10 +23,16 @@ class RolloutState(StrEnum):
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
     ABORTED = "aborted"
+    REFUSED = "refused"
 
     @property
     def final(self) -> bool:
-        return self in (RolloutState.PROMOTED, RolloutState.ROLLED_BACK, RolloutState.ABORTED)
+        return self in (
+            RolloutState.PROMOTED,
+            RolloutState.ROLLED_BACK,
+            RolloutState.ABORTED,
+            RolloutState.REFUSED,
+        )
 
 
 class CommandKind(StrEnum):
@@ -75,6 +81,14 @@ class TrafficSplit(BaseModel):
     def percent(self) -> float:
         total = self.stable_weight + self.canary_weight
         return 0.0 if total == 0 else 100.0 * self.canary_weight / total
+
+    def routes_like(self, other: TrafficSplit) -> bool:
+        """Both send the same share to the canary (weights 10/90 and 20/180 route alike)."""
+        if (self.stable_weight + self.canary_weight == 0) != (
+            other.stable_weight + other.canary_weight == 0
+        ):
+            return False
+        return abs(self.percent - other.percent) < 0.5
 
     def __str__(self) -> str:
         weights = f"weights stable {self.stable_weight}, canary {self.canary_weight}"
@@ -194,6 +208,33 @@ class RolloutStatus(BaseModel):
     reason: str = ""
     checks: int = 0
     run_count: int = 1
+    as_of: datetime | None = Field(
+        default=None, description="the moment the bake numbers are valid for (the workflow's now)"
+    )
+    bake_clock_running: bool = Field(
+        default=False, description="the bake clock was running at as_of (not paused, not done)"
+    )
+
+    def at(self, now: datetime) -> RolloutStatus:
+        """The same status with the bake clock read at ``now`` instead of at ``as_of``.
+
+        A query answers with the workflow's time, which is the time of its last workflow
+        task: up to a whole ``check_every`` ago. A running clock has gone on since then,
+        up to the bake's length; a stopped one has not.
+        """
+        if self.as_of is None:
+            return self
+        elapsed = self.bake_elapsed_s
+        if self.bake_clock_running:
+            since = max((now - self.as_of).total_seconds(), 0.0)
+            elapsed = max(elapsed, min(elapsed + since, self.bake_total_s))
+        return self.model_copy(
+            update={
+                "as_of": max(now, self.as_of),
+                "bake_elapsed_s": elapsed,
+                "bake_remaining_s": max(self.bake_total_s - elapsed, 0.0),
+            }
+        )
 
 
 class RolloutResult(BaseModel):
@@ -248,3 +289,31 @@ class RolloutProgress(BaseModel):
     checks_per_run: int = Field(default=500, description="continue-as-new after this many checks")
     visibility: bool = Field(default=False, description="upsert the Rollout* search attributes")
     run_count: int = 1
+    owns_target: bool = Field(
+        default=False, description="this rollout holds the lease on its traffic target"
+    )
+    last_check_at: datetime | None = Field(
+        default=None, description="when the router and gates were last looked at in this stage"
+    )
+    router_unreadable: bool = Field(
+        default=False, description="the last read of the router's split failed"
+    )
+    drifts: int = Field(default=0, description="times the router was found off the wanted split")
+
+
+class TargetClaim(BaseModel):
+    """A rollout asking to own its traffic target (a router's backend) for as long as it runs."""
+
+    lease_id: str = Field(description="workflow id of the target's lease")
+    target: str = Field(description="the target in words, e.g. haproxy backend app via ...")
+    owner: str = Field(description="workflow id of the rollout asking")
+    service: str
+
+
+class ClaimAnswer(BaseModel):
+    """Whether the claim was granted; if not, which rollout owns the target."""
+
+    claimed: bool
+    owner: str
+    owner_run_id: str = ""
+    since: datetime | None = None

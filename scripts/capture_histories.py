@@ -3,13 +3,18 @@
 Starts the dev stack in a temporary folder, runs three short rollouts on it (one
 promoted, one rolled back by its gate, one that continues-as-new mid-bake), exports
 each history with `temporal workflow show --output json` into tests/histories/ and stops
-the stack. Run it whenever the workflow changes in a way that needs `workflow.patched`:
+the stack. Run it whenever the workflow changes in a way that needs `workflow.patched`,
+with a prefix so that the histories of earlier code stay beside the new ones:
 
-    .venv/bin/python scripts/capture_histories.py
+    .venv/bin/python scripts/capture_histories.py --prefix owned_
+
+The promoted run also meets a drift (HAProxy's canary weight set to 0 behind its back),
+and a fourth run is refused because the promoted one owns the same backend.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import subprocess
@@ -24,6 +29,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from activities.routers.haproxy import HAProxyRuntime  # noqa: E402
 from plans import parse_plan  # noqa: E402
 from plans.state import RolloutProgress  # noqa: E402
 from starter import devstack, operations  # noqa: E402
@@ -63,7 +69,7 @@ def export(info: devstack.StackInfo, workflow_id: str, run_id: str, name: str) -
     print(f"wrote tests/histories/{name}.json")
 
 
-async def capture(info: devstack.StackInfo) -> None:
+async def capture(info: devstack.StackInfo, prefix: str) -> None:
     client = await Client.connect(info.temporal_address, data_converter=pydantic_data_converter)
     directory = Path(info.dir)
     devstack.fault(directory, 0.0, 0)
@@ -75,8 +81,19 @@ async def capture(info: devstack.StackInfo) -> None:
     handle = await operations.start_rollout(client, promoted, info.task_queue)
     await handle.signal("pause", {"by": "ana", "reason": "history"})
     await handle.signal("resume", {"by": "ana", "reason": "history"})
-    await handle.result()
-    export(info, promoted.workflow_id, handle.result_run_id or "", "promoted")
+    await asyncio.sleep(2)
+    router = HAProxyRuntime(promoted.router)
+    await asyncio.to_thread(router.set_weight, "canary", 0)
+    refused = plan(info, "history-refused", quick)
+    other = await operations.start_rollout(client, refused, info.task_queue)
+    with contextlib.suppress(WorkflowFailureError):
+        await other.result()
+    try:
+        await handle.result()
+    except WorkflowFailureError as error:
+        raise SystemExit(f"the promoted run failed: {error.cause}") from None
+    export(info, promoted.workflow_id, handle.result_run_id or "", prefix + "promoted")
+    export(info, refused.workflow_id, other.result_run_id or "", prefix + "refused")
 
     failing = plan(
         info,
@@ -89,22 +106,27 @@ async def capture(info: devstack.StackInfo) -> None:
         await handle.result()
     devstack.fault(directory, 0.0, 0)
     await asyncio.sleep(8)  # let the errors leave the gate's 5s window
-    export(info, failing.workflow_id, handle.result_run_id or "", "rolled_back")
+    export(info, failing.workflow_id, handle.result_run_id or "", prefix + "rolled_back")
 
     chained = plan(info, "history-continued", quick)
     handle = await operations.start_rollout(
         client, chained, info.task_queue, progress=RolloutProgress(checks_per_run=2)
     )
     await handle.result()
-    export(info, chained.workflow_id, handle.first_execution_run_id or "", "continued_as_new")
+    export(
+        info, chained.workflow_id, handle.first_execution_run_id or "", prefix + "continued_as_new"
+    )
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefix", default="", help="put before each file's name")
+    prefix = parser.parse_args().prefix
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         info = devstack.up(Path(folder))
         try:
-            asyncio.run(capture(info))
+            asyncio.run(capture(info, prefix))
         finally:
             devstack.down(Path(folder))
 

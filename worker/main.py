@@ -1,32 +1,100 @@
-"""The worker process: runs RolloutWorkflow and the activities until SIGTERM or Ctrl-C."""
+"""`rollout-worker`: runs RolloutWorkflow and its activities until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import signal
 import sys
+import traceback
 from concurrent.futures import ThreadPoolExecutor
+from types import FrameType
+from typing import TYPE_CHECKING
 
-from temporalio.client import Client
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from worker.config import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, connect, end_process, task_queue
 
-from activities.rollout import ALL_ACTIVITIES
-from worker.config import connect, task_queue
-from workflows.rollout import RolloutWorkflow
+if TYPE_CHECKING:
+    from temporalio.client import Client
+    from temporalio.runtime import Runtime
+    from temporalio.worker import Worker
 
 log = logging.getLogger("rollout-worker")
+
+EXIT_STOPPED = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+Run the Durable Rollouts worker: it polls a Temporal task queue and runs RolloutWorkflow
+and its activities (traffic shifts on the router, gate checks against Prometheus,
+notifications). Run it wherever the router and Prometheus are reachable; run more than
+one for availability. `python -m worker` is the same program.
+"""
+
+EPILOG = f"""\
+environment:
+  TEMPORAL_ADDRESS          host:port of the Temporal frontend (default {DEFAULT_ADDRESS})
+  TEMPORAL_NAMESPACE        namespace (default: default)
+  TEMPORAL_API_KEY          API key, e.g. for Temporal Cloud
+  TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH,
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME (and the *_DATA forms)
+                            TLS to the server
+  TEMPORAL_PROFILE          profile of the config file to use (default: default)
+  TEMPORAL_CONFIG_FILE      the config file (default ~/.config/temporalio/temporal.toml);
+                            TEMPORAL_* variables win over the profile
+  ROLLOUT_TASK_QUEUE        task queue to poll (default {DEFAULT_TASK_QUEUE}); `rollout start`
+                            must use the same one
+  ROLLOUT_WORKER_METRICS    host:port where the worker serves its own Prometheus metrics
+                            (default: none)
+  and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token)
+  and notify.webhook_url_env (a webhook URL), read by the activities at each use, so
+  secrets never enter a workflow's history.
+
+The worker does not look for a dev stack: `rollout dev up` starts one of its own.
+
+exit codes:
+  {EXIT_STOPPED}    stopped by SIGTERM or Ctrl-C (SIGINT) after finishing running tasks
+  {EXIT_ERROR}    cannot reach Temporal, or the worker failed (the error is printed)
+  {EXIT_USAGE}    usage error
+"""
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived before the worker's event loop took the signal over."""
+
+
+def parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="rollout-worker",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Worker:
     """The worker with every workflow and activity of the product registered."""
+    # Imported here: the activities bring numpy and scipy, which `--help` does not need.
+    from temporalio.worker import Worker
+
+    from activities.ownership import TargetLeases
+    from activities.rollout import ALL_ACTIVITIES
+    from workflows.lease import TargetLease
+    from workflows.rollout import RolloutWorkflow
+
+    leases = TargetLeases(client)
     return Worker(
         client,
         task_queue=queue,
-        workflows=[RolloutWorkflow],
-        activities=ALL_ACTIVITIES,
+        workflows=[RolloutWorkflow, TargetLease],
+        activities=[
+            *ALL_ACTIVITIES,
+            leases.claim_target,
+            leases.release_target,
+            leases.owner_running,
+        ],
         activity_executor=executor,
         max_concurrent_activities=64,
     )
@@ -36,31 +104,81 @@ def _runtime() -> Runtime | None:
     address = os.environ.get("ROLLOUT_WORKER_METRICS")
     if not address:
         return None
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
 async def serve() -> None:
-    client = await connect(_runtime())
-    queue = task_queue()
+    """Poll until SIGTERM or SIGINT, then let running tasks finish and return."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    connecting = asyncio.ensure_future(connect(_runtime()))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not connecting.done():
+        connecting.cancel()
+        _stop_listening(loop)
+        log.info("stopped before connecting")
+        return
+    stopping.cancel()
+    client = connecting.result()
+    queue = task_queue()
     with ThreadPoolExecutor(max_workers=64, thread_name_prefix="activity") as executor:
         worker = build_worker(client, queue, executor)
-        log.info(
-            "worker polling task queue %r on %s", queue, client.service_client.config.target_host
-        )
         async with worker:
+            log.info(
+                "worker polling task queue %r on %s",
+                queue,
+                client.service_client.config.target_host,
+            )
             await stop.wait()
+            _stop_listening(loop)
             log.info("stopping: finishing running tasks")
     log.info("stopped")
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _stop_listening(loop: asyncio.AbstractEventLoop) -> None:
+    """Once stopping, ignore SIGTERM and SIGINT: closing the loop would restore the defaults,
+    and a second signal would then kill the worker instead of letting it finish."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _stop_early(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until stopped; the process ends through ``end_process`` with a documented code."""
+    # Until serve() takes SIGTERM over, it interrupts start-up, and the worker stops cleanly.
+    signal.signal(signal.SIGTERM, _stop_early)
     try:
+        parser().parse_args(argv)
+    except SystemExit as exit_:
+        end_process(EXIT_USAGE if exit_.code else EXIT_STOPPED)
+    code = EXIT_STOPPED
+    try:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+        log.info("starting")
         asyncio.run(serve())
+    except (_Stopped, KeyboardInterrupt):
+        log.info("stopped before polling")
     except RuntimeError as error:
-        print(f"rollout-worker: {error}", file=sys.stderr)
-        sys.exit(1)
+        # What Client.connect raises when the server cannot be reached.
+        address = os.environ.get("TEMPORAL_ADDRESS", "the configured address")
+        print(f"rollout-worker: cannot reach Temporal at {address}: {error}", file=sys.stderr)
+        code = EXIT_ERROR
+    except Exception:
+        traceback.print_exc()
+        code = EXIT_ERROR
+    # A SIGTERM now changes nothing: the worker is stopping already.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Never let the interpreter finalize while the SDK's Rust threads live (see end_process).
+    end_process(code)

@@ -6,7 +6,7 @@ replay identically.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from plans import (
     CommandKind,
@@ -41,6 +41,43 @@ def bake_elapsed(progress: RolloutProgress, now: datetime) -> float:
 def bake_remaining(plan: Plan, progress: RolloutProgress, now: datetime) -> float:
     stage = current_stage(plan, progress)
     return max(stage.bake.total_seconds() - bake_elapsed(progress, now), 0.0)
+
+
+# A check may start late by this much (a busy worker, a slow query) before the wait
+# since the previous one counts as time nobody watched.
+MIN_CHECK_GRACE = timedelta(seconds=5)
+
+
+def check_grace(stage: Stage) -> timedelta:
+    """How late a check may be: half the stage's check interval, at least 5 seconds."""
+    return max(stage.check_every / 2, MIN_CHECK_GRACE)
+
+
+def unobserved(stage: Stage, last_check_at: datetime | None, now: datetime) -> bool:
+    """No check has looked at the stage for longer than its interval and grace."""
+    if last_check_at is None:
+        return False
+    return now - last_check_at > stage.check_every + check_grace(stage)
+
+
+def unobserved_excess(
+    stage: Stage,
+    last_check_at: datetime | None,
+    clock_running_since: datetime | None,
+    now: datetime,
+) -> timedelta:
+    """Bake time to take back because no check ran: the gap beyond interval and grace.
+
+    Only time the bake clock was running counts (a paused stage accrued none), so the
+    excess is capped at the running part of the gap. A worker, server or router that was
+    away for longer than a check interval therefore lengthens the stage by about as long
+    as it was away: a bake is time the rollout watched, not time that went by.
+    """
+    if last_check_at is None or clock_running_since is None:
+        return timedelta(0)
+    excess = now - last_check_at - stage.check_every - check_grace(stage)
+    counted = now - max(last_check_at, clock_running_since)
+    return max(min(excess, counted), timedelta(0))
 
 
 def gates_pass(plan: Plan, progress: RolloutProgress, stage: Stage) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -15,10 +15,13 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from activities.ownership import TargetLeases
     from plans import (
+        ClaimAnswer,
         CommandKind,
         CommandRecord,
         Compensation,
+        Gate,
         GateCheck,
         GateOutcome,
         Notification,
@@ -29,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
         ShiftRequest,
         Stage,
+        TargetClaim,
         TrafficSplit,
         Verdict,
         format_duration,
@@ -56,6 +60,14 @@ NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attemp
 
 
 MAX_EVENTS_KEPT = 300
+READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
+CLAIM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+# Runs recorded before rollouts owned their target and read it back at every check
+# replay without either; every run started since takes the newer path.
+OWN_AND_OBSERVE = "own-and-observe-target"
 
 
 class _RollBack(Exception):
@@ -76,10 +88,14 @@ class RolloutWorkflow:
         self._p = progress or RolloutProgress()
         self._wakeups = 0
         self._published: tuple[Any, ...] = ()
+        self._observes = False
 
     @workflow.run
     async def run(self, plan: Plan, progress: RolloutProgress | None = None) -> RolloutResult:
         p = self._p
+        self._observes = workflow.patched(OWN_AND_OBSERVE)
+        if self._observes and not p.owns_target:
+            await self._claim_target()
         try:
             if p.run_count == 1 and p.shifted_stage < 0:
                 await self._notify(
@@ -123,8 +139,10 @@ class RolloutWorkflow:
             p.clock_running_since = None if p.paused else now
             p.next_check_at = now + stage.check_every
             p.stage_checks = 0
+            p.last_check_at = now  # the shift read the split back
             self._audit("stage", f"{decisions.describe_stage(self._plan, p.stage_index)} started")
-        gated = bool(self._plan.gates_for(stage))
+        # Observed stages look at the router at every check even when they have no gates.
+        checked = self._observes or bool(self._plan.gates_for(stage))
         while True:
             if p.rollback_requested:
                 raise _RollBack()
@@ -134,9 +152,17 @@ class RolloutWorkflow:
                 return
             now = workflow.now()
             assert p.next_check_at is not None
-            if gated and decisions.baked(self._plan, p, now) and p.stage_checks == 0:
+            if (
+                checked
+                and decisions.baked(self._plan, p, now)
+                and (
+                    p.stage_checks == 0
+                    or (self._observes and decisions.unobserved(stage, p.last_check_at, now))
+                )
+            ):
+                # A stage passes on a fresh look, never on a bake nobody watched the end of.
                 p.next_check_at = now
-            if gated and now >= p.next_check_at:
+            if checked and now >= p.next_check_at:
                 await self._check(stage)
                 continue
             if decisions.stage_complete(self._plan, p, now):
@@ -148,7 +174,7 @@ class RolloutWorkflow:
                 await self._missed_deadline(stage, now)
                 continue
             self._set_waiting_state(now)
-            if not gated:
+            if not checked:
                 p.next_check_at = now + stage.check_every
             if self._should_continue_as_new():
                 await self._continue_as_new()
@@ -237,35 +263,26 @@ class RolloutWorkflow:
         _raise_if_cancelled()
 
     async def _check(self, stage: Stage) -> None:
+        """Read the router back and judge the gates; repair drift, act on the verdicts."""
         p, plan = self._p, self._plan
         gates = plan.gates_for(stage)
         p.checks += 1
         p.checks_this_run += 1
-        try:
-            # A local activity: its result is one marker in history instead of an activity's
-            # three events and a workflow task of its own, which keeps week-long runs small.
-            verdicts: list[Verdict] = await workflow.execute_local_activity(
-                "check_gates",
-                GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders()),
-                result_type=list[Verdict],
-                start_to_close_timeout=plan.metrics.timeout
-                * (sum(g.queries_per_check for g in gates) + 3)
-                + timedelta(seconds=5),
-                retry_policy=CHECK_RETRY,
-                summary=f"check {len(gates)} gate(s) at {stage.weight}%",
+        if self._observes:
+            self._discount_unobserved(stage, workflow.now())
+            p.last_check_at = workflow.now()
+            split, verdicts = await asyncio.gather(
+                self._read_split(self._shift_request(p.canary_weight)), self._judge(stage, gates)
             )
-        except ActivityError as error:
-            reason = f"gate check failed: {_root_message(error)}"
-            verdicts = [
-                Verdict(
-                    gate=g.name, outcome=GateOutcome.INCONCLUSIVE, reason=reason, at=workflow.now()
-                )
-                for g in gates
-            ]
+            await self._repair_drift(split)
+        else:
+            verdicts = await self._judge(stage, gates)
         p.stage_checks += 1
         # Keep the cadence of the schedule, not of when each check happened to finish.
         due = (p.next_check_at or workflow.now()) + stage.check_every
         p.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
+        if not gates:
+            return
         self._audit_verdicts(verdicts)
         actions = decisions.judge_checks(p, gates, verdicts)
         for shadow in p.shadow_actions:
@@ -291,6 +308,152 @@ class RolloutWorkflow:
                 )
             )
 
+    async def _judge(self, stage: Stage, gates: list[Gate]) -> list[Verdict]:
+        """One verdict per gate; a check that cannot run makes every gate inconclusive."""
+        if not gates:
+            return []
+        plan = self._plan
+        try:
+            # A local activity: its result is one marker in history instead of an activity's
+            # three events and a workflow task of its own, which keeps week-long runs small.
+            verdicts: list[Verdict] = await workflow.execute_local_activity(
+                "check_gates",
+                GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders()),
+                result_type=list[Verdict],
+                start_to_close_timeout=plan.metrics.timeout
+                * (sum(g.queries_per_check for g in gates) + 3)
+                + timedelta(seconds=5),
+                retry_policy=CHECK_RETRY,
+                summary=f"check {len(gates)} gate(s) at {stage.weight}%",
+            )
+        except ActivityError as error:
+            reason = f"gate check failed: {_root_message(error)}"
+            verdicts = [
+                Verdict(
+                    gate=g.name, outcome=GateOutcome.INCONCLUSIVE, reason=reason, at=workflow.now()
+                )
+                for g in gates
+            ]
+        return verdicts
+
+    # -- the target: owned for the whole run, read back at every check ---------------------
+
+    async def _claim_target(self) -> None:
+        """Own the router's target, or end refused, naming the rollout that owns it."""
+        p, plan = self._p, self._plan
+        answer: ClaimAnswer = await workflow.execute_activity_method(
+            TargetLeases.claim_target,
+            self._target_claim(),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=CLAIM_RETRY,
+            summary=f"claim {plan.router.target_key()}",
+        )
+        if answer.claimed:
+            p.owns_target = True
+            self._audit("target", f"owns {plan.router.target_key()}")
+            return
+        since = f", started {answer.since:%Y-%m-%d %H:%M:%S} UTC" if answer.since else ""
+        owner_service = answer.owner.removeprefix("rollout-")
+        p.reason = (
+            f"{plan.router.describe()} is being moved by {answer.owner}"
+            f" (run {answer.owner_run_id}{since}); one rollout at a time may move a target:"
+            f" wait for it to end, or stop it with `rollout rollback {owner_service}`"
+        )
+        p.state = RolloutState.REFUSED
+        self._audit("end", f"refused: {p.reason}")
+        self._publish()
+        raise ApplicationError(
+            f"refused: {p.reason}", self._result(), type="TargetOwned", non_retryable=True
+        )
+
+    async def _release_target(self) -> None:
+        """Give the target back; a lost release is mended by the lease itself."""
+        p = self._p
+        if not p.owns_target:
+            return
+        try:
+            await workflow.execute_activity_method(
+                TargetLeases.release_target,
+                self._target_claim(),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+                summary=f"release {self._plan.router.target_key()}",
+            )
+        except ActivityError as error:
+            # The lease looks at its owner now and then and ends itself once the run has ended.
+            workflow.logger.warning("Releasing the target failed: %s", _root_message(error))
+        p.owns_target = False
+
+    def _target_claim(self) -> TargetClaim:
+        plan = self._plan
+        return TargetClaim(
+            lease_id=plan.target_lease_id,
+            target=plan.router.target_key(),
+            owner=workflow.info().workflow_id,
+            service=plan.service,
+        )
+
+    async def _read_split(self, request: ShiftRequest) -> TrafficSplit | None:
+        """What the router routes now, or None (recorded once) when it cannot be read."""
+        p = self._p
+        try:
+            split: TrafficSplit = await workflow.execute_local_activity(
+                "read_traffic",
+                request,
+                result_type=TrafficSplit,
+                start_to_close_timeout=request.router.timeout * 3,
+                retry_policy=READ_RETRY,
+                summary=f"read the split on {request.router.describe()}",
+            )
+        except ActivityError as error:
+            if not p.router_unreadable:
+                self._audit("router", f"cannot read the split: {_root_message(error)}")
+            p.router_unreadable = True
+            return None
+        if p.router_unreadable:
+            self._audit("router", "the split can be read again")
+        p.router_unreadable = False
+        return split
+
+    async def _repair_drift(self, split: TrafficSplit | None) -> None:
+        """Put the wanted split back when the router routes something else (a reload, a person)."""
+        p, plan = self._p, self._plan
+        wanted = TrafficSplit.canary_percent(p.canary_weight)
+        if split is None or split.routes_like(wanted):
+            return
+        p.drifts += 1
+        text = (
+            f"{plan.router.describe()} routes {split}, but the rollout set {wanted}:"
+            " putting it back"
+        )
+        self._audit("drift", text)
+        await self._notify(f"Rollout of {plan.service} {plan.version}: drift: {text}")
+        await workflow.execute_activity(
+            "shift_traffic",
+            self._shift_request(p.canary_weight),
+            result_type=TrafficSplit,
+            start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
+            schedule_to_close_timeout=SHIFT_DEADLINE,
+            retry_policy=SHIFT_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"re-assert canary at {p.canary_weight}% after drift",
+        )
+        _raise_if_cancelled()
+
+    def _discount_unobserved(self, stage: Stage, now: datetime) -> None:
+        """Time with no check (worker, server or router away) is not counted as baked."""
+        p = self._p
+        excess = decisions.unobserved_excess(stage, p.last_check_at, p.clock_running_since, now)
+        if excess <= timedelta(0):
+            return
+        assert p.clock_running_since is not None and p.last_check_at is not None
+        p.clock_running_since += excess
+        self._audit(
+            "gap",
+            f"no check for {format_duration(now - p.last_check_at)}:"
+            f" {format_duration(excess)} of it not counted as bake time",
+        )
+
     async def _promote(self) -> None:
         p = self._p
         if p.canary_weight != 100:
@@ -311,6 +474,7 @@ class RolloutWorkflow:
         await self._notify(
             f"Rollout of {self._plan.service} {self._plan.version} promoted: {p.reason}"
         )
+        await self._release_target()
 
     async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
         """Run the compensation stack in reverse; restoring traffic never gives up."""
@@ -320,6 +484,7 @@ class RolloutWorkflow:
         p.state = RolloutState.ROLLING_BACK
         self._publish()
         failures = 0
+        restored: list[Compensation] = []
         while p.compensations:
             compensation = p.compensations[-1]
             try:
@@ -346,13 +511,36 @@ class RolloutWorkflow:
                     timedelta(seconds=min(30 * failures, 300)), summary="retry restore"
                 )
                 continue
-            p.compensations.pop()
+            restored.append(p.compensations.pop())
+            if not p.compensations and self._observes:
+                # Read each restore back: one a reload undid is asserted again until it holds.
+                drifted = [c for c in restored if not await self._holds(c)]
+                restored = []
+                if drifted:
+                    failures += 1
+                    p.compensations.extend(reversed(drifted))
+                    await workflow.sleep(
+                        timedelta(seconds=min(2 * failures, 60)), summary="re-assert restore"
+                    )
         p.canary_weight = 0
         p.state = final
         self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
         self._publish()
         word = final.value.replace("_", " ")
         await self._notify(f"Rollout of {self._plan.service} {self._plan.version} {word}: {reason}")
+        await self._release_target()
+
+    async def _holds(self, compensation: Compensation) -> bool:
+        """Whether the router still routes what this compensation restored."""
+        split = await self._read_split(compensation.shift)
+        if split is None or split.routes_like(compensation.shift.split):
+            return True
+        self._audit(
+            "drift",
+            f"{compensation.shift.router.describe()} routes {split} after"
+            f" the restore to {compensation.shift.split}: restoring again",
+        )
+        return False
 
     async def _notify(self, text: str) -> None:
         env = self._plan.notify.webhook_url_env
@@ -437,6 +625,8 @@ class RolloutWorkflow:
         stage = plan.stages[min(p.stage_index, len(plan.stages) - 1)]
         running = p.shifted_stage == p.stage_index and not p.state.final
         elapsed = decisions.bake_elapsed(p, now) if running else 0.0
+        # `now` is the time of the last workflow task; the client carries a running clock
+        # on from `as_of` to the moment it asks (RolloutStatus.at).
         return RolloutStatus(
             service=plan.service,
             version=plan.version,
@@ -460,6 +650,8 @@ class RolloutWorkflow:
             reason=p.reason,
             checks=p.checks,
             run_count=p.run_count,
+            as_of=now,
+            bake_clock_running=running and p.clock_running_since is not None,
         )
 
     def _on_signal(self, kind: CommandKind, inputs: tuple[Any, ...]) -> None:

@@ -527,3 +527,55 @@ def test_stage_without_approval_never_awaits_it() -> None:
 
 def test_describe_stage() -> None:
     assert decisions.describe_stage(PLAN, 1) == "stage 2/3 'half' (50%)"
+
+
+# -- time nobody watched -----------------------------------------------------------------------
+
+
+def test_a_check_on_time_or_a_little_late_takes_nothing_back() -> None:
+    stage = make_plan().stages[0]  # checks every minute by default
+    every = stage.check_every.total_seconds()
+    assert decisions.check_grace(stage) == timedelta(seconds=30)
+    for late in (0.0, 10.0, 30.0):
+        now = at(seconds=every + late)
+        assert decisions.unobserved_excess(stage, T0, T0, now) == timedelta(0)
+        assert not decisions.unobserved(stage, T0, now)
+
+
+def test_a_long_gap_takes_back_what_lies_beyond_interval_and_grace() -> None:
+    stage = make_plan().stages[0]
+    now = at(minutes=10)  # nine minutes late
+    assert decisions.unobserved(stage, T0, now)
+    assert decisions.unobserved_excess(stage, T0, T0, now) == timedelta(minutes=8, seconds=30)
+
+
+def test_the_grace_is_at_least_five_seconds() -> None:
+    plan = make_plan(stages=[{"name": "s", "weight": 10, "bake": "1m", "check_every": "2s"}])
+    stage = plan.stages[0]
+    assert decisions.check_grace(stage) == timedelta(seconds=5)
+    assert decisions.unobserved_excess(stage, T0, T0, at(seconds=7)) == timedelta(0)
+    assert decisions.unobserved_excess(stage, T0, T0, at(seconds=19)) == timedelta(seconds=12)
+
+
+def test_only_time_the_bake_clock_ran_is_taken_back() -> None:
+    stage = make_plan().stages[0]
+    # Paused all along: nothing was counted, so nothing is taken back.
+    assert decisions.unobserved_excess(stage, T0, None, at(minutes=30)) == timedelta(0)
+    # Resumed two minutes before the late check: at most those two minutes go.
+    resumed = at(minutes=28)
+    assert decisions.unobserved_excess(stage, T0, resumed, at(minutes=30)) == timedelta(minutes=2)
+    # Never checked yet: no gap to speak of.
+    assert decisions.unobserved_excess(stage, None, T0, at(minutes=30)) == timedelta(0)
+    assert not decisions.unobserved(stage, None, at(minutes=30))
+
+
+def test_splits_that_route_alike_are_not_drift() -> None:
+    from plans import TrafficSplit
+
+    ten = TrafficSplit.canary_percent(10)
+    assert ten.routes_like(TrafficSplit(stable_weight=180, canary_weight=20))
+    assert not ten.routes_like(TrafficSplit.canary_percent(0))
+    assert not ten.routes_like(TrafficSplit(stable_weight=0, canary_weight=0))
+    assert TrafficSplit(stable_weight=0, canary_weight=0).routes_like(
+        TrafficSplit(stable_weight=0, canary_weight=0)
+    )

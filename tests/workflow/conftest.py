@@ -20,11 +20,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from plans import (
+    ClaimAnswer,
     GateCheck,
     GateOutcome,
     Notification,
     Plan,
     ShiftRequest,
+    TargetClaim,
     TrafficSplit,
     Verdict,
     parse_plan,
@@ -94,6 +96,10 @@ class Doubles:
     notes: list[str] = field(default_factory=list)
     shift_failures: int = 0
     routers: list[str] = field(default_factory=list)
+    leases: list[str] = field(default_factory=list)
+    # What the next reads of the router find, in order; then the last shift's split.
+    router_reads: list[TrafficSplit] = field(default_factory=list)
+    reads: int = 0
 
     @property
     def weight(self) -> int:
@@ -111,6 +117,9 @@ class Doubles:
 
         @activity.defn(name="read_traffic")
         def read_traffic(req: ShiftRequest) -> TrafficSplit:
+            self.reads += 1
+            if self.router_reads:
+                return self.router_reads.pop(0)
             return TrafficSplit.canary_percent(self.weight)
 
         @activity.defn(name="check_gates")
@@ -123,7 +132,17 @@ class Doubles:
             self.notes.append(req.text)
             return True
 
-        return [shift_traffic, read_traffic, check_gates, notify]
+        @activity.defn(name="claim_target")
+        def claim_target(claim: TargetClaim) -> ClaimAnswer:
+            self.leases.append(f"claim {claim.owner}")
+            return ClaimAnswer(claimed=True, owner=claim.owner)
+
+        @activity.defn(name="release_target")
+        def release_target(claim: TargetClaim) -> bool:
+            self.leases.append(f"release {claim.owner}")
+            return True
+
+        return [shift_traffic, read_traffic, check_gates, notify, claim_target, release_target]
 
 
 @pytest.fixture

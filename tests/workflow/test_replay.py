@@ -20,7 +20,14 @@ HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 
 
 def test_the_three_kinds_of_run_are_kept() -> None:
+    # The first three come from runs before rollouts owned and read back their target.
     assert {p.stem for p in HISTORIES} >= {"promoted", "rolled_back", "continued_as_new"}
+    assert {p.stem for p in HISTORIES} >= {
+        "owned_promoted",
+        "owned_refused",
+        "owned_rolled_back",
+        "owned_continued_as_new",
+    }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

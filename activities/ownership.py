@@ -1,0 +1,124 @@
+"""Owning a traffic target: claim and release its lease, a ``TargetLease`` workflow.
+
+The lease's workflow id is the target's (``Plan.target_lease_id``), so Temporal's
+one-running-workflow-per-id rule decides a race between two claims. The lease's memo
+names its owner, so anyone can read who holds it without a worker.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from plans import ClaimAnswer, TargetClaim
+
+LEASE_WORKFLOW = "TargetLease"
+_CLAIM_ROUNDS = 5
+
+
+async def holder(client: Client, lease_id: str) -> tuple[TargetClaim, str] | None:
+    """The running lease's claim and run id, or None when no lease on the target runs."""
+    try:
+        described = await client.get_workflow_handle(lease_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    memo = await described.memo()
+    return TargetClaim.model_validate(memo), described.run_id or ""
+
+
+async def is_running(client: Client, workflow_id: str) -> tuple[bool, str]:
+    """Whether the workflow's latest run is still running, and that run's id."""
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False, ""
+        raise
+    return described.status == WorkflowExecutionStatus.RUNNING, described.run_id or ""
+
+
+class TargetLeases:
+    """The ownership activities; they need a client, so they are bound to one."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @activity.defn(name="claim_target")
+    async def claim_target(self, claim: TargetClaim) -> ClaimAnswer:
+        """Start the target's lease for ``claim.owner``, or say which running rollout has it.
+
+        A lease held by the claimant's own workflow id (an earlier run that was
+        terminated, say) is taken over as it is; one whose owner has ended is ended.
+        """
+        queue = activity.info().task_queue
+        for _ in range(_CLAIM_ROUNDS):
+            try:
+                await self.client.start_workflow(
+                    LEASE_WORKFLOW,
+                    claim,
+                    id=claim.lease_id,
+                    task_queue=queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    memo=claim.model_dump(),
+                    static_summary=f"{claim.target}: moved by {claim.owner}",
+                )
+                return ClaimAnswer(claimed=True, owner=claim.owner)
+            except WorkflowAlreadyStartedError:
+                pass
+            held = await holder(self.client, claim.lease_id)
+            if held is None:
+                continue  # it ended between the two calls: claim again
+            current, lease_run = held
+            if current.owner == claim.owner:
+                return ClaimAnswer(claimed=True, owner=claim.owner)
+            running, owner_run = await is_running(self.client, current.owner)
+            if running:
+                described = await self.client.get_workflow_handle(current.owner).describe()
+                return ClaimAnswer(
+                    claimed=False,
+                    owner=current.owner,
+                    owner_run_id=owner_run,
+                    since=described.start_time,
+                )
+            # Its owner ended without a release (terminated): end that lease run only.
+            try:
+                await self.client.get_workflow_handle(claim.lease_id, run_id=lease_run).terminate(
+                    reason=f"{current.owner} has ended; {claim.owner} takes the target over"
+                )
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        raise ApplicationError(
+            f"could not claim {claim.target}: the lease changed hands {_CLAIM_ROUNDS} times"
+            " while claiming; trying again"
+        )
+
+    @activity.defn(name="release_target")
+    async def release_target(self, claim: TargetClaim) -> bool:
+        """Release the lease if ``claim.owner`` holds it; True when it did."""
+        held = await holder(self.client, claim.lease_id)
+        if held is None or held[0].owner != claim.owner:
+            return False
+        try:
+            await self.client.get_workflow_handle(claim.lease_id, run_id=held[1]).signal(
+                "release", claim.owner
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return False
+        return True
+
+    @activity.defn(name="owner_running")
+    async def owner_running(self, owner: str) -> bool:
+        """Whether the rollout holding a lease still runs (the lease ends itself if not)."""
+        running, _ = await is_running(self.client, owner)
+        return running
