@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from activities.routers.haproxy import HAProxyRuntime  # noqa: E402
-from plans import parse_plan  # noqa: E402
+from plans import RolloutState, parse_plan  # noqa: E402
 from plans.state import RolloutProgress  # noqa: E402
 from starter import devstack, operations  # noqa: E402
 
@@ -81,7 +81,8 @@ async def capture(info: devstack.StackInfo, prefix: str) -> None:
     handle = await operations.start_rollout(client, promoted, info.task_queue)
     await handle.signal("pause", {"by": "ana", "reason": "history"})
     await handle.signal("resume", {"by": "ana", "reason": "history"})
-    await asyncio.sleep(2)
+    while (await operations.status(client, promoted.service)).state != RolloutState.BAKING:
+        await asyncio.sleep(0.2)
     router = HAProxyRuntime(promoted.router)
     await asyncio.to_thread(router.set_weight, "canary", 0)
     refused = plan(info, "history-refused", quick)
