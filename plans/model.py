@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import math
 import re
+import reprlib
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,12 +26,67 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PLACEHOLDER = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 QUERY_PLACEHOLDERS = ("canary", "stable", "service", "backend", "target", "window")
 
+# How big a plan may be. The CLI validates a plan, and the worker validates it again each time
+# a run starts or continues as new; it also travels in the run's history. Real plans hold a
+# few gates and a handful of stages in a few kilobytes, so these leave ample room while
+# keeping one file from tying up either.
+MAX_PLAN_BYTES = 1024 * 1024  # the file load_plan reads
+MAX_YAML_VALUES = 20_000  # values in the file, each use of an alias counted in full
+MAX_YAML_DEPTH = 20  # levels of nesting; a plan needs 5
+MAX_STAGES = 100
+MAX_GATES = 50  # in the plan, and named by one stage
+MAX_QUERY_CHARS = 4_000
+MAX_PLACEHOLDERS = 50  # in one query
+MAX_TEXT_CHARS = 1_000  # a URL or a runtime API address
+# What an error message shows: values are quoted by their start, and a bad plan's problems
+# are listed up to a point, so a huge value cannot make a huge message.
+QUOTE_CHARS = 60
+MAX_PROBLEM_CHARS = 1_000
+MAX_PROBLEMS_SHOWN = 50
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = QUOTE_CHARS
+_REPR.maxlevel = 2
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 5
+
+
+def quote(value: object) -> str:
+    """A value as an error message shows it: its repr, or its start and its length if long."""
+    if isinstance(value, str):
+        if len(value) <= QUOTE_CHARS + 20:
+            return repr(value)
+        return f"{value[:QUOTE_CHARS]!r}\u2026 ({len(value):,} characters)"
+    try:
+        return _REPR.repr(value)
+    except Exception:  # a value whose repr fails still gets a message
+        return f"a {type(value).__name__}"
+
+
+def _some(items: list[str], shown: int = 5) -> str:
+    """The first few of a list, comma-separated, and how many more there are."""
+    listed = ", ".join(items[:shown])
+    return f"{listed} and {len(items) - shown:,} more" if len(items) > shown else listed
+
+
+def _too_long(value: str, limit: int, what: str) -> str | None:
+    """A message for a string past its limit, or None when it fits."""
+    if len(value) <= limit:
+        return None
+    return f"{quote(value)} is longer than the {limit:,} characters {what}"
+
+
+def _at_most(value: Any, limit: int, items: str, holder: str, fix: str) -> Any:
+    """Refuse a list longer than ``limit`` before any of its items is validated."""
+    if isinstance(value, list | tuple) and len(value) > limit:
+        raise ValueError(f"{len(value):,} {items}, more than the {limit:,} {holder}: {fix}")
+    return value
+
 
 def _check_name(value: str, what: str) -> str:
     if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not a safe {what}: use 1-63 letters, digits, '_', '.', ':' or '-',"
-            " starting with a letter or digit (it is put into PromQL and HAProxy commands)"
+            f"{quote(value)} is not a safe {what}: use 1-63 letters, digits, '_', '.', ':' or"
+            " '-', starting with a letter or digit (it is put into PromQL and HAProxy commands)"
         )
     return value
 
@@ -35,7 +94,7 @@ def _check_name(value: str, what: str) -> str:
 def _check_env(value: str | None) -> str | None:
     if value is not None and not ENV_NAME.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not an environment variable name: use letters, digits and '_'"
+            f"{quote(value)} is not an environment variable name: use letters, digits and '_'"
         )
     return value
 
@@ -62,20 +121,32 @@ class HAProxyRouter(_Strict):
     @field_validator("runtime_api")
     @classmethod
     def _runtime_api(cls, v: str) -> str:
+        too_long = _too_long(v, MAX_TEXT_CHARS, "a runtime API address may have")
+        if too_long:
+            raise ValueError(f"{too_long}: write it as unix:///path/admin.sock or tcp://HOST:PORT")
         if v.startswith("tcp://"):
             host, _, port = v[6:].rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"{v!r}: write the TCP runtime API as tcp://HOST:PORT")
+                raise ValueError(f"{quote(v)}: write the TCP runtime API as tcp://HOST:PORT")
         elif v in ("unix://", "unix:///") or (
             not v.startswith("unix://") and not v.startswith("/")
         ):
             raise ValueError(
-                f"{v!r}: write the runtime API as unix:///path/admin.sock or tcp://HOST:PORT"
+                f"{quote(v)}: write the runtime API as unix:///path/admin.sock or tcp://HOST:PORT"
             )
         return v
 
     def describe(self) -> str:
         return f"haproxy {self.backend} via {self.runtime_api}"
+
+    def target_key(self) -> str:
+        """What a rollout owns here: the whole backend, since weights are relative within it.
+
+        Two rollouts in one backend would each change the other's split, whichever
+        servers they name.
+        """
+        address = self.runtime_api.removeprefix("unix://")
+        return f"haproxy {address} backend {self.backend}"
 
 
 Router = Annotated[HAProxyRouter, Field(discriminator="kind")]
@@ -94,11 +165,14 @@ class PrometheusSource(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
+        too_long = _too_long(v, MAX_TEXT_CHARS, "a Prometheus URL may have")
+        if too_long:
+            raise ValueError(f"{too_long}: write it as http(s)://host:port")
         match = re.fullmatch(
             r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?(/\S*)?", v
         )
         if match is None or (match.group(2) is not None and not 0 < int(match.group(2)) < 65536):
-            raise ValueError(f"{v!r}: write the Prometheus URL as http(s)://host:port")
+            raise ValueError(f"{quote(v)}: write the Prometheus URL as http(s)://host:port")
         return v.rstrip("/")
 
     @field_validator("bearer_token_env")
@@ -129,8 +203,7 @@ _DEFAULT_STEP = timedelta(seconds=10)
 TWO_PROPORTION_MIN_POINTS = 3
 # String literals are dropped before looking for range selectors: a regex matcher such as
 # code=~"5[0-9]+" has brackets that are not a window.
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_RANGE = re.compile(r"\[\s*([^\]:]*?)\s*(?::[^\]]*)?\]")
+_QUOTES = re.compile("[\"'`]")
 _PROMQL_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
 _PROMQL_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _PROMQL_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -155,8 +228,69 @@ def promql_duration(value: timedelta) -> str:
 
 
 def range_windows(query: str) -> list[str]:
-    """The range selectors' windows in a query, as written (``1m``, ``$window``)."""
-    return [m.group(1) for m in _RANGE.finditer(_STRINGS.sub('""', query)) if m.group(1)]
+    """The range selectors' windows in a query, as written (``1m``, ``$window``).
+
+    A selector is ``[`` up to the next ``]``; its window is what comes before any ``:``
+    (a subquery's resolution), without spaces. Scanned, not matched with a regex: one that
+    backtracks takes seconds on a query of a few thousand brackets or spaces.
+    """
+    text = _without_strings(query)
+    found = []
+    start = text.find("[")
+    while start != -1:
+        end = text.find("]", start + 1)
+        if end == -1:
+            break
+        window = text[start + 1 : end].split(":", 1)[0].strip()
+        if window:
+            found.append(window)
+        start = text.find("[", end + 1)
+    return found
+
+
+def _without_strings(query: str) -> str:
+    """The query with each string literal ("...", '...' with backslash escapes, `...`) as "".
+
+    A quote with no closing one is left as it is. Linear: when a quote finds no closing one,
+    neither does any quote of its kind up to where that search stopped.
+    """
+    parts = []
+    done = 0  # query[:done] is in parts
+    dead_until = {'"': 0, "'": 0, "`": 0}  # a quote of this kind before here never closes
+    found = _QUOTES.search(query)
+    while found is not None:
+        start = found.start()
+        quote = query[start]
+        end = -1 if start < dead_until[quote] else _closing(query, start, quote)
+        if end < 0:
+            dead_until[quote] = max(dead_until[quote], -end)
+            found = _QUOTES.search(query, start + 1)
+            continue
+        parts += [query[done:start], '""']
+        done = end + 1
+        found = _QUOTES.search(query, done)
+    parts.append(query[done:])
+    return "".join(parts)
+
+
+def _closing(query: str, start: int, quote: str) -> int:
+    """Where the string opened at ``start`` closes, or minus where the search for it stopped."""
+    if quote == "`":
+        end = query.find("`", start + 1)
+        return end if end >= 0 else -len(query)
+    i = start + 1
+    while i < len(query):
+        char = query[i]
+        if char == quote:
+            return i
+        if char == "\\":
+            # An escape is a backslash and any character but a line break (regex's "\\.").
+            if i + 1 == len(query) or query[i + 1] == "\n":
+                return -i
+            i += 2
+        else:
+            i += 1
+    return -len(query)
 
 
 def _window_seconds(text: str, window: timedelta) -> float | None:
@@ -236,7 +370,9 @@ class Gate(_Strict):
         name = data["preset"]
         preset = PRESETS.get(name) if isinstance(name, str) else None
         if preset is None:
-            raise ValueError(f"unknown preset {name!r}: use one of {', '.join(sorted(PRESETS))}")
+            raise ValueError(
+                f"unknown preset {quote(name)}: use one of {', '.join(sorted(PRESETS))}"
+            )
         kind = data.get("kind", "threshold")
         defaults = preset.defaults(kind if isinstance(kind, str) else "threshold")
         if kind == "threshold" and ("max" in data or "min" in data):
@@ -254,14 +390,22 @@ class Gate(_Strict):
     def _query(cls, v: str | None) -> str | None:
         if v is None:
             return v
+        too_long = _too_long(v, MAX_QUERY_CHARS, "a query may have")
+        if too_long:
+            raise ValueError(f"{too_long}: shorten it, e.g. with a Prometheus recording rule")
         if not v.strip():
             raise ValueError("the query is empty: write a PromQL expression")
+        count = sum(1 for _ in PLACEHOLDER.finditer(v))
+        if count > MAX_PLACEHOLDERS:
+            raise ValueError(
+                f"{count:,} placeholders is more than the {MAX_PLACEHOLDERS} a query may hold:"
+                " shorten it, e.g. with a Prometheus recording rule"
+            )
         unknown = sorted(_placeholders(v) - set(QUERY_PLACEHOLDERS))
         if unknown:
             allowed = ", ".join("$" + p for p in QUERY_PLACEHOLDERS)
-            raise ValueError(
-                f"unknown placeholder(s) {', '.join('$' + u for u in unknown)}: use {allowed}"
-            )
+            named = _some(["$" + (u if len(u) <= 40 else u[:40] + "\u2026") for u in unknown])
+            raise ValueError(f"unknown placeholder(s) {named}: use {allowed}")
         return v
 
     @field_validator("window", "step")
@@ -493,19 +637,23 @@ class Gate(_Strict):
     def window_problems(self, stage: Stage) -> list[tuple[str, str]]:
         """(field, window) pairs of this gate that are longer than the stage's bake."""
         bake = stage.bake.total_seconds()
+        return list(dict.fromkeys((f, w) for f, w, seconds in self.windows() if seconds > bake))
+
+    def windows(self) -> list[tuple[str, str, float]]:
+        """(field, window as shown, seconds) of each window the gate reads data over."""
         found = []
         for field, text in (("query", self.query), ("samples_query", self.samples_query)):
             for written in range_windows(text or ""):
                 seconds = _window_seconds(written, self.window)
-                if seconds is None or seconds <= bake:
+                if seconds is None:
                     continue
                 if written.startswith("$"):
-                    found.append(("window", format_duration(self.window)))
+                    found.append(("window", format_duration(self.window), seconds))
                 else:
-                    found.append((field, f"[{written}]"))
-        if self.kind == "statistical" and self.window.total_seconds() > bake:
-            found.append(("window", format_duration(self.window)))
-        return list(dict.fromkeys(found))
+                    found.append((field, f"[{written}]", seconds))
+        if self.kind == "statistical":
+            found.append(("window", format_duration(self.window), self.window.total_seconds()))
+        return found
 
 
 class Stage(_Strict):
@@ -530,6 +678,13 @@ class Stage(_Strict):
     def _name(cls, v: str) -> str:
         return _check_name(v, "stage name")
 
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gate_count(cls, v: Any) -> Any:
+        return _at_most(
+            v, MAX_GATES, "gate names", "a stage may list", "name each gate it checks once"
+        )
+
     @field_validator("weight", mode="before")
     @classmethod
     def _weight_type(cls, v: object) -> object:
@@ -541,7 +696,7 @@ class Stage(_Strict):
     @classmethod
     def _weight(cls, v: int) -> int:
         if not 0 <= v <= 100:
-            raise ValueError(f"weight {v} is out of range: use a percentage from 0 to 100")
+            raise ValueError(f"weight {quote(v)} is out of range: use a percentage from 0 to 100")
         return v
 
     @field_validator("check_every")
@@ -597,6 +752,18 @@ class Plan(_Strict):
     def _version(cls, v: str) -> str:
         return _check_name(v, "version label")
 
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gate_count(cls, v: Any) -> Any:
+        return _at_most(
+            v, MAX_GATES, "gates", "a plan may have", "keep the gates that decide a rollout"
+        )
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stage_count(cls, v: Any) -> Any:
+        return _at_most(v, MAX_STAGES, "stages", "a plan may have", "use fewer, longer stages")
+
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
         problems = []
@@ -605,11 +772,10 @@ class Plan(_Strict):
         if not self.stages:
             problems.append("stages: list at least one stage")
         names = [g.name for g in self.gates]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, count in Counter(names).items() if count > 1)
         if dupes:
             problems.append(f"gates: names must be unique, repeated: {', '.join(dupes)}")
-        stage_names = [s.name for s in self.stages]
-        dupes = sorted({n for n in stage_names if stage_names.count(n) > 1})
+        dupes = sorted(n for n, count in Counter(s.name for s in self.stages).items() if count > 1)
         if dupes:
             problems.append(f"stages: names must be unique, repeated: {', '.join(dupes)}")
         for i, (prev, cur) in enumerate(zip(self.stages, self.stages[1:], strict=False), 1):
@@ -618,11 +784,14 @@ class Plan(_Strict):
                     f"stages.{i}.weight: {cur.weight} does not increase on the previous stage's"
                     f" {prev.weight}: weights must go up stage by stage"
                 )
+        known = set(names)
         for i, stage in enumerate(self.stages):
             for gate in stage.gates or []:
-                if gate not in names:
-                    known = ", ".join(names) or "none defined"
-                    problems.append(f"stages.{i}.gates: unknown gate {gate!r} (gates: {known})")
+                if gate not in known:
+                    listed = _some(names, 10) or "none defined"
+                    problems.append(
+                        f"stages.{i}.gates: unknown gate {quote(gate)} (gates: {listed})"
+                    )
         problems += self._gate_stage_problems()
         if problems:
             raise ValueError("\n".join(problems))
@@ -631,19 +800,26 @@ class Plan(_Strict):
     def _gate_stage_problems(self) -> list[str]:
         """Gates that cannot judge a stage they apply to: windows past the bake, no stable."""
         problems: list[str] = []
+        # Each gate's windows are read once, not once per stage: a stage then looks up, per
+        # field, the first window longer than its bake among the ever-longer ones.
+        steps = [_longer_and_longer(gate.windows()) for gate in self.gates]
         seen: set[tuple[int, str]] = set()
         for j, stage in enumerate(self.stages):
-            for gate in self.gates_for(stage):
-                i = self.gates.index(gate)
+            bake_s = stage.bake.total_seconds()
+            for i in self._gate_indexes(stage):
+                gate = self.gates[i]
                 if gate.compares and stage.weight == 100:
                     problems.append(
                         f"stages.{j}.gates: {gate.kind} gate {gate.name!r} compares the canary"
                         " with the stable, which gets no traffic at weight 100: list this"
                         " stage's gates without it"
                     )
-                for field, window in gate.window_problems(stage):
-                    if (i, field) in seen:
-                        continue
+                longer = []
+                for field, (seconds, found) in steps[i].items():
+                    k = bisect.bisect_right(seconds, bake_s)
+                    if k < len(found) and (i, field) not in seen:
+                        longer.append((found[k][0], field, found[k][1]))
+                for _, field, window in sorted(longer):
                     seen.add((i, field))
                     bake = format_duration(stage.bake)
                     problems.append(
@@ -657,10 +833,22 @@ class Plan(_Strict):
     def workflow_id(self) -> str:
         return f"rollout-{self.service}"
 
+    @property
+    def target_lease_id(self) -> str:
+        """Workflow id of the lease on this plan's traffic target; one holder at a time."""
+        key = self.router.target_key()
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return f"target-{self.router.kind}-{digest}"
+
     def gates_for(self, stage: Stage) -> list[Gate]:
+        return [self.gates[i] for i in self._gate_indexes(stage)]
+
+    def _gate_indexes(self, stage: Stage) -> list[int]:
+        """Positions in ``gates`` of the gates a stage checks, in the plan's order."""
         if stage.gates is None:
-            return list(self.gates)
-        return [g for g in self.gates if g.name in stage.gates]
+            return list(range(len(self.gates)))
+        named = set(stage.gates)
+        return [i for i, g in enumerate(self.gates) if g.name in named]
 
     def placeholders(self) -> dict[str, str]:
         values = {"canary": self.canary, "stable": self.stable, "service": self.service}
@@ -673,9 +861,32 @@ class Plan(_Strict):
         return sum((s.bake for s in self.stages), timedelta())
 
 
+def _longer_and_longer(
+    windows: list[tuple[str, str, float]],
+) -> dict[str, tuple[list[float], list[tuple[int, str]]]]:
+    """Per field, the windows longer than every earlier one of that field, in order.
+
+    Only these can be the first window of a field that is longer than some bake; their
+    seconds go up, so that first one is found by bisection. Each keeps its position among
+    all windows, which orders one stage's problems as the windows are written.
+    """
+    steps: dict[str, tuple[list[float], list[tuple[int, str]]]] = {}
+    for position, (field, window, seconds) in enumerate(windows):
+        longest, found = steps.setdefault(field, ([], []))
+        if not longest or seconds > longest[-1]:
+            longest.append(seconds)
+            found.append((position, window))
+    return steps
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     # Drop pydantic's discriminator tags ("haproxy") so the path reads like the YAML.
-    return ".".join(str(p) for p in loc if p not in ("haproxy", "prometheus")) or "plan"
+    parts = [_clip(str(p), 40) for p in loc if p not in ("haproxy", "prometheus")]
+    return ".".join(parts) or "plan"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}\u2026 ({len(text):,} characters)"
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -687,9 +898,24 @@ def _problems(error: ValidationError) -> list[str]:
             message = "unknown field: remove it or check its spelling"
         elif item["type"] == "missing":
             message = "missing: this field is required"
+        elif item["type"] != "value_error":
+            # pydantic's own messages may repeat the input (a discriminator's tag, say).
+            for value in [item.get("input"), *item.get("ctx", {}).values()]:
+                if isinstance(value, str) and len(value) > QUOTE_CHARS + 20:
+                    message = message.replace(value, _clip(value, QUOTE_CHARS))
         for part in message.split("\n") if item["type"] == "value_error" else [message]:
             problems.append(f"{where}: {part}" if where != "plan" else part)
     return problems
+
+
+def _invalid(problems: list[str], source: str) -> PlanError:
+    """The PlanError for these problems, each cut to a readable length and the list too."""
+    shown = [_clip(p, MAX_PROBLEM_CHARS) for p in problems[:MAX_PROBLEMS_SHOWN]]
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        shown.append(
+            f"... and {len(problems) - MAX_PROBLEMS_SHOWN:,} more: fix the ones above first"
+        )
+    return PlanError(shown, source)
 
 
 def parse_plan(data: Any, source: str = "plan") -> Plan:
@@ -703,23 +929,113 @@ def parse_plan(data: Any, source: str = "plan") -> Plan:
     try:
         return Plan.model_validate(data)
     except ValidationError as error:
-        raise PlanError(_problems(error), source) from None
+        raise _invalid(_problems(error), source) from None
+
+
+class _TooBig(Exception):
+    """A YAML document past one of the loader's limits; the message says which."""
+
+
+_TOO_MANY = (
+    f"the YAML has more than {MAX_YAML_VALUES:,} values, counting each use of an alias (*name)"
+    " in full, where a plan needs a few hundred: check that this is the plan, and write it"
+    " without aliases of aliases"
+)
+_TOO_DEEP = (
+    f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep, counting aliases (*name),"
+    " where a plan needs 5: write the plan's fields out plainly"
+)
+
+
+# libyaml when PyYAML has it: ten times faster than the pure-Python parser.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_yaml_shape(text: str) -> None:
+    """Refuse YAML nested too deep or too big once its aliases are expanded, before loading.
+
+    Aliases let a few hundred bytes stand for billions of values ("billion laughs"), and
+    loading nests as deep as the text does. One pass over the parser's events counts each
+    use of an alias in full, and stops at the first limit it passes.
+    """
+    open_: list[tuple[str | None, int]] = []  # (anchor, values counted on opening) per collection
+    depth_below: list[int] = []  # per open collection: the deepest of its children so far
+    done: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth) of its finished node
+    values = 0
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for anchor, _ in open_):
+                raise _TooBig(
+                    "the YAML has an alias (*name) inside the value it names, which never ends:"
+                    " write the value out"
+                )
+            size, depth = done.get(event.anchor or "", (1, 1))
+        elif isinstance(event, yaml.CollectionStartEvent):
+            values += 1
+            open_.append((event.anchor, values))
+            depth_below.append(0)
+            if values > MAX_YAML_VALUES:
+                raise _TooBig(_TOO_MANY)
+            if len(open_) > MAX_YAML_DEPTH:
+                raise _TooBig(_TOO_DEEP)
+            continue
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, before = open_.pop()
+            size, depth = values - before, 1 + depth_below.pop()
+            if anchor is not None:
+                done[anchor] = (size + 1, depth)
+            if depth_below:
+                depth_below[-1] = max(depth_below[-1], depth)
+            continue
+        elif isinstance(event, yaml.ScalarEvent):
+            size, depth = 1, 1
+            if event.anchor is not None:
+                done[event.anchor] = (1, 1)
+        else:
+            continue
+        values += size
+        if depth_below:
+            depth_below[-1] = max(depth_below[-1], depth)
+        if values > MAX_YAML_VALUES:
+            raise _TooBig(_TOO_MANY)
+        if len(open_) + depth > MAX_YAML_DEPTH:
+            raise _TooBig(_TOO_DEEP)
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    try:
+        _check_yaml_shape(text)
+        return yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError as error:
+        raise _invalid([f"not valid YAML: {error}"], source) from None
+    except _TooBig as error:
+        raise _invalid([str(error)], source) from None
+    except (ValueError, OverflowError) as error:  # e.g. an integer of 5,000 digits
+        raise _invalid([f"not valid YAML: a value cannot be read: {error}"], source) from None
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read and validate a plan file."""
+    """Read and validate a plan file (at most MAX_PLAN_BYTES)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_PLAN_BYTES + 1)
     except OSError as error:
         raise PlanError([f"cannot read {path}: {error.strerror}"], str(path)) from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanError(
+            [
+                f"{path} is larger than {MAX_PLAN_BYTES:,} bytes, the most a plan file may be:"
+                " a plan is a few kilobytes; check that this is the plan, and split a plan"
+                " that big into several rollouts"
+            ],
+            str(path),
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise PlanError(
             [f"cannot read {path} as UTF-8 text (byte {error.start}): save it as UTF-8"],
             str(path),
         ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PlanError([f"not valid YAML: {error}"], str(path)) from None
-    return parse_plan(data, str(path))
+    return parse_plan(_load_yaml(text, str(path)), str(path))
