@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from rich.console import Group
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from plans import GateOutcome, RolloutState, RolloutStatus, format_duration
+from plans import GateOutcome, RolloutState, RolloutStatus, Verdict, format_duration
+from starter.operations import TemporalRecords
+
+WHEN = "%Y-%m-%d %H:%M:%S"
+BAKING_STATES = (RolloutState.BAKING, RolloutState.PAUSED, RolloutState.AWAITING_APPROVAL)
 
 OUTCOME_STYLE = {
     GateOutcome.PASS: "green",
@@ -46,7 +53,8 @@ def headline(status: RolloutStatus) -> Text:
     text.append(f"  canary {status.canary_weight}%")
     if not status.state.final:
         text.append(f"  stage {status.stage_index + 1}/{status.stage_count} {status.stage_name!r}")
-        if status.bake_total_s:
+        # Only a stage that bakes has a clock; rolling back or shifting, it would mislead.
+        if status.bake_total_s and status.state in BAKING_STATES:
             text.append(
                 f"  bake {format_duration(status.bake_elapsed_s)}"
                 f"/{format_duration(status.bake_total_s)}"
@@ -61,16 +69,24 @@ def headline(status: RolloutStatus) -> Text:
     return text
 
 
+def _table(title: str, *columns: str, names: int = 10) -> Table:
+    """A table that wraps what does not fit instead of cutting it: the first column holds
+    names (gates, commands, times) and keeps at least ``names`` characters."""
+    table = Table(title=title, title_justify="left", expand=False)
+    for index, column in enumerate(columns):
+        table.add_column(column, overflow="fold", min_width=names if index == 0 else None)
+    return table
+
+
 def verdict_table(status: RolloutStatus) -> Table:
-    table = Table(title="gates (last check)", title_justify="left", expand=False)
-    for column in ("gate", "verdict", "value", "threshold", "fails in a row", "why"):
-        table.add_column(column)
+    table = _table(
+        "gates (last check)", "gate", "verdict", "value", "threshold", "fails in a row", "why"
+    )
     for name, verdict in sorted(status.verdicts.items()):
-        value = "-" if verdict.value is None else f"{verdict.value:.6g}"
         table.add_row(
             name,
             Text(verdict.outcome.value, style=OUTCOME_STYLE[verdict.outcome]),
-            value,
+            _value(verdict),
             verdict.threshold,
             str(status.failure_streaks.get(name, 0)),
             verdict.reason,
@@ -78,14 +94,26 @@ def verdict_table(status: RolloutStatus) -> Table:
     return table
 
 
+def _value(verdict: Verdict) -> str:
+    return "-" if verdict.value is None else f"{verdict.value:.6g}"
+
+
+def audit_table(status: RolloutStatus, last: int = 10) -> Table:
+    """The last entries of the audit trail: stage starts and passes, verdict changes, the end."""
+    shown = status.events[-last:]
+    title = "audit trail" if len(shown) == len(status.events) else f"audit trail (last {last})"
+    table = _table(title, "when (UTC)", "kind", "what")
+    for event in shown:
+        table.add_row(f"{event.at:{WHEN}}", event.kind, event.text)
+    return table
+
+
 def command_table(status: RolloutStatus, last: int = 10) -> Table:
-    table = Table(title="commands received", title_justify="left")
-    for column in ("when (UTC)", "command", "by", "why", "via", "taken"):
-        table.add_column(column)
+    table = _table("commands received", "when (UTC)", "command", "by", "why", "via", "taken")
     for record in status.commands[-last:]:
         taken = Text("yes", style="green") if record.accepted else Text(f"no: {record.note}", "red")
         table.add_row(
-            f"{record.at:%Y-%m-%d %H:%M:%S}",
+            f"{record.at:{WHEN}}",
             record.kind,
             record.by,
             record.reason,
@@ -99,9 +127,118 @@ def status_view(status: RolloutStatus) -> Group:
     parts: list[Table | Text] = [headline(status), stage_line(status)]
     if status.verdicts:
         parts.append(verdict_table(status))
+    if status.events:
+        parts.append(audit_table(status))
     if status.commands:
         parts.append(command_table(status))
     return Group(*parts)
+
+
+def records_view(records: TemporalRecords) -> Group:
+    """What Temporal knows of the run while no worker answers: run, attributes, history tail."""
+    now = records.as_of
+    header = Text()
+    header.append(f"{records.service}")
+    if records.version:
+        header.append(f" {records.version}")
+    header.append("  from Temporal's records", style="bold yellow")
+    lines = Text()
+    lines.append(records.worker, style="yellow")
+    run = f"\nrun {records.run_id} {records.execution_status}"
+    run += f", started {_ago(records.started_at, now)}"
+    if records.closed_at is not None:
+        run += f", closed {_ago(records.closed_at, now)}"
+    lines.append(f"{run}, {records.history_length} events in history")
+    if records.ended:
+        lines.append("\nended: ")
+        lines.append(records.ended, style=_ending_style(records))
+    if records.state or records.stage or records.canary_weight is not None:
+        lines.append("\nlast published: ")
+        if records.state:
+            lines.append(records.state, style=_state_style(records.state))
+        if records.stage:
+            lines.append(f"  stage {records.stage!r}")
+        if records.canary_weight is not None:
+            lines.append(f"  canary {records.canary_weight}%")
+    elif records.summary:
+        lines.append(f"\n{records.summary}")
+    if records.workflow_task_waiting_since is not None:
+        lines.append(
+            "\na workflow task has waited for a worker since"
+            f" {_ago(records.workflow_task_waiting_since, now)}",
+            style="yellow",
+        )
+    for activity in records.pending_activities:
+        lines.append(
+            f"\npending activity {activity.activity} ({activity.state}, attempt {activity.attempt})"
+        )
+        if activity.last_failure:
+            lines.append(f": last failure {activity.last_failure}")
+    parts: list[RenderableType] = [header, lines]
+    if records.last_verdicts:
+        when = f" at {records.last_check_at:%H:%M:%S}" if records.last_check_at else ""
+        table = _table(f"gates (last check{when})", "gate", "verdict", "value", "why")
+        for verdict in records.last_verdicts:
+            table.add_row(
+                verdict.gate,
+                Text(verdict.outcome.value, style=OUTCOME_STYLE[verdict.outcome]),
+                _value(verdict),
+                verdict.reason,
+            )
+        parts.append(table)
+    if records.events:
+        table = _table("last events in history", "when (UTC)", "event", "detail")
+        for line in records.events:
+            table.add_row(f"{line.at:{WHEN}}", line.kind, line.text)
+        parts.append(table)
+    if not records.closed:
+        parts.append(
+            Text(
+                "The bake clock, commands and audit trail come from the workflow's status query,"
+                " which a worker answers: start one with `rollout-worker`.",
+                style="dim",
+            )
+        )
+    return Group(*parts)
+
+
+def answer_view(answer: RolloutStatus | TemporalRecords) -> Group:
+    """The status view from the query, or the records view when no worker answered."""
+    if isinstance(answer, TemporalRecords):
+        return records_view(answer)
+    return status_view(answer)
+
+
+def watch_view(answer: RolloutStatus | TemporalRecords, note: str) -> Group:
+    """`status --watch`: the view under a line saying whether the worker is away or back."""
+    if not note:
+        return answer_view(answer)
+    return Group(Text(note, style="yellow"), answer_view(answer))
+
+
+def as_json(answer: RolloutStatus | TemporalRecords) -> dict[str, Any]:
+    """`status --json`: either view, with ``source`` saying which (query or records)."""
+    if isinstance(answer, TemporalRecords):
+        return answer.model_dump(mode="json")
+    return {"source": "query", **answer.model_dump(mode="json")}
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    ago = format_duration(max((now - moment).total_seconds(), 0.0))
+    return f"{moment:{WHEN}} UTC ({ago} ago)"
+
+
+def _state_style(value: str) -> str:
+    try:
+        return STATE_STYLE.get(RolloutState(value), "bold")
+    except ValueError:
+        return "bold"
+
+
+def _ending_style(records: TemporalRecords) -> str:
+    if records.final_state is not None:
+        return STATE_STYLE.get(records.final_state, "bold")
+    return "bold red"
 
 
 def progress_line(status: RolloutStatus) -> str:
