@@ -1,9 +1,15 @@
-"""Connecting to Temporal the usual way: TEMPORAL_* variables and the temporal.toml profile."""
+"""Connecting to Temporal the usual way, and ending a process that did.
+
+The client reads TEMPORAL_* variables and the temporal.toml profile (see ``connect_config``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -33,3 +39,19 @@ async def connect(runtime: Runtime | None = None) -> Client:
     if runtime is not None:
         config["runtime"] = runtime
     return await Client.connect(**config)
+
+
+def end_process(code: int) -> NoReturn:
+    """Flush what the process printed and end it with ``code``, skipping interpreter shutdown.
+
+    The SDK's Rust runtime keeps native threads that call into Python; if CPython finalizes
+    while they run, the process dies with SIGABRT ("PyGILState_Release: thread state ...
+    must be current") or SIGSEGV after its work is done (temporalio/sdk-python#300). A short
+    process that made a client must therefore never finalize: it flushes, then ``os._exit``.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe (`rollout list | head`) or stream: nothing more can be said.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

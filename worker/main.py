@@ -10,7 +10,6 @@ import signal
 import sys
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from worker.config import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, connect, end_process, task_queue
@@ -25,6 +24,7 @@ log = logging.getLogger("rollout-worker")
 EXIT_STOPPED = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 DESCRIPTION = """\
 Run the Durable Rollouts worker: it polls a Temporal task queue and runs RolloutWorkflow
@@ -55,14 +55,10 @@ environment:
 The worker does not look for a dev stack: `rollout dev up` starts one of its own.
 
 exit codes:
-  {EXIT_STOPPED}    stopped by SIGTERM or Ctrl-C (SIGINT) after finishing running tasks
+  {EXIT_STOPPED}    stopped by SIGTERM or Ctrl-C (SIGINT), also while still starting: a clean stop
   {EXIT_ERROR}    cannot reach Temporal, or the worker failed (the error is printed)
   {EXIT_USAGE}    usage error
 """
-
-
-class _Stopped(Exception):
-    """SIGTERM arrived before the worker's event loop took the signal over."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -113,8 +109,10 @@ async def serve() -> None:
     """Poll until SIGTERM or SIGINT, then let running tasks finish and return."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    # main() blocked them; one that came meanwhile is delivered now, and sets stop.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     connecting = asyncio.ensure_future(connect(_runtime()))
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -141,21 +139,20 @@ async def serve() -> None:
 
 
 def _stop_listening(loop: asyncio.AbstractEventLoop) -> None:
-    """Once stopping, ignore SIGTERM and SIGINT: closing the loop would restore the defaults,
-    and a second signal would then kill the worker instead of letting it finish."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    """Once stopping, hold further SIGTERM and SIGINT back: closing the loop restores their
+    default action, and a second signal would then kill the worker before it finished."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    for sig in STOP_SIGNALS:
         loop.remove_signal_handler(sig)
-        signal.signal(sig, signal.SIG_IGN)
-
-
-def _stop_early(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until stopped; the process ends through ``end_process`` with a documented code."""
-    # Until serve() takes SIGTERM over, it interrupts start-up, and the worker stops cleanly.
-    signal.signal(signal.SIGTERM, _stop_early)
+    # Held back until serve()'s event loop handles them, so a SIGTERM during start-up stops
+    # the worker cleanly too. (A Python handler that raised would be swallowed by any
+    # `except Exception` it happened to interrupt, logging's own included.) Threads started
+    # from here on inherit the mask, so the signals reach the main thread's handlers.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         parser().parse_args(argv)
     except SystemExit as exit_:
@@ -167,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         log.info("starting")
         asyncio.run(serve())
-    except (_Stopped, KeyboardInterrupt):
+    except KeyboardInterrupt:
         log.info("stopped before polling")
     except RuntimeError as error:
         # What Client.connect raises when the server cannot be reached.
@@ -178,7 +175,6 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
         code = EXIT_ERROR
     # A SIGTERM now changes nothing: the worker is stopping already.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     # Never let the interpreter finalize while the SDK's Rust threads live (see end_process).
     end_process(code)

@@ -216,3 +216,19 @@ def test_a_command_needs_a_service(capsys: pytest.CaptureFixture[str]) -> None:
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert run([]) == 2
     assert "usage: rollout" in capsys.readouterr().err
+
+
+def test_a_profile_address_wins_over_a_dev_stack(tmp_path, monkeypatch) -> None:
+    from starter import cli
+
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "none.toml"))
+    assert not cli._address_configured()
+    profile = tmp_path / "temporal.toml"
+    profile.write_text('[profile.default]\naddress = "temporal.example:7233"\n')
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(profile))
+    assert cli._address_configured()
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    assert cli._address_configured()
