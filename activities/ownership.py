@@ -7,6 +7,9 @@ names its owner, so anyone can read who holds it without a worker.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -49,6 +52,10 @@ class TargetLeases:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """The three activities, bound to this client, for a worker to register."""
+        return [self.claim_target, self.release_target, self.owner_running]
 
     @activity.defn(name="claim_target")
     async def claim_target(self, claim: TargetClaim) -> ClaimAnswer:

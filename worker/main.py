@@ -80,17 +80,11 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     from workflows.lease import TargetLease
     from workflows.rollout import RolloutWorkflow
 
-    leases = TargetLeases(client)
     return Worker(
         client,
         task_queue=queue,
         workflows=[RolloutWorkflow, TargetLease],
-        activities=[
-            *ALL_ACTIVITIES,
-            leases.claim_target,
-            leases.release_target,
-            leases.owner_running,
-        ],
+        activities=[*ALL_ACTIVITIES, *TargetLeases(client).activities()],
         activity_executor=executor,
         max_concurrent_activities=64,
     )

@@ -117,12 +117,27 @@ class OwnWorker:
             "ROLLOUT_WORKER_METRICS": "",
             **self.env,
         }
+        seen = self._polling_lines()  # a restart appends to the same log
         self.pid = spawn([sys.executable, "-m", "worker"], self.log, env=env, cwd=ROOT)
         deadline = time.monotonic() + 30
-        while "worker polling task queue" not in self.log.read_text(errors="replace"):
+        while self._polling_lines() <= seen:
             assert pid_alive(self.pid), f"worker exited; see {self.log}"
             assert time.monotonic() < deadline, f"worker not polling after 30s; see {self.log}"
             time.sleep(0.05)
+
+    def _polling_lines(self) -> int:
+        if not self.log.exists():
+            return 0
+        return self.log.read_text(errors="replace").count("worker polling task queue")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: the worker says goodbye to no one."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not pid_alive(self.pid), f"the worker (pid {self.pid}) survived SIGKILL"
 
     def stop(self) -> None:
         if self.pid and pid_alive(self.pid):

@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from temporalio.service import RPCError
 from activities.routers.haproxy import HAProxyRuntime
 from plans import RolloutState
 from starter import devstack, operations
-from starter.processes import pid_alive, spawn, stop_all
+from tests.faults.chaos import OwnWorker
 from tests.integration.conftest import fast_plan
 
 pytestmark = pytest.mark.integration
@@ -34,48 +32,9 @@ EXIT_FROM_RECORDS = 5
 ANSWER_BOUND_S = 6.0
 
 
-@dataclass
-class Worker:
-    """A ``python -m worker`` on a task queue of its own, started, killed and stopped by pid."""
-
-    stack: devstack.StackInfo
-    task_queue: str
-    log: Path
-    pid: int = 0
-
-    def start(self) -> None:
-        env = {
-            "TEMPORAL_ADDRESS": self.stack.temporal_address,
-            "TEMPORAL_NAMESPACE": self.stack.namespace,
-            "ROLLOUT_TASK_QUEUE": self.task_queue,
-            "ROLLOUT_WORKER_METRICS": "",
-        }
-        seen = self.log.read_text(errors="replace").count("worker polling") if self.pid else 0
-        self.pid = spawn([sys.executable, "-m", "worker"], self.log, env=env, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while self.log.read_text(errors="replace").count("worker polling task queue") <= seen:
-            assert pid_alive(self.pid), f"the worker exited; see {self.log}"
-            assert time.monotonic() < deadline, f"the worker is not polling; see {self.log}"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash: the worker says goodbye to no one."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while pid_alive(self.pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not pid_alive(self.pid), f"the worker (pid {self.pid}) survived SIGKILL"
-
-    def stop(self) -> None:
-        if self.pid and pid_alive(self.pid):
-            stop_all({"worker": self.pid}, grace=10)
-
-
 @pytest.fixture
-def worker(stack: devstack.StackInfo, tmp_path: Path) -> Iterator[Worker]:
-    own = Worker(stack, f"status-{uuid.uuid4().hex[:8]}", tmp_path / "worker.log")
-    own.log.touch()
+def worker(stack: devstack.StackInfo, tmp_path: Path) -> Iterator[OwnWorker]:
+    own = OwnWorker(stack, f"status-{uuid.uuid4().hex[:8]}", {}, tmp_path / "worker.log")
     own.start()
     try:
         yield own
@@ -138,7 +97,7 @@ async def finish(client: Client, workflow_id: str) -> None:
 
 
 async def test_status_with_the_worker_killed_shows_temporals_records_then_the_query_again(
-    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, worker: Worker
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, worker: OwnWorker
 ) -> None:
     plan = fast_plan(stack, [{"name": "quarter", "weight": 25, "bake": "10m", "check_every": "2s"}])
     handle = await operations.start_rollout(client, plan, worker.task_queue)

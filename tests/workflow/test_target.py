@@ -80,19 +80,13 @@ async def test_a_restore_is_asserted_again_until_it_holds(env, worker, doubles) 
 async def leased(env: WorkflowEnvironment, doubles: Doubles) -> AsyncIterator[str]:
     """A worker with the real TargetLease workflow and claim/release activities."""
     queue = f"lease-{uuid.uuid4().hex[:6]}"
-    leases = TargetLeases(env.client)
     stand_ins = [a for a in doubles.activities() if "target" not in a.__name__]
     with ThreadPoolExecutor(8) as executor:
         async with Worker(
             env.client,
             task_queue=queue,
             workflows=[RolloutWorkflow, TargetLease],
-            activities=[
-                *stand_ins,
-                leases.claim_target,
-                leases.release_target,
-                leases.owner_running,
-            ],
+            activities=[*stand_ins, *TargetLeases(env.client).activities()],
             activity_executor=executor,
         ):
             yield queue
