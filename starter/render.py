@@ -49,7 +49,7 @@ def stage_line(status: RolloutStatus) -> Text:
 def headline(status: RolloutStatus) -> Text:
     text = Text()
     text.append(f"{status.service} {status.version}  ")
-    text.append(status.state.value, style=STATE_STYLE.get(status.state, "bold"))
+    text.append(status.state.value.replace("_", " "), style=STATE_STYLE.get(status.state, "bold"))
     text.append(f"  canary {status.canary_weight}%")
     if not status.state.final:
         text.append(f"  stage {status.stage_index + 1}/{status.stage_count} {status.stage_name!r}")

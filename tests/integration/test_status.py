@@ -153,7 +153,7 @@ async def test_status_with_the_worker_killed_shows_temporals_records_then_the_qu
         out_bytes, err_bytes = await asyncio.wait_for(watch.communicate(), timeout=30)
         watched = out_bytes.decode(errors="replace")
         assert watch.returncode == 3, err_bytes.decode(errors="replace")
-        assert "worker back at" in watched and "rolled_back" in watched
+        assert "worker back at" in watched and "rolled back" in watched
         code, out, err, _ = await rollout(stack, "approve", plan.service, "--reason", "late")
         assert code == 1
         said = " ".join(err.split())
@@ -161,7 +161,7 @@ async def test_status_with_the_worker_killed_shows_temporals_records_then_the_qu
         assert "status test)" in said and "(failed)" not in said
         code, out, err, _ = await rollout(stack, "status", plan.service)
         assert code == 0, err
-        assert "rolled_back" in out and "/10m" not in out
+        assert "rolled back" in out and "/10m" not in out
     finally:
         if watch is not None and watch.returncode is None:
             watch.kill()

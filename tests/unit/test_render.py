@@ -71,7 +71,7 @@ def test_finished_rollout_shows_its_reason() -> None:
         state=RolloutState.ROLLED_BACK, paused=False, reason="gate failed", canary_weight=0
     )
     text = text_of(render.headline(done))
-    assert "rolled_back" in text and "reason: gate failed" in text
+    assert "rolled back" in text and "reason: gate failed" in text
 
 
 def test_progress_line_is_one_line_with_the_numbers() -> None:
