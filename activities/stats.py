@@ -33,8 +33,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from scipy import stats as scipy_stats
-
 
 @dataclass(frozen=True)
 class Significance:
@@ -84,6 +82,8 @@ def two_proportion(
         scale = factor if upward else 1 / factor
         spread = math.sqrt(var_c + scale * scale * var_s)
         z = (p_c - _tolerated(p_s, factor, margin, upward)) / spread
+        from scipy import stats as scipy_stats  # imported on first use: it takes a second
+
         p = float(scipy_stats.norm.sf(z) if upward else scipy_stats.norm.cdf(z))
         return Significance(statistic=z, p_value=p)
 
@@ -130,6 +130,8 @@ def mann_whitney(
         tolerated = [_tolerated(v, factor, margin, upward) for v in stable]
         if len(set(canary) | set(tolerated)) == 1:
             return Significance(statistic=len(canary) * len(stable) / 2, p_value=1.0)
+        from scipy import stats as scipy_stats
+
         result = scipy_stats.mannwhitneyu(
             list(canary), tolerated, alternative="greater" if upward else "less"
         )

@@ -55,6 +55,7 @@ from plans import (
     format_duration,
 )
 from plans.state import RolloutProgress
+from workflows.rollout import RolloutWorkflow
 
 SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {
     "RolloutService": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -137,7 +138,7 @@ async def start_rollout(
     task_queue: str,
     *,
     progress: RolloutProgress | None = None,
-) -> WorkflowHandle[object, object]:
+) -> WorkflowHandle[RolloutWorkflow, RolloutResult]:
     """Start the rollout; refuse it while another rollout of the service is running."""
     progress = progress or RolloutProgress()
     if not progress.visibility:
@@ -145,11 +146,10 @@ async def start_rollout(
     short, details = summary(plan)
     try:
         return await client.start_workflow(
-            "RolloutWorkflow",
+            RolloutWorkflow.run,
             args=[plan, progress],
             id=plan.workflow_id,
             task_queue=task_queue,
-            result_type=RolloutResult,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             static_summary=short,
@@ -207,9 +207,7 @@ async def status(
     """
     handle = client.get_workflow_handle(workflow_id(service))
     try:
-        answer: RolloutStatus = await handle.query(
-            "status", result_type=RolloutStatus, rpc_timeout=rpc_timeout
-        )
+        answer = await handle.query(RolloutWorkflow.status, rpc_timeout=rpc_timeout)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise _no_such_rollout(service) from None
@@ -365,7 +363,7 @@ async def read_status(client: Client, service: str) -> RolloutStatus | TemporalR
     try:
         # The client retries some answers within the call, so the bound is kept here too.
         answer: RolloutStatus = await asyncio.wait_for(
-            handle.query("status", result_type=RolloutStatus, rpc_timeout=QUERY_TIMEOUT),
+            handle.query(RolloutWorkflow.status, rpc_timeout=QUERY_TIMEOUT),
             QUERY_TIMEOUT.total_seconds(),
         )
     except (RPCError, TimeoutError) as error:
@@ -641,10 +639,9 @@ async def send_command(client: Client, service: str, command: OperatorCommand) -
             f"{command.kind.value}: rollout of {service} has ended ({ending.text})"
         )
     try:
-        record: CommandRecord = await handle.execute_update(
-            "command", command, result_type=CommandRecord, rpc_timeout=timedelta(seconds=30)
+        return await handle.execute_update(
+            RolloutWorkflow.command, command, rpc_timeout=timedelta(seconds=30)
         )
-        return record
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         raise CommandRefused(str(getattr(cause, "message", cause))) from None

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.ownership import TargetLeases
+    from activities.rollout import check_gates, notify, read_traffic, shift_traffic
     from plans import (
         ClaimAnswer,
         CommandKind,
@@ -250,9 +251,8 @@ class RolloutWorkflow:
         p.state = RolloutState.SHIFTING
         self._publish()
         await workflow.execute_activity(
-            "shift_traffic",
+            shift_traffic,
             self._shift_request(weight),
-            result_type=TrafficSplit,
             start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
             schedule_to_close_timeout=SHIFT_DEADLINE,
             retry_policy=SHIFT_RETRY,
@@ -317,9 +317,8 @@ class RolloutWorkflow:
             # A local activity: its result is one marker in history instead of an activity's
             # three events and a workflow task of its own, which keeps week-long runs small.
             verdicts: list[Verdict] = await workflow.execute_local_activity(
-                "check_gates",
+                check_gates,
                 GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders()),
-                result_type=list[Verdict],
                 start_to_close_timeout=plan.metrics.timeout
                 * (sum(g.queries_per_check for g in gates) + 3)
                 + timedelta(seconds=5),
@@ -398,9 +397,8 @@ class RolloutWorkflow:
         p = self._p
         try:
             split: TrafficSplit = await workflow.execute_local_activity(
-                "read_traffic",
+                read_traffic,
                 request,
-                result_type=TrafficSplit,
                 start_to_close_timeout=request.router.timeout * 3,
                 retry_policy=READ_RETRY,
                 summary=f"read the split on {request.router.describe()}",
@@ -429,9 +427,8 @@ class RolloutWorkflow:
         self._audit("drift", text)
         await self._notify(f"Rollout of {plan.service} {plan.version}: drift: {text}")
         await workflow.execute_activity(
-            "shift_traffic",
+            shift_traffic,
             self._shift_request(p.canary_weight),
-            result_type=TrafficSplit,
             start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
             schedule_to_close_timeout=SHIFT_DEADLINE,
             retry_policy=SHIFT_RETRY,
@@ -489,9 +486,8 @@ class RolloutWorkflow:
             compensation = p.compensations[-1]
             try:
                 await workflow.execute_activity(
-                    "shift_traffic",
+                    shift_traffic,
                     compensation.shift,
-                    result_type=TrafficSplit,
                     start_to_close_timeout=self._plan.router.timeout * SHIFT_COMMANDS,
                     retry_policy=RetryPolicy(
                         initial_interval=timedelta(seconds=1),
@@ -548,7 +544,7 @@ class RolloutWorkflow:
             return
         try:
             await workflow.execute_activity(
-                "notify",
+                notify,
                 Notification(
                     webhook_url_env=env,
                     text=text,

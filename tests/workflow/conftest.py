@@ -128,9 +128,8 @@ class Doubles:
             return self.judge(len(self.checks), req)
 
         @activity.defn(name="notify")
-        def notify(req: Notification) -> bool:
+        def notify(req: Notification) -> None:
             self.notes.append(req.text)
-            return True
 
         @activity.defn(name="claim_target")
         def claim_target(claim: TargetClaim) -> ClaimAnswer:
