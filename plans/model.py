@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from plans.durations import Duration, format_duration
 from plans.errors import PlanError
 from plans.presets import PRESETS
+from plans.visibility import rollout_workflow_id
 
 # Names end up inside PromQL label matchers and HAProxy runtime commands, so they
 # may hold nothing that could close a string, open a selector or start a new command.
@@ -831,7 +832,7 @@ class Plan(_Strict):
 
     @property
     def workflow_id(self) -> str:
-        return f"rollout-{self.service}"
+        return rollout_workflow_id(self.service)
 
     @property
     def target_lease_id(self) -> str:

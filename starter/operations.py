@@ -55,14 +55,11 @@ from plans import (
     format_duration,
 )
 from plans.state import RolloutProgress
+from plans.visibility import ROLLOUT_ATTRIBUTES, rollout_workflow_id
 from workflows.rollout import RolloutWorkflow
 
 SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {
-    "RolloutService": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "RolloutVersion": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "RolloutStage": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "RolloutWeight": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-    "RolloutState": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in ROLLOUT_ATTRIBUTES
 }
 
 
@@ -79,7 +76,7 @@ class NoSuchRollout(RolloutError):
 
 
 def workflow_id(service: str) -> str:
-    return f"rollout-{service}"
+    return rollout_workflow_id(service)
 
 
 async def search_attributes_registered(client: Client) -> bool:

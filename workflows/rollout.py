@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
@@ -39,13 +39,9 @@ with workflow.unsafe.imports_passed_through():
         format_duration,
     )
     from plans.state import AuditEvent, RolloutProgress
+    from plans.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT, service_of
     from workflows import decisions
 
-SERVICE = SearchAttributeKey.for_keyword("RolloutService")
-VERSION = SearchAttributeKey.for_keyword("RolloutVersion")
-STAGE = SearchAttributeKey.for_keyword("RolloutStage")
-WEIGHT = SearchAttributeKey.for_int("RolloutWeight")
-STATE = SearchAttributeKey.for_keyword("RolloutState")
 
 SHIFT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -352,7 +348,7 @@ class RolloutWorkflow:
             self._audit("target", f"owns {plan.router.target_key()}")
             return
         since = f", started {answer.since:%Y-%m-%d %H:%M:%S} UTC" if answer.since else ""
-        owner_service = answer.owner.removeprefix("rollout-")
+        owner_service = service_of(answer.owner)
         p.reason = (
             f"{plan.router.describe()} is being moved by {answer.owner}"
             f" (run {answer.owner_run_id}{since}); one rollout at a time may move a target:"
