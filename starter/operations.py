@@ -677,15 +677,6 @@ async def ended_how(
     return Ending(result.state, f"{text}: {result.reason}" if result.reason else text)
 
 
-async def result_reason(client: Client, service: str) -> tuple[WorkflowExecutionStatus | None, str]:
-    """How the latest run ended: its status and, once closed, the ending in words."""
-    handle = client.get_workflow_handle(workflow_id(service), result_type=RolloutResult)
-    description = await handle.describe()
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        return description.status, ""
-    return description.status, (await ended_how(handle, description.status)).text
-
-
 # -- following a rollout ----------------------------------------------------------------------
 
 

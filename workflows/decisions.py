@@ -294,29 +294,6 @@ def _triggered(
     )
 
 
-def record_verdicts(
-    progress: RolloutProgress, gates: list[Gate], verdicts: list[Verdict]
-) -> list[str]:
-    """Keep the latest verdicts and streaks; return why to roll back, if a limit is hit.
-
-    The first version's interface, on top of ``judge_checks``: only its rollbacks are
-    returned (pause and notify need the workflow to act on ``judge_checks``' answer).
-    """
-    reasons = []
-    for action in judge_checks(progress, gates, verdicts):
-        if action.action != "rollback":
-            continue
-        verdict = progress.verdicts[action.gate]
-        value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
-        detail = verdict.reason or f"{value}, wants {verdict.threshold}"
-        what = "failed" if action.trigger == "fail" else "was inconclusive"
-        reasons.append(
-            f"gate {action.gate!r} {what} {action.streak} check(s) in a row"
-            f" (limit {action.limit}): {detail}"
-        )
-    return reasons
-
-
 def describe_stage(plan: Plan, index: int) -> str:
     stage = plan.stages[index]
     return f"stage {index + 1}/{len(plan.stages)} {stage.name!r} ({stage.weight}%)"

@@ -16,7 +16,13 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.ownership import TargetLeases
-    from activities.rollout import check_gates, notify, read_traffic, shift_traffic
+    from activities.rollout import (
+        check_gates,
+        check_gates_timeout,
+        notify,
+        read_traffic,
+        shift_traffic,
+    )
     from plans import (
         ClaimAnswer,
         CommandKind,
@@ -312,12 +318,11 @@ class RolloutWorkflow:
         try:
             # A local activity: its result is one marker in history instead of an activity's
             # three events and a workflow task of its own, which keeps week-long runs small.
+            request = GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders())
             verdicts: list[Verdict] = await workflow.execute_local_activity(
                 check_gates,
-                GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders()),
-                start_to_close_timeout=plan.metrics.timeout
-                * (sum(g.queries_per_check for g in gates) + 3)
-                + timedelta(seconds=5),
+                request,
+                start_to_close_timeout=check_gates_timeout(request),
                 retry_policy=CHECK_RETRY,
                 summary=f"check {len(gates)} gate(s) at {stage.weight}%",
             )

@@ -9,6 +9,7 @@ import pytest
 
 from plans import (
     CommandKind,
+    Gate,
     GateOutcome,
     OperatorCommand,
     Plan,
@@ -346,10 +347,10 @@ def test_an_operator_without_a_name_is_unknown() -> None:
 def test_fails_extend_the_streak_until_the_limit() -> None:
     progress = baking()
     fail = verdict("errors", GateOutcome.FAIL, 0.12)
-    assert decisions.record_verdicts(progress, PLAN.gates, [fail]) == []
-    assert decisions.record_verdicts(progress, PLAN.gates, [fail]) == []
+    assert record_verdicts(progress, PLAN.gates, [fail]) == []
+    assert record_verdicts(progress, PLAN.gates, [fail]) == []
     assert progress.failure_streaks == {"errors": 2}
-    assert decisions.record_verdicts(progress, PLAN.gates, [fail]) == [
+    assert record_verdicts(progress, PLAN.gates, [fail]) == [
         "gate 'errors' failed 3 check(s) in a row (limit 3): 0.12, wants <= 0.05"
     ]
     assert progress.failure_streaks == {"errors": 3}
@@ -358,10 +359,10 @@ def test_fails_extend_the_streak_until_the_limit() -> None:
 def test_a_pass_resets_the_streak() -> None:
     progress = baking()
     fail = verdict("errors", GateOutcome.FAIL, 0.12)
-    decisions.record_verdicts(progress, PLAN.gates, [fail, fail])
-    decisions.record_verdicts(progress, PLAN.gates, [verdict("errors", GateOutcome.PASS, 0.01)])
+    record_verdicts(progress, PLAN.gates, [fail, fail])
+    record_verdicts(progress, PLAN.gates, [verdict("errors", GateOutcome.PASS, 0.01)])
     assert progress.failure_streaks == {"errors": 0}
-    assert decisions.record_verdicts(progress, PLAN.gates, [fail, fail]) == []
+    assert record_verdicts(progress, PLAN.gates, [fail, fail]) == []
     assert progress.failure_streaks == {"errors": 2}
 
 
@@ -369,26 +370,26 @@ def test_inconclusive_neither_resets_nor_extends() -> None:
     progress = baking()
     fail = verdict("errors", GateOutcome.FAIL, 0.2)
     unsure = verdict("errors", GateOutcome.INCONCLUSIVE, reason="no data")
-    decisions.record_verdicts(progress, PLAN.gates, [fail, fail])
+    record_verdicts(progress, PLAN.gates, [fail, fail])
     for _ in range(5):
-        assert decisions.record_verdicts(progress, PLAN.gates, [unsure]) == []
+        assert record_verdicts(progress, PLAN.gates, [unsure]) == []
     assert progress.failure_streaks == {"errors": 2}
     assert progress.verdicts["errors"] == unsure
-    [reason] = decisions.record_verdicts(progress, PLAN.gates, [fail])
+    [reason] = record_verdicts(progress, PLAN.gates, [fail])
     assert reason == "gate 'errors' failed 3 check(s) in a row (limit 3): 0.2, wants <= 0.05"
 
 
 def test_inconclusive_alone_starts_no_streak() -> None:
     progress = baking()
     unsure = verdict("latency", GateOutcome.INCONCLUSIVE)
-    assert decisions.record_verdicts(progress, PLAN.gates, [unsure]) == []
+    assert record_verdicts(progress, PLAN.gates, [unsure]) == []
     assert progress.failure_streaks == {}
 
 
 def test_a_limit_of_one_trips_on_the_first_fail() -> None:
     progress = baking()
     fail = verdict("latency", GateOutcome.FAIL, 0.123456789)
-    assert decisions.record_verdicts(progress, PLAN.gates, [fail]) == [
+    assert record_verdicts(progress, PLAN.gates, [fail]) == [
         "gate 'latency' failed 1 check(s) in a row (limit 1): 0.123457, wants <= 0.05"
     ]
 
@@ -396,30 +397,26 @@ def test_a_limit_of_one_trips_on_the_first_fail() -> None:
 def test_a_verdict_reason_is_the_detail() -> None:
     progress = baking()
     fail = verdict("latency", GateOutcome.FAIL, reason="the canary answers nothing")
-    assert decisions.record_verdicts(progress, PLAN.gates, [fail]) == [
+    assert record_verdicts(progress, PLAN.gates, [fail]) == [
         "gate 'latency' failed 1 check(s) in a row (limit 1): the canary answers nothing"
     ]
 
 
 def test_a_fail_without_a_value() -> None:
     progress = baking()
-    [reason] = decisions.record_verdicts(
-        progress, PLAN.gates, [verdict("latency", GateOutcome.FAIL)]
-    )
+    [reason] = record_verdicts(progress, PLAN.gates, [verdict("latency", GateOutcome.FAIL)])
     assert reason == "gate 'latency' failed 1 check(s) in a row (limit 1): no value, wants <= 0.05"
 
 
 def test_a_gate_missing_from_the_list_has_a_limit_of_one() -> None:
     progress = baking()
-    [reason] = decisions.record_verdicts(
-        progress, [ERRORS], [verdict("other", GateOutcome.FAIL, 1.0)]
-    )
+    [reason] = record_verdicts(progress, [ERRORS], [verdict("other", GateOutcome.FAIL, 1.0)])
     assert reason == "gate 'other' failed 1 check(s) in a row (limit 1): 1, wants <= 0.05"
 
 
 def test_every_gate_at_its_limit_is_reported() -> None:
     progress = baking(failure_streaks={"errors": 2})
-    reasons = decisions.record_verdicts(
+    reasons = record_verdicts(
         progress,
         PLAN.gates,
         [verdict("errors", GateOutcome.FAIL, 0.5), verdict("latency", GateOutcome.FAIL, 0.3)],
@@ -434,8 +431,8 @@ def test_the_latest_verdict_is_kept() -> None:
     progress = baking()
     first = verdict("errors", GateOutcome.FAIL, 0.2)
     second = verdict("errors", GateOutcome.PASS, 0.01)
-    decisions.record_verdicts(progress, PLAN.gates, [first])
-    decisions.record_verdicts(progress, PLAN.gates, [second])
+    record_verdicts(progress, PLAN.gates, [first])
+    record_verdicts(progress, PLAN.gates, [second])
     assert progress.verdicts == {"errors": second}
 
 
@@ -579,3 +576,22 @@ def test_splits_that_route_alike_are_not_drift() -> None:
     assert TrafficSplit(stable_weight=0, canary_weight=0).routes_like(
         TrafficSplit(stable_weight=0, canary_weight=0)
     )
+
+
+def record_verdicts(
+    progress: RolloutProgress, gates: list[Gate], verdicts: list[Verdict]
+) -> list[str]:
+    """``judge_checks``' rollbacks in words, as the first version of the workflow said them."""
+    reasons = []
+    for action in decisions.judge_checks(progress, gates, verdicts):
+        if action.action != "rollback":
+            continue
+        verdict = progress.verdicts[action.gate]
+        value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
+        detail = verdict.reason or f"{value}, wants {verdict.threshold}"
+        what = "failed" if action.trigger == "fail" else "was inconclusive"
+        reasons.append(
+            f"gate {action.gate!r} {what} {action.streak} check(s) in a row"
+            f" (limit {action.limit}): {detail}"
+        )
+    return reasons

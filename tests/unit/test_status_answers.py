@@ -207,11 +207,11 @@ async def test_approving_a_rolled_back_run_says_it_was_rolled_back() -> None:
     assert "failed)" not in str(refused.value) and handle.updates == 0
 
 
-async def test_result_reason_names_the_ending() -> None:
+async def test_the_ending_of_a_closed_run_is_named() -> None:
     handle = FakeHandle(WorkflowExecutionStatus.FAILED, ROLLED_BACK)
-    status, reason = await operations.result_reason(FakeClient(handle), "checkout")  # type: ignore[arg-type]
-    assert status == WorkflowExecutionStatus.FAILED
-    assert reason.startswith("rolled back: gate 'error-rate'")
+    ending = await operations.ended_how(handle, WorkflowExecutionStatus.FAILED)  # type: ignore[arg-type]
+    assert ending.state == RolloutState.ROLLED_BACK
+    assert ending.text.startswith("rolled back: gate 'error-rate'")
 
 
 # -- history events in words -------------------------------------------------------------------
