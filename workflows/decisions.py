@@ -26,9 +26,14 @@ MAX_COMMANDS_KEPT = 200
 MAX_SHADOW_KEPT = 50
 
 
+def current_index(plan: Plan, progress: RolloutProgress) -> int:
+    """Index of the stage the rollout is in; past the last one (promoting), the last one."""
+    return min(progress.stage_index, len(plan.stages) - 1)
+
+
 def current_stage(plan: Plan, progress: RolloutProgress) -> Stage:
     """The stage the rollout is in; past the last one (promoting), the last one."""
-    return plan.stages[min(progress.stage_index, len(plan.stages) - 1)]
+    return plan.stages[current_index(plan, progress)]
 
 
 def bake_elapsed(progress: RolloutProgress, now: datetime) -> float:

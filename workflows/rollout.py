@@ -619,7 +619,7 @@ class RolloutWorkflow:
     def status(self) -> RolloutStatus:
         p, plan = self._p, self._plan
         now = workflow.now()
-        stage = plan.stages[min(p.stage_index, len(plan.stages) - 1)]
+        stage = decisions.current_stage(plan, p)
         running = p.shifted_stage == p.stage_index and not p.state.final
         elapsed = decisions.bake_elapsed(p, now) if running else 0.0
         # `now` is the time of the last workflow task; the client carries a running clock
@@ -628,7 +628,7 @@ class RolloutWorkflow:
             service=plan.service,
             version=plan.version,
             state=p.state,
-            stage_index=min(p.stage_index, len(plan.stages) - 1),
+            stage_index=decisions.current_index(plan, p),
             stage_name=stage.name,
             stage_count=len(plan.stages),
             stages=[f"{s.name}:{s.weight}" for s in plan.stages],
@@ -721,7 +721,7 @@ class RolloutWorkflow:
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""
         p, plan = self._p, self._plan
-        stage = plan.stages[min(p.stage_index, len(plan.stages) - 1)]
+        stage = decisions.current_stage(plan, p)
         snapshot = (p.state, stage.name, p.canary_weight, p.reason)
         if snapshot == self._published:
             return
@@ -740,7 +740,7 @@ class RolloutWorkflow:
 
     def _sentence(self) -> str:
         p, plan = self._p, self._plan
-        where = decisions.describe_stage(plan, min(p.stage_index, len(plan.stages) - 1))
+        where = decisions.describe_stage(plan, decisions.current_index(plan, p))
         state = p.state.value.replace("_", " ")
         text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%, {where}"
         if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
@@ -769,7 +769,7 @@ class RolloutWorkflow:
             state=p.state,
             reason=p.reason,
             canary_weight=p.canary_weight,
-            stage_name=plan.stages[min(p.stage_index, len(plan.stages) - 1)].name,
+            stage_name=decisions.current_stage(plan, p).name,
         )
 
 
