@@ -131,8 +131,7 @@ async def one_run(
     }
 
 
-async def measure(directory: Path) -> dict[str, Any]:
-    info = await asyncio.to_thread(devstack.up, directory, with_worker=True)
+async def measure(info: devstack.StackInfo) -> dict[str, Any]:
     client = await Client.connect(
         info.temporal_address, namespace=info.namespace, data_converter=pydantic_data_converter
     )
@@ -163,10 +162,9 @@ async def measure(directory: Path) -> dict[str, Any]:
 
 def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="rollout-detect-"))
-    try:
-        report = asyncio.run(measure(directory))
-    finally:
-        devstack.down(directory)
+    # The stack stops with the benchmark, also on SIGTERM (`timeout`) or Ctrl-C.
+    with devstack.running(directory, with_worker=True) as info:
+        report = asyncio.run(measure(info))
     print(json.dumps(report, indent=1))
 
 

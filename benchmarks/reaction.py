@@ -232,13 +232,14 @@ def main() -> None:
     args = parser.parse_args()
     own = args.dir is None
     directory = Path(args.dir or tempfile.mkdtemp(prefix="reaction-"))
-    stack = devstack.up(directory) if own else devstack.load(directory)
-    try:
-        result = asyncio.run(measure(stack, args.runs))
-    finally:
+    # A stack of its own stops with it, also on SIGTERM (`timeout`) or Ctrl-C.
+    with contextlib.ExitStack() as cleanup:
         if own:
-            devstack.down(directory)
-            shutil.rmtree(directory, ignore_errors=True)
+            cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+            stack = cleanup.enter_context(devstack.running(directory))
+        else:
+            stack = devstack.load(directory)
+        result = asyncio.run(measure(stack, args.runs))
     print(json.dumps(result, indent=2))
 
 

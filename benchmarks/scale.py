@@ -372,6 +372,7 @@ def main() -> None:
     parser.add_argument("--no-bare", action="store_true", help="skip the bare workflows")
     args = parser.parse_args()
     sys.path.insert(0, str(_root()))
+    import contextlib
     import shutil
     import tempfile
 
@@ -380,14 +381,15 @@ def main() -> None:
 
     own = args.dir is None
     directory = Path(args.dir or tempfile.mkdtemp(prefix="scale-"))
-    stack = devstack.up(directory, with_worker=False) if own else devstack.load(directory)
     counts = [int(c) for c in args.counts.split(",")]
-    try:
-        result = asyncio.run(measure(stack, counts, args.every, args.window, not args.no_bare))
-    finally:
+    # A stack of its own stops with it, also on SIGTERM (`timeout`) or Ctrl-C.
+    with contextlib.ExitStack() as cleanup:
         if own:
-            devstack.down(directory)
-            shutil.rmtree(directory, ignore_errors=True)
+            cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+            stack = cleanup.enter_context(devstack.running(directory, with_worker=False))
+        else:
+            stack = devstack.load(directory)
+        result = asyncio.run(measure(stack, counts, args.every, args.window, not args.no_bare))
     last = next((r for r in result["runs"] if r["rollouts"] == GOAL["rollouts"]), None)
     result["goal"] = {
         **GOAL,

@@ -32,6 +32,7 @@ from plans import (
     RolloutState,
     format_duration,
 )
+from plans.visibility import service_of
 from starter import devstack, operations, render
 from worker.config import (
     DEFAULT_ADDRESS,
@@ -253,7 +254,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
     count = 0
     async for execution in client.list_workflows(query):
         attributes = execution.search_attributes
-        service = (attributes.get("RolloutService") or [execution.id.removeprefix("rollout-")])[0]
+        service = (attributes.get("RolloutService") or [service_of(execution.id)])[0]
         table.add_row(
             str(service),
             str((attributes.get("RolloutState") or [execution.status.name.lower()])[0]),  # type: ignore[union-attr]
@@ -281,7 +282,11 @@ async def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
-    info = devstack.up(Path(args.dir))
+    try:
+        info = devstack.up(Path(args.dir))
+    except KeyboardInterrupt:
+        err.print("interrupted: the processes already started were stopped")
+        raise
     print(json.dumps(devstack.dump(info), indent=2))
     word = "already running" if info.reused else "up"
     folder = shlex.quote(info.dir)
@@ -311,45 +316,49 @@ def cmd_dev_fault(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     out.print("starting the dev stack (Temporal, HAProxy, Prometheus, demo service, worker)...")
-    info = await asyncio.to_thread(devstack.up, directory)
-    os.environ["TEMPORAL_ADDRESS"] = info.temporal_address
-    os.environ["TEMPORAL_NAMESPACE"] = info.namespace
-    os.environ["TEMPORAL_UI_URL"] = info.ui_url
-    out.print(devstack.describe(info))
-    previous = await asyncio.to_thread(_current_fault, info.canary_url)
-    await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
-    plan = load(info.plan_file)
-    if previous:
-        # Errors of an earlier faulty demo would still sit in the gates' windows.
-        settle = max((g.window.total_seconds() for g in plan.gates), default=30.0) + 5
-        out.print(f"the canary was faulty before: waiting {settle:.0f}s for its errors to age out")
-        await asyncio.sleep(settle)
-    client = await _client()
-    handle = await operations.start_rollout(client, plan, info.task_queue)
-    link = ui_link(plan.workflow_id)
-    out.print(f"\nrollout {plan.workflow_id} started (run {handle.result_run_id})")
-    out.print(f"Temporal UI: [bold]{link}[/]")
-    if args.faulty:
-        out.print("the canary will start failing 30% of its requests when it reaches 50%")
-    faulted = False
-    last = None
-    async for status in operations.follow(client, plan.service, every=0.5):
-        line = render.progress_line(status)
-        if line != last:
-            out.print(line, soft_wrap=True)
-            last = line
-        if args.faulty and not faulted and status.canary_weight >= 50:
-            await asyncio.to_thread(devstack.fault, directory, 0.3, 0)
-            out.print("[red]fault injected: the canary now fails 30% of requests[/]")
-            faulted = True
-        if status.state.final:
-            break
-    out.print(f"\nTemporal UI: {link}")
-    out.print(
-        "The stack keeps running so you can look around; stop it with"
-        f" `rollout dev down --dir {directory}`."
-    )
-    return _exit_code(status.state)
+    # Started in this thread, where SIGTERM and Ctrl-C arrive: interrupted, the demo stops
+    # the processes it started (a stack that was running before it stays up).
+    with devstack.running(directory, keep=True) as info:
+        os.environ["TEMPORAL_ADDRESS"] = info.temporal_address
+        os.environ["TEMPORAL_NAMESPACE"] = info.namespace
+        os.environ["TEMPORAL_UI_URL"] = info.ui_url
+        out.print(devstack.describe(info))
+        previous = await asyncio.to_thread(_current_fault, info.canary_url)
+        await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
+        plan = load(info.plan_file)
+        if previous:
+            # Errors of an earlier faulty demo would still sit in the gates' windows.
+            settle = max((g.window.total_seconds() for g in plan.gates), default=30.0) + 5
+            out.print(
+                f"the canary was faulty before: waiting {settle:.0f}s for its errors to age out"
+            )
+            await asyncio.sleep(settle)
+        client = await _client()
+        handle = await operations.start_rollout(client, plan, info.task_queue)
+        link = ui_link(plan.workflow_id)
+        out.print(f"\nrollout {plan.workflow_id} started (run {handle.result_run_id})")
+        out.print(f"Temporal UI: [bold]{link}[/]")
+        if args.faulty:
+            out.print("the canary will start failing 30% of its requests when it reaches 50%")
+        faulted = False
+        last = None
+        async for status in operations.follow(client, plan.service, every=0.5):
+            line = render.progress_line(status)
+            if line != last:
+                out.print(line, soft_wrap=True)
+                last = line
+            if args.faulty and not faulted and status.canary_weight >= 50:
+                await asyncio.to_thread(devstack.fault, directory, 0.3, 0)
+                out.print("[red]fault injected: the canary now fails 30% of requests[/]")
+                faulted = True
+            if status.state.final:
+                break
+        out.print(f"\nTemporal UI: {link}")
+        out.print(
+            "The stack keeps running so you can look around; stop it with"
+            f" `rollout dev down --dir {directory}`."
+        )
+        return _exit_code(status.state)
 
 
 def _current_fault(canary_url: str) -> bool:

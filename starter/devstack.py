@@ -7,13 +7,16 @@ in the background, ``down`` stops them by pid, ``fault`` makes the canary misbeh
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -37,6 +40,8 @@ from starter.processes import (
     choose_ports,
     http_ok,
     pid_alive,
+    signals_held,
+    signals_interrupt,
     spawn,
     start_time,
     stop_all,
@@ -62,6 +67,7 @@ __all__ = [
     "render_haproxy",
     "render_prometheus",
     "restart",
+    "running",
     "stack_file",
     "stack_info",
     "status",
@@ -123,7 +129,9 @@ class StackInfo(BaseModel):
         description="name -> port of each /metrics; Prometheus scrapes all but temporal's"
     )
     pids: dict[str, int] = Field(default_factory=dict)
-    pid_starts: dict[str, int | None] = Field(default_factory=dict)
+    # psutil's create_time of each pid, against a recycled pid. Files written before it
+    # have none (their `pid_starts` counted clock ticks): their pids are taken as they are.
+    pid_created: dict[str, float | None] = Field(default_factory=dict)
     logs: dict[str, str] = Field(default_factory=dict)
     started_at: str = ""
     reused: bool = Field(default=False, exclude=True, description="up found it already running")
@@ -165,7 +173,7 @@ def status(dir: Path) -> dict[str, bool]:
         info = load(dir)
     except StackError:
         return {}
-    return {name: pid_alive(pid, info.pid_starts.get(name)) for name, pid in info.pids.items()}
+    return {name: pid_alive(pid, info.pid_created.get(name)) for name, pid in info.pids.items()}
 
 
 def is_up(dir: Path) -> bool:
@@ -185,6 +193,8 @@ def up(
 
     A stack already running in ``dir`` is returned as it is (``reused`` is then True).
     ``ports`` overrides preferred ports by role (see DEFAULT_PORTS; 0 means any free one).
+    If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
+    (in the main thread; elsewhere a signal cannot reach this code).
     """
     dir = Path(dir).resolve()
     if is_up(dir):
@@ -198,15 +208,36 @@ def up(
     if not with_worker:
         preferred.pop("worker_metrics", None)
     info = stack_info(dir, choose_ports(preferred))
-    _write_configs(info)
-    try:
-        _start(info, binaries)
-    except BaseException:
-        down(dir)
-        raise
-    info.state = "up"
-    _save(info)
+    with signals_interrupt():
+        try:
+            _write_configs(info)
+            _start(info, binaries)
+            info.state = "up"
+            _save(info)
+        except BaseException:
+            down(dir)
+            raise
     return info
+
+
+@contextlib.contextmanager
+def running(dir: Path, *, keep: bool = False, **options: Any) -> Iterator[StackInfo]:
+    """The stack in ``dir`` (``up`` with ``options``) for the block, stopped when it ends.
+
+    With ``keep`` it keeps running after the block, unless SIGTERM, Ctrl-C or a cancellation
+    ended it. A stack that was already running is never stopped: this block did not start it.
+    """
+    with signals_interrupt():
+        info = up(dir, **options)
+        stop = not keep
+        try:
+            yield info
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            stop = True
+            raise
+        finally:
+            if stop and not info.reused:
+                down(dir)
 
 
 def down(dir: Path) -> list[str]:
@@ -214,14 +245,18 @@ def down(dir: Path) -> list[str]:
     info = _previous(Path(dir))
     if info is None:
         return []
-    live = {
-        name: pid for name, pid in info.pids.items() if pid_alive(pid, info.pid_starts.get(name))
-    }
-    clients = {name: pid for name, pid in live.items() if name in CLIENTS}
-    servers = {name: pid for name, pid in live.items() if name not in CLIENTS}
-    stopped = stop_all(clients) + stop_all(servers)
-    info.state = "down"
-    _save(info)
+    # A second Ctrl-C must not leave half a stack running: it takes effect once all stopped.
+    with signals_held():
+        live = {
+            name: pid
+            for name, pid in info.pids.items()
+            if pid_alive(pid, info.pid_created.get(name))
+        }
+        clients = {name: pid for name, pid in live.items() if name in CLIENTS}
+        servers = {name: pid for name, pid in live.items() if name not in CLIENTS}
+        stopped = stop_all(clients) + stop_all(servers)
+        info.state = "down"
+        _save(info)
     return stopped
 
 
@@ -237,7 +272,7 @@ def restart(dir: Path, name: str) -> StackInfo:
         known = ", ".join(sorted(info.pids)) or "none"
         raise StackError(f"the stack in {dir} has no process {name!r} (it has: {known})")
     pid = info.pids[name]
-    if pid_alive(pid, info.pid_starts.get(name)):
+    if pid_alive(pid, info.pid_created.get(name)):
         stop_all({name: pid})
     binaries = _find_binaries(None)
     if name == "temporal":
@@ -269,20 +304,31 @@ def fault(
 ) -> dict[str, Any]:
     """Make one demo version (the canary by default) fail or slow down; return its new fault."""
     info = load(dir)
-    url = (info.canary_url if version == "canary" else info.stable_url) + "fault"
+    base = info.canary_url if version == "canary" else info.stable_url
+    url = base + "fault"
+    start_it = f"is the dev stack up? `rollout dev up --dir {shlex.quote(info.dir)}`"
     try:
         response = httpx.post(
             url, json={"error_rate": error_rate, "latency_ms": latency_ms}, timeout=5.0
         )
     except httpx.HTTPError as error:
+        reason = str(error) or type(error).__name__
         raise StackError(
-            f"the {version} service at {url} did not answer ({error}): is the stack up?"
-            " Start it with `rollout dev up`"
+            f"the {version} demo service at {base} is not answering ({reason}): {start_it}"
         ) from None
-    if response.status_code == 400:
-        raise StackError(f"the {version} service refused the fault: {response.json()['error']}")
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 400 and isinstance(body, dict) and "error" in body:
+        raise StackError(f"the {version} demo service refused the fault: {body['error']}")
+    if not response.is_success or not isinstance(body, dict):
+        # Something else answers on its port: a stranger, or a demo service of another version.
+        raise StackError(
+            f"the {version} demo service at {base} answered {url} with HTTP"
+            f" {response.status_code} {response.reason_phrase}, not its fault: {start_it}"
+        )
+    result: dict[str, Any] = body
     return result
 
 
@@ -453,12 +499,13 @@ def _write_configs(info: StackInfo) -> None:
 
 def _launch(info: StackInfo, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     log = info.path / "logs" / f"{name}.log"
-    pid = spawn(argv, log, env=env, cwd=info.path)
-    info.pids[name] = pid
-    info.pid_starts[name] = start_time(pid)
-    info.logs[name] = str(log)
-    # Recorded at once, so `down` can stop it even if `up` is interrupted later.
-    _save(info)
+    # Recorded at once, and no signal in between, so `down` can stop it whenever `up` stops.
+    with signals_held():
+        pid = spawn(argv, log, env=env, cwd=info.path)
+        info.pids[name] = pid
+        info.pid_created[name] = start_time(pid)
+        info.logs[name] = str(log)
+        _save(info)
     return pid
 
 

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 
 from plans.errors import RolloutError
 
 LOCALHOST = "127.0.0.1"
+# How far a process's create_time may move between two readings and still be the same process.
+START_SLACK_S = 1.0
+# The signals that ask a program to stop: a terminal's Ctrl-C, `kill`, `timeout`.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 # Popen objects of the processes this interpreter started: kept so that they can be
 # reaped (a dead child stays a zombie, and looks alive, until its parent waits on it).
@@ -92,74 +99,133 @@ def spawn(
     return proc.pid
 
 
-def start_time(pid: int) -> int | None:
-    """The kernel's start time of pid (clock ticks since boot), or None where /proc is absent."""
+def start_time(pid: int) -> float | None:
+    """When pid started (seconds since the epoch, psutil's ``create_time``), or None if gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
         return None
-    # The command name in parentheses may hold spaces: count fields after the last ')'.
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def pid_alive(pid: int, started: int | None = None) -> bool:
+def _process(pid: int, started: float | None = None) -> psutil.Process | None:
+    """pid as a psutil.Process while it runs (not a zombie) and, given ``started``, is that one."""
+    try:
+        process = psutil.Process(pid)
+        # A recorded start time guards against a recycled pid after a reboot or a long pause;
+        # the slack absorbs the boot time the kernel reports drifting with the wall clock.
+        if started is not None and abs(process.create_time() - started) > START_SLACK_S:
+            return None
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:
+        # Someone else's process: alive, but it cannot be proven to be the one recorded.
+        return None if started is not None else psutil.Process(pid)
+    return process
+
+
+def pid_alive(pid: int, started: float | None = None) -> bool:
     """True when pid runs (not a zombie) and, if ``started`` is given, is still that process."""
     child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if child is not None and child.poll() is not None:
+        # Ours and ended: poll reaped it, which a zombie needs from its parent.
         return False
-    except PermissionError:
-        return started is None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    if stat.rsplit(")", 1)[1].split()[0] == "Z":
-        return False
-    # A recorded start time guards against a recycled pid after a reboot or a long pause.
-    return started is None or start_time(pid) == started
+    return _process(pid, started) is not None
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
+def _signal(process: psutil.Process, sig: signal.Signals) -> None:
     # Each process leads its own group (start_new_session), so its children go with it.
     try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, sig)
         else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
+            process.send_signal(sig)
+    except (ProcessLookupError, psutil.NoSuchProcess):
         pass
 
 
-def _reap(pid: int) -> None:
-    child = _CHILDREN.pop(pid, None)
-    if child is not None:
-        child.poll()
+def _still_running(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` for processes to end; those still running after it."""
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    # Without pidfd, a zombie nobody reaps waits out the timeout: it has ended all the same.
+    return [p for p in alive if _process(p.pid) is not None]
 
 
 def stop_all(pids: Mapping[str, int], *, grace: float = 10.0) -> list[str]:
     """SIGTERM every live pid, SIGKILL those still alive after ``grace``; return names stopped."""
-    live = {name: pid for name, pid in pids.items() if pid_alive(pid)}
-    for pid in live.values():
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while any(pid_alive(pid) for pid in live.values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in live.values():
-        if pid_alive(pid):
-            _signal(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while any(pid_alive(pid) for pid in live.values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stubborn = [name for name, pid in live.items() if pid_alive(pid)]
-    for pid in live.values():
-        _reap(pid)
+    live = {name: p for name, pid in pids.items() if (p := _process(pid)) is not None}
+    for process in live.values():
+        _signal(process, signal.SIGTERM)
+    alive = _still_running(list(live.values()), grace)
+    for process in alive:
+        _signal(process, signal.SIGKILL)
+    stubborn_pids = {p.pid for p in _still_running(alive, 5.0)}
+    for process in live.values():
+        child = _CHILDREN.pop(process.pid, None)
+        if child is not None:
+            child.poll()
+    stubborn = [name for name, p in live.items() if p.pid in stubborn_pids]
     if stubborn:
         raise StackError(f"could not stop {', '.join(stubborn)} even with SIGKILL")
     return list(live)
+
+
+# Signals that arrived inside signals_held(), to raise once it ends; its nesting depth.
+_held: list[int] = []
+_holding = 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    if _holding:
+        _held.append(signum)
+        return
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _stop_signals_raise() -> Iterator[bool]:
+    if threading.current_thread() is not threading.main_thread():
+        # Only the main thread can set handlers; Python runs them there anyway.
+        yield False
+        return
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """In the block, SIGTERM raises KeyboardInterrupt like SIGINT, so ``finally`` clauses run.
+
+    Processes started with ``spawn`` are in sessions of their own: no signal sent to their
+    starter reaches them, so it must stop them itself, which SIGTERM's default action forbids.
+    """
+    with _stop_signals_raise():
+        yield
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT wait until the block ends: for a spawn and its record, or a cleanup."""
+    global _holding
+    with _stop_signals_raise() as installed:
+        if not installed:
+            yield
+            return
+        _holding += 1
+        try:
+            yield
+        finally:
+            _holding -= 1
+            arrived = list(_held) if not _holding else []
+            if not _holding:
+                _held.clear()
+        if arrived:
+            raise KeyboardInterrupt(f"stopped by {signal.Signals(arrived[0]).name}")
 
 
 def tcp_open(port: int, host: str = LOCALHOST) -> bool:

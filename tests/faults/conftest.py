@@ -30,10 +30,9 @@ def stack(stack_dir: Path) -> Iterator[devstack.StackInfo]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    try:
-        yield devstack.up(stack_dir, with_worker=True)
-    finally:
-        devstack.down(stack_dir)
+    # Stopped when the module ends, and also when pytest itself is stopped by SIGTERM.
+    with devstack.running(stack_dir, with_worker=True) as info:
+        yield info
 
 
 @pytest.fixture(scope="module")

@@ -30,10 +30,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackIn
             pytest.fail(message)
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("integration")
-    try:
-        yield devstack.up(directory, with_worker=True)
-    finally:
-        devstack.down(directory)
+    # Stopped when the module ends, and also when pytest itself is stopped by SIGTERM.
+    with devstack.running(directory, with_worker=True) as info:
+        yield info
 
 
 @pytest.fixture(scope="module")
