@@ -34,6 +34,7 @@ from demo.configs import (
     plan_yaml,
     prometheus_config,
 )
+from plans.visibility import ROLLOUT_ATTRIBUTES
 from starter.processes import (
     LOCALHOST,
     StackError,
@@ -77,13 +78,8 @@ __all__ = [
 NAMESPACE = "default"
 TASK_QUEUE = "rollouts"
 LOAD_RPS = 40
-SEARCH_ATTRIBUTES = {
-    "RolloutService": "Keyword",
-    "RolloutVersion": "Keyword",
-    "RolloutStage": "Keyword",
-    "RolloutWeight": "Int",
-    "RolloutState": "Keyword",
-}
+# As the Temporal CLI's --search-attribute flag names them: RolloutWeight=Int, ...
+SEARCH_ATTRIBUTES = {key.name: key.indexed_value_type.name.title() for key in ROLLOUT_ATTRIBUTES}
 DEFAULT_PORTS = {
     "temporal": 7233,
     "temporal_ui": 8233,
