@@ -6,7 +6,8 @@ from typing import Any
 
 from plans import Gate, GateOutcome, Verdict
 from plans.state import RolloutProgress
-from workflows.decisions import MAX_SHADOW_KEPT, judge_checks, record_verdicts
+from tests.verdict_words import record_verdicts
+from workflows.decisions import MAX_SHADOW_KEPT, judge_checks
 
 PASS, FAIL, UNSURE = GateOutcome.PASS, GateOutcome.FAIL, GateOutcome.INCONCLUSIVE
 

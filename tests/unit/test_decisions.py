@@ -9,7 +9,6 @@ import pytest
 
 from plans import (
     CommandKind,
-    Gate,
     GateOutcome,
     OperatorCommand,
     Plan,
@@ -18,6 +17,7 @@ from plans import (
     parse_plan,
 )
 from plans.state import RolloutProgress
+from tests.verdict_words import record_verdicts
 from workflows import decisions
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -576,22 +576,3 @@ def test_splits_that_route_alike_are_not_drift() -> None:
     assert TrafficSplit(stable_weight=0, canary_weight=0).routes_like(
         TrafficSplit(stable_weight=0, canary_weight=0)
     )
-
-
-def record_verdicts(
-    progress: RolloutProgress, gates: list[Gate], verdicts: list[Verdict]
-) -> list[str]:
-    """``judge_checks``' rollbacks in words, as the first version of the workflow said them."""
-    reasons = []
-    for action in decisions.judge_checks(progress, gates, verdicts):
-        if action.action != "rollback":
-            continue
-        verdict = progress.verdicts[action.gate]
-        value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
-        detail = verdict.reason or f"{value}, wants {verdict.threshold}"
-        what = "failed" if action.trigger == "fail" else "was inconclusive"
-        reasons.append(
-            f"gate {action.gate!r} {what} {action.streak} check(s) in a row"
-            f" (limit {action.limit}): {detail}"
-        )
-    return reasons

@@ -1,0 +1,26 @@
+"""The first workflow's words for a rollback, kept for the tests that pin them down."""
+
+from __future__ import annotations
+
+from plans import Gate, Verdict
+from plans.state import RolloutProgress
+from workflows import decisions
+
+
+def record_verdicts(
+    progress: RolloutProgress, gates: list[Gate], verdicts: list[Verdict]
+) -> list[str]:
+    """``judge_checks``' rollbacks in words, as the first version of the workflow said them."""
+    reasons = []
+    for action in decisions.judge_checks(progress, gates, verdicts):
+        if action.action != "rollback":
+            continue
+        verdict = progress.verdicts[action.gate]
+        value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
+        detail = verdict.reason or f"{value}, wants {verdict.threshold}"
+        what = "failed" if action.trigger == "fail" else "was inconclusive"
+        reasons.append(
+            f"gate {action.gate!r} {what} {action.streak} check(s) in a row"
+            f" (limit {action.limit}): {detail}"
+        )
+    return reasons
