@@ -128,9 +128,10 @@ def _process(pid: int, started: float | None = None) -> psutil.Process | None:
 def pid_alive(pid: int, started: float | None = None) -> bool:
     """True when pid runs (not a zombie) and, if ``started`` is given, is still that process."""
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        # Ours and ended: poll reaped it, which a zombie needs from its parent.
-        return False
+    if child is not None:
+        # Ours: only reaping proves it has ended. The leader of a multithreaded process
+        # shows as a zombie while its other threads, and the ports they hold, still go.
+        return child.poll() is None
     return _process(pid, started) is not None
 
 
@@ -145,19 +146,35 @@ def _signal(process: psutil.Process, sig: signal.Signals) -> None:
         pass
 
 
+def family_of(process: psutil.Process) -> list[psutil.Process]:
+    """The process and all its descendants (a launcher's server, say), while they run."""
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return [process]
+
+
 def _still_running(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Wait up to ``timeout`` for processes to end; those still running after it."""
-    _, alive = psutil.wait_procs(processes, timeout=timeout)
-    # Without pidfd, a zombie nobody reaps waits out the timeout: it has ended all the same.
-    return [p for p in alive if _process(p.pid) is not None]
+    deadline = time.monotonic() + timeout
+    psutil.wait_procs(processes, timeout=timeout)
+    # Without pidfd, a zombie nobody reaps waits out the timeout: it has ended all the same,
+    # unless it is ours and not reaped yet (see pid_alive).
+    alive = [p for p in processes if pid_alive(p.pid)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if pid_alive(p.pid)]
+    return alive
 
 
 def stop_all(pids: Mapping[str, int], *, grace: float = 10.0) -> list[str]:
     """SIGTERM every live pid, SIGKILL those still alive after ``grace``; return names stopped."""
     live = {name: p for name, pid in pids.items() if (p := _process(pid)) is not None}
+    # A group dies process by process: wait for every member, or a port may still be held.
+    family = [member for process in live.values() for member in family_of(process)]
     for process in live.values():
         _signal(process, signal.SIGTERM)
-    alive = _still_running(list(live.values()), grace)
+    alive = _still_running(family, grace)
     for process in alive:
         _signal(process, signal.SIGKILL)
     stubborn_pids = {p.pid for p in _still_running(alive, 5.0)}

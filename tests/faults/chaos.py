@@ -22,13 +22,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psutil
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.routers.haproxy import HAProxyRuntime
 from plans import HAProxyRouter, Plan, RolloutState, RolloutStatus, TrafficSplit, parse_plan
 from starter import devstack, operations
-from starter.processes import LOCALHOST, pid_alive, spawn, stop_all
+from starter.processes import LOCALHOST, family_of, pid_alive, spawn, stop_all
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,8 +85,14 @@ def kill9(stack_dir: Path, name: str) -> int:
     """SIGKILL one process of the stack (its whole group) and wait until it is gone."""
     info = devstack.load(stack_dir)
     pid = info.pids[name]
+    try:
+        family = family_of(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        family = []
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+    # The whole group: a launcher can die before the server it started lets go of its port.
+    psutil.wait_procs(family, timeout=10)
     deadline = time.monotonic() + 10
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
