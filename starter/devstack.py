@@ -452,9 +452,10 @@ def _previous(dir: Path) -> StackInfo | None:
 
 
 def _save(info: StackInfo) -> None:
-    # Write then rename, so a reader never sees half a file.
+    # Write then rename, so a reader never sees half a file; the temporary name is this
+    # process's own, so two commands saving at once (two `dev down`s) never share one.
     path = stack_file(info.path)
-    temp = path.with_suffix(".json.tmp")
+    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     temp.write_text(info.model_dump_json(indent=2) + "\n")
     os.replace(temp, path)
 
