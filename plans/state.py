@@ -298,7 +298,6 @@ class RolloutProgress(BaseModel):
     router_unreadable: bool = Field(
         default=False, description="the last read of the router's split failed"
     )
-    drifts: int = Field(default=0, description="times the router was found off the wanted split")
 
 
 class TargetClaim(BaseModel):

@@ -420,7 +420,6 @@ class RolloutWorkflow:
         wanted = TrafficSplit.canary_percent(p.canary_weight)
         if split is None or split.routes_like(wanted):
             return
-        p.drifts += 1
         text = (
             f"{plan.router.describe()} routes {split}, but the rollout set {wanted}:"
             " putting it back"
