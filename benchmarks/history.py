@@ -40,7 +40,7 @@ from plans import (
     Verdict,
     parse_plan,
 )
-from plans.state import RolloutProgress
+from plans.inputs import RolloutInput
 from workflows.rollout import RolloutWorkflow
 
 SAFE = [(5, "1d"), (10, "1d"), (25, "1d"), (50, "1d"), (75, "1d"), (100, "2d")]
@@ -141,8 +141,8 @@ async def main() -> None:
             ):
                 started = time.perf_counter()
                 handle = await env.client.start_workflow(
-                    "RolloutWorkflow",
-                    args=[plan, RolloutProgress(checks_per_run=args.checks_per_run)],
+                    RolloutWorkflow.run,
+                    RolloutInput(plan=plan, checks_per_run=args.checks_per_run),
                     id=plan.workflow_id,
                     task_queue="history-bench",
                 )

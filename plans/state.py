@@ -273,7 +273,6 @@ class RolloutProgress(BaseModel):
     approved_stage: int = -1
     promote_requested: bool = False
     rollback_requested: bool = False
-    cancel_reason: str = ""
     verdicts: dict[str, Verdict] = Field(default_factory=dict)
     failure_streaks: dict[str, int] = Field(default_factory=dict)
     inconclusive_streaks: dict[str, int] = Field(default_factory=dict)
@@ -286,8 +285,6 @@ class RolloutProgress(BaseModel):
     reason: str = ""
     checks: int = 0
     checks_this_run: int = 0
-    checks_per_run: int = Field(default=500, description="continue-as-new after this many checks")
-    visibility: bool = Field(default=False, description="upsert the Rollout* search attributes")
     run_count: int = 1
     owns_target: bool = Field(
         default=False, description="this rollout holds the lease on its traffic target"

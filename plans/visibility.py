@@ -24,6 +24,8 @@ ROLLOUT_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[int], ...
 )
 
 WORKFLOW_ID_PREFIX = "rollout-"
+# The rollout's workflow type, as the server and visibility queries name it.
+ROLLOUT_WORKFLOW = "RolloutWorkflow"
 
 
 def rollout_workflow_id(service: str) -> str:

@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 
 from activities.routers.haproxy import HAProxyRuntime  # noqa: E402
 from plans import RolloutState, parse_plan  # noqa: E402
-from plans.state import RolloutProgress  # noqa: E402
 from starter import devstack, operations  # noqa: E402
 
 OUT = ROOT / "tests" / "histories"
@@ -110,9 +109,7 @@ async def capture(info: devstack.StackInfo, prefix: str) -> None:
     export(info, failing.workflow_id, handle.result_run_id or "", prefix + "rolled_back")
 
     chained = plan(info, "history-continued", quick)
-    handle = await operations.start_rollout(
-        client, chained, info.task_queue, progress=RolloutProgress(checks_per_run=2)
-    )
+    handle = await operations.start_rollout(client, chained, info.task_queue, checks_per_run=2)
     await handle.result()
     export(
         info, chained.workflow_id, handle.first_execution_run_id or "", prefix + "continued_as_new"

@@ -32,7 +32,7 @@ from plans import (
     RolloutState,
     format_duration,
 )
-from plans.visibility import service_of
+from plans.visibility import ROLLOUT_WORKFLOW, service_of
 from starter import devstack, operations, render
 from worker.config import (
     DEFAULT_ADDRESS,
@@ -245,7 +245,7 @@ async def cmd_command(args: argparse.Namespace) -> int:
 
 async def cmd_list(args: argparse.Namespace) -> int:
     client = await _client()
-    query = args.query or 'WorkflowType="RolloutWorkflow" AND ExecutionStatus="Running"'
+    query = args.query or f'WorkflowType="{ROLLOUT_WORKFLOW}" AND ExecutionStatus="Running"'
     from rich.table import Table
 
     table = Table()

@@ -54,6 +54,7 @@ from plans import (
     Verdict,
     format_duration,
 )
+from plans.inputs import CHECKS_PER_RUN, RolloutInput
 from plans.state import RolloutProgress
 from plans.visibility import ROLLOUT_ATTRIBUTES, rollout_workflow_id
 from workflows.rollout import RolloutWorkflow
@@ -135,16 +136,24 @@ async def start_rollout(
     task_queue: str,
     *,
     progress: RolloutProgress | None = None,
+    checks_per_run: int = CHECKS_PER_RUN,
 ) -> WorkflowHandle[RolloutWorkflow, RolloutResult]:
-    """Start the rollout; refuse it while another rollout of the service is running."""
-    progress = progress or RolloutProgress()
-    if not progress.visibility:
-        progress.visibility = await search_attributes_registered(client)
+    """Start the rollout; refuse it while another rollout of the service is running.
+
+    ``progress`` starts it from a given state (tests do); ``checks_per_run`` sets how many
+    checks a run makes before it continues as new.
+    """
+    start = RolloutInput(
+        plan=plan,
+        progress=progress,
+        checks_per_run=checks_per_run,
+        visibility=await search_attributes_registered(client),
+    )
     short, details = summary(plan)
     try:
         return await client.start_workflow(
             RolloutWorkflow.run,
-            args=[plan, progress],
+            start,
             id=plan.workflow_id,
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

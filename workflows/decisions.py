@@ -7,9 +7,13 @@ replay identically.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
 
 from plans import (
     CommandKind,
+    CommandRecord,
     Gate,
     GateAction,
     GateOutcome,
@@ -112,14 +116,17 @@ def awaiting_approval(plan: Plan, progress: RolloutProgress, now: datetime) -> b
     )
 
 
+def bake_done(plan: Plan, progress: RolloutProgress, now: datetime) -> bool:
+    """The stage's bake is over: baked, gates green on its latest check, not paused."""
+    stage = current_stage(plan, progress)
+    return not progress.paused and baked(plan, progress, now) and gates_pass(plan, progress, stage)
+
+
 def stage_complete(plan: Plan, progress: RolloutProgress, now: datetime) -> bool:
     """The stage may hand over to the next: baked, gates green, approved if asked, not paused."""
     stage = current_stage(plan, progress)
-    return (
-        not progress.paused
-        and baked(plan, progress, now)
-        and gates_pass(plan, progress, stage)
-        and (not stage.approval or progress.approved_stage >= progress.stage_index)
+    return bake_done(plan, progress, now) and (
+        not stage.approval or progress.approved_stage >= progress.stage_index
     )
 
 
@@ -302,3 +309,32 @@ def _triggered(
 def describe_stage(plan: Plan, index: int) -> str:
     stage = plan.stages[index]
     return f"stage {index + 1}/{len(plan.stages)} {stage.name!r} ({stage.weight}%)"
+
+
+def signal_command(
+    kind: CommandKind, inputs: tuple[Any, ...], now: datetime
+) -> OperatorCommand | CommandRecord:
+    """The command a signal carries, or the refusal to record when its body is not one.
+
+    Signals take any number of inputs so that a wrong count is refused and recorded
+    instead of failing every workflow task of the run.
+    """
+    body: Any = inputs[0] if len(inputs) == 1 else (inputs or {})
+    if body is None:
+        body = {}
+    try:
+        if not isinstance(body, dict):
+            raise TypeError(type(body).__name__)
+        return OperatorCommand.model_validate({**body, "kind": kind})
+    except (TypeError, ValidationError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return CommandRecord(
+            kind=kind.value,
+            by=str(body.get("by", "unknown"))[:200] if isinstance(body, dict) else "unknown",
+            reason="",
+            at=now,
+            accepted=False,
+            note=f"{kind.value}: body must be a JSON object like"
+            f' {{"by": "ana", "reason": "..."}} ({first[:200]})',
+            via="signal",
+        )

@@ -4,105 +4,94 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
-    from activities.ownership import TargetLeases
-    from activities.rollout import (
-        check_gates,
-        check_gates_timeout,
-        notify,
-        read_traffic,
-        shift_traffic,
-    )
     from plans import (
-        ClaimAnswer,
         CommandKind,
         CommandRecord,
-        Compensation,
         Gate,
-        GateCheck,
-        GateOutcome,
-        Notification,
         OperatorCommand,
         Plan,
         RolloutResult,
         RolloutState,
         RolloutStatus,
-        ShiftRequest,
         Stage,
-        TargetClaim,
-        TrafficSplit,
         Verdict,
         format_duration,
     )
+    from plans.inputs import RolloutInput
     from plans.state import AuditEvent, RolloutProgress
-    from plans.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT, service_of
+    from plans.visibility import (
+        ROLLOUT_WORKFLOW,
+        SERVICE,
+        STAGE,
+        STATE,
+        VERSION,
+        WEIGHT,
+    )
     from workflows import decisions
-
-
-SHIFT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["RouterRefused"],
-)
-SHIFT_DEADLINE = timedelta(minutes=10)
-SHIFT_COMMANDS = 7  # a shift reads, sets and reads back both weights: one timeout each, and slack
-RESTORE_ATTEMPTS_BEFORE_ALERT = 5
-CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
-NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
+    from workflows.checking import judge_gates, tell_people
+    from workflows.status import result_of, sentence, stages_line, status_of
+    from workflows.target import Target, TargetRefused, root_message
 
 
 MAX_EVENTS_KEPT = 300
-READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
-CLAIM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
 
 # Runs recorded before rollouts owned their target and read it back at every check
 # replay without either; every run started since takes the newer path.
 OWN_AND_OBSERVE = "own-and-observe-target"
 
+Until = Callable[[Plan, RolloutProgress, datetime], bool]
+
 
 class _RollBack(Exception):
-    """Raised inside the stage loop when the rollout must go back to stable."""
+    """The rollout must go back to stable; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-class _Abort(Exception):
-    """Raised inside the stage loop when an operator aborts: stable again, not a failure."""
+class _Abort(_RollBack):
+    """An operator aborts: stable again, and the run ends aborted rather than failed."""
 
 
-@workflow.defn(name="RolloutWorkflow")
+@workflow.defn(name=ROLLOUT_WORKFLOW)
 class RolloutWorkflow:
-    """Shift, bake, judge, maybe wait for approval, stage after stage; compensate on failure."""
+    """Shift, bake while checking, wait for approval where asked, stage after stage."""
 
     @workflow.init
-    def __init__(self, plan: Plan, progress: RolloutProgress | None = None) -> None:
-        self._plan = plan
-        self._p = progress or RolloutProgress()
-        self._wakeups = 0
+    def __init__(self, input: RolloutInput, legacy_progress: dict[str, Any] | None = None) -> None:
+        # A second parameter keeps runs started before RolloutInput replayable; the SDK then
+        # decodes by type only when both arguments are present, so a new run's one argument
+        # arrives as a dict and is read here.
+        input = RolloutInput.model_validate(input).carrying(legacy_progress)
+        self._input = input
+        self._plan = input.plan
+        self._p = input.progress or RolloutProgress()
         self._published: tuple[Any, ...] = ()
         self._observes = False
+        self._target = Target(self._plan, self._p, self._audit, self._notify, self._publish)
 
     @workflow.run
-    async def run(self, plan: Plan, progress: RolloutProgress | None = None) -> RolloutResult:
-        p = self._p
+    async def run(
+        self, input: RolloutInput, legacy_progress: dict[str, Any] | None = None
+    ) -> RolloutResult:
+        """``legacy_progress``: the second argument of runs started before RolloutInput."""
+        p, plan = self._p, self._plan
         self._observes = workflow.patched(OWN_AND_OBSERVE)
         if self._observes and not p.owns_target:
             await self._claim_target()
         try:
             if p.run_count == 1 and p.shifted_stage < 0:
                 await self._notify(
-                    f"Rollout of {plan.service} {plan.version} started: " + self._stages_line()
+                    f"Rollout of {plan.service} {plan.version} started: " + stages_line(plan)
                 )
             while p.stage_index < len(plan.stages) and not p.promote_requested:
                 await self._run_stage(plan.stages[p.stage_index])
@@ -110,68 +99,71 @@ class RolloutWorkflow:
                     break
                 self._next_stage()
             await self._promote()
-        except _Abort:
-            await self._roll_back(p.reason, final=RolloutState.ABORTED)
-        except _RollBack:
-            await self._roll_back(p.reason)
-            raise ApplicationError(
-                f"rolled back: {p.reason}", self._result(), type="RolledBack", non_retryable=True
-            ) from None
+        except _Abort as abort:
+            await self._roll_back(abort.reason, final=RolloutState.ABORTED)
+        except _RollBack as rollback:
+            await self._roll_back(rollback.reason)
+            raise self._rolled_back() from None
         except ActivityError as error:
-            await self._roll_back(f"{self._failed_step()} failed: {_root_message(error)}")
-            raise ApplicationError(
-                f"rolled back: {p.reason}", self._result(), type="RolledBack", non_retryable=True
-            ) from None
+            await self._roll_back(f"{self._failed_step()} failed: {root_message(error)}")
+            raise self._rolled_back() from None
         except asyncio.CancelledError:
             # Cancelling the workflow is a rollback too; activities started here still run.
-            await self._roll_back(p.cancel_reason or "rollout was cancelled")
+            await self._roll_back("rollout was cancelled")
             raise
-        return self._result()
+        return result_of(plan, p)
 
-    # -- the stage loop -------------------------------------------------------------------
+    # -- a stage, as the runbook has it -------------------------------------------------------
 
     async def _run_stage(self, stage: Stage) -> None:
+        """Shift, bake while checking, then wait for approval if the stage asks for it."""
+        if self._p.shifted_stage < self._p.stage_index:
+            await self._enter(stage)
+        await self._watch(stage, until=decisions.bake_done)
+        if stage.approval:
+            await self._watch(stage, until=decisions.stage_complete)
+        if not self._p.promote_requested:
+            where = decisions.describe_stage(self._plan, self._p.stage_index)
+            self._audit("stage", f"{where} passed")
+
+    async def _enter(self, stage: Stage) -> None:
+        """Shift the canary to the stage's weight and start its bake clock."""
         p = self._p
-        if p.shifted_stage < p.stage_index:
-            await self._shift(
-                stage.weight, f"shift canary to {stage.weight}% for stage {stage.name!r}"
-            )
-            now = workflow.now()
-            p.shifted_stage = p.stage_index
-            p.bake_elapsed_s = 0.0
-            p.clock_running_since = None if p.paused else now
-            p.next_check_at = now + stage.check_every
-            p.stage_checks = 0
-            p.last_check_at = now  # the shift read the split back
-            self._audit("stage", f"{decisions.describe_stage(self._plan, p.stage_index)} started")
+        await self._target.shift(
+            stage.weight, f"shift canary to {stage.weight}% for stage {stage.name!r}"
+        )
+        now = workflow.now()
+        p.shifted_stage = p.stage_index
+        p.bake_elapsed_s = 0.0
+        p.clock_running_since = None if p.paused else now
+        p.next_check_at = now + stage.check_every
+        p.stage_checks = 0
+        p.last_check_at = now  # the shift read the split back
+        self._audit("stage", f"{decisions.describe_stage(self._plan, p.stage_index)} started")
+
+    async def _watch(self, stage: Stage, until: Until) -> None:
+        """Check on schedule and follow commands until ``until`` holds or a promote comes.
+
+        A rollback or an abort asked for ends the stage with an exception.
+        """
+        p = self._p
         # Observed stages look at the router at every check even when they have no gates.
         checked = self._observes or bool(self._plan.gates_for(stage))
         while True:
             if p.rollback_requested:
-                raise _RollBack()
+                raise _RollBack(p.reason)
             if p.abort_requested:
-                raise _Abort()
+                raise _Abort(p.reason)
             if p.promote_requested:
                 return
             now = workflow.now()
-            assert p.next_check_at is not None
-            if (
-                checked
-                and decisions.baked(self._plan, p, now)
-                and (
-                    p.stage_checks == 0
-                    or (self._observes and decisions.unobserved(stage, p.last_check_at, now))
-                )
-            ):
-                # A stage passes on a fresh look, never on a bake nobody watched the end of.
+            if checked and self._needs_fresh_look(stage, now):
                 p.next_check_at = now
+            assert p.next_check_at is not None
             if checked and now >= p.next_check_at:
                 await self._check(stage)
                 continue
-            if decisions.stage_complete(self._plan, p, now):
-                self._audit(
-                    "stage", f"{decisions.describe_stage(self._plan, p.stage_index)} passed"
-                )
+            if until(self._plan, p, now):
                 return
             if decisions.deadline_passed(self._plan, p, now):
                 await self._missed_deadline(stage, now)
@@ -183,8 +175,16 @@ class RolloutWorkflow:
                 await self._continue_as_new()
             await self._wait(stage, now)
 
-    async def _wait(self, stage: Stage, now: Any) -> None:
-        """Sleep until the next check or the end of the bake; any command wakes it at once."""
+    def _needs_fresh_look(self, stage: Stage, now: datetime) -> bool:
+        """A stage passes on a fresh look, never on a bake nobody watched the end of."""
+        p = self._p
+        return decisions.baked(self._plan, p, now) and (
+            p.stage_checks == 0
+            or (self._observes and decisions.unobserved(stage, p.last_check_at, now))
+        )
+
+    async def _wait(self, stage: Stage, now: datetime) -> None:
+        """Sleep until the next check or the end of the bake; a command wakes it at once."""
         p = self._p
         assert p.next_check_at is not None
         timeout = (p.next_check_at - now).total_seconds()
@@ -192,15 +192,19 @@ class RolloutWorkflow:
         remaining = decisions.bake_remaining(self._plan, p, now)
         if p.clock_running_since is not None and 0 < remaining < timeout:
             timeout, summary = remaining, f"bake {stage.name!r} {format_duration(stage.bake)}"
-        seen = self._wakeups
+        seen = self._last_command()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._wakeups != seen,
+                lambda: self._last_command() is not seen,
                 timeout=timedelta(seconds=max(timeout, 0.001)),
                 timeout_summary=summary,
             )
 
-    async def _missed_deadline(self, stage: Stage, now: Any) -> None:
+    def _last_command(self) -> CommandRecord | None:
+        commands = self._p.commands
+        return commands[-1] if commands else None
+
+    async def _missed_deadline(self, stage: Stage, now: datetime) -> None:
         p = self._p
         p.deadline_acted_stage = p.stage_index
         assert stage.progress_deadline is not None
@@ -210,11 +214,9 @@ class RolloutWorkflow:
         )
         self._audit("deadline", f"{why}: {stage.on_deadline}")
         if stage.on_deadline == "rollback":
-            p.reason = why
-            raise _RollBack()
+            raise _RollBack(why)
         if stage.on_deadline == "pause" and not p.paused:
             decisions.pause(p, now, "deadline")
-            self._wakeups += 1
         await self._notify(f"Rollout of {self._plan.service}: {why}; action: {stage.on_deadline}")
 
     def _next_stage(self) -> None:
@@ -224,7 +226,7 @@ class RolloutWorkflow:
         p.clock_running_since = None
         p.stage_checks = 0
 
-    def _set_waiting_state(self, now: Any) -> None:
+    def _set_waiting_state(self, now: datetime) -> None:
         p = self._p
         if p.paused:
             state = RolloutState.PAUSED
@@ -238,31 +240,7 @@ class RolloutWorkflow:
             p.state = state
         self._publish()
 
-    # -- side effects ---------------------------------------------------------------------
-
-    async def _shift(self, weight: int, summary: str) -> None:
-        """Move traffic; the undo record is pushed first so a crash mid-shift still restores."""
-        p, plan = self._p, self._plan
-        if not any(c.shift.router == plan.router for c in p.compensations):
-            p.compensations.append(
-                Compensation(
-                    shift=self._shift_request(0),
-                    description=f"restore 100% stable on {plan.router.describe()}",
-                )
-            )
-        p.state = RolloutState.SHIFTING
-        self._publish()
-        await workflow.execute_activity(
-            shift_traffic,
-            self._shift_request(weight),
-            start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
-            schedule_to_close_timeout=SHIFT_DEADLINE,
-            retry_policy=SHIFT_RETRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=summary,
-        )
-        p.canary_weight = weight
-        _raise_if_cancelled()
+    # -- a check: read the router back, judge the gates, act ----------------------------------
 
     async def _check(self, stage: Stage) -> None:
         """Read the router back and judge the gates; repair drift, act on the verdicts."""
@@ -274,17 +252,22 @@ class RolloutWorkflow:
             self._discount_unobserved(stage, workflow.now())
             p.last_check_at = workflow.now()
             split, verdicts = await asyncio.gather(
-                self._read_split(self._shift_request(p.canary_weight)), self._judge(stage, gates)
+                self._target.read(self._target.request(p.canary_weight)),
+                judge_gates(self._plan, stage, gates),
             )
-            await self._repair_drift(split)
+            await self._target.repair_drift(split)
         else:
-            verdicts = await self._judge(stage, gates)
+            verdicts = await judge_gates(self._plan, stage, gates)
         p.stage_checks += 1
         # Keep the cadence of the schedule, not of when each check happened to finish.
         due = (p.next_check_at or workflow.now()) + stage.check_every
         p.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
-        if not gates:
-            return
+        if gates:
+            await self._act_on(verdicts, gates)
+
+    async def _act_on(self, verdicts: list[Verdict], gates: list[Gate]) -> None:
+        """Keep the verdicts; roll back, pause or notify as the gates' policies ask."""
+        p, plan = self._p, self._plan
         self._audit_verdicts(verdicts)
         actions = decisions.judge_checks(p, gates, verdicts)
         for shadow in p.shadow_actions:
@@ -292,150 +275,18 @@ class RolloutWorkflow:
                 self._audit("dry-run", f"gate {shadow.gate} would {shadow.action}: {shadow.reason}")
         rollbacks = [a.reason for a in actions if a.action == "rollback"]
         if rollbacks:
-            p.reason = "; ".join(rollbacks)
-            raise _RollBack()
+            raise _RollBack("; ".join(rollbacks))
         for action in actions:
             if action.action == "pause" and not p.paused:
                 decisions.pause(p, workflow.now(), "gates")
-                self._wakeups += 1
                 self._audit("pause", f"paused by gate {action.gate}: {action.reason}")
                 self._publish()
-            verb = "paused" if action.action == "pause" else "needs a look"
+            paused = action.action == "pause"
+            verb = "paused" if paused else "needs a look"
+            retry = f" (`rollout retry {plan.service}` re-checks)" if paused else ""
             await self._notify(
-                f"Rollout of {plan.service} {plan.version} {verb}: {action.reason}"
-                + (
-                    f" (`rollout retry {plan.service}` re-checks)"
-                    if action.action == "pause"
-                    else ""
-                )
+                f"Rollout of {plan.service} {plan.version} {verb}: {action.reason}{retry}"
             )
-
-    async def _judge(self, stage: Stage, gates: list[Gate]) -> list[Verdict]:
-        """One verdict per gate; a check that cannot run makes every gate inconclusive."""
-        if not gates:
-            return []
-        plan = self._plan
-        try:
-            # A local activity: its result is one marker in history instead of an activity's
-            # three events and a workflow task of its own, which keeps week-long runs small.
-            request = GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders())
-            verdicts: list[Verdict] = await workflow.execute_local_activity(
-                check_gates,
-                request,
-                start_to_close_timeout=check_gates_timeout(request),
-                retry_policy=CHECK_RETRY,
-                summary=f"check {len(gates)} gate(s) at {stage.weight}%",
-            )
-        except ActivityError as error:
-            reason = f"gate check failed: {_root_message(error)}"
-            verdicts = [
-                Verdict(
-                    gate=g.name, outcome=GateOutcome.INCONCLUSIVE, reason=reason, at=workflow.now()
-                )
-                for g in gates
-            ]
-        return verdicts
-
-    # -- the target: owned for the whole run, read back at every check ---------------------
-
-    async def _claim_target(self) -> None:
-        """Own the router's target, or end refused, naming the rollout that owns it."""
-        p, plan = self._p, self._plan
-        answer: ClaimAnswer = await workflow.execute_activity_method(
-            TargetLeases.claim_target,
-            self._target_claim(),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=CLAIM_RETRY,
-            summary=f"claim {plan.router.target_key()}",
-        )
-        if answer.claimed:
-            p.owns_target = True
-            self._audit("target", f"owns {plan.router.target_key()}")
-            return
-        since = f", started {answer.since:%Y-%m-%d %H:%M:%S} UTC" if answer.since else ""
-        owner_service = service_of(answer.owner)
-        p.reason = (
-            f"{plan.router.describe()} is being moved by {answer.owner}"
-            f" (run {answer.owner_run_id}{since}); one rollout at a time may move a target:"
-            f" wait for it to end, or stop it with `rollout rollback {owner_service}`"
-        )
-        p.state = RolloutState.REFUSED
-        self._audit("end", f"refused: {p.reason}")
-        self._publish()
-        raise ApplicationError(
-            f"refused: {p.reason}", self._result(), type="TargetOwned", non_retryable=True
-        )
-
-    async def _release_target(self) -> None:
-        """Give the target back; a lost release is mended by the lease itself."""
-        p = self._p
-        if not p.owns_target:
-            return
-        try:
-            await workflow.execute_activity_method(
-                TargetLeases.release_target,
-                self._target_claim(),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5),
-                summary=f"release {self._plan.router.target_key()}",
-            )
-        except ActivityError as error:
-            # The lease looks at its owner now and then and ends itself once the run has ended.
-            workflow.logger.warning("Releasing the target failed: %s", _root_message(error))
-        p.owns_target = False
-
-    def _target_claim(self) -> TargetClaim:
-        plan = self._plan
-        return TargetClaim(
-            lease_id=plan.target_lease_id,
-            target=plan.router.target_key(),
-            owner=workflow.info().workflow_id,
-            service=plan.service,
-        )
-
-    async def _read_split(self, request: ShiftRequest) -> TrafficSplit | None:
-        """What the router routes now, or None (recorded once) when it cannot be read."""
-        p = self._p
-        try:
-            split: TrafficSplit = await workflow.execute_local_activity(
-                read_traffic,
-                request,
-                start_to_close_timeout=request.router.timeout * 3,
-                retry_policy=READ_RETRY,
-                summary=f"read the split on {request.router.describe()}",
-            )
-        except ActivityError as error:
-            if not p.router_unreadable:
-                self._audit("router", f"cannot read the split: {_root_message(error)}")
-            p.router_unreadable = True
-            return None
-        if p.router_unreadable:
-            self._audit("router", "the split can be read again")
-        p.router_unreadable = False
-        return split
-
-    async def _repair_drift(self, split: TrafficSplit | None) -> None:
-        """Put the wanted split back when the router routes something else (a reload, a person)."""
-        p, plan = self._p, self._plan
-        wanted = TrafficSplit.canary_percent(p.canary_weight)
-        if split is None or split.routes_like(wanted):
-            return
-        text = (
-            f"{plan.router.describe()} routes {split}, but the rollout set {wanted}:"
-            " putting it back"
-        )
-        self._audit("drift", text)
-        await self._notify(f"Rollout of {plan.service} {plan.version}: drift: {text}")
-        await workflow.execute_activity(
-            shift_traffic,
-            self._shift_request(p.canary_weight),
-            start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
-            schedule_to_close_timeout=SHIFT_DEADLINE,
-            retry_policy=SHIFT_RETRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"re-assert canary at {p.canary_weight}% after drift",
-        )
-        _raise_if_cancelled()
 
     def _discount_unobserved(self, stage: Stage, now: datetime) -> None:
         """Time with no check (worker, server or router away) is not counted as baked."""
@@ -451,12 +302,31 @@ class RolloutWorkflow:
             f" {format_duration(excess)} of it not counted as bake time",
         )
 
+    # -- how a run ends -------------------------------------------------------------------------
+
+    async def _claim_target(self) -> None:
+        """Own the router's target, or end refused, naming the rollout that owns it."""
+        p = self._p
+        try:
+            await self._target.claim()
+        except TargetRefused as refused:
+            p.reason = refused.reason
+            p.state = RolloutState.REFUSED
+            self._audit("end", f"refused: {p.reason}")
+            self._publish()
+            raise ApplicationError(
+                f"refused: {p.reason}",
+                result_of(self._plan, p),
+                type="TargetOwned",
+                non_retryable=True,
+            ) from None
+
     async def _promote(self) -> None:
         p = self._p
         if p.canary_weight != 100:
-            await self._shift(100, "promote: shift canary to 100%")
+            await self._target.shift(100, "promote: shift canary to 100%")
         if p.rollback_requested:
-            raise _RollBack()
+            raise _RollBack(p.reason)
         p.compensations.clear()
         p.state = RolloutState.PROMOTED
         p.reason = p.reason or "all stages passed"
@@ -471,107 +341,50 @@ class RolloutWorkflow:
         await self._notify(
             f"Rollout of {self._plan.service} {self._plan.version} promoted: {p.reason}"
         )
-        await self._release_target()
+        await self._target.release()
 
     async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
-        """Run the compensation stack in reverse; restoring traffic never gives up."""
+        """Put stable back (the compensation stack in reverse), then end ``final``."""
         p = self._p
         p.reason = reason
         self._audit("rollback", f"restoring stable: {reason}")
         p.state = RolloutState.ROLLING_BACK
         self._publish()
-        failures = 0
-        restored: list[Compensation] = []
-        while p.compensations:
-            compensation = p.compensations[-1]
-            try:
-                await workflow.execute_activity(
-                    shift_traffic,
-                    compensation.shift,
-                    start_to_close_timeout=self._plan.router.timeout * SHIFT_COMMANDS,
-                    retry_policy=RetryPolicy(
-                        initial_interval=timedelta(seconds=1),
-                        maximum_interval=timedelta(seconds=10),
-                        maximum_attempts=RESTORE_ATTEMPTS_BEFORE_ALERT,
-                    ),
-                    summary=compensation.description,
-                )
-            except ActivityError as error:
-                failures += 1
-                await self._notify(
-                    f"Rollback of {self._plan.service} cannot {compensation.description} after"
-                    f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
-                    f" ({_root_message(error)}); still retrying"
-                )
-                await workflow.sleep(
-                    timedelta(seconds=min(30 * failures, 300)), summary="retry restore"
-                )
-                continue
-            restored.append(p.compensations.pop())
-            if not p.compensations and self._observes:
-                # Read each restore back: one a reload undid is asserted again until it holds.
-                drifted = [c for c in restored if not await self._holds(c)]
-                restored = []
-                if drifted:
-                    failures += 1
-                    p.compensations.extend(reversed(drifted))
-                    await workflow.sleep(
-                        timedelta(seconds=min(2 * failures, 60)), summary="re-assert restore"
-                    )
-        p.canary_weight = 0
+        await self._target.restore(read_back=self._observes)
         p.state = final
         self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
         self._publish()
         word = final.value.replace("_", " ")
         await self._notify(f"Rollout of {self._plan.service} {self._plan.version} {word}: {reason}")
-        await self._release_target()
+        await self._target.release()
 
-    async def _holds(self, compensation: Compensation) -> bool:
-        """Whether the router still routes what this compensation restored."""
-        split = await self._read_split(compensation.shift)
-        if split is None or split.routes_like(compensation.shift.split):
-            return True
-        self._audit(
-            "drift",
-            f"{compensation.shift.router.describe()} routes {split} after"
-            f" the restore to {compensation.shift.split}: restoring again",
+    def _rolled_back(self) -> ApplicationError:
+        return ApplicationError(
+            f"rolled back: {self._p.reason}",
+            result_of(self._plan, self._p),
+            type="RolledBack",
+            non_retryable=True,
         )
-        return False
+
+    def _failed_step(self) -> str:
+        return "shift" if self._p.state == RolloutState.SHIFTING else "step"
 
     async def _notify(self, text: str) -> None:
-        env = self._plan.notify.webhook_url_env
-        if env is None:
-            return
-        try:
-            await workflow.execute_activity(
-                notify,
-                Notification(
-                    webhook_url_env=env,
-                    text=text,
-                    service=self._plan.service,
-                    state=self._p.state.value,
-                ),
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=NOTIFY_RETRY,
-                summary="notify",
-            )
-        except ActivityError as error:
-            # A lost message must not stop a rollout, nor a rollback.
-            workflow.logger.warning("Notification failed: %s", _root_message(error))
+        await tell_people(self._plan, self._p.state.value, text)
 
     # -- history stays bounded --------------------------------------------------------------
 
     def _should_continue_as_new(self) -> bool:
-        p = self._p
         return (
-            p.checks_this_run >= p.checks_per_run or workflow.info().is_continue_as_new_suggested()
+            self._p.checks_this_run >= self._input.checks_per_run
+            or workflow.info().is_continue_as_new_suggested()
         )
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._p.checks_this_run = 0
         self._p.run_count += 1
-        workflow.continue_as_new(args=[self._plan, self._p])
+        workflow.continue_as_new(self._input.model_copy(update={"progress": self._p}))
 
     # -- operator commands --------------------------------------------------------------------
 
@@ -616,67 +429,14 @@ class RolloutWorkflow:
 
     @workflow.query(name="status")
     def status(self) -> RolloutStatus:
-        p, plan = self._p, self._plan
-        now = workflow.now()
-        stage = decisions.current_stage(plan, p)
-        running = p.shifted_stage == p.stage_index and not p.state.final
-        elapsed = decisions.bake_elapsed(p, now) if running else 0.0
-        # `now` is the time of the last workflow task; the client carries a running clock
-        # on from `as_of` to the moment it asks (RolloutStatus.at).
-        return RolloutStatus(
-            service=plan.service,
-            version=plan.version,
-            state=p.state,
-            stage_index=decisions.current_index(plan, p),
-            stage_name=stage.name,
-            stage_count=len(plan.stages),
-            stages=[f"{s.name}:{s.weight}" for s in plan.stages],
-            canary_weight=p.canary_weight,
-            paused=p.paused,
-            bake_total_s=stage.bake.total_seconds(),
-            bake_elapsed_s=elapsed,
-            bake_remaining_s=max(stage.bake.total_seconds() - elapsed, 0.0) if running else 0.0,
-            awaiting_approval=p.state == RolloutState.AWAITING_APPROVAL,
-            verdicts=p.verdicts,
-            failure_streaks=p.failure_streaks,
-            inconclusive_streaks=p.inconclusive_streaks,
-            pause_cause=p.pause_cause,
-            commands=p.commands,
-            events=p.events,
-            reason=p.reason,
-            checks=p.checks,
-            run_count=p.run_count,
-            as_of=now,
-            bake_clock_running=running and p.clock_running_since is not None,
-        )
+        return status_of(self._plan, self._p, workflow.now())
 
     def _on_signal(self, kind: CommandKind, inputs: tuple[Any, ...]) -> None:
-        # Signals take any number of inputs so that a wrong count is refused and recorded
-        # instead of failing every workflow task of the run.
-        body: Any = inputs[0] if len(inputs) == 1 else (inputs or {})
-        if body is None:
-            body = {}
-        try:
-            if not isinstance(body, dict):
-                raise TypeError(type(body).__name__)
-            command = OperatorCommand.model_validate({**body, "kind": kind})
-        except (TypeError, ValidationError) as error:
-            self._record(
-                CommandRecord(
-                    kind=kind.value,
-                    by=str(body.get("by", "unknown"))[:200]
-                    if isinstance(body, dict)
-                    else "unknown",
-                    reason="",
-                    at=workflow.now(),
-                    accepted=False,
-                    note=f"{kind.value}: body must be a JSON object like"
-                    f' {{"by": "ana", "reason": "..."}} ({_short(error)})',
-                    via="signal",
-                )
-            )
-            return
-        self._handle(command, via="signal")
+        command = decisions.signal_command(kind, inputs, workflow.now())
+        if isinstance(command, CommandRecord):
+            self._record(command)
+        else:
+            self._handle(command, via="signal")
 
     def _handle(self, command: OperatorCommand, via: str) -> CommandRecord:
         now = workflow.now()
@@ -696,12 +456,12 @@ class RolloutWorkflow:
         return record
 
     def _record(self, record: CommandRecord) -> None:
+        """Keep the command; a new last command is what wakes a waiting stage."""
         commands = self._p.commands
         commands.append(record)
         del commands[: max(len(commands) - decisions.MAX_COMMANDS_KEPT, 0)]
         if record.accepted:
             workflow.logger.info("Command %s by %s accepted", record.kind, record.by)
-        self._wakeups += 1
 
     # -- what people see ----------------------------------------------------------------------
 
@@ -725,8 +485,8 @@ class RolloutWorkflow:
         if snapshot == self._published:
             return
         self._published = snapshot
-        workflow.set_current_details(self._sentence())
-        if p.visibility:
+        workflow.set_current_details(sentence(plan, p))
+        if self._input.visibility:
             workflow.upsert_search_attributes(
                 [
                     SERVICE.value_set(plan.service),
@@ -736,60 +496,3 @@ class RolloutWorkflow:
                     STATE.value_set(p.state.value),
                 ]
             )
-
-    def _sentence(self) -> str:
-        p, plan = self._p, self._plan
-        where = decisions.describe_stage(plan, decisions.current_index(plan, p))
-        state = p.state.value.replace("_", " ")
-        text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%, {where}"
-        if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
-            text += f". Reason: {p.reason}"
-        return text
-
-    def _stages_line(self) -> str:
-        return " -> ".join(f"{s.name} {s.weight}%" for s in self._plan.stages)
-
-    def _failed_step(self) -> str:
-        return "shift" if self._p.state == RolloutState.SHIFTING else "step"
-
-    def _shift_request(self, weight: int) -> ShiftRequest:
-        plan = self._plan
-        return ShiftRequest(
-            router=plan.router,
-            stable=plan.stable,
-            canary=plan.canary,
-            split=TrafficSplit.canary_percent(weight),
-        )
-
-    def _result(self) -> RolloutResult:
-        p, plan = self._p, self._plan
-        return RolloutResult(
-            service=plan.service,
-            state=p.state,
-            reason=p.reason,
-            canary_weight=p.canary_weight,
-            stage_name=decisions.current_stage(plan, p).name,
-        )
-
-
-def _raise_if_cancelled() -> None:
-    """Surface a cancellation that arrived while a shift we wait for completed anyway.
-
-    A shift awaited with WAIT_CANCELLATION_COMPLETED that finishes normally returns its
-    result, and the cancellation request would otherwise be forgotten.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError()
-
-
-def _root_message(error: BaseException) -> str:
-    """The innermost cause's message: what actually went wrong under the activity wrapper."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return str(error) or type(error).__name__
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text[:200]

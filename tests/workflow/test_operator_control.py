@@ -9,7 +9,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState
-from plans.state import RolloutProgress
 from starter.operations import CommandRefused, send_command, start_rollout
 from tests.workflow.conftest import IGNORES_MISSING_DATA, Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
@@ -145,9 +144,7 @@ async def test_no_command_is_lost_around_continue_as_new(env, worker, doubles) -
             {"name": "b", "weight": 100, "bake": "10m", "check_every": "10m"},
         ]
     )
-    handle = await start_rollout(
-        env.client, plan, worker, progress=RolloutProgress(checks_per_run=1)
-    )
+    handle = await start_rollout(env.client, plan, worker, checks_per_run=1)
     for i in range(12):
         kind = "pause" if i % 2 == 0 else "resume"
         await handle.signal(kind, {"by": f"op{i}", "reason": f"step {i}"})

@@ -28,6 +28,20 @@ def test_the_three_kinds_of_run_are_kept() -> None:
         "owned_rolled_back",
         "owned_continued_as_new",
     }
+    # Recorded since the workflow takes one RolloutInput.
+    assert {p.stem for p in HISTORIES} >= {
+        "input_promoted",
+        "input_refused",
+        "input_rolled_back",
+        "input_continued_as_new",
+    }
+
+
+@pytest.mark.parametrize("name", ["promoted", "owned_promoted", "input_promoted"])
+def test_runs_since_rollout_input_start_with_one_argument(name: str) -> None:
+    events = json.loads((HISTORIES[0].parent / f"{name}.json").read_text())["events"]
+    arguments = events[0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"]
+    assert len(arguments) == (1 if name.startswith("input_") else 2)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -354,9 +354,7 @@ async def test_continue_as_new_carries_the_whole_state(env, worker, doubles) -> 
             {"name": "b", "weight": 100, "bake": "1h", "check_every": "10m"},
         ]
     )
-    handle = await start_rollout(
-        env.client, plan, worker, progress=RolloutProgress(checks_per_run=4)
-    )
+    handle = await start_rollout(env.client, plan, worker, checks_per_run=4)
     await skip(env, timedelta(minutes=25))
     await handle.signal("pause", {"by": "ana", "reason": "overnight"})
     await skip(env, timedelta(hours=2))

@@ -1,0 +1,77 @@
+"""What people see of a rollout: the status query's answer, the one-line details, the result.
+
+Plain functions over the plan and the progress, like `decisions`, so the workflow's
+query handler and its ending stay one line each.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from plans import Plan, RolloutResult, RolloutState, RolloutStatus
+from plans.state import RolloutProgress
+from workflows import decisions
+
+
+def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutStatus:
+    """The answer to the ``status`` query, as of ``now`` (the last workflow task's time).
+
+    The client carries a running bake clock on from ``as_of`` to the moment it asks
+    (``RolloutStatus.at``).
+    """
+    p = progress
+    stage = decisions.current_stage(plan, p)
+    running = p.shifted_stage == p.stage_index and not p.state.final
+    elapsed = decisions.bake_elapsed(p, now) if running else 0.0
+    return RolloutStatus(
+        service=plan.service,
+        version=plan.version,
+        state=p.state,
+        stage_index=decisions.current_index(plan, p),
+        stage_name=stage.name,
+        stage_count=len(plan.stages),
+        stages=[f"{s.name}:{s.weight}" for s in plan.stages],
+        canary_weight=p.canary_weight,
+        paused=p.paused,
+        bake_total_s=stage.bake.total_seconds(),
+        bake_elapsed_s=elapsed,
+        bake_remaining_s=max(stage.bake.total_seconds() - elapsed, 0.0) if running else 0.0,
+        awaiting_approval=p.state == RolloutState.AWAITING_APPROVAL,
+        verdicts=p.verdicts,
+        failure_streaks=p.failure_streaks,
+        inconclusive_streaks=p.inconclusive_streaks,
+        pause_cause=p.pause_cause,
+        commands=p.commands,
+        events=p.events,
+        reason=p.reason,
+        checks=p.checks,
+        run_count=p.run_count,
+        as_of=now,
+        bake_clock_running=running and p.clock_running_since is not None,
+    )
+
+
+def sentence(plan: Plan, progress: RolloutProgress) -> str:
+    """The run's current details in the Temporal UI: state, weight, stage and why it ended."""
+    p = progress
+    where = decisions.describe_stage(plan, decisions.current_index(plan, p))
+    state = p.state.value.replace("_", " ")
+    text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%, {where}"
+    if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
+        text += f". Reason: {p.reason}"
+    return text
+
+
+def result_of(plan: Plan, progress: RolloutProgress) -> RolloutResult:
+    """The run's result (or a failure's details): how it ended and where."""
+    return RolloutResult(
+        service=plan.service,
+        state=progress.state,
+        reason=progress.reason,
+        canary_weight=progress.canary_weight,
+        stage_name=decisions.current_stage(plan, progress).name,
+    )
+
+
+def stages_line(plan: Plan) -> str:
+    return " -> ".join(f"{s.name} {s.weight}%" for s in plan.stages)

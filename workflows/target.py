@@ -1,0 +1,281 @@
+"""The rollout's traffic target, seen from the workflow: owned, moved, read back, restored.
+
+Every side effect on the router and on the target's lease is here, so the workflow's stage
+steps say what they do ("shift", "read", "restore") and this module says how. It runs
+inside the workflow: activities only, no I/O of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ownership import TargetLeases
+    from activities.rollout import read_traffic, shift_traffic
+    from plans import (
+        ClaimAnswer,
+        Compensation,
+        Plan,
+        RolloutState,
+        ShiftRequest,
+        TargetClaim,
+        TrafficSplit,
+    )
+    from plans.state import RolloutProgress
+    from plans.visibility import service_of
+
+SHIFT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["RouterRefused"],
+)
+SHIFT_DEADLINE = timedelta(minutes=10)
+SHIFT_COMMANDS = 7  # a shift reads, sets and reads back both weights: one timeout each, and slack
+RESTORE_ATTEMPTS_BEFORE_ALERT = 5
+READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
+CLAIM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+Audit = Callable[[str, str], None]
+Notify = Callable[[str], Awaitable[None]]
+
+
+class TargetRefused(Exception):
+    """Another rollout owns the target; the message names it and says what to do."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Target:
+    """One run's hold on its router: the lease, the weights, the undo stack."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        progress: RolloutProgress,
+        audit: Audit,
+        notify: Notify,
+        publish: Callable[[], None],
+    ) -> None:
+        self._plan = plan
+        self._p = progress
+        self._audit = audit
+        self._notify = notify
+        self._publish = publish
+
+    # -- ownership ----------------------------------------------------------------------------
+
+    async def claim(self) -> None:
+        """Own the router's target, or raise TargetRefused naming the rollout that owns it."""
+        p, plan = self._p, self._plan
+        answer: ClaimAnswer = await workflow.execute_activity_method(
+            TargetLeases.claim_target,
+            self._claim(),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=CLAIM_RETRY,
+            summary=f"claim {plan.router.target_key()}",
+        )
+        if answer.claimed:
+            p.owns_target = True
+            self._audit("target", f"owns {plan.router.target_key()}")
+            return
+        since = f", started {answer.since:%Y-%m-%d %H:%M:%S} UTC" if answer.since else ""
+        raise TargetRefused(
+            f"{plan.router.describe()} is being moved by {answer.owner}"
+            f" (run {answer.owner_run_id}{since}); one rollout at a time may move a target:"
+            f" wait for it to end, or stop it with `rollout rollback {service_of(answer.owner)}`"
+        )
+
+    async def release(self) -> None:
+        """Give the target back; a lost release is mended by the lease itself."""
+        p = self._p
+        if not p.owns_target:
+            return
+        try:
+            await workflow.execute_activity_method(
+                TargetLeases.release_target,
+                self._claim(),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+                summary=f"release {self._plan.router.target_key()}",
+            )
+        except ActivityError as error:
+            # The lease looks at its owner now and then and ends itself once the run has ended.
+            workflow.logger.warning("Releasing the target failed: %s", root_message(error))
+        p.owns_target = False
+
+    def _claim(self) -> TargetClaim:
+        plan = self._plan
+        return TargetClaim(
+            lease_id=plan.target_lease_id,
+            target=plan.router.target_key(),
+            owner=workflow.info().workflow_id,
+            service=plan.service,
+        )
+
+    # -- moving and reading the split ---------------------------------------------------------
+
+    async def shift(self, weight: int, summary: str) -> None:
+        """Move traffic; the undo record is pushed first so a crash mid-shift still restores."""
+        p, plan = self._p, self._plan
+        if not any(c.shift.router == plan.router for c in p.compensations):
+            p.compensations.append(
+                Compensation(
+                    shift=self.request(0),
+                    description=f"restore 100% stable on {plan.router.describe()}",
+                )
+            )
+        p.state = RolloutState.SHIFTING
+        self._publish()
+        await self._set(self.request(weight), summary)
+        p.canary_weight = weight
+        _raise_if_cancelled()
+
+    async def read(self, request: ShiftRequest) -> TrafficSplit | None:
+        """What the router routes now, or None (recorded once) when it cannot be read."""
+        p = self._p
+        try:
+            split: TrafficSplit = await workflow.execute_local_activity(
+                read_traffic,
+                request,
+                start_to_close_timeout=request.router.timeout * 3,
+                retry_policy=READ_RETRY,
+                summary=f"read the split on {request.router.describe()}",
+            )
+        except ActivityError as error:
+            if not p.router_unreadable:
+                self._audit("router", f"cannot read the split: {root_message(error)}")
+            p.router_unreadable = True
+            return None
+        if p.router_unreadable:
+            self._audit("router", "the split can be read again")
+        p.router_unreadable = False
+        return split
+
+    async def repair_drift(self, split: TrafficSplit | None) -> None:
+        """Put the wanted split back when the router routes something else (a reload, a person)."""
+        p, plan = self._p, self._plan
+        wanted = TrafficSplit.canary_percent(p.canary_weight)
+        if split is None or split.routes_like(wanted):
+            return
+        text = (
+            f"{plan.router.describe()} routes {split}, but the rollout set {wanted}:"
+            " putting it back"
+        )
+        self._audit("drift", text)
+        await self._notify(f"Rollout of {plan.service} {plan.version}: drift: {text}")
+        await self._set(
+            self.request(p.canary_weight),
+            f"re-assert canary at {p.canary_weight}% after drift",
+        )
+        _raise_if_cancelled()
+
+    async def _set(self, request: ShiftRequest, summary: str) -> None:
+        await workflow.execute_activity(
+            shift_traffic,
+            request,
+            start_to_close_timeout=self._plan.router.timeout * SHIFT_COMMANDS,
+            schedule_to_close_timeout=SHIFT_DEADLINE,
+            retry_policy=SHIFT_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=summary,
+        )
+
+    def request(self, weight: int) -> ShiftRequest:
+        """Canary at ``weight`` percent on the plan's router."""
+        plan = self._plan
+        return ShiftRequest(
+            router=plan.router,
+            stable=plan.stable,
+            canary=plan.canary,
+            split=TrafficSplit.canary_percent(weight),
+        )
+
+    # -- putting stable back --------------------------------------------------------------------
+
+    async def restore(self, read_back: bool) -> None:
+        """Run the compensation stack in reverse; restoring traffic never gives up.
+
+        With ``read_back`` each restore is read back once the stack is empty, and one that a
+        reload undid is asserted again until it holds.
+        """
+        p, plan = self._p, self._plan
+        failures = 0
+        restored: list[Compensation] = []
+        while p.compensations:
+            compensation = p.compensations[-1]
+            try:
+                await workflow.execute_activity(
+                    shift_traffic,
+                    compensation.shift,
+                    start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=timedelta(seconds=10),
+                        maximum_attempts=RESTORE_ATTEMPTS_BEFORE_ALERT,
+                    ),
+                    summary=compensation.description,
+                )
+            except ActivityError as error:
+                failures += 1
+                await self._notify(
+                    f"Rollback of {plan.service} cannot {compensation.description} after"
+                    f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
+                    f" ({root_message(error)}); still retrying"
+                )
+                await workflow.sleep(
+                    timedelta(seconds=min(30 * failures, 300)), summary="retry restore"
+                )
+                continue
+            restored.append(p.compensations.pop())
+            if not p.compensations and read_back:
+                drifted = [c for c in restored if not await self._holds(c)]
+                restored = []
+                if drifted:
+                    failures += 1
+                    p.compensations.extend(reversed(drifted))
+                    await workflow.sleep(
+                        timedelta(seconds=min(2 * failures, 60)), summary="re-assert restore"
+                    )
+        p.canary_weight = 0
+
+    async def _holds(self, compensation: Compensation) -> bool:
+        """Whether the router still routes what this compensation restored."""
+        split = await self.read(compensation.shift)
+        if split is None or split.routes_like(compensation.shift.split):
+            return True
+        self._audit(
+            "drift",
+            f"{compensation.shift.router.describe()} routes {split} after"
+            f" the restore to {compensation.shift.split}: restoring again",
+        )
+        return False
+
+
+def _raise_if_cancelled() -> None:
+    """Surface a cancellation that arrived while a shift we wait for completed anyway.
+
+    A shift awaited with WAIT_CANCELLATION_COMPLETED that finishes normally returns its
+    result, and the cancellation request would otherwise be forgotten.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
+def root_message(error: BaseException) -> str:
+    """The innermost cause's message: what actually went wrong under the activity wrapper."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error) or type(error).__name__
