@@ -11,40 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.owners import Owners, holder, is_running
 from plans import ClaimAnswer, TargetClaim
+from workflows.lease import TargetLease
 
-LEASE_WORKFLOW = "TargetLease"
 _CLAIM_ROUNDS = 5
-
-
-async def holder(client: Client, lease_id: str) -> tuple[TargetClaim, str] | None:
-    """The running lease's claim and run id, or None when no lease on the target runs."""
-    try:
-        described = await client.get_workflow_handle(lease_id).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    if described.status != WorkflowExecutionStatus.RUNNING:
-        return None
-    memo = await described.memo()
-    return TargetClaim.model_validate(memo), described.run_id or ""
-
-
-async def is_running(client: Client, workflow_id: str) -> tuple[bool, str]:
-    """Whether the workflow's latest run is still running, and that run's id."""
-    try:
-        described = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return False, ""
-        raise
-    return described.status == WorkflowExecutionStatus.RUNNING, described.run_id or ""
 
 
 class TargetLeases:
@@ -55,7 +31,7 @@ class TargetLeases:
 
     def activities(self) -> list[Callable[..., Any]]:
         """The three activities, bound to this client, for a worker to register."""
-        return [self.claim_target, self.release_target, self.owner_running]
+        return [self.claim_target, self.release_target, Owners(self.client).owner_running]
 
     @activity.defn(name="claim_target")
     async def claim_target(self, claim: TargetClaim) -> ClaimAnswer:
@@ -68,7 +44,7 @@ class TargetLeases:
         for _ in range(_CLAIM_ROUNDS):
             try:
                 await self.client.start_workflow(
-                    LEASE_WORKFLOW,
+                    TargetLease.run,
                     claim,
                     id=claim.lease_id,
                     task_queue=queue,
@@ -116,16 +92,10 @@ class TargetLeases:
             return False
         try:
             await self.client.get_workflow_handle(claim.lease_id, run_id=held[1]).signal(
-                "release", claim.owner
+                TargetLease.release, claim.owner
             )
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             return False
         return True
-
-    @activity.defn(name="owner_running")
-    async def owner_running(self, owner: str) -> bool:
-        """Whether the rollout holding a lease still runs (the lease ends itself if not)."""
-        running, _ = await is_running(self.client, owner)
-        return running

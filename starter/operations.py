@@ -42,7 +42,7 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import ownership
+from activities import owners
 from plans import (
     CommandRecord,
     OperatorCommand,
@@ -186,7 +186,7 @@ async def await_target(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        held = await ownership.holder(client, plan.target_lease_id)
+        held = await owners.holder(client, plan.target_lease_id)
         if held is not None and held[0].owner == plan.workflow_id:
             return True
         described = await handle.describe()

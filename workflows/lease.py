@@ -4,7 +4,7 @@ Temporal runs at most one workflow per id, which makes the claim race-free: of t
 rollouts that start on one target at the same moment, one starts the lease and the
 other finds it. The owner releases the lease when it ends; a lease whose owner ended
 without releasing it (terminated) ends itself at its next look at the owner, and a
-claimant that meets it first takes it over (``activities.ownership``).
+claimant that meets it first takes it over (``activities.ownership``, ``activities.owners``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ownership import TargetLeases
+    from activities.owners import Owners
     from plans import TargetClaim
 
 OWNER_LOOK_EVERY = timedelta(minutes=10)
@@ -43,7 +43,7 @@ class TargetLease:
             if self._released:
                 return f"released by {claim.owner}"
             alive = await workflow.execute_activity_method(
-                TargetLeases.owner_running,
+                Owners.owner_running,
                 claim.owner,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),

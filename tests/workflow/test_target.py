@@ -14,7 +14,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.ownership import TargetLeases, holder
+from activities.owners import holder
+from activities.ownership import TargetLeases
 from plans import RolloutState, TrafficSplit
 from starter.operations import start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip
