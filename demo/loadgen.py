@@ -3,6 +3,9 @@
 Run ``python -m demo.loadgen --url http://127.0.0.1:8080/ --rps 40``; it runs until
 killed, or for ``--duration`` seconds, and prints a summary line every ``--report``
 seconds (answers by version and status code).
+
+With ``--tasks-port`` it also serves the app's own task outcomes per version as JSON, the
+kind of business endpoint a ``web`` metric source reads (``demo.tasks``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from demo.tasks import TaskLog, serve_tasks
+
 
 @dataclass
 class Tally:
@@ -24,6 +29,7 @@ class Tally:
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     skipped: int = 0
+    tasks: TaskLog = field(default_factory=TaskLog)
 
     @property
     def total(self) -> int:
@@ -43,7 +49,9 @@ async def _one(client: httpx.AsyncClient, url: str, tally: Tally) -> None:
         # The proxy may be restarting; count the failure and keep the pace.
         tally.failures[type(error).__name__] += 1
         return
-    tally.answers[(response.headers.get("X-Version", "unknown"), response.status_code)] += 1
+    version = response.headers.get("X-Version", "unknown")
+    tally.answers[(version, response.status_code)] += 1
+    tally.tasks.add(version, response.status_code < 500)
 
 
 async def run(
@@ -54,10 +62,11 @@ async def run(
     concurrency: int = 16,
     report_every: float = 10.0,
     stop: asyncio.Event | None = None,
+    tally: Tally | None = None,
 ) -> Tally:
     """Send GET url at ``rps`` until ``duration`` passes or ``stop`` is set; return the tally."""
     stop = stop or asyncio.Event()
-    tally = Tally()
+    tally = tally or Tally()
     interval = 1.0 / rps
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     in_flight: set[asyncio.Task[None]] = set()
@@ -90,6 +99,11 @@ async def _main(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"loadgen: {args.rps:g} rps to {args.url}", flush=True)
+    tally = Tally()
+    server = None
+    if args.tasks_port is not None:
+        server = serve_tasks(tally.tasks, args.tasks_port)
+        print(f"task outcomes on http://127.0.0.1:{server.server_port}/tasks", flush=True)
     tally = await run(
         args.url,
         args.rps,
@@ -97,7 +111,11 @@ async def _main(args: argparse.Namespace) -> None:
         concurrency=args.concurrency,
         report_every=args.report,
         stop=stop,
+        tally=tally,
     )
+    if server is not None:
+        server.shutdown()
+        server.server_close()
     print(f"final {tally.line()}", flush=True)
 
 
@@ -109,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=None, help="seconds; default: forever")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--report", type=float, default=10.0, help="seconds between summaries")
+    parser.add_argument(
+        "--tasks-port", type=int, default=None, help="serve GET /tasks on 127.0.0.1:PORT"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.rps <= 1000:
         parser.error("--rps: use a rate above 0 and at most 1000")
