@@ -33,6 +33,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.routers.haproxy import HAProxyRuntime
 from plans import HAProxyRouter, Plan, RolloutState, parse_plan
 from starter import devstack, operations
+from starter.stackparts import LOAD_RPS
 
 RUNS = 3
 WEIGHT = 20
@@ -154,7 +155,7 @@ async def measure(info: devstack.StackInfo) -> dict[str, Any]:
             "failure_limit": FAILURE_LIMIT,
             "gate": "haproxy-error-rate, statistical (two-proportion, <= stable x1.2+0.05%,"
             f" 98%), window {WINDOW_S}s in 3s steps",
-            "load_rps": devstack.LOAD_RPS,
+            "load_rps": LOAD_RPS,
         },
         "runs": runs,
     }

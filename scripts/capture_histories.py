@@ -33,6 +33,7 @@ from activities.routers.haproxy import HAProxyRuntime  # noqa: E402
 from plans import RolloutState, parse_plan  # noqa: E402
 from plans.state import RolloutProgress  # noqa: E402
 from starter import devstack, operations  # noqa: E402
+from tests.stack_plans import error_rate_plan  # noqa: E402
 
 OUT = ROOT / "tests" / "histories"
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -40,9 +41,7 @@ TEMPORAL = str(Path(sys.executable).parent / "temporal")
 
 def plan(info: devstack.StackInfo, service: str, stages: list[dict[str, Any]]) -> Any:
     return parse_plan(
-        devstack.error_rate_plan(
-            info, service, stages, window="5s", failure_limit=2, inconclusive_limit=10
-        )
+        error_rate_plan(info, service, stages, window="5s", failure_limit=2, inconclusive_limit=10)
     )
 
 

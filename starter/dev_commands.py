@@ -16,6 +16,7 @@ from starter.connection import connect_client, ui_link
 from starter.exits import exit_code
 from starter.render import err, out
 from starter.rollout_commands import load
+from starter.stackinfo import describe, dump
 
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
@@ -24,7 +25,7 @@ def cmd_dev_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise
-    print(json.dumps(devstack.dump(info), indent=2))
+    print(json.dumps(dump(info), indent=2))
     word = "already running" if info.reused else "up"
     folder = shlex.quote(info.dir)
     lines = [
@@ -59,7 +60,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         os.environ["TEMPORAL_ADDRESS"] = info.temporal_address
         os.environ["TEMPORAL_NAMESPACE"] = info.namespace
         os.environ["TEMPORAL_UI_URL"] = info.ui_url
-        out.print(devstack.describe(info))
+        out.print(describe(info))
         previous = await asyncio.to_thread(_current_fault, info.canary_url)
         await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
         plan = load(info.plan_file)

@@ -4,8 +4,7 @@ Everything listens on 127.0.0.1 and lives in one folder (configs, logs, the Temp
 database, Prometheus data) described by ``DIR/stack.json``. ``up`` starts the processes
 in the background, ``down`` stops them by pid, ``fault`` makes the canary misbehave.
 This module is the stack's lifecycle; ``stackinfo`` (its description), ``stackconfigs``
-(its files) and ``stackparts`` (each process) hold the rest, and their public names are
-gathered here.
+(its files) and ``stackparts`` (each process) hold the rest.
 """
 
 from __future__ import annotations
@@ -32,14 +31,10 @@ from starter.processes import (
     signals_interrupt,
     stop_all,
 )
-from starter.stackconfigs import render_haproxy, render_prometheus, write_configs
+from starter.stackconfigs import write_configs
 from starter.stackinfo import (
     DEFAULT_PORTS,
-    NAMESPACE,
-    TASK_QUEUE,
     StackInfo,
-    describe,
-    dump,
     load,
     load_if_any,
     save,
@@ -47,8 +42,6 @@ from starter.stackinfo import (
     stack_info,
 )
 from starter.stackparts import (
-    LOAD_RPS,
-    SEARCH_ATTRIBUTES,
     await_demo,
     await_prometheus,
     await_ready,
@@ -63,25 +56,14 @@ from starter.stackparts import (
 )
 
 __all__ = [
-    "DEFAULT_PORTS",
-    "LOAD_RPS",
-    "NAMESPACE",
-    "SEARCH_ATTRIBUTES",
-    "TASK_QUEUE",
     "StackError",
     "StackInfo",
-    "describe",
     "down",
-    "dump",
     "fault",
     "is_up",
     "load",
-    "render_haproxy",
-    "render_prometheus",
-    "restart",
     "running",
     "stack_file",
-    "stack_info",
     "status",
     "up",
 ]
@@ -190,40 +172,6 @@ def down(dir: Path) -> list[str]:
     return stopped
 
 
-def restart(dir: Path, name: str) -> StackInfo:
-    """Start one process of the stack in ``dir`` again: same argv, environment, ports and data.
-
-    For recovering from a crash (the fault tests kill processes with SIGKILL); a copy that
-    still runs is stopped first. The Temporal dev server reopens its SQLite file, Prometheus
-    its TSDB. The new pid is recorded in ``DIR/stack.json``.
-    """
-    info = load(Path(dir).resolve())
-    if name not in info.pids:
-        known = ", ".join(sorted(info.pids)) or "none"
-        raise StackError(f"the stack in {dir} has no process {name!r} (it has: {known})")
-    pid = info.pids[name]
-    if pid_alive(pid, info.pid_created.get(name)):
-        stop_all({name: pid})
-    binaries = _find_binaries(None)
-    if name == "temporal":
-        launch(info, name, temporal_argv(info, binaries.temporal))
-        await_temporal(info, binaries.temporal)
-    elif name in ("stable", "canary"):
-        launch(info, name, demo_argv(info, name))
-        await_demo(info, name)
-    elif name == "prometheus":
-        launch(info, name, prometheus_argv(info, binaries.prometheus))
-        await_prometheus(info)
-    elif name == "haproxy":
-        start_haproxy(info, binaries.haproxy)
-    elif name == "loadgen":
-        launch(info, name, loadgen_argv(info))
-    else:
-        start_worker(info)
-    save(info)
-    return info
-
-
 def fault(
     dir: Path,
     error_rate: float,
@@ -302,42 +250,3 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
         start_worker(info)
     # The load generator has no port: alive a second after its start is ready enough.
     await_ready(info, "loadgen", lambda: time.monotonic() - loadgen_started > 1.0)
-
-
-def error_rate_plan(
-    info: StackInfo,
-    service: str,
-    stages: list[dict[str, Any]],
-    *,
-    window: str,
-    **gate: Any,
-) -> dict[str, Any]:
-    """Plan data for this stack: its two servers, and one gate on the canary's 5xx share.
-
-    ``window`` is the rate window; ``gate`` adds or overrides the gate's fields.
-    """
-    responses = (
-        f'haproxy_server_http_responses_total{{proxy="{info.haproxy_backend}",server="$canary"'
-    )
-    return {
-        "service": service,
-        "version": "v2",
-        "stable": "stable",
-        "canary": "canary",
-        "router": {
-            "kind": "haproxy",
-            "runtime_api": info.haproxy_admin_tcp,
-            "backend": info.haproxy_backend,
-        },
-        "metrics": {"kind": "prometheus", "url": info.prometheus_url},
-        "gates": [
-            {
-                "name": "error-rate",
-                "query": f'sum(rate({responses},code="5xx"}}[{window}]))'
-                f" / sum(rate({responses}}}[{window}]))",
-                "max": 0.05,
-                **gate,
-            }
-        ],
-        "stages": stages,
-    }

@@ -14,6 +14,7 @@ import pytest
 
 from starter import devstack
 from starter.processes import LOCALHOST, free_port
+from starter.stackinfo import DEFAULT_PORTS, stack_info
 
 ROLLOUT = str(Path(sys.executable).parent / "rollout")
 
@@ -36,13 +37,13 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str]) -> str:
 def write_stack(folder: Path, ports: dict[str, int]) -> None:
     """A stack.json as `rollout dev up` leaves it, for a stack whose processes are gone."""
     folder.mkdir(parents=True, exist_ok=True)
-    info = devstack.stack_info(folder, ports)
+    info = stack_info(folder, ports)
     devstack.stack_file(folder).write_text(info.model_dump_json())
 
 
 def any_ports(**fixed: int) -> dict[str, int]:
     ports: dict[str, int] = {}
-    for role in devstack.DEFAULT_PORTS:
+    for role in DEFAULT_PORTS:
         ports[role] = fixed.get(role) or free_port(avoid=ports.values())
     return ports
 

@@ -14,6 +14,7 @@ import pytest
 import starter.arguments
 from starter import devstack
 from starter.cli import main, parser
+from starter.stackinfo import DEFAULT_PORTS, stack_info
 from tests.unit.test_cli import no_temporal, run  # noqa: F401 (autouse fixture)
 
 WORKER = str(Path(sys.executable).parent / "rollout-worker")
@@ -158,8 +159,8 @@ def test_rollout_worker_exits_1_when_temporal_is_unreachable(tmp_path: Path) -> 
 
 
 def fake_stack(directory: Path) -> devstack.StackInfo:
-    ports = {name: 40000 + i for i, name in enumerate(devstack.DEFAULT_PORTS)}
-    return devstack.stack_info(directory, ports)
+    ports = {name: 40000 + i for i, name in enumerate(DEFAULT_PORTS)}
+    return stack_info(directory, ports)
 
 
 @pytest.mark.parametrize("reused", [False, True], ids=["started", "already-running"])
