@@ -107,4 +107,5 @@ def _current_fault(canary_url: str) -> bool:
         fault = httpx.get(canary_url + "fault", timeout=5.0).json()
     except (httpx.HTTPError, ValueError):
         return False
-    return bool(fault.get("error_rate") or fault.get("latency_ms"))
+    # Not the demo's answer: then `fault` below says what answers there, in a sentence.
+    return isinstance(fault, dict) and bool(fault.get("error_rate") or fault.get("latency_ms"))

@@ -144,6 +144,9 @@ def _signal(process: psutil.Process, sig: signal.Signals) -> None:
             process.send_signal(sig)
     except (ProcessLookupError, psutil.NoSuchProcess):
         pass
+    except (PermissionError, psutil.AccessDenied):
+        # Not ours to stop: stop_all then names it among those that would not stop.
+        pass
 
 
 def family_of(process: psutil.Process) -> list[psutil.Process]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from demo.configs import HAProxyLayout, demo_plan, haproxy_config, plan_yaml, prometheus_config
-from starter.processes import LOCALHOST
+from starter.processes import LOCALHOST, StackError
 from starter.stackinfo import StackInfo, save
 
 
@@ -38,9 +38,15 @@ def render_prometheus(info: StackInfo) -> str:
 def write_configs(info: StackInfo) -> None:
     """Write the stack's configs, its demo plan and its stack.json into its folder."""
     dir = info.path
-    (dir / "logs").mkdir(parents=True, exist_ok=True)
-    (dir / "haproxy.cfg").write_text(render_haproxy(info))
-    (dir / "prometheus.yml").write_text(render_prometheus(info))
     plan = demo_plan(runtime_api=info.haproxy_admin_tcp, prometheus_url=info.prometheus_url)
-    Path(info.plan_file).write_text(plan_yaml(plan))
+    try:
+        (dir / "logs").mkdir(parents=True, exist_ok=True)
+        (dir / "haproxy.cfg").write_text(render_haproxy(info))
+        (dir / "prometheus.yml").write_text(render_prometheus(info))
+        Path(info.plan_file).write_text(plan_yaml(plan))
+    except OSError as error:
+        raise StackError(
+            f"cannot write the dev stack's files in {dir} ({error.strerror or error}):"
+            " choose a folder you can write with --dir"
+        ) from None
     save(info)

@@ -87,6 +87,10 @@ def load(dir: Path) -> StackInfo:
             f"{path} is not a stack description ({error.error_count()} problem(s)):"
             " stop its processes by hand, then delete it"
         ) from None
+    except OSError as error:
+        raise StackError(
+            f"cannot read {path} ({error.strerror or error}): choose another folder with --dir"
+        ) from None
 
 
 def describe(info: StackInfo) -> str:
@@ -154,5 +158,11 @@ def save(info: StackInfo) -> None:
     # process's own, so two commands saving at once (two `dev down`s) never share one.
     path = stack_file(info.path)
     temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temp.write_text(info.model_dump_json(indent=2) + "\n")
-    os.replace(temp, path)
+    try:
+        temp.write_text(info.model_dump_json(indent=2) + "\n")
+        os.replace(temp, path)
+    except OSError as error:
+        raise StackError(
+            f"cannot write {path} ({error.strerror or error}):"
+            " choose a folder you can write with --dir"
+        ) from None

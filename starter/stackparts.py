@@ -68,8 +68,12 @@ def missing_search_attributes(info: StackInfo) -> dict[str, str]:
         f"/api/v1/namespaces/{info.namespace}/search-attributes"
     )
     try:
-        known = httpx.get(url, timeout=5.0).json().get("customAttributes", {})
+        response = httpx.get(url, timeout=5.0)
+        body = response.json() if response.is_success else None
     except (httpx.HTTPError, ValueError):
+        body = None
+    known = body.get("customAttributes") if isinstance(body, dict) else None
+    if not isinstance(known, dict):
         # Cannot tell: registering again is harmless.
         return dict(SEARCH_ATTRIBUTES)
     return {name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in known}
@@ -86,9 +90,21 @@ def register_search_attributes(info: StackInfo, binary: str) -> None:
     for name, kind in missing.items():
         argv += ["--name", name, "--type", kind]
     argv += ["--address", info.temporal_address, "--namespace", info.namespace]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    log = info.logs.get("temporal", "its log")
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise StackError(
+            f"Temporal at {info.temporal_address} did not register the search attributes"
+            f" within 30s: see {log}, then try `rollout dev up` again"
+        ) from None
+    except OSError as error:
+        raise StackError(f"cannot run {binary} ({error.strerror or error})") from None
     if result.returncode != 0:
-        raise StackError(f"cannot register search attributes: {result.stderr.strip()}")
+        raise StackError(
+            f"Temporal at {info.temporal_address} refused the search attributes"
+            f" ({result.stderr.strip()}): see {log}"
+        )
 
 
 def demo_argv(info: StackInfo, version: str) -> list[str]:
