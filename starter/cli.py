@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
 from rich.markup import escape
@@ -42,9 +42,9 @@ def run_command(argv: list[str] | None) -> int:
     """Parse argv, run the command, report any error; the exit code, for every outcome."""
     try:
         args = parser().parse_args(argv)
-        run: Callable[[argparse.Namespace], int | Awaitable[int]] = args.run
-        result: Any = run(args)
-        return int(asyncio.run(result) if asyncio.iscoroutine(result) else result)
+        run: Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]] = args.run
+        result = run(args)
+        return result if isinstance(result, int) else asyncio.run(result)
     except PlanError as error:
         err.print(f"[red]error[/]: {escape(str(error))}")
         return EXIT_INVALID

@@ -133,14 +133,21 @@ def up(
 
 
 @contextlib.contextmanager
-def running(dir: Path, *, keep: bool = False, **options: Any) -> Iterator[StackInfo]:
-    """The stack in ``dir`` (``up`` with ``options``) for the block, stopped when it ends.
+def running(
+    dir: Path,
+    *,
+    keep: bool = False,
+    with_worker: bool = True,
+    temporal_bin: str | None = None,
+    ports: Mapping[str, int] | None = None,
+) -> Iterator[StackInfo]:
+    """The stack in ``dir`` (``up`` with the same options) for the block, stopped when it ends.
 
     With ``keep`` it keeps running after the block, unless SIGTERM, Ctrl-C or a cancellation
     ended it. A stack that was already running is never stopped: this block did not start it.
     """
     with signals_interrupt():
-        info = up(dir, **options)
+        info = up(dir, with_worker=with_worker, temporal_bin=temporal_bin, ports=ports)
         stop = not keep
         try:
             yield info

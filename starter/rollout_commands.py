@@ -10,7 +10,7 @@ from rich.markup import escape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from plans import CommandKind, OperatorCommand, Plan, RolloutError, format_duration
+from plans import CommandKind, OperatorCommand, Plan, RolloutError, format_duration, visibility
 from plans.visibility import service_of
 from starter import reading, render, starting, steering
 from starter.connection import connect_client, ui_link
@@ -148,13 +148,14 @@ async def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(column)
     count = 0
     async for execution in client.list_workflows(query):
-        attributes = execution.search_attributes
-        service = (attributes.get("RolloutService") or [service_of(execution.id)])[0]
+        attributes = execution.typed_search_attributes
+        run_state = execution.status.name.lower() if execution.status is not None else "-"
+        weight = attributes.get(visibility.WEIGHT)
         table.add_row(
-            str(service),
-            str((attributes.get("RolloutState") or [execution.status.name.lower()])[0]),  # type: ignore[union-attr]
-            str((attributes.get("RolloutStage") or ["-"])[0]),
-            str((attributes.get("RolloutWeight") or ["-"])[0]),
+            attributes.get(visibility.SERVICE) or service_of(execution.id),
+            attributes.get(visibility.STATE) or run_state,
+            attributes.get(visibility.STAGE) or "-",
+            "-" if weight is None else str(weight),
             f"{execution.start_time:%Y-%m-%d %H:%M}",
             execution.id,
         )
