@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starter import stackparts
 from starter.devstack import _find_binaries
 from starter.processes import StackError, pid_alive, stop_all
 from starter.stackinfo import StackInfo, load, save
-from starter.stackparts import (
-    await_demo,
-    await_prometheus,
-    await_temporal,
-    demo_argv,
-    launch,
-    loadgen_argv,
-    prometheus_argv,
-    start_haproxy,
-    start_worker,
-    temporal_argv,
-)
 
 
 def restart(dir: Path, name: str) -> StackInfo:
@@ -37,19 +26,19 @@ def restart(dir: Path, name: str) -> StackInfo:
         stop_all({name: pid})
     binaries = _find_binaries(None)
     if name == "temporal":
-        launch(info, name, temporal_argv(info, binaries.temporal))
-        await_temporal(info, binaries.temporal)
+        stackparts.launch(info, name, stackparts.temporal_argv(info, binaries.temporal))
+        stackparts.await_temporal(info, binaries.temporal)
     elif name in ("stable", "canary"):
-        launch(info, name, demo_argv(info, name))
-        await_demo(info, name)
+        stackparts.launch(info, name, stackparts.demo_argv(info, name))
+        stackparts.await_demo(info, name)
     elif name == "prometheus":
-        launch(info, name, prometheus_argv(info, binaries.prometheus))
-        await_prometheus(info)
+        stackparts.launch(info, name, stackparts.prometheus_argv(info, binaries.prometheus))
+        stackparts.await_prometheus(info)
     elif name == "haproxy":
-        start_haproxy(info, binaries.haproxy)
+        stackparts.start_haproxy(info, binaries.haproxy)
     elif name == "loadgen":
-        launch(info, name, loadgen_argv(info))
+        stackparts.launch(info, name, stackparts.loadgen_argv(info))
     else:
-        start_worker(info)
+        stackparts.start_worker(info)
     save(info)
     return info
