@@ -257,6 +257,21 @@ def tcp_open(port: int, host: str = LOCALHOST) -> bool:
         return False
 
 
+def listens(pid: int, port: int) -> bool:
+    """True when the process pid itself listens on TCP ``port``.
+
+    A port chosen free can be taken by someone else's server before ours binds it; then a
+    connection succeeds while ours has failed, and only the listener's pid tells them apart.
+    """
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
+    )
+
+
 def http_ok(url: str, *, header: tuple[str, str] | None = None) -> bool:
     """True when url answers 2xx (and carries ``header`` with that value, when given)."""
     try:

@@ -22,6 +22,7 @@ class NoSuchRollout(RolloutError):
 
 
 def workflow_id(service: str) -> str:
+    """The workflow id of the rollouts of ``service``."""
     return rollout_workflow_id(service)
 
 

@@ -15,6 +15,7 @@ from starter.processes import (
     LOCALHOST,
     StackError,
     http_ok,
+    listens,
     signals_held,
     spawn,
     start_time,
@@ -121,8 +122,8 @@ def loadgen_argv(info: StackInfo) -> list[str]:
 
 def start_worker(info: StackInfo) -> None:
     """Start the worker and wait until it serves its metrics."""
-    launch(info, "worker", [sys.executable, "-m", "worker"], env=worker_env(info))
-    await_ready(info, "worker", lambda: tcp_open(info.ports["worker_metrics"]))
+    pid = launch(info, "worker", [sys.executable, "-m", "worker"], env=worker_env(info))
+    await_ready(info, "worker", lambda: listens(pid, info.ports["worker_metrics"]))
 
 
 def prometheus_argv(info: StackInfo, binary: str) -> list[str]:
@@ -140,13 +141,13 @@ def prometheus_argv(info: StackInfo, binary: str) -> list[str]:
 def start_haproxy(info: StackInfo, binary: str) -> None:
     """Start HAProxy and wait until its app port, exporter and admin socket answer."""
     ports = info.ports
-    launch(info, "haproxy", [binary, "-f", str(info.path / "haproxy.cfg"), "-db"])
+    pid = launch(info, "haproxy", [binary, "-f", str(info.path / "haproxy.cfg"), "-db"])
     await_ready(
         info,
         "haproxy",
         lambda: (
-            tcp_open(ports["app"])
-            and tcp_open(ports["haproxy_metrics"])
+            listens(pid, ports["app"])
+            and listens(pid, ports["haproxy_metrics"])
             and Path(info.haproxy_socket).exists()
         ),
     )
