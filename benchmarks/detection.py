@@ -33,6 +33,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.routers.haproxy import HAProxyRuntime
 from plans import HAProxyRouter, Plan, RolloutState, parse_plan
 from starter import devstack, operations
+from starter.stackparts import LOAD_RPS
+from tests.stack_plans import stack_plan
 
 RUNS = 3
 WEIGHT = 20
@@ -47,42 +49,21 @@ TIMEOUT_S = 60.0
 
 def detection_plan(info: devstack.StackInfo) -> Plan:
     """One stage at 20%, judged by HAProxy's error rate against the stable's."""
-    return parse_plan(
-        {
-            "service": f"detect-{uuid.uuid4().hex[:6]}",
-            "version": "faulty",
-            "stable": "stable",
-            "canary": "canary",
-            "router": {
-                "kind": "haproxy",
-                "runtime_api": info.haproxy_admin_tcp,
-                "backend": info.haproxy_backend,
-            },
-            "metrics": {"kind": "prometheus", "url": info.prometheus_url},
-            "gates": [
-                {
-                    "name": "error-rate",
-                    "preset": "haproxy-error-rate",
-                    "kind": "statistical",
-                    "window": f"{WINDOW_S}s",
-                    "step": "3s",
-                    "min_samples": 50,
-                    "failure_limit": FAILURE_LIMIT,
-                    # The first checks after the shift see a window still short of canary
-                    # traffic: let them be inconclusive without pausing the measurement.
-                    "inconclusive_limit": 10,
-                }
-            ],
-            "stages": [
-                {
-                    "name": "twenty",
-                    "weight": WEIGHT,
-                    "bake": "10m",
-                    "check_every": f"{CHECK_EVERY_S}s",
-                }
-            ],
-        }
-    )
+    gate = {
+        "name": "error-rate",
+        "preset": "haproxy-error-rate",
+        "kind": "statistical",
+        "window": f"{WINDOW_S}s",
+        "step": "3s",
+        "min_samples": 50,
+        "failure_limit": FAILURE_LIMIT,
+        # The first checks after the shift see a window still short of canary
+        # traffic: let them be inconclusive without pausing the measurement.
+        "inconclusive_limit": 10,
+    }
+    stage = {"name": "twenty", "weight": WEIGHT, "bake": "10m", "check_every": f"{CHECK_EVERY_S}s"}
+    service = f"detect-{uuid.uuid4().hex[:6]}"
+    return parse_plan(stack_plan(info, service, [gate], [stage], version="faulty"))
 
 
 async def one_run(
@@ -154,7 +135,7 @@ async def measure(info: devstack.StackInfo) -> dict[str, Any]:
             "failure_limit": FAILURE_LIMIT,
             "gate": "haproxy-error-rate, statistical (two-proportion, <= stable x1.2+0.05%,"
             f" 98%), window {WINDOW_S}s in 3s steps",
-            "load_rps": devstack.LOAD_RPS,
+            "load_rps": LOAD_RPS,
         },
         "runs": runs,
     }

@@ -49,6 +49,7 @@ from plans import (
     parse_plan,
 )
 from starter import devstack, operations
+from tests.stack_plans import error_rate_plan
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 POLL_S = 0.005
@@ -72,7 +73,7 @@ def summary(name: str, values: list[float]) -> dict[str, float]:
 
 def plan_for(stack: devstack.StackInfo, service: str) -> Plan:
     stages = [{"name": "twenty", "weight": 20, "bake": "10m", "check_every": "30s"}]
-    return parse_plan(devstack.error_rate_plan(stack, service, stages, window="30s"))
+    return parse_plan(error_rate_plan(stack, service, stages, window="30s"))
 
 
 class CanaryWatch:

@@ -199,11 +199,11 @@ def start_worker(stack: Any, kind: str, queue: str, log: Path) -> int:
 
 def rollout_plan(stack: Any, service: str, every_s: float, router: dict[str, Any]) -> Any:
     from plans import parse_plan
-    from starter import devstack
+    from tests.stack_plans import error_rate_plan
 
     stages = [{"name": "twenty", "weight": 20, "bake": "7d", "check_every": f"{every_s:g}s"}]
     # A bench of minutes must not pause on a scrape gap.
-    data = devstack.error_rate_plan(stack, service, stages, window="1m", inconclusive_limit=1000)
+    data = error_rate_plan(stack, service, stages, window="1m", inconclusive_limit=1000)
     # Each rollout owns its target, so each gets a backend of its own; the gates still
     # read the dev stack's backend, which carries the load generator's traffic.
     data["router"] = router

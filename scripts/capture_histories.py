@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from activities.routers.haproxy import HAProxyRuntime  # noqa: E402
 from plans import RolloutState, parse_plan  # noqa: E402
 from starter import devstack, operations  # noqa: E402
+from tests.stack_plans import error_rate_plan  # noqa: E402
 
 OUT = ROOT / "tests" / "histories"
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -39,9 +40,7 @@ TEMPORAL = str(Path(sys.executable).parent / "temporal")
 
 def plan(info: devstack.StackInfo, service: str, stages: list[dict[str, Any]]) -> Any:
     return parse_plan(
-        devstack.error_rate_plan(
-            info, service, stages, window="5s", failure_limit=2, inconclusive_limit=10
-        )
+        error_rate_plan(info, service, stages, window="5s", failure_limit=2, inconclusive_limit=10)
     )
 
 

@@ -144,6 +144,9 @@ def _signal(process: psutil.Process, sig: signal.Signals) -> None:
             process.send_signal(sig)
     except (ProcessLookupError, psutil.NoSuchProcess):
         pass
+    except (PermissionError, psutil.AccessDenied):
+        # Not ours to stop: stop_all then names it among those that would not stop.
+        pass
 
 
 def family_of(process: psutil.Process) -> list[psutil.Process]:
@@ -252,6 +255,21 @@ def tcp_open(port: int, host: str = LOCALHOST) -> bool:
             return True
     except OSError:
         return False
+
+
+def listens(pid: int, port: int) -> bool:
+    """True when the process pid itself listens on TCP ``port``.
+
+    A port chosen free can be taken by someone else's server before ours binds it; then a
+    connection succeeds while ours has failed, and only the listener's pid tells them apart.
+    """
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
+    )
 
 
 def http_ok(url: str, *, header: tuple[str, str] | None = None) -> bool:

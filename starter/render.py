@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from plans import GateOutcome, RolloutState, RolloutStatus, Verdict, format_duration
-from starter.operations import TemporalRecords
+from starter.records import TemporalRecords
+
+out = Console(highlight=False)
+"""Where results go: standard output."""
+err = Console(stderr=True, highlight=False)
+"""Where notes and errors go: standard error."""
 
 WHEN = "%Y-%m-%d %H:%M:%S"
 BAKING_STATES = (RolloutState.BAKING, RolloutState.PAUSED, RolloutState.AWAITING_APPROVAL)

@@ -20,6 +20,7 @@ from tests.faults.chaos import (
     stop,
     until,
 )
+from tests.faults.restart import restart
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,7 +57,7 @@ async def test_prometheus_down_holds_the_stage_and_its_return_lets_it_finish(
         assert verdict.outcome == GateOutcome.INCONCLUSIVE
         assert stack.prometheus_url in verdict.reason, verdict.reason
         assert seen[-1].bake_remaining_s == 0
-        await asyncio.to_thread(devstack.restart, directory, "prometheus")
+        await asyncio.to_thread(restart, directory, "prometheus")
         result = await asyncio.wait_for(handle.result(), timeout=60)
     assert isinstance(result, RolloutResult) and result.state == RolloutState.PROMOTED
     assert weights.canary_weights == [0, 20, 100]
@@ -106,4 +107,4 @@ async def test_no_traffic_to_the_canary_is_never_promoted(
             client, plan.service, lambda s: s.state == RolloutState.ROLLED_BACK, what="rolled back"
         )
     finally:
-        await asyncio.to_thread(devstack.restart, directory, "loadgen")
+        await asyncio.to_thread(restart, directory, "loadgen")

@@ -22,6 +22,7 @@ from tests.faults.chaos import (
     stage_events,
     until,
 )
+from tests.faults.restart import restart
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ async def test_server_killed_mid_bake_comes_back_and_the_rollout_finishes(
         await asyncio.sleep(3.0)
         # Nothing moves traffic while the server is away: the worker only holds state.
         assert weights.canary_weights[-1] == 50
-        info = await asyncio.to_thread(devstack.restart, directory, "temporal")
+        info = await asyncio.to_thread(restart, directory, "temporal")
         assert info.ports["temporal"] == stack.ports["temporal"]
         assert database.stat().st_size >= size
         result = await asyncio.wait_for(handle.result(), timeout=90)

@@ -24,6 +24,8 @@ from tests.faults.chaos import (
     quick_plan,
     until,
 )
+from tests.faults.restart import restart
+from tests.stack_plans import error_rate_plan
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,7 +52,7 @@ async def test_a_restarted_haproxy_is_put_back_within_one_check_and_the_rollout_
         launched.append(plan.workflow_id)
         await until(client, plan.service, lambda s: baking(0)(s) and s.checks >= 2)
         # HAProxy comes back with its configured weights: 100 stable, 0 canary.
-        await asyncio.to_thread(devstack.restart, Path(stack.dir), "haproxy")
+        await asyncio.to_thread(restart, Path(stack.dir), "haproxy")
         checks_at_restart = (await operations.status(client, plan.service)).checks
 
         async def back_at_ten() -> bool:
@@ -86,7 +88,7 @@ async def test_time_the_worker_was_away_is_not_counted_as_bake(
     await asyncio.to_thread(kill9, directory, "worker")
     # Longer than the stage's bake: without the rule, the stage would pass at once.
     await asyncio.sleep(14)
-    await asyncio.to_thread(devstack.restart, directory, "worker")
+    await asyncio.to_thread(restart, directory, "worker")
     result = await asyncio.wait_for(handle.result(), timeout=90)
     assert isinstance(result, RolloutResult) and result.state == RolloutState.PROMOTED
     final = await operations.status(client, plan.service)
@@ -105,7 +107,7 @@ async def test_two_starts_on_one_backend_at_the_same_moment_one_is_refused(
     files = []
     for name in ("left", "right"):
         service = f"{name}-{uuid.uuid4().hex[:6]}"
-        data = devstack.error_rate_plan(stack, service, stages, window="5s", inconclusive_limit=20)
+        data = error_rate_plan(stack, service, stages, window="5s", inconclusive_limit=20)
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))
         files.append((service, path))

@@ -26,6 +26,7 @@ from tests.faults.chaos import (
     stage_events,
     until,
 )
+from tests.faults.restart import restart
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ async def test_worker_killed_mid_bake_is_replaced_and_the_rollout_goes_on(
         old = await asyncio.to_thread(kill9, directory, "worker")
         # The bake's timers fire while no worker runs; the server keeps them.
         await asyncio.sleep(2.0)
-        info = await asyncio.to_thread(devstack.restart, directory, "worker")
+        info = await asyncio.to_thread(restart, directory, "worker")
         assert info.pids["worker"] != old
         result = await asyncio.wait_for(handle.result(), timeout=60)
     assert isinstance(result, RolloutResult) and result.state == RolloutState.PROMOTED
@@ -109,7 +110,7 @@ async def test_worker_killed_during_rollback_compensation_finishes_it_after_rest
         split = await asyncio.to_thread(haproxy(stack).get_split, "stable", "canary")
         assert (split.stable_weight, split.canary_weight) == (70, 30)
         gate.open()
-        await asyncio.to_thread(devstack.restart, directory, "worker")
+        await asyncio.to_thread(restart, directory, "worker")
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), timeout=60)
     finally:

@@ -17,6 +17,7 @@ from activities.routers.haproxy import HAProxyRuntime
 from plans import HAProxyRouter, Plan, TrafficSplit, parse_plan
 from starter import devstack
 from tests.stack.conftest import missing_binaries
+from tests.stack_plans import error_rate_plan
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def router(stack: devstack.StackInfo) -> Iterator[HAProxyRuntime]:
 
 def fast_plan(stack: devstack.StackInfo, stages: list[dict[str, Any]], **extra: Any) -> Plan:
     """A plan on the stack with a real error-rate gate on HAProxy's counters for the canary."""
-    data = devstack.error_rate_plan(
+    data = error_rate_plan(
         stack,
         f"it-{uuid.uuid4().hex[:6]}",
         stages,

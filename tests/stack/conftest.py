@@ -13,6 +13,7 @@ import pytest
 
 from starter import devstack
 from starter.processes import LOCALHOST
+from starter.stackinfo import DEFAULT_PORTS
 
 
 def missing_binaries() -> list[str]:
@@ -59,7 +60,7 @@ def stack(stack_dir: Path) -> Iterator[devstack.StackInfo]:
     if missing:
         pytest.skip(f"the dev stack needs {', '.join(missing)} on this machine")
     try:
-        with holding(devstack.DEFAULT_PORTS["app"]):
+        with holding(DEFAULT_PORTS["app"]):
             info = devstack.up(stack_dir, with_worker=False)
         yield info
     finally:

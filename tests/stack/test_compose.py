@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from demo import compose
-from starter import devstack
+from starter.stackinfo import DEFAULT_PORTS, NAMESPACE, TASK_QUEUE
+from starter.stackparts import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -68,7 +69,7 @@ def test_published_ports_are_the_dev_stack_defaults(services: dict[str, Any]) ->
         for service in services.values()
         for port in service.get("ports", [])
     }
-    defaults = devstack.DEFAULT_PORTS
+    defaults = DEFAULT_PORTS
     assert published[defaults["temporal"]] == 7233
     assert published[defaults["temporal_ui"]] == 8233
     assert published[defaults["app"]] == compose.APP_PORT
@@ -86,10 +87,10 @@ def test_temporal_and_worker_match_the_dev_stack(services: dict[str, Any]) -> No
         for flag in flags
         if flag.startswith("--search-attribute=")
     }
-    assert registered == devstack.SEARCH_ATTRIBUTES
+    assert registered == SEARCH_ATTRIBUTES
     env = services["worker"]["environment"]
-    assert env["ROLLOUT_TASK_QUEUE"] == devstack.TASK_QUEUE
-    assert env["TEMPORAL_NAMESPACE"] == devstack.NAMESPACE
+    assert env["ROLLOUT_TASK_QUEUE"] == TASK_QUEUE
+    assert env["TEMPORAL_NAMESPACE"] == NAMESPACE
     assert env["ROLLOUT_WORKER_METRICS"].endswith(f":{compose.WORKER_METRICS_PORT}")
 
 

@@ -19,6 +19,8 @@ from demo.service import DemoServer, Fault
 from plans import parse_plan
 from starter import devstack
 from starter.processes import choose_ports, port_is_free
+from starter.stackconfigs import render_haproxy, render_prometheus
+from starter.stackinfo import DEFAULT_PORTS, stack_info
 
 
 @pytest.fixture
@@ -123,11 +125,11 @@ def test_choose_ports_replaces_taken_and_repeated_ones() -> None:
 
 
 def _dev_info(tmp_path: Path) -> devstack.StackInfo:
-    return devstack.stack_info(tmp_path, dict(devstack.DEFAULT_PORTS))
+    return stack_info(tmp_path, dict(DEFAULT_PORTS))
 
 
 def test_dev_haproxy_config_starts_at_100_0(tmp_path: Path) -> None:
-    text = devstack.render_haproxy(_dev_info(tmp_path))
+    text = render_haproxy(_dev_info(tmp_path))
     assert "server stable 127.0.0.1:8001 weight 100" in text
     assert "server canary 127.0.0.1:8002 weight 0" in text
     assert f"stats socket {tmp_path}/haproxy.sock mode 600 level admin" in text
@@ -137,9 +139,9 @@ def test_dev_haproxy_config_starts_at_100_0(tmp_path: Path) -> None:
 
 def test_dev_prometheus_config_scrapes_the_worker_when_there_is_one(tmp_path: Path) -> None:
     info = _dev_info(tmp_path)
-    assert "127.0.0.1:9464" in devstack.render_prometheus(info)
+    assert "127.0.0.1:9464" in render_prometheus(info)
     info.worker_metrics = None
-    text = devstack.render_prometheus(info)
+    text = render_prometheus(info)
     assert "worker" not in text
     assert "scrape_interval: 1s" in text
 
@@ -147,7 +149,7 @@ def test_dev_prometheus_config_scrapes_the_worker_when_there_is_one(tmp_path: Pa
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
 def test_haproxy_accepts_the_dev_config(tmp_path: Path) -> None:
     path = tmp_path / "haproxy.cfg"
-    path.write_text(devstack.render_haproxy(_dev_info(tmp_path)))
+    path.write_text(render_haproxy(_dev_info(tmp_path)))
     checked = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
 
@@ -155,7 +157,7 @@ def test_haproxy_accepts_the_dev_config(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_dev_config(tmp_path: Path) -> None:
     path = tmp_path / "prometheus.yml"
-    path.write_text(devstack.render_prometheus(_dev_info(tmp_path)))
+    path.write_text(render_prometheus(_dev_info(tmp_path)))
     checked = subprocess.run(
         ["promtool", "check", "config", str(path)], capture_output=True, text=True
     )

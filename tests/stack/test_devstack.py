@@ -15,6 +15,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 
 from starter import devstack
 from starter.processes import StackError, pid_alive, port_is_free
+from starter.stackinfo import DEFAULT_PORTS, dump
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +77,7 @@ def labels(series: list[dict[str, object]], name: str) -> set[str]:
 
 
 def test_stack_json_has_every_key(stack: devstack.StackInfo, stack_dir: Path) -> None:
-    data = devstack.dump(devstack.load(stack_dir))
+    data = dump(devstack.load(stack_dir))
     assert set(data) >= STACK_KEYS
     assert data["state"] == "up"
     assert data["haproxy_backend"] == "app"
@@ -87,7 +88,7 @@ def test_stack_json_has_every_key(stack: devstack.StackInfo, stack_dir: Path) ->
 
 
 def test_a_taken_default_port_is_replaced_by_a_free_one(stack: devstack.StackInfo) -> None:
-    assert stack.ports["app"] != devstack.DEFAULT_PORTS["app"]
+    assert stack.ports["app"] != DEFAULT_PORTS["app"]
     assert stack.haproxy_url == f"http://127.0.0.1:{stack.ports['app']}/"
     assert len(set(stack.ports.values())) == len(stack.ports)
 

@@ -27,6 +27,7 @@ from plans import RolloutState
 from starter import devstack, operations
 from starter.processes import pid_alive
 from tests.integration import conftest as integration
+from tests.stack_plans import error_rate_plan
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -130,7 +131,7 @@ def flat(text: str) -> str:
 
 def plan_file(info: devstack.StackInfo, folder: Path, service: str) -> Path:
     """A one-stage plan on the stack: 10% for 10 minutes, so it stays running."""
-    data = devstack.error_rate_plan(
+    data = error_rate_plan(
         info,
         service,
         [{"name": "ten", "weight": 10, "bake": "10m", "check_every": "1m"}],

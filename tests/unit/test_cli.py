@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-import starter.cli
+import starter.rollout_commands
 from starter.cli import EXIT_ERROR, EXIT_INVALID, main
 
 VALID_PLAN: dict[str, Any] = {
@@ -147,7 +147,7 @@ def test_start_with_an_invalid_plan_never_contacts_temporal(
     async def no_client() -> None:
         raise AssertionError("start connected to Temporal with an invalid plan")
 
-    monkeypatch.setattr(starter.cli, "_client", no_client)
+    monkeypatch.setattr(starter.rollout_commands, "connect_client", no_client)
     path = write_plan(INVALID_PLAN)
 
     assert run(["start", path, "--follow"]) == EXIT_INVALID
@@ -219,16 +219,16 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_a_profile_address_wins_over_a_dev_stack(tmp_path, monkeypatch) -> None:
-    from starter import cli
+    from starter import connection
 
     for name in ("TEMPORAL_ADDRESS", "TEMPORAL_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "none.toml"))
-    assert not cli._address_configured()
+    assert not connection.address_configured()
     profile = tmp_path / "temporal.toml"
     profile.write_text('[profile.default]\naddress = "temporal.example:7233"\n')
     monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(profile))
-    assert cli._address_configured()
+    assert connection.address_configured()
     monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "none.toml"))
     monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")
-    assert cli._address_configured()
+    assert connection.address_configured()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import starter.cli
+import starter.arguments
 from starter import devstack
 from starter.cli import main, parser
+from starter.stackinfo import DEFAULT_PORTS, stack_info
 from tests.unit.test_cli import no_temporal, run  # noqa: F401 (autouse fixture)
 
 WORKER = str(Path(sys.executable).parent / "rollout-worker")
@@ -158,8 +159,8 @@ def test_rollout_worker_exits_1_when_temporal_is_unreachable(tmp_path: Path) -> 
 
 
 def fake_stack(directory: Path) -> devstack.StackInfo:
-    ports = {name: 40000 + i for i, name in enumerate(devstack.DEFAULT_PORTS)}
-    return devstack.stack_info(directory, ports)
+    ports = {name: 40000 + i for i, name in enumerate(DEFAULT_PORTS)}
+    return stack_info(directory, ports)
 
 
 @pytest.mark.parametrize("reused", [False, True], ids=["started", "already-running"])
@@ -202,7 +203,7 @@ def test_an_unexpected_error_prints_its_traceback_and_exits_1(
     def broken(args: argparse.Namespace) -> int:
         raise ZeroDivisionError("something nobody expected")
 
-    monkeypatch.setattr(starter.cli, "cmd_dev_down", broken)
+    monkeypatch.setattr(starter.arguments, "cmd_dev_down", broken)
     assert run(["dev", "down", "--dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "ZeroDivisionError: something nobody expected" in err
@@ -212,5 +213,5 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     def interrupted(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(starter.cli, "cmd_dev_down", interrupted)
+    monkeypatch.setattr(starter.arguments, "cmd_dev_down", interrupted)
     assert run(["dev", "down", "--dir", str(tmp_path)]) == 130

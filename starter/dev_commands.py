@@ -1,0 +1,111 @@
+"""`rollout dev` and `rollout demo`: the dev stack on 127.0.0.1, and a rollout followed on it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+from pathlib import Path
+
+from rich.markup import escape
+
+from starter import devstack, reading, render, starting
+from starter.connection import connect_client, ui_link
+from starter.exits import exit_code
+from starter.render import err, out
+from starter.rollout_commands import load
+from starter.stackinfo import describe, dump
+
+
+def cmd_dev_up(args: argparse.Namespace) -> int:
+    try:
+        info = devstack.up(Path(args.dir))
+    except KeyboardInterrupt:
+        err.print("interrupted: the processes already started were stopped")
+        raise
+    print(json.dumps(dump(info), indent=2))
+    word = "already running" if info.reused else "up"
+    folder = shlex.quote(info.dir)
+    lines = [
+        f"dev stack {word} in {info.dir}; Temporal UI {info.ui_url}",
+        f"use it from any folder: export ROLLOUT_DIR={folder}",
+        f"  (or: export TEMPORAL_ADDRESS={info.temporal_address})",
+        f"stop it with: rollout dev down --dir {folder}",
+    ]
+    for line in lines:
+        err.print(escape(line), soft_wrap=True)
+    return 0
+
+
+def cmd_dev_down(args: argparse.Namespace) -> int:
+    stopped = devstack.down(Path(args.dir))
+    out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0
+
+
+def cmd_dev_fault(args: argparse.Namespace) -> int:
+    result = devstack.fault(Path(args.dir), args.error_rate, args.latency_ms, version=args.version)
+    out.print(f"{args.version} now: {json.dumps(result)}")
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    out.print("starting the dev stack (Temporal, HAProxy, Prometheus, demo service, worker)...")
+    # Started in this thread, where SIGTERM and Ctrl-C arrive: interrupted, the demo stops
+    # the processes it started (a stack that was running before it stays up).
+    with devstack.running(directory, keep=True) as info:
+        os.environ["TEMPORAL_ADDRESS"] = info.temporal_address
+        os.environ["TEMPORAL_NAMESPACE"] = info.namespace
+        os.environ["TEMPORAL_UI_URL"] = info.ui_url
+        out.print(describe(info))
+        previous = await asyncio.to_thread(_current_fault, info.canary_url)
+        await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
+        plan = load(info.plan_file)
+        if previous:
+            # Errors of an earlier faulty demo would still sit in the gates' windows.
+            settle = max((g.window.total_seconds() for g in plan.gates), default=30.0) + 5
+            out.print(
+                f"the canary was faulty before: waiting {settle:.0f}s for its errors to age out"
+            )
+            await asyncio.sleep(settle)
+        client = await connect_client()
+        handle = await starting.start_rollout(client, plan, info.task_queue)
+        link = ui_link(plan.workflow_id)
+        out.print(f"\nrollout {plan.workflow_id} started (run {handle.result_run_id})")
+        out.print(f"Temporal UI: [bold]{link}[/]")
+        if args.faulty:
+            out.print("the canary will start failing 30% of its requests when it reaches 50%")
+        faulted = False
+        last = None
+        async for status in reading.follow(client, plan.service, every=0.5):
+            line = render.progress_line(status)
+            if line != last:
+                out.print(line, soft_wrap=True)
+                last = line
+            if args.faulty and not faulted and status.canary_weight >= 50:
+                await asyncio.to_thread(devstack.fault, directory, 0.3, 0)
+                out.print("[red]fault injected: the canary now fails 30% of requests[/]")
+                faulted = True
+            if status.state.final:
+                break
+        out.print(f"\nTemporal UI: {link}")
+        out.print(
+            "The stack keeps running so you can look around; stop it with"
+            f" `rollout dev down --dir {directory}`."
+        )
+        return exit_code(status.state)
+
+
+def _current_fault(canary_url: str) -> bool:
+    """Whether the demo canary is set to fail or slow down right now."""
+    import httpx
+
+    try:
+        fault = httpx.get(canary_url + "fault", timeout=5.0).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    # Not the demo's answer: then `fault` below says what answers there, in a sentence.
+    return isinstance(fault, dict) and bool(fault.get("error_rate") or fault.get("latency_ms"))

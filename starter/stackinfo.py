@@ -1,0 +1,168 @@
+"""What a dev stack is and where it answers: the description kept in ``DIR/stack.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from demo.configs import BACKEND
+from starter.processes import LOCALHOST, StackError
+
+NAMESPACE = "default"
+TASK_QUEUE = "rollouts"
+DEFAULT_PORTS = {
+    "temporal": 7233,
+    "temporal_ui": 8233,
+    "temporal_http": 7243,
+    "temporal_metrics": 9233,
+    "app": 8080,
+    "haproxy_metrics": 8405,
+    "haproxy_admin": 9999,
+    "stable": 8001,
+    "canary": 8002,
+    "prometheus": 9090,
+    "worker_metrics": 9464,
+}
+# A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
+MAX_SOCKET_PATH = 100
+
+
+class StackInfo(BaseModel):
+    """What ``up`` started and where it listens: the content of ``DIR/stack.json``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dir: str
+    state: Literal["starting", "up", "down"] = "starting"
+    temporal_address: str = Field(description="host:port of the Temporal frontend (gRPC)")
+    namespace: str = NAMESPACE
+    task_queue: str = TASK_QUEUE
+    ui_url: str = Field(description="the Temporal UI")
+    prometheus_url: str = Field(description="base URL, no trailing slash")
+    haproxy_url: str = Field(description="the app through HAProxy, ending in /")
+    haproxy_socket: str = Field(description="path of HAProxy's admin unix socket")
+    haproxy_admin_tcp: str = Field(description="tcp://127.0.0.1:PORT, HAProxy's admin API")
+    haproxy_backend: str = BACKEND
+    haproxy_metrics_url: str
+    stable_url: str = Field(description="the stable demo service directly, ending in /")
+    canary_url: str = Field(description="the canary demo service directly, ending in /")
+    worker_metrics: str | None = Field(default=None, description="host:port, when a worker runs")
+    plan_file: str = Field(description="a demo rollout plan pointing at this stack")
+    ports: dict[str, int]
+    metrics: dict[str, int] = Field(
+        description="name -> port of each /metrics; Prometheus scrapes all but temporal's"
+    )
+    pids: dict[str, int] = Field(default_factory=dict)
+    # psutil's create_time of each pid, against a recycled pid. Files written before it
+    # have none (their `pid_starts` counted clock ticks): their pids are taken as they are.
+    pid_created: dict[str, float | None] = Field(default_factory=dict)
+    logs: dict[str, str] = Field(default_factory=dict)
+    started_at: str = ""
+    reused: bool = Field(default=False, exclude=True, description="up found it already running")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
+
+
+def stack_file(dir: Path) -> Path:
+    """Where a stack in ``dir`` keeps its description."""
+    return Path(dir) / "stack.json"
+
+
+def load(dir: Path) -> StackInfo:
+    """Read ``DIR/stack.json``; StackError when there is none."""
+    path = stack_file(dir)
+    try:
+        return StackInfo.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        raise StackError(f"no dev stack in {dir}: start one with `rollout dev up`") from None
+    except ValidationError as error:
+        raise StackError(
+            f"{path} is not a stack description ({error.error_count()} problem(s)):"
+            " stop its processes by hand, then delete it"
+        ) from None
+    except OSError as error:
+        raise StackError(
+            f"cannot read {path} ({error.strerror or error}): choose another folder with --dir"
+        ) from None
+
+
+def describe(info: StackInfo) -> str:
+    """A few lines for people: where each part of the stack answers."""
+    lines = [
+        f"Temporal      {info.temporal_address} (namespace {info.namespace})",
+        f"Temporal UI   {info.ui_url}",
+        f"App (HAProxy) {info.haproxy_url}",
+        f"HAProxy API   {info.haproxy_admin_tcp} and {info.haproxy_socket}",
+        f"Prometheus    {info.prometheus_url}",
+        f"Stable        {info.stable_url}",
+        f"Canary        {info.canary_url}",
+        f"Demo plan     {info.plan_file}",
+        f"Logs          {info.path / 'logs'}",
+    ]
+    return "\n".join(lines)
+
+
+def dump(info: StackInfo) -> dict[str, Any]:
+    """stack.json's content as a dict (for printing as JSON)."""
+    data: dict[str, Any] = json.loads(info.model_dump_json())
+    return data
+
+
+def stack_info(dir: Path, ports: dict[str, int]) -> StackInfo:
+    """The description a stack in ``dir`` on these ports would have; nothing is started."""
+    socket = dir / "haproxy.sock"
+    if len(str(socket)) > MAX_SOCKET_PATH:
+        raise StackError(f"{dir} is too deep for HAProxy's unix socket: use a shorter folder")
+    worker = f"{LOCALHOST}:{ports['worker_metrics']}" if "worker_metrics" in ports else None
+    metrics = {"haproxy": ports["haproxy_metrics"], "stable": ports["stable"]}
+    metrics |= {"canary": ports["canary"], "temporal": ports["temporal_metrics"]}
+    if "worker_metrics" in ports:
+        metrics["worker"] = ports["worker_metrics"]
+    return StackInfo(
+        dir=str(dir),
+        temporal_address=f"{LOCALHOST}:{ports['temporal']}",
+        ui_url=f"http://{LOCALHOST}:{ports['temporal_ui']}",
+        prometheus_url=f"http://{LOCALHOST}:{ports['prometheus']}",
+        haproxy_url=f"http://{LOCALHOST}:{ports['app']}/",
+        haproxy_socket=str(socket),
+        haproxy_admin_tcp=f"tcp://{LOCALHOST}:{ports['haproxy_admin']}",
+        haproxy_metrics_url=f"http://{LOCALHOST}:{ports['haproxy_metrics']}/metrics",
+        stable_url=f"http://{LOCALHOST}:{ports['stable']}/",
+        canary_url=f"http://{LOCALHOST}:{ports['canary']}/",
+        worker_metrics=worker,
+        plan_file=str(dir / "plan.yaml"),
+        ports=ports,
+        metrics=metrics,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def load_if_any(dir: Path) -> StackInfo | None:
+    """The description of the stack in ``dir``, or None when there is none to read."""
+    try:
+        return load(dir)
+    except StackError:
+        return None
+
+
+def save(info: StackInfo) -> None:
+    """Write ``DIR/stack.json`` whole, so that a reader never sees half of it."""
+    # Write then rename, so a reader never sees half a file; the temporary name is this
+    # process's own, so two commands saving at once (two `dev down`s) never share one.
+    path = stack_file(info.path)
+    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(info.model_dump_json(indent=2) + "\n")
+        os.replace(temp, path)
+    except OSError as error:
+        raise StackError(
+            f"cannot write {path} ({error.strerror or error}):"
+            " choose a folder you can write with --dir"
+        ) from None

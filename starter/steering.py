@@ -1,0 +1,39 @@
+"""Steering a running rollout: operator commands sent as updates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from plans import CommandRecord, OperatorCommand, RolloutError, RolloutResult
+from starter.runs import NoSuchRollout, ended_how, workflow_id
+from workflows.rollout import RolloutWorkflow
+
+
+class CommandRefused(RolloutError):
+    """The workflow refused a command; the message says why."""
+
+
+async def send_command(client: Client, service: str, command: OperatorCommand) -> CommandRecord:
+    """Send a command as an update: it is taken now, or refused with the reason."""
+    handle = client.get_workflow_handle(workflow_id(service), result_type=RolloutResult)
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise NoSuchRollout(f"no rollout of {service!r} found") from None
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        ending = await ended_how(handle, description.status)
+        raise CommandRefused(
+            f"{command.kind.value}: rollout of {service} has ended ({ending.text})"
+        )
+    try:
+        return await handle.execute_update(
+            RolloutWorkflow.command, command, rpc_timeout=timedelta(seconds=30)
+        )
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        raise CommandRefused(str(getattr(cause, "message", cause))) from None
