@@ -26,6 +26,7 @@ import httpx
 from starter.processes import (
     StackError,
     choose_ports,
+    listens,
     pid_alive,
     signals_held,
     signals_interrupt,
@@ -249,11 +250,18 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
     for version in ("stable", "canary"):
         await_demo(info, version)
     start_haproxy(info, binaries.haproxy)
-    launch(info, "loadgen", loadgen_argv(info))
+    loadgen = launch(info, "loadgen", loadgen_argv(info))
     loadgen_started = time.monotonic()
     await_prometheus(info)
     await_temporal(info, binaries.temporal)
     if info.worker_metrics is not None:
         start_worker(info)
-    # The load generator has no port: alive a second after its start is ready enough.
-    await_ready(info, "loadgen", lambda: time.monotonic() - loadgen_started > 1.0)
+    # Ready once it serves its task outcomes, and has been sending for a second.
+    tasks = info.ports.get("tasks")
+    await_ready(
+        info,
+        "loadgen",
+        lambda: (
+            time.monotonic() - loadgen_started > 1.0 and (tasks is None or listens(loadgen, tasks))
+        ),
+    )

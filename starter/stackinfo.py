@@ -27,6 +27,7 @@ DEFAULT_PORTS = {
     "canary": 8002,
     "prometheus": 9090,
     "worker_metrics": 9464,
+    "tasks": 8090,
 }
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
@@ -52,6 +53,9 @@ class StackInfo(BaseModel):
     stable_url: str = Field(description="the stable demo service directly, ending in /")
     canary_url: str = Field(description="the canary demo service directly, ending in /")
     worker_metrics: str | None = Field(default=None, description="host:port, when a worker runs")
+    tasks_url: str | None = Field(
+        default=None, description="the demo's task outcomes per version (GET, JSON)"
+    )
     plan_file: str = Field(description="a demo rollout plan pointing at this stack")
     ports: dict[str, int]
     metrics: dict[str, int] = Field(
@@ -103,6 +107,7 @@ def describe(info: StackInfo) -> str:
         f"Prometheus    {info.prometheus_url}",
         f"Stable        {info.stable_url}",
         f"Canary        {info.canary_url}",
+        f"Task outcomes {info.tasks_url or 'none'}",
         f"Demo plan     {info.plan_file}",
         f"Logs          {info.path / 'logs'}",
     ]
@@ -137,6 +142,7 @@ def stack_info(dir: Path, ports: dict[str, int]) -> StackInfo:
         stable_url=f"http://{LOCALHOST}:{ports['stable']}/",
         canary_url=f"http://{LOCALHOST}:{ports['canary']}/",
         worker_metrics=worker,
+        tasks_url=f"http://{LOCALHOST}:{ports['tasks']}/tasks" if "tasks" in ports else None,
         plan_file=str(dir / "plan.yaml"),
         ports=ports,
         metrics=metrics,

@@ -117,6 +117,8 @@ def demo_argv(info: StackInfo, version: str) -> list[str]:
 def loadgen_argv(info: StackInfo) -> list[str]:
     """The load generator's command line: steady requests through HAProxy."""
     argv = [sys.executable, "-m", "demo.loadgen", "--url", info.haproxy_url]
+    if "tasks" in info.ports:
+        argv += ["--tasks-port", str(info.ports["tasks"])]
     return [*argv, "--rps", str(LOAD_RPS)]
 
 
