@@ -83,13 +83,13 @@ def check_gates(req: GateCheck) -> list[Verdict]:
     try:
         provider = _provider(req.source)
     except SideEffectError as error:
-        verdicts = gate_checks.inconclusive(req.gates, req.placeholders, str(error))
+        verdicts = gate_checks.inconclusive(req.gates, req.source, req.placeholders, str(error))
     else:
         verdicts = gate_checks.evaluate(
             req.gates,
             provider,
             req.placeholders,
-            source=req.source.kind,
+            source=req.source,
             progress=activity.heartbeat,
         )
     for verdict in verdicts:

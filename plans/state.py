@@ -8,7 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plans.model import Gate, MetricsSource, Router
+from plans.gates import Gate
+from plans.routers import Router
+from plans.sources import MetricsSource
 
 
 class RolloutState(StrEnum):

@@ -18,7 +18,6 @@ from activities.rollout import (
     shift_traffic,
 )
 from plans import (
-    Gate,
     GateCheck,
     GateOutcome,
     HAProxyRouter,
@@ -26,6 +25,7 @@ from plans import (
     PrometheusSource,
     ShiftRequest,
     TrafficSplit,
+    gate_from,
 )
 
 from .conftest import HAProxy, HTTPRecorder, Prometheus, free_port
@@ -78,8 +78,8 @@ def test_check_gates(prometheus: Prometheus) -> None:
     req = GateCheck(
         source=PrometheusSource(url=prometheus.url),
         gates=[
-            Gate(name="up", query='up{job="$service"}', min=1),
-            Gate(name="missing", query='up{job="$canary"}', min=1),
+            gate_from(name="up", query='up{job="$service"}', min=1),
+            gate_from(name="missing", query='up{job="$canary"}', min=1),
         ],
         placeholders={"service": "prometheus", "canary": "shop-canary", "stable": "shop"},
     )
@@ -96,7 +96,7 @@ def test_check_gates_unreachable_prometheus_is_inconclusive_not_an_error() -> No
     url = f"http://127.0.0.1:{free_port()}"
     req = GateCheck(
         source=PrometheusSource(url=url),
-        gates=[Gate(name="errors", query="vector(0)", max=0.05)],
+        gates=[gate_from(name="errors", query="vector(0)", max=0.05)],
         placeholders={},
     )
     (verdict,) = ActivityEnvironment().run(check_gates, req)
@@ -110,7 +110,10 @@ def test_check_gates_unset_token_names_the_variable(
     monkeypatch.delenv("NO_SUCH_PROM_TOKEN", raising=False)
     req = GateCheck(
         source=PrometheusSource(url=prometheus.url, bearer_token_env="NO_SUCH_PROM_TOKEN"),
-        gates=[Gate(name="a", query="vector(0)", max=1), Gate(name="b", query="vector(0)", max=1)],
+        gates=[
+            gate_from(name="a", query="vector(0)", max=1),
+            gate_from(name="b", query="vector(0)", max=1),
+        ],
         placeholders={},
     )
     verdicts = ActivityEnvironment().run(check_gates, req)
@@ -121,7 +124,7 @@ def test_check_gates_unset_token_names_the_variable(
 def test_check_gates_timeout_has_a_margin() -> None:
     req = GateCheck(
         source=PrometheusSource(url="http://127.0.0.1:9090", timeout="2s"),
-        gates=[Gate(name="a", query="up", max=1)],
+        gates=[gate_from(name="a", query="up", max=1)],
         placeholders={},
     )
     assert check_gates_timeout(req).total_seconds() == 2 + 3 * 2 + 1.0 + 5
