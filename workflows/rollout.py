@@ -56,7 +56,6 @@ SHIFT_RETRY = RetryPolicy(
     non_retryable_error_types=["RouterRefused"],
 )
 SHIFT_DEADLINE = timedelta(minutes=10)
-SHIFT_COMMANDS = 7  # a shift reads, sets and reads back both weights: one timeout each, and slack
 RESTORE_ATTEMPTS_BEFORE_ALERT = 5
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
@@ -255,7 +254,7 @@ class RolloutWorkflow:
         await workflow.execute_activity(
             shift_traffic,
             self._shift_request(weight),
-            start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
+            start_to_close_timeout=plan.router.shift_timeout,
             schedule_to_close_timeout=SHIFT_DEADLINE,
             retry_policy=SHIFT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -400,7 +399,7 @@ class RolloutWorkflow:
             split: TrafficSplit = await workflow.execute_local_activity(
                 read_traffic,
                 request,
-                start_to_close_timeout=request.router.timeout * 3,
+                start_to_close_timeout=request.router.read_timeout,
                 retry_policy=READ_RETRY,
                 summary=f"read the split on {request.router.describe()}",
             )
@@ -429,7 +428,7 @@ class RolloutWorkflow:
         await workflow.execute_activity(
             shift_traffic,
             self._shift_request(p.canary_weight),
-            start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
+            start_to_close_timeout=plan.router.shift_timeout,
             schedule_to_close_timeout=SHIFT_DEADLINE,
             retry_policy=SHIFT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -488,7 +487,7 @@ class RolloutWorkflow:
                 await workflow.execute_activity(
                     shift_traffic,
                     compensation.shift,
-                    start_to_close_timeout=self._plan.router.timeout * SHIFT_COMMANDS,
+                    start_to_close_timeout=self._plan.router.shift_timeout,
                     retry_policy=RetryPolicy(
                         initial_interval=timedelta(seconds=1),
                         maximum_interval=timedelta(seconds=10),
@@ -539,14 +538,14 @@ class RolloutWorkflow:
         return False
 
     async def _notify(self, text: str) -> None:
-        env = self._plan.notify.webhook_url_env
-        if env is None:
+        channel = self._plan.notify.channel
+        if channel is None:
             return
         try:
             await workflow.execute_activity(
                 notify,
                 Notification(
-                    webhook_url_env=env,
+                    channel=channel,
                     text=text,
                     service=self._plan.service,
                     state=self._p.state.value,

@@ -44,6 +44,10 @@ class SourceModel(Strict):
     language: ClassVar[QueryLanguage]
     presets: ClassVar[Mapping[str, Preset]] = {}
 
+    def secret_variables(self) -> tuple[str, ...]:
+        """Environment variables the worker reads this source's secrets from."""
+        return ()
+
     def render(
         self,
         gate: GateBase,

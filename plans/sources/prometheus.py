@@ -47,3 +47,6 @@ class PrometheusSource(SourceModel):
     @classmethod
     def _env(cls, v: str | None) -> str | None:
         return text.check_env(v)
+
+    def secret_variables(self) -> tuple[str, ...]:
+        return (self.bearer_token_env,) if self.bearer_token_env else ()

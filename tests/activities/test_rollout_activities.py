@@ -25,6 +25,7 @@ from plans import (
     PrometheusSource,
     ShiftRequest,
     TrafficSplit,
+    WebhookChannel,
     gate_from,
 )
 
@@ -54,6 +55,28 @@ def test_shift_then_read(haproxy: HAProxy) -> None:
         stable_weight=75, canary_weight=25
     )
     assert env.run(shift_traffic, shift(haproxy.unix_api, 0)).canary_weight == 0
+
+
+def test_weights_past_the_routers_limit_are_refused_before_any_command() -> None:
+    # Nothing listens at this address: a command sent would fail as unreachable instead.
+    request = shift(f"tcp://127.0.0.1:{free_port()}", 0).model_copy(
+        update={"split": TrafficSplit(stable_weight=257, canary_weight=0)}
+    )
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(shift_traffic, request)
+    assert caught.value.type == "RouterRefused"
+    assert caught.value.non_retryable
+    assert "from 0 to 256" in caught.value.message
+
+
+def test_a_channel_names_the_notifier_that_delivers_to_it() -> None:
+    note = Notification(
+        channel=WebhookChannel(url_env="ROLLOUT_ACTIVITY_HOOK"), text="promoted", state="promoted"
+    )
+    assert note == Notification(
+        webhook_url_env="ROLLOUT_ACTIVITY_HOOK", text="promoted", state="promoted"
+    )
+    assert note.channel.kind == "webhook"
 
 
 def test_refusal_is_non_retryable(haproxy: HAProxy) -> None:
