@@ -24,7 +24,7 @@ from typing import TypeVar
 from activities.errors import MetricsError, MetricsTimeout, MetricsUnavailable
 from activities.judge import Side, judge_gate
 from activities.metrics import MetricProvider, Reading, Series
-from plans import Gate, GateCheck, Verdict
+from plans import Gate, GateCheck, MetricsSource, StatisticalGate, Verdict
 
 ATTEMPTS = 3
 BACKOFF_S: tuple[float, ...] = (0.25, 0.75)
@@ -36,7 +36,7 @@ def evaluate(
     provider: MetricProvider,
     placeholders: dict[str, str],
     *,
-    source: str = "prometheus",
+    source: MetricsSource,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[], None] = lambda: None,
 ) -> list[Verdict]:
@@ -49,11 +49,15 @@ def evaluate(
     return verdicts
 
 
-def inconclusive(gates: Sequence[Gate], placeholders: dict[str, str], reason: str) -> list[Verdict]:
+def inconclusive(
+    gates: Sequence[Gate], source: MetricsSource, placeholders: dict[str, str], reason: str
+) -> list[Verdict]:
     """Every gate INCONCLUSIVE for one reason (the source could not even be set up)."""
     nothing = Side(reason=reason)
     return [
-        judge_gate(gate, nothing, nothing, query=_shown_query(gate, placeholders), at=_now())
+        judge_gate(
+            gate, nothing, nothing, query=_shown_query(gate, source, placeholders), at=_now()
+        )
         for gate in gates
     ]
 
@@ -68,7 +72,7 @@ def time_budget(check: GateCheck) -> timedelta:
 
 def _check(gate: Gate, reader: _Reader, placeholders: dict[str, str], at: datetime) -> Verdict:
     try:
-        query = gate.render(placeholders)
+        query = reader.spec.render(gate, placeholders)
         targets = [placeholders["canary"]] if "canary" in placeholders else [""]
         if gate.compares:
             targets.append(placeholders["stable"])
@@ -83,10 +87,10 @@ def _measure(
     gate: Gate, reader: _Reader, placeholders: dict[str, str], target: str | None, at: datetime
 ) -> Side:
     """One version's data for one gate: its value (or points per step) and its requests."""
-    if gate.kind == "statistical":
+    if isinstance(gate, StatisticalGate):
         return _measure_steps(gate, reader, placeholders, target, at)
-    reading = reader.instant(gate.render(placeholders, target=target))
-    samples_query = gate.render_samples(placeholders, target=target)
+    reading = reader.instant(reader.spec.render(gate, placeholders, target=target))
+    samples_query = reader.spec.render_samples(gate, placeholders, target=target)
     if samples_query is None:
         return Side(value=reading.value, reason=reading.reason)
     counted = reader.instant(samples_query)
@@ -99,14 +103,18 @@ def _measure(
 
 
 def _measure_steps(
-    gate: Gate, reader: _Reader, placeholders: dict[str, str], target: str | None, at: datetime
+    gate: StatisticalGate,
+    reader: _Reader,
+    placeholders: dict[str, str],
+    target: str | None,
+    at: datetime,
 ) -> Side:
     """A statistical gate's range: the gate's window up to now, one point per step."""
     step = gate.step
     start = at - gate.window + step
-    query = gate.render(placeholders, target=target, window=step)
+    query = reader.spec.render(gate, placeholders, target=target, window=step)
     series = reader.series(query, start, at, step.total_seconds())
-    samples_query = gate.render_samples(placeholders, target=target, window=step)
+    samples_query = reader.spec.render_samples(gate, placeholders, target=target, window=step)
     if samples_query is None:
         return Side(points=series.values, reason=series.reason)
     counted = reader.series(samples_query, start, at, step.total_seconds())
@@ -134,10 +142,11 @@ class _Reader:
     """Queries with the retry policy; once the source is found down, answers that at once."""
 
     def __init__(
-        self, provider: MetricProvider, source: str, sleep: Callable[[float], None]
+        self, provider: MetricProvider, spec: MetricsSource, sleep: Callable[[float], None]
     ) -> None:
         self.provider = provider
-        self.source = source
+        self.spec = spec
+        self.source = spec.kind
         self.sleep = sleep
         self.down = ""
 
@@ -177,9 +186,9 @@ class _Reader:
                 attempt += 1
 
 
-def _shown_query(gate: Gate, placeholders: dict[str, str]) -> str:
+def _shown_query(gate: Gate, source: MetricsSource, placeholders: dict[str, str]) -> str:
     try:
-        return gate.render(placeholders)
+        return source.render(gate, placeholders)
     except KeyError:
         return gate.query
 

@@ -18,7 +18,16 @@ from datetime import datetime
 from typing import Any
 
 from activities import stats
-from plans import Gate, GateOutcome, Verdict, format_duration
+from plans import (
+    Gate,
+    GateBase,
+    GateOutcome,
+    RelativeGate,
+    StatisticalGate,
+    ThresholdGate,
+    Verdict,
+    format_duration,
+)
 
 
 @dataclass(frozen=True)
@@ -58,16 +67,16 @@ def judge_gate(
         "query": query,
         "at": at,
         "kind": gate.kind,
-        "test": gate.test or "",
+        "test": (gate.test or "") if isinstance(gate, StatisticalGate) else "",
         "canary_samples": _finite(canary.samples),
         "stable_samples": _finite(stable.samples) if stable else None,
     }
     try:
-        if gate.kind == "threshold":
+        if isinstance(gate, ThresholdGate):
             return _threshold(gate, canary, base)
         if stable is None:
             raise _Inconclusive(f"stable: not measured (a {gate.kind} gate needs both versions)")
-        if gate.kind == "relative":
+        if isinstance(gate, RelativeGate):
             return _relative(gate, canary, stable, base)
         if gate.test == "two-proportion":
             return _two_proportion(gate, canary, stable, base)
@@ -87,7 +96,7 @@ def judge(gate: Gate, value: float | None, reason: str, query: str, at: datetime
 # -- the kinds -------------------------------------------------------------------------------
 
 
-def _threshold(gate: Gate, canary: Side, base: dict[str, Any]) -> Verdict:
+def _threshold(gate: ThresholdGate, canary: Side, base: dict[str, Any]) -> Verdict:
     value = _value(gate, canary, "")
     base |= {"value": value, "canary": value}
     shown = gate.show(value)
@@ -107,7 +116,7 @@ def _threshold(gate: Gate, canary: Side, base: dict[str, Any]) -> Verdict:
     return Verdict(outcome=GateOutcome.PASS, reason=f"{shown} {held}{requests}", **base)
 
 
-def _relative(gate: Gate, canary: Side, stable: Side, base: dict[str, Any]) -> Verdict:
+def _relative(gate: RelativeGate, canary: Side, stable: Side, base: dict[str, Any]) -> Verdict:
     c = _value(gate, canary, "canary: ")
     base |= {"value": c, "canary": c}
     s = _value(gate, stable, "stable: ")
@@ -130,7 +139,9 @@ def _relative(gate: Gate, canary: Side, stable: Side, base: dict[str, Any]) -> V
     return Verdict(outcome=outcome, reason=why, **base)
 
 
-def _two_proportion(gate: Gate, canary: Side, stable: Side, base: dict[str, Any]) -> Verdict:
+def _two_proportion(
+    gate: StatisticalGate, canary: Side, stable: Side, base: dict[str, Any]
+) -> Verdict:
     c_hits, c_totals = _steps(gate, canary, "canary: ")
     c = sum(c_hits) / sum(c_totals)
     base |= {"value": c, "canary": c}
@@ -150,7 +161,9 @@ def _two_proportion(gate: Gate, canary: Side, stable: Side, base: dict[str, Any]
     return _tested(gate, base, result, f"canary {gate.show(c)} vs stable {gate.show(s)}", counts)
 
 
-def _mann_whitney(gate: Gate, canary: Side, stable: Side, base: dict[str, Any]) -> Verdict:
+def _mann_whitney(
+    gate: StatisticalGate, canary: Side, stable: Side, base: dict[str, Any]
+) -> Verdict:
     c_points = _points(gate, canary, "canary: ")
     s_points = _points(gate, stable, "stable: ")
     c, s = stats.median(c_points), stats.median(s_points)
@@ -163,7 +176,11 @@ def _mann_whitney(gate: Gate, canary: Side, stable: Side, base: dict[str, Any]) 
 
 
 def _tested(
-    gate: Gate, base: dict[str, Any], result: stats.Significance, compared: str, counts: str
+    gate: StatisticalGate,
+    base: dict[str, Any],
+    result: stats.Significance,
+    compared: str,
+    counts: str,
 ) -> Verdict:
     alpha = 1 - gate.confidence
     failed = result.p_value < alpha
@@ -184,7 +201,7 @@ def _tested(
 # -- the checks on each side's data ---------------------------------------------------------------
 
 
-def _value(gate: Gate, side: Side, who: str) -> float:
+def _value(gate: GateBase, side: Side, who: str) -> float:
     """The side's number, after the answer and the sample count are checked."""
     if side.value is None:
         raise _Inconclusive(f"{who}{side.reason or 'no data'}")
@@ -200,7 +217,7 @@ def _value(gate: Gate, side: Side, who: str) -> float:
     return value
 
 
-def _points(gate: Gate, side: Side, who: str) -> list[float]:
+def _points(gate: StatisticalGate, side: Side, who: str) -> list[float]:
     """The side's usable points (NaN and infinities dropped), if there are enough of them."""
     if side.points is None:
         raise _Inconclusive(f"{who}{side.reason or 'no data'}")
@@ -217,7 +234,7 @@ def _points(gate: Gate, side: Side, who: str) -> list[float]:
     return usable
 
 
-def _steps(gate: Gate, side: Side, who: str) -> tuple[list[float], list[float]]:
+def _steps(gate: StatisticalGate, side: Side, who: str) -> tuple[list[float], list[float]]:
     """Hits and requests per usable step (a rate times its step's request count)."""
     if side.points is None:
         raise _Inconclusive(f"{who}{side.reason or 'no data'}")
@@ -243,7 +260,7 @@ def _steps(gate: Gate, side: Side, who: str) -> tuple[list[float], list[float]]:
     return hits, totals
 
 
-def _enough_samples(gate: Gate, side: Side, who: str) -> None:
+def _enough_samples(gate: GateBase, side: Side, who: str) -> None:
     if gate.min_samples <= 0:
         return
     if side.samples is None or not math.isfinite(side.samples):

@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import gates as gate_checks
-from activities.errors import SideEffectError
+from activities.errors import RouterRefused, SideEffectError
 from activities.metrics import MetricProvider, provider_for
 from activities.notifiers import notifier_for
 from activities.routers import router_for
@@ -43,9 +43,20 @@ def shift_traffic(req: ShiftRequest) -> TrafficSplit:
     """Set the stable/canary weights on the router and return what it routes now."""
     activity.logger.info("shifting %s to %s on %s", req.canary, req.split, req.router.describe())
     with _reported():
+        _within_limits(req)
         now = router_for(req.router).set_split(req.stable, req.canary, req.split)
     activity.logger.info("router now has %s", now)
     return now
+
+
+def _within_limits(req: ShiftRequest) -> None:
+    """Refuse weights past what the router takes, before any of them is set."""
+    limit = req.router.max_weight
+    weights = (req.split.stable_weight, req.split.canary_weight)
+    if max(weights) > limit:
+        raise RouterRefused(
+            f"{req.router.describe()} takes weights from 0 to {limit}, not {req.split}"
+        )
 
 
 @activity.defn(name="read_traffic")
@@ -62,11 +73,13 @@ def _provider(source: MetricsSource) -> MetricProvider:
     """A provider kept per worker thread and source, so checks reuse their HTTP connections.
 
     Opening a session for every check was the worker's largest cost at a thousand
-    rollouts. The key holds the token's current value, so a rotated token takes effect.
+    rollouts. The key holds the current values of the variables the source reads its
+    secrets from, so a rotated token takes effect.
     """
-    token_env = getattr(source, "bearer_token_env", None)
-    key = (source.model_dump_json(), os.environ.get(token_env, "") if token_env else "")
-    cache: dict[tuple[str, str], MetricProvider] = _providers.__dict__.setdefault("cache", {})
+    secrets = tuple(os.environ.get(name, "") for name in source.secret_variables())
+    key = (source, secrets)
+    cache: dict[tuple[MetricsSource, tuple[str, ...]], MetricProvider]
+    cache = _providers.__dict__.setdefault("cache", {})
     provider = cache.get(key)
     if provider is None:
         provider = cache[key] = provider_for(source)
@@ -83,13 +96,13 @@ def check_gates(req: GateCheck) -> list[Verdict]:
     try:
         provider = _provider(req.source)
     except SideEffectError as error:
-        verdicts = gate_checks.inconclusive(req.gates, req.placeholders, str(error))
+        verdicts = gate_checks.inconclusive(req.gates, req.source, req.placeholders, str(error))
     else:
         verdicts = gate_checks.evaluate(
             req.gates,
             provider,
             req.placeholders,
-            source=req.source.kind,
+            source=req.source,
             progress=activity.heartbeat,
         )
     for verdict in verdicts:
@@ -104,9 +117,9 @@ def check_gates_timeout(req: GateCheck) -> timedelta:
 
 @activity.defn(name="notify")
 async def notify(message: Notification) -> None:
-    """Post a message to the webhook named by ``message.webhook_url_env``."""
+    """Deliver a message to its channel, by the notifier registered for the channel's kind."""
     with _reported():
-        await notifier_for("webhook").send(message)
+        await notifier_for(message.channel.kind).send(message)
 
 
 ALL_ACTIVITIES: list[Callable[..., Any]] = [shift_traffic, read_traffic, check_gates, notify]

@@ -6,20 +6,23 @@ the starter can all depend on it.
 
 from plans.durations import Duration, format_duration, parse_duration
 from plans.errors import PlanError, RolloutError
-from plans.model import (
+from plans.gates import (
+    ComparingGate,
     Gate,
-    HAProxyRouter,
-    MetricsSource,
-    Notify,
-    Plan,
-    PrometheusSource,
-    Router,
-    Stage,
+    GateBase,
+    RelativeGate,
+    StatisticalGate,
+    ThresholdGate,
     format_value,
-    load_plan,
-    parse_plan,
+    gate_from,
 )
-from plans.presets import PRESETS, Preset
+from plans.loading import load_plan, parse_plan
+from plans.notify import Channel, Notify, WebhookChannel
+from plans.plan import Plan
+from plans.presets import Preset
+from plans.routers import HAProxyRouter, Router, RouterModel
+from plans.sources import PRESETS, MetricsSource, PrometheusSource, SourceModel
+from plans.stage import Stage
 from plans.state import (
     ClaimAnswer,
     CommandKind,
@@ -41,13 +44,16 @@ from plans.state import (
 
 __all__ = [
     "PRESETS",
+    "Channel",
     "ClaimAnswer",
     "CommandKind",
     "CommandRecord",
+    "ComparingGate",
     "Compensation",
     "Duration",
     "Gate",
     "GateAction",
+    "GateBase",
     "GateCheck",
     "GateOutcome",
     "HAProxyRouter",
@@ -59,18 +65,25 @@ __all__ = [
     "PlanError",
     "Preset",
     "PrometheusSource",
+    "RelativeGate",
     "RolloutError",
     "RolloutResult",
     "RolloutState",
     "RolloutStatus",
     "Router",
+    "RouterModel",
     "ShiftRequest",
+    "SourceModel",
     "Stage",
+    "StatisticalGate",
     "TargetClaim",
+    "ThresholdGate",
     "TrafficSplit",
     "Verdict",
+    "WebhookChannel",
     "format_duration",
     "format_value",
+    "gate_from",
     "load_plan",
     "parse_duration",
     "parse_plan",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plans.model import Gate, MetricsSource, Router
+from plans.gates import Gate
+from plans.notify import Channel
+from plans.routers import Router
+from plans.sources import MetricsSource
 
 
 class RolloutState(StrEnum):
@@ -68,10 +71,13 @@ class CommandRecord(BaseModel):
 
 
 class TrafficSplit(BaseModel):
-    """Relative weights of the two servers; canary p% means canary p, stable 100-p."""
+    """Relative weights of the two servers; canary p% means canary p, stable 100-p.
 
-    stable_weight: int = Field(ge=0, le=256)
-    canary_weight: int = Field(ge=0, le=256)
+    How large a weight may be is the router's to say (``max_weight`` of its model).
+    """
+
+    stable_weight: int = Field(ge=0)
+    canary_weight: int = Field(ge=0)
 
     @classmethod
     def canary_percent(cls, percent: int) -> TrafficSplit:
@@ -175,12 +181,21 @@ class GateCheck(BaseModel):
 
 
 class Notification(BaseModel):
-    """A message for people; the webhook URL is read from ``webhook_url_env`` by the activity."""
+    """A message for people and the channel it goes to (whose secrets the activity reads)."""
 
-    webhook_url_env: str
+    channel: Channel
     text: str
     service: str = ""
     state: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _webhook_variable(cls, data: Any) -> Any:
+        # Notifications scheduled before channels had models name the webhook's variable.
+        if isinstance(data, dict) and "webhook_url_env" in data and "channel" not in data:
+            data = dict(data)
+            data["channel"] = {"kind": "webhook", "url_env": data.pop("webhook_url_env")}
+        return data
 
 
 class RolloutStatus(BaseModel):

@@ -1,4 +1,4 @@
-"""Notifiers: one Protocol, one module per channel, a registry keyed by kind."""
+"""Notifiers: one Protocol, one module per channel, a registry keyed by the channel's kind."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class Notifier(Protocol):
     """Delivers a message to people."""
 
     async def send(self, message: Notification) -> None:
-        """Deliver ``message``; raise NotifierRefused or NotifierUnreachable if it cannot."""
+        """Deliver ``message`` to its channel; raise NotifierRefused or NotifierUnreachable."""
         ...
 
 
@@ -23,8 +23,8 @@ NOTIFIERS: dict[str, Callable[[], Notifier]] = {
 }
 
 
-def notifier_for(kind: str = "webhook") -> Notifier:
-    """The notifier of one kind (plans know only Slack-compatible webhooks so far)."""
+def notifier_for(kind: str) -> Notifier:
+    """The notifier for channels of ``kind`` (a ``Notification``'s ``channel.kind``)."""
     try:
         return NOTIFIERS[kind]()
     except KeyError:

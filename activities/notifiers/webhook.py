@@ -1,7 +1,7 @@
 """Slack-compatible incoming webhooks: a JSON POST with a ``text`` field.
 
 The URL is a secret (whoever has it can post): it is read from the environment
-variable the plan names, and kept out of logs, error messages and workflow history.
+variable the channel names, and kept out of logs, error messages and workflow history.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from contextvars import ContextVar
 import httpx
 
 from activities.errors import NotifierRefused, NotifierUnreachable
-from plans import Notification
+from plans import Notification, WebhookChannel
 
 # While a webhook is being posted, the name of the variable holding its URL.
 _POSTING: ContextVar[str | None] = ContextVar("posting_webhook", default=None)
@@ -36,14 +36,17 @@ logging.getLogger("httpx").addFilter(_HideWebhookURL())
 
 
 class WebhookNotifier:
-    """Posts ``{"text", "service", "state"}`` to the URL in the message's environment variable."""
+    """Posts ``{"text", "service", "state"}`` to the URL in the channel's environment variable."""
 
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
 
     async def send(self, message: Notification) -> None:
         """POST the message; 2xx is delivered, 4xx is refused, anything else may be retried."""
-        variable = message.webhook_url_env
+        channel = message.channel
+        if not isinstance(channel, WebhookChannel):
+            raise NotifierRefused(f"a webhook cannot deliver to a {channel.kind} channel")
+        variable = channel.url_env
         url = os.environ.get(variable, "").strip()
         if not url:
             raise NotifierRefused(

@@ -11,7 +11,7 @@ import socket
 
 from activities.errors import RouterError, RouterRefused, RouterUnreachable
 from plans import HAProxyRouter, TrafficSplit
-from plans.model import SAFE_NAME
+from plans.text import SAFE_NAME
 
 _WEIGHT = re.compile(r"^(\d+) \(initial (\d+)\)$")
 _MAX_ANSWER = 1 << 16

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 import pytest
 
 from activities.judge import judge
-from plans import Gate, GateOutcome
+from plans import GateOutcome, gate_from
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-ERRORS = Gate(name="errors", query='rate(errors{server="$canary"}[1m])', max=0.05)
-LATENCY = Gate(name="p99", query="p99", min=0.1, max=0.5)
-TRAFFIC = Gate(name="traffic", query="rps", min=10)
+ERRORS = gate_from(name="errors", query='rate(errors{server="$canary"}[1m])', max=0.05)
+LATENCY = gate_from(name="p99", query="p99", min=0.1, max=0.5)
+TRAFFIC = gate_from(name="traffic", query="rps", min=10)
 
 
 def test_value_above_max_fails_with_the_numbers() -> None:

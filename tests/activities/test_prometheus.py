@@ -12,7 +12,14 @@ from activities.errors import MetricsRefused, MetricsTimeout, MetricsUnavailable
 from activities.metrics import PrometheusProvider, Reading, provider_for
 from activities.metrics.prometheus import reading_of
 from activities.routers import router_for
-from plans import Gate, GateCheck, GateOutcome, HAProxyRouter, PrometheusSource, TrafficSplit
+from plans import (
+    GateCheck,
+    GateOutcome,
+    HAProxyRouter,
+    PrometheusSource,
+    TrafficSplit,
+    gate_from,
+)
 
 from .conftest import HAProxy, HTTPRecorder, Prometheus, free_port
 
@@ -90,16 +97,20 @@ def test_reading_of_answer_shapes() -> None:
 
 def test_evaluate_judges_each_gate_and_isolates_a_bad_query(provider: PrometheusProvider) -> None:
     plan_gates = [
-        Gate(name="up", query='up{job="$service"}', min=1),
-        Gate(name="broken", query="sum(up", max=1),
-        Gate(name="empty", query='up{job="nothing"}', max=1),
-        Gate(name="nan", query="vector(0) / vector(0)", max=1),
-        Gate(name="errors", query="vector(0.31)", max=0.05),
-        Gate(name="many", query="up", min=1),
+        gate_from(name="up", query='up{job="$service"}', min=1),
+        gate_from(name="broken", query="sum(up", max=1),
+        gate_from(name="empty", query='up{job="nothing"}', max=1),
+        gate_from(name="nan", query="vector(0) / vector(0)", max=1),
+        gate_from(name="errors", query="vector(0.31)", max=0.05),
+        gate_from(name="many", query="up", min=1),
     ]
     beats: list[None] = []
     verdicts = gates.evaluate(
-        plan_gates, provider, {"service": "prometheus"}, progress=lambda: beats.append(None)
+        plan_gates,
+        provider,
+        {"service": "prometheus"},
+        source=provider.spec,
+        progress=lambda: beats.append(None),
     )
     by_name = {v.gate: v for v in verdicts}
     assert [v.gate for v in verdicts] == [g.name for g in plan_gates]
@@ -137,8 +148,11 @@ def test_unreachable_source_is_retried_then_every_gate_inconclusive() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     counting = Counting(PrometheusProvider(source(url)))
     slept: list[float] = []
-    plan_gates = [Gate(name="a", query="vector(1)", max=1), Gate(name="b", query="up", max=1)]
-    verdicts = gates.evaluate(plan_gates, counting, {}, sleep=slept.append)
+    plan_gates = [
+        gate_from(name="a", query="vector(1)", max=1),
+        gate_from(name="b", query="up", max=1),
+    ]
+    verdicts = gates.evaluate(plan_gates, counting, {}, source=source(url), sleep=slept.append)
     assert counting.calls == gates.ATTEMPTS
     assert slept == list(gates.BACKOFF_S)
     assert [v.outcome for v in verdicts] == [GateOutcome.INCONCLUSIVE] * 2
@@ -151,7 +165,11 @@ def test_timeout_is_not_retried(silent_port: int) -> None:
     slept: list[float] = []
     started = time.monotonic()
     (verdict,) = gates.evaluate(
-        [Gate(name="a", query="up", max=1)], provider, {}, sleep=slept.append
+        [gate_from(name="a", query="up", max=1)],
+        provider,
+        {},
+        source=provider.spec,
+        sleep=slept.append,
     )
     assert time.monotonic() - started < 2
     assert slept == []
@@ -162,7 +180,7 @@ def test_timeout_is_not_retried(silent_port: int) -> None:
 def test_time_budget_covers_every_gate() -> None:
     check = GateCheck(
         source=source("http://127.0.0.1:9090", timeout="10s"),
-        gates=[Gate(name="a", query="up", max=1), Gate(name="b", query="up", max=1)],
+        gates=[gate_from(name="a", query="up", max=1), gate_from(name="b", query="up", max=1)],
         placeholders={},
     )
     assert gates.time_budget(check).total_seconds() == 2 * 10 + 3 * 10 + 1.0
@@ -199,7 +217,7 @@ def test_gate_sees_the_weight_the_router_set(
     """Router -> HAProxy -> its exporter -> Prometheus -> gate, with placeholders filled in."""
     router = router_for(HAProxyRouter(runtime_api=haproxy.unix_api, backend="app"))
     router.set_split("stable", "canary", TrafficSplit(stable_weight=58, canary_weight=42))
-    gate = Gate(
+    gate = gate_from(
         name="canary-weight",
         query='max(haproxy_server_weight{proxy="app",server="$canary"})',
         min=42,
@@ -207,7 +225,7 @@ def test_gate_sees_the_weight_the_router_set(
     )
     deadline = time.monotonic() + 10
     while True:
-        (verdict,) = gates.evaluate([gate], provider, {"canary": "canary"})
+        (verdict,) = gates.evaluate([gate], provider, {"canary": "canary"}, source=provider.spec)
         if verdict.outcome is GateOutcome.PASS or time.monotonic() > deadline:
             break
         time.sleep(0.25)
@@ -218,8 +236,8 @@ def test_gate_sees_the_weight_the_router_set(
 
 
 def test_missing_placeholder_is_inconclusive(provider: PrometheusProvider) -> None:
-    gate = Gate(name="canary-up", query='up{job="$canary"}', max=1)
-    (verdict,) = gates.evaluate([gate], provider, {"service": "shop"})
+    gate = gate_from(name="canary-up", query='up{job="$canary"}', max=1)
+    (verdict,) = gates.evaluate([gate], provider, {"service": "shop"}, source=provider.spec)
     assert verdict.outcome is GateOutcome.INCONCLUSIVE
     assert verdict.reason == "placeholder $canary has no value"
     assert verdict.query == 'up{job="$canary"}'

@@ -18,7 +18,6 @@ from activities.rollout import (
     shift_traffic,
 )
 from plans import (
-    Gate,
     GateCheck,
     GateOutcome,
     HAProxyRouter,
@@ -26,6 +25,8 @@ from plans import (
     PrometheusSource,
     ShiftRequest,
     TrafficSplit,
+    WebhookChannel,
+    gate_from,
 )
 
 from .conftest import HAProxy, HTTPRecorder, Prometheus, free_port
@@ -56,6 +57,28 @@ def test_shift_then_read(haproxy: HAProxy) -> None:
     assert env.run(shift_traffic, shift(haproxy.unix_api, 0)).canary_weight == 0
 
 
+def test_weights_past_the_routers_limit_are_refused_before_any_command() -> None:
+    # Nothing listens at this address: a command sent would fail as unreachable instead.
+    request = shift(f"tcp://127.0.0.1:{free_port()}", 0).model_copy(
+        update={"split": TrafficSplit(stable_weight=257, canary_weight=0)}
+    )
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(shift_traffic, request)
+    assert caught.value.type == "RouterRefused"
+    assert caught.value.non_retryable
+    assert "from 0 to 256" in caught.value.message
+
+
+def test_a_channel_names_the_notifier_that_delivers_to_it() -> None:
+    note = Notification(
+        channel=WebhookChannel(url_env="ROLLOUT_ACTIVITY_HOOK"), text="promoted", state="promoted"
+    )
+    assert note == Notification(
+        webhook_url_env="ROLLOUT_ACTIVITY_HOOK", text="promoted", state="promoted"
+    )
+    assert note.channel.kind == "webhook"
+
+
 def test_refusal_is_non_retryable(haproxy: HAProxy) -> None:
     with pytest.raises(ApplicationError) as caught:
         ActivityEnvironment().run(shift_traffic, shift(haproxy.unix_api, 10, canary="canary-v9"))
@@ -78,8 +101,8 @@ def test_check_gates(prometheus: Prometheus) -> None:
     req = GateCheck(
         source=PrometheusSource(url=prometheus.url),
         gates=[
-            Gate(name="up", query='up{job="$service"}', min=1),
-            Gate(name="missing", query='up{job="$canary"}', min=1),
+            gate_from(name="up", query='up{job="$service"}', min=1),
+            gate_from(name="missing", query='up{job="$canary"}', min=1),
         ],
         placeholders={"service": "prometheus", "canary": "shop-canary", "stable": "shop"},
     )
@@ -96,7 +119,7 @@ def test_check_gates_unreachable_prometheus_is_inconclusive_not_an_error() -> No
     url = f"http://127.0.0.1:{free_port()}"
     req = GateCheck(
         source=PrometheusSource(url=url),
-        gates=[Gate(name="errors", query="vector(0)", max=0.05)],
+        gates=[gate_from(name="errors", query="vector(0)", max=0.05)],
         placeholders={},
     )
     (verdict,) = ActivityEnvironment().run(check_gates, req)
@@ -110,7 +133,10 @@ def test_check_gates_unset_token_names_the_variable(
     monkeypatch.delenv("NO_SUCH_PROM_TOKEN", raising=False)
     req = GateCheck(
         source=PrometheusSource(url=prometheus.url, bearer_token_env="NO_SUCH_PROM_TOKEN"),
-        gates=[Gate(name="a", query="vector(0)", max=1), Gate(name="b", query="vector(0)", max=1)],
+        gates=[
+            gate_from(name="a", query="vector(0)", max=1),
+            gate_from(name="b", query="vector(0)", max=1),
+        ],
         placeholders={},
     )
     verdicts = ActivityEnvironment().run(check_gates, req)
@@ -121,7 +147,7 @@ def test_check_gates_unset_token_names_the_variable(
 def test_check_gates_timeout_has_a_margin() -> None:
     req = GateCheck(
         source=PrometheusSource(url="http://127.0.0.1:9090", timeout="2s"),
-        gates=[Gate(name="a", query="up", max=1)],
+        gates=[gate_from(name="a", query="up", max=1)],
         placeholders={},
     )
     assert check_gates_timeout(req).total_seconds() == 2 + 3 * 2 + 1.0 + 5

@@ -17,9 +17,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import plans.model
+import plans.loading
 from plans import PlanError
-from plans.model import range_windows
+from plans.sources.promql import range_windows
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")) * 2,
@@ -88,10 +88,10 @@ def test_the_yaml_shape_check_counts_like_a_walk_of_the_data(
     text = yaml.safe_dump(document)
     values, depth = expanded(yaml.safe_load(text))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plans.model, "MAX_YAML_VALUES", max_values)
-        patch.setattr(plans.model, "MAX_YAML_DEPTH", max_depth)
+        patch.setattr(plans.loading, "MAX_YAML_VALUES", max_values)
+        patch.setattr(plans.loading, "MAX_YAML_DEPTH", max_depth)
         try:
-            plans.model._load_yaml(text, "plan")
+            plans.loading._load_yaml(text, "plan")
             refused = False
         except PlanError:
             refused = True

@@ -9,11 +9,12 @@ from typing import Any
 from activities import gates
 from activities.errors import MetricsUnavailable
 from activities.metrics import Reading, Series
-from plans import Gate, GateCheck, GateOutcome, PrometheusSource
+from plans import Gate, GateCheck, GateOutcome, PrometheusSource, gate_from
 
 VALUES = {"canary": "web-2", "stable": "web-1", "service": "shop", "backend": "shop"}
 RATIO = 'sum(rate(e{s="$target"}[$window])) / sum(rate(a{s="$target"}[$window]))'
 COUNT = 'sum(increase(a{s="$target"}[$window]))'
+PROMETHEUS = PrometheusSource(url="http://p:9090")
 
 
 @dataclass
@@ -56,7 +57,7 @@ def count(server: str, window: str) -> str:
 
 def relative(**extra: Any) -> Gate:
     data = {"name": "r", "kind": "relative", "query": RATIO, "samples_query": COUNT}
-    return Gate.model_validate(data | {"factor": 1.5, "margin": 0.001, "min_samples": 200} | extra)
+    return gate_from(data | {"factor": 1.5, "margin": 0.001, "min_samples": 200} | extra)
 
 
 def test_a_relative_gate_asks_for_both_versions_with_their_counts() -> None:
@@ -68,7 +69,7 @@ def test_a_relative_gate_asks_for_both_versions_with_their_counts() -> None:
             count("web-1", "1m"): 24000,
         }
     )
-    (verdict,) = gates.evaluate([relative()], source, VALUES)
+    (verdict,) = gates.evaluate([relative()], source, VALUES, source=PROMETHEUS)
     assert source.asked == [
         ratio("web-2", "1m"),
         count("web-2", "1m"),
@@ -82,13 +83,13 @@ def test_a_relative_gate_asks_for_both_versions_with_their_counts() -> None:
 
 def test_a_stable_without_series_makes_the_relative_gate_inconclusive() -> None:
     source = Scripted(instant={ratio("web-2", "1m"): 0.0, count("web-2", "1m"): 6000})
-    (verdict,) = gates.evaluate([relative()], source, VALUES)
+    (verdict,) = gates.evaluate([relative()], source, VALUES, source=PROMETHEUS)
     assert verdict.outcome is GateOutcome.INCONCLUSIVE
     assert verdict.reason == "stable: no data: the query matched no series"
 
 
 def test_a_statistical_gate_reads_the_window_in_steps() -> None:
-    gate = Gate.model_validate(
+    gate = gate_from(
         {
             "name": "s",
             "kind": "statistical",
@@ -107,7 +108,7 @@ def test_a_statistical_gate_reads_the_window_in_steps() -> None:
             count("web-1", "15s"): [4000, 4000, 4000, 4000],
         }
     )
-    (verdict,) = gates.evaluate([gate], source, VALUES)
+    (verdict,) = gates.evaluate([gate], source, VALUES, source=PROMETHEUS)
     # Four points of 15s each: the range starts three steps before its end.
     assert source.spans == [(45.0, 15.0)] * 4
     assert verdict.outcome is GateOutcome.FAIL
@@ -116,14 +117,14 @@ def test_a_statistical_gate_reads_the_window_in_steps() -> None:
 
 
 def test_a_mann_whitney_gate_reads_its_points() -> None:
-    gate = Gate(name="m", kind="statistical", test="mann-whitney", query="p95{v='$target'}")
+    gate = gate_from(name="m", kind="statistical", test="mann-whitney", query="p95{v='$target'}")
     source = Scripted(
         ranges={
             "p95{v='web-2'}": [0.3, 0.31, 0.32, 0.33, 0.34, 0.35],
             "p95{v='web-1'}": [0.1, 0.11, 0.12, 0.13, 0.14, 0.15],
         }
     )
-    (verdict,) = gates.evaluate([gate], source, VALUES)
+    (verdict,) = gates.evaluate([gate], source, VALUES, source=PROMETHEUS)
     assert source.spans == [(50.0, 10.0)] * 2
     assert verdict.outcome is GateOutcome.FAIL
     assert verdict.statistic == 36
@@ -133,7 +134,7 @@ def test_an_unreachable_source_is_asked_once_per_attempt_then_never_again() -> N
     source = Scripted(down=True)
     slept: list[float] = []
     verdicts = gates.evaluate(
-        [relative(), relative(name="again")], source, VALUES, sleep=slept.append
+        [relative(), relative(name="again")], source, VALUES, source=PROMETHEUS, sleep=slept.append
     )
     assert len(source.asked) == gates.ATTEMPTS
     assert [v.outcome for v in verdicts] == [GateOutcome.INCONCLUSIVE] * 2
@@ -141,14 +142,14 @@ def test_an_unreachable_source_is_asked_once_per_attempt_then_never_again() -> N
 
 
 def test_a_missing_stable_name_is_inconclusive_with_the_placeholder() -> None:
-    (verdict,) = gates.evaluate([relative()], Scripted(), {"canary": "web-2"})
+    (verdict,) = gates.evaluate([relative()], Scripted(), {"canary": "web-2"}, source=PROMETHEUS)
     assert verdict.reason == "canary: placeholder $stable has no value"
 
 
 def test_the_time_budget_counts_every_query() -> None:
     check = GateCheck(
         source=PrometheusSource(url="http://p:9090", timeout=timedelta(seconds=10)),
-        gates=[relative(), Gate(name="t", query="up", max=1)],
+        gates=[relative(), gate_from(name="t", query="up", max=1)],
         placeholders=VALUES,
     )
     assert gates.time_budget(check).total_seconds() == (4 + 1 + gates.ATTEMPTS) * 10 + 1.0

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from activities.judge import Side, judge, judge_gate
-from plans import Gate, GateOutcome
+from plans import Gate, GateOutcome, gate_from
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ERRORS = 'sum(rate(errors{server="$target"}[$window])) / sum(rate(all{server="$target"}[$window]))'
@@ -18,7 +18,7 @@ COUNT = 'sum(increase(all{server="$target"}[$window]))'
 
 def gate(**fields: Any) -> Gate:
     data: dict[str, Any] = {"name": "error-rate", "query": ERRORS, "unit": "ratio"}
-    return Gate.model_validate(data | fields)
+    return gate_from(data | fields)
 
 
 THRESHOLD = gate(max=0.05, samples_query=COUNT, min_samples=200)
@@ -26,7 +26,7 @@ RELATIVE = gate(kind="relative", factor=1.5, margin=0.001, samples_query=COUNT, 
 PROPORTION = gate(
     kind="statistical", test="two-proportion", factor=1.2, margin=0.0005, samples_query=COUNT
 )
-LATENCY = Gate(
+LATENCY = gate_from(
     name="p95", kind="statistical", test="mann-whitney", query="p95{v='$target'}", unit="seconds"
 )
 
@@ -83,7 +83,7 @@ def test_threshold_without_a_number_is_inconclusive(side: Side, reason: str) -> 
 
 
 def test_first_version_judge_keeps_its_words() -> None:
-    plain = Gate(name="errors", query="q", max=0.05)
+    plain = gate_from(name="errors", query="q", max=0.05)
     assert judge(plain, 0.31, "", "q", AT).reason == "0.31 > max 0.05"
     assert judge(plain, 0.01, "", "q", AT).reason == ""
     assert judge(plain, None, "", "q", AT).reason == "no data"
@@ -110,7 +110,7 @@ def test_relative_pass_at_the_limit() -> None:
 
 
 def test_relative_latency_with_an_absolute_margin() -> None:
-    latency = Gate(
+    latency = gate_from(
         name="p95", kind="relative", query="p95{v='$target'}", margin=0.05, unit="seconds"
     )
     v = judge_gate(latency, Side(value=0.212), Side(value=0.151))
@@ -123,7 +123,9 @@ def test_relative_decrease_and_either() -> None:
     low = judge_gate(success, Side(value=0.98), Side(value=0.99))
     assert low.outcome is GateOutcome.FAIL
     assert low.reason == "canary 98% vs stable 99% (limit >= stable-0.5% = 98.5%)"
-    band = Gate(name="rps", kind="relative", query="r{v='$target'}", factor=2, direction="either")
+    band = gate_from(
+        name="rps", kind="relative", query="r{v='$target'}", factor=2, direction="either"
+    )
     assert judge_gate(band, Side(value=4.9), Side(value=10)).outcome is GateOutcome.FAIL
     assert judge_gate(band, Side(value=20), Side(value=10)).outcome is GateOutcome.PASS
     assert judge_gate(band, Side(value=20.1), Side(value=10)).reason == (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plans import Gate, GateOutcome, Verdict
+from plans import Gate, GateOutcome, Verdict, gate_from
 from plans.state import RolloutProgress
 from tests.verdict_words import record_verdicts
 from workflows.decisions import MAX_SHADOW_KEPT, judge_checks
@@ -13,7 +13,7 @@ PASS, FAIL, UNSURE = GateOutcome.PASS, GateOutcome.FAIL, GateOutcome.INCONCLUSIV
 
 
 def gate(name: str = "error-rate", **fields: Any) -> Gate:
-    return Gate.model_validate({"name": name, "query": "q", "max": 0.05} | fields)
+    return gate_from({"name": name, "query": "q", "max": 0.05} | fields)
 
 
 def verdict(outcome: GateOutcome, name: str = "error-rate", reason: str = "") -> Verdict:

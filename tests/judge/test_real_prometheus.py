@@ -22,12 +22,12 @@ import pytest
 from activities import gates
 from activities.metrics import PrometheusProvider
 from demo.service import DemoServer, Fault
-from plans import Gate, GateOutcome, PrometheusSource, Verdict
+from plans import GateOutcome, PrometheusSource, Verdict, gate_from
 from tests.activities.conftest import PROMETHEUS, free_port, stop, wait_for
 
 VERSIONS = {"stable": Fault(), "canary": Fault(), "canary-bad": Fault(0.3, 30)}
 GATES = [
-    Gate.model_validate(g | {"min_samples": 20})
+    gate_from(g | {"min_samples": 20})
     for g in (
         {"name": "errors", "preset": "demo-error-rate", "kind": "relative", "window": "5s"},
         {"name": "p95", "preset": "demo-p95-latency", "kind": "relative", "window": "5s"},
@@ -127,7 +127,9 @@ def judged_until(demo: Demo, canary: str, want: GateOutcome) -> dict[str, Verdic
     deadline = time.monotonic() + 25
     try:
         while True:
-            verdicts = {v.gate: v for v in gates.evaluate(GATES, provider, values)}
+            verdicts = {
+                v.gate: v for v in gates.evaluate(GATES, provider, values, source=provider.spec)
+            }
             if all(v.outcome is want for v in verdicts.values()) or time.monotonic() > deadline:
                 return verdicts
             time.sleep(0.5)

@@ -17,20 +17,19 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-import plans.model
+import plans.sources.promql
+import plans.text
 from plans import Plan, PlanError, load_plan, parse_plan
 from plans.durations import MAX_DURATION_CHARS
-from plans.model import (
+from plans.loading import MAX_PLAN_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, UNION_TAGS
+from plans.sources.promql import range_windows
+from plans.text import (
     MAX_GATES,
     MAX_PLACEHOLDERS,
-    MAX_PLAN_BYTES,
     MAX_PROBLEMS_SHOWN,
     MAX_QUERY_CHARS,
     MAX_STAGES,
     MAX_TEXT_CHARS,
-    MAX_YAML_DEPTH,
-    MAX_YAML_VALUES,
-    range_windows,
 )
 from starter.cli import EXIT_INVALID, main
 
@@ -323,14 +322,14 @@ def test_the_model_itself_refuses_a_plan_over_a_cap(
         Plan.model_validate_json(json.dumps(make()))
     short(caught.value)
     [error] = caught.value.errors()
-    assert ".".join(str(p) for p in error["loc"] if p not in ("haproxy", "prometheus")) == field
+    assert ".".join(str(p) for p in error["loc"] if p not in UNION_TAGS) == field
     assert expected in error["msg"]
 
 
 def test_60000_gates_are_refused_before_any_gate_is_validated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    names_checked = count_calls(monkeypatch, plans.model, "_check_name")
+    names_checked = count_calls(monkeypatch, plans.text, "check_name")
     [problem] = refusal(plan_with(gates=gates(60_000))).problems
     assert problem.startswith("gates: 60,000 gates, more than the 50 a plan may have: ")
     # The plan's own names and its two stages', no gate's.
@@ -454,7 +453,7 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, attribute: str) -> 
 
 def checks_for(monkeypatch: pytest.MonkeyPatch, gate_count: int, stage_count: int) -> list[int]:
     """Calls of the per-gate checks while validating a plan of that many gates and stages."""
-    windows = count_calls(monkeypatch, plans.model, "range_windows")
+    windows = count_calls(monkeypatch, plans.sources.promql, "range_windows")
     equals = count_calls(monkeypatch, BaseModel, "__eq__")
     names = [f"g{i}" for i in range(gate_count)]
     data = plan_with(

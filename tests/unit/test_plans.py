@@ -13,12 +13,12 @@ import yaml
 
 from demo.configs import demo_plan
 from plans import (
-    Gate,
     HAProxyRouter,
     Plan,
     PlanError,
     PrometheusSource,
     format_duration,
+    gate_from,
     load_plan,
     parse_duration,
     parse_plan,
@@ -279,12 +279,13 @@ def test_tiny_durations_survive_a_json_round_trip() -> None:
 
 
 def test_gate_render_fills_every_placeholder() -> None:
-    gate = Gate(
+    gate = gate_from(
         name="ratio",
         query='a{s="$canary"} / b{s="${canary}"} + c{s="$stable"} + d{svc="$service"}',
         max=1,
     )
-    rendered = gate.render({"canary": "web-2", "stable": "web-1", "service": "web"})
+    source = PrometheusSource(url="http://127.0.0.1:9090")
+    rendered = source.render(gate, {"canary": "web-2", "stable": "web-1", "service": "web"})
     assert rendered == 'a{s="web-2"} / b{s="web-2"} + c{s="web-1"} + d{svc="web"}'
 
 
@@ -296,7 +297,7 @@ def test_plan_placeholders_render_its_gates() -> None:
         "service": "demo",
         "backend": "app",
     }
-    assert plan.gates[0].render(plan.placeholders()) == 'rate(x{server="canary"}[1m])'
+    assert plan.metrics.render(plan.gates[0], plan.placeholders()) == 'rate(x{server="canary"}[1m])'
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,53 @@
+"""Where a rollout tells people about itself: the plan's ``notify`` section and its channels."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from plans import text
+from plans.text import Strict, kinds_of
+
+
+class WebhookChannel(Strict):
+    """A Slack-compatible incoming webhook; the worker reads its URL (a secret) from ``url_env``."""
+
+    kind: Literal["webhook"] = "webhook"
+    url_env: str
+
+    @field_validator("url_env")
+    @classmethod
+    def _env(cls, v: str) -> str:
+        text.check_env(v)
+        return v
+
+    def describe(self) -> str:
+        return f"the webhook from ${self.url_env}"
+
+
+Channel = Annotated[
+    WebhookChannel,  # one line per kind: `WebhookChannel | EmailChannel`
+    Field(discriminator="kind"),
+]
+CHANNEL_KINDS = kinds_of(Channel)
+
+
+class Notify(Strict):
+    """Where progress and rollbacks are announced."""
+
+    webhook_url_env: str | None = Field(
+        default=None, description="environment variable holding a Slack-compatible webhook URL"
+    )
+
+    @field_validator("webhook_url_env")
+    @classmethod
+    def _env(cls, v: str | None) -> str | None:
+        return text.check_env(v)
+
+    @property
+    def channel(self) -> Channel | None:
+        """The channel messages go to, or None when the plan asks for none."""
+        if self.webhook_url_env is None:
+            return None
+        return WebhookChannel(url_env=self.webhook_url_env)

@@ -1,0 +1,189 @@
+"""The rollout plan: what a release engineer writes in YAML, validated before anything runs."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from plans import text
+from plans.durations import format_duration
+from plans.gates import Gate
+from plans.notify import Notify
+from plans.routers import Router
+from plans.sources import MetricsSource
+from plans.stage import Stage
+from plans.text import Strict
+from plans.visibility import rollout_workflow_id
+
+
+class Plan(Strict):
+    """A whole rollout: which service, which servers, how traffic moves and what must hold."""
+
+    service: str
+    version: str = Field(default="canary", description="the new version's label, for people")
+    stable: str = Field(description="the stable server's name, as the router names it")
+    canary: str = Field(description="the canary server's name, as the router names it")
+    router: Router
+    metrics: MetricsSource
+    gates: list[Gate] = Field(default_factory=list)
+    stages: list[Stage]
+    notify: Notify = Field(default_factory=Notify)
+
+    @field_validator("service", "stable", "canary")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return text.check_name(v, "name")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return text.check_name(v, "version label")
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gate_count(cls, v: Any) -> Any:
+        return text.at_most(
+            v, text.MAX_GATES, "gates", "a plan may have", "keep the gates that decide a rollout"
+        )
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stage_count(cls, v: Any) -> Any:
+        return text.at_most(
+            v, text.MAX_STAGES, "stages", "a plan may have", "use fewer, longer stages"
+        )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Plan:
+        problems = []
+        if self.stable == self.canary:
+            problems.append(f"stable and canary are both {self.stable!r}: name two servers")
+        if not self.stages:
+            problems.append("stages: list at least one stage")
+        names = [g.name for g in self.gates]
+        dupes = sorted(n for n, count in Counter(names).items() if count > 1)
+        if dupes:
+            problems.append(f"gates: names must be unique, repeated: {', '.join(dupes)}")
+        dupes = sorted(n for n, count in Counter(s.name for s in self.stages).items() if count > 1)
+        if dupes:
+            problems.append(f"stages: names must be unique, repeated: {', '.join(dupes)}")
+        for i, (prev, cur) in enumerate(zip(self.stages, self.stages[1:], strict=False), 1):
+            if cur.weight <= prev.weight:
+                problems.append(
+                    f"stages.{i}.weight: {cur.weight} does not increase on the previous stage's"
+                    f" {prev.weight}: weights must go up stage by stage"
+                )
+        known = set(names)
+        for i, stage in enumerate(self.stages):
+            for gate in stage.gates or []:
+                if gate not in known:
+                    listed = text.some(names, 10) or "none defined"
+                    problems.append(
+                        f"stages.{i}.gates: unknown gate {text.quote(gate)} (gates: {listed})"
+                    )
+        problems += self._query_problems()
+        problems += self._gate_stage_problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _query_problems(self) -> list[str]:
+        """Gates whose queries the plan's metrics source cannot run as written."""
+        problems = []
+        given = list(self.placeholders())
+        presets = self.metrics.presets
+        for i, gate in enumerate(self.gates):
+            if gate.preset is not None and gate.preset not in presets:
+                problems.append(
+                    f"gates.{i}.preset: {gate.preset!r} is not written for a"
+                    f" {self.metrics.kind} source: use one of {', '.join(sorted(presets))}"
+                )
+            for field, problem in self.metrics.query_problems(gate, given):
+                problems.append(f"gates.{i}.{field}: {problem}")
+        return problems
+
+    def _gate_stage_problems(self) -> list[str]:
+        """Gates that cannot judge a stage they apply to: windows past the bake, no stable."""
+        problems: list[str] = []
+        # Each gate's windows are read once, not once per stage: a stage then looks up, per
+        # field, the first window longer than its bake among the ever-longer ones.
+        steps = [
+            _longer_and_longer(self.metrics.windows(gate) + gate.windows()) for gate in self.gates
+        ]
+        seen: set[tuple[int, str]] = set()
+        for j, stage in enumerate(self.stages):
+            bake_s = stage.bake.total_seconds()
+            for i in self._gate_indexes(stage):
+                gate = self.gates[i]
+                if gate.compares and stage.weight == 100:
+                    problems.append(
+                        f"stages.{j}.gates: {gate.kind} gate {gate.name!r} compares the canary"
+                        " with the stable, which gets no traffic at weight 100: list this"
+                        " stage's gates without it"
+                    )
+                longer = []
+                for field, (seconds, found) in steps[i].items():
+                    k = bisect.bisect_right(seconds, bake_s)
+                    if k < len(found) and (i, field) not in seen:
+                        longer.append((found[k][0], field, found[k][1]))
+                for _, field, window in sorted(longer):
+                    seen.add((i, field))
+                    bake = format_duration(stage.bake)
+                    problems.append(
+                        f"gates.{i}.{field}: window {window} is longer than the {bake} bake of"
+                        f" stage {stage.name!r} (stages.{j}.bake), so it would judge the stage"
+                        " on data from before it: shorten the window or lengthen the bake"
+                    )
+        return problems
+
+    @property
+    def workflow_id(self) -> str:
+        return rollout_workflow_id(self.service)
+
+    @property
+    def target_lease_id(self) -> str:
+        """Workflow id of the lease on this plan's traffic target; one holder at a time."""
+        key = self.router.target_key()
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return f"target-{self.router.kind}-{digest}"
+
+    def gates_for(self, stage: Stage) -> list[Gate]:
+        return [self.gates[i] for i in self._gate_indexes(stage)]
+
+    def _gate_indexes(self, stage: Stage) -> list[int]:
+        """Positions in ``gates`` of the gates a stage checks, in the plan's order."""
+        if stage.gates is None:
+            return list(range(len(self.gates)))
+        named = set(stage.gates)
+        return [i for i, g in enumerate(self.gates) if g.name in named]
+
+    def placeholders(self) -> dict[str, str]:
+        """The values a gate's queries name: the plan's versions and service, the router's own."""
+        values = {"canary": self.canary, "stable": self.stable, "service": self.service}
+        return values | self.router.placeholders()
+
+    def total_bake(self) -> timedelta:
+        return sum((s.bake for s in self.stages), timedelta())
+
+
+def _longer_and_longer(
+    windows: list[tuple[str, str, float]],
+) -> dict[str, tuple[list[float], list[tuple[int, str]]]]:
+    """Per field, the windows longer than every earlier one of that field, in order.
+
+    Only these can be the first window of a field that is longer than some bake; their
+    seconds go up, so that first one is found by bisection. Each keeps its position among
+    all windows, which orders one stage's problems as the windows are written.
+    """
+    steps: dict[str, tuple[list[float], list[tuple[int, str]]]] = {}
+    for position, (field, window, seconds) in enumerate(windows):
+        longest, found = steps.setdefault(field, ([], []))
+        if not longest or seconds > longest[-1]:
+            longest.append(seconds)
+            found.append((position, window))
+    return steps

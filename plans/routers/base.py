@@ -1,0 +1,42 @@
+"""What every router's plan model tells the rest of the rollout about itself."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from datetime import timedelta
+from typing import ClassVar
+
+from plans.text import Strict
+
+
+class RouterModel(Strict):
+    """A plan's ``router`` section: where traffic moves, and the router's own limits.
+
+    Each kind of router subclasses this with its fields and a ``kind`` literal; the workflow
+    and the activities read only what is declared here.
+    """
+
+    max_weight: ClassVar[int]
+    """The largest weight the router takes for one server."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The router in a few words, for people (``haproxy app via unix:///...``)."""
+
+    @abstractmethod
+    def target_key(self) -> str:
+        """What a rollout owns here: two rollouts with the same key would fight over it."""
+
+    @abstractmethod
+    def placeholders(self) -> dict[str, str]:
+        """Values this router gives a gate's queries (HAProxy's ``$backend``)."""
+
+    @property
+    @abstractmethod
+    def shift_timeout(self) -> timedelta:
+        """How long one shift (read, set, read back) may take before it is tried again."""
+
+    @property
+    @abstractmethod
+    def read_timeout(self) -> timedelta:
+        """How long reading the current split may take."""

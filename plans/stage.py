@@ -1,0 +1,74 @@
+"""A stage of a rollout: the canary's share of traffic, how long it bakes, what it checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from plans import text
+from plans.durations import Duration, format_duration
+from plans.text import Strict
+
+
+class Stage(Strict):
+    """One step of the rollout: the canary's share of traffic and how long it bakes there."""
+
+    name: str
+    weight: int = Field(description="percent of traffic sent to the canary, 0-100")
+    bake: Duration = timedelta(minutes=10)
+    check_every: Duration = timedelta(minutes=1)
+    approval: bool = Field(default=False, description="wait for `rollout approve` after baking")
+    gates: list[str] | None = Field(
+        default=None, description="names of the plan's gates checked here (default: all)"
+    )
+    progress_deadline: Duration | None = Field(
+        default=None,
+        description="longest the stage may run (paused time excluded) before on_deadline acts",
+    )
+    on_deadline: Literal["pause", "rollback", "notify"] = "pause"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return text.check_name(v, "stage name")
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gate_count(cls, v: Any) -> Any:
+        return text.at_most(
+            v, text.MAX_GATES, "gate names", "a stage may list", "name each gate it checks once"
+        )
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight_type(cls, v: object) -> object:
+        if isinstance(v, bool):
+            raise ValueError(f"weight {v} is not a number: use a percentage from 0 to 100")
+        return v
+
+    @field_validator("weight")
+    @classmethod
+    def _weight(cls, v: int) -> int:
+        if not 0 <= v <= 100:
+            raise ValueError(
+                f"weight {text.quote(v)} is out of range: use a percentage from 0 to 100"
+            )
+        return v
+
+    @field_validator("check_every")
+    @classmethod
+    def _check_every(cls, v: timedelta) -> timedelta:
+        if v < timedelta(seconds=1):
+            raise ValueError(f"check_every {format_duration(v)} is too short: use 1s or more")
+        return v
+
+    @model_validator(mode="after")
+    def _deadline(self) -> Stage:
+        if self.progress_deadline is not None and self.progress_deadline <= self.bake:
+            raise ValueError(
+                f"progress_deadline {format_duration(self.progress_deadline)} is not longer than"
+                f" the bake {format_duration(self.bake)}: the stage could never finish in time"
+            )
+        return self
