@@ -57,7 +57,7 @@ def inconclusive(
 
 def _shown(gate: Gate, source: MetricsSource, placeholders: dict[str, str]) -> str:
     try:
-        return source.render(gate, placeholders)
+        return source.render(gate.query, placeholders, window=gate.window)
     except KeyError:
         return gate.query
 

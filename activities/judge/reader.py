@@ -67,23 +67,23 @@ class Reader:
         self, gate: GateBase, *, target: str | None = None, window: timedelta | None = None
     ) -> str:
         """The gate's query for one version (``target``; the canary when None)."""
-        return self._rendered(self.source.render, gate, target, window)
+        return self._rendered(gate.query, gate, target, window)
 
     def samples_query(
         self, gate: GateBase, *, target: str | None = None, window: timedelta | None = None
     ) -> str | None:
         """The gate's samples query for one version, or None when it has none."""
-        return self._rendered(self.source.render_samples, gate, target, window)
+        if gate.samples_query is None:
+            return None
+        return self._rendered(gate.samples_query, gate, target, window)
 
     def _rendered(
-        self,
-        render: Callable[..., T],
-        gate: GateBase,
-        target: str | None,
-        window: timedelta | None,
-    ) -> T:
+        self, query: str, gate: GateBase, target: str | None, window: timedelta | None
+    ) -> str:
         try:
-            return render(gate, self.values, target=target, window=window)
+            return self.source.render(
+                query, self.values, window=window or gate.window, target=target
+            )
         except KeyError as missing:
             raise MissingPlaceholder(str(missing.args[0])) from None
 
