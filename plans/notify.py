@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from plans import text
 from plans.text import Strict, kinds_of
@@ -14,13 +14,7 @@ class WebhookChannel(Strict):
     """A Slack-compatible incoming webhook; the worker reads its URL (a secret) from ``url_env``."""
 
     kind: Literal["webhook"] = "webhook"
-    url_env: str
-
-    @field_validator("url_env")
-    @classmethod
-    def _env(cls, v: str) -> str:
-        text.check_env(v)
-        return v
+    url_env: text.EnvName
 
     def describe(self) -> str:
         return f"the webhook from ${self.url_env}"
@@ -36,14 +30,9 @@ CHANNEL_KINDS = kinds_of(Channel)
 class Notify(Strict):
     """Where progress and rollbacks are announced."""
 
-    webhook_url_env: str | None = Field(
+    webhook_url_env: text.EnvName | None = Field(
         default=None, description="environment variable holding a Slack-compatible webhook URL"
     )
-
-    @field_validator("webhook_url_env")
-    @classmethod
-    def _env(cls, v: str | None) -> str | None:
-        return text.check_env(v)
 
     @property
     def channel(self) -> Channel | None:

@@ -6,9 +6,9 @@ import bisect
 import hashlib
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from plans import text
 from plans.durations import format_duration
@@ -21,42 +21,33 @@ from plans.text import Strict
 from plans.visibility import rollout_workflow_id
 
 
+def _gate_count(v: Any) -> Any:
+    fix = "keep the gates that decide a rollout"
+    return text.at_most(v, text.MAX_GATES, "gates", "a plan may have", fix)
+
+
+def _stage_count(v: Any) -> Any:
+    return text.at_most(v, text.MAX_STAGES, "stages", "a plan may have", "use fewer, longer stages")
+
+
 class Plan(Strict):
     """A whole rollout: which service, which servers, how traffic moves and what must hold."""
 
-    service: str
-    version: str = Field(default="canary", description="the new version's label, for people")
-    stable: str = Field(description="the stable server's name, as the router names it")
-    canary: str = Field(description="the canary server's name, as the router names it")
+    service: Annotated[str, text.safe_name("name")]
+    version: Annotated[str, text.safe_name("version label")] = Field(
+        default="canary", description="the new version's label, for people"
+    )
+    stable: Annotated[str, text.safe_name("name")] = Field(
+        description="the stable server's name, as the router names it"
+    )
+    canary: Annotated[str, text.safe_name("name")] = Field(
+        description="the canary server's name, as the router names it"
+    )
     router: Router
     metrics: MetricsSource
-    gates: list[Gate] = Field(default_factory=list)
-    stages: list[Stage]
+    gates: Annotated[list[Gate], BeforeValidator(_gate_count)] = Field(default_factory=list)
+    stages: Annotated[list[Stage], BeforeValidator(_stage_count)]
     notify: Notify = Field(default_factory=Notify)
-
-    @field_validator("service", "stable", "canary")
-    @classmethod
-    def _names(cls, v: str) -> str:
-        return text.check_name(v, "name")
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, v: str) -> str:
-        return text.check_name(v, "version label")
-
-    @field_validator("gates", mode="before")
-    @classmethod
-    def _gate_count(cls, v: Any) -> Any:
-        return text.at_most(
-            v, text.MAX_GATES, "gates", "a plan may have", "keep the gates that decide a rollout"
-        )
-
-    @field_validator("stages", mode="before")
-    @classmethod
-    def _stage_count(cls, v: Any) -> Any:
-        return text.at_most(
-            v, text.MAX_STAGES, "stages", "a plan may have", "use fewer, longer stages"
-        )
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from plans import text
 from plans.durations import Duration, format_duration
 from plans.text import Strict
 
 
+def _gate_count(v: Any) -> Any:
+    return text.at_most(
+        v, text.MAX_GATES, "gate names", "a stage may list", "name each gate it checks once"
+    )
+
+
 class Stage(Strict):
     """One step of the rollout: the canary's share of traffic and how long it bakes there."""
 
-    name: str
+    name: Annotated[str, text.safe_name("stage name")]
     weight: int = Field(description="percent of traffic sent to the canary, 0-100")
     bake: Duration = timedelta(minutes=10)
     check_every: Duration = timedelta(minutes=1)
     approval: bool = Field(default=False, description="wait for `rollout approve` after baking")
-    gates: list[str] | None = Field(
+    gates: Annotated[list[str] | None, BeforeValidator(_gate_count)] = Field(
         default=None, description="names of the plan's gates checked here (default: all)"
     )
     progress_deadline: Duration | None = Field(
@@ -28,18 +34,6 @@ class Stage(Strict):
         description="longest the stage may run (paused time excluded) before on_deadline acts",
     )
     on_deadline: Literal["pause", "rollback", "notify"] = "pause"
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return text.check_name(v, "stage name")
-
-    @field_validator("gates", mode="before")
-    @classmethod
-    def _gate_count(cls, v: Any) -> Any:
-        return text.at_most(
-            v, text.MAX_GATES, "gate names", "a stage may list", "name each gate it checks once"
-        )
 
     @field_validator("weight", mode="before")
     @classmethod

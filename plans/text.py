@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import reprlib
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 # Names end up inside queries (PromQL label matchers, URLs) and router commands (HAProxy's
 # runtime API), so they may hold nothing that could close a string, open a selector or
@@ -109,6 +109,27 @@ def check_env(value: str | None) -> str | None:
             f"{quote(value)} is not an environment variable name: use letters, digits and '_'"
         )
     return value
+
+
+def safe_name(what: str) -> AfterValidator:
+    """A field's check that it holds a safe name (``Annotated[str, safe_name("stage name")]``)."""
+    return AfterValidator(lambda v: check_name(v, what))
+
+
+def short_text(what: str, fix: str) -> AfterValidator:
+    """Check that a field's text is at most MAX_TEXT_CHARS long; ``fix`` says how to write it."""
+
+    def check(v: str) -> str:
+        found = too_long(v, MAX_TEXT_CHARS, what)
+        if found:
+            raise ValueError(f"{found}: {fix}")
+        return v
+
+    return AfterValidator(check)
+
+
+EnvName = Annotated[str, AfterValidator(lambda v: check_env(v))]
+"""The name of an environment variable the worker reads a secret from."""
 
 
 def placeholders_in(text: str) -> set[str]:

@@ -1,8 +1,12 @@
-"""The first workflow's words for a rollback, kept for the tests that pin them down."""
+"""The first workflow's words for a rollback and the first judge's for a reading, kept for
+the tests that pin them down."""
 
 from __future__ import annotations
 
-from plans import Gate, Verdict
+from datetime import datetime
+
+from activities.judge import Side, judge_gate
+from plans import Gate, GateOutcome, Verdict
 from plans.state import RolloutProgress
 from workflows import decisions
 
@@ -24,3 +28,11 @@ def record_verdicts(
             f" (limit {action.limit}): {detail}"
         )
     return reasons
+
+
+def judge(gate: Gate, value: float | None, reason: str, query: str, at: datetime | None) -> Verdict:
+    """One reading of a threshold gate; on a pass the given ``reason`` is kept as it is."""
+    verdict = judge_gate(gate, Side(value=value, reason=reason), query=query, at=at)
+    if verdict.outcome is GateOutcome.PASS:
+        return verdict.model_copy(update={"reason": reason})
+    return verdict

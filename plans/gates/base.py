@@ -53,7 +53,7 @@ class GateBase(Strict):
     A gate below ``min_samples`` requests (``samples_query``) is inconclusive, never a pass.
     """
 
-    name: str
+    name: Annotated[str, text.safe_name("gate name")]
     kind: str
     preset: str | None = Field(default=None, description="a built-in gate (plans.presets)")
     query: str = Field(
@@ -129,11 +129,6 @@ class GateBase(Strict):
             kinds = ", ".join(_KINDS)
             raise ValueError(f"{text.quote(v)} is not a kind of gate: use {kinds}")
         return v
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return text.check_name(v, "gate name")
 
     @field_validator("query", "samples_query")
     @classmethod

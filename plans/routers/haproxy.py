@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -14,6 +14,7 @@ from plans.routers.base import RouterModel
 # A shift reads both weights, sets both and reads both back: one timeout per command,
 # and one more for slack. A read is two commands and the same slack.
 SHIFT_COMMANDS = 7
+_WRITE_API = "write it as unix:///path/admin.sock or tcp://HOST:PORT"
 READ_COMMANDS = 3
 
 
@@ -23,23 +24,17 @@ class HAProxyRouter(RouterModel):
     max_weight: ClassVar[int] = 256  # `set weight` takes 0-256
 
     kind: Literal["haproxy"] = "haproxy"
-    runtime_api: str = Field(
-        description="unix:///path/to/admin.sock, a socket path, or tcp://127.0.0.1:9999"
+    runtime_api: Annotated[str, text.short_text("a runtime API address may have", _WRITE_API)] = (
+        Field(description="unix:///path/to/admin.sock, a socket path, or tcp://127.0.0.1:9999")
     )
-    backend: str = Field(description="the HAProxy backend holding the stable and canary servers")
+    backend: Annotated[str, text.safe_name("backend name")] = Field(
+        description="the HAProxy backend holding the stable and canary servers"
+    )
     timeout: Duration = Field(default=timedelta(seconds=5), description="per runtime command")
-
-    @field_validator("backend")
-    @classmethod
-    def _backend(cls, v: str) -> str:
-        return text.check_name(v, "backend name")
 
     @field_validator("runtime_api")
     @classmethod
     def _runtime_api(cls, v: str) -> str:
-        too_long = text.too_long(v, text.MAX_TEXT_CHARS, "a runtime API address may have")
-        if too_long:
-            raise ValueError(f"{too_long}: write it as unix:///path/admin.sock or tcp://HOST:PORT")
         if v.startswith("tcp://"):
             host, _, port = v[6:].rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:

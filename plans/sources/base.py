@@ -49,36 +49,13 @@ class SourceModel(Strict):
         return ()
 
     def render(
-        self,
-        gate: GateBase,
-        values: dict[str, str],
-        *,
-        target: str | None = None,
-        window: timedelta | None = None,
+        self, query: str, values: dict[str, str], *, window: timedelta, target: str | None = None
     ) -> str:
-        """The gate's query with its placeholders filled in (values are validated safe names).
+        """A gate's query with its placeholders filled in (values are validated safe names).
 
-        ``$target`` is the canary unless ``target`` says otherwise; ``$window`` is the gate's
-        window unless ``window`` says otherwise. A missing value raises KeyError.
+        ``$target`` is ``target``, the canary when None; ``$window`` is ``window`` written as
+        this source's language writes a span. A missing value raises KeyError.
         """
-        return self._fill(gate.query, values, target, window or gate.window)
-
-    def render_samples(
-        self,
-        gate: GateBase,
-        values: dict[str, str],
-        *,
-        target: str | None = None,
-        window: timedelta | None = None,
-    ) -> str | None:
-        """The samples query filled in like ``render``, or None when the gate has none."""
-        if gate.samples_query is None:
-            return None
-        return self._fill(gate.samples_query, values, target, window or gate.window)
-
-    def _fill(
-        self, query: str, values: dict[str, str], target: str | None, window: timedelta
-    ) -> str:
         filled = dict(values)
         filled["window"] = self.language.duration(window)
         if target is not None:

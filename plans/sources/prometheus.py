@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -26,8 +26,10 @@ class PrometheusSource(SourceModel):
     presets: ClassVar[Mapping[str, Preset]] = PROMETHEUS_PRESETS
 
     kind: Literal["prometheus"] = "prometheus"
-    url: str
-    bearer_token_env: str | None = Field(
+    url: Annotated[
+        str, text.short_text("a Prometheus URL may have", "write it as http(s)://host:port")
+    ]
+    bearer_token_env: text.EnvName | None = Field(
         default=None, description="environment variable holding a bearer token, read by the worker"
     )
     timeout: Duration = timedelta(seconds=10)
@@ -35,18 +37,10 @@ class PrometheusSource(SourceModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        too_long = text.too_long(v, text.MAX_TEXT_CHARS, "a Prometheus URL may have")
-        if too_long:
-            raise ValueError(f"{too_long}: write it as http(s)://host:port")
         match = _URL.fullmatch(v)
         if match is None or (match.group(2) is not None and not 0 < int(match.group(2)) < 65536):
             raise ValueError(f"{text.quote(v)}: write the Prometheus URL as http(s)://host:port")
         return v.rstrip("/")
-
-    @field_validator("bearer_token_env")
-    @classmethod
-    def _env(cls, v: str | None) -> str | None:
-        return text.check_env(v)
 
     def secret_variables(self) -> tuple[str, ...]:
         return (self.bearer_token_env,) if self.bearer_token_env else ()

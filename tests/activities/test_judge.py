@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from activities.judge import judge
 from plans import GateOutcome, gate_from
+from tests.verdict_words import judge
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ERRORS = gate_from(name="errors", query='rate(errors{server="$canary"}[1m])', max=0.05)

@@ -84,12 +84,12 @@ def test_target_and_window_are_filled_in_twice() -> None:
     gate, values = parsed.gates[0], parsed.placeholders()
     assert values["backend"] == "shop"
     assert (
-        parsed.metrics.render(gate, values)
+        parsed.metrics.render(gate.query, values, window=gate.window)
         == 'sum(rate(e{s="web-2"}[1m])) / sum(rate(a{s="web-2"}[1m]))'
     )
-    assert parsed.metrics.render(gate, values, target="web-1", window=timedelta(seconds=10)) == (
-        'sum(rate(e{s="web-1"}[10s])) / sum(rate(a{s="web-1"}[10s]))'
-    )
+    assert parsed.metrics.render(
+        gate.query, values, target="web-1", window=timedelta(seconds=10)
+    ) == ('sum(rate(e{s="web-1"}[10s])) / sum(rate(a{s="web-1"}[10s]))')
 
 
 # -- presets ------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def test_every_preset_works_as_every_kind(name: str, kind: str) -> None:
     gate = parsed.gates[0]
     assert gate.kind == kind and gate.preset == name
     assert gate.min_samples == 100 and gate.samples_query is not None
-    rendered = parsed.metrics.render(gate, parsed.placeholders())
+    rendered = parsed.metrics.render(gate.query, parsed.placeholders(), window=gate.window)
     assert "$" not in rendered and "web-2" in rendered
     if name.startswith("haproxy"):
         assert 'proxy="shop"' in rendered

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from activities.judge import Side, judge, judge_gate
+from activities.judge import Side, judge_gate
 from plans import Gate, GateOutcome, gate_from
+from tests.verdict_words import judge
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ERRORS = 'sum(rate(errors{server="$target"}[$window])) / sum(rate(all{server="$target"}[$window]))'

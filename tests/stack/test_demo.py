@@ -168,7 +168,10 @@ def test_demo_plan_is_a_valid_plan() -> None:
     plan = parse_plan(demo_plan("tcp://127.0.0.1:9999", "http://127.0.0.1:9090"))
     assert plan.router.backend == "app"
     assert [stage.weight for stage in plan.stages] == [10, 50, 100]
-    assert 'server="canary"' in plan.metrics.render(plan.gates[0], plan.placeholders())
+    gate = plan.gates[0]
+    assert 'server="canary"' in plan.metrics.render(
+        gate.query, plan.placeholders(), window=gate.window
+    )
 
 
 def test_config_functions_are_pure() -> None:

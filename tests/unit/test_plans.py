@@ -285,7 +285,9 @@ def test_gate_render_fills_every_placeholder() -> None:
         max=1,
     )
     source = PrometheusSource(url="http://127.0.0.1:9090")
-    rendered = source.render(gate, {"canary": "web-2", "stable": "web-1", "service": "web"})
+    rendered = source.render(
+        gate.query, {"canary": "web-2", "stable": "web-1", "service": "web"}, window=gate.window
+    )
     assert rendered == 'a{s="web-2"} / b{s="web-2"} + c{s="web-1"} + d{svc="web"}'
 
 
@@ -297,7 +299,10 @@ def test_plan_placeholders_render_its_gates() -> None:
         "service": "demo",
         "backend": "app",
     }
-    assert plan.metrics.render(plan.gates[0], plan.placeholders()) == 'rate(x{server="canary"}[1m])'
+    assert (
+        plan.metrics.render(plan.gates[0].query, plan.placeholders(), window=plan.gates[0].window)
+        == 'rate(x{server="canary"}[1m])'
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,37 @@
+"""What a check measured for one gate, as data: values, points, counts and reasons per version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Side:
+    """What one version's queries gave in one check.
+
+    ``value`` is the instant query's number (None when there is none, and ``reason`` says
+    why); statistical gates have ``points`` instead, the range query's value per step, and
+    for rates ``counts``, the requests per step aligned with them. ``samples`` is the
+    request count of the window (None when unknown, and ``samples_reason`` says why).
+    """
+
+    value: float | None = None
+    reason: str = ""
+    samples: float | None = None
+    samples_reason: str = ""
+    points: tuple[float, ...] | None = None
+    counts: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Everything a gate's judge reads: the canary's side, the stable's when the gate compares.
+
+    ``query`` is the canary's query as it was run, shown beside the verdict.
+    """
+
+    canary: Side
+    stable: Side | None = None
+    query: str = ""
+    at: datetime | None = None
