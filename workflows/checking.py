@@ -43,13 +43,13 @@ async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdi
 
 async def tell_people(plan: Plan, state: str, text: str) -> None:
     """Send ``text`` to the plan's channel, if it has one; a lost message stops nothing."""
-    env = plan.notify.webhook_url_env
-    if env is None:
+    channel = plan.notify.channel
+    if channel is None:
         return
     try:
         await workflow.execute_activity(
             notify,
-            Notification(webhook_url_env=env, text=text, service=plan.service, state=state),
+            Notification(channel=channel, text=text, service=plan.service, state=state),
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=NOTIFY_RETRY,
             summary="notify",

@@ -38,7 +38,6 @@ SHIFT_RETRY = RetryPolicy(
     non_retryable_error_types=["RouterRefused"],
 )
 SHIFT_DEADLINE = timedelta(minutes=10)
-SHIFT_COMMANDS = 7  # a shift reads, sets and reads back both weights: one timeout each, and slack
 RESTORE_ATTEMPTS_BEFORE_ALERT = 5
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 CLAIM_RETRY = RetryPolicy(
@@ -149,7 +148,7 @@ class Target:
             split: TrafficSplit = await workflow.execute_local_activity(
                 read_traffic,
                 request,
-                start_to_close_timeout=request.router.timeout * 3,
+                start_to_close_timeout=request.router.read_timeout,
                 retry_policy=READ_RETRY,
                 summary=f"read the split on {request.router.describe()}",
             )
@@ -185,7 +184,7 @@ class Target:
         await workflow.execute_activity(
             shift_traffic,
             request,
-            start_to_close_timeout=self._plan.router.timeout * SHIFT_COMMANDS,
+            start_to_close_timeout=self._plan.router.shift_timeout,
             schedule_to_close_timeout=SHIFT_DEADLINE,
             retry_policy=SHIFT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -219,7 +218,7 @@ class Target:
                 await workflow.execute_activity(
                     shift_traffic,
                     compensation.shift,
-                    start_to_close_timeout=plan.router.timeout * SHIFT_COMMANDS,
+                    start_to_close_timeout=plan.router.shift_timeout,
                     retry_policy=RetryPolicy(
                         initial_interval=timedelta(seconds=1),
                         maximum_interval=timedelta(seconds=10),
