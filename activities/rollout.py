@@ -77,8 +77,8 @@ def _provider(source: MetricsSource) -> MetricProvider:
     secrets from, so a rotated token takes effect.
     """
     secrets = tuple(os.environ.get(name, "") for name in source.secret_variables())
-    key = (source, secrets)
-    cache: dict[tuple[MetricsSource, tuple[str, ...]], MetricProvider]
+    key = (source.model_dump_json(), secrets)
+    cache: dict[tuple[str, tuple[str, ...]], MetricProvider]
     cache = _providers.__dict__.setdefault("cache", {})
     provider = cache.get(key)
     if provider is None:
@@ -93,18 +93,25 @@ def check_gates(req: GateCheck) -> list[Verdict]:
     This activity fails only on a bug: outages and refusals are verdicts, so the
     workflow's policy sees them (see ``activities.gates`` for the retry policy).
     """
-    try:
-        provider = _provider(req.source)
-    except SideEffectError as error:
-        verdicts = gate_checks.inconclusive(req.gates, req.source, req.placeholders, str(error))
-    else:
-        verdicts = gate_checks.evaluate(
-            req.gates,
-            provider,
-            req.placeholders,
-            source=req.source,
-            progress=activity.heartbeat,
-        )
+    # Gates are checked source by source, so one source found down answers for its own
+    # gates only; the verdicts keep the plan's order.
+    by_source: dict[str | None, list[int]] = {}
+    for index, gate in enumerate(req.gates):
+        by_source.setdefault(gate.source, []).append(index)
+    found: dict[int, Verdict] = {}
+    for indexes in by_source.values():
+        gates = [req.gates[i] for i in indexes]
+        source = req.source_for(gates[0])
+        try:
+            provider = _provider(source)
+        except SideEffectError as error:
+            checked = gate_checks.inconclusive(gates, source, req.placeholders, str(error))
+        else:
+            checked = gate_checks.evaluate(
+                gates, provider, req.placeholders, source=source, progress=activity.heartbeat
+            )
+        found |= dict(zip(indexes, checked, strict=True))
+    verdicts = [found[i] for i in range(len(req.gates))]
     for verdict in verdicts:
         activity.logger.info("gate %s", verdict.explain())
     return verdicts

@@ -29,10 +29,13 @@ MAX_YAML_DEPTH = 20  # levels of nesting; a plan needs 5
 _UNIONS: dict[tuple[str, ...], frozenset[str]] = {
     ("router",): frozenset(ROUTER_KINDS),
     ("metrics",): frozenset(SOURCE_KINDS),
+    ("sources", "*"): frozenset(SOURCE_KINDS),
     ("gates", "#"): frozenset(GATE_MODELS),
     ("notify", "channel"): frozenset(CHANNEL_KINDS),
 }
 UNION_TAGS = frozenset().union(*_UNIONS.values())
+# Mappings whose keys are names the plan gives (``sources.tasks``), not fields.
+_NAMED = {("sources",)}
 
 
 def location(loc: tuple[int | str, ...]) -> str:
@@ -44,7 +47,10 @@ def location(loc: tuple[int | str, ...]) -> str:
             shape += ("<kind>",)  # one tag per union: a field may share a kind's name
             continue
         kept.append(text.clip(str(part), 40))
-        shape += ("#" if isinstance(part, int) else str(part),)
+        if isinstance(part, int):
+            shape += ("#",)
+        else:
+            shape += ("*",) if shape in _NAMED else (str(part),)
     return ".".join(kept) or "plan"
 
 

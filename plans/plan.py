@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from plans import text
 from plans.durations import format_duration
-from plans.gates import Gate
+from plans.gates import Gate, GateBase
 from plans.notify import Notify
 from plans.routers import Router
 from plans.sources import MetricsSource
@@ -44,7 +44,12 @@ class Plan(Strict):
         description="the canary server's name, as the router names it"
     )
     router: Router
-    metrics: MetricsSource
+    metrics: MetricsSource = Field(
+        description="where gates read their data, unless they name a source"
+    )
+    sources: dict[Annotated[str, text.safe_name("source name")], MetricsSource] = Field(
+        default_factory=dict, description="more sources by name, for gates that name one"
+    )
     gates: Annotated[list[Gate], BeforeValidator(_gate_count)] = Field(default_factory=list)
     stages: Annotated[list[Stage], BeforeValidator(_stage_count)]
     notify: Notify = Field(default_factory=Notify)
@@ -84,19 +89,37 @@ class Plan(Strict):
         return self
 
     def _query_problems(self) -> list[str]:
-        """Gates whose queries the plan's metrics source cannot run as written."""
+        """Gates whose queries their metrics source cannot run as written."""
         problems = []
         given = list(self.placeholders())
-        presets = self.metrics.presets
         for i, gate in enumerate(self.gates):
+            if gate.source is not None and gate.source not in self.sources:
+                named = text.some(sorted(self.sources), 10) or "none defined"
+                problems.append(
+                    f"gates.{i}.source: unknown source {text.quote(gate.source)} (sources:"
+                    f" {named}): name one of the plan's sources, or leave it out for metrics"
+                )
+                continue
+            source = self.source_of(gate)
+            presets = source.presets
             if gate.preset is not None and gate.preset not in presets:
+                written = ", ".join(sorted(presets)) or "none"
                 problems.append(
                     f"gates.{i}.preset: {gate.preset!r} is not written for a"
-                    f" {self.metrics.kind} source: use one of {', '.join(sorted(presets))}"
+                    f" {source.kind} source (its presets: {written})"
                 )
-            for field, problem in self.metrics.query_problems(gate, given):
+            for field, problem in source.query_problems(gate, given):
                 problems.append(f"gates.{i}.{field}: {problem}")
+            if gate.compares:
+                for problem in source.version_problems(gate):
+                    problems.append(f"gates.{i}: gate {gate.name!r}: {problem}")
         return problems
+
+    def source_of(self, gate: GateBase) -> MetricsSource:
+        """The source a gate reads: the one it names, else the plan's ``metrics``."""
+        if gate.source is None:
+            return self.metrics
+        return self.sources[gate.source]
 
     def _gate_stage_problems(self) -> list[str]:
         """Gates that cannot judge a stage they apply to: windows past the bake, no stable."""
@@ -104,7 +127,11 @@ class Plan(Strict):
         # Each gate's windows are read once, not once per stage: a stage then looks up, per
         # field, the first window longer than its bake among the ever-longer ones.
         steps = [
-            _longer_and_longer(self.metrics.windows(gate) + gate.windows()) for gate in self.gates
+            _longer_and_longer(
+                (self.source_of(gate).windows(gate) if self._known_source(gate) else [])
+                + gate.windows()
+            )
+            for gate in self.gates
         ]
         seen: set[tuple[int, str]] = set()
         for j, stage in enumerate(self.stages):
@@ -131,6 +158,9 @@ class Plan(Strict):
                         " on data from before it: shorten the window or lengthen the bake"
                     )
         return problems
+
+    def _known_source(self, gate: GateBase) -> bool:
+        return gate.source is None or gate.source in self.sources
 
     @property
     def workflow_id(self) -> str:

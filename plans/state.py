@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plans.gates import Gate
+from plans.gates import Gate, GateBase
 from plans.notify import Channel
 from plans.routers import Router
 from plans.sources import MetricsSource
@@ -173,11 +173,17 @@ class GateAction(BaseModel):
 
 
 class GateCheck(BaseModel):
-    """Evaluate these gates against this source, with the plan's placeholders."""
+    """Evaluate these gates, each against its source, with the plan's placeholders."""
 
-    source: MetricsSource
+    source: MetricsSource = Field(description="the plan's metrics: gates that name no source")
+    sources: dict[str, MetricsSource] = Field(
+        default_factory=dict, description="the named sources these gates read"
+    )
     gates: list[Gate]
     placeholders: dict[str, str]
+
+    def source_for(self, gate: GateBase) -> MetricsSource:
+        return self.source if gate.source is None else self.sources[gate.source]
 
 
 class Notification(BaseModel):

@@ -24,7 +24,13 @@ async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdi
     try:
         # A local activity: its result is one marker in history instead of an activity's
         # three events and a workflow task of its own, which keeps week-long runs small.
-        request = GateCheck(source=plan.metrics, gates=gates, placeholders=plan.placeholders())
+        named = {g.source for g in gates if g.source is not None}
+        request = GateCheck(
+            source=plan.metrics,
+            sources={name: plan.sources[name] for name in sorted(named)},
+            gates=gates,
+            placeholders=plan.placeholders(),
+        )
         verdicts: list[Verdict] = await workflow.execute_local_activity(
             check_gates,
             request,

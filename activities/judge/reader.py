@@ -27,9 +27,15 @@ T = TypeVar("T")
 def time_budget(check: GateCheck) -> timedelta:
     """An upper bound on one check: every query slow, plus one query's retries and backoff."""
     backoff = sum(BACKOFF_S[: ATTEMPTS - 1])
-    per_query = check.source.timeout.total_seconds()
-    queries = sum(gate.queries_per_check for gate in check.gates)
-    return timedelta(seconds=(queries + ATTEMPTS) * per_query + backoff)
+    slowest = max(
+        [check.source, *(check.source_for(gate) for gate in check.gates)],
+        key=lambda source: source.timeout,
+    ).timeout.total_seconds()
+    queries = sum(
+        gate.queries_per_check * check.source_for(gate).timeout.total_seconds()
+        for gate in check.gates
+    )
+    return timedelta(seconds=queries + ATTEMPTS * slowest + backoff)
 
 
 class MissingPlaceholder(Exception):

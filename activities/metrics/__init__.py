@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from activities.errors import MetricsRefused
 from activities.metrics.prometheus import PrometheusProvider
 from activities.metrics.reading import Reading, Series
+from activities.metrics.web import WebProvider
 from plans import MetricsSource
 
 
@@ -35,6 +36,7 @@ class MetricProvider(Protocol):
 # Each entry builds a provider from its own plan model; Any because every kind has its own.
 PROVIDERS: dict[str, Callable[[Any], MetricProvider]] = {
     "prometheus": PrometheusProvider,
+    "web": WebProvider,
 }
 
 

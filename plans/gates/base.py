@@ -56,6 +56,9 @@ class GateBase(Strict):
     name: Annotated[str, text.safe_name("gate name")]
     kind: str
     preset: str | None = Field(default=None, description="a built-in gate (plans.presets)")
+    source: Annotated[str, text.safe_name("source name")] | None = Field(
+        default=None, description="one of the plan's named sources; the plan's metrics if unset"
+    )
     query: str = Field(
         description="in the source's language; $canary, $stable, $service, $target, $window"
         " and the router's placeholders (HAProxy: $backend) are filled in"

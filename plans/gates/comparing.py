@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from plans import text
 from plans.gates.base import GateBase
 
 Direction = Literal["increase", "decrease", "either"]
@@ -36,21 +35,8 @@ class ComparingGate(GateBase):
         problems = []
         if self.factor != self.factor or self.margin != self.margin:
             problems.append("factor and margin cannot be NaN")
-        for field, query in (("query", self.query), ("samples_query", self.samples_query)):
-            if query is None:
-                continue
-            named = text.placeholders_in(query)
-            fixed = sorted(named & {"canary", "stable"})
-            if fixed:
-                problems.append(
-                    f"{field}: write the version as $target (filled with the canary, then the"
-                    f" stable), not {', '.join('$' + n for n in fixed)}"
-                )
-            elif "target" not in named:
-                problems.append(
-                    f"{field}: a {self.kind} gate's query must select the version with $target"
-                    " (filled with the canary, then the stable)"
-                )
+        # Whether each query selects the version with $target is the source's to say
+        # (SourceModel.version_problems): a web source selects it in its URL.
         return problems
 
     @property

@@ -14,10 +14,11 @@ from pydantic import Field
 from plans.presets import Preset
 from plans.sources.base import QueryLanguage, SourceModel
 from plans.sources.prometheus import PrometheusSource
+from plans.sources.web import WebSource
 from plans.text import kinds_of
 
 MetricsSource = Annotated[
-    PrometheusSource,  # one line per kind: `PrometheusSource | WebSource`
+    PrometheusSource | WebSource,  # one name per kind
     Field(discriminator="kind"),
 ]
 
@@ -38,4 +39,5 @@ __all__ = [
     "PrometheusSource",
     "QueryLanguage",
     "SourceModel",
+    "WebSource",
 ]

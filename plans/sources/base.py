@@ -88,6 +88,26 @@ class SourceModel(Strict):
                 problems.append((field, f"unknown placeholder(s) {named}: use {shown}"))
         return problems
 
+    def version_problems(self, gate: GateBase) -> list[str]:
+        """How a gate that compares versions fails to ask for each through ``$target``."""
+        problems = []
+        for field, query in (("query", gate.query), ("samples_query", gate.samples_query)):
+            if query is None:
+                continue
+            named = text.placeholders_in(query)
+            fixed = sorted(named & {"canary", "stable"})
+            if fixed:
+                problems.append(
+                    f"{field}: write the version as $target (filled with the canary, then the"
+                    f" stable), not {', '.join('$' + n for n in fixed)}"
+                )
+            elif "target" not in named:
+                problems.append(
+                    f"{field}: a {gate.kind} gate's query must select the version with $target"
+                    " (filled with the canary, then the stable)"
+                )
+        return problems
+
     def windows(self, gate: GateBase) -> list[tuple[str, str, float]]:
         """(field, window as shown, seconds) of each span of data the gate's queries read."""
         found = []
