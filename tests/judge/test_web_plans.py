@@ -1,4 +1,4 @@
-"""Web sources in plans: one source per gate or the plan's default, and what a plan can get wrong."""
+"""Web sources in plans: a source per gate or the plan's default, and what can go wrong."""
 
 from __future__ import annotations
 
