@@ -105,15 +105,45 @@ def prometheus_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: 
     return HEADER + yaml.safe_dump(config, sort_keys=False)
 
 
-def demo_plan(runtime_api: str, prometheus_url: str) -> dict[str, Any]:
+def demo_plan(
+    runtime_api: str, prometheus_url: str, tasks_url: str | None = None
+) -> dict[str, Any]:
     """A rollout plan for the demo service: three stages gated on errors and latency.
 
     While the stable still has traffic the canary is compared with it (relative gates:
     HAProxy's error rate, the demo's p95 latency); at 100% there is no stable to compare
     with, so the last stage uses fixed thresholds. A statistical error-rate gate runs in
-    dry-run beside them: it is judged and recorded, and never acts.
+    dry-run beside them: it is judged and recorded, and never acts. With ``tasks_url`` (the
+    load generator's task outcomes) a web gate compares the versions' task success rates.
     """
     window = {"window": "30s", "min_samples": 50, "failure_limit": 2}
+    plan = _plan(runtime_api, prometheus_url, window)
+    if tasks_url is None:
+        return plan
+    plan["gates"].insert(2, {**TASK_SUCCESS, **window})
+    # Named sources come right after the default one, as a person would write them.
+    items = list(plan.items())
+    after = [key for key, _ in items].index("metrics") + 1
+    tasks = {"tasks": {"kind": "web", "url": tasks_url + TASKS_QUERY}}
+    return dict([*items[:after], ("sources", tasks), *items[after:]])
+
+
+# The app's own view of its tasks: the canary's success rate may trail the stable's by at
+# most 5 points, over the same window as the Prometheus gates.
+TASKS_QUERY = "?version=$target&window=$window"
+TASK_SUCCESS: dict[str, Any] = {
+    "name": "task-success",
+    "source": "tasks",
+    "kind": "relative",
+    "direction": "decrease",
+    "query": "$.success_rate",
+    "samples_query": "$.tasks",
+    "margin": 0.05,
+    "unit": "ratio",
+}
+
+
+def _plan(runtime_api: str, prometheus_url: str, window: dict[str, Any]) -> dict[str, Any]:
     return {
         "service": SERVICE,
         "version": "canary",

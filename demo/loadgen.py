@@ -102,8 +102,8 @@ async def _main(args: argparse.Namespace) -> None:
     tally = Tally()
     server = None
     if args.tasks_port is not None:
-        server = serve_tasks(tally.tasks, args.tasks_port)
-        print(f"task outcomes on http://127.0.0.1:{server.server_port}/tasks", flush=True)
+        server = serve_tasks(tally.tasks, args.tasks_port, args.tasks_host)
+        print(f"task outcomes on http://{args.tasks_host}:{server.server_port}/tasks", flush=True)
     tally = await run(
         args.url,
         args.rps,
@@ -128,7 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--report", type=float, default=10.0, help="seconds between summaries")
     parser.add_argument(
-        "--tasks-port", type=int, default=None, help="serve GET /tasks on 127.0.0.1:PORT"
+        "--tasks-port", type=int, default=None, help="serve GET /tasks on this port"
+    )
+    parser.add_argument(
+        "--tasks-host",
+        default="127.0.0.1",
+        help="the address to serve it on (a container: 0.0.0.0)",
     )
     args = parser.parse_args(argv)
     if not 0 < args.rps <= 1000:

@@ -128,13 +128,13 @@ def _seconds(query: dict[str, list[str]], name: str, default: float) -> float:
 class _TasksServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, log: TaskLog) -> None:
-        super().__init__(("127.0.0.1", port), _TasksHandler)
+    def __init__(self, host: str, port: int, log: TaskLog) -> None:
+        super().__init__((host, port), _TasksHandler)
         self.log = log
 
 
-def serve_tasks(log: TaskLog, port: int) -> ThreadingHTTPServer:
-    """Serve ``GET /tasks`` for ``log`` on 127.0.0.1:port (0: any free port) in a thread."""
-    server = _TasksServer(port, log)
+def serve_tasks(log: TaskLog, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Serve ``GET /tasks`` for ``log`` on host:port (port 0: any free one) in a thread."""
+    server = _TasksServer(host, port, log)
     threading.Thread(target=server.serve_forever, name="tasks", daemon=True).start()
     return server

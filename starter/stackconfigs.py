@@ -38,7 +38,11 @@ def render_prometheus(info: StackInfo) -> str:
 def write_configs(info: StackInfo) -> None:
     """Write the stack's configs, its demo plan and its stack.json into its folder."""
     dir = info.path
-    plan = demo_plan(runtime_api=info.haproxy_admin_tcp, prometheus_url=info.prometheus_url)
+    plan = demo_plan(
+        runtime_api=info.haproxy_admin_tcp,
+        prometheus_url=info.prometheus_url,
+        tasks_url=info.tasks_url,
+    )
     try:
         (dir / "logs").mkdir(parents=True, exist_ok=True)
         (dir / "haproxy.cfg").write_text(render_haproxy(info))

@@ -18,6 +18,7 @@ ADMIN_PORT = 9999
 DEMO_PORT = 8000
 PROMETHEUS_PORT = 9090
 WORKER_METRICS_PORT = 9464
+TASKS_PORT = 8090
 
 
 def haproxy_cfg() -> str:
@@ -52,6 +53,7 @@ def plan() -> str:
         demo_plan(
             runtime_api=f"tcp://haproxy:{ADMIN_PORT}",
             prometheus_url=f"http://prometheus:{PROMETHEUS_PORT}",
+            tasks_url=f"http://loadgen:{TASKS_PORT}/tasks",
         )
     )
 
