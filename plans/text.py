@@ -144,3 +144,12 @@ def fill(text: str, values: dict[str, str]) -> str:
         return values[match.group(1) or match.group(2)]
 
     return PLACEHOLDER.sub(value, text)
+
+
+def check_url(value: str, pattern: re.Pattern[str], fix: str) -> str:
+    """``value`` when ``pattern`` matches it whole with a valid port (group 2), else why not."""
+    match = pattern.fullmatch(value)
+    port = match.group(2) if match is not None else None
+    if match is None or (port is not None and not 0 < int(port) < 65536):
+        raise ValueError(f"{quote(value)}: {fix}")
+    return value

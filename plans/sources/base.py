@@ -56,13 +56,19 @@ class SourceModel(Strict):
         ``$target`` is ``target``, the canary when None; ``$window`` is ``window`` written as
         this source's language writes a span. A missing value raises KeyError.
         """
+        return text.fill(query, self.filled(values, window=window, target=target))
+
+    def filled(
+        self, values: dict[str, str], *, window: timedelta, target: str | None = None
+    ) -> dict[str, str]:
+        """Every placeholder's value for one version: the plan's, ``$window`` and ``$target``."""
         filled = dict(values)
         filled["window"] = self.language.duration(window)
         if target is not None:
             filled["target"] = target
         elif "canary" in values:
             filled["target"] = values["canary"]
-        return text.fill(query, filled)
+        return filled
 
     def query_problems(self, gate: GateBase, given: list[str]) -> list[tuple[str, str]]:
         """(field, problem) for each of the gate's queries this source cannot run.

@@ -37,10 +37,9 @@ class PrometheusSource(SourceModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        match = _URL.fullmatch(v)
-        if match is None or (match.group(2) is not None and not 0 < int(match.group(2)) < 65536):
-            raise ValueError(f"{text.quote(v)}: write the Prometheus URL as http(s)://host:port")
-        return v.rstrip("/")
+        return text.check_url(v, _URL, "write the Prometheus URL as http(s)://host:port").rstrip(
+            "/"
+        )
 
     def secret_variables(self) -> tuple[str, ...]:
         return (self.bearer_token_env,) if self.bearer_token_env else ()

@@ -77,10 +77,7 @@ class WebSource(SourceModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        match = _URL.fullmatch(v)
-        if match is None or (match.group(2) is not None and not 0 < int(match.group(2)) < 65536):
-            raise ValueError(f"{text.quote(v)}: write the URL as http(s)://host:port/path?query")
-        return v
+        return text.check_url(v, _URL, "write the URL as http(s)://host:port/path?query")
 
     @field_validator("headers")
     @classmethod
@@ -118,12 +115,7 @@ class WebSource(SourceModel):
         self, query: str, values: dict[str, str], *, window: timedelta, target: str | None = None
     ) -> str:
         """The request for one version: URL and body filled in, and the JSONPath to apply."""
-        filled = dict(values)
-        filled["window"] = self.language.duration(window)
-        if target is not None:
-            filled["target"] = target
-        elif "canary" in values:
-            filled["target"] = values["canary"]
+        filled = self.filled(values, window=window, target=target)
         return WebRequest(
             method=self.method,
             url=text.fill(self.url, filled),
