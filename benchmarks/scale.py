@@ -37,6 +37,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +46,7 @@ from typing import Any
 from temporalio import activity, workflow
 
 LATE_S = 1.0
+START_ATTEMPTS = 5
 
 
 def _root() -> Path:
@@ -212,6 +214,31 @@ def worker_counters(port: int) -> dict[str, float]:
     return sums
 
 
+async def started(client: Any, workflow_id: str, start: Callable[[], Awaitable[Any]]) -> Any:
+    """The started workflow's handle; a start the busy server did not answer in time is retried.
+
+    A start that timed out may have happened all the same: the retry then finds it running.
+    """
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from starter.operations import AlreadyRolling
+
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return await start()
+        except (WorkflowAlreadyStartedError, AlreadyRolling):
+            if attempt == 1:
+                raise
+            return client.get_workflow_handle(workflow_id)
+        except RPCError as error:
+            busy = error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE)
+            if attempt == START_ATTEMPTS or not (busy or "Timeout expired" in str(error)):
+                raise
+            await asyncio.sleep(2.0 * attempt)
+    raise AssertionError("unreachable")
+
+
 async def gather_limited(coros: list[Any], limit: int = 32) -> list[Any]:
     gate = asyncio.Semaphore(limit)
 
@@ -352,11 +379,22 @@ async def one_count(
                 service = f"scale-{count}-{i}-{queue[-6:]}"
                 router = {"kind": "haproxy", "runtime_api": runtime_api, "backend": f"fleet{i}"}
                 plan = rollout_plan(stack, service, every_s, router)
-                handles.append(await operations.start_rollout(client, plan, queue))
-            else:
                 handles.append(
-                    await client.start_workflow(
-                        "BareLoop", every_s, id=f"bare-{queue}-{i}", task_queue=queue
+                    await started(
+                        client,
+                        plan.workflow_id,
+                        lambda: operations.start_rollout(client, plan, queue),
+                    )
+                )
+            else:
+                workflow_id = f"bare-{queue}-{i}"
+                handles.append(
+                    await started(
+                        client,
+                        workflow_id,
+                        lambda: client.start_workflow(
+                            "BareLoop", every_s, id=workflow_id, task_queue=queue
+                        ),
                     )
                 )
 
