@@ -130,6 +130,9 @@ class Check:
 class Measured:
     checks: list[Check] = field(default_factory=list)
     schedule_to_start_s: list[float] = field(default_factory=list)
+    # Workflow tasks that timed out (a sticky task not picked up in time is moved to the
+    # normal queue, where the worker rebuilds the workflow from its whole history).
+    task_timeouts: int = 0
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -161,6 +164,8 @@ def analyse(events: list[Any], into: Measured, start: datetime, end: datetime) -
             if start <= scheduled <= end:
                 into.schedule_to_start_s.append((at - scheduled).total_seconds())
             scheduled = None
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT and start <= at <= end:
+            into.task_timeouts += 1
     if due is not None and start <= due <= end:
         into.checks.append(Check(due, None))
 
@@ -405,9 +410,11 @@ async def one_count(
         cpu_before = meter.cpu_s()
         servers_before = {name: m.cpu_s() for name, m in servers.items()}
         counters_before = worker_counters(metrics_port)
+        load = [os.getloadavg()[0]]
         deadline = time.monotonic() + window_s
         while time.monotonic() < deadline:
             meter.sample()
+            load.append(os.getloadavg()[0])
             await asyncio.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
         end = datetime.now(UTC)
         cpu = meter.cpu_s() - cpu_before
@@ -448,10 +455,14 @@ async def one_count(
         "check_delay_p50_s": round(percentile(delays, 50) or 0, 3),
         "check_delay_p95_s": round(percentile(delays, 95) or 0, 3),
         "workflow_task_schedule_to_start_p95_ms": round((s2s or 0) * 1000, 1),
+        "workflow_task_timeouts": measured.task_timeouts,
         "worker_cpu_percent": round(100 * cpu / window, 1),
+        "worker_cpu_ms_per_check": round(1000 * cpu / len(done), 2) if done else None,
         "worker_peak_rss_mb": round(meter.peak_rss_mb, 1),
         **{f"{name}_cpu_percent": round(100 * c / window, 1) for name, c in servers_cpu.items()},
         "worker_counters_in_window": {name: round(c) for name, c in counters.items()},
+        # The machine's 1-minute load average over the window: other work on it shows here.
+        "load_avg_1m": round(sum(load) / len(load), 2),
     }
 
 
