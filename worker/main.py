@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -70,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     )
 
 
+CACHED_WORKFLOWS = 4_000  # two per rollout, for 2,000 rollouts on one worker
+
+
 def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Worker:
     """The worker with every workflow and activity of the product registered."""
     # Imported here: the activities bring numpy and scipy, which `--help` does not need.
@@ -87,7 +91,26 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
         activities=[*ALL_ACTIVITIES, *TargetLeases(client).activities()],
         activity_executor=executor,
         max_concurrent_activities=64,
+        # Each rollout has a lease workflow beside it; both stay cached, so a lease waking
+        # every ten minutes does not push a rollout out (and make it replay from history).
+        max_cached_workflows=CACHED_WORKFLOWS,
     )
+
+
+def keep_bytecode() -> None:
+    """Let the workflow sandbox load compiled bytecode instead of compiling the source again.
+
+    The sandbox imports a workflow's module afresh for every run the worker loads (a new run,
+    or one replayed after an eviction or a restart). Without a bytecode cache each of those
+    imports compiles workflows/rollout.py again: at a thousand rollouts that was a third of
+    the worker's CPU. PYTHONDONTWRITEBYTECODE, common in containers, forbids the cache next to
+    the source, so the worker keeps one of its own in the temporary folder.
+    """
+    if not sys.dont_write_bytecode:
+        return
+    if sys.pycache_prefix is None:
+        sys.pycache_prefix = os.path.join(tempfile.gettempdir(), f"rollout-worker-{os.getuid()}")
+    sys.dont_write_bytecode = False
 
 
 def _runtime() -> Runtime | None:
@@ -118,6 +141,7 @@ async def serve() -> None:
     stopping.cancel()
     client = connecting.result()
     queue = task_queue()
+    keep_bytecode()
     with ThreadPoolExecutor(max_workers=64, thread_name_prefix="activity") as executor:
         worker = build_worker(client, queue, executor)
         async with worker:
