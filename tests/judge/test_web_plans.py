@@ -7,22 +7,13 @@ from typing import Any
 
 import pytest
 
+from demo.configs import TASK_SUCCESS
 from plans import PlanError, parse_plan
 from plans.sources import WebSource
 from plans.state import GateCheck
 
 TASKS = {"kind": "web", "url": "http://127.0.0.1:8090/tasks?version=$target&window=$window"}
-SUCCESS = {
-    "name": "task-success",
-    "source": "tasks",
-    "kind": "relative",
-    "direction": "decrease",
-    "query": "$.success_rate",
-    "samples_query": "$.tasks",
-    "min_samples": 50,
-    "margin": 0.02,
-    "window": "30s",
-}
+SUCCESS = {**TASK_SUCCESS, "min_samples": 50, "window": "30s"}  # the demo plan's web gate
 ERRORS = {"name": "errors", "query": 'sum(rate(e{s="$canary"}[1m]))', "max": 0.05}
 
 
