@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from plans.model import Plan
+from plans.plan import Plan
 from plans.state import RolloutProgress
 
 CHECKS_PER_RUN = 500

@@ -14,12 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from jsonpath_ng.exceptions import JsonPathParserError
-from jsonpath_ng.ext.parser import parse as parse_jsonpath
 
 from activities.errors import MetricsRefused, MetricsTimeout, MetricsUnavailable
 from activities.metrics.reading import Reading, Series
-from plans.sources.web import WebRequest, WebSource
+from plans.sources.web import WebRequest, WebSource, compiled_path
 
 MAX_ANSWER_BYTES = 1024 * 1024
 SHOWN_CHARS = 80
@@ -61,8 +59,8 @@ class WebProvider:
     def query_range(self, request: str, start: datetime, end: datetime, step_s: float) -> Series:
         """The numbers the JSONPath picks (a list, oldest first), one per step of the answer.
 
-        The endpoint chooses its own steps (``$window`` and ``$step`` in the URL ask for
-        them); ``start`` and ``end`` are not sent. A step whose value is null (no data in
+        The endpoint chooses its own steps (``$window`` in the URL says over how long);
+        ``start`` and ``end`` are not sent. A step whose value is null (no data in
         it) is left out, and its place is kept in ``times`` so that paired series align.
         """
         asked = WebRequest.parse(request)
@@ -86,8 +84,8 @@ class WebProvider:
     def _values(self, asked: WebRequest) -> tuple[list[Any] | None, str]:
         """What the JSONPath picks, or None and why."""
         try:
-            path = parse_jsonpath(asked.path)
-        except (JsonPathParserError, Exception) as error:  # the parser raises plain Exceptions
+            path = compiled_path(asked.path)
+        except Exception as error:  # the parser raises plain Exceptions, with the position
             raise MetricsRefused(f"{asked.path} is not a JSONPath: {error}") from None
         answer = self._answer(asked)
         try:

@@ -10,9 +10,10 @@ gates that compare the two, and ``$window`` the gate's window in whole seconds.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
@@ -131,7 +132,7 @@ class WebSource(SourceModel):
             if query is None or not query.strip() or workflow.in_workflow():
                 continue
             try:
-                parse_jsonpath(query)
+                compiled_path(query)
             except Exception as error:  # the parser raises plain Exceptions, with the position
                 problems.append(
                     (
@@ -171,6 +172,12 @@ class WebSource(SourceModel):
         if not asked:
             return []
         return [("window", format_duration(gate.window), gate.window.total_seconds())]
+
+
+@functools.lru_cache(maxsize=256)
+def compiled_path(path: str) -> Any:
+    """A JSONPath parsed once: the parser builds tables, too slow to run at every check."""
+    return parse_jsonpath(path)
 
 
 class WebRequest(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,12 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 
 from activities.routers.haproxy import HAProxyRuntime
 from plans import HAProxyRouter, Plan, TrafficSplit, parse_plan
-from starter import devstack
+from starter import devstack, operations
 from tests.stack.conftest import missing_binaries
 from tests.stack_plans import error_rate_plan
 
@@ -67,6 +69,19 @@ def fast_plan(stack: devstack.StackInfo, stages: list[dict[str, Any]], **extra: 
     )
     data.update(extra)
     return parse_plan(data)
+
+
+async def failed_with_faulty_canary(
+    stack: devstack.StackInfo, client: Client, plan: Plan, error_rate: float
+) -> ApplicationError:
+    """Start ``plan`` with the canary failing ``error_rate`` of its requests; its failure."""
+    await asyncio.to_thread(devstack.fault, Path(stack.dir), error_rate, 0)
+    handle = await operations.start_rollout(client, plan, stack.task_queue)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), timeout=90)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause
 
 
 async def who_answers(stack: devstack.StackInfo, requests: int = 60) -> dict[str, int]:

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
 
 from activities.routers.haproxy import HAProxyRuntime
 from plans import RolloutResult, RolloutState
 from starter import devstack, operations
-from tests.integration.conftest import fast_plan, who_answers
+from tests.integration.conftest import failed_with_faulty_canary, fast_plan, who_answers
 
 pytestmark = pytest.mark.integration
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -52,12 +51,8 @@ async def test_faulty_canary_is_rolled_back_by_its_gate(
     stack: devstack.StackInfo, client: Client, router: HAProxyRuntime
 ) -> None:
     plan = fast_plan(stack, [{"name": "half", "weight": 50, "bake": "2m", "check_every": "2s"}])
-    await asyncio.to_thread(devstack.fault, Path(stack.dir), 0.5, 0)
-    handle = await operations.start_rollout(client, plan, stack.task_queue)
-    with pytest.raises(WorkflowFailureError) as failure:
-        await asyncio.wait_for(handle.result(), timeout=90)
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "RolledBack"
+    cause = await failed_with_faulty_canary(stack, client, plan, 0.5)
+    assert cause.type == "RolledBack"
     assert "error-rate" in cause.message and "2 check(s) in a row" in cause.message
     split = await asyncio.to_thread(router.get_split, "stable", "canary")
     assert (split.stable_weight, split.canary_weight) == (100, 0)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 
 from activities.routers.haproxy import HAProxyRuntime
 from demo.configs import TASK_SUCCESS, TASKS_QUERY
 from plans import Plan, RolloutState, parse_plan
 from starter import devstack, operations
+from tests.integration.conftest import failed_with_faulty_canary
 from tests.stack_plans import error_rate_plan
 
 pytestmark = pytest.mark.integration
@@ -65,12 +64,8 @@ async def test_a_canary_failing_tasks_is_rolled_back_by_its_web_gate(
     stack: devstack.StackInfo, client: Client, router: HAProxyRuntime
 ) -> None:
     plan = web_plan(stack, [{"name": "half", "weight": 50, "bake": "2m", "check_every": "2s"}])
-    await asyncio.to_thread(devstack.fault, Path(stack.dir), 0.5, 0)
-    handle = await operations.start_rollout(client, plan, stack.task_queue)
-    with pytest.raises(WorkflowFailureError) as failure:
-        await asyncio.wait_for(handle.result(), timeout=90)
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "RolledBack"
+    cause = await failed_with_faulty_canary(stack, client, plan, 0.5)
+    assert cause.type == "RolledBack"
     assert "task-success" in cause.message and "2 check(s) in a row" in cause.message
     split = await asyncio.to_thread(router.get_split, "stable", "canary")
     assert (split.stable_weight, split.canary_weight) == (100, 0)
