@@ -6,11 +6,12 @@ import bisect
 import hashlib
 from collections import Counter
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
 from plans import text
+from plans.bluegreen import BlueGreen
 from plans.durations import format_duration
 from plans.gates import Gate, GateBase
 from plans.notify import Notify
@@ -51,7 +52,13 @@ class Plan(Strict):
         default_factory=dict, description="more sources by name, for gates that name one"
     )
     gates: Annotated[list[Gate], BeforeValidator(_gate_count)] = Field(default_factory=list)
-    stages: Annotated[list[Stage], BeforeValidator(_stage_count)]
+    strategy: Literal["canary", "blue_green"] = Field(
+        default="canary", description="canary: stage by stage; blue_green: preview, then one flip"
+    )
+    blue_green: BlueGreen | None = Field(
+        default=None, description="the preview, promotion and rollback of a blue_green plan"
+    )
+    stages: Annotated[list[Stage], BeforeValidator(_stage_count)] = Field(default_factory=list)
     notify: Notify = Field(default_factory=Notify)
 
     @model_validator(mode="after")
@@ -59,7 +66,13 @@ class Plan(Strict):
         problems = []
         if self.stable == self.canary:
             problems.append(f"stable and canary are both {self.stable!r}: name two servers")
-        if not self.stages:
+        if self.strategy == "blue_green":
+            problems += self._blue_green_stages()
+        elif self.blue_green is not None:
+            problems.append("blue_green: set strategy: blue_green to use it, or remove it")
+        if "stages" not in self.model_fields_set and self.strategy == "canary":
+            problems.append("stages: missing: this field is required")
+        elif not self.stages and not problems:
             problems.append("stages: list at least one stage")
         names = [g.name for g in self.gates]
         dupes = sorted(n for n, count in Counter(names).items() if count > 1)
@@ -69,7 +82,8 @@ class Plan(Strict):
         if dupes:
             problems.append(f"stages: names must be unique, repeated: {', '.join(dupes)}")
         for i, (prev, cur) in enumerate(zip(self.stages, self.stages[1:], strict=False), 1):
-            if cur.weight <= prev.weight:
+            # Blue-green keeps green at 100% while blue stays ready: its stages are made here.
+            if cur.weight <= prev.weight and self.strategy == "canary":
                 problems.append(
                     f"stages.{i}.weight: {cur.weight} does not increase on the previous stage's"
                     f" {prev.weight}: weights must go up stage by stage"
@@ -87,6 +101,23 @@ class Plan(Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _blue_green_stages(self) -> list[str]:
+        """Fill in a blue-green plan's stages; a plan read back carries the same ones."""
+        if self.blue_green is None:
+            return ["blue_green: a blue_green plan needs this section (preview, promotion...)"]
+        problems = self.blue_green.problems(self.gates)
+        if problems:
+            return problems
+        stages = self.blue_green.stages(self.gates)
+        if self.stages and self.stages != stages:
+            return [
+                "stages: a blue_green plan takes its stages from blue_green (preview,"
+                " post-promotion, keep-blue): remove stages"
+            ]
+        # The plan is frozen once validated; this is still its validation.
+        object.__setattr__(self, "stages", stages)
+        return []
 
     def _query_problems(self) -> list[str]:
         """Gates whose queries their metrics source cannot run as written."""

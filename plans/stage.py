@@ -34,6 +34,11 @@ class Stage(Strict):
         description="longest the stage may run (paused time excluded) before on_deadline acts",
     )
     on_deadline: Literal["pause", "rollback", "notify"] = "pause"
+    abort_after: Duration | None = Field(
+        default=None,
+        description="end the rollout aborted when the stage has not completed this long after"
+        " it started, approval and paused time included (blue-green's auto_abort_after)",
+    )
 
     @field_validator("weight", mode="before")
     @classmethod
@@ -60,6 +65,11 @@ class Stage(Strict):
 
     @model_validator(mode="after")
     def _deadline(self) -> Stage:
+        if self.abort_after is not None and self.abort_after <= self.bake:
+            raise ValueError(
+                f"abort_after {format_duration(self.abort_after)} is not longer than the bake"
+                f" {format_duration(self.bake)}: the stage would be aborted before it could end"
+            )
         if self.progress_deadline is not None and self.progress_deadline <= self.bake:
             raise ValueError(
                 f"progress_deadline {format_duration(self.progress_deadline)} is not longer than"

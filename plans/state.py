@@ -286,6 +286,9 @@ class RolloutProgress(BaseModel):
     bake_elapsed_s: float = 0.0
     clock_running_since: datetime | None = None
     next_check_at: datetime | None = None
+    stage_entered_at: datetime | None = Field(
+        default=None, description="when the current stage's weight was set"
+    )
     stage_checks: int = 0
     paused: bool = False
     pause_cause: str = Field(default="", description="operator, gates or deadline")

@@ -223,6 +223,17 @@ def deadline_passed(plan: Plan, progress: RolloutProgress, now: datetime) -> boo
     return bake_elapsed(progress, now) >= stage.progress_deadline.total_seconds()
 
 
+def abort_due(plan: Plan, progress: RolloutProgress, now: datetime) -> datetime | None:
+    """When the current stage is to be aborted unfinished (``abort_after``), if it is."""
+    stage = current_stage(plan, progress)
+    entered = progress.stage_entered_at
+    if stage.abort_after is None or entered is None:
+        return None
+    if progress.shifted_stage < progress.stage_index:
+        return None
+    return entered + stage.abort_after
+
+
 def judge_checks(
     progress: RolloutProgress, gates: list[Gate], verdicts: list[Verdict]
 ) -> list[GateAction]:

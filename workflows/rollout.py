@@ -37,7 +37,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import decisions
     from workflows.checking import judge_gates, tell_people
-    from workflows.status import result_of, sentence, stages_line, status_of
+    from workflows.status import (
+        keep_blue_text,
+        kept_blue,
+        result_of,
+        sentence,
+        stages_line,
+        status_of,
+    )
     from workflows.target import Target, TargetRefused, root_message
 
 
@@ -129,11 +136,16 @@ class RolloutWorkflow:
     async def _enter(self, stage: Stage) -> None:
         """Shift the canary to the stage's weight and start its bake clock."""
         p = self._p
-        await self._target.shift(
-            stage.weight, f"shift canary to {stage.weight}% for stage {stage.name!r}"
-        )
+        if p.stage_index == 0 or stage.weight != p.canary_weight:
+            await self._target.shift(
+                stage.weight, f"shift canary to {stage.weight}% for stage {stage.name!r}"
+            )
+        else:
+            # Blue-green's keep-blue stage: green already has it all, blue stays ready.
+            self._audit("keep", keep_blue_text(self._plan))
         now = workflow.now()
         p.shifted_stage = p.stage_index
+        p.stage_entered_at = now
         p.bake_elapsed_s = 0.0
         p.clock_running_since = None if p.paused else now
         p.next_check_at = now + stage.check_every
@@ -168,6 +180,13 @@ class RolloutWorkflow:
             if decisions.deadline_passed(self._plan, p, now):
                 await self._missed_deadline(stage, now)
                 continue
+            abort_at = decisions.abort_due(self._plan, p, now)
+            if abort_at is not None and now >= abort_at:
+                assert stage.abort_after is not None
+                raise _Abort(
+                    f"stage {stage.name!r} did not complete within"
+                    f" {format_duration(stage.abort_after)}: nobody promoted it"
+                )
             self._set_waiting_state(now)
             if not checked:
                 p.next_check_at = now + stage.check_every
@@ -192,6 +211,9 @@ class RolloutWorkflow:
         remaining = decisions.bake_remaining(self._plan, p, now)
         if p.clock_running_since is not None and 0 < remaining < timeout:
             timeout, summary = remaining, f"bake {stage.name!r} {format_duration(stage.bake)}"
+        abort_at = decisions.abort_due(self._plan, p, now)
+        if abort_at is not None and 0 < (abort_at - now).total_seconds() < timeout:
+            timeout, summary = (abort_at - now).total_seconds(), f"abort {stage.name!r} unfinished"
         seen = self._last_command()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
@@ -215,6 +237,8 @@ class RolloutWorkflow:
         self._audit("deadline", f"{why}: {stage.on_deadline}")
         if stage.on_deadline == "rollback":
             raise _RollBack(why)
+        if stage.on_deadline == "abort":
+            raise _Abort(why)
         if stage.on_deadline == "pause" and not p.paused:
             decisions.pause(p, now, "deadline")
         await self._notify(f"Rollout of {self._plan.service}: {why}; action: {stage.on_deadline}")
@@ -330,6 +354,8 @@ class RolloutWorkflow:
         p.compensations.clear()
         p.state = RolloutState.PROMOTED
         p.reason = p.reason or "all stages passed"
+        if kept_blue(self._plan, p):
+            p.reason += "; blue was kept ready until now and may be retired"
         if p.promote_requested and p.stage_index < len(self._plan.stages):
             who = next(
                 (c for c in reversed(p.commands) if c.kind == "promote" and c.accepted), None

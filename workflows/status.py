@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from plans import Plan, RolloutResult, RolloutState, RolloutStatus
+from plans.bluegreen import KEEP_BLUE, PREVIEW
+from plans.durations import format_duration
 from plans.state import RolloutProgress
 from workflows import decisions
 
@@ -59,7 +61,30 @@ def sentence(plan: Plan, progress: RolloutProgress) -> str:
     text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%, {where}"
     if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
         text += f". Reason: {p.reason}"
+    elif plan.blue_green is not None and not p.state.final:
+        stage = decisions.current_stage(plan, p).name
+        if stage == PREVIEW and plan.blue_green.preview_url:
+            text += f"; green on preview at {plan.blue_green.preview_url}"
+        elif stage == KEEP_BLUE:
+            text += "; blue kept ready: a rollback flips back at once"
     return text
+
+
+def keep_blue_text(plan: Plan) -> str:
+    """What the audit says when blue-green's keep-blue stage starts."""
+    assert plan.blue_green is not None and plan.blue_green.keep_previous_for is not None
+    kept = format_duration(plan.blue_green.keep_previous_for)
+    return f"green has all traffic; blue kept ready for {kept}: a rollback flips back at once"
+
+
+def kept_blue(plan: Plan, progress: RolloutProgress) -> bool:
+    """Blue-green's keep-blue stage ran to its end: blue may be retired."""
+    last = plan.stages[-1]
+    return (
+        last.name == KEEP_BLUE
+        and plan.blue_green is not None
+        and progress.stage_index >= len(plan.stages)
+    )
 
 
 def result_of(plan: Plan, progress: RolloutProgress) -> RolloutResult:
