@@ -237,8 +237,6 @@ class RolloutWorkflow:
         self._audit("deadline", f"{why}: {stage.on_deadline}")
         if stage.on_deadline == "rollback":
             raise _RollBack(why)
-        if stage.on_deadline == "abort":
-            raise _Abort(why)
         if stage.on_deadline == "pause" and not p.paused:
             decisions.pause(p, now, "deadline")
         await self._notify(f"Rollout of {self._plan.service}: {why}; action: {stage.on_deadline}")
