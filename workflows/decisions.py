@@ -234,6 +234,19 @@ def abort_due(plan: Plan, progress: RolloutProgress, now: datetime) -> datetime 
     return entered + stage.abort_after
 
 
+def abort_reason(plan: Plan, progress: RolloutProgress, now: datetime) -> str:
+    """Why the current stage ends aborted now (its ``abort_after`` passed), or ''."""
+    due = abort_due(plan, progress, now)
+    if due is None or now < due:
+        return ""
+    stage = current_stage(plan, progress)
+    assert stage.abort_after is not None
+    return (
+        f"stage {stage.name!r} did not complete within {format_duration(stage.abort_after)}:"
+        " nobody promoted it"
+    )
+
+
 def judge_checks(
     progress: RolloutProgress, gates: list[Gate], verdicts: list[Verdict]
 ) -> list[GateAction]:

@@ -27,21 +27,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.inputs import RolloutInput
     from plans.state import AuditEvent, RolloutProgress
-    from plans.visibility import (
-        ROLLOUT_WORKFLOW,
-        SERVICE,
-        STAGE,
-        STATE,
-        VERSION,
-        WEIGHT,
-    )
+    from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import decisions
     from workflows.checking import judge_gates, tell_people
     from workflows.status import (
         keep_blue_text,
         kept_blue,
+        publish,
         result_of,
-        sentence,
         stages_line,
         status_of,
     )
@@ -180,13 +173,8 @@ class RolloutWorkflow:
             if decisions.deadline_passed(self._plan, p, now):
                 await self._missed_deadline(stage, now)
                 continue
-            abort_at = decisions.abort_due(self._plan, p, now)
-            if abort_at is not None and now >= abort_at:
-                assert stage.abort_after is not None
-                raise _Abort(
-                    f"stage {stage.name!r} did not complete within"
-                    f" {format_duration(stage.abort_after)}: nobody promoted it"
-                )
+            if unfinished := decisions.abort_reason(self._plan, p, now):
+                raise _Abort(unfinished)
             self._set_waiting_state(now)
             if not checked:
                 p.next_check_at = now + stage.check_every
@@ -503,20 +491,4 @@ class RolloutWorkflow:
 
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""
-        p, plan = self._p, self._plan
-        stage = decisions.current_stage(plan, p)
-        snapshot = (p.state, stage.name, p.canary_weight, p.reason)
-        if snapshot == self._published:
-            return
-        self._published = snapshot
-        workflow.set_current_details(sentence(plan, p))
-        if self._input.visibility:
-            workflow.upsert_search_attributes(
-                [
-                    SERVICE.value_set(plan.service),
-                    VERSION.value_set(plan.version),
-                    STAGE.value_set(stage.name),
-                    WEIGHT.value_set(p.canary_weight),
-                    STATE.value_set(p.state.value),
-                ]
-            )
+        self._published = publish(self._plan, self._p, self._input.visibility, self._published)

@@ -7,11 +7,15 @@ query handler and its ending stay one line each.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+
+from temporalio import workflow
 
 from plans import Plan, RolloutResult, RolloutState, RolloutStatus
 from plans.bluegreen import KEEP_BLUE, PREVIEW
 from plans.durations import format_duration
 from plans.state import RolloutProgress
+from plans.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT
 from workflows import decisions
 
 
@@ -100,3 +104,26 @@ def result_of(plan: Plan, progress: RolloutProgress) -> RolloutResult:
 
 def stages_line(plan: Plan) -> str:
     return " -> ".join(f"{s.name} {s.weight}%" for s in plan.stages)
+
+
+def publish(
+    plan: Plan, progress: RolloutProgress, visibility: bool, published: tuple[Any, ...]
+) -> tuple[Any, ...]:
+    """Set the run's details and search attributes when they changed since ``published``."""
+    p = progress
+    stage = decisions.current_stage(plan, p)
+    snapshot = (p.state, stage.name, p.canary_weight, p.reason)
+    if snapshot == published:
+        return published
+    workflow.set_current_details(sentence(plan, p))
+    if visibility:
+        workflow.upsert_search_attributes(
+            [
+                SERVICE.value_set(plan.service),
+                VERSION.value_set(plan.version),
+                STAGE.value_set(stage.name),
+                WEIGHT.value_set(p.canary_weight),
+                STATE.value_set(p.state.value),
+            ]
+        )
+    return snapshot
