@@ -28,6 +28,8 @@ class HAProxyLayout:
     stable_address: str
     canary_address: str
     admin_socket: str | None = None
+    # Blue-green's preview route: every request here goes to the canary, whatever its weight.
+    preview_bind: str | None = None
     # Inside docker-compose the servers are container names: resolve them through
     # Docker's DNS, and start even when a container is not up yet.
     docker_dns: bool = False
@@ -70,8 +72,10 @@ def haproxy_config(layout: HAProxyLayout) -> str:
         f"    bind {layout.app_bind}",
         f"    default_backend {BACKEND}",
         "",
+        *_preview_frontend(layout),
         f"backend {BACKEND}",
         "    balance roundrobin",
+        *_preview_rule(layout),
         # Health checks use /healthz, which injected faults leave alone: a failing
         # canary keeps receiving its share, so the gates (not HAProxy) judge it.
         "    option httpchk GET /healthz",
@@ -86,6 +90,26 @@ def haproxy_config(layout: HAProxyLayout) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _preview_frontend(layout: HAProxyLayout) -> list[str]:
+    if layout.preview_bind is None:
+        return []
+    return [
+        "frontend preview",
+        f"    bind {layout.preview_bind}",
+        "    http-request set-var(txn.preview) bool(true)",
+        f"    default_backend {BACKEND}",
+        "",
+    ]
+
+
+def _preview_rule(layout: HAProxyLayout) -> list[str]:
+    # use-server picks the canary even at weight 0, and its requests count in this backend's
+    # metrics under the canary's name, so the gates judge preview traffic as they judge any.
+    if layout.preview_bind is None:
+        return []
+    return [f"    use-server {CANARY_SERVER} if {{ var(txn.preview) -m bool }}"]
 
 
 def prometheus_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: str = "1s") -> str:
@@ -176,6 +200,35 @@ def _plan(runtime_api: str, prometheus_url: str, window: dict[str, Any]) -> dict
             },
         ],
     }
+
+
+def blue_green_plan(
+    runtime_api: str, prometheus_url: str, preview_url: str | None = None
+) -> dict[str, Any]:
+    """The demo as blue-green: 40s of preview on the preview route, one flip, 40s of judging.
+
+    Before the flip the canary (green) gets only the preview route's requests; the error
+    rate is compared with the stable's live traffic and held to fixed limits. After it,
+    fixed limits alone judge green, and blue stays ready for 30s more.
+    """
+    window = {"window": "30s", "min_samples": 50, "failure_limit": 2}
+    plan = _plan(runtime_api, prometheus_url, window)
+    del plan["stages"]
+    plan["gates"] = [g for g in plan["gates"] if g["name"] != "error-rate-test"]
+    plan["strategy"] = "blue_green"
+    section: dict[str, Any] = {
+        "preview": "40s",
+        "auto_promote_after": "40s",
+        "post_promotion_for": "40s",
+        "keep_previous_for": "30s",
+        "check_every": "10s",
+        "pre_promotion": ["error-rate", "error-rate-max", "p95-latency-max"],
+        "post_promotion": ["error-rate-max", "p95-latency-max"],
+    }
+    if preview_url is not None:
+        section["preview_url"] = preview_url
+    plan["blue_green"] = section
+    return plan
 
 
 def plan_yaml(plan: Mapping[str, Any]) -> str:

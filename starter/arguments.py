@@ -248,7 +248,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--faulty",
         action="store_true",
-        help="make the canary fail 30%% of its requests at 50%%, to watch a rollback",
+        help="make the canary fail 30%% of its requests at 50%% (blue-green: once promoted),"
+        " to watch a rollback",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=["canary", "blue-green"],
+        default="canary",
+        help="canary: 10%% -> 50%% -> 100%%; blue-green: a preview, then one flip to 100%%"
+        " (default: %(default)s)",
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
     p.set_defaults(run=cmd_demo)

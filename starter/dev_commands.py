@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shlex
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from rich.markup import escape
+from temporalio.client import Client
 
+from demo import loadgen
+from plans import Plan, RolloutStatus
 from starter import devstack, reading, render, starting
 from starter.connection import connect_client, ui_link
 from starter.exits import exit_code
+from starter.processes import StackError
 from starter.render import err, out
 from starter.rollout_commands import load
-from starter.stackinfo import describe, dump
+from starter.stackinfo import StackInfo, describe, dump
+
+# Requests a second on blue-green's preview route while the demo runs: enough for the
+# pre-promotion gates' 50 samples in a 30s window.
+PREVIEW_RPS = 5.0
 
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
@@ -63,7 +73,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         out.print(describe(info))
         previous = await asyncio.to_thread(_current_fault, info.canary_url)
         await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
-        plan = load(info.plan_file)
+        plan = load(_demo_plan_file(info, args.strategy))
         if previous:
             # Errors of an earlier faulty demo would still sit in the gates' windows.
             settle = max((g.window.total_seconds() for g in plan.gates), default=30.0) + 5
@@ -77,26 +87,62 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         out.print(f"\nrollout {plan.workflow_id} started (run {handle.result_run_id})")
         out.print(f"Temporal UI: [bold]{link}[/]")
         if args.faulty:
-            out.print("the canary will start failing 30% of its requests when it reaches 50%")
-        faulted = False
-        last = None
-        async for status in reading.follow(client, plan.service, every=0.5):
-            line = render.progress_line(status)
-            if line != last:
-                out.print(line, soft_wrap=True)
-                last = line
-            if args.faulty and not faulted and status.canary_weight >= 50:
-                await asyncio.to_thread(devstack.fault, directory, 0.3, 0)
-                out.print("[red]fault injected: the canary now fails 30% of requests[/]")
-                faulted = True
-            if status.state.final:
-                break
+            at = "once it is promoted" if plan.blue_green else "when it reaches 50%"
+            out.print(f"the canary will start failing 30% of its requests {at}")
+        async with _preview_traffic(info, plan):
+            status = await _follow(client, plan, directory, args.faulty)
         out.print(f"\nTemporal UI: {link}")
         out.print(
             "The stack keeps running so you can look around; stop it with"
             f" `rollout dev down --dir {directory}`."
         )
         return exit_code(status.state)
+
+
+async def _follow(client: Client, plan: Plan, directory: Path, faulty: bool) -> RolloutStatus:
+    """Print each new progress line until the rollout ends; make the canary fail if asked."""
+    faulted = False
+    last = None
+    async for status in reading.follow(client, plan.service, every=0.5):
+        line = render.progress_line(status)
+        if line != last:
+            out.print(line, soft_wrap=True)
+            last = line
+        if faulty and not faulted and status.canary_weight >= 50:
+            await asyncio.to_thread(devstack.fault, directory, 0.3, 0)
+            out.print("[red]fault injected: the canary now fails 30% of requests[/]")
+            faulted = True
+        if status.state.final:
+            break
+    return status
+
+
+def _demo_plan_file(info: StackInfo, strategy: str) -> str:
+    if strategy == "canary":
+        return info.plan_file
+    if info.blue_green_plan_file is None:
+        raise StackError(
+            f"the dev stack in {info.dir} was started without a preview route: stop it with"
+            f" `rollout dev down --dir {info.dir}` and run the demo again"
+        )
+    return info.blue_green_plan_file
+
+
+@contextlib.asynccontextmanager
+async def _preview_traffic(info: StackInfo, plan: Plan) -> AsyncIterator[None]:
+    """For blue-green, a steady trickle on the preview route, as testers would send."""
+    if plan.blue_green is None or info.preview_url is None:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        loadgen.run(info.preview_url, PREVIEW_RPS, stop=stop, report_every=1e9)
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 def _current_fault(canary_url: str) -> bool:

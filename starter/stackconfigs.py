@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demo.configs import HAProxyLayout, demo_plan, haproxy_config, plan_yaml, prometheus_config
+from demo.configs import (
+    HAProxyLayout,
+    blue_green_plan,
+    demo_plan,
+    haproxy_config,
+    plan_yaml,
+    prometheus_config,
+)
 from starter.processes import LOCALHOST, StackError
 from starter.stackinfo import StackInfo, save
 
@@ -20,6 +27,7 @@ def render_haproxy(info: StackInfo) -> str:
             stable_address=f"{LOCALHOST}:{ports['stable']}",
             canary_address=f"{LOCALHOST}:{ports['canary']}",
             admin_socket=info.haproxy_socket,
+            preview_bind=f"{LOCALHOST}:{ports['preview']}" if "preview" in ports else None,
         )
     )
 
@@ -48,6 +56,11 @@ def write_configs(info: StackInfo) -> None:
         (dir / "haproxy.cfg").write_text(render_haproxy(info))
         (dir / "prometheus.yml").write_text(render_prometheus(info))
         Path(info.plan_file).write_text(plan_yaml(plan))
+        if info.blue_green_plan_file is not None:
+            blue_green = blue_green_plan(
+                info.haproxy_admin_tcp, info.prometheus_url, preview_url=info.preview_url
+            )
+            Path(info.blue_green_plan_file).write_text(plan_yaml(blue_green))
     except OSError as error:
         raise StackError(
             f"cannot write the dev stack's files in {dir} ({error.strerror or error}):"

@@ -28,6 +28,7 @@ DEFAULT_PORTS = {
     "prometheus": 9090,
     "worker_metrics": 9464,
     "tasks": 8090,
+    "preview": 8083,
 }
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
@@ -57,6 +58,12 @@ class StackInfo(BaseModel):
         default=None, description="the demo's task outcomes per version (GET, JSON)"
     )
     plan_file: str = Field(description="a demo rollout plan pointing at this stack")
+    preview_url: str | None = Field(
+        default=None, description="HAProxy's preview route: always the canary, ending in /"
+    )
+    blue_green_plan_file: str | None = Field(
+        default=None, description="the demo plan as blue-green, when the stack has a preview"
+    )
     ports: dict[str, int]
     metrics: dict[str, int] = Field(
         description="name -> port of each /metrics; Prometheus scrapes all but temporal's"
@@ -109,6 +116,8 @@ def describe(info: StackInfo) -> str:
         f"Canary        {info.canary_url}",
         f"Task outcomes {info.tasks_url or 'none'}",
         f"Demo plan     {info.plan_file}",
+        f"Preview       {info.preview_url or 'none'} (always the canary)",
+        f"Blue-green    {info.blue_green_plan_file or 'none'}",
         f"Logs          {info.path / 'logs'}",
     ]
     return "\n".join(lines)
@@ -144,6 +153,8 @@ def stack_info(dir: Path, ports: dict[str, int]) -> StackInfo:
         worker_metrics=worker,
         tasks_url=f"http://{LOCALHOST}:{ports['tasks']}/tasks" if "tasks" in ports else None,
         plan_file=str(dir / "plan.yaml"),
+        preview_url=f"http://{LOCALHOST}:{ports['preview']}/" if "preview" in ports else None,
+        blue_green_plan_file=str(dir / "plan-blue-green.yaml") if "preview" in ports else None,
         ports=ports,
         metrics=metrics,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demo.configs import HAProxyLayout, demo_plan, haproxy_config, plan_yaml, prometheus_config
+from demo.configs import (
+    HAProxyLayout,
+    blue_green_plan,
+    demo_plan,
+    haproxy_config,
+    plan_yaml,
+    prometheus_config,
+)
 
 FOLDER = Path(__file__).parent
 # Ports inside the compose network; docker-compose.yml publishes them on 127.0.0.1.
@@ -19,6 +26,7 @@ DEMO_PORT = 8000
 PROMETHEUS_PORT = 9090
 WORKER_METRICS_PORT = 9464
 TASKS_PORT = 8090
+PREVIEW_PORT = 8083
 
 
 def haproxy_cfg() -> str:
@@ -32,6 +40,7 @@ def haproxy_cfg() -> str:
             canary_address=f"canary:{DEMO_PORT}",
             admin_socket="/var/lib/haproxy/admin.sock",
             docker_dns=True,
+            preview_bind=f"*:{PREVIEW_PORT}",
         )
     )
 
@@ -58,9 +67,25 @@ def plan() -> str:
     )
 
 
+def blue_green() -> str:
+    """The demo plan as blue-green, for the worker container."""
+    return plan_yaml(
+        blue_green_plan(
+            runtime_api=f"tcp://haproxy:{ADMIN_PORT}",
+            prometheus_url=f"http://prometheus:{PROMETHEUS_PORT}",
+            preview_url=f"http://127.0.0.1:{PREVIEW_PORT}/",
+        )
+    )
+
+
 def render() -> dict[str, str]:
     """Every generated file's name and content."""
-    return {"haproxy.cfg": haproxy_cfg(), "prometheus.yml": prometheus_yml(), "plan.yaml": plan()}
+    return {
+        "haproxy.cfg": haproxy_cfg(),
+        "prometheus.yml": prometheus_yml(),
+        "plan.yaml": plan(),
+        "plan-blue-green.yaml": blue_green(),
+    }
 
 
 def stale(folder: Path = FOLDER) -> list[str]:

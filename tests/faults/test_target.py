@@ -71,6 +71,39 @@ async def test_a_restarted_haproxy_is_put_back_within_one_check_and_the_rollout_
     assert drift and "routes canary 0%" in drift[0] and "set canary 10%" in drift[0], drift
 
 
+async def test_a_blue_green_flip_undone_by_a_restart_is_flipped_again_within_one_check(
+    stack: devstack.StackInfo, client: Client, launched: list[str]
+) -> None:
+    plan = quick_plan(
+        stack,
+        [],
+        strategy="blue_green",
+        blue_green={
+            "preview": "4s",
+            "auto_promote_after": "4s",
+            "post_promotion_for": "12s",
+            "check_every": "1s",
+        },
+    )
+    router = haproxy(stack)
+    handle = await operations.start_rollout(client, plan, stack.task_queue)
+    launched.append(plan.workflow_id)
+    await until(client, plan.service, lambda s: baking(1)(s) and s.checks >= 6)
+    # HAProxy comes back with blue at 100: the flip is undone under the rollout's feet.
+    await asyncio.to_thread(restart, Path(stack.dir), "haproxy")
+
+    async def green_again() -> bool:
+        split = await asyncio.to_thread(router.get_split, "stable", "canary")
+        return (split.stable_weight, split.canary_weight) == (0, 100)
+
+    await eventually(green_again, 30, "HAProxy back on green")
+    result = await asyncio.wait_for(handle.result(), timeout=90)
+    assert isinstance(result, RolloutResult) and result.state == RolloutState.PROMOTED
+    final = await operations.status(client, plan.service)
+    drift = [e.text for e in final.events if e.kind == "drift"]
+    assert drift and "routes canary 0%" in drift[0] and "set canary 100%" in drift[0], drift
+
+
 async def test_time_the_worker_was_away_is_not_counted_as_bake(
     stack: devstack.StackInfo, client: Client, launched: list[str]
 ) -> None:
