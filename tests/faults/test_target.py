@@ -83,6 +83,7 @@ async def test_a_blue_green_flip_undone_by_a_restart_is_flipped_again_within_one
             "auto_promote_after": "4s",
             "post_promotion_for": "12s",
             "check_every": "1s",
+            "pre_promotion": [],  # no preview traffic here: the gate judges after the flip
         },
     )
     router = haproxy(stack)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ def blue_green_plan(stack: devstack.StackInfo, **section: Any) -> Plan:
             **section,
         },
     )
+
+
+@pytest.fixture
+async def preview_traffic(stack: devstack.StackInfo) -> AsyncIterator[None]:
+    """Testers on the preview route, so the pre-promotion gate has green's requests to judge."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(loadgen.run(stack.preview_url or "", rps=10, stop=stop))
+    yield
+    stop.set()
+    await task
 
 
 async def preview_answers(stack: devstack.StackInfo, requests: int = 20) -> set[str]:
@@ -75,7 +86,7 @@ async def test_green_is_previewed_then_gets_everything_in_one_flip_without_faile
 
 
 async def test_failing_post_promotion_gate_flips_back_to_blue(
-    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, preview_traffic: None
 ) -> None:
     plan = blue_green_plan(stack, post_promotion_for="2m", keep_previous_for="2m")
     handle = await operations.start_rollout(client, plan, stack.task_queue)
@@ -93,7 +104,7 @@ async def test_failing_post_promotion_gate_flips_back_to_blue(
 
 
 async def test_operator_rollback_inside_keep_previous_for_is_one_flip(
-    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, preview_traffic: None
 ) -> None:
     plan = blue_green_plan(stack, keep_previous_for="10m")
     handle = await operations.start_rollout(client, plan, stack.task_queue)
