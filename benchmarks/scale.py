@@ -2,8 +2,8 @@
 
 For each N (default 100, 500 and 1000): N rollouts start, spread over one check interval,
 each baking at 20% with a real error-rate gate checked every 30 s against the dev stack's
-Prometheus, on one `python -m worker` process. After a warm-up of one interval they run for
-``--window`` seconds, then are terminated. The same N of bare workflows (a timer, then one
+Prometheus, on one `python -m worker` process. After a warm-up (until every rollout has checked once,
+then half an interval) they run for ``--window`` seconds, then are terminated. The same N of bare workflows (a timer, then one
 trivial local activity, in a loop: the same shape as a gate check without our code or
 Prometheus) then run on one worker of the same kind, as the engine's own ceiling.
 
@@ -244,6 +244,22 @@ async def started(client: Any, workflow_id: str, start: Callable[[], Awaitable[A
     raise AssertionError("unreachable")
 
 
+async def until_checked(client: Any, handles: list[Any], every_s: float) -> int:
+    """Wait until every rollout has done a check (at most 10 intervals); how many have not."""
+    from workflows.rollout import RolloutWorkflow
+
+    waiting = [h.id for h in handles]
+    deadline = time.monotonic() + 10 * every_s
+    while waiting and time.monotonic() < deadline:
+        answers = await gather_limited(
+            [client.get_workflow_handle(i).query(RolloutWorkflow.status) for i in waiting]
+        )
+        waiting = [i for i, status in zip(waiting, answers, strict=True) if status.checks < 1]
+        if waiting:
+            await asyncio.sleep(every_s / 3)
+    return len(waiting)
+
+
 async def gather_limited(coros: list[Any], limit: int = 32) -> list[Any]:
     gate = asyncio.Semaphore(limit)
 
@@ -405,7 +421,11 @@ async def one_count(
 
         await asyncio.gather(*(start_one(i) for i in range(count)))
         started_s = time.monotonic() - began
-        await asyncio.sleep(every_s)  # warm-up: every run reaches its steady loop
+        # Warm-up: a rollout's start (claim, lease, first shift) is not its steady loop, so
+        # the window opens once every rollout has checked once; bare loops start at once.
+        unchecked = await until_checked(client, handles, every_s) if kind == "ours" else 0
+        warmed_s = time.monotonic() - began - started_s
+        await asyncio.sleep(every_s if kind == "bare" else every_s / 2)
         start = datetime.now(UTC)
         cpu_before = meter.cpu_s()
         servers_before = {name: m.cpu_s() for name, m in servers.items()}
@@ -446,6 +466,8 @@ async def one_count(
     return {
         "workflows": count,
         "start_s": round(started_s, 1),
+        "warm_up_s": round(warmed_s, 1),
+        "unchecked_after_warm_up": unchecked,
         "window_s": round(window, 1),
         "checks_due": len(measured.checks),
         "checks_done": len(done),
