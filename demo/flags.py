@@ -59,7 +59,7 @@ def write_flag_file(path: Path, document: dict[str, Any]) -> None:
 
 
 class FlagReader:
-    """One OpenFeature client on flagd's provider reading ``path``; ``variant(user)`` per request."""
+    """An OpenFeature client on flagd's provider reading ``path``: ``variant(user)``."""
 
     def __init__(self, path: str, flag: str = FLAG, *, poll_ms: int = POLL_MS) -> None:
         self.path = path
