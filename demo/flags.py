@@ -9,7 +9,6 @@ effect within that interval.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -23,37 +22,18 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
 
-FLAG = "demo-version"
-STABLE = "stable"
-CANARY = "canary"
+from demo.configs import CANARY_SERVER, FLAG, STABLE_SERVER, flag_definition, flag_json
+
 # flagd's provider (0.6) polls a flag file at its `deadline_ms`; FLAGD_OFFLINE_POLL_MS is not
 # read in file mode. Half a second keeps a shift's effect quick and costs one stat() each.
 POLL_MS = 500
-
-
-def flag_definition(
-    flag: str = FLAG, *, stable: str = STABLE, canary: str = CANARY
-) -> dict[str, Any]:
-    """A flag file with one flag: two variants, everyone on ``stable`` until a rollout moves it."""
-    return {
-        "$schema": "https://flagd.dev/schema/v0/flags.json",
-        "flags": {
-            flag: {
-                "state": "ENABLED",
-                "variants": {stable: stable, canary: canary},
-                "defaultVariant": stable,
-                "targeting": {"fractional": [[canary, 0], [stable, 100]]},
-            }
-        },
-    }
 
 
 def write_flag_file(path: Path, document: dict[str, Any]) -> None:
     """Write a flag file whole (temporary file, then rename), as any writer of it should."""
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w") as file:
-        json.dump(document, file, indent=2)
-        file.write("\n")
+        file.write(flag_json(document))
     os.chmod(temp, 0o644)
     os.replace(temp, path)
 
@@ -75,8 +55,11 @@ class FlagReader:
         self._changed = threading.Condition()
         self.client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, self._on_change)
         api.set_provider_and_wait(self.provider, domain=self.domain)
+        # Loading the file at start is a change too, and its event may come after the wait:
+        # counted first, so that `changes` counts reloads after a reader is ready.
+        self.wait_change(0, timeout=10.0)
 
-    def variant(self, user: str | None, default: str = STABLE) -> str:
+    def variant(self, user: str | None, default: str = STABLE_SERVER) -> str:
         """The variant this user gets now; the default when the flag cannot be evaluated."""
         context = EvaluationContext(targeting_key=user) if user else None
         details = self.client.get_string_details(self.flag, default, context)
@@ -100,3 +83,14 @@ class FlagReader:
         with self._changed:
             self._changes += 1
             self._changed.notify_all()
+
+
+__all__ = [
+    "CANARY_SERVER",
+    "FLAG",
+    "POLL_MS",
+    "STABLE_SERVER",
+    "FlagReader",
+    "flag_definition",
+    "write_flag_file",
+]
