@@ -33,6 +33,8 @@ class HAProxyLayout:
     # Inside docker-compose the servers are container names: resolve them through
     # Docker's DNS, and start even when a container is not up yet.
     docker_dns: bool = False
+    # A feature flag splits the users (flagd): both servers get equal weights.
+    equal_weights: bool = False
 
 
 def haproxy_config(layout: HAProxyLayout) -> str:
@@ -79,7 +81,8 @@ def haproxy_config(layout: HAProxyLayout) -> str:
         "    option httpchk GET /healthz",
         f"    default-server {server_options}",
         f"    server {STABLE_SERVER} {layout.stable_address} weight 100",
-        f"    server {CANARY_SERVER} {layout.canary_address} weight 0",
+        f"    server {CANARY_SERVER} {layout.canary_address}"
+        f" weight {100 if layout.equal_weights else 0}",
         "",
         "frontend exporter",
         f"    bind {layout.exporter_bind}",

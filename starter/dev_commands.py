@@ -21,7 +21,7 @@ from starter.stackinfo import describe, dump
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
     try:
-        info = devstack.up(Path(args.dir))
+        info = devstack.up(Path(args.dir), router=args.router)
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise
@@ -56,12 +56,15 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     out.print("starting the dev stack (Temporal, HAProxy, Prometheus, demo service, worker)...")
     # Started in this thread, where SIGTERM and Ctrl-C arrive: interrupted, the demo stops
     # the processes it started (a stack that was running before it stays up).
-    with devstack.running(directory, keep=True) as info:
+    with devstack.running(directory, keep=True, router=args.router) as info:
         os.environ["TEMPORAL_ADDRESS"] = info.temporal_address
         os.environ["TEMPORAL_NAMESPACE"] = info.namespace
         os.environ["TEMPORAL_UI_URL"] = info.ui_url
         out.print(describe(info))
-        previous = await asyncio.to_thread(_current_fault, info.canary_url)
+        fault_url = info.canary_url + "fault"
+        if info.router == "flagd":
+            fault_url += "?version=canary"
+        previous = await asyncio.to_thread(_current_fault, fault_url)
         await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
         plan = load(info.plan_file)
         if previous:
@@ -99,12 +102,12 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         return exit_code(status.state)
 
 
-def _current_fault(canary_url: str) -> bool:
+def _current_fault(fault_url: str) -> bool:
     """Whether the demo canary is set to fail or slow down right now."""
     import httpx
 
     try:
-        fault = httpx.get(canary_url + "fault", timeout=5.0).json()
+        fault = httpx.get(fault_url, timeout=5.0).json()
     except (httpx.HTTPError, ValueError):
         return False
     # Not the demo's answer: then `fault` below says what answers there, in a sentence.

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demo.configs import HAProxyLayout, demo_plan, haproxy_config, plan_yaml, prometheus_config
+from demo.configs import (
+    HAProxyLayout,
+    demo_plan,
+    flag_definition,
+    flag_json,
+    flagd_demo_plan,
+    haproxy_config,
+    plan_yaml,
+    prometheus_config,
+)
 from starter.processes import LOCALHOST, StackError
 from starter.stackinfo import StackInfo, save
 
@@ -20,6 +29,8 @@ def render_haproxy(info: StackInfo) -> str:
             stable_address=f"{LOCALHOST}:{ports['stable']}",
             canary_address=f"{LOCALHOST}:{ports['canary']}",
             admin_socket=info.haproxy_socket,
+            # With a flag, both demo services serve both variants: HAProxy only spreads load.
+            equal_weights=info.router == "flagd",
         )
     )
 
@@ -38,16 +49,22 @@ def render_prometheus(info: StackInfo) -> str:
 def write_configs(info: StackInfo) -> None:
     """Write the stack's configs, its demo plan and its stack.json into its folder."""
     dir = info.path
-    plan = demo_plan(
-        runtime_api=info.haproxy_admin_tcp,
-        prometheus_url=info.prometheus_url,
-        tasks_url=info.tasks_url,
-    )
+    if info.flag_file is not None:
+        plan = flagd_demo_plan(info.flag_file, info.prometheus_url, info.tasks_url)
+    else:
+        plan = demo_plan(
+            runtime_api=info.haproxy_admin_tcp,
+            prometheus_url=info.prometheus_url,
+            tasks_url=info.tasks_url,
+        )
     try:
         (dir / "logs").mkdir(parents=True, exist_ok=True)
         (dir / "haproxy.cfg").write_text(render_haproxy(info))
         (dir / "prometheus.yml").write_text(render_prometheus(info))
         Path(info.plan_file).write_text(plan_yaml(plan))
+        if info.flag_file is not None:
+            # Everyone on the stable, as a stack that was stopped mid-rollout would not be.
+            Path(info.flag_file).write_text(flag_json(flag_definition()))
     except OSError as error:
         raise StackError(
             f"cannot write the dev stack's files in {dir} ({error.strerror or error}):"
