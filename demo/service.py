@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sys
@@ -289,8 +290,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument(
         "--flag-file",
-        default=None,
-        help="serve both versions as this flagd flag file decides, per user (see above)",
+        default=os.environ.get("DEMO_FLAG_FILE") or None,
+        help=(
+            "serve both versions as this flagd flag file decides, per user (see above;"
+            " default: $DEMO_FLAG_FILE, else none)"
+        ),
     )
     parser.add_argument("--flag", default=None, help="the flag's key (default: demo-version)")
     parser.add_argument(

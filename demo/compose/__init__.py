@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demo.configs import HAProxyLayout, demo_plan, haproxy_config, plan_yaml, prometheus_config
+from demo.configs import (
+    HAProxyLayout,
+    demo_plan,
+    flag_definition,
+    flag_json,
+    flagd_demo_plan,
+    haproxy_config,
+    plan_yaml,
+    prometheus_config,
+)
 
 FOLDER = Path(__file__).parent
 # Ports inside the compose network; docker-compose.yml publishes them on 127.0.0.1.
@@ -19,6 +28,8 @@ DEMO_PORT = 8000
 PROMETHEUS_PORT = 9090
 WORKER_METRICS_PORT = 9464
 TASKS_PORT = 8090
+# flagd mode: the flag file lives in the `flags` volume, seeded from flags.json here.
+FLAG_FILE = "/flags/flags.json"
 
 
 def haproxy_cfg() -> str:
@@ -58,9 +69,26 @@ def plan() -> str:
     )
 
 
+def flagd_plan() -> str:
+    """The demo plan moving the demo services' feature flag (``DEMO_FLAG_FILE`` set)."""
+    return plan_yaml(
+        flagd_demo_plan(
+            FLAG_FILE,
+            prometheus_url=f"http://prometheus:{PROMETHEUS_PORT}",
+            tasks_url=f"http://loadgen:{TASKS_PORT}/tasks",
+        )
+    )
+
+
 def render() -> dict[str, str]:
     """Every generated file's name and content."""
-    return {"haproxy.cfg": haproxy_cfg(), "prometheus.yml": prometheus_yml(), "plan.yaml": plan()}
+    return {
+        "haproxy.cfg": haproxy_cfg(),
+        "prometheus.yml": prometheus_yml(),
+        "plan.yaml": plan(),
+        "plan-flagd.yaml": flagd_plan(),
+        "flags.json": flag_json(flag_definition()),
+    }
 
 
 def stale(folder: Path = FOLDER) -> list[str]:

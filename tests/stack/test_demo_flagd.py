@@ -103,3 +103,22 @@ async def test_loadgen_sends_a_population_of_users(
     tally = await loadgen.run(url, rps=100, duration=1.0, users=200)
     versions = {version for version, _ in tally.answers}
     assert versions == {"stable", "canary"}, tally.line()
+
+
+def test_compose_mounts_the_flag_file_where_the_flagd_plan_names_it() -> None:
+    import yaml
+
+    from demo import compose
+    from plans import load_plan
+
+    root = Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    folder = str(Path(compose.FLAG_FILE).parent)
+    assert f"flags:{folder}" in services["worker"]["volumes"]
+    for name in ("stable", "canary"):
+        assert f"flags:{folder}:ro" in services[name]["volumes"]
+        assert "DEMO_FLAG_FILE" in services[name]["environment"]
+    plan = load_plan(compose.FOLDER / "plan-flagd.yaml")
+    assert plan.router.kind == "flagd" and plan.router.file == compose.FLAG_FILE
+    seeded = (compose.FOLDER / "flags.json").read_text()
+    assert '"defaultVariant": "stable"' in seeded
