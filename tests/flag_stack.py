@@ -45,6 +45,9 @@ def flag_plan(stack: devstack.StackInfo, stages: list[dict[str, Any]], **gate: A
         "preset": "demo-error-rate",
         "max": 0.05,
         "window": "5s",
+        # 40 requests a second, a few of them the canary's at a low stage: the preset's 100
+        # would keep a 5 s window inconclusive.
+        "min_samples": 5,
         "failure_limit": 2,
         # Right after a shift a 5 s window may hold no canary request yet.
         "inconclusive_limit": 20,

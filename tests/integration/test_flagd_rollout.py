@@ -27,7 +27,7 @@ from tests.flag_stack import (
 )
 from tests.integration.conftest import failed_with_faulty_canary
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
