@@ -55,7 +55,7 @@ async def test_a_flag_file_restored_from_an_old_backup_is_repaired_within_one_ch
         stack,
         [
             {"name": "ten", "weight": 10, "bake": "12s", "check_every": "1s"},
-            {"name": "full", "weight": 100, "bake": "3s", "check_every": "1s"},
+            {"name": "full", "weight": 100, "bake": "5s", "check_every": "1s"},
         ],
     )
     handle = await operations.start_rollout(client, plan, stack.task_queue)
@@ -96,9 +96,9 @@ async def test_a_read_only_flag_file_holds_the_shift_with_a_clear_error_until_wr
     plan = flag_plan(
         stack,
         [
-            {"name": "ten", "weight": 10, "bake": "4s", "check_every": "1s"},
-            {"name": "thirty", "weight": 30, "bake": "4s", "check_every": "1s"},
-            {"name": "full", "weight": 100, "bake": "3s", "check_every": "1s"},
+            {"name": "ten", "weight": 10, "bake": "5s", "check_every": "1s"},
+            {"name": "thirty", "weight": 30, "bake": "5s", "check_every": "1s"},
+            {"name": "full", "weight": 100, "bake": "5s", "check_every": "1s"},
         ],
     )
     handle = await operations.start_rollout(client, plan, stack.task_queue)
