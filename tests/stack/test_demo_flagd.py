@@ -122,3 +122,54 @@ def test_compose_mounts_the_flag_file_where_the_flagd_plan_names_it() -> None:
     assert plan.router.kind == "flagd" and plan.router.file == compose.FLAG_FILE
     seeded = (compose.FOLDER / "flags.json").read_text()
     assert '"defaultVariant": "stable"' in seeded
+
+
+def test_a_flagd_stack_writes_its_flag_file_and_plan_and_runs_its_services_on_it(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from plans import load_plan
+    from starter import stackparts
+    from starter.stackconfigs import render_haproxy, write_configs
+    from starter.stackinfo import DEFAULT_PORTS, describe, stack_info
+
+    info = stack_info(tmp_path, dict(DEFAULT_PORTS), "flagd")
+    write_configs(info)
+    assert info.flag_file == str(tmp_path / "flags.json")
+    flags = json.loads(Path(info.flag_file).read_text())
+    assert flags == flag_definition()
+    plan = load_plan(Path(info.plan_file))
+    assert plan.router.kind == "flagd" and plan.router.target_key().endswith(FLAG)
+    argv = stackparts.demo_argv(info, "canary")
+    assert argv[argv.index("--flag-file") + 1] == info.flag_file
+    assert argv[argv.index("--poll-ms") + 1] == "500"
+    loadgen_argv = stackparts.loadgen_argv(info)
+    assert loadgen_argv[loadgen_argv.index("--users") + 1] == "1000"
+    # HAProxy only spreads load: both services serve both variants.
+    assert "server canary 127.0.0.1:8002 weight 100" in render_haproxy(info)
+    assert "read every 500 ms" in describe(info)
+
+
+def test_the_haproxy_stack_is_unchanged(tmp_path: Path) -> None:
+    from starter import stackparts
+    from starter.stackinfo import DEFAULT_PORTS, stack_info
+
+    info = stack_info(tmp_path, dict(DEFAULT_PORTS))
+    assert info.router == "haproxy" and info.flag_file is None
+    assert "--flag-file" not in stackparts.demo_argv(info, "canary")
+    assert "--users" not in stackparts.loadgen_argv(info)
+
+
+def test_up_refuses_a_running_stack_of_the_other_router(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starter import devstack
+    from starter.stackinfo import DEFAULT_PORTS, stack_info
+
+    running = stack_info(tmp_path, dict(DEFAULT_PORTS), "flagd")
+    monkeypatch.setattr(devstack, "is_up", lambda dir: True)
+    monkeypatch.setattr(devstack, "load", lambda dir: running)
+    with pytest.raises(devstack.StackError, match="runs with router flagd, not haproxy"):
+        devstack.up(tmp_path)
+    assert devstack.up(tmp_path, router="flagd").reused
