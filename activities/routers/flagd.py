@@ -154,8 +154,10 @@ class FlagdFile:
         return flag
 
     def _write(self, document: dict[str, Any]) -> None:
+        # A symlinked flag file stays a symlink: the file it points to is the one replaced.
+        target = os.path.realpath(self.path)
         try:
-            st = os.stat(self.path)
+            st = os.stat(target)
         except OSError as error:
             raise RouterUnreachable(f"cannot stat {self.path}: {error.strerror or error}") from None
         mode = stat.S_IMODE(st.st_mode)
@@ -165,11 +167,11 @@ class FlagdFile:
                 " whole; make it writable for the worker's user (chmod u+w) and the shift"
                 " goes on"
             )
-        directory = os.path.dirname(self.path)
+        directory = os.path.dirname(target)
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
         try:
             fd, temp = tempfile.mkstemp(
-                prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory
+                prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory
             )
         except OSError as error:
             raise RouterUnreachable(
@@ -186,7 +188,7 @@ class FlagdFile:
             if os.geteuid() == 0:
                 # Root's new file would be root's: keep the owner the application expects.
                 os.chown(temp, st.st_uid, st.st_gid)
-            os.replace(temp, self.path)
+            os.replace(temp, target)
         except OSError as error:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -198,7 +200,7 @@ class FlagdFile:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the lock on the file's folder: one writer of this folder's flag files at a time."""
-        directory = os.path.dirname(self.path)
+        directory = os.path.dirname(os.path.realpath(self.path))
         try:
             fd = os.open(directory, os.O_RDONLY)
         except FileNotFoundError:

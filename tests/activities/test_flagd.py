@@ -299,3 +299,11 @@ def test_a_user_keeps_a_variant_across_reloads(flag_file: Path, reader: FlagRead
     write_flag_file(flag_file, document)
     assert reader.wait_change(seen, WAIT)
     assert {u for u in USERS if reader.variant(u) == "canary"} == at_20
+
+
+def test_a_symlinked_flag_file_stays_a_symlink(flag_file: Path, tmp_path: Path) -> None:
+    link = tmp_path / "current.json"
+    link.symlink_to(flag_file)
+    router(link).set_split("stable", "canary", split(15))
+    assert link.is_symlink() and link.resolve() == flag_file
+    assert router(flag_file).get_split("stable", "canary") == split(15)
