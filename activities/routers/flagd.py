@@ -262,15 +262,19 @@ def _entries(args: list[Any], stable: str, canary: str, file: FlagdFile) -> list
     bucket_by = args[: len(args) - len(pairs)]
     ok = len(bucket_by) <= 1 and all(isinstance(a, list) for a in args[len(bucket_by) :])
     ok = ok and all(
-        len(p) == 2 and isinstance(p[1], int) and not isinstance(p[1], bool) and p[1] >= 0
+        len(p) == 2
+        and isinstance(p[0], str)
+        and isinstance(p[1], int)
+        and not isinstance(p[1], bool)
+        and p[1] >= 0
         for p in pairs
     )
-    if not ok or sorted(str(p[0]) for p in pairs) != sorted([stable, canary]):
+    if not ok or sorted(p[0] for p in pairs) != sorted([stable, canary]):
         raise RouterRefused(
             f"flag {file.flag!r} in {file.path} splits as {quote(json.dumps(args))}, not"
             f" between its variants {stable!r} and {canary!r} with whole weights: {_OWNS}"
         )
-    return [(str(p[0]), int(p[1])) for p in pairs]
+    return [(p[0], p[1]) for p in pairs]
 
 
 def _with_split(
