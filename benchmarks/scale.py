@@ -2,10 +2,11 @@
 
 For each N (default 100, 500 and 1000): N rollouts start, spread over one check interval,
 each baking at 20% with a real error-rate gate checked every 30 s against the dev stack's
-Prometheus, on one `python -m worker` process. After a warm-up (until every rollout has checked once,
-then half an interval) they run for ``--window`` seconds, then are terminated. The same N of bare workflows (a timer, then one
-trivial local activity, in a loop: the same shape as a gate check without our code or
-Prometheus) then run on one worker of the same kind, as the engine's own ceiling.
+Prometheus, on one `python -m worker` process. After a warm-up (until every rollout has
+checked once, then half an interval) they run for ``--window`` seconds, then are
+terminated. The same N of bare workflows (a timer, then one trivial local activity, in a
+loop: the same shape as a gate check without our code or Prometheus) then run on one worker
+of the same kind, as the engine's own ceiling.
 
 From the histories: checks per second done in the window, the share of checks done more
 than 1 s after they were due (a check still not done 1 s after its due time counts as late),

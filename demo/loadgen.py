@@ -4,6 +4,9 @@ Run ``python -m demo.loadgen --url http://127.0.0.1:8080/ --rps 40``; it runs un
 killed, or for ``--duration`` seconds, and prints a summary line every ``--report``
 seconds (answers by version and status code).
 
+With ``--users N`` each request carries ``X-User-Id: user-K`` for a K drawn from 0 to N-1,
+so an app that splits users by a feature flag sees a steady population of them.
+
 With ``--tasks-port`` it also serves the app's own task outcomes per version as JSON, the
 kind of business endpoint a ``web`` metric source reads (``demo.tasks``).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import signal
 import time
 from collections import Counter
@@ -42,9 +46,10 @@ class Tally:
         return f"answered={self.total} {' '.join(parts)} skipped={self.skipped}".strip()
 
 
-async def _one(client: httpx.AsyncClient, url: str, tally: Tally) -> None:
+async def _one(client: httpx.AsyncClient, url: str, tally: Tally, users: int = 0) -> None:
+    headers = {"X-User-Id": f"user-{random.randrange(users)}"} if users else None
     try:
-        response = await client.get(url)
+        response = await client.get(url, headers=headers)
     except httpx.HTTPError as error:
         # The proxy may be restarting; count the failure and keep the pace.
         tally.failures[type(error).__name__] += 1
@@ -63,8 +68,12 @@ async def run(
     report_every: float = 10.0,
     stop: asyncio.Event | None = None,
     tally: Tally | None = None,
+    users: int = 0,
 ) -> Tally:
-    """Send GET url at ``rps`` until ``duration`` passes or ``stop`` is set; return the tally."""
+    """Send GET url at ``rps`` until ``duration`` passes or ``stop`` is set; return the tally.
+
+    With ``users`` each request names one of that many users (``X-User-Id``).
+    """
     stop = stop or asyncio.Event()
     tally = tally or Tally()
     interval = 1.0 / rps
@@ -78,7 +87,7 @@ async def run(
                 # A slow backend must not pile up requests without bound: drop this tick.
                 tally.skipped += 1
             else:
-                task = asyncio.create_task(_one(client, url, tally))
+                task = asyncio.create_task(_one(client, url, tally, users))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             now = time.monotonic()
@@ -112,6 +121,7 @@ async def _main(args: argparse.Namespace) -> None:
         report_every=args.report,
         stop=stop,
         tally=tally,
+        users=args.users,
     )
     if server is not None:
         server.shutdown()
@@ -126,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rps", type=float, default=40.0)
     parser.add_argument("--duration", type=float, default=None, help="seconds; default: forever")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--users", type=int, default=0, help="send X-User-Id of one of this many users"
+    )
     parser.add_argument("--report", type=float, default=10.0, help="seconds between summaries")
     parser.add_argument(
         "--tasks-port", type=int, default=None, help="serve GET /tasks on this port"
@@ -138,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 0 < args.rps <= 1000:
         parser.error("--rps: use a rate above 0 and at most 1000")
+    if args.users < 0:
+        parser.error("--users: use 0 (no user ids) or more")
     if args.concurrency < 1:
         parser.error("--concurrency: use 1 or more")
     asyncio.run(_main(args))

@@ -3,12 +3,21 @@
 Run ``python -m demo.service --port 8001 --version stable``. ``GET /`` answers with the
 version, ``GET /metrics`` serves Prometheus metrics, ``POST /fault`` with
 ``{"error_rate": 0.3, "latency_ms": 200}`` changes its behaviour live.
+
+With ``--flag-file PATH`` it serves both versions as a feature flag decides: each ``GET /``
+evaluates the flag (flagd's OpenFeature provider, file mode) with the user id of its
+``X-User-Id`` header or ``?user=`` as the targeting key, answers as the variant it got, and
+counts it under that variant's ``version`` label. Faults are then per variant
+(``/fault?version=canary``); ``GET /variant?user=ID`` says what a user gets now and
+``GET /split?users=N`` how the users ``user-0`` ... ``user-N-1`` (the load generator's
+population) are split.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sys
@@ -16,12 +25,18 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+if TYPE_CHECKING:
+    from demo.flags import FlagReader
+
 MAX_LATENCY_MS = 60_000
+MAX_SPLIT_USERS = 100_000
+VERSIONS = ("stable", "canary")
 
 
 @dataclass(frozen=True)
@@ -52,8 +67,9 @@ class Fault:
 class DemoMetrics:
     """The service's Prometheus metrics, in a registry of its own."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, *others: str) -> None:
         self.version = version
+        self.versions = (version, *others)
         self.registry = CollectorRegistry()
         self.duration = Histogram(
             "demo_request_duration_seconds",
@@ -77,19 +93,20 @@ class DemoMetrics:
             registry=self.registry,
         )
         # Zero series from the start, so rates exist before the first error happens.
-        for code in ("200", "500"):
-            self.requests.labels(version, code)
-        self.show(Fault())
+        for each in self.versions:
+            for code in ("200", "500"):
+                self.requests.labels(each, code)
+            self.show(Fault(), each)
 
-    def show(self, fault: Fault) -> None:
-        """Publish the current fault as gauges."""
-        self.error_rate.labels(self.version).set(fault.error_rate)
-        self.latency.labels(self.version).set(fault.latency_ms / 1000)
+    def show(self, fault: Fault, version: str | None = None) -> None:
+        """Publish the current fault of ``version`` (default: the service's own) as gauges."""
+        self.error_rate.labels(version or self.version).set(fault.error_rate)
+        self.latency.labels(version or self.version).set(fault.latency_ms / 1000)
 
-    def observe(self, code: int, seconds: float) -> None:
-        """Count one answered request."""
-        self.requests.labels(self.version, str(code)).inc()
-        self.duration.labels(self.version).observe(seconds)
+    def observe(self, code: int, seconds: float, version: str | None = None) -> None:
+        """Count one answered request of ``version`` (default: the service's own)."""
+        self.requests.labels(version or self.version, str(code)).inc()
+        self.duration.labels(version or self.version).observe(seconds)
 
 
 class DemoServer(ThreadingHTTPServer):
@@ -97,18 +114,38 @@ class DemoServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], version: str, fault: Fault) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        version: str,
+        fault: Fault,
+        flags: FlagReader | None = None,
+    ) -> None:
         super().__init__(address, DemoHandler)
         self.version = version
-        self.metrics = DemoMetrics(version)
-        self._fault = fault
+        self.flags = flags
+        # With a flag, one process serves every variant and each has its own fault.
+        self.versions = VERSIONS if flags is not None else (version,)
+        others = [v for v in self.versions if v != version]
+        self.metrics = DemoMetrics(version, *others)
+        self._faults = dict.fromkeys(self.versions, Fault()) | {version: fault}
         self._lock = threading.Lock()
         self.metrics.show(fault)
 
     @property
     def fault(self) -> Fault:
+        return self.fault_of(self.version)
+
+    def fault_of(self, version: str) -> Fault:
         with self._lock:
-            return self._fault
+            return self._faults[version]
+
+    def variant_for(self, user: str | None) -> str:
+        """The version a request of ``user`` gets: the flag's variant, or the service's own."""
+        if self.flags is None:
+            return self.version
+        variant = self.flags.variant(user, default=self.version)
+        return variant if variant in self._faults else self.version
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Ignore peers that hang up (HAProxy's health checks reset their connections)."""
@@ -116,12 +153,13 @@ class DemoServer(ThreadingHTTPServer):
         if not isinstance(error, ConnectionError):
             super().handle_error(request, client_address)
 
-    def set_fault(self, fault: Fault) -> None:
-        """Replace the fault for every request from now on."""
+    def set_fault(self, fault: Fault, version: str | None = None) -> None:
+        """Replace the fault of ``version`` (default: the service's own) from now on."""
+        version = version or self.version
         with self._lock:
-            self._fault = fault
-        self.metrics.show(fault)
-        print(f"fault now {asdict(fault)}", flush=True)
+            self._faults[version] = fault
+        self.metrics.show(fault, version)
+        print(f"fault of {version} now {asdict(fault)}", flush=True)
 
 
 class DemoHandler(BaseHTTPRequestHandler):
@@ -143,7 +181,14 @@ class DemoHandler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._send(200, b"ok\n")
         elif path == "/fault":
-            self._send_json(200, asdict(self.server.fault))
+            version = self._version()
+            if version is not None:
+                self._send_json(200, asdict(self.server.fault_of(version)))
+        elif path == "/variant" and self.server.flags is not None:
+            user = self._query("user")
+            self._send_json(200, {"user": user, "version": self.server.variant_for(user)})
+        elif path == "/split" and self.server.flags is not None:
+            self._answer_split()
         else:
             self._send(404, b"not found\n")
 
@@ -151,34 +196,69 @@ class DemoHandler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != "/fault":
             self._send(404, b"not found\n")
             return
+        version = self._version()
+        if version is None:
+            return
         length = int(self.headers.get("Content-Length") or 0)
         try:
-            fault = self.server.fault.changed(json.loads(self.rfile.read(length) or b"{}"))
+            fault = self.server.fault_of(version).changed(
+                json.loads(self.rfile.read(length) or b"{}")
+            )
         except (ValueError, json.JSONDecodeError) as error:
             self._send_json(400, {"error": str(error)})
             return
-        self.server.set_fault(fault)
+        self.server.set_fault(fault, version)
         self._send_json(200, asdict(fault))
 
     def _answer_app(self) -> None:
         began = time.perf_counter()
-        fault = self.server.fault
+        user = self.headers.get("X-User-Id") or self._query("user")
+        version = self.server.variant_for(user)
+        fault = self.server.fault_of(version)
         if fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)
         failed = random.random() < fault.error_rate
         code = 500 if failed else 200
-        body = f"{'error from ' if failed else ''}{self.server.version}\n".encode()
-        self._send(code, body)
-        self.server.metrics.observe(code, time.perf_counter() - began)
+        body = f"{'error from ' if failed else ''}{version}\n".encode()
+        self._send(code, body, version=version)
+        self.server.metrics.observe(code, time.perf_counter() - began, version)
+
+    def _answer_split(self) -> None:
+        """How the load generator's users split now: ``{"users": N, "stable": .., ...}``."""
+        text = self._query("users") or "1000"
+        if not text.isdigit() or not 0 < int(text) <= MAX_SPLIT_USERS:
+            self._send_json(400, {"error": f"users: use 1 to {MAX_SPLIT_USERS}"})
+            return
+        users = int(text)
+        counts = dict.fromkeys(self.server.versions, 0)
+        for i in range(users):
+            counts[self.server.variant_for(f"user-{i}")] += 1
+        percent = 100.0 * counts.get("canary", 0) / users
+        self._send_json(200, {"users": users, **counts, "canary_percent": percent})
+
+    def _query(self, name: str) -> str | None:
+        values = parse_qs(self.path.partition("?")[2]).get(name)
+        return values[0] if values else None
+
+    def _version(self) -> str | None:
+        """The version a /fault request names (default: the service's own), or None if sent 400."""
+        version = self._query("version") or self.server.version
+        if version not in self.server.versions:
+            known = ", ".join(self.server.versions)
+            self._send_json(400, {"error": f"version {version!r}: this service serves {known}"})
+            return None
+        return version
 
     def _send_json(self, code: int, data: dict[str, Any]) -> None:
         self._send(code, (json.dumps(data) + "\n").encode(), "application/json")
 
-    def _send(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
+    def _send(
+        self, code: int, body: bytes, content_type: str = "text/plain", version: str = ""
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Version", self.server.version)
+        self.send_header("X-Version", version or self.server.version)
         self.end_headers()
         self.wfile.write(body)
 
@@ -208,12 +288,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", choices=["stable", "canary"], required=True)
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument(
+        "--flag-file",
+        default=os.environ.get("DEMO_FLAG_FILE") or None,
+        help=(
+            "serve both versions as this flagd flag file decides, per user (see above;"
+            " default: $DEMO_FLAG_FILE, else none)"
+        ),
+    )
+    parser.add_argument("--flag", default=None, help="the flag's key (default: demo-version)")
+    parser.add_argument(
+        "--poll-ms", type=int, default=None, help="how often to look at the flag file (ms)"
+    )
     args = parser.parse_args(argv)
     try:
         fault = Fault().changed({"error_rate": args.error_rate, "latency_ms": args.latency_ms})
     except ValueError as error:
         parser.error(str(error))
-    serve(DemoServer((args.host, args.port), args.version, fault))
+    flags = None
+    if args.flag_file is not None:
+        # Imported here: the HAProxy demo needs no OpenFeature.
+        from demo.flags import FLAG, POLL_MS, FlagReader
+
+        flags = FlagReader(args.flag_file, args.flag or FLAG, poll_ms=args.poll_ms or POLL_MS)
+        print(f"evaluating flag {flags.flag} from {args.flag_file} every {flags.poll_ms} ms")
+    serve(DemoServer((args.host, args.port), args.version, fault, flags))
 
 
 if __name__ == "__main__":

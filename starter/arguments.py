@@ -210,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
         "up", **_page("start the dev stack in the background and print its stack.json")
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
+    _router_option(p)
     p.set_defaults(run=cmd_dev_up)
     p = dev.add_parser("down", **_page("stop every process the dev stack started, by pid"))
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
@@ -259,8 +260,22 @@ def parser() -> argparse.ArgumentParser:
         " (default: %(default)s)",
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
+    _router_option(p)
     p.set_defaults(run=cmd_demo)
     return root
+
+
+def _router_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--router",
+        choices=["haproxy", "flagd"],
+        default="haproxy",
+        help=(
+            "what the demo plan moves: HAProxy's server weights, or a feature flag in a flagd"
+            " file (DIR/flags.json) that the demo services evaluate per user id"
+            " (default: %(default)s)"
+        ),
+    )
 
 
 def _user() -> str:

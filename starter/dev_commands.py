@@ -31,7 +31,7 @@ PREVIEW_RPS = 5.0
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
     try:
-        info = devstack.up(Path(args.dir))
+        info = devstack.up(Path(args.dir), router=args.router)
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise
@@ -66,12 +66,15 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     out.print("starting the dev stack (Temporal, HAProxy, Prometheus, demo service, worker)...")
     # Started in this thread, where SIGTERM and Ctrl-C arrive: interrupted, the demo stops
     # the processes it started (a stack that was running before it stays up).
-    with devstack.running(directory, keep=True) as info:
+    with devstack.running(directory, keep=True, router=args.router) as info:
         os.environ["TEMPORAL_ADDRESS"] = info.temporal_address
         os.environ["TEMPORAL_NAMESPACE"] = info.namespace
         os.environ["TEMPORAL_UI_URL"] = info.ui_url
         out.print(describe(info))
-        previous = await asyncio.to_thread(_current_fault, info.canary_url)
+        fault_url = info.canary_url + "fault"
+        if info.router == "flagd":
+            fault_url += "?version=canary"
+        previous = await asyncio.to_thread(_current_fault, fault_url)
         await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
         plan = load(_demo_plan_file(info, args.strategy))
         if previous:
@@ -120,6 +123,11 @@ async def _follow(client: Client, plan: Plan, directory: Path, faulty: bool) -> 
 def _demo_plan_file(info: StackInfo, strategy: str) -> str:
     if strategy == "canary":
         return info.plan_file
+    if info.router != "haproxy":
+        raise StackError(
+            f"the blue-green demo moves HAProxy's weights, and this stack runs {info.router}:"
+            " run it with --router haproxy (a flag is blue-green's preview at 0% and 100%)"
+        )
     if info.blue_green_plan_file is None:
         raise StackError(
             f"the dev stack in {info.dir} was started without a preview route: stop it with"
@@ -145,12 +153,12 @@ async def _preview_traffic(info: StackInfo, plan: Plan) -> AsyncIterator[None]:
         await task
 
 
-def _current_fault(canary_url: str) -> bool:
+def _current_fault(fault_url: str) -> bool:
     """Whether the demo canary is set to fail or slow down right now."""
     import httpx
 
     try:
-        fault = httpx.get(canary_url + "fault", timeout=5.0).json()
+        fault = httpx.get(fault_url, timeout=5.0).json()
     except (httpx.HTTPError, ValueError):
         return False
     # Not the demo's answer: then `fault` below says what answers there, in a sentence.

@@ -35,6 +35,7 @@ from starter.processes import (
 from starter.stackconfigs import write_configs
 from starter.stackinfo import (
     DEFAULT_PORTS,
+    RouterKind,
     StackInfo,
     load,
     load_if_any,
@@ -101,17 +102,26 @@ def up(
     with_worker: bool = True,
     temporal_bin: str | None = None,
     ports: Mapping[str, int] | None = None,
+    router: RouterKind = "haproxy",
 ) -> StackInfo:
     """Start the whole stack in ``dir`` in the background and wait until every part is ready.
 
-    A stack already running in ``dir`` is returned as it is (``reused`` is then True).
+    ``router`` says what its demo plan moves: HAProxy's weights, or a flagd feature flag.
+    A stack already running in ``dir`` is returned as it is (``reused`` is then True); one
+    running with the other router is an error.
     ``ports`` overrides preferred ports by role (see DEFAULT_PORTS; 0 means any free one).
     If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
     (in the main thread; elsewhere a signal cannot reach this code).
     """
     dir = Path(dir).resolve()
     if is_up(dir):
-        return load(dir).model_copy(update={"reused": True})
+        running = load(dir)
+        if running.router != router:
+            raise StackError(
+                f"the dev stack in {dir} runs with router {running.router}, not {router}: stop"
+                f" it first with `rollout dev down --dir {shlex.quote(str(dir))}`"
+            )
+        return running.model_copy(update={"reused": True})
     earlier = load_if_any(dir)
     if earlier is not None:
         # Survivors of a stack that half died would hold the ports and the database.
@@ -120,7 +130,7 @@ def up(
     preferred = {**DEFAULT_PORTS, **(earlier.ports if earlier else {}), **(ports or {})}
     if not with_worker:
         preferred.pop("worker_metrics", None)
-    info = stack_info(dir, choose_ports(preferred))
+    info = stack_info(dir, choose_ports(preferred), router)
     with signals_interrupt():
         try:
             write_configs(info)
@@ -141,6 +151,7 @@ def running(
     with_worker: bool = True,
     temporal_bin: str | None = None,
     ports: Mapping[str, int] | None = None,
+    router: RouterKind = "haproxy",
 ) -> Iterator[StackInfo]:
     """The stack in ``dir`` (``up`` with the same options) for the block, stopped when it ends.
 
@@ -148,7 +159,9 @@ def running(
     ended it. A stack that was already running is never stopped: this block did not start it.
     """
     with signals_interrupt():
-        info = up(dir, with_worker=with_worker, temporal_bin=temporal_bin, ports=ports)
+        info = up(
+            dir, with_worker=with_worker, temporal_bin=temporal_bin, ports=ports, router=router
+        )
         stop = not keep
         try:
             yield info
@@ -187,10 +200,24 @@ def fault(
     *,
     version: Literal["stable", "canary"] = "canary",
 ) -> dict[str, Any]:
-    """Make one demo version (the canary by default) fail or slow down; return its new fault."""
+    """Make one demo version (the canary by default) fail or slow down; return its new fault.
+
+    With a flagd stack both demo services serve both variants: each gets the variant's fault.
+    """
     info = load(dir)
+    if info.router == "flagd":
+        result: dict[str, Any] = {}
+        for base in (info.stable_url, info.canary_url):
+            result = _fault(info, base, f"fault?version={version}", version, error_rate, latency_ms)
+        return result
     base = info.canary_url if version == "canary" else info.stable_url
-    url = base + "fault"
+    return _fault(info, base, "fault", version, error_rate, latency_ms)
+
+
+def _fault(
+    info: StackInfo, base: str, path: str, version: str, error_rate: float, latency_ms: int
+) -> dict[str, Any]:
+    url = base + path
     start_it = f"is the dev stack up? `rollout dev up --dir {shlex.quote(info.dir)}`"
     try:
         response = httpx.post(

@@ -8,6 +8,9 @@ from demo.configs import (
     HAProxyLayout,
     blue_green_plan,
     demo_plan,
+    flag_definition,
+    flag_json,
+    flagd_demo_plan,
     haproxy_config,
     plan_yaml,
     prometheus_config,
@@ -28,6 +31,8 @@ def render_haproxy(info: StackInfo) -> str:
             canary_address=f"{LOCALHOST}:{ports['canary']}",
             admin_socket=info.haproxy_socket,
             preview_bind=f"{LOCALHOST}:{ports['preview']}" if "preview" in ports else None,
+            # With a flag, both demo services serve both variants: HAProxy only spreads load.
+            equal_weights=info.router == "flagd",
         )
     )
 
@@ -46,11 +51,14 @@ def render_prometheus(info: StackInfo) -> str:
 def write_configs(info: StackInfo) -> None:
     """Write the stack's configs, its demo plan and its stack.json into its folder."""
     dir = info.path
-    plan = demo_plan(
-        runtime_api=info.haproxy_admin_tcp,
-        prometheus_url=info.prometheus_url,
-        tasks_url=info.tasks_url,
-    )
+    if info.flag_file is not None:
+        plan = flagd_demo_plan(info.flag_file, info.prometheus_url, info.tasks_url)
+    else:
+        plan = demo_plan(
+            runtime_api=info.haproxy_admin_tcp,
+            prometheus_url=info.prometheus_url,
+            tasks_url=info.tasks_url,
+        )
     try:
         (dir / "logs").mkdir(parents=True, exist_ok=True)
         (dir / "haproxy.cfg").write_text(render_haproxy(info))
@@ -61,6 +69,9 @@ def write_configs(info: StackInfo) -> None:
                 info.haproxy_admin_tcp, info.prometheus_url, preview_url=info.preview_url
             )
             Path(info.blue_green_plan_file).write_text(plan_yaml(blue_green))
+        if info.flag_file is not None:
+            # Everyone on the stable, as a stack that was stopped mid-rollout would not be.
+            Path(info.flag_file).write_text(flag_json(flag_definition()))
     except OSError as error:
         raise StackError(
             f"cannot write the dev stack's files in {dir} ({error.strerror or error}):"

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from demo.configs import BACKEND
+from demo.configs import BACKEND, FLAG
 from starter.processes import LOCALHOST, StackError
 
 NAMESPACE = "default"
@@ -30,6 +30,10 @@ DEFAULT_PORTS = {
     "tasks": 8090,
     "preview": 8083,
 }
+ROUTERS = ("haproxy", "flagd")
+RouterKind = Literal["haproxy", "flagd"]
+# How often the demo services look at the flag file in flagd mode (the provider's poll).
+FLAG_POLL_MS = 500
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
 
@@ -63,6 +67,19 @@ class StackInfo(BaseModel):
     )
     blue_green_plan_file: str | None = Field(
         default=None, description="the demo plan as blue-green, when the stack has a preview"
+    )
+    router: RouterKind = Field(
+        default="haproxy",
+        description=(
+            "what the demo plan moves: HAProxy's weights, or (flagd) a feature flag that both"
+            " demo services evaluate per user behind HAProxy's equal weights"
+        ),
+    )
+    flag_file: str | None = Field(default=None, description="flagd: the flag file the plan moves")
+    flag_key: str | None = Field(default=None, description="flagd: the flag's key in it")
+    flag_poll_ms: int | None = Field(
+        default=None,
+        description="flagd: how often the demo services look at the file; a shift shows within it",
     )
     ports: dict[str, int]
     metrics: dict[str, int] = Field(
@@ -120,6 +137,9 @@ def describe(info: StackInfo) -> str:
         f"Blue-green    {info.blue_green_plan_file or 'none'}",
         f"Logs          {info.path / 'logs'}",
     ]
+    if info.router == "flagd":
+        flag = f"{info.flag_key} in {info.flag_file}, read every {info.flag_poll_ms} ms"
+        lines.insert(-1, f"Flag (flagd)  {flag}")
     return "\n".join(lines)
 
 
@@ -129,7 +149,7 @@ def dump(info: StackInfo) -> dict[str, Any]:
     return data
 
 
-def stack_info(dir: Path, ports: dict[str, int]) -> StackInfo:
+def stack_info(dir: Path, ports: dict[str, int], router: RouterKind = "haproxy") -> StackInfo:
     """The description a stack in ``dir`` on these ports would have; nothing is started."""
     socket = dir / "haproxy.sock"
     if len(str(socket)) > MAX_SOCKET_PATH:
@@ -154,7 +174,15 @@ def stack_info(dir: Path, ports: dict[str, int]) -> StackInfo:
         tasks_url=f"http://{LOCALHOST}:{ports['tasks']}/tasks" if "tasks" in ports else None,
         plan_file=str(dir / "plan.yaml"),
         preview_url=f"http://{LOCALHOST}:{ports['preview']}/" if "preview" in ports else None,
-        blue_green_plan_file=str(dir / "plan-blue-green.yaml") if "preview" in ports else None,
+        blue_green_plan_file=(
+            str(dir / "plan-blue-green.yaml")
+            if "preview" in ports and router == "haproxy"
+            else None
+        ),
+        router=router,
+        flag_file=str(dir / "flags.json") if router == "flagd" else None,
+        flag_key=FLAG if router == "flagd" else None,
+        flag_poll_ms=FLAG_POLL_MS if router == "flagd" else None,
         ports=ports,
         metrics=metrics,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -25,6 +25,7 @@ from starter.processes import (
 from starter.stackinfo import StackInfo, save
 
 LOAD_RPS = 40
+LOAD_USERS = 1000  # flagd: the user ids the load generator sends (user-0 ... user-999)
 # As the Temporal CLI's --search-attribute flag names them: RolloutWeight=Int, ...
 SEARCH_ATTRIBUTES = {key.name: key.indexed_value_type.name.title() for key in ROLLOUT_ATTRIBUTES}
 
@@ -111,7 +112,11 @@ def register_search_attributes(info: StackInfo, binary: str) -> None:
 def demo_argv(info: StackInfo, version: str) -> list[str]:
     """The command line of the demo service of ``version``."""
     port = str(info.ports[version])
-    return [sys.executable, "-m", "demo.service", "--port", port, "--version", version]
+    argv = [sys.executable, "-m", "demo.service", "--port", port, "--version", version]
+    if info.flag_file is not None:
+        argv += ["--flag-file", info.flag_file, "--flag", info.flag_key or ""]
+        argv += ["--poll-ms", str(info.flag_poll_ms)]
+    return argv
 
 
 def loadgen_argv(info: StackInfo) -> list[str]:
@@ -119,6 +124,8 @@ def loadgen_argv(info: StackInfo) -> list[str]:
     argv = [sys.executable, "-m", "demo.loadgen", "--url", info.haproxy_url]
     if "tasks" in info.ports:
         argv += ["--tasks-port", str(info.ports["tasks"])]
+    if info.router == "flagd":
+        argv += ["--users", str(LOAD_USERS)]
     return [*argv, "--rps", str(LOAD_RPS)]
 
 

@@ -12,6 +12,9 @@ from demo.configs import (
     HAProxyLayout,
     blue_green_plan,
     demo_plan,
+    flag_definition,
+    flag_json,
+    flagd_demo_plan,
     haproxy_config,
     plan_yaml,
     prometheus_config,
@@ -27,6 +30,8 @@ PROMETHEUS_PORT = 9090
 WORKER_METRICS_PORT = 9464
 TASKS_PORT = 8090
 PREVIEW_PORT = 8083
+# flagd mode: the flag file lives in the `flags` volume, seeded from flags.json here.
+FLAG_FILE = "/flags/flags.json"
 
 
 def haproxy_cfg() -> str:
@@ -78,6 +83,17 @@ def blue_green() -> str:
     )
 
 
+def flagd_plan() -> str:
+    """The demo plan moving the demo services' feature flag (``DEMO_FLAG_FILE`` set)."""
+    return plan_yaml(
+        flagd_demo_plan(
+            FLAG_FILE,
+            prometheus_url=f"http://prometheus:{PROMETHEUS_PORT}",
+            tasks_url=f"http://loadgen:{TASKS_PORT}/tasks",
+        )
+    )
+
+
 def render() -> dict[str, str]:
     """Every generated file's name and content."""
     return {
@@ -85,6 +101,8 @@ def render() -> dict[str, str]:
         "prometheus.yml": prometheus_yml(),
         "plan.yaml": plan(),
         "plan-blue-green.yaml": blue_green(),
+        "plan-flagd.yaml": flagd_plan(),
+        "flags.json": flag_json(flag_definition()),
     }
 
 

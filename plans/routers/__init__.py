@@ -11,13 +11,15 @@ from typing import Annotated
 from pydantic import Field
 
 from plans.routers.base import RouterModel
+from plans.routers.flagd import FlagdRouter
 from plans.routers.haproxy import HAProxyRouter
 from plans.text import kinds_of
 
 Router = Annotated[
-    HAProxyRouter,  # one line per kind: `HAProxyRouter | EnvoyRouter`
+    HAProxyRouter  # one line per kind: `HAProxyRouter | EnvoyRouter`
+    | FlagdRouter,
     Field(discriminator="kind"),
 ]
 ROUTER_KINDS = kinds_of(Router)
 
-__all__ = ["ROUTER_KINDS", "HAProxyRouter", "Router", "RouterModel"]
+__all__ = ["ROUTER_KINDS", "FlagdRouter", "HAProxyRouter", "Router", "RouterModel"]
