@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from activities.errors import RouterRefused
+from activities.routers.envoy import EnvoyRuntime
 from activities.routers.haproxy import HAProxyRuntime
 from plans import Router, TrafficSplit
 
@@ -25,6 +26,7 @@ class TrafficRouter(Protocol):
 # Each entry builds a router from its own plan model; Any because every kind has its own.
 ROUTERS: dict[str, Callable[[Any], TrafficRouter]] = {
     "haproxy": HAProxyRuntime,
+    "envoy": EnvoyRuntime,
 }
 
 
@@ -40,4 +42,4 @@ def router_for(spec: Router) -> TrafficRouter:
     return build(spec)
 
 
-__all__ = ["ROUTERS", "HAProxyRuntime", "TrafficRouter", "router_for"]
+__all__ = ["ROUTERS", "EnvoyRuntime", "HAProxyRuntime", "TrafficRouter", "router_for"]
