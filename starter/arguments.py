@@ -109,6 +109,11 @@ COMMAND_HELP: dict[CommandKind, tuple[str, str]] = {
 }
 
 SERVICE_HELP = "the plan's service (its workflow id is rollout-SERVICE)"
+ROUTER_OPTION: dict[str, Any] = {
+    "choices": ["haproxy", "envoy"],
+    "default": "haproxy",
+    "help": "the router the load goes through and the demo plan moves (default: %(default)s)",
+}
 DIR_HELP = "the dev stack's folder: configs, logs, the Temporal database (default: %(default)s)"
 
 
@@ -210,6 +215,7 @@ def parser() -> argparse.ArgumentParser:
         "up", **_page("start the dev stack in the background and print its stack.json")
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
+    p.add_argument("--router", **ROUTER_OPTION)
     p.set_defaults(run=cmd_dev_up)
     p = dev.add_parser("down", **_page("stop every process the dev stack started, by pid"))
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
@@ -251,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
         help="make the canary fail 30%% of its requests at 50%%, to watch a rollback",
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
+    p.add_argument("--router", **ROUTER_OPTION)
     p.set_defaults(run=cmd_demo)
     return root
 

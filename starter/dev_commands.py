@@ -21,7 +21,7 @@ from starter.stackinfo import describe, dump
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
     try:
-        info = devstack.up(Path(args.dir))
+        info = devstack.up(Path(args.dir), router=args.router)
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise
@@ -53,10 +53,17 @@ def cmd_dev_fault(args: argparse.Namespace) -> int:
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
-    out.print("starting the dev stack (Temporal, HAProxy, Prometheus, demo service, worker)...")
+    routers = "HAProxy, Envoy" if args.router == "envoy" else "HAProxy"
+    out.print(f"starting the dev stack (Temporal, {routers}, Prometheus, demo service, worker)...")
     # Started in this thread, where SIGTERM and Ctrl-C arrive: interrupted, the demo stops
     # the processes it started (a stack that was running before it stays up).
-    with devstack.running(directory, keep=True) as info:
+    with devstack.running(directory, keep=True, router=args.router) as info:
+        if info.router != args.router:
+            raise devstack.StackError(
+                f"the dev stack in {info.dir} runs with {info.router}, not {args.router}: stop it"
+                f" with `rollout dev down --dir {shlex.quote(info.dir)}`, or use --router"
+                f" {info.router}"
+            )
         os.environ["TEMPORAL_ADDRESS"] = info.temporal_address
         os.environ["TEMPORAL_NAMESPACE"] = info.namespace
         os.environ["TEMPORAL_UI_URL"] = info.ui_url

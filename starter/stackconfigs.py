@@ -1,10 +1,19 @@
-"""The dev stack's configuration files: haproxy.cfg, prometheus.yml and a demo plan."""
+"""The dev stack's configuration files: haproxy.cfg, envoy.yaml, prometheus.yml, a demo plan."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from demo.configs import HAProxyLayout, demo_plan, haproxy_config, plan_yaml, prometheus_config
+from demo.configs import (
+    EnvoyLayout,
+    HAProxyLayout,
+    demo_plan,
+    envoy_config,
+    envoy_demo_plan,
+    haproxy_config,
+    plan_yaml,
+    prometheus_config,
+)
 from starter.processes import LOCALHOST, StackError
 from starter.stackinfo import StackInfo, save
 
@@ -24,6 +33,19 @@ def render_haproxy(info: StackInfo) -> str:
     )
 
 
+def render_envoy(info: StackInfo) -> str:
+    """The dev stack's envoy.yaml (its admin API on 127.0.0.1 only)."""
+    ports = info.ports
+    return envoy_config(
+        EnvoyLayout(
+            app_bind=f"{LOCALHOST}:{ports['envoy_app']}",
+            admin_bind=f"{LOCALHOST}:{ports['envoy_admin']}",
+            stable_address=f"{LOCALHOST}:{ports['stable']}",
+            canary_address=f"{LOCALHOST}:{ports['canary']}",
+        )
+    )
+
+
 def render_prometheus(info: StackInfo) -> str:
     """The dev stack's prometheus.yml: HAProxy's exporter, both demo versions, the worker."""
     ports = info.ports
@@ -38,14 +60,19 @@ def render_prometheus(info: StackInfo) -> str:
 def write_configs(info: StackInfo) -> None:
     """Write the stack's configs, its demo plan and its stack.json into its folder."""
     dir = info.path
-    plan = demo_plan(
-        runtime_api=info.haproxy_admin_tcp,
-        prometheus_url=info.prometheus_url,
-        tasks_url=info.tasks_url,
-    )
+    if info.router == "envoy" and info.envoy_admin:
+        plan = envoy_demo_plan(info.envoy_admin, info.prometheus_url, info.tasks_url)
+    else:
+        plan = demo_plan(
+            runtime_api=info.haproxy_admin_tcp,
+            prometheus_url=info.prometheus_url,
+            tasks_url=info.tasks_url,
+        )
     try:
         (dir / "logs").mkdir(parents=True, exist_ok=True)
         (dir / "haproxy.cfg").write_text(render_haproxy(info))
+        if info.router == "envoy":
+            (dir / "envoy.yaml").write_text(render_envoy(info))
         (dir / "prometheus.yml").write_text(render_prometheus(info))
         Path(info.plan_file).write_text(plan_yaml(plan))
     except OSError as error:
