@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demo.configs import HAProxyLayout, demo_plan, haproxy_config, plan_yaml, prometheus_config
+from demo.configs import (
+    EnvoyLayout,
+    HAProxyLayout,
+    demo_plan,
+    envoy_config,
+    envoy_demo_plan,
+    haproxy_config,
+    plan_yaml,
+    prometheus_config,
+)
 
 FOLDER = Path(__file__).parent
 # Ports inside the compose network; docker-compose.yml publishes them on 127.0.0.1.
@@ -19,6 +28,10 @@ DEMO_PORT = 8000
 PROMETHEUS_PORT = 9090
 WORKER_METRICS_PORT = 9464
 TASKS_PORT = 8090
+# Envoy runs in the worker container's network namespace (compose profile "envoy"): its admin
+# API binds the loopback there, which only the worker's activities can reach.
+ENVOY_APP_PORT = 10000
+ENVOY_ADMIN_PORT = 9901
 
 
 def haproxy_cfg() -> str:
@@ -31,6 +44,19 @@ def haproxy_cfg() -> str:
             stable_address=f"stable:{DEMO_PORT}",
             canary_address=f"canary:{DEMO_PORT}",
             admin_socket="/var/lib/haproxy/admin.sock",
+            docker_dns=True,
+        )
+    )
+
+
+def envoy_yaml() -> str:
+    """envoy.yaml for the envoy container: the demo's clusters by their container names."""
+    return envoy_config(
+        EnvoyLayout(
+            app_bind=f"0.0.0.0:{ENVOY_APP_PORT}",
+            admin_bind=f"127.0.0.1:{ENVOY_ADMIN_PORT}",
+            stable_address=f"stable:{DEMO_PORT}",
+            canary_address=f"canary:{DEMO_PORT}",
             docker_dns=True,
         )
     )
@@ -58,9 +84,26 @@ def plan() -> str:
     )
 
 
+def plan_envoy() -> str:
+    """The demo plan moving Envoy, as the worker container sees it (Envoy on its loopback)."""
+    return plan_yaml(
+        envoy_demo_plan(
+            admin=f"http://127.0.0.1:{ENVOY_ADMIN_PORT}",
+            prometheus_url=f"http://prometheus:{PROMETHEUS_PORT}",
+            tasks_url=f"http://loadgen-envoy:{TASKS_PORT}/tasks",
+        )
+    )
+
+
 def render() -> dict[str, str]:
     """Every generated file's name and content."""
-    return {"haproxy.cfg": haproxy_cfg(), "prometheus.yml": prometheus_yml(), "plan.yaml": plan()}
+    return {
+        "haproxy.cfg": haproxy_cfg(),
+        "prometheus.yml": prometheus_yml(),
+        "plan.yaml": plan(),
+        "envoy.yaml": envoy_yaml(),
+        "plan-envoy.yaml": plan_envoy(),
+    }
 
 
 def stale(folder: Path = FOLDER) -> list[str]:
