@@ -83,3 +83,13 @@ def test_dev_up_passes_the_router_on(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setattr(devstack, "up", up)
     assert run(["dev", "up", "--dir", str(tmp_path), "--router", "envoy"]) == 0
     assert asked == {"router": "envoy"}
+
+
+def test_a_running_stack_with_another_router_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    running = stack_info(tmp_path, PORTS).model_copy(update={"reused": True})
+    monkeypatch.setattr(devstack, "up", lambda dir, **options: running)
+    assert run(["dev", "up", "--dir", str(tmp_path), "--router", "envoy"]) == 1
+    err = " ".join(capsys.readouterr().err.split())  # the terminal wraps long lines
+    assert "runs with haproxy, not envoy" in err and "rollout dev down --dir" in err
