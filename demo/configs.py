@@ -195,8 +195,18 @@ def _envoy_cluster(name: str, address: str, docker_dns: bool) -> dict[str, Any]:
     }
 
 
-def prometheus_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: str = "1s") -> str:
-    """prometheus.yml scraping each job's ``host:port`` targets at ``scrape_interval``."""
+def prometheus_config(
+    targets: Mapping[str, Sequence[str]],
+    *,
+    scrape_interval: str = "1s",
+    metrics_paths: Mapping[str, str] | None = None,
+) -> str:
+    """prometheus.yml scraping each job's ``host:port`` targets at ``scrape_interval``.
+
+    A job in ``metrics_paths`` is scraped at that path instead of /metrics (Envoy's
+    ``/stats/prometheus``).
+    """
+    paths = metrics_paths or {}
     config: dict[str, Any] = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -204,7 +214,11 @@ def prometheus_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: 
             "evaluation_interval": scrape_interval,
         },
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": list(addresses)}]}
+            {
+                "job_name": job,
+                **({"metrics_path": paths[job]} if job in paths else {}),
+                "static_configs": [{"targets": list(addresses)}],
+            }
             for job, addresses in targets.items()
             if addresses
         ],

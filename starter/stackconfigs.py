@@ -47,14 +47,18 @@ def render_envoy(info: StackInfo) -> str:
 
 
 def render_prometheus(info: StackInfo) -> str:
-    """The dev stack's prometheus.yml: HAProxy's exporter, both demo versions, the worker."""
+    """The dev stack's prometheus.yml: HAProxy's exporter, both demo versions, the worker, Envoy."""
     ports = info.ports
     targets = {
         "haproxy": [f"{LOCALHOST}:{ports['haproxy_metrics']}"],
         "demo": [f"{LOCALHOST}:{ports['stable']}", f"{LOCALHOST}:{ports['canary']}"],
         "worker": [info.worker_metrics] if info.worker_metrics else [],
     }
-    return prometheus_config(targets)
+    if info.router != "envoy":
+        return prometheus_config(targets)
+    # Envoy's own counters (envoy_cluster_upstream_rq_xx...), served by its admin API.
+    targets["envoy"] = [f"{LOCALHOST}:{ports['envoy_admin']}"]
+    return prometheus_config(targets, metrics_paths={"envoy": "/stats/prometheus"})
 
 
 def write_configs(info: StackInfo) -> None:

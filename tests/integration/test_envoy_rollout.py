@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,10 @@ from tests.integration.conftest import failed_with_faulty_canary
 from tests.stack.conftest import missing_binaries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ENVOY_ALL = 'envoy_cluster_upstream_rq_xx{envoy_cluster_name="$canary"}'
+ENVOY_5XX = (
+    'envoy_cluster_upstream_rq_xx{envoy_cluster_name="$canary",envoy_response_code_class="5"}'
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +43,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackIn
 
 
 @pytest.fixture
-def envoy(stack: devstack.StackInfo) -> Iterator[EnvoyRuntime]:
-    """Envoy's admin API, put back to 100% stable and a healthy canary after each test."""
+async def envoy(stack: devstack.StackInfo, client: Client) -> AsyncIterator[EnvoyRuntime]:
+    """Envoy's admin API, put back to 100% stable and a healthy canary after each test.
+
+    A rollout a failed test left running is terminated first, so it releases the target.
+    """
     assert stack.envoy_admin is not None
     runtime = EnvoyRuntime(
         EnvoyRouter(admin=stack.envoy_admin, runtime_key_prefix=ENVOY_RUNTIME_PREFIX)
     )
     yield runtime
+    async for execution in client.list_workflows("ExecutionStatus='Running'"):
+        if execution.id.startswith("rollout-envoy-"):
+            await client.get_workflow_handle(execution.id).terminate("the test ended")
     devstack.fault(Path(stack.dir), 0.0, 0)
     runtime.set_split("stable", "canary", TrafficSplit.canary_percent(0))
 
@@ -75,7 +85,17 @@ def envoy_plan(stack: devstack.StackInfo, stages: list[dict[str, Any]]) -> Plan:
                     "failure_limit": 2,
                     # The first checks after a shift may see no canary requests in 5s yet.
                     "inconclusive_limit": 10,
-                }
+                },
+                # Envoy's own counters for the canary's cluster, scraped from its admin API.
+                {
+                    "name": "envoy-error-rate",
+                    # Envoy has no 5xx series before the first 5xx: count that as 0.
+                    "query": f"(sum(rate({ENVOY_5XX}[5s])) or vector(0))"
+                    f" / sum(rate({ENVOY_ALL}[5s]))",
+                    "max": 0.05,
+                    "failure_limit": 2,
+                    "inconclusive_limit": 10,
+                },
             ],
             "stages": stages,
         }
@@ -128,6 +148,7 @@ async def test_healthy_canary_is_promoted_with_envoy_weights_at_every_stage(
     assert isinstance(result, RolloutResult) and result.state == RolloutState.PROMOTED
     assert seen == {0: (80, 20), 1: (40, 60), 2: (0, 100)}
     assert status.verdicts["error-rate"].outcome.value == "pass"
+    assert status.verdicts["envoy-error-rate"].outcome.value == "pass"
     assert (await who_answers(stack, 20)) == {"canary": 20}
 
 
@@ -146,3 +167,6 @@ async def test_faulty_canary_is_rolled_back_and_every_request_goes_to_stable(
     assert status.state == RolloutState.ROLLED_BACK and status.canary_weight == 0
     value = status.verdicts["error-rate"].value
     assert value is not None and value > 0.05
+    # Envoy counted the canary's 500s too.
+    seen_by_envoy = status.verdicts["envoy-error-rate"].value
+    assert seen_by_envoy is not None and seen_by_envoy > 0.05
