@@ -20,7 +20,7 @@ from plans.loading import load_plan, parse_plan
 from plans.notify import Channel, Notify, WebhookChannel
 from plans.plan import Plan
 from plans.presets import Preset
-from plans.routers import FlagdRouter, HAProxyRouter, Router, RouterModel
+from plans.routers import EnvoyRouter, FlagdRouter, HAProxyRouter, Router, RouterModel
 from plans.sources import PRESETS, MetricsSource, PrometheusSource, SourceModel
 from plans.stage import Stage
 from plans.state import (
@@ -51,6 +51,7 @@ __all__ = [
     "ComparingGate",
     "Compensation",
     "Duration",
+    "EnvoyRouter",
     "FlagdRouter",
     "Gate",
     "GateAction",

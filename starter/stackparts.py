@@ -120,8 +120,8 @@ def demo_argv(info: StackInfo, version: str) -> list[str]:
 
 
 def loadgen_argv(info: StackInfo) -> list[str]:
-    """The load generator's command line: steady requests through HAProxy."""
-    argv = [sys.executable, "-m", "demo.loadgen", "--url", info.haproxy_url]
+    """The load generator's command line: steady requests through the stack's router."""
+    argv = [sys.executable, "-m", "demo.loadgen", "--url", info.app_url]
     if "tasks" in info.ports:
         argv += ["--tasks-port", str(info.ports["tasks"])]
     if info.router == "flagd":
@@ -159,6 +159,27 @@ def start_haproxy(info: StackInfo, binary: str) -> None:
             and listens(pid, ports["haproxy_metrics"])
             and Path(info.haproxy_socket).exists()
         ),
+    )
+
+
+def envoy_argv(info: StackInfo, binary: str) -> list[str]:
+    """Envoy's command line: one worker thread, and no hot restart.
+
+    Hot restart would share memory with any other Envoy of the same base id on the machine;
+    a dev stack's Envoy is restarted by stopping it and starting it again.
+    """
+    config = str(info.path / "envoy.yaml")
+    return [binary, "-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "warn"]
+
+
+def start_envoy(info: StackInfo, binary: str) -> None:
+    """Start Envoy and wait until its admin API says it is live and its app port listens."""
+    ports = info.ports
+    pid = launch(info, "envoy", envoy_argv(info, binary))
+    await_ready(
+        info,
+        "envoy",
+        lambda: listens(pid, ports["envoy_app"]) and http_ok(f"{info.envoy_admin}/ready"),
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from activities.errors import RouterRefused
+from activities.routers.envoy import EnvoyRuntime
 from activities.routers.flagd import FlagdFile
 from activities.routers.haproxy import HAProxyRuntime
 from plans import Router, TrafficSplit
@@ -26,6 +27,7 @@ class TrafficRouter(Protocol):
 # Each entry builds a router from its own plan model; Any because every kind has its own.
 ROUTERS: dict[str, Callable[[Any], TrafficRouter]] = {
     "haproxy": HAProxyRuntime,
+    "envoy": EnvoyRuntime,
     "flagd": FlagdFile,
 }
 
@@ -42,4 +44,4 @@ def router_for(spec: Router) -> TrafficRouter:
     return build(spec)
 
 
-__all__ = ["ROUTERS", "FlagdFile", "HAProxyRuntime", "TrafficRouter", "router_for"]
+__all__ = ["ROUTERS", "EnvoyRuntime", "FlagdFile", "HAProxyRuntime", "TrafficRouter", "router_for"]

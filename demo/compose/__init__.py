@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from demo.configs import (
+    EnvoyLayout,
     HAProxyLayout,
     blue_green_plan,
     demo_plan,
+    envoy_config,
+    envoy_demo_plan,
     flag_definition,
     flag_json,
     flagd_demo_plan,
@@ -32,6 +35,10 @@ TASKS_PORT = 8090
 PREVIEW_PORT = 8083
 # flagd mode: the flag file lives in the `flags` volume, seeded from flags.json here.
 FLAG_FILE = "/flags/flags.json"
+# Envoy runs in the worker container's network namespace (compose profile "envoy"): its admin
+# API binds the loopback there, which only the worker's activities can reach.
+ENVOY_APP_PORT = 10000
+ENVOY_ADMIN_PORT = 9901
 
 
 def haproxy_cfg() -> str:
@@ -46,6 +53,19 @@ def haproxy_cfg() -> str:
             admin_socket="/var/lib/haproxy/admin.sock",
             docker_dns=True,
             preview_bind=f"*:{PREVIEW_PORT}",
+        )
+    )
+
+
+def envoy_yaml() -> str:
+    """envoy.yaml for the envoy container: the demo's clusters by their container names."""
+    return envoy_config(
+        EnvoyLayout(
+            app_bind=f"0.0.0.0:{ENVOY_APP_PORT}",
+            admin_bind=f"127.0.0.1:{ENVOY_ADMIN_PORT}",
+            stable_address=f"stable:{DEMO_PORT}",
+            canary_address=f"canary:{DEMO_PORT}",
+            docker_dns=True,
         )
     )
 
@@ -94,6 +114,17 @@ def flagd_plan() -> str:
     )
 
 
+def plan_envoy() -> str:
+    """The demo plan moving Envoy, as the worker container sees it (Envoy on its loopback)."""
+    return plan_yaml(
+        envoy_demo_plan(
+            admin=f"http://127.0.0.1:{ENVOY_ADMIN_PORT}",
+            prometheus_url=f"http://prometheus:{PROMETHEUS_PORT}",
+            tasks_url=f"http://loadgen-envoy:{TASKS_PORT}/tasks",
+        )
+    )
+
+
 def render() -> dict[str, str]:
     """Every generated file's name and content."""
     return {
@@ -103,6 +134,8 @@ def render() -> dict[str, str]:
         "plan-blue-green.yaml": blue_green(),
         "plan-flagd.yaml": flagd_plan(),
         "flags.json": flag_json(flag_definition()),
+        "envoy.yaml": envoy_yaml(),
+        "plan-envoy.yaml": plan_envoy(),
     }
 
 

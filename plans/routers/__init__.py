@@ -11,15 +11,15 @@ from typing import Annotated
 from pydantic import Field
 
 from plans.routers.base import RouterModel
+from plans.routers.envoy import EnvoyRouter
 from plans.routers.flagd import FlagdRouter
 from plans.routers.haproxy import HAProxyRouter
 from plans.text import kinds_of
 
 Router = Annotated[
-    HAProxyRouter  # one line per kind: `HAProxyRouter | EnvoyRouter`
-    | FlagdRouter,
+    HAProxyRouter | EnvoyRouter | FlagdRouter,  # one line per kind
     Field(discriminator="kind"),
 ]
 ROUTER_KINDS = kinds_of(Router)
 
-__all__ = ["ROUTER_KINDS", "FlagdRouter", "HAProxyRouter", "Router", "RouterModel"]
+__all__ = ["ROUTER_KINDS", "EnvoyRouter", "FlagdRouter", "HAProxyRouter", "Router", "RouterModel"]

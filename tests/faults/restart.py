@@ -24,7 +24,7 @@ def restart(dir: Path, name: str) -> StackInfo:
     pid = info.pids[name]
     if pid_alive(pid, info.pid_created.get(name)):
         stop_all({name: pid})
-    binaries = _find_binaries(None)
+    binaries = _find_binaries(None, envoy=name == "envoy")
     if name == "temporal":
         stackparts.launch(info, name, stackparts.temporal_argv(info, binaries.temporal))
         stackparts.await_temporal(info, binaries.temporal)
@@ -36,6 +36,8 @@ def restart(dir: Path, name: str) -> StackInfo:
         stackparts.await_prometheus(info)
     elif name == "haproxy":
         stackparts.start_haproxy(info, binaries.haproxy)
+    elif name == "envoy" and binaries.envoy is not None:
+        stackparts.start_envoy(info, binaries.envoy)
     elif name == "loadgen":
         stackparts.launch(info, name, stackparts.loadgen_argv(info))
     else:

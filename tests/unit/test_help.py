@@ -172,7 +172,7 @@ def test_dev_up_prints_how_to_use_and_stop_this_stack(
 ) -> None:
     directory = tmp_path / "my stack"
     info = fake_stack(directory).model_copy(update={"reused": reused})
-    monkeypatch.setattr(devstack, "up", lambda dir, router="haproxy": info)
+    monkeypatch.setattr(devstack, "up", lambda dir, **options: info)
 
     assert run(["dev", "up", "--dir", str(directory)]) == 0
 
