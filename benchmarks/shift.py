@@ -32,9 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
+
 from activities.routers import TrafficRouter, router_for
 from demo import loadgen
-from plans import HAProxyRouter, TrafficSplit
+from demo.configs import ENVOY_RUNTIME_PREFIX
+from plans import EnvoyRouter, FlagdRouter, HAProxyRouter, TrafficSplit
 from starter import devstack
 
 POLL_S = 0.002
@@ -82,6 +85,50 @@ def haproxy(stack: devstack.StackInfo, shifts: int) -> dict[str, Any]:
     return result | {"goal_p95_ms": GOAL_MS["haproxy"]}
 
 
+def envoy(stack: devstack.StackInfo, shifts: int) -> dict[str, Any]:
+    assert stack.envoy_admin is not None
+    spec = EnvoyRouter(admin=stack.envoy_admin, runtime_key_prefix=ENVOY_RUNTIME_PREFIX)
+    reader = router_for(spec)
+    result = timed_shifts(
+        router_for(spec), lambda split: reader.get_split("stable", "canary") == split, shifts
+    )
+    router_for(spec).set_split("stable", "canary", TrafficSplit.canary_percent(0))
+    return result | {"goal_p95_ms": GOAL_MS["envoy"]}
+
+
+def flagd(stack: devstack.StackInfo, shifts: int) -> dict[str, Any]:
+    """A shift counts once the demo service's evaluations of its users match the new split.
+
+    The service reloads the file between two evaluations, so one answer may mix the old
+    split and the new: each weight's exact count of canary users is learnt first, from
+    answers that stay the same over two polls, and a shift is seen when that count comes.
+    """
+    assert stack.flag_file is not None and stack.flag_key is not None
+    spec = FlagdRouter(file=stack.flag_file, flag=stack.flag_key)
+    router = router_for(spec)
+    poll = float(stack.flag_poll_ms or 0)
+    with httpx.Client(timeout=5.0) as http:
+
+        def canary_users() -> int:
+            answer = http.get(f"{stack.canary_url}split", params={"users": 500}).json()
+            return int(answer["canary"])
+
+        expected: dict[int, int] = {}
+        for weight in sorted(set(LADDER)):
+            router.set_split("stable", "canary", TrafficSplit.canary_percent(weight))
+            time.sleep(3 * poll / 1000 + 0.5)
+            while (count := canary_users()) != canary_users():
+                time.sleep(poll / 1000)
+            expected[weight] = count
+        router.set_split("stable", "canary", TrafficSplit.canary_percent(LADDER[0]))
+        time.sleep(3 * poll / 1000 + 0.5)
+        result = timed_shifts(
+            router, lambda split: canary_users() == expected[split.canary_weight], shifts
+        )
+    router.set_split("stable", "canary", TrafficSplit.canary_percent(0))
+    return result | {"poll_ms": poll, "goal_p95_ms": poll + FLAGD_SLACK_MS}
+
+
 async def blue_green(stack: devstack.StackInfo, flips: int, rps: float) -> dict[str, Any]:
     """Failed requests under steady load while green and blue swap ``flips`` times."""
     spec = HAProxyRouter(runtime_api=stack.haproxy_admin_tcp, backend=stack.haproxy_backend)
@@ -110,16 +157,25 @@ async def blue_green(stack: devstack.StackInfo, flips: int, rps: float) -> dict[
     }
 
 
-async def measure(stack: devstack.StackInfo, args: argparse.Namespace) -> dict[str, Any]:
-    routers = {"haproxy": await asyncio.to_thread(haproxy, stack, args.shifts)}
-    flips = await blue_green(stack, args.flips, args.rps)
-    met = all(r["p95_ms"] <= r["goal_p95_ms"] for r in routers.values())
-    return {
-        "routers": routers,
-        "blue_green": flips,
-        "goal": {"met": met and flips["failed_requests"] == 0},
-        "poll_ms": POLL_S * 1000,
-    }
+MEASURES: dict[str, Callable[[devstack.StackInfo, int], dict[str, Any]]] = {
+    "haproxy": haproxy,
+    "envoy": envoy,
+    "flagd": flagd,
+}
+
+
+def on_stack(router: str, dir: str | None, run: Callable[[devstack.StackInfo], Any]) -> Any:
+    """``run`` on the stack in ``dir``, or on a fresh one with ``router`` stopped after it."""
+    if dir is not None:
+        return run(devstack.load(Path(dir)))
+    directory = Path(tempfile.mkdtemp(prefix=f"shift-{router}-"))
+    # A stack of its own stops with it, also on SIGTERM (`timeout`) or Ctrl-C.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+        stack = cleanup.enter_context(
+            devstack.running(directory, with_worker=False, router=router)  # type: ignore[arg-type]
+        )
+        return run(stack)
 
 
 def main() -> None:
@@ -127,18 +183,30 @@ def main() -> None:
     parser.add_argument("--shifts", type=int, default=60)
     parser.add_argument("--flips", type=int, default=20)
     parser.add_argument("--rps", type=float, default=100.0)
-    parser.add_argument("--dir", help="an existing dev stack's folder (default: a fresh one)")
+    parser.add_argument(
+        "--routers", default="haproxy,envoy,flagd", help="comma-separated (default: all)"
+    )
+    parser.add_argument(
+        "--dir", help="an existing dev stack's folder, for one router (default: fresh stacks)"
+    )
     args = parser.parse_args()
-    own = args.dir is None
-    directory = Path(args.dir or tempfile.mkdtemp(prefix="shift-"))
-    # A stack of its own stops with it, also on SIGTERM (`timeout`) or Ctrl-C.
-    with contextlib.ExitStack() as cleanup:
-        if own:
-            cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
-            stack = cleanup.enter_context(devstack.running(directory))
-        else:
-            stack = devstack.load(directory)
-        result = asyncio.run(measure(stack, args))
+    routers: dict[str, Any] = {}
+    flips: dict[str, Any] = {}
+    for name in args.routers.split(","):
+
+        def run(stack: devstack.StackInfo, name: str = name) -> None:
+            routers[name] = MEASURES[name](stack, args.shifts)
+            if name == "haproxy":
+                flips.update(asyncio.run(blue_green(stack, args.flips, args.rps)))
+
+        on_stack(name, args.dir, run)
+    met = all(r["p95_ms"] <= r["goal_p95_ms"] for r in routers.values())
+    result = {
+        "routers": routers,
+        "blue_green": flips,
+        "goal": {"met": met and flips.get("failed_requests", 0) == 0},
+        "poll_ms": POLL_S * 1000,
+    }
     print(json.dumps(result))
 
 
