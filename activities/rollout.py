@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -25,6 +26,11 @@ from activities.metrics import MetricProvider, provider_for
 from activities.notifiers import notifier_for
 from activities.routers import router_for
 from plans import GateCheck, MetricsSource, Notification, ShiftRequest, TrafficSplit, Verdict
+from plans.state import Look, Seen
+
+# A split that cannot be read is asked for once more after this, as the read activity's
+# retry policy does.
+READ_AGAIN_S = 1.0
 
 
 @contextmanager
@@ -124,6 +130,34 @@ def _heartbeat() -> Callable[[], None]:
     return activity.heartbeat
 
 
+@activity.defn(name="look")
+def look(req: Look) -> Seen:
+    """A check in one activity: the router's split (or why not), then the gates' verdicts.
+
+    One local activity a check instead of two halves what the worker converts and
+    dispatches for it. Neither half fails the other: an unreadable router is data here.
+    """
+    split, unreadable = None, ""
+    for attempt in range(2):
+        try:
+            split = router_for(req.read.router).get_split(req.read.stable, req.read.canary)
+            unreadable = ""
+            break
+        except SideEffectError as error:
+            unreadable = str(error)
+            if not error.retryable or attempt:
+                break
+            time.sleep(READ_AGAIN_S)
+    verdicts = check_gates(req.check) if req.check is not None else []
+    return Seen(split=split, unreadable=unreadable, verdicts=verdicts)
+
+
+def look_timeout(req: Look) -> timedelta:
+    """Two reads of the router, the pause between them, and the whole gate check."""
+    check = check_gates_timeout(req.check) if req.check is not None else timedelta()
+    return 2 * req.read.router.read_timeout + timedelta(seconds=READ_AGAIN_S) + check
+
+
 def check_gates_timeout(req: GateCheck) -> timedelta:
     """A start-to-close timeout that covers ``check_gates`` even when every query is slow."""
     return gate_checks.time_budget(req) + timedelta(seconds=5)
@@ -136,4 +170,10 @@ async def notify(message: Notification) -> None:
         await notifier_for(message.channel.kind).send(message)
 
 
-ALL_ACTIVITIES: list[Callable[..., Any]] = [shift_traffic, read_traffic, check_gates, notify]
+ALL_ACTIVITIES: list[Callable[..., Any]] = [
+    shift_traffic,
+    read_traffic,
+    check_gates,
+    look,
+    notify,
+]

@@ -337,3 +337,18 @@ class ClaimAnswer(BaseModel):
     owner: str
     owner_run_id: str = ""
     since: datetime | None = None
+
+
+class Look(BaseModel):
+    """One check's look: read the router back, then judge the gates (when there are any)."""
+
+    read: ShiftRequest
+    check: GateCheck | None = None
+
+
+class Seen(BaseModel):
+    """What a look found: the split (or why it could not be read) and the gates' verdicts."""
+
+    split: TrafficSplit | None = None
+    unreadable: str = Field(default="", description="why the split could not be read, if not")
+    verdicts: list[Verdict] = Field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -9,9 +10,19 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.rollout import check_gates, check_gates_timeout, notify
-    from plans import Gate, GateCheck, GateOutcome, Notification, Plan, Stage, Verdict
-    from workflows.target import root_message
+    from activities.rollout import check_gates, check_gates_timeout, look, look_timeout, notify
+    from plans import (
+        Gate,
+        GateCheck,
+        GateOutcome,
+        Notification,
+        Plan,
+        Stage,
+        TrafficSplit,
+        Verdict,
+    )
+    from plans.state import Look, Seen
+    from workflows.target import Target, root_message
 
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
@@ -24,13 +35,7 @@ async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdi
     try:
         # A local activity: its result is one marker in history instead of an activity's
         # three events and a workflow task of its own, which keeps week-long runs small.
-        named = {g.source for g in gates if g.source is not None}
-        request = GateCheck(
-            source=plan.metrics,
-            sources={name: plan.sources[name] for name in sorted(named)},
-            gates=gates,
-            placeholders=plan.placeholders(),
-        )
+        request = gate_check(plan, gates)
         verdicts: list[Verdict] = await workflow.execute_local_activity(
             check_gates,
             request,
@@ -39,12 +44,50 @@ async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdi
             summary=f"check {len(gates)} gate(s) at {stage.weight}%",
         )
     except ActivityError as error:
-        reason = f"gate check failed: {root_message(error)}"
-        verdicts = [
-            Verdict(gate=g.name, outcome=GateOutcome.INCONCLUSIVE, reason=reason, at=workflow.now())
-            for g in gates
-        ]
+        verdicts = inconclusive(gates, f"gate check failed: {root_message(error)}")
     return verdicts
+
+
+async def observe_and_judge(
+    plan: Plan, stage: Stage, gates: list[Gate], target: Target, weight: int, one_look: bool
+) -> tuple[TrafficSplit | None, list[Verdict]]:
+    """Read the router back and judge the gates: in one local activity, or (older runs) two."""
+    if not one_look:
+        split, verdicts = await asyncio.gather(
+            target.read(target.request(weight)), judge_gates(plan, stage, gates)
+        )
+        return split, verdicts
+    request = Look(read=target.request(weight), check=gate_check(plan, gates) if gates else None)
+    try:
+        seen: Seen = await workflow.execute_local_activity(
+            look,
+            request,
+            start_to_close_timeout=look_timeout(request),
+            retry_policy=CHECK_RETRY,
+            summary=f"check {len(gates)} gate(s) at {stage.weight}%",
+        )
+    except ActivityError as error:
+        reason = root_message(error)
+        seen = Seen(unreadable=reason, verdicts=inconclusive(gates, f"check failed: {reason}"))
+    return target.observed(seen.split, seen.unreadable), seen.verdicts
+
+
+def gate_check(plan: Plan, gates: list[Gate]) -> GateCheck:
+    """The request for these gates: the plan's source, the named sources they read."""
+    named = {g.source for g in gates if g.source is not None}
+    return GateCheck(
+        source=plan.metrics,
+        sources={name: plan.sources[name] for name in sorted(named)},
+        gates=gates,
+        placeholders=plan.placeholders(),
+    )
+
+
+def inconclusive(gates: list[Gate], reason: str) -> list[Verdict]:
+    now = workflow.now()
+    return [
+        Verdict(gate=g.name, outcome=GateOutcome.INCONCLUSIVE, reason=reason, at=now) for g in gates
+    ]
 
 
 async def tell_people(plan: Plan, state: str, text: str) -> None:

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.state import AuditEvent, RolloutProgress
     from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import decisions
-    from workflows.checking import judge_gates, tell_people
+    from workflows.checking import judge_gates, observe_and_judge, tell_people
     from workflows.status import (
         keep_blue_text,
         kept_blue,
@@ -46,6 +46,9 @@ MAX_EVENTS_KEPT = 300
 # Runs recorded before rollouts owned their target and read it back at every check
 # replay without either; every run started since takes the newer path.
 OWN_AND_OBSERVE = "own-and-observe-target"
+
+# Runs since read the router and judge the gates in one local activity a check.
+ONE_LOOK = "one-look-per-check"
 
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
 
@@ -77,6 +80,7 @@ class RolloutWorkflow:
         self._p = input.progress or RolloutProgress()
         self._published: tuple[Any, ...] = ()
         self._observes = False
+        self._one_look = False
         self._target = Target(self._plan, self._p, self._audit, self._notify, self._publish)
 
     @workflow.run
@@ -86,6 +90,7 @@ class RolloutWorkflow:
         """``legacy_progress``: the second argument of runs started before RolloutInput."""
         p, plan = self._p, self._plan
         self._observes = workflow.patched(OWN_AND_OBSERVE)
+        self._one_look = self._observes and workflow.patched(ONE_LOOK)
         if self._observes and not p.owns_target:
             await self._claim_target()
         try:
@@ -261,9 +266,8 @@ class RolloutWorkflow:
         if self._observes:
             self._discount_unobserved(stage, workflow.now())
             p.last_check_at = workflow.now()
-            split, verdicts = await asyncio.gather(
-                self._target.read(self._target.request(p.canary_weight)),
-                judge_gates(self._plan, stage, gates),
+            split, verdicts = await observe_and_judge(
+                plan, stage, gates, self._target, p.canary_weight, self._one_look
             )
             await self._target.repair_drift(split)
         else:

@@ -143,7 +143,6 @@ class Target:
 
     async def read(self, request: ShiftRequest) -> TrafficSplit | None:
         """What the router routes now, or None (recorded once) when it cannot be read."""
-        p = self._p
         try:
             split: TrafficSplit = await workflow.execute_local_activity(
                 read_traffic,
@@ -153,8 +152,15 @@ class Target:
                 summary=f"read the split on {request.router.describe()}",
             )
         except ActivityError as error:
+            return self.observed(None, root_message(error))
+        return self.observed(split, "")
+
+    def observed(self, split: TrafficSplit | None, unreadable: str) -> TrafficSplit | None:
+        """Keep what a read found: the router going unreadable, and back, is recorded once."""
+        p = self._p
+        if split is None:
             if not p.router_unreadable:
-                self._audit("router", f"cannot read the split: {root_message(error)}")
+                self._audit("router", f"cannot read the split: {unreadable}")
             p.router_unreadable = True
             return None
         if p.router_unreadable:

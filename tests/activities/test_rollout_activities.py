@@ -13,6 +13,8 @@ from activities.rollout import (
     ALL_ACTIVITIES,
     check_gates,
     check_gates_timeout,
+    look,
+    look_timeout,
     notify,
     read_traffic,
     shift_traffic,
@@ -28,6 +30,7 @@ from plans import (
     WebhookChannel,
     gate_from,
 )
+from plans.state import Look
 
 from .conftest import HAProxy, HTTPRecorder, Prometheus, free_port
 
@@ -43,7 +46,7 @@ def shift(api: str, percent: int, canary: str = "canary") -> ShiftRequest:
 
 def test_activity_names() -> None:
     names = [fn.__temporal_activity_definition.name for fn in ALL_ACTIVITIES]  # type: ignore[attr-defined]
-    assert names == ["shift_traffic", "read_traffic", "check_gates", "notify"]
+    assert names == ["shift_traffic", "read_traffic", "check_gates", "look", "notify"]
 
 
 def test_shift_then_read(haproxy: HAProxy) -> None:
@@ -113,6 +116,43 @@ def test_check_gates(prometheus: Prometheus) -> None:
     assert len(beats) == 2
     # The result crosses into the workflow as JSON.
     assert json.loads(up.model_dump_json())["outcome"] == "pass"
+
+
+def test_one_look_reads_the_router_and_judges_the_gates(
+    haproxy: HAProxy, prometheus: Prometheus
+) -> None:
+    env = ActivityEnvironment()
+    env.run(shift_traffic, shift(haproxy.tcp_api, 30))
+    check = GateCheck(
+        source=PrometheusSource(url=prometheus.url),
+        gates=[gate_from(name="up", query='up{job="$service"}', min=1)],
+        placeholders={"service": "prometheus"},
+    )
+    seen = env.run(look, Look(read=shift(haproxy.unix_api, 99), check=check))
+    assert seen.split == TrafficSplit(stable_weight=70, canary_weight=30)
+    assert seen.unreadable == ""
+    assert [(v.gate, v.outcome, v.value) for v in seen.verdicts] == [("up", GateOutcome.PASS, 1.0)]
+    env.run(shift_traffic, shift(haproxy.tcp_api, 0))
+
+
+def test_one_look_at_a_router_that_is_away_still_judges_the_gates(
+    prometheus: Prometheus,
+) -> None:
+    api = f"tcp://127.0.0.1:{free_port()}"
+    check = GateCheck(
+        source=PrometheusSource(url=prometheus.url),
+        gates=[gate_from(name="up", query='up{job="$service"}', min=1)],
+        placeholders={"service": "prometheus"},
+    )
+    request = Look(read=shift(api, 0), check=check)
+    seen = ActivityEnvironment().run(look, request)
+    assert seen.split is None
+    assert seen.unreadable.startswith(f"nothing listens on {api[6:]}")
+    assert seen.verdicts[0].outcome is GateOutcome.PASS
+    # Room for both reads, the pause between them, and the whole gate check.
+    assert (
+        look_timeout(request) > check_gates_timeout(check) + 2 * shift(api, 0).router.read_timeout
+    )
 
 
 def test_check_gates_unreachable_prometheus_is_inconclusive_not_an_error() -> None:

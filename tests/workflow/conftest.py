@@ -31,6 +31,7 @@ from plans import (
     Verdict,
     parse_plan,
 )
+from plans.state import Look, Seen
 from starter.operations import SEARCH_ATTRIBUTES
 from workflows.rollout import RolloutWorkflow
 
@@ -127,6 +128,12 @@ class Doubles:
             self.checks.append(self.weight)
             return self.judge(len(self.checks), req)
 
+        @activity.defn(name="look")
+        def look(req: Look) -> Seen:
+            split = read_traffic(req.read)
+            verdicts = check_gates(req.check) if req.check is not None else []
+            return Seen(split=split, verdicts=verdicts)
+
         @activity.defn(name="notify")
         def notify(req: Notification) -> None:
             self.notes.append(req.text)
@@ -141,7 +148,15 @@ class Doubles:
             self.leases.append(f"release {claim.owner}")
             return True
 
-        return [shift_traffic, read_traffic, check_gates, notify, claim_target, release_target]
+        return [
+            shift_traffic,
+            read_traffic,
+            check_gates,
+            look,
+            notify,
+            claim_target,
+            release_target,
+        ]
 
 
 @pytest.fixture
