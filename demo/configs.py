@@ -31,6 +31,9 @@ class HAProxyLayout:
     # Inside docker-compose the servers are container names: resolve them through
     # Docker's DNS, and start even when a container is not up yet.
     docker_dns: bool = False
+    # The map file of requests routed to the canary by header or cookie (a stage's match);
+    # HAProxy loads it at start (empty) and the rollout edits it through the runtime API.
+    match_map: str | None = None
 
 
 def haproxy_config(layout: HAProxyLayout) -> str:
@@ -72,6 +75,7 @@ def haproxy_config(layout: HAProxyLayout) -> str:
         "",
         f"backend {BACKEND}",
         "    balance roundrobin",
+        *match_rule(layout.match_map),
         # Health checks use /healthz, which injected faults leave alone: a failing
         # canary keeps receiving its share, so the gates (not HAProxy) judge it.
         "    option httpchk GET /healthz",
@@ -86,6 +90,17 @@ def haproxy_config(layout: HAProxyLayout) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def match_rule(match_map: str | None, canary: str = CANARY_SERVER) -> list[str]:
+    """The backend's line sending requests a stage's ``match`` names to the canary.
+
+    ``req.hdrs`` is the request's header block; the map holds one regular expression for
+    it (header or cookie; exact, prefix or regex), set through the runtime API.
+    """
+    if match_map is None:
+        return []
+    return [f"    use-server {canary} if {{ req.hdrs,map_reg({match_map}) -m found }}"]
 
 
 def prometheus_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: str = "1s") -> str:
@@ -106,7 +121,10 @@ def prometheus_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: 
 
 
 def demo_plan(
-    runtime_api: str, prometheus_url: str, tasks_url: str | None = None
+    runtime_api: str,
+    prometheus_url: str,
+    tasks_url: str | None = None,
+    match_map: str | None = None,
 ) -> dict[str, Any]:
     """A rollout plan for the demo service: three stages gated on errors and latency.
 
@@ -118,6 +136,8 @@ def demo_plan(
     """
     window = {"window": "30s", "min_samples": 50, "failure_limit": 2}
     plan = _plan(runtime_api, prometheus_url, window)
+    if match_map is not None:
+        plan["router"]["match_map"] = match_map
     if tasks_url is None:
         return plan
     plan["gates"].insert(2, {**TASK_SUCCESS, **window})

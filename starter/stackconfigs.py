@@ -20,6 +20,7 @@ def render_haproxy(info: StackInfo) -> str:
             stable_address=f"{LOCALHOST}:{ports['stable']}",
             canary_address=f"{LOCALHOST}:{ports['canary']}",
             admin_socket=info.haproxy_socket,
+            match_map=info.haproxy_match_map,
         )
     )
 
@@ -42,9 +43,11 @@ def write_configs(info: StackInfo) -> None:
         runtime_api=info.haproxy_admin_tcp,
         prometheus_url=info.prometheus_url,
         tasks_url=info.tasks_url,
+        match_map=info.haproxy_match_map,
     )
     try:
         (dir / "logs").mkdir(parents=True, exist_ok=True)
+        Path(info.haproxy_match_map).touch()  # empty: entries come through the runtime API
         (dir / "haproxy.cfg").write_text(render_haproxy(info))
         (dir / "prometheus.yml").write_text(render_prometheus(info))
         Path(info.plan_file).write_text(plan_yaml(plan))

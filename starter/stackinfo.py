@@ -73,6 +73,11 @@ class StackInfo(BaseModel):
     def path(self) -> Path:
         return Path(self.dir)
 
+    @property
+    def haproxy_match_map(self) -> str:
+        """The map file whose entries send requests to the canary by header or cookie."""
+        return str(self.path / "app-canary.map")
+
 
 def stack_file(dir: Path) -> Path:
     """Where a stack in ``dir`` keeps its description."""

@@ -129,9 +129,8 @@ class RolloutWorkflow:
     async def _enter(self, stage: Stage) -> None:
         """Shift the canary to the stage's weight and start its bake clock."""
         p = self._p
-        await self._target.shift(
-            stage.weight, f"shift canary to {stage.weight}% for stage {stage.name!r}"
-        )
+        summary = f"shift canary to {stage.weight}% for stage {stage.name!r}"
+        await self._target.shift(stage.weight, summary, stage.match)
         now = workflow.now()
         p.shifted_stage = p.stage_index
         p.bake_elapsed_s = 0.0

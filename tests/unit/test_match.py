@@ -1,0 +1,165 @@
+"""A stage's `match`: its validation, the routers that can do it, its place in a split."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from activities.routers.haproxy_match import entries, map_key, match_of
+from plans import HAProxyRouter, PlanError, RequestMatch, TrafficSplit, parse_plan
+
+MAP = "/etc/haproxy/app-canary.map"
+
+PLAN: dict[str, Any] = {
+    "service": "checkout",
+    "stable": "stable",
+    "canary": "canary",
+    "router": {
+        "kind": "haproxy",
+        "runtime_api": "tcp://127.0.0.1:9999",
+        "backend": "app",
+        "match_map": MAP,
+    },
+    "metrics": {"kind": "prometheus", "url": "http://127.0.0.1:9090"},
+    "stages": [
+        {
+            "name": "internal",
+            "weight": 0,
+            "bake": "1h",
+            "match": {"header": "x-user-group", "exact": "internal"},
+        },
+        {"name": "canary-10", "weight": 10, "bake": "1h"},
+        {"name": "full", "weight": 100, "bake": "1h"},
+    ],
+}
+
+
+def plan_with(**changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(PLAN)
+    for path, value in changes.items():
+        where: Any = data
+        *parents, last = path.split("__")
+        for part in parents:
+            where = where[int(part)] if part.isdigit() else where[part]
+        if value is None:
+            del where[last]
+        else:
+            where[last] = value
+    return data
+
+
+def problems(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(PlanError) as error:
+        parse_plan(data)
+    return error.value.problems
+
+
+def test_internal_users_first_loads() -> None:
+    plan = parse_plan(PLAN)
+    assert plan.stages[0].match == RequestMatch(header="x-user-group", exact="internal")
+    assert plan.stages[1].match is None
+
+
+@pytest.mark.parametrize(
+    ("match", "expected"),
+    [
+        ({"header": "x", "cookie": "y", "exact": "v"}, "name exactly one of header or cookie"),
+        ({"exact": "v"}, "name exactly one of header or cookie"),
+        ({"header": "x"}, "give exactly one of exact, prefix or regex"),
+        (
+            {"header": "x", "exact": "v", "prefix": "w"},
+            "give exactly one of exact, prefix or regex",
+        ),
+        ({"header": "x y", "exact": "v"}, "is not a header name this can match"),
+        ({"cookie": "a;b", "exact": "v"}, "is not a cookie name this can match"),
+        ({"header": "x", "exact": "a b"}, "cannot be matched: use 1-200 letters"),
+        ({"header": "x", "prefix": 'a"'}, "cannot be matched"),
+        ({"header": "x", "regex": "beta-("}, "does not compile"),
+        ({"header": "x", "regex": "a b"}, "write \\x20"),
+        ({"header": "x", "regex": "a;b"}, "\\x3b"),
+        ({"header": "x", "exact": "v", "weight": 3}, "unknown field"),
+    ],
+)
+def test_a_bad_match_names_its_field_and_the_fix(match: dict[str, Any], expected: str) -> None:
+    found = problems(plan_with(stages__0__match=match))
+    assert any(p.startswith("stages.0.match") and expected in p for p in found), found
+
+
+def test_match_on_a_stage_at_100_is_refused() -> None:
+    data = plan_with(stages__2__match={"cookie": "beta", "exact": "yes"})
+    assert any("a stage at weight 100 already sends every request" in p for p in problems(data))
+
+
+def test_haproxy_needs_the_map_its_rule_reads() -> None:
+    found = problems(plan_with(router__match_map=None))
+    assert len(found) == 1
+    assert found[0].startswith("router.match_map: stages with match need the map file")
+
+
+def test_the_map_path_must_be_absolute_and_plain() -> None:
+    found = problems(plan_with(router__match_map="maps/app canary.map"))
+    assert any(p.startswith("router.match_map:") for p in found), found
+
+
+def test_a_plan_without_match_needs_no_map() -> None:
+    data = plan_with(router__match_map=None, stages__0__match=None, stages__0__weight=5)
+    assert parse_plan(data).router.match_map is None  # type: ignore[union-attr]
+
+
+def test_a_router_that_cannot_route_by_header_rejects_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(HAProxyRouter, "supports_match", False)
+    assert problems(plan_with()) == [
+        "stages.0.match: router haproxy cannot route by header or cookie; remove match"
+    ]
+
+
+def test_a_split_routes_like_another_only_with_the_same_match() -> None:
+    internal = RequestMatch(header="x-user-group", exact="internal")
+    assert TrafficSplit.canary_percent(10, internal).routes_like(
+        TrafficSplit(stable_weight=180, canary_weight=20, match=internal)
+    )
+    assert not TrafficSplit.canary_percent(10, internal).routes_like(
+        TrafficSplit.canary_percent(10)
+    )
+    assert not TrafficSplit.canary_percent(0).routes_like(
+        TrafficSplit.canary_percent(0, RequestMatch(header="x-user-group", exact="other"))
+    )
+    assert "and every request with header x-user-group exact 'internal'" in str(
+        TrafficSplit.canary_percent(0, internal)
+    )
+
+
+def test_a_split_recorded_before_matches_reads_as_no_match() -> None:
+    assert TrafficSplit.model_validate({"stable_weight": 90, "canary_weight": 10}).match is None
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        {"header": "x-user-group", "exact": "internal"},
+        {"header": "x-b", "prefix": "a:b/c"},
+        {"cookie": "tier", "regex": r"gold|v\d+"},
+    ],
+)
+def test_a_match_is_read_back_from_the_entry_it_writes(match: dict[str, str]) -> None:
+    wanted = RequestMatch(**match)
+    assert RequestMatch.decode(wanted.encode()) == wanted
+    line = f"0x55d0 {map_key(wanted)} {wanted.encode()}"
+    assert match_of(entries(line)) == wanted
+
+
+def test_map_entries_not_written_by_a_rollout_are_named() -> None:
+    assert match_of([]) is None
+    found = match_of(entries("0x1 ^x:.* someone\n0x2 ^y:.* other"))
+    assert isinstance(found, str) and found.startswith("2 entries no rollout wrote")
+    wanted = RequestMatch(header="x", exact="a")
+    # Its value says one match, its key another: not ours.
+    assert isinstance(match_of([("0x1", map_key(wanted), "header:x:exact:b")]), str)
+    assert RequestMatch.decode("header:x:sometimes:b") is None
+    with pytest.raises(ValidationError):
+        RequestMatch(header="x")
