@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from activities.routers.haproxy_match import entries, map_key, match_of
 from plans import HAProxyRouter, PlanError, RequestMatch, TrafficSplit, parse_plan
+from starter.cli import main
 
 MAP = "/etc/haproxy/app-canary.map"
 
@@ -163,3 +166,16 @@ def test_map_entries_not_written_by_a_rollout_are_named() -> None:
     assert RequestMatch.decode("header:x:sometimes:b") is None
     with pytest.raises(ValidationError):
         RequestMatch(header="x")
+
+
+def test_validate_shows_a_stages_match(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(PLAN, sort_keys=False), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["validate", str(path)])
+    assert exit_.value.code in (0, None)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "1. internal: 0% and every request with header x-user-group exact 'internal' for 1h" in (
+        shown
+    )
+    assert "2. canary-10: 10% for 1h" in shown
