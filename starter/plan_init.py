@@ -25,6 +25,9 @@ ROUTER_EXAMPLES: dict[str, list[str]] = {
         "  runtime_api: unix:///run/haproxy/admin.sock",
         "  backend: {service}   # the backend holding both servers ('balance roundrobin')",
         "  timeout: 5s   # per runtime API command",
+        "  # For stages with match: the map file the backend's use-server rule reads (see the",
+        "  # README's HAProxy section).",
+        "  # match_map: /etc/haproxy/{service}-canary.map",
     ],
 }
 
@@ -33,7 +36,8 @@ ROUTER_EXAMPLES: dict[str, list[str]] = {
 _MATCH_EXAMPLE = [
     "  # Internal users first: put a stage like this one first. At weight 0 only the",
     "  # requests whose header matches reach the canary (header: or cookie:, and exact:,",
-    "  # prefix: or regex:); later stages without match send plain weights.",
+    "  # prefix: or regex:); later stages without match send plain weights. The router",
+    "  # may need more for it (HAProxy: match_map above).",
     "  # - {name: internal, weight: 0, bake: 1d, check_every: 5m,"
     " match: {header: x-user-group, exact: internal}}",
 ]

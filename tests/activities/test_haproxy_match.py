@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from activities.errors import RouterError, RouterRefused
+from activities.rollout import shift_traffic
 from activities.routers import HAProxyRuntime
 from activities.routers.haproxy_match import map_key
-from plans import HAProxyRouter, RequestMatch, TrafficSplit
+from plans import HAProxyRouter, RequestMatch, ShiftRequest, TrafficSplit
 
 from .conftest import HAPROXY, free_port, stop, wait_for
 
@@ -260,3 +263,23 @@ def test_a_map_haproxy_does_not_have_is_refused_with_the_config_line(
         router.set_split("stable", "canary", split(0, header="x-user-group", exact="internal"))
     assert "HAProxy has no map" in str(refused.value)
     assert "use-server CANARY if { req.hdrs,map_reg(" in str(refused.value)
+
+
+def test_the_shift_activity_refuses_a_match_its_router_cannot_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing listens at this address: a command sent would fail as unreachable instead.
+    request = ShiftRequest(
+        router=HAProxyRouter(runtime_api=f"tcp://127.0.0.1:{free_port()}", backend="app"),
+        stable="stable",
+        canary="canary",
+        split=split(0, header="x-user-group", exact="internal"),
+    )
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(shift_traffic, request)
+    assert caught.value.type == "RouterRefused" and caught.value.non_retryable
+    assert "add match_map:" in caught.value.message
+    monkeypatch.setattr(HAProxyRouter, "supports_match", False)
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(shift_traffic, request)
+    assert "cannot send requests to the canary by header x-user-group" in caught.value.message

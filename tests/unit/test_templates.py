@@ -201,3 +201,18 @@ def test_init_refuses_an_unknown_template_or_a_bad_service(
     assert run(["init", "shop front", "--template", "safe", "--out", out]) == EXIT_INVALID
     assert "is not a safe service name" in " ".join(capsys.readouterr().err.split())
     assert not Path(out).exists()
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_the_commented_internal_users_stage_loads_once_uncommented(name: str) -> None:
+    rendered = render_plan(TEMPLATES[name], "checkout", "haproxy")
+    assert "# - {name: internal" in rendered and "# match_map:" in rendered
+    edited = rendered.replace("# - {name: internal", "- {name: internal").replace(
+        "# match_map:", "match_map:"
+    )
+    plan = parse_plan(yaml.safe_load(edited))
+    first = plan.stages[0]
+    assert (first.name, first.weight) == ("internal", 0)
+    assert first.match is not None and first.match.describe() == (
+        "header x-user-group exact 'internal'"
+    )
