@@ -11,8 +11,11 @@ import yaml
 from pydantic import ValidationError
 
 from activities.routers.haproxy_match import entries, map_key, match_of
+from demo.configs import HAProxyLayout, demo_plan, haproxy_config
 from plans import HAProxyRouter, PlanError, RequestMatch, TrafficSplit, parse_plan
 from starter.cli import main
+from starter.stackconfigs import render_haproxy
+from starter.stackinfo import DEFAULT_PORTS, stack_info
 
 MAP = "/etc/haproxy/app-canary.map"
 
@@ -179,3 +182,16 @@ def test_validate_shows_a_stages_match(tmp_path: Path, capsys: pytest.CaptureFix
         shown
     )
     assert "2. canary-10: 10% for 1h" in shown
+
+
+def test_the_dev_stack_routes_its_match_map(tmp_path: Path) -> None:
+    info = stack_info(tmp_path, dict(DEFAULT_PORTS))
+    rule = f"use-server canary if {{ req.hdrs,map_reg({tmp_path}/app-canary.map) -m found }}"
+    assert f"    {rule}" in render_haproxy(info).splitlines()
+    plan = parse_plan(
+        demo_plan(info.haproxy_admin_tcp, info.prometheus_url, match_map=info.haproxy_match_map)
+    )
+    assert plan.router.match_map == info.haproxy_match_map  # type: ignore[union-attr]
+    assert "use-server" not in haproxy_config(
+        HAProxyLayout("*:1", "*:2", "127.0.0.1:3", "a:1", "b:1")
+    )
