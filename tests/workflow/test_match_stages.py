@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
+
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from plans import RequestMatch, RolloutState, TrafficSplit
+from plans import RequestMatch, RolloutState, ShiftRequest, TrafficSplit
 from starter.operations import start_rollout
 from tests.workflow.conftest import Doubles, make_plan
 from tests.workflow.test_rollout_workflow import settle, status_of, until
@@ -63,4 +67,22 @@ async def test_a_rollback_clears_the_match(env, worker, doubles: Doubles) -> Non
     assert doubles.splits == [
         TrafficSplit.canary_percent(0, INTERNAL),
         TrafficSplit.canary_percent(0),
+    ]
+
+
+def test_the_matched_history_holds_shifts_with_and_without_a_match() -> None:
+    # tests/histories/match_matched.json (scripts/capture_histories.py) replays in
+    # test_replay.py; this says it is the run it claims to be.
+    path = Path(__file__).parent.parent / "histories" / "match_matched.json"
+    splits = []
+    for event in json.loads(path.read_text())["events"]:
+        scheduled = event.get("activityTaskScheduledEventAttributes")
+        if scheduled and scheduled["activityType"]["name"] == "shift_traffic":
+            data = base64.b64decode(scheduled["input"]["payloads"][0]["data"])
+            splits.append(ShiftRequest.model_validate_json(data).split)
+    assert splits == [
+        TrafficSplit.canary_percent(0, INTERNAL),  # internal users first
+        TrafficSplit.canary_percent(0, INTERNAL),  # the match put back after drift
+        TrafficSplit.canary_percent(10),
+        TrafficSplit.canary_percent(0),  # the rollback
     ]
