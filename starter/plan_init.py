@@ -37,7 +37,8 @@ _MATCH_EXAMPLE = [
     "  # Internal users first: put a stage like this one first. At weight 0 only the",
     "  # requests whose header matches reach the canary (header: or cookie:, and exact:,",
     "  # prefix: or regex:); later stages without match send plain weights. The router",
-    "  # may need more for it (HAProxy: match_map above).",
+    "  # may need more for it (HAProxy: match_map above). Its gates see only the matched",
+    "  # requests: with few of them, list fewer gates there or lower their min_samples.",
     "  # - {name: internal, weight: 0, bake: 1d, check_every: 5m,"
     " match: {header: x-user-group, exact: internal}}",
 ]
