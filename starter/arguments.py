@@ -135,7 +135,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "init",
         **_page("write a plan file from a template, with a comment on every field, to edit"),
-        epilog="templates: " + TEMPLATE_HELP,
+        epilog=TEMPLATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("service", help="the service the plan rolls out")
     p.add_argument("--template", required=True, choices=list(TEMPLATES), help="the kind of rollout")

@@ -127,10 +127,17 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise RolloutError(f"{path} exists: choose another --out, or add --force to replace it")
     rendered = render_plan(template, service, args.router)
     parse_plan(yaml.safe_load(rendered), str(path))  # what we write must load
-    path.write_text(rendered, encoding="utf-8")
+    try:
+        path.write_text(rendered, encoding="utf-8")
+    except OSError as error:
+        raise RolloutError(
+            f"cannot write {path} ({error.strerror or error}): choose another --out"
+        ) from None
     out.print(f"wrote {escape(str(path))}: {escape(describe(template))}")
     out.print(f"edit it, then: rollout validate {escape(str(path))}")
     return 0
 
 
-TEMPLATE_HELP = "; ".join(f"{t.name}: {t.summary}" for t in TEMPLATES.values())
+TEMPLATE_HELP = "templates:\n" + "\n".join(
+    f"  {t.name:<10} {t.summary}" for t in TEMPLATES.values()
+)

@@ -216,3 +216,10 @@ def test_the_commented_internal_users_stage_loads_once_uncommented(name: str) ->
     assert first.match is not None and first.match.describe() == (
         "header x-user-group exact 'internal'"
     )
+
+
+def test_init_says_when_it_cannot_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "no-such-folder" / "plan.yaml"
+    assert run(["init", "shop", "--template", "fast", "--out", str(out)]) == EXIT_ERROR
+    said = " ".join(capsys.readouterr().err.split())
+    assert "cannot write" in said and "No such file or directory" in said
