@@ -225,6 +225,9 @@ class RolloutStatus(BaseModel):
     stage_count: int
     stages: list[str] = Field(default_factory=list)
     canary_weight: int
+    canary_match: str = Field(
+        default="", description="the requests sent to the canary by match, in words, if any"
+    )
     paused: bool
     bake_total_s: float
     bake_elapsed_s: float

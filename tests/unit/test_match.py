@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,15 @@ from pydantic import ValidationError
 from activities.routers.haproxy_match import entries, map_key, match_of
 from demo.configs import HAProxyLayout, demo_plan, haproxy_config
 from plans import HAProxyRouter, PlanError, RequestMatch, TrafficSplit, parse_plan
+from plans.state import RolloutProgress
+from starter import render
 from starter.cli import main
 from starter.stackconfigs import render_haproxy
 from starter.stackinfo import DEFAULT_PORTS, stack_info
+from workflows.status import sentence, status_of
 
 MAP = "/etc/haproxy/app-canary.map"
+MATCH_FIELDS = {"header": "x-user-group", "exact": "internal"}
 
 PLAN: dict[str, Any] = {
     "service": "checkout",
@@ -195,3 +200,16 @@ def test_the_dev_stack_routes_its_match_map(tmp_path: Path) -> None:
     assert "use-server" not in haproxy_config(
         HAProxyLayout("*:1", "*:2", "127.0.0.1:3", "a:1", "b:1")
     )
+
+
+def test_status_shows_the_match_beside_the_weight() -> None:
+    p = RolloutProgress(canary_weight=0, canary_match=RequestMatch(**MATCH_FIELDS))
+    plan = parse_plan(PLAN)
+    answer = status_of(plan, p, datetime(2026, 11, 22, tzinfo=UTC))
+    assert answer.canary_match == "header x-user-group exact 'internal'"
+    assert "canary 0% + header x-user-group exact 'internal'" in render.progress_line(answer)
+    assert "canary at 0% and every request with header x-user-group exact 'internal'," in (
+        sentence(plan, p)
+    )
+    plain = status_of(plan, RolloutProgress(canary_weight=10), datetime(2026, 11, 22, tzinfo=UTC))
+    assert plain.canary_match == "" and "+" not in render.progress_line(plain)
