@@ -63,6 +63,14 @@ def _within_limits(req: ShiftRequest) -> None:
         raise RouterRefused(
             f"{req.router.describe()} takes weights from 0 to {limit}, not {req.split}"
         )
+    if req.split.match is not None and (
+        not req.router.supports_match or req.router.match_problems()
+    ):
+        why = "; ".join(req.router.match_problems()) or "remove match"
+        raise RouterRefused(
+            f"{req.router.describe()} cannot send requests to the canary by"
+            f" {req.split.match.describe()}: {why}"
+        )
 
 
 @activity.defn(name="read_traffic")

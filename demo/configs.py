@@ -40,6 +40,9 @@ class HAProxyLayout:
     docker_dns: bool = False
     # A feature flag splits the users (flagd): both servers get equal weights.
     equal_weights: bool = False
+    # The map file of requests routed to the canary by header or cookie (a stage's match);
+    # HAProxy loads it at start (empty) and the rollout edits it through the runtime API.
+    match_map: str | None = None
 
 
 def haproxy_config(layout: HAProxyLayout) -> str:
@@ -83,6 +86,7 @@ def haproxy_config(layout: HAProxyLayout) -> str:
         f"backend {BACKEND}",
         "    balance roundrobin",
         *_preview_rule(layout),
+        *match_rule(layout.match_map),
         # Health checks use /healthz, which injected faults leave alone: a failing
         # canary keeps receiving its share, so the gates (not HAProxy) judge it.
         "    option httpchk GET /healthz",
@@ -224,6 +228,17 @@ def _envoy_cluster(name: str, address: str, docker_dns: bool) -> dict[str, Any]:
     }
 
 
+def match_rule(match_map: str | None, canary: str = CANARY_SERVER) -> list[str]:
+    """The backend's line sending requests a stage's ``match`` names to the canary.
+
+    ``req.hdrs`` is the request's header block; the map holds one regular expression for
+    it (header or cookie; exact, prefix or regex), set through the runtime API.
+    """
+    if match_map is None:
+        return []
+    return [f"    use-server {canary} if {{ req.hdrs,map_reg({match_map}) -m found }}"]
+
+
 def prometheus_config(
     targets: Mapping[str, Sequence[str]],
     *,
@@ -256,7 +271,10 @@ def prometheus_config(
 
 
 def demo_plan(
-    runtime_api: str, prometheus_url: str, tasks_url: str | None = None
+    runtime_api: str,
+    prometheus_url: str,
+    tasks_url: str | None = None,
+    match_map: str | None = None,
 ) -> dict[str, Any]:
     """A rollout plan for the demo service: three stages gated on errors and latency.
 
@@ -267,6 +285,8 @@ def demo_plan(
     load generator's task outcomes) a web gate compares the versions' task success rates.
     """
     router = {"kind": "haproxy", "runtime_api": runtime_api, "backend": BACKEND}
+    if match_map is not None:
+        router["match_map"] = match_map
     return _with_tasks(_plan(router, "haproxy-error-rate", prometheus_url), tasks_url)
 
 

@@ -17,6 +17,7 @@ from plans.gates import (
     gate_from,
 )
 from plans.loading import load_plan, parse_plan
+from plans.match import RequestMatch
 from plans.notify import Channel, Notify, WebhookChannel
 from plans.plan import Plan
 from plans.presets import Preset
@@ -68,6 +69,7 @@ __all__ = [
     "Preset",
     "PrometheusSource",
     "RelativeGate",
+    "RequestMatch",
     "RolloutError",
     "RolloutResult",
     "RolloutState",

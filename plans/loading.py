@@ -18,6 +18,7 @@ from plans.notify import CHANNEL_KINDS
 from plans.plan import Plan
 from plans.routers import ROUTER_KINDS
 from plans.sources import SOURCE_KINDS
+from plans.templates import UnknownTemplate, with_template
 
 MAX_PLAN_BYTES = 1024 * 1024  # the file load_plan reads
 MAX_YAML_VALUES = 20_000  # values in the file, each use of an alias counted in full
@@ -92,9 +93,24 @@ def parse_plan(data: Any, source: str = "plan") -> Plan:
             [f"the plan must be a mapping of fields, not {type(data).__name__}"], source
         )
     try:
+        data, template, taken = with_template(data)
+    except UnknownTemplate as error:
+        raise PlanError([f"template: {error}"], source) from None
+    try:
         return Plan.model_validate(data)
     except ValidationError as error:
-        raise _invalid(_problems(error), source) from None
+        problems = _problems(error)
+        if template is not None:
+            problems = [_note_taken(p, template.name, taken) for p in problems]
+        raise _invalid(problems, source) from None
+
+
+def _note_taken(problem: str, template: str, taken: frozenset[str]) -> str:
+    """A problem in a field the plan took from its template says how to change that field."""
+    field = problem.split(":", 1)[0].split(".", 1)[0]
+    if field not in taken:
+        return problem
+    return f"{problem} ({field} comes from template {template!r}: write the plan's own {field})"
 
 
 class _TooBig(Exception):

@@ -15,7 +15,7 @@ from plans.bluegreen import BlueGreen
 from plans.durations import format_duration
 from plans.gates import Gate, GateBase
 from plans.notify import Notify
-from plans.routers import Router
+from plans.routers import ROUTER_KINDS, Router
 from plans.sources import MetricsSource
 from plans.stage import Stage
 from plans.text import Strict
@@ -96,6 +96,7 @@ class Plan(Strict):
                     problems.append(
                         f"stages.{i}.gates: unknown gate {text.quote(gate)} (gates: {listed})"
                     )
+        problems += self._match_problems()
         problems += self._query_problems()
         problems += self._gate_stage_problems()
         if problems:
@@ -118,6 +119,21 @@ class Plan(Strict):
         # The plan is frozen once validated; this is still its validation.
         object.__setattr__(self, "stages", stages)
         return []
+
+    def _match_problems(self) -> list[str]:
+        """Stages with ``match`` on a router that cannot route by header or cookie."""
+        matching = [i for i, stage in enumerate(self.stages) if stage.match is not None]
+        if not matching:
+            return []
+        if not self.router.supports_match:
+            able = sorted(k for k, m in ROUTER_KINDS.items() if getattr(m, "supports_match", False))
+            fix = f"remove match or use {'/'.join(able)}" if able else "remove match"
+            return [
+                f"stages.{i}.match: router {self.router.kind} cannot route by header or"
+                f" cookie; {fix}"
+                for i in matching
+            ]
+        return [f"router.{problem}" for problem in self.router.match_problems()]
 
     def _query_problems(self) -> list[str]:
         """Gates whose queries their metrics source cannot run as written."""

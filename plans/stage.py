@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from plans import text
 from plans.durations import Duration, format_duration
+from plans.match import RequestMatch
 from plans.text import Strict
 
 
@@ -39,6 +40,10 @@ class Stage(Strict):
         description="end the rollout aborted when the stage has not completed this long after"
         " it started, approval and paused time included (blue-green's auto_abort_after)",
     )
+    match: RequestMatch | None = Field(
+        default=None,
+        description="requests sent to the canary whatever the weight (internal users first)",
+    )
 
     @field_validator("weight", mode="before")
     @classmethod
@@ -62,6 +67,15 @@ class Stage(Strict):
         if v < timedelta(seconds=1):
             raise ValueError(f"check_every {format_duration(v)} is too short: use 1s or more")
         return v
+
+    @model_validator(mode="after")
+    def _match(self) -> Stage:
+        if self.match is not None and self.weight == 100:
+            raise ValueError(
+                "match: a stage at weight 100 already sends every request to the canary:"
+                " remove match there"
+            )
+        return self
 
     @model_validator(mode="after")
     def _deadline(self) -> Stage:

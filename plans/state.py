@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plans.gates import Gate, GateBase
+from plans.match import RequestMatch
 from plans.notify import Channel
 from plans.routers import Router
 from plans.sources import MetricsSource
@@ -78,10 +79,13 @@ class TrafficSplit(BaseModel):
 
     stable_weight: int = Field(ge=0)
     canary_weight: int = Field(ge=0)
+    match: RequestMatch | None = Field(
+        default=None, description="requests sent to the canary whatever the weights"
+    )
 
     @classmethod
-    def canary_percent(cls, percent: int) -> TrafficSplit:
-        return cls(stable_weight=100 - percent, canary_weight=percent)
+    def canary_percent(cls, percent: int, match: RequestMatch | None = None) -> TrafficSplit:
+        return cls(stable_weight=100 - percent, canary_weight=percent, match=match)
 
     @property
     def percent(self) -> float:
@@ -89,7 +93,12 @@ class TrafficSplit(BaseModel):
         return 0.0 if total == 0 else 100.0 * self.canary_weight / total
 
     def routes_like(self, other: TrafficSplit) -> bool:
-        """Both send the same share to the canary (weights 10/90 and 20/180 route alike)."""
+        """Both send the same share and the same matched requests to the canary.
+
+        Weights 10/90 and 20/180 route alike.
+        """
+        if self.match != other.match:
+            return False
         if (self.stable_weight + self.canary_weight == 0) != (
             other.stable_weight + other.canary_weight == 0
         ):
@@ -98,7 +107,8 @@ class TrafficSplit(BaseModel):
 
     def __str__(self) -> str:
         weights = f"weights stable {self.stable_weight}, canary {self.canary_weight}"
-        return f"canary {self.percent:g}% ({weights})"
+        matched = f" and every request with {self.match.describe()}" if self.match else ""
+        return f"canary {self.percent:g}% ({weights}){matched}"
 
 
 class ShiftRequest(BaseModel):
@@ -215,6 +225,9 @@ class RolloutStatus(BaseModel):
     stage_count: int
     stages: list[str] = Field(default_factory=list)
     canary_weight: int
+    canary_match: str = Field(
+        default="", description="the requests sent to the canary by match, in words, if any"
+    )
     paused: bool
     bake_total_s: float
     bake_elapsed_s: float
@@ -283,6 +296,9 @@ class RolloutProgress(BaseModel):
     stage_index: int = 0
     shifted_stage: int = Field(default=-1, description="index of the stage whose weight is set")
     canary_weight: int = 0
+    canary_match: RequestMatch | None = Field(
+        default=None, description="the requests the last shift sent to the canary by match"
+    )
     bake_elapsed_s: float = 0.0
     clock_running_since: datetime | None = None
     next_check_at: datetime | None = None

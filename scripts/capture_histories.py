@@ -9,7 +9,9 @@ with a prefix so that the histories of earlier code stay beside the new ones:
     .venv/bin/python scripts/capture_histories.py --prefix owned_
 
 The promoted run also meets a drift (HAProxy's canary weight set to 0 behind its back),
-and a fourth run is refused because the promoted one owns the same backend.
+and a fourth run is refused because the promoted one owns the same backend. A fifth
+(``matched``) sends internal users first by a header match, meets a drift of its match
+(the map cleared behind its back), moves on to a stage without match and is rolled back.
 """
 
 from __future__ import annotations
@@ -107,12 +109,46 @@ async def capture(info: devstack.StackInfo, prefix: str) -> None:
     await asyncio.sleep(8)  # let the errors leave the gate's 5s window
     export(info, failing.workflow_id, handle.result_run_id or "", prefix + "rolled_back")
 
+    await capture_matched(client, info, prefix)
+
     chained = plan(info, "history-continued", quick)
     handle = await operations.start_rollout(client, chained, info.task_queue, checks_per_run=2)
     await handle.result()
     export(
         info, chained.workflow_id, handle.first_execution_run_id or "", prefix + "continued_as_new"
     )
+
+
+async def capture_matched(client: Client, info: devstack.StackInfo, prefix: str) -> None:
+    match = {"header": "x-user-group", "exact": "internal"}
+    # Nobody sends the header here, so the canary's error rate has no data at 0%: no gates.
+    internal = {"name": "internal", "weight": 0, "bake": "6s", "check_every": "1s", "gates": []}
+    data = error_rate_plan(
+        info,
+        "history-matched",
+        [
+            {**internal, "match": match},
+            {"name": "ten", "weight": 10, "bake": "1m", "check_every": "1s"},
+        ],
+        window="5s",
+        failure_limit=2,
+        inconclusive_limit=100,
+    )
+    data["router"]["match_map"] = info.haproxy_match_map
+    matched = parse_plan(data)
+    handle = await operations.start_rollout(client, matched, info.task_queue)
+    while (await operations.status(client, matched.service)).state != RolloutState.BAKING:
+        await asyncio.sleep(0.2)
+    router = HAProxyRuntime(matched.router)  # type: ignore[arg-type]
+    await asyncio.to_thread(router.command, f"clear map {info.haproxy_match_map}")
+    while (status := await operations.status(client, matched.service)).stage_index < 1:
+        if status.state.final:
+            raise SystemExit(f"the matched run ended early: {status.reason}")
+        await asyncio.sleep(0.2)
+    await handle.signal("rollback", {"by": "ana", "reason": "history"})
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    export(info, matched.workflow_id, handle.result_run_id or "", prefix + "matched")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import getpass
 from typing import Any
 
 from plans import CommandKind
+from plans.templates import TEMPLATES
 from starter.connection import DEFAULT_DIR, stack_dir
 from starter.dev_commands import cmd_demo, cmd_dev_down, cmd_dev_fault, cmd_dev_up
 from starter.exits import (
@@ -18,6 +19,7 @@ from starter.exits import (
     EXIT_PROMOTED,
     EXIT_ROLLED_BACK,
 )
+from starter.plan_init import ROUTER_EXAMPLES, TEMPLATE_HELP, cmd_init
 from starter.rollout_commands import (
     cmd_command,
     cmd_list,
@@ -136,6 +138,24 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", **_page("check a plan offline and name every wrong field"))
     p.add_argument("plan", help="the plan file (YAML); exit 2 when it is not valid")
     p.set_defaults(run=cmd_validate)
+
+    p = sub.add_parser(
+        "init",
+        **_page("write a plan file from a template, with a comment on every field, to edit"),
+        epilog=TEMPLATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("service", help="the service the plan rolls out")
+    p.add_argument("--template", required=True, choices=list(TEMPLATES), help="the kind of rollout")
+    p.add_argument(
+        "--router",
+        default="haproxy",
+        choices=list(ROUTER_EXAMPLES),
+        help="the traffic router (default: %(default)s)",
+    )
+    p.add_argument("--out", help="the file to write (default: SERVICE.yaml)")
+    p.add_argument("--force", action="store_true", help="replace the file if it exists")
+    p.set_defaults(run=cmd_init)
 
     p = sub.add_parser(
         "start", **_page("start a rollout from a plan; print its workflow id and UI link")

@@ -56,6 +56,8 @@ def headline(status: RolloutStatus) -> Text:
     text.append(f"{status.service} {status.version}  ")
     text.append(status.state.value.replace("_", " "), style=STATE_STYLE.get(status.state, "bold"))
     text.append(f"  canary {status.canary_weight}%")
+    if status.canary_match:
+        text.append(f" + {status.canary_match}")
     if not status.state.final:
         text.append(f"  stage {status.stage_index + 1}/{status.stage_count} {status.stage_name!r}")
         # Only a stage that bakes has a clock; rolling back or shifting, it would mislead.
@@ -255,7 +257,8 @@ def progress_line(status: RolloutStatus) -> str:
     parts = [
         f"{status.state.value:<17}",
         f"stage {status.stage_index + 1}/{status.stage_count} {status.stage_name}",
-        f"canary {status.canary_weight}%",
+        f"canary {status.canary_weight}%"
+        + (f" + {status.canary_match}" if status.canary_match else ""),
     ]
     if status.state in (RolloutState.BAKING, RolloutState.PAUSED) and status.bake_total_s:
         parts.append(f"bake left {format_duration(status.bake_remaining_s)}")

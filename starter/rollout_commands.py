@@ -34,8 +34,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for index, stage in enumerate(plan.stages, 1):
         gates = ", ".join(g.name for g in plan.gates_for(stage)) or "no gates"
         approval = ", then approval" if stage.approval else ""
+        matched = f" and every request with {stage.match.describe()}" if stage.match else ""
         out.print(
-            f"  {index}. {stage.name}: {stage.weight}% for {format_duration(stage.bake)},"
+            f"  {index}. {stage.name}: {stage.weight}%{escape(matched)} for"
+            f" {format_duration(stage.bake)},"
             f" checks every {format_duration(stage.check_every)} ({gates}){approval}"
         )
     return 0

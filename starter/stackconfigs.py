@@ -36,6 +36,7 @@ def render_haproxy(info: StackInfo) -> str:
             preview_bind=f"{LOCALHOST}:{ports['preview']}" if "preview" in ports else None,
             # With a flag, both demo services serve both variants: HAProxy only spreads load.
             equal_weights=info.router == "flagd",
+            match_map=info.haproxy_match_map,
         )
     )
 
@@ -80,9 +81,11 @@ def write_configs(info: StackInfo) -> None:
             runtime_api=info.haproxy_admin_tcp,
             prometheus_url=info.prometheus_url,
             tasks_url=info.tasks_url,
+            match_map=info.haproxy_match_map,
         )
     try:
         (dir / "logs").mkdir(parents=True, exist_ok=True)
+        Path(info.haproxy_match_map).touch()  # empty: entries come through the runtime API
         (dir / "haproxy.cfg").write_text(render_haproxy(info))
         if info.router == "envoy":
             (dir / "envoy.yaml").write_text(render_envoy(info))

@@ -109,6 +109,11 @@ class StackInfo(BaseModel):
         """The app through the stack's router: where the load generator sends its requests."""
         return self.envoy_url if self.router == "envoy" and self.envoy_url else self.haproxy_url
 
+    @property
+    def haproxy_match_map(self) -> str:
+        """The map file whose entries send requests to the canary by header or cookie."""
+        return str(self.path / "app-canary.map")
+
 
 def stack_file(dir: Path) -> Path:
     """Where a stack in ``dir`` keeps its description."""

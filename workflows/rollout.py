@@ -135,9 +135,8 @@ class RolloutWorkflow:
         """Shift the canary to the stage's weight and start its bake clock."""
         p = self._p
         if p.stage_index == 0 or stage.weight != p.canary_weight:
-            await self._target.shift(
-                stage.weight, f"shift canary to {stage.weight}% for stage {stage.name!r}"
-            )
+            summary = f"shift canary to {stage.weight}% for stage {stage.name!r}"
+            await self._target.shift(stage.weight, summary, stage.match)
         else:
             # Blue-green's keep-blue stage: green already has it all, blue stays ready.
             self._audit("keep", keep_blue_text(self._plan))

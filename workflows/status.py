@@ -38,6 +38,7 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         stage_count=len(plan.stages),
         stages=[f"{s.name}:{s.weight}" for s in plan.stages],
         canary_weight=p.canary_weight,
+        canary_match=p.canary_match.describe() if p.canary_match else "",
         paused=p.paused,
         bake_total_s=stage.bake.total_seconds(),
         bake_elapsed_s=elapsed,
@@ -62,7 +63,8 @@ def sentence(plan: Plan, progress: RolloutProgress) -> str:
     p = progress
     where = decisions.describe_stage(plan, decisions.current_index(plan, p))
     state = p.state.value.replace("_", " ")
-    text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%, {where}"
+    matched = f" and every request with {p.canary_match.describe()}" if p.canary_match else ""
+    text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%{matched}, {where}"
     if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
         text += f". Reason: {p.reason}"
     elif plan.blue_green is not None and not p.state.final:

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimAnswer,
         Compensation,
         Plan,
+        RequestMatch,
         RolloutState,
         ShiftRequest,
         TargetClaim,
@@ -125,8 +126,12 @@ class Target:
 
     # -- moving and reading the split ---------------------------------------------------------
 
-    async def shift(self, weight: int, summary: str) -> None:
-        """Move traffic; the undo record is pushed first so a crash mid-shift still restores."""
+    async def shift(self, weight: int, summary: str, match: RequestMatch | None = None) -> None:
+        """Move traffic; the undo record is pushed first so a crash mid-shift still restores.
+
+        ``match`` names requests sent to the canary whatever the weight; a shift without one
+        clears the last one.
+        """
         p, plan = self._p, self._plan
         if not any(c.shift.router == plan.router for c in p.compensations):
             p.compensations.append(
@@ -137,8 +142,11 @@ class Target:
             )
         p.state = RolloutState.SHIFTING
         self._publish()
-        await self._set(self.request(weight), summary)
+        if match is not None:
+            summary += f", and every request with {match.describe()}"
+        await self._set(self.request(weight, match), summary)
         p.canary_weight = weight
+        p.canary_match = match
         _raise_if_cancelled()
 
     async def read(self, request: ShiftRequest) -> TrafficSplit | None:
@@ -171,7 +179,7 @@ class Target:
     async def repair_drift(self, split: TrafficSplit | None) -> None:
         """Put the wanted split back when the router routes something else (a reload, a person)."""
         p, plan = self._p, self._plan
-        wanted = TrafficSplit.canary_percent(p.canary_weight)
+        wanted = TrafficSplit.canary_percent(p.canary_weight, p.canary_match)
         if split is None or split.routes_like(wanted):
             return
         text = (
@@ -181,7 +189,7 @@ class Target:
         self._audit("drift", text)
         await self._notify(f"Rollout of {plan.service} {plan.version}: drift: {text}")
         await self._set(
-            self.request(p.canary_weight),
+            self.request(p.canary_weight, p.canary_match),
             f"re-assert canary at {p.canary_weight}% after drift",
         )
         _raise_if_cancelled()
@@ -197,14 +205,14 @@ class Target:
             summary=summary,
         )
 
-    def request(self, weight: int) -> ShiftRequest:
-        """Canary at ``weight`` percent on the plan's router."""
+    def request(self, weight: int, match: RequestMatch | None = None) -> ShiftRequest:
+        """Canary at ``weight`` percent on the plan's router, and the requests ``match`` names."""
         plan = self._plan
         return ShiftRequest(
             router=plan.router,
             stable=plan.stable,
             canary=plan.canary,
-            split=TrafficSplit.canary_percent(weight),
+            split=TrafficSplit.canary_percent(weight, match),
         )
 
     # -- putting stable back --------------------------------------------------------------------
@@ -254,6 +262,7 @@ class Target:
                         timedelta(seconds=min(2 * failures, 60)), summary="re-assert restore"
                     )
         p.canary_weight = 0
+        p.canary_match = None
 
     async def _holds(self, compensation: Compensation) -> bool:
         """Whether the router still routes what this compensation restored."""

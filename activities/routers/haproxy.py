@@ -10,10 +10,12 @@ import re
 import socket
 
 from activities.errors import RouterError, RouterRefused, RouterUnreachable
-from plans import HAProxyRouter, TrafficSplit
+from activities.routers import haproxy_match
+from plans import HAProxyRouter, RequestMatch, TrafficSplit
 from plans.text import SAFE_NAME
 
 _WEIGHT = re.compile(r"^(\d+) \(initial (\d+)\)$")
+_VERSION = re.compile(r"^New version created: (\d+)$")
 _MAX_ANSWER = 1 << 16
 
 
@@ -25,18 +27,20 @@ class HAProxyRuntime:
         self.backend = spec.backend
         self.timeout = spec.timeout.total_seconds()
         self.address = spec.runtime_api
+        self.match_map = spec.match_map
 
     def set_split(self, stable: str, canary: str, split: TrafficSplit) -> TrafficSplit:
-        """Set both weights, then read them back; raise RouterError if HAProxy disagrees."""
-        before = self.get_split(stable, canary)
-        writes = [(stable, before.stable_weight, split.stable_weight)]
-        writes.append((canary, before.canary_weight, split.canary_weight))
-        # Raise a weight before lowering the other, so that between the two commands
-        # both servers never sit at 0 (HAProxy would answer 503) and the canary's
-        # share stays between the old and the new split.
-        writes.sort(key=lambda w: w[2] <= w[1])
-        for server, _, weight in writes:
-            self.set_weight(server, weight)
+        """Set both weights and the match, then read them back; raise RouterError if HAProxy
+        disagrees.
+
+        A new match is set before the weights and an old one cleared after them, so the
+        requests it names stay on the canary while the weights move.
+        """
+        if split.match is not None:
+            self.set_match(split.match)
+        self._set_weights(stable, canary, split)
+        if split.match is None and self.match_map is not None:
+            self.set_match(None)
         after = self.get_split(stable, canary)
         if after != split:
             raise RouterError(
@@ -46,11 +50,87 @@ class HAProxyRuntime:
             )
         return after
 
+    def _set_weights(self, stable: str, canary: str, split: TrafficSplit) -> None:
+        before = self._get_weights(stable, canary)
+        writes = [(stable, before.stable_weight, split.stable_weight)]
+        writes.append((canary, before.canary_weight, split.canary_weight))
+        # Raise a weight before lowering the other, so that between the two commands
+        # both servers never sit at 0 (HAProxy would answer 503) and the canary's
+        # share stays between the old and the new split.
+        writes.sort(key=lambda w: w[2] <= w[1])
+        for server, _, weight in writes:
+            self.set_weight(server, weight)
+
     def get_split(self, stable: str, canary: str) -> TrafficSplit:
-        """The two servers' current weights, as HAProxy routes now."""
+        """The two servers' current weights and the match, as HAProxy routes now."""
+        weights = self._get_weights(stable, canary)
+        if self.match_map is None:
+            return weights
+        return weights.model_copy(update={"match": self.get_match()})
+
+    def _get_weights(self, stable: str, canary: str) -> TrafficSplit:
         return TrafficSplit(
             stable_weight=self.get_weight(stable), canary_weight=self.get_weight(canary)
         )
+
+    # -- the match map ----------------------------------------------------------------------
+
+    def get_match(self) -> RequestMatch | None:
+        """The match the map routes to the canary now; RouterError for entries not ours."""
+        found = haproxy_match.match_of(self._map_entries())
+        if isinstance(found, str):
+            raise RouterError(
+                f"HAProxy map {self.match_map} holds {found}: the rollout's next shift replaces"
+                f" them, or clear them with `clear map {self.match_map}`"
+            )
+        return found
+
+    def set_match(self, match: RequestMatch | None) -> None:
+        """Make the map hold exactly ``match`` (or nothing), replacing it in one commit."""
+        path = self._map_path(match)
+        wanted = [] if match is None else [(haproxy_match.map_key(match), match.encode())]
+        if [(key, value) for _, key, value in self._map_entries()] == wanted:
+            return
+        answer = self.command(f"prepare map {path}")
+        version = _VERSION.match(answer.splitlines()[0] if answer else "")
+        if version is None:
+            raise self._map_refusal(f"prepare map {path}", answer)
+        for key, value in wanted:
+            args = f"{haproxy_match.cli_argument(key)} {haproxy_match.cli_argument(value)}"
+            command = f"add map @{version.group(1)} {path} {args}"
+            answer = self.command(command)
+            if answer:
+                raise self._map_refusal(command, answer)
+        command = f"commit map @{version.group(1)} {path}"
+        answer = self.command(command)
+        if answer:
+            raise self._map_refusal(command, answer)
+
+    def _map_entries(self) -> list[tuple[str, str, str]]:
+        command = f"show map {self._map_path(None)}"
+        answer = self.command(command)
+        found = haproxy_match.entries(answer)
+        if answer and not found:
+            raise self._map_refusal(command, answer)
+        return found
+
+    def _map_path(self, match: RequestMatch | None) -> str:
+        if self.match_map is None:
+            raise RouterRefused(
+                f"{self.spec.describe()} has no match_map: it cannot send requests by"
+                f" {match.describe() if match else 'header or cookie'} to the canary"
+            )
+        return self.match_map
+
+    def _map_refusal(self, command: str, answer: str) -> RouterRefused:
+        said = answer.splitlines()[0] if answer else "(no answer)"
+        if said.startswith("Unknown map identifier"):
+            return RouterRefused(
+                f"HAProxy has no map {self.match_map}: add the rule that reads it to backend"
+                f" {self.backend!r} (use-server CANARY if {{ req.hdrs,map_reg({self.match_map})"
+                f" -m found }}) and create the file, even empty (HAProxy said: {said})"
+            )
+        return RouterRefused(f"HAProxy refused `{command}` on {self.address}: {said}")
 
     def set_weight(self, server: str, weight: int) -> None:
         """``set weight <backend>/<server> <weight>``; HAProxy answers nothing on success."""

@@ -19,6 +19,15 @@ class RouterModel(Strict):
     max_weight: ClassVar[int]
     """The largest weight the router takes for one server."""
 
+    supports_match: ClassVar[bool] = False
+    """Whether the router can send requests by header or cookie to the canary (a stage's
+    ``match``); a router that can sets it True, routes ``TrafficSplit.match`` in its
+    ``set_split`` and reads it back in ``get_split``."""
+
+    def match_problems(self) -> list[str]:
+        """What this router's section lacks for stages with ``match`` (none: it can route them)."""
+        return []
+
     @abstractmethod
     def describe(self) -> str:
         """The router in a few words, for people (``haproxy app via unix:///...``)."""

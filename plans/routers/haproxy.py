@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 
@@ -15,13 +16,20 @@ from plans.routers.base import RouterModel
 # and one more for slack. A read is two commands and the same slack.
 SHIFT_COMMANDS = 7
 _WRITE_API = "write it as unix:///path/admin.sock or tcp://HOST:PORT"
+_WRITE_MAP = "write the map file's absolute path as haproxy.cfg names it, without spaces"
+_MAP_PATH = re.compile(r"^/[A-Za-z0-9_./@+=-]{1,999}$")
 READ_COMMANDS = 3
+# With a match map: a shift also reads the map, replaces it (prepare, add, commit) and reads
+# it back; a read reads it once more.
+SHIFT_MATCH_COMMANDS = 5
+READ_MATCH_COMMANDS = 1
 
 
 class HAProxyRouter(RouterModel):
     """HAProxy moved through its runtime API (admin-level stats socket)."""
 
     max_weight: ClassVar[int] = 256  # `set weight` takes 0-256
+    supports_match: ClassVar[bool] = True  # through a runtime map (see match_map)
 
     kind: Literal["haproxy"] = "haproxy"
     runtime_api: Annotated[str, text.short_text("a runtime API address may have", _WRITE_API)] = (
@@ -31,6 +39,29 @@ class HAProxyRouter(RouterModel):
         description="the HAProxy backend holding the stable and canary servers"
     )
     timeout: Duration = Field(default=timedelta(seconds=5), description="per runtime command")
+    match_map: Annotated[str, text.short_text("a map file's path may have", _WRITE_MAP)] | None = (
+        Field(
+            default=None,
+            description="the map file whose entries send requests to the canary by header or"
+            " cookie: the one haproxy.cfg's use-server rule reads",
+        )
+    )
+
+    @field_validator("match_map")
+    @classmethod
+    def _match_map(cls, v: str | None) -> str | None:
+        if v is not None and not _MAP_PATH.fullmatch(v):
+            raise ValueError(f"{text.quote(v)}: {_WRITE_MAP}")
+        return v
+
+    def match_problems(self) -> list[str]:
+        if self.match_map is None:
+            return [
+                "match_map: stages with match need the map file HAProxy routes them by:"
+                f" add match_map: /etc/haproxy/{self.backend}-canary.map, and the use-server"
+                " rule that reads it to the backend (see the README's HAProxy section)"
+            ]
+        return []
 
     @field_validator("runtime_api")
     @classmethod
@@ -65,8 +96,12 @@ class HAProxyRouter(RouterModel):
 
     @property
     def shift_timeout(self) -> timedelta:
+        if self.match_map is not None:
+            return self.timeout * (SHIFT_COMMANDS + SHIFT_MATCH_COMMANDS)
         return self.timeout * SHIFT_COMMANDS
 
     @property
     def read_timeout(self) -> timedelta:
+        if self.match_map is not None:
+            return self.timeout * (READ_COMMANDS + READ_MATCH_COMMANDS)
         return self.timeout * READ_COMMANDS

@@ -101,6 +101,7 @@ class Doubles:
     # What the next reads of the router find, in order; then the last shift's split.
     router_reads: list[TrafficSplit] = field(default_factory=list)
     reads: int = 0
+    splits: list[TrafficSplit] = field(default_factory=list)  # every shift's, with its match
 
     @property
     def weight(self) -> int:
@@ -113,6 +114,7 @@ class Doubles:
                 self.shift_failures -= 1
                 raise RuntimeError("admin socket unavailable")
             self.shifts.append(req.split.canary_weight)
+            self.splits.append(req.split)
             self.routers.append(req.router.runtime_api)
             return req.split
 
@@ -121,7 +123,7 @@ class Doubles:
             self.reads += 1
             if self.router_reads:
                 return self.router_reads.pop(0)
-            return TrafficSplit.canary_percent(self.weight)
+            return self.splits[-1] if self.splits else TrafficSplit.canary_percent(0)
 
         @activity.defn(name="check_gates")
         def check_gates(req: GateCheck) -> list[Verdict]:
