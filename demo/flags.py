@@ -59,9 +59,19 @@ class FlagReader:
         # counted first, so that `changes` counts reloads after a reader is ready.
         self.wait_change(0, timeout=10.0)
 
-    def variant(self, user: str | None, default: str = STABLE_SERVER) -> str:
-        """The variant this user gets now; the default when the flag cannot be evaluated."""
-        context = EvaluationContext(targeting_key=user) if user else None
+    def variant(
+        self,
+        user: str | None,
+        default: str = STABLE_SERVER,
+        attributes: dict[str, Any] | None = None,
+    ) -> str:
+        """The variant this user gets now; the default when the flag cannot be evaluated.
+
+        ``attributes`` is the rest of the evaluation context: the request's headers under
+        ``header`` (lower-case names) and its cookies under ``cookie``, which a stage's
+        match rule reads.
+        """
+        context = EvaluationContext(targeting_key=user, attributes=attributes or {})
         details = self.client.get_string_details(self.flag, default, context)
         return details.variant or details.value
 

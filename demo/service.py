@@ -16,6 +16,7 @@ population) are split.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -24,6 +25,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -140,11 +142,11 @@ class DemoServer(ThreadingHTTPServer):
         with self._lock:
             return self._faults[version]
 
-    def variant_for(self, user: str | None) -> str:
+    def variant_for(self, user: str | None, attributes: dict[str, Any] | None = None) -> str:
         """The version a request of ``user`` gets: the flag's variant, or the service's own."""
         if self.flags is None:
             return self.version
-        variant = self.flags.variant(user, default=self.version)
+        variant = self.flags.variant(user, default=self.version, attributes=attributes)
         return variant if variant in self._faults else self.version
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -210,10 +212,20 @@ class DemoHandler(BaseHTTPRequestHandler):
         self.server.set_fault(fault, version)
         self._send_json(200, asdict(fault))
 
+    def _context(self) -> dict[str, Any]:
+        """The request as a flag's rules read it: headers (lower-case names) and cookies."""
+        cookies = SimpleCookie()
+        with contextlib.suppress(CookieError):
+            cookies.load(self.headers.get("Cookie", ""))
+        return {
+            "header": {name.lower(): value for name, value in self.headers.items()},
+            "cookie": {name: morsel.value for name, morsel in cookies.items()},
+        }
+
     def _answer_app(self) -> None:
         began = time.perf_counter()
         user = self.headers.get("X-User-Id") or self._query("user")
-        version = self.server.variant_for(user)
+        version = self.server.variant_for(user, self._context())
         fault = self.server.fault_of(version)
         if fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)

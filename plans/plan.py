@@ -133,7 +133,13 @@ class Plan(Strict):
                 f" cookie; {fix}"
                 for i in matching
             ]
-        return [f"router.{problem}" for problem in self.router.match_problems()]
+        problems = [f"router.{problem}" for problem in self.router.match_problems()]
+        for i in matching:
+            match = self.stages[i].match
+            assert match is not None
+            if why := self.router.match_refusal(match):
+                problems.append(f"stages.{i}.match: {why}")
+        return problems
 
     def _query_problems(self) -> list[str]:
         """Gates whose queries their metrics source cannot run as written."""

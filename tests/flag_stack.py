@@ -105,12 +105,15 @@ def _near(share: float, percent: int) -> bool:
     return abs(share - percent) <= 5
 
 
-async def answers_for_users(stack: devstack.StackInfo, users: int = 100) -> dict[str, int]:
+async def answers_for_users(
+    stack: devstack.StackInfo, users: int = 100, headers: dict[str, str] | None = None
+) -> dict[str, int]:
     """Requests through HAProxy, one per user id: how many each version answered."""
     counts: dict[str, int] = {}
     async with httpx.AsyncClient(timeout=5.0) as http:
         for i in range(users):
-            response = await http.get(stack.haproxy_url, headers={"X-User-Id": f"user-{i}"})
+            sent = {"X-User-Id": f"user-{i}", **(headers or {})}
+            response = await http.get(stack.haproxy_url, headers=sent)
             version = response.headers.get("X-Version", "none")
             counts[version] = counts.get(version, 0) + 1
     return counts

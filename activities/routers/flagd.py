@@ -4,9 +4,15 @@ The rollout owns the ``targeting`` of one flag, written as
 
     {"fractional": [["canary", p], ["stable", 100 - p]]}
 
-or, with a rule that sends matching users to the new variant first,
+or, with a stage's ``match`` sending matching users to the new variant first,
 
     {"if": [RULE, "canary", {"fractional": [...]}]}
+
+where RULE reads the evaluation context the application builds: the request's headers
+under ``header`` (names in lower case) and its cookies under ``cookie``, so
+``match: {header: x-user-group, exact: internal}`` is
+``{"==": [{"var": "header.x-user-group"}, "internal"]}`` (``prefix`` is flagd's
+``starts_with``).
 
 flagd hashes each targeting key into a bucket and gives a variant by walking the list, so
 with a fixed total of 100 and the canary at one end of it, a larger ``p`` only adds users:
@@ -32,7 +38,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from activities.errors import RouterError, RouterRefused, RouterUnreachable
-from plans import FlagdRouter, TrafficSplit
+from plans import FlagdRouter, RequestMatch, TrafficSplit
 from plans.text import quote, some
 
 MAX_FILE_BYTES = 16 << 20
@@ -58,10 +64,11 @@ class FlagdFile:
         with self._locked():
             document = self._read()
             flag = self._flag(document, stable, canary)
-            flag["targeting"] = _with_split(flag.get("targeting"), stable, canary, split, self)
+            targeting = _with_split(flag.get("targeting"), stable, canary, split, self)
+            flag["targeting"] = _with_match(targeting, canary, split.match)
             self._write(document)
         after = self.get_split(stable, canary)
-        if after != split:
+        if after != _as_written(split):
             raise RouterError(
                 f"{self.spec.describe()} holds {after} right after being set to {split}:"
                 " something else is rewriting this flag (another controller or a person)"
@@ -76,7 +83,11 @@ class FlagdFile:
             return TrafficSplit.canary_percent(0)
         found = _fractional(targeting, stable, canary, self)
         weights = dict(_entries(found, stable, canary, self))
-        return TrafficSplit(stable_weight=weights[stable], canary_weight=weights[canary])
+        return TrafficSplit(
+            stable_weight=weights[stable],
+            canary_weight=weights[canary],
+            match=_match_of(targeting, self),
+        )
 
     # -- the file -------------------------------------------------------------------------------
 
@@ -290,3 +301,55 @@ def _with_split(
     args[len(args) - 2 :] = [[name, weights[name]] for name in order]
     result: dict[str, Any] = targeting
     return result
+
+
+def match_rule(match: RequestMatch) -> dict[str, Any]:
+    """The JsonLogic rule that holds for the requests ``match`` names."""
+    if match.header is not None:
+        path = f"header.{match.header.lower()}"
+    else:
+        path = f"cookie.{match.cookie}"
+    if match.exact is not None:
+        return {"==": [{"var": path}, match.exact]}
+    if match.prefix is not None:
+        return {"starts_with": [{"var": path}, match.prefix]}
+    raise RouterRefused(f"flagd cannot route {match.describe()}: use exact or prefix")
+
+
+def _with_match(targeting: dict[str, Any], canary: str, match: RequestMatch | None) -> Any:
+    """The targeting with ``match`` ahead of its fractional split (or none)."""
+    split = targeting["if"][2] if "if" in targeting else targeting
+    if match is None:
+        return split
+    return {"if": [match_rule(match), canary, split]}
+
+
+def _match_of(targeting: Any, file: FlagdFile) -> RequestMatch | None:
+    """The match a rollout's rule ahead of the split stands for; None when there is none."""
+    if not (isinstance(targeting, dict) and "if" in targeting):
+        return None
+    rule = targeting["if"][0]
+    for op, how in (("==", "exact"), ("starts_with", "prefix")):
+        args = rule.get(op) if isinstance(rule, dict) and len(rule) == 1 else None
+        if not (isinstance(args, list) and len(args) == 2 and isinstance(args[1], str)):
+            continue
+        var = args[0].get("var") if isinstance(args[0], dict) else None
+        part, _, name = var.partition(".") if isinstance(var, str) else ("", "", "")
+        if part in ("header", "cookie") and name:
+            try:
+                return RequestMatch.model_validate({part: name, how: args[1]})
+            except ValueError:
+                break
+    raise RouterRefused(
+        f"flag {file.flag!r} in {file.path} has a rule the rollout did not write"
+        f" ({quote(json.dumps(rule))}): {_OWNS}"
+    )
+
+
+def _as_written(split: TrafficSplit) -> TrafficSplit:
+    """The split as the file keeps it: header names in lower case, as applications pass them."""
+    match = split.match
+    if match is None or match.header is None or match.header.islower():
+        return split
+    lowered = match.model_copy(update={"header": match.header.lower()})
+    return split.model_copy(update={"match": lowered})

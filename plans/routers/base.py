@@ -6,6 +6,7 @@ from abc import abstractmethod
 from datetime import timedelta
 from typing import ClassVar
 
+from plans.match import RequestMatch
 from plans.text import Strict
 
 
@@ -27,6 +28,10 @@ class RouterModel(Strict):
     def match_problems(self) -> list[str]:
         """What this router's section lacks for stages with ``match`` (none: it can route them)."""
         return []
+
+    def match_refusal(self, match: RequestMatch) -> str:
+        """Why this router cannot route this particular match, or '' when it can."""
+        return ""
 
     @abstractmethod
     def describe(self) -> str:

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 
 from plans import text
 from plans.durations import Duration
+from plans.match import RequestMatch
 from plans.routers.base import RouterModel
 
 _WRITE_FILE = "write the absolute path of the flag file, like /etc/flagd/flags.json"
@@ -29,6 +30,8 @@ class FlagdRouter(RouterModel):
     """One flag of a flagd flag-definition file (JSON), rewritten whole on each shift."""
 
     max_weight: ClassVar[int] = 100  # weights are shares of 100; 1% is the finest step
+    # A rule ahead of the fractional split: {"if": [RULE, canary, {"fractional": ...}]}.
+    supports_match: ClassVar[bool] = True
 
     kind: Literal["flagd"] = "flagd"
     file: Annotated[str, text.short_text("a flag file path may have", _WRITE_FILE)] = Field(
@@ -60,6 +63,20 @@ class FlagdRouter(RouterModel):
 
     def describe(self) -> str:
         return f"flagd flag {self.flag} in {self.file}"
+
+    def match_refusal(self, match: RequestMatch) -> str:
+        if match.regex is not None:
+            return (
+                "flagd's targeting has no regular expressions: match with exact or prefix"
+                " (flagd's starts_with)"
+            )
+        name = match.header or match.cookie or ""
+        if "." in name:
+            return (
+                f"{name!r}: flagd reads the evaluation context by dotted paths, so the name"
+                " cannot hold a '.'"
+            )
+        return ""
 
     def target_key(self) -> str:
         """What a rollout owns here: one flag of one file (other flags there are others')."""

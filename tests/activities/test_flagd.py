@@ -17,7 +17,7 @@ from activities.rollout import read_traffic
 from activities.routers import FlagdFile, router_for
 from demo.configs import FLAG, flag_definition
 from demo.flags import FlagReader, write_flag_file
-from plans import FlagdRouter, ShiftRequest, TrafficSplit
+from plans import FlagdRouter, PlanError, RequestMatch, ShiftRequest, TrafficSplit, parse_plan
 
 USERS = [f"user-{i}" for i in range(4000)]
 WAIT = 30.0  # generous: the provider polls every 50 ms here
@@ -206,20 +206,14 @@ def test_no_targeting_reads_as_all_stable_and_gets_the_rollout_shape(flag_file: 
     assert targeting == {"fractional": [["canary", 5], ["stable", 95]]}
 
 
-def test_order_bucketing_and_a_match_rule_ahead_are_kept(flag_file: Path) -> None:
-    rule = {"starts_with": [{"var": "email"}, "qa-"]}
+def test_order_and_bucketing_are_kept(flag_file: Path) -> None:
     fractional = [{"var": "email"}, ["stable", 90], ["canary", 10]]
-    edit(
-        flag_file,
-        lambda f: f.update(targeting={"if": [rule, "canary", {"fractional": fractional}]}),
-    )
+    edit(flag_file, lambda f: f.update(targeting={"fractional": fractional}))
     file = router(flag_file)
     assert file.get_split("stable", "canary") == split(10)
     file.set_split("stable", "canary", split(40))
     targeting = json.loads(flag_file.read_text())["flags"][FLAG]["targeting"]
-    assert targeting == {
-        "if": [rule, "canary", {"fractional": [{"var": "email"}, ["stable", 60], ["canary", 40]]}]
-    }
+    assert targeting == {"fractional": [{"var": "email"}, ["stable", 60], ["canary", 40]]}
 
 
 def test_no_weights_at_all_is_refused(flag_file: Path) -> None:
@@ -307,3 +301,76 @@ def test_a_symlinked_flag_file_stays_a_symlink(flag_file: Path, tmp_path: Path) 
     router(link).set_split("stable", "canary", split(15))
     assert link.is_symlink() and link.resolve() == flag_file
     assert router(flag_file).get_split("stable", "canary") == split(15)
+
+
+def test_a_header_match_sends_every_matching_user_to_the_new_variant(
+    flag_file: Path, reader: FlagReader
+) -> None:
+    file = router(flag_file)
+    internal = RequestMatch(header="X-User-Group", exact="internal")
+    seen = reader.changes
+    written = file.set_split("stable", "canary", TrafficSplit.canary_percent(0, internal))
+    assert reader.wait_change(seen, WAIT)
+    # Kept as applications pass header names: in lower case.
+    assert written.match == RequestMatch(header="x-user-group", exact="internal")
+    rule = json.loads(flag_file.read_text())["flags"][FLAG]["targeting"]["if"][0]
+    assert rule == {"==": [{"var": "header.x-user-group"}, "internal"]}
+    group = {"header": {"x-user-group": "internal"}}
+    assert {reader.variant(u, attributes=group) for u in USERS[:500]} == {"canary"}
+    assert {reader.variant(u, attributes={"header": {}}) for u in USERS[:500]} == {"stable"}
+    others = {"header": {"x-user-group": "customers"}}
+    assert {reader.variant(u, attributes=others) for u in USERS[:500]} == {"stable"}
+
+
+def test_a_cookie_prefix_match_goes_ahead_of_the_split_and_a_later_stage_clears_it(
+    flag_file: Path, reader: FlagReader
+) -> None:
+    file = router(flag_file)
+    beta = RequestMatch(cookie="plan", prefix="beta")
+    seen = reader.changes
+    file.set_split("stable", "canary", TrafficSplit.canary_percent(20, beta))
+    assert reader.wait_change(seen, WAIT)
+    assert file.get_split("stable", "canary").match == beta
+    cookies = {"cookie": {"plan": "beta-2"}}
+    assert {reader.variant(u, attributes=cookies) for u in USERS[:500]} == {"canary"}
+    by_weight = [reader.variant(u) for u in USERS]
+    assert 0.15 < by_weight.count("canary") / len(USERS) < 0.25
+    # The next stage has no match: the rule goes, the split stays the rollout's.
+    seen = reader.changes
+    after = file.set_split("stable", "canary", split(50))
+    assert reader.wait_change(seen, WAIT)
+    assert after.match is None
+    targeting = json.loads(flag_file.read_text())["flags"][FLAG]["targeting"]
+    assert set(targeting) == {"fractional"}
+    assert {reader.variant(u, attributes=cookies) for u in USERS[:200]} != {"canary"}
+
+
+def test_a_rule_the_rollout_did_not_write_is_refused(flag_file: Path) -> None:
+    def foreign_rule(flag: dict[str, Any]) -> None:
+        flag["targeting"] = {
+            "if": [{"in": ["@example.com", {"var": "email"}]}, "canary", flag["targeting"]]
+        }
+
+    edit(flag_file, foreign_rule)
+    with pytest.raises(RouterRefused, match="has a rule the rollout did not write"):
+        router(flag_file).get_split("stable", "canary")
+
+
+def test_a_regex_match_or_a_dotted_name_is_refused_when_the_plan_is_read() -> None:
+    plan = {
+        "service": "checkout",
+        "stable": "stable",
+        "canary": "canary",
+        "router": {"kind": "flagd", "file": "/etc/flagd/flags.json", "flag": "checkout"},
+        "metrics": {"kind": "prometheus", "url": "http://127.0.0.1:9090"},
+        "stages": [
+            {"name": "alpha", "weight": 0, "match": {"header": "x-group", "regex": "int.*"}},
+            {"name": "beta", "weight": 10, "match": {"cookie": "a.b", "exact": "1"}},
+            {"name": "all", "weight": 100},
+        ],
+    }
+    with pytest.raises(PlanError) as error:
+        parse_plan(plan)
+    text = str(error.value)
+    assert "stages.0.match: flagd's targeting has no regular expressions" in text
+    assert "stages.1.match: 'a.b': flagd reads the evaluation context by dotted paths" in text

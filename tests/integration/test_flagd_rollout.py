@@ -102,3 +102,39 @@ async def test_faulty_canary_is_rolled_back_and_every_user_gets_the_stable(
     assert await answers_for_users(stack) == {"stable": 100}
     status = await operations.status(client, plan.service)
     assert status.state == RolloutState.ROLLED_BACK and status.canary_weight == 0
+
+
+async def test_internal_users_first_get_the_new_variant_by_header_the_rest_by_weight(
+    stack: devstack.StackInfo, client: Client
+) -> None:
+    plan = flag_plan(
+        stack,
+        [
+            {
+                "name": "alpha",
+                "weight": 20,
+                "bake": "5m",
+                "check_every": "2s",
+                "match": {"header": "x-user-group", "exact": "internal"},
+            },
+            {"name": "full", "weight": 100, "bake": "5s", "check_every": "2s"},
+        ],
+    )
+    handle = await operations.start_rollout(client, plan, stack.task_queue)
+    await until_baking(client, plan.service)
+    assert await evaluated_near(stack, 20)
+    internal = await answers_for_users(stack, 200, {"x-user-group": "internal"})
+    assert internal == {"canary": 200}
+    customers = await answers_for_users(stack, 200, {"x-user-group": "customers"})
+    assert 20 <= customers.get("canary", 0) <= 60, customers
+    await handle.terminate("test over")
+
+
+async def until_baking(client: Client, service: str) -> None:
+    for _ in range(300):
+        status = await operations.status(client, service)
+        if status.state == RolloutState.BAKING:
+            return
+        assert not status.state.final, status.reason
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never baking: {status}")

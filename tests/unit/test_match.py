@@ -125,7 +125,7 @@ def test_a_router_that_cannot_route_by_header_rejects_match(
 ) -> None:
     monkeypatch.setattr(HAProxyRouter, "supports_match", False)
     assert problems(plan_with()) == [
-        "stages.0.match: router haproxy cannot route by header or cookie; remove match"
+        "stages.0.match: router haproxy cannot route by header or cookie; remove match or use flagd"
     ]
 
 
