@@ -1,0 +1,110 @@
+"""The receiver's HTTP side: the token, malformed bodies, and what never reaches Temporal.
+
+The receiver's Temporal client points at a port where nothing listens (a lazy client, as the
+receiver makes): any request that got as far as Temporal would be answered 503, so a 401,
+a 400 or a 200 proves it did not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from temporalio.client import Client
+
+from starter.alerts.decide import Handled
+from starter.alerts.receiver import AlertReceiver
+from starter.alerts.rules import DEFAULT_RULES
+from starter.processes import free_port
+from tests.unit.test_alerts import alert_data, body
+
+TOKEN = "t0ken-for-tests"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[TestClient[Any, Any]]:
+    nowhere = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    receiver = AlertReceiver(nowhere, TOKEN, rules=DEFAULT_RULES, handled=Handled())
+    async with TestClient(TestServer(receiver.app())) as client:
+        yield client
+
+
+def bearer(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        bearer("wrong"),
+        bearer(""),
+        bearer(TOKEN + "x"),
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+    ],
+)
+async def test_without_the_right_token_the_answer_is_401(
+    http: TestClient[Any, Any], headers: dict[str, str]
+) -> None:
+    response = await http.post("/alerts", data=body(), headers=headers)
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "bearer token" in (await response.json())["error"]
+
+
+async def test_the_scheme_is_read_case_blind_as_http_says(http: TestClient[Any, Any]) -> None:
+    resolved = body(alert_data(status="resolved"))
+    response = await http.post(
+        "/alerts", data=resolved, headers={"Authorization": f"bearer {TOKEN}"}
+    )
+    assert response.status == 200
+
+
+async def test_a_malformed_body_is_400_with_the_reason(http: TestClient[Any, Any]) -> None:
+    response = await http.post("/alerts", data=b"{not json", headers=bearer())
+    assert response.status == 400
+    assert "not JSON" in (await response.json())["error"]
+    response = await http.post("/", data=body(version="2"), headers=bearer())
+    assert response.status == 400
+    assert 'version is "2"' in (await response.json())["error"]
+
+
+async def test_alerts_with_nothing_to_do_are_answered_without_temporal(
+    http: TestClient[Any, Any],
+) -> None:
+    alerts = [
+        alert_data(status="resolved"),
+        alert_data(labels={"severity": "warning", "service": "checkout"}),
+        alert_data(labels={"severity": "critical"}),
+    ]
+    response = await http.post("/alerts", data=body(*alerts, truncatedAlerts=2), headers=bearer())
+    assert response.status == 200
+    answer = await response.json()
+    assert answer["truncated_alerts"] == 2
+    assert [a["outcome"] for a in answer["alerts"]] == ["skipped"] * 3
+    assert "resolved" in answer["alerts"][0]["detail"]
+    assert "no rule matches" in answer["alerts"][1]["detail"]
+    assert "no 'service' label" in answer["alerts"][2]["detail"]
+
+
+async def test_an_alert_that_needs_temporal_gets_503_so_alertmanager_retries(
+    http: TestClient[Any, Any],
+) -> None:
+    response = await http.post("/alerts", data=body(), headers=bearer())
+    assert response.status == 503
+    assert "cannot reach Temporal" in (await response.json())["error"]
+
+
+async def test_a_body_past_the_limit_is_refused(http: TestClient[Any, Any]) -> None:
+    huge = json.dumps({"version": "4", "pad": "x" * (5 * 1024 * 1024)}).encode()
+    response = await http.post("/alerts", data=huge, headers=bearer())
+    assert response.status == 413
+
+
+async def test_the_health_check_needs_no_token(http: TestClient[Any, Any]) -> None:
+    response = await http.get("/-/healthy")
+    assert response.status == 200 and (await response.text()).strip() == "ok"
