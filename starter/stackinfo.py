@@ -29,7 +29,11 @@ DEFAULT_PORTS = {
     "worker_metrics": 9464,
     "tasks": 8090,
     "preview": 8083,
+    # Only with `rollout dev up --alerts`:
+    "alertmanager": 9093,
+    "alerts": 9095,
 }
+ALERT_ROLES = ("alertmanager", "alerts")
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
 
@@ -64,6 +68,12 @@ class StackInfo(BaseModel):
     blue_green_plan_file: str | None = Field(
         default=None, description="the demo plan as blue-green, when the stack has a preview"
     )
+    alertmanager_url: str | None = Field(
+        default=None, description="the stack's Alertmanager, with --alerts (no trailing slash)"
+    )
+    alerts_url: str | None = Field(
+        default=None, description="the rollout alert receiver's webhook, with --alerts"
+    )
     ports: dict[str, int]
     metrics: dict[str, int] = Field(
         description="name -> port of each /metrics; Prometheus scrapes all but temporal's"
@@ -79,6 +89,11 @@ class StackInfo(BaseModel):
     @property
     def path(self) -> Path:
         return Path(self.dir)
+
+    @property
+    def alert_token_file(self) -> Path:
+        """The bearer token Alertmanager sends the receiver, with --alerts (mode 600)."""
+        return self.path / "alert-token"
 
 
 def stack_file(dir: Path) -> Path:
@@ -118,6 +133,8 @@ def describe(info: StackInfo) -> str:
         f"Demo plan     {info.plan_file}",
         f"Preview       {info.preview_url or 'none'} (always the canary)",
         f"Blue-green    {info.blue_green_plan_file or 'none'}",
+        f"Alertmanager  {info.alertmanager_url or 'none (rollout dev up --alerts)'}",
+        f"Alerts in     {info.alerts_url or 'none'}",
         f"Logs          {info.path / 'logs'}",
     ]
     return "\n".join(lines)
@@ -155,6 +172,10 @@ def stack_info(dir: Path, ports: dict[str, int]) -> StackInfo:
         plan_file=str(dir / "plan.yaml"),
         preview_url=f"http://{LOCALHOST}:{ports['preview']}/" if "preview" in ports else None,
         blue_green_plan_file=str(dir / "plan-blue-green.yaml") if "preview" in ports else None,
+        alertmanager_url=(
+            f"http://{LOCALHOST}:{ports['alertmanager']}" if "alertmanager" in ports else None
+        ),
+        alerts_url=f"http://{LOCALHOST}:{ports['alerts']}/alerts" if "alerts" in ports else None,
         ports=ports,
         metrics=metrics,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
