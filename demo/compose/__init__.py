@@ -10,6 +10,8 @@ from pathlib import Path
 
 from demo.configs import (
     HAProxyLayout,
+    alert_rules,
+    alertmanager_config,
     blue_green_plan,
     demo_plan,
     haproxy_config,
@@ -27,6 +29,11 @@ PROMETHEUS_PORT = 9090
 WORKER_METRICS_PORT = 9464
 TASKS_PORT = 8090
 PREVIEW_PORT = 8083
+ALERTMANAGER_PORT = 9093
+ALERTS_PORT = 9095
+# The receiver's bearer token inside the compose network, where only Alertmanager reaches the
+# receiver (its port is not published). Change it in both places for anything but the demo.
+ALERT_TOKEN = "change-me-demo-alert-token"
 
 
 def haproxy_cfg() -> str:
@@ -52,8 +59,15 @@ def prometheus_yml() -> str:
             "haproxy": [f"haproxy:{EXPORTER_PORT}"],
             "demo": [f"stable:{DEMO_PORT}", f"canary:{DEMO_PORT}"],
             "worker": [f"worker:{WORKER_METRICS_PORT}"],
-        }
+        },
+        rule_files=["/etc/prometheus/alert-rules.yml"],
+        alertmanagers=[f"alertmanager:{ALERTMANAGER_PORT}"],
     )
+
+
+def alertmanager_yml() -> str:
+    """alertmanager.yml for the alertmanager container: every alert to the alerts container."""
+    return alertmanager_config(f"http://alerts:{ALERTS_PORT}/alerts", token=ALERT_TOKEN)
 
 
 def plan() -> str:
@@ -85,6 +99,8 @@ def render() -> dict[str, str]:
         "prometheus.yml": prometheus_yml(),
         "plan.yaml": plan(),
         "plan-blue-green.yaml": blue_green(),
+        "alert-rules.yml": alert_rules(),
+        "alertmanager.yml": alertmanager_yml(),
     }
 
 
