@@ -38,8 +38,7 @@ from starter.alerts.decide import (
 )
 from starter.alerts.payload import Alert, MalformedNotification, parse_notification
 from starter.alerts.rules import AlertAction, Rules
-from starter.runs import NoSuchRollout, workflow_id
-from starter.steering import CommandRefused, send_command
+from starter.operations import CommandRefused, NoSuchRollout, send_command, workflow_id
 
 log = logging.getLogger("rollout.alerts")
 

@@ -182,6 +182,31 @@ async def test_a_critical_alert_rolls_back_once_however_often_it_is_sent(
     assert len([c for c in status.commands if c.by == "alertmanager"]) == 1
 
 
+async def test_two_copies_of_a_notification_at_once_send_one_command(
+    stack: devstack.StackInfo,
+    client: Client,
+    router: HAProxyRuntime,
+    token: str,
+    rollouts: list[str],
+) -> None:
+    # Two Alertmanagers of a cluster post the same group at the same moment.
+    plan = fast_plan(stack, long_stage(40))
+    await started(client, stack, plan, rollouts)
+    status = await baking(client, plan.service)
+    assert status.stage_started_at is not None and stack.alerts_url is not None
+    body = notification(alert(plan.service, status.stage_started_at + timedelta(seconds=1)))
+    first, second = await asyncio.gather(
+        post(stack.alerts_url, token, body), post(stack.alerts_url, token, body)
+    )
+    outcomes = sorted(r.json()["alerts"][0]["outcome"] for r in (first, second))
+    assert outcomes == ["duplicate", "sent"]
+    await _ended(client.get_workflow_handle(plan.workflow_id))
+    status = await operations.status(client, plan.service)
+    assert status.state == RolloutState.ROLLED_BACK
+    assert len([c for c in status.commands if c.by == "alertmanager"]) == 1
+    assert (await asyncio.to_thread(router.get_weight, "canary")) == 0
+
+
 async def test_an_alert_that_started_before_the_stage_changes_nothing(
     stack: devstack.StackInfo,
     client: Client,

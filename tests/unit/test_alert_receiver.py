@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from temporalio.client import Client
 
+from starter import devstack
 from starter.alerts.decide import Handled
 from starter.alerts.receiver import AlertReceiver
 from starter.alerts.rules import DEFAULT_RULES
+from starter.cli import run_command
 from starter.processes import free_port
+from starter.stackinfo import DEFAULT_PORTS, stack_info
 from tests.unit.test_alerts import alert_data, body
 
 TOKEN = "t0ken-for-tests"
@@ -108,3 +112,29 @@ async def test_a_body_past_the_limit_is_refused(http: TestClient[Any, Any]) -> N
 async def test_the_health_check_needs_no_token(http: TestClient[Any, Any]) -> None:
     response = await http.get("/-/healthy")
     assert response.status == 200 and (await response.text()).strip() == "ok"
+
+
+def test_dev_up_with_alerts_asks_for_the_alerting_stack(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    asked: list[bool] = []
+    info = stack_info(tmp_path, dict(DEFAULT_PORTS))
+
+    def up(dir: Path, alerts: bool = False) -> devstack.StackInfo:
+        asked.append(alerts)
+        return info
+
+    monkeypatch.setattr(devstack, "up", up)
+    assert run_command(["dev", "up", "--alerts", "--dir", str(tmp_path)]) == 0
+    assert run_command(["dev", "up", "--dir", str(tmp_path)]) == 0
+    assert asked == [True, False]
+
+
+def test_serve_refuses_a_bad_listen_address_and_a_missing_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_command(["alerts", "serve", "--listen", "nowhere"]) == 2
+    assert "'nowhere' is not HOST:PORT" in capsys.readouterr().err
+    monkeypatch.delenv("ROLLOUT_ALERT_TOKEN", raising=False)
+    assert run_command(["alerts", "serve"]) == 1
+    assert "ROLLOUT_ALERT_TOKEN is not set or empty" in capsys.readouterr().err
