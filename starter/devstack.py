@@ -34,6 +34,7 @@ from starter.processes import (
 )
 from starter.stackconfigs import write_configs
 from starter.stackinfo import (
+    ALERT_PORTS,
     ALERT_ROLES,
     DEFAULT_PORTS,
     StackInfo,
@@ -111,7 +112,8 @@ def up(
     """Start the whole stack in ``dir`` in the background and wait until every part is ready.
 
     A stack already running in ``dir`` is returned as it is (``reused`` is then True).
-    ``ports`` overrides preferred ports by role (see DEFAULT_PORTS; 0 means any free one).
+    ``ports`` overrides preferred ports by role (see DEFAULT_PORTS and ALERT_PORTS; 0 means any
+    free one).
     With ``alerts`` the stack also runs Alertmanager and the rollout alert receiver, and
     Prometheus evaluates an alert on the canary's error rate.
     If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
@@ -131,7 +133,12 @@ def up(
         # Survivors of a stack that half died would hold the ports and the database.
         down(dir)
     binaries = _find_binaries(temporal_bin, alerts=alerts)
-    preferred = {**DEFAULT_PORTS, **(earlier.ports if earlier else {}), **(ports or {})}
+    preferred = {
+        **DEFAULT_PORTS,
+        **(ALERT_PORTS if alerts else {}),
+        **(earlier.ports if earlier else {}),
+        **(ports or {}),
+    }
     if not with_worker:
         preferred.pop("worker_metrics", None)
     if not alerts:

@@ -29,11 +29,10 @@ DEFAULT_PORTS = {
     "worker_metrics": 9464,
     "tasks": 8090,
     "preview": 8083,
-    # Only with `rollout dev up --alerts`:
-    "alertmanager": 9093,
-    "alerts": 9095,
 }
-ALERT_ROLES = ("alertmanager", "alerts")
+# With `rollout dev up --alerts` only: Alertmanager and the alert receiver.
+ALERT_PORTS = {"alertmanager": 9093, "alerts": 9095}
+ALERT_ROLES = tuple(ALERT_PORTS)
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
 

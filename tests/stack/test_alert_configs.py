@@ -12,19 +12,18 @@ import yaml
 
 from demo.configs import ALERT_NAME, alert_rules
 from starter.stackconfigs import render_prometheus, write_configs
-from starter.stackinfo import ALERT_ROLES, DEFAULT_PORTS, stack_info
+from starter.stackinfo import ALERT_PORTS, DEFAULT_PORTS, stack_info
 
 
 def test_without_alerts_prometheus_has_no_alerting(tmp_path: Path) -> None:
-    ports = {role: port for role, port in DEFAULT_PORTS.items() if role not in ALERT_ROLES}
-    info = stack_info(tmp_path, ports)
+    info = stack_info(tmp_path, dict(DEFAULT_PORTS))
     assert info.alertmanager_url is None and info.alerts_url is None
     config = yaml.safe_load(render_prometheus(info))
     assert "alerting" not in config and "rule_files" not in config
 
 
 def test_with_alerts_the_stack_writes_rules_routing_and_a_private_token(tmp_path: Path) -> None:
-    info = stack_info(tmp_path, dict(DEFAULT_PORTS))
+    info = stack_info(tmp_path, {**DEFAULT_PORTS, **ALERT_PORTS})
     write_configs(info)
     prometheus = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
     assert prometheus["rule_files"] == [str(tmp_path / "alert-rules.yml")]
@@ -54,7 +53,7 @@ def test_the_rule_names_the_demo_service_as_critical() -> None:
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (prometheus) is missing")
 def test_promtool_accepts_the_dev_stack_config_and_rules(tmp_path: Path) -> None:
-    write_configs(stack_info(tmp_path, dict(DEFAULT_PORTS)))
+    write_configs(stack_info(tmp_path, {**DEFAULT_PORTS, **ALERT_PORTS}))
     for argv in (["check", "rules", "alert-rules.yml"], ["check", "config", "prometheus.yml"]):
         checked = subprocess.run(
             ["promtool", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=60
@@ -64,7 +63,7 @@ def test_promtool_accepts_the_dev_stack_config_and_rules(tmp_path: Path) -> None
 
 @pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool (prometheus-alertmanager)")
 def test_amtool_accepts_the_dev_stack_alertmanager_config(tmp_path: Path) -> None:
-    write_configs(stack_info(tmp_path, dict(DEFAULT_PORTS)))
+    write_configs(stack_info(tmp_path, {**DEFAULT_PORTS, **ALERT_PORTS}))
     checked = subprocess.run(
         ["amtool", "check-config", str(tmp_path / "alertmanager.yml")],
         capture_output=True,

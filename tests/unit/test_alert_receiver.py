@@ -22,7 +22,7 @@ from starter.alerts.receiver import AlertReceiver
 from starter.alerts.rules import DEFAULT_RULES
 from starter.cli import run_command
 from starter.processes import free_port
-from starter.stackinfo import DEFAULT_PORTS, stack_info
+from starter.stackinfo import ALERT_PORTS, DEFAULT_PORTS, stack_info
 from tests.unit.test_alerts import alert_data, body
 
 TOKEN = "t0ken-for-tests"
@@ -118,7 +118,7 @@ def test_dev_up_with_alerts_asks_for_the_alerting_stack(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     asked: list[bool] = []
-    info = stack_info(tmp_path, dict(DEFAULT_PORTS))
+    info = stack_info(tmp_path, {**DEFAULT_PORTS, **ALERT_PORTS})
 
     def up(dir: Path, alerts: bool = False) -> devstack.StackInfo:
         asked.append(alerts)
