@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -27,6 +28,7 @@ from activities.routers.haproxy import HAProxyRuntime
 from plans import CommandKind, OperatorCommand, Plan, RolloutState, RolloutStatus, parse_plan
 from starter import devstack, operations
 from starter.processes import LOCALHOST, free_port, http_ok, spawn, stop_all, wait_ready
+from tests.activities.conftest import reply, serve
 from tests.integration.conftest import fast_plan
 from tests.stack.conftest import missing_binaries
 from tests.stack_plans import error_rate_plan
@@ -252,26 +254,36 @@ async def test_the_stacks_receiver_wants_its_token_and_a_notification(
     assert response.status_code == 400 and "version" in response.json()["error"]
 
 
+@contextlib.contextmanager
+def receiver(
+    stack: devstack.StackInfo, folder: Path, rules: str, *flags: str, **env: str
+) -> Iterator[str]:
+    """Another `rollout alerts serve` with these rules and flags: its URL (token "t")."""
+    path = folder / "rules.yaml"
+    path.write_text(rules)
+    listen = f"{LOCALHOST}:{free_port()}"
+    argv = [sys.executable, "-m", "starter", "alerts", "serve", "--listen", listen]
+    argv += ["--rules", str(path), "--token-env", "OTHER_TOKEN", *flags]
+    env = {"TEMPORAL_ADDRESS": stack.temporal_address, "OTHER_TOKEN": "t", **env}
+    log = folder / "receiver.log"
+    pid = spawn(argv, log, env=env)
+    try:
+        wait_ready("receiver", pid, log, lambda: http_ok(f"http://{listen}/-/healthy"))
+        yield f"http://{listen}/alerts"
+    finally:
+        stop_all({"receiver": pid})
+
+
 @pytest.fixture
 def pausing_receiver(stack: devstack.StackInfo, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A second receiver whose rules file pauses on warnings: its URL and token."""
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(
+    """A receiver whose rules pause on warnings, reading the service from label `app`."""
+    rules = (
         "rules:\n"
         "  - match: {severity: critical}\n    action: rollback\n"
         "  - match: {severity: warning}\n    action: pause\n"
     )
-    listen = f"{LOCALHOST}:{free_port()}"
-    argv = [sys.executable, "-m", "starter", "alerts", "serve", "--listen", listen]
-    argv += ["--rules", str(rules), "--token-env", "PAUSE_TOKEN", "--service-label", "app"]
-    env = {"TEMPORAL_ADDRESS": stack.temporal_address, "PAUSE_TOKEN": "pause-token"}
-    log = tmp_path / "receiver.log"
-    pid = spawn(argv, log, env=env)
-    try:
-        wait_ready("receiver", pid, log, lambda: http_ok(f"http://{listen}/-/healthy"))
-        yield f"http://{listen}/alerts", "pause-token"
-    finally:
-        stop_all({"receiver": pid})
+    with receiver(stack, tmp_path, rules, "--service-label", "app") as url:
+        yield url, "t"
 
 
 async def test_a_rules_file_can_make_a_warning_pause_the_rollout(
@@ -327,3 +339,47 @@ async def test_prometheus_fires_alertmanager_sends_and_the_rollout_rolls_back(
     assert "of its requests with a 5xx" in command.reason
     assert command.reason.endswith("&g0.tab=1)")  # Prometheus's link to the alert's graph
     assert stack.prometheus_url in command.reason
+
+
+async def test_a_notify_rule_posts_to_the_webhook_and_leaves_the_rollout_alone(
+    stack: devstack.StackInfo,
+    client: Client,
+    router: HAProxyRuntime,
+    rollouts: list[str],
+    tmp_path: Path,
+) -> None:
+    plan = fast_plan(stack, long_stage(10))
+    await started(client, stack, plan, rollouts)
+    status = await baking(client, plan.service)
+    assert status.stage_started_at is not None
+    rules = "rules:\n  - match: {team: payments}\n    action: notify\n"
+    hook = contextlib.contextmanager(serve)(
+        lambda handler, got: reply(handler, 200, b"ok", "text/plain")
+    )
+    with (
+        hook as webhook,
+        receiver(
+            stack,
+            tmp_path,
+            rules,
+            "--notify-webhook-env",
+            "CHAT_HOOK",
+            CHAT_HOOK=f"{webhook.url}/hook/secret",
+        ) as url,
+    ):
+        labels = {"alertname": "PaymentsSlow", "team": "payments", "service": plan.service}
+        firing = alert(plan.service, status.stage_started_at + timedelta(seconds=1), labels=labels)
+        response = await post(url, "t", notification(firing))
+        assert response.status_code == 200
+        [report] = response.json()["alerts"]
+        assert report["outcome"] == "notified", report
+        assert "posted to the webhook from $CHAT_HOOK" in report["detail"]
+        assert "secret" not in response.text
+        [got] = webhook.received
+    message = json.loads(got.body)
+    assert message["service"] == plan.service and message["state"] == "baking"
+    assert message["text"].startswith("alert PaymentsSlow: canary answers 31% with a 5xx")
+    assert f"fired for {plan.service} during stage 'half' (canary 10%)" in message["text"]
+    status = await operations.status(client, plan.service)
+    assert status.state == RolloutState.BAKING and not status.commands
+    assert (await asyncio.to_thread(router.get_weight, "canary")) == 10
