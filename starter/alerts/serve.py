@@ -82,6 +82,8 @@ async def cmd_alerts_serve(args: argparse.Namespace) -> int:
     from starter.connection import use_dev_stack_when_unset
     from worker.config import connect_config
 
+    # Asked to stop while still starting, it stops as soon as it listens.
+    stop = _stop_on_signals()
     host, port = args.listen
     token = token_from(args.token_env)
     rules = rules_from(args.rules)
@@ -104,12 +106,14 @@ async def cmd_alerts_serve(args: argparse.Namespace) -> int:
         notifier=WebhookNotifier() if channel else None,
         notify_channel=channel,
     )
-    await serve(receiver, host, port)
+    await serve(receiver, host, port, stop)
     return 0
 
 
-async def serve(receiver: AlertReceiver, host: str, port: int) -> None:
-    """Serve on host:port until SIGTERM or SIGINT."""
+async def serve(
+    receiver: AlertReceiver, host: str, port: int, stop: asyncio.Event | None = None
+) -> None:
+    """Serve on host:port until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
     from aiohttp import web
 
     from starter.alerts.receiver import PATHS
@@ -134,16 +138,17 @@ async def serve(receiver: AlertReceiver, host: str, port: int) -> None:
             receiver.service_label,
             rules,
         )
-        await _stopped()
+        await (stop or _stop_on_signals()).wait()
         log.info("stopping")
     finally:
         await runner.cleanup()
 
 
-async def _stopped() -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """An event that SIGTERM and SIGINT set (the running loop's handlers replace the defaults)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    return stop

@@ -7,11 +7,17 @@ a 400 or a 200 proves it did not.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from temporalio.client import Client
@@ -138,3 +144,34 @@ def test_serve_refuses_a_bad_listen_address_and_a_missing_token(
     monkeypatch.delenv("ROLLOUT_ALERT_TOKEN", raising=False)
     assert run_command(["alerts", "serve"]) == 1
     assert "ROLLOUT_ALERT_TOKEN is not set or empty" in capsys.readouterr().err
+
+
+async def test_the_receiver_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ROLLOUT_ALERT_TOKEN": TOKEN,
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "ROLLOUT_DIR": str(tmp_path / "no-stack"),
+    }
+    argv = ["-m", "starter", "alerts", "serve", "--listen", f"127.0.0.1:{port}"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"http://127.0.0.1:{port}/-/healthy")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the receiver did not answer its health check within 30s")
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err.decode()
+    assert "listening on" in err.decode() and "stopping" in err.decode()
