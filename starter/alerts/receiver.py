@@ -164,18 +164,19 @@ class AlertReceiver:
                 found = report(
                     item.alert, Outcome.SKIPPED, status, service=service, action=item.action
                 )
-            elif taken is not None and item.action != AlertAction.NOTIFY:
-                found = report(
-                    item.alert,
-                    Outcome.SKIPPED,
-                    f"covered by the {taken.action} just sent for alert {taken.alert}",
-                    service=service,
-                    action=item.action,
-                )
-                self.handled.remember(item.alert.key, found.detail)
             else:
                 found = judge(item, status)
-                if found is None:
+                if found is None and taken is not None and item.action != AlertAction.NOTIFY:
+                    # The heavier command just taken stands for this alert too.
+                    found = report(
+                        item.alert,
+                        Outcome.SKIPPED,
+                        f"covered by the {taken.action} just sent for alert {taken.alert}",
+                        service=service,
+                        action=item.action,
+                    )
+                    self.handled.remember(item.alert.key, found.detail)
+                elif found is None:
                     found = await self._act(item, status)
                     if found.outcome == Outcome.SENT:
                         taken = found

@@ -209,6 +209,38 @@ async def test_two_copies_of_a_notification_at_once_send_one_command(
     assert (await asyncio.to_thread(router.get_weight, "canary")) == 0
 
 
+async def test_several_alerts_for_one_rollout_make_one_command(
+    stack: devstack.StackInfo,
+    client: Client,
+    router: HAProxyRuntime,
+    token: str,
+    rollouts: list[str],
+) -> None:
+    plan = fast_plan(stack, long_stage(35))
+    await started(client, stack, plan, rollouts)
+    status = await baking(client, plan.service)
+    assert status.stage_started_at is not None and stack.alerts_url is not None
+    after = status.stage_started_at + timedelta(seconds=1)
+    alerts = [
+        alert(plan.service, status.stage_started_at - timedelta(minutes=1)),  # older
+        alert(plan.service, after, labels={"alertname": "A", "severity": "critical",
+                                           "service": plan.service}),
+        alert(plan.service, after, labels={"alertname": "B", "severity": "critical",
+                                           "service": plan.service}),
+    ]  # fmt: skip
+    response = await post(stack.alerts_url, token, notification(*alerts))
+    assert response.status_code == 200
+    details = {a["alert"] + ":" + a["outcome"]: a["detail"] for a in response.json()["alerts"]}
+    assert "not about this stage" in details["CanaryErrors:skipped"]
+    assert {"A:sent", "B:skipped"} <= set(details) or {"B:sent", "A:skipped"} <= set(details)
+    covered = details.get("B:skipped") or details["A:skipped"]
+    assert covered.startswith("covered by the rollback just sent for alert")
+    await _ended(client.get_workflow_handle(plan.workflow_id))
+    status = await operations.status(client, plan.service)
+    assert len([c for c in status.commands if c.by == "alertmanager"]) == 1
+    assert (await asyncio.to_thread(router.get_weight, "canary")) == 0
+
+
 async def test_an_alert_that_started_before_the_stage_changes_nothing(
     stack: devstack.StackInfo,
     client: Client,
