@@ -248,6 +248,11 @@ class RolloutStatus(BaseModel):
     bake_clock_running: bool = Field(
         default=False, description="the bake clock was running at as_of (not paused, not done)"
     )
+    stage_started_at: datetime | None = Field(
+        default=None,
+        description="when the weight now set was set: the current stage's start (None before"
+        " the first shift, and from workers older than this field)",
+    )
 
     def at(self, now: datetime) -> RolloutStatus:
         """The same status with the bake clock read at ``now`` instead of at ``as_of``.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the demo and the tests need: HAProxy, Prometheus and docker-compose
+# Installs what the demo and the tests need: HAProxy, Prometheus, Alertmanager and docker-compose
 # (Debian packages), a virtualenv in .venv and the project with its dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +20,15 @@ need_packages() {
     local missing=()
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
     command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+    # Alertmanager, for alerts that roll back (`rollout dev up --alerts`); Debian names it so.
+    command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 ||
+        missing+=(prometheus-alertmanager)
     command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     [ ${#missing[@]} -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "Missing: ${missing[*]}. Install HAProxy 2.4+ and Prometheus 2.x with your package" >&2
-        echo "manager so that 'haproxy' and 'prometheus' are on PATH, then run this again." >&2
+        echo "Missing: ${missing[*]}. Install HAProxy 2.4+, Prometheus 2.x and Alertmanager 0.25+" >&2
+        echo "with your package manager so that 'haproxy', 'prometheus' and 'alertmanager' (or" >&2
+        echo "'prometheus-alertmanager') are on PATH, then run this again." >&2
         exit 1
     fi
     local sudo=""

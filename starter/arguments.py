@@ -8,6 +8,7 @@ from typing import Any
 
 from plans import CommandKind
 from plans.templates import TEMPLATES
+from starter.alerts import serve
 from starter.connection import DEFAULT_DIR, stack_dir
 from starter.dev_commands import cmd_demo, cmd_dev_down, cmd_dev_fault, cmd_dev_up
 from starter.exits import (
@@ -238,6 +239,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
     p.add_argument("--router", **ROUTER_OPTION)
+    p.add_argument(
+        "--alerts",
+        action="store_true",
+        help="also run Alertmanager and `rollout alerts serve`: Prometheus alerts on the"
+        " canary's error rate, and the alert rolls the demo rollout back",
+    )
     p.set_defaults(run=cmd_dev_up)
     p = dev.add_parser("down", **_page("stop every process the dev stack started, by pid"))
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
@@ -289,7 +296,58 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
     p.add_argument("--router", **ROUTER_OPTION)
     p.set_defaults(run=cmd_demo)
+    _alerts_parser(sub)
     return root
+
+
+def _alerts_parser(sub: Any) -> None:
+    """`rollout alerts serve`: Alertmanager's webhook receiver."""
+    alerts = sub.add_parser(
+        "alerts", **_page("receive Alertmanager's alerts and roll back (or pause) their rollouts")
+    ).add_subparsers(dest="alerts", required=True, metavar="ACTION")
+    p = alerts.add_parser(
+        "serve",
+        **_page("serve Alertmanager's webhook until SIGTERM or Ctrl-C"),
+        epilog="A firing alert acts on the rollout its service label names when a rule"
+        " matches its labels and it started after the rollout's current stage did; the"
+        " command is sent as the user alertmanager with the alert's name, summary and link"
+        " as the reason, once per alert (fingerprint and start). Without --rules:"
+        ' severity="critical" rolls back. Requests need Authorization: Bearer <token>.',
+    )
+    p.add_argument(
+        "--listen",
+        type=serve.listen_address,
+        default=serve.listen_address(serve.DEFAULT_LISTEN),
+        metavar="HOST:PORT",
+        help=f"where to listen; the webhook's path is /alerts (default: {serve.DEFAULT_LISTEN})",
+    )
+    p.add_argument(
+        "--token-env",
+        type=serve.env_name,
+        default=serve.DEFAULT_TOKEN_ENV,
+        metavar="VAR",
+        help="the environment variable holding the bearer token Alertmanager sends"
+        " (default: %(default)s); the receiver does not start without it",
+    )
+    p.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="YAML rules mapping alert labels to rollback, pause or notify (first match wins)",
+    )
+    p.add_argument(
+        "--service-label",
+        type=serve.label_name,
+        default="service",
+        metavar="LABEL",
+        help="the alert label naming the rollout's service (default: %(default)s)",
+    )
+    p.add_argument(
+        "--notify-webhook-env",
+        type=serve.env_name,
+        metavar="VAR",
+        help="post notify alerts to the Slack-compatible webhook URL in this variable",
+    )
+    p.set_defaults(run=serve.cmd_alerts_serve)
 
 
 def _user() -> str:

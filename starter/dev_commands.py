@@ -31,7 +31,7 @@ PREVIEW_RPS = 5.0
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
     try:
-        info = devstack.up(Path(args.dir), router=args.router)
+        info = devstack.up(Path(args.dir), router=args.router, alerts=args.alerts)
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise

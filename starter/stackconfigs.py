@@ -1,12 +1,19 @@
-"""The dev stack's configuration files: haproxy.cfg, envoy.yaml, prometheus.yml, a demo plan."""
+"""The dev stack's configuration files: haproxy.cfg, envoy.yaml, prometheus.yml, a demo plan.
+
+With --alerts also Prometheus's alert rules, alertmanager.yml and the receiver's token.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from demo.configs import (
     EnvoyLayout,
     HAProxyLayout,
+    alert_rules,
+    alertmanager_config,
     blue_green_plan,
     demo_plan,
     envoy_config,
@@ -62,11 +69,39 @@ def render_prometheus(info: StackInfo) -> str:
         "demo": [f"{LOCALHOST}:{ports['stable']}", f"{LOCALHOST}:{ports['canary']}"],
         "worker": [info.worker_metrics] if info.worker_metrics else [],
     }
-    if info.router != "envoy":
-        return prometheus_config(targets)
-    # Envoy's own counters (envoy_cluster_upstream_rq_xx...), served by its admin API.
-    targets["envoy"] = [f"{LOCALHOST}:{ports['envoy_admin']}"]
-    return prometheus_config(targets, metrics_paths={"envoy": "/stats/prometheus"})
+    paths: dict[str, str] = {}
+    if info.router == "envoy":
+        # Envoy's own counters (envoy_cluster_upstream_rq_xx...), served by its admin API.
+        targets["envoy"] = [f"{LOCALHOST}:{ports['envoy_admin']}"]
+        paths["envoy"] = "/stats/prometheus"
+    if info.alertmanager_url is None:
+        return prometheus_config(targets, metrics_paths=paths)
+    return prometheus_config(
+        targets,
+        metrics_paths=paths,
+        rule_files=[str(info.path / "alert-rules.yml")],
+        alertmanagers=[f"{LOCALHOST}:{ports['alertmanager']}"],
+    )
+
+
+def render_alertmanager(info: StackInfo) -> str:
+    """The dev stack's alertmanager.yml: every alert to the receiver, within a second."""
+    assert info.alerts_url is not None
+    return alertmanager_config(info.alerts_url, token_file=str(info.alert_token_file))
+
+
+def write_alert_token(info: StackInfo) -> str:
+    """The receiver's token: the one the folder keeps, else a new one (readable by you only)."""
+    path = info.alert_token_file
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    return token
 
 
 def write_configs(info: StackInfo) -> None:
@@ -99,6 +134,10 @@ def write_configs(info: StackInfo) -> None:
         if info.flag_file is not None:
             # Everyone on the stable, as a stack that was stopped mid-rollout would not be.
             Path(info.flag_file).write_text(flag_json(flag_definition()))
+        if info.alertmanager_url is not None:
+            (dir / "alert-rules.yml").write_text(alert_rules())
+            (dir / "alertmanager.yml").write_text(render_alertmanager(info))
+            write_alert_token(info)
     except OSError as error:
         raise StackError(
             f"cannot write the dev stack's files in {dir} ({error.strerror or error}):"

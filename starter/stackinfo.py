@@ -38,6 +38,9 @@ ROUTERS = ("haproxy", "envoy", "flagd")
 RouterKind = Literal["haproxy", "envoy", "flagd"]
 # How often the demo services look at the flag file in flagd mode (the provider's poll).
 FLAG_POLL_MS = 500
+# With `rollout dev up --alerts` only: Alertmanager and the alert receiver.
+ALERT_PORTS = {"alertmanager": 9093, "alerts": 9095}
+ALERT_ROLES = tuple(ALERT_PORTS)
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
 
@@ -88,6 +91,12 @@ class StackInfo(BaseModel):
         default=None,
         description="flagd: how often the demo services look at the file; a shift shows within it",
     )
+    alertmanager_url: str | None = Field(
+        default=None, description="the stack's Alertmanager, with --alerts (no trailing slash)"
+    )
+    alerts_url: str | None = Field(
+        default=None, description="the rollout alert receiver's webhook, with --alerts"
+    )
     ports: dict[str, int]
     metrics: dict[str, int] = Field(
         description="name -> port of each /metrics; Prometheus scrapes all but temporal's"
@@ -113,6 +122,11 @@ class StackInfo(BaseModel):
     def haproxy_match_map(self) -> str:
         """The map file whose entries send requests to the canary by header or cookie."""
         return str(self.path / "app-canary.map")
+
+    @property
+    def alert_token_file(self) -> Path:
+        """The bearer token Alertmanager sends the receiver, with --alerts (mode 600)."""
+        return self.path / "alert-token"
 
 
 def stack_file(dir: Path) -> Path:
@@ -156,6 +170,8 @@ def describe(info: StackInfo) -> str:
         f"Demo plan     {info.plan_file}",
         f"Preview       {info.preview_url or 'none'} (always the canary)",
         f"Blue-green    {info.blue_green_plan_file or 'none'}",
+        f"Alertmanager  {info.alertmanager_url or 'none (rollout dev up --alerts)'}",
+        f"Alerts in     {info.alerts_url or 'none'}",
         f"Logs          {info.path / 'logs'}",
     ]
     if info.router == "flagd":
@@ -210,6 +226,10 @@ def stack_info(dir: Path, ports: dict[str, int], router: RouterKind = "haproxy")
         flag_file=str(dir / "flags.json") if router == "flagd" else None,
         flag_key=FLAG if router == "flagd" else None,
         flag_poll_ms=FLAG_POLL_MS if router == "flagd" else None,
+        alertmanager_url=(
+            f"http://{LOCALHOST}:{ports['alertmanager']}" if "alertmanager" in ports else None
+        ),
+        alerts_url=f"http://{LOCALHOST}:{ports['alerts']}/alerts" if "alerts" in ports else None,
         ports=ports,
         metrics=metrics,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),

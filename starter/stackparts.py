@@ -144,6 +144,8 @@ def prometheus_argv(info: StackInfo, binary: str) -> list[str]:
         f"--web.listen-address={LOCALHOST}:{info.ports['prometheus']}",
         "--storage.tsdb.retention.time=2d",
         "--log.level=warn",
+        # Alerts link back to their graph here (generatorURL), not to the machine's hostname.
+        *([f"--web.external-url={info.prometheus_url}"] if info.alertmanager_url else []),
     ]
 
 
@@ -216,3 +218,35 @@ def await_demo(info: StackInfo, version: str) -> None:
 def await_prometheus(info: StackInfo) -> None:
     """Wait until Prometheus says it is ready."""
     await_ready(info, "prometheus", lambda: http_ok(f"{info.prometheus_url}/-/ready"))
+
+
+def alertmanager_argv(info: StackInfo, binary: str) -> list[str]:
+    """Alertmanager's command line: one instance, no cluster, routing to the receiver."""
+    return [
+        binary,
+        f"--config.file={info.path / 'alertmanager.yml'}",
+        f"--storage.path={info.path / 'alertmanager'}",
+        f"--web.listen-address={LOCALHOST}:{info.ports['alertmanager']}",
+        f"--web.external-url={info.alertmanager_url}",
+        # An empty address turns clustering off: no gossip port, no waiting for peers.
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]
+
+
+def await_alertmanager(info: StackInfo) -> None:
+    """Wait until Alertmanager says it is ready."""
+    await_ready(info, "alertmanager", lambda: http_ok(f"{info.alertmanager_url}/-/ready"))
+
+
+def start_alert_receiver(info: StackInfo) -> None:
+    """Start `rollout alerts serve` for this stack and wait until it answers its health check."""
+    listen = f"{LOCALHOST}:{info.ports['alerts']}"
+    argv = [sys.executable, "-m", "starter", "alerts", "serve", "--listen", listen]
+    env = {
+        "TEMPORAL_ADDRESS": info.temporal_address,
+        "TEMPORAL_NAMESPACE": info.namespace,
+        "ROLLOUT_ALERT_TOKEN": info.alert_token_file.read_text().strip(),
+    }
+    launch(info, "alerts", argv, env=env)
+    await_ready(info, "alerts", lambda: http_ok(f"http://{listen}/-/healthy"))

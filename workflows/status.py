@@ -55,6 +55,7 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         run_count=p.run_count,
         as_of=now,
         bake_clock_running=running and p.clock_running_since is not None,
+        stage_started_at=p.stage_entered_at,
     )
 
 

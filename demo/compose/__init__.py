@@ -11,6 +11,8 @@ from pathlib import Path
 from demo.configs import (
     EnvoyLayout,
     HAProxyLayout,
+    alert_rules,
+    alertmanager_config,
     blue_green_plan,
     demo_plan,
     envoy_config,
@@ -39,6 +41,11 @@ FLAG_FILE = "/flags/flags.json"
 # API binds the loopback there, which only the worker's activities can reach.
 ENVOY_APP_PORT = 10000
 ENVOY_ADMIN_PORT = 9901
+ALERTMANAGER_PORT = 9093
+ALERTS_PORT = 9095
+# The receiver's bearer token inside the compose network, where only Alertmanager reaches the
+# receiver (its port is not published). Change it in both places for anything but the demo.
+ALERT_TOKEN = "change-me-demo-alert-token"
 
 
 def haproxy_cfg() -> str:
@@ -77,8 +84,15 @@ def prometheus_yml() -> str:
             "haproxy": [f"haproxy:{EXPORTER_PORT}"],
             "demo": [f"stable:{DEMO_PORT}", f"canary:{DEMO_PORT}"],
             "worker": [f"worker:{WORKER_METRICS_PORT}"],
-        }
+        },
+        rule_files=["/etc/prometheus/alert-rules.yml"],
+        alertmanagers=[f"alertmanager:{ALERTMANAGER_PORT}"],
     )
+
+
+def alertmanager_yml() -> str:
+    """alertmanager.yml for the alertmanager container: every alert to the alerts container."""
+    return alertmanager_config(f"http://alerts:{ALERTS_PORT}/alerts", token=ALERT_TOKEN)
 
 
 def plan() -> str:
@@ -136,6 +150,8 @@ def render() -> dict[str, str]:
         "flags.json": flag_json(flag_definition()),
         "envoy.yaml": envoy_yaml(),
         "plan-envoy.yaml": plan_envoy(),
+        "alert-rules.yml": alert_rules(),
+        "alertmanager.yml": alertmanager_yml(),
     }
 
 

@@ -133,3 +133,45 @@ def test_envoy_accepts_the_compose_config_and_the_plan_is_valid() -> None:
     plan = load_plan(compose.FOLDER / "plan-envoy.yaml")
     assert isinstance(plan.router, EnvoyRouter)
     assert plan.router.admin == f"http://127.0.0.1:{compose.ENVOY_ADMIN_PORT}"
+
+
+def test_alertmanager_and_the_receiver_are_wired_together(services: dict[str, Any]) -> None:
+    alertmanager = services["alertmanager"]
+    assert alertmanager["image"].startswith("prom/alertmanager:v0.25")
+    assert (
+        "./demo/compose/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+        in alertmanager["volumes"]
+    )
+    assert (
+        "./demo/compose/alert-rules.yml:/etc/prometheus/alert-rules.yml:ro"
+        in services["prometheus"]["volumes"]
+    )
+    receiver = services["alerts"]
+    command = receiver["command"]
+    assert command[:5] == ["python", "-m", "starter", "alerts", "serve"]
+    assert command[command.index("--listen") + 1] == f"0.0.0.0:{compose.ALERTS_PORT}"
+    # Alertmanager sends the token the receiver expects, to the receiver's address.
+    assert receiver["environment"]["ROLLOUT_ALERT_TOKEN"] == compose.ALERT_TOKEN
+    config = yaml.safe_load(compose.alertmanager_yml())
+    [webhook] = config["receivers"][0]["webhook_configs"]
+    assert webhook["url"] == f"http://alerts:{compose.ALERTS_PORT}/alerts"
+    assert webhook["http_config"]["authorization"] == {
+        "type": "Bearer",
+        "credentials": compose.ALERT_TOKEN,
+    }
+    prometheus = yaml.safe_load(compose.prometheus_yml())
+    assert prometheus["rule_files"] == ["/etc/prometheus/alert-rules.yml"]
+    targets = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == [f"alertmanager:{compose.ALERTMANAGER_PORT}"]
+    assert "127.0.0.1:9093:9093" in alertmanager["ports"]
+    assert "ports" not in receiver  # only Alertmanager, inside the network, reaches it
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool (prometheus-alertmanager)")
+def test_amtool_accepts_the_compose_alertmanager_config() -> None:
+    checked = subprocess.run(
+        ["amtool", "check-config", str(compose.FOLDER / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -82,7 +82,7 @@ def test_dev_up_passes_the_router_on(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
     monkeypatch.setattr(devstack, "up", up)
     assert run(["dev", "up", "--dir", str(tmp_path), "--router", "envoy"]) == 0
-    assert asked == {"router": "envoy"}
+    assert asked == {"router": "envoy", "alerts": False}
 
 
 def test_a_running_stack_with_another_router_is_an_error(

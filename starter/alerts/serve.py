@@ -1,0 +1,154 @@
+"""`rollout alerts serve`: run the receiver until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from plans import RolloutError, WebhookChannel
+from plans.text import ENV_NAME
+from starter.alerts.rules import DEFAULT_RULES, LABEL_NAME, Rules, load_rules
+
+if TYPE_CHECKING:
+    from starter.alerts.receiver import AlertReceiver
+
+# The server's modules (aiohttp, the Temporal client) are imported when it starts, not
+# whenever the `rollout` CLI builds its help.
+
+log = logging.getLogger("rollout.alerts")
+DEFAULT_LISTEN = "127.0.0.1:9095"
+DEFAULT_TOKEN_ENV = "ROLLOUT_ALERT_TOKEN"
+
+
+class UsageError(RolloutError):
+    """A receiver that cannot start as asked; the message says what to change."""
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as a host and a port (an argparse type)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    return host, int(port)
+
+
+def env_name(text: str) -> str:
+    """An environment variable's name (an argparse type)."""
+    if not ENV_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an environment variable name: use letters, digits and '_'"
+        )
+    return text
+
+
+def label_name(text: str) -> str:
+    """A Prometheus label name (an argparse type)."""
+    if not LABEL_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a label name: use letters, digits and '_', not starting with a digit"
+        )
+    return text
+
+
+def token_from(variable: str) -> str:
+    """The bearer token Alertmanager must send, from the environment variable named."""
+    token = os.environ.get(variable, "").strip()
+    if not token:
+        raise UsageError(
+            f"environment variable {variable} is not set or empty: put the token Alertmanager"
+            " sends (its webhook's http_config.authorization.credentials) there; a receiver"
+            " that can roll back rollouts never runs without one"
+        )
+    return token
+
+
+def rules_from(path: str | None) -> Rules:
+    return DEFAULT_RULES if path is None else load_rules(path)
+
+
+async def cmd_alerts_serve(args: argparse.Namespace) -> int:
+    """Check the options, then serve until asked to stop; exit 0 after a clean stop."""
+    from temporalio.client import Client
+
+    from activities.notifiers.webhook import WebhookNotifier
+    from starter.alerts.receiver import AlertReceiver
+    from starter.connection import use_dev_stack_when_unset
+    from worker.config import connect_config
+
+    # Asked to stop while still starting, it stops as soon as it listens.
+    stop = _stop_on_signals()
+    host, port = args.listen
+    token = token_from(args.token_env)
+    rules = rules_from(args.rules)
+    channel = None
+    if args.notify_webhook_env is not None:
+        channel = WebhookChannel(url_env=args.notify_webhook_env)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    use_dev_stack_when_unset()
+    # Lazy: the receiver starts (and answers 503) while Temporal is still coming up.
+    client = await Client.connect(**connect_config(), lazy=True)
+    receiver = AlertReceiver(
+        client,
+        token,
+        rules=rules,
+        service_label=args.service_label,
+        notifier=WebhookNotifier() if channel else None,
+        notify_channel=channel,
+    )
+    await serve(receiver, host, port, stop)
+    return 0
+
+
+async def serve(
+    receiver: AlertReceiver, host: str, port: int, stop: asyncio.Event | None = None
+) -> None:
+    """Serve on host:port until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
+    from aiohttp import web
+
+    from starter.alerts.receiver import PATHS
+
+    runner = web.AppRunner(receiver.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as error:
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({error.strerror or error}): choose another"
+                " --listen"
+            ) from None
+        rules = "; ".join(rule.describe() for rule in receiver.rules.rules)
+        log.info(
+            "listening on http://%s:%d%s for Alertmanager; service label %r; rules: %s",
+            host,
+            port,
+            PATHS[0],
+            receiver.service_label,
+            rules,
+        )
+        await (stop or _stop_on_signals()).wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event that SIGTERM and SIGINT set (the running loop's handlers replace the defaults)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    return stop
