@@ -28,6 +28,17 @@ from plans.durations import format_duration, parse_duration
 # A part of a template: the comment ``rollout init`` writes above it, and the plan's data.
 Part = tuple[str, dict[str, Any]]
 
+# The templates' gates read HAProxy's exporter; other routers read their own metrics. Envoy
+# has a latency histogram, so its response-time gates judge the p95 rather than an average.
+# (A flag's metrics are the application's own: no preset can know their names.)
+ROUTER_PRESETS: dict[str, dict[str, str]] = {
+    "haproxy": {},
+    "envoy": {
+        "haproxy-error-rate": "envoy-error-rate",
+        "haproxy-response-time": "envoy-p95-latency",
+    },
+}
+
 
 @dataclass(frozen=True)
 class Template:
@@ -38,12 +49,27 @@ class Template:
     gates: tuple[Part, ...]
     stages: tuple[Part, ...]
 
-    def fields(self) -> dict[str, Any]:
+    def fields(self, router: str | None = None) -> dict[str, Any]:
         """The plan fields this template gives, as fresh data a plan may override."""
         return {
-            "gates": [copy.deepcopy(gate) for _, gate in self.gates],
+            "gates": [copy.deepcopy(gate) for _, gate in self.gates_for(router)],
             "stages": [copy.deepcopy(stage) for _, stage in self.stages],
         }
+
+    def gates_for(self, router: str | None) -> tuple[Part, ...]:
+        """The gates on this router's own metrics (HAProxy's exporter unless it says else)."""
+        presets = ROUTER_PRESETS.get(router or "haproxy")
+        if presets is None:
+            return self.gates
+        gates = []
+        for why, gate in self.gates:
+            gate = {**gate, "preset": presets.get(gate["preset"], gate["preset"])}
+            kept = [line for line in why.splitlines() if "HAProxy's own average" not in line]
+            why = "\n".join(kept)
+            if "p95" in gate["preset"]:
+                why = why.replace("average response time", "p95 response time")
+            gates.append((why, gate))
+        return tuple(gates)
 
     def total_bake(self) -> timedelta:
         """How long the stages bake end to end (approvals and pauses not counted)."""
@@ -222,7 +248,8 @@ def with_template(
         return data, None, frozenset()
     mine = dict(data)
     template = template_named(mine.pop("template"))
-    given = template.fields()
+    router = mine.get("router")
+    given = template.fields(router.get("kind") if isinstance(router, dict) else None)
     taken = frozenset(given) - frozenset(mine)
     return given | mine, template, taken
 

@@ -29,6 +29,16 @@ ROUTER_EXAMPLES: dict[str, list[str]] = {
         "  # README's HAProxy section).",
         "  # match_map: /etc/haproxy/{service}-canary.map",
     ],
+    "envoy": [
+        "router:",
+        "  kind: envoy",
+        "  # Envoy's admin API, on this machine (127.0.0.1), with an admin_layer in its",
+        "  # layered_runtime; the route splits between weighted_clusters named as stable and",
+        "  # canary below, with this runtime_key_prefix (see the README's Envoy section).",
+        "  admin: http://127.0.0.1:9901",
+        "  runtime_key_prefix: routing.{service}",
+        "  timeout: 5s   # per admin request",
+    ],
 }
 
 # A stage sending chosen users to the canary first, for routers that can route by a header
@@ -84,7 +94,7 @@ def render_plan(template: Template, service: str, router: str) -> str:
         "# (min_samples: fewer requests than that in the window is inconclusive, never a pass).",
         "gates:",
     ]
-    for why, gate in template.gates:
+    for why, gate in template.gates_for(router):
         lines += [f"  # {line}" for line in why.splitlines()] + [f"  - {_flow(gate)}"]
     lines += [
         "",

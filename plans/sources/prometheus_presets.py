@@ -7,6 +7,9 @@ What exists for which source, honestly:
   rate and average response time. It has no latency histogram, so no p95 or p99.
 - The demo service has a request counter by code and a latency histogram, labelled
   ``version`` with the server's name: error rate, success rate, p95 and p99 latency.
+- Envoy (its admin API's ``/stats/prometheus``) counts upstream requests by response class
+  and keeps a latency histogram in milliseconds, per cluster: error rate and p95 latency.
+  It creates a class's series at its first request, so no 5xx yet reads as 0.
 """
 
 from __future__ import annotations
@@ -56,6 +59,18 @@ def _latency(max_s: float) -> dict[str, dict[str, float]]:
     }
 
 
+_ENVOY = 'envoy_cluster_upstream_rq_xx{envoy_cluster_name="$target"'
+_ENVOY_ERRORS = (
+    f'(sum(rate({_ENVOY},envoy_response_code_class="5"}}[$window])) or vector(0))'
+    f" / sum(rate({_ENVOY}}}[$window]))"
+)
+_ENVOY_COUNT = f"sum(increase({_ENVOY}}}[$window]))"
+_ENVOY_P95 = (
+    "histogram_quantile(0.95, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket"
+    '{envoy_cluster_name="$target"}[$window]))) / 1000'
+)
+
+
 def _quantile(q: float) -> str:
     return f"histogram_quantile({q}, sum by (le) (rate({_DEMO_BUCKETS})))"
 
@@ -92,6 +107,28 @@ PROMETHEUS_PRESETS: dict[str, Preset] = {
             "avg_over_time(haproxy_server_response_time_average_seconds"
             '{proxy="$backend",server="$target"}[$window])',
             _HAPROXY_COUNT,
+            "seconds",
+            "increase",
+            "mann-whitney",
+            **_latency(0.25),
+        ),
+        Preset(
+            "envoy-error-rate",
+            "envoy",
+            "share of the cluster's upstream requests answered 5xx",
+            _ENVOY_ERRORS,
+            _ENVOY_COUNT,
+            "ratio",
+            "increase",
+            "two-proportion",
+            **_ERRORS,
+        ),
+        Preset(
+            "envoy-p95-latency",
+            "envoy",
+            "95th percentile of the cluster's upstream request time (Envoy's histogram, in s)",
+            _ENVOY_P95,
+            _ENVOY_COUNT,
             "seconds",
             "increase",
             "mann-whitney",

@@ -223,3 +223,14 @@ def test_init_says_when_it_cannot_write(tmp_path: Path, capsys: pytest.CaptureFi
     assert run(["init", "shop", "--template", "fast", "--out", str(out)]) == EXIT_ERROR
     said = " ".join(capsys.readouterr().err.split())
     assert "cannot write" in said and "No such file or directory" in said
+
+
+def test_on_envoy_the_templates_read_envoys_own_metrics() -> None:
+    envoy = {"kind": "envoy", "admin": "http://127.0.0.1:9901", "runtime_key_prefix": "routing.co"}
+    plan = parse_plan(templated("safe", router=envoy))
+    assert {g.preset for g in plan.gates} == {"envoy-error-rate", "envoy-p95-latency"}
+    error_rate = next(g for g in plan.gates if g.name == "error-rate")
+    assert 'envoy_cluster_name="$target"' in (error_rate.query or "")
+    rendered = render_plan(TEMPLATES["safe"], "checkout", "envoy")
+    assert "p95 response time passes 500ms" in rendered
+    assert "HAProxy's own average" not in rendered
