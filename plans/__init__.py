@@ -17,7 +17,15 @@ from plans.gates import (
     gate_from,
 )
 from plans.loading import load_plan, parse_plan
-from plans.notify import Channel, Notify, WebhookChannel
+from plans.notify import (
+    AppriseChannel,
+    Channel,
+    EventKind,
+    Notify,
+    Severity,
+    Templates,
+    WebhookChannel,
+)
 from plans.plan import Plan
 from plans.presets import Preset
 from plans.routers import HAProxyRouter, Router, RouterModel
@@ -31,12 +39,14 @@ from plans.state import (
     GateAction,
     GateCheck,
     GateOutcome,
+    Notice,
     Notification,
     OperatorCommand,
     RolloutResult,
     RolloutState,
     RolloutStatus,
     ShiftRequest,
+    StageBrief,
     TargetClaim,
     TrafficSplit,
     Verdict,
@@ -44,6 +54,7 @@ from plans.state import (
 
 __all__ = [
     "PRESETS",
+    "AppriseChannel",
     "Channel",
     "ClaimAnswer",
     "CommandKind",
@@ -51,6 +62,7 @@ __all__ = [
     "ComparingGate",
     "Compensation",
     "Duration",
+    "EventKind",
     "Gate",
     "GateAction",
     "GateBase",
@@ -58,6 +70,7 @@ __all__ = [
     "GateOutcome",
     "HAProxyRouter",
     "MetricsSource",
+    "Notice",
     "Notification",
     "Notify",
     "OperatorCommand",
@@ -72,11 +85,14 @@ __all__ = [
     "RolloutStatus",
     "Router",
     "RouterModel",
+    "Severity",
     "ShiftRequest",
     "SourceModel",
     "Stage",
+    "StageBrief",
     "StatisticalGate",
     "TargetClaim",
+    "Templates",
     "ThresholdGate",
     "TrafficSplit",
     "Verdict",

@@ -9,12 +9,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.rollout import check_gates, check_gates_timeout, notify
-    from plans import Gate, GateCheck, GateOutcome, Notification, Plan, Stage, Verdict
+    from activities.rollout import check_gates, check_gates_timeout
+    from plans import Gate, GateCheck, GateOutcome, Plan, Stage, Verdict
     from workflows.target import root_message
 
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
-NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 
 
 async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdict]:
@@ -45,21 +44,3 @@ async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdi
             for g in gates
         ]
     return verdicts
-
-
-async def tell_people(plan: Plan, state: str, text: str) -> None:
-    """Send ``text`` to the plan's channel, if it has one; a lost message stops nothing."""
-    channel = plan.notify.channel
-    if channel is None:
-        return
-    try:
-        await workflow.execute_activity(
-            notify,
-            Notification(channel=channel, text=text, service=plan.service, state=state),
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=NOTIFY_RETRY,
-            summary="notify",
-        )
-    except ActivityError as error:
-        # A lost message must not stop a rollout, nor a rollback.
-        workflow.logger.warning("Notification failed: %s", root_message(error))
