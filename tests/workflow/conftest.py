@@ -94,6 +94,7 @@ class Doubles:
     shifts: list[int] = field(default_factory=list)
     checks: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
     shift_failures: int = 0
     routers: list[str] = field(default_factory=list)
     leases: list[str] = field(default_factory=list)
@@ -130,6 +131,7 @@ class Doubles:
         @activity.defn(name="notify")
         def notify(req: Notification) -> None:
             self.notes.append(req.text)
+            self.notifications.append(req)
 
         @activity.defn(name="claim_target")
         def claim_target(claim: TargetClaim) -> ClaimAnswer:
