@@ -64,7 +64,11 @@ def _hidden(variable: str, url: str) -> Iterator[None]:
 class _HideURL(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _SENDING:
-            record.msg, record.args = hide(record.getMessage()), ()
+            try:
+                text = record.getMessage()
+            except (TypeError, ValueError):  # a malformed record: keep only its format
+                text = str(record.msg)
+            record.msg, record.args = hide(text), ()
         return True
 
 

@@ -21,7 +21,12 @@ async def deliver(message: Notification, link: RunLink, record: SentRecord) -> i
     others from their message, and the retry that follows sends only to those still owed
     one (each channel's key is recorded as it is delivered).
     """
-    rendered = render(message, link)
+    try:
+        rendered = render(message, link)
+    except Exception:
+        # Even the default templates failing (a bug) must not lose the message: its line.
+        log.exception("rendering the message failed: sending its one line")
+        rendered = render(message.model_copy(update={"notice": None}), link)
     notice = message.notice
 
     async def one(channel: Channel) -> bool:
