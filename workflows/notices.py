@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.target import root_message
 
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
-NOTIFY_TIMEOUT = timedelta(seconds=60)
+NOTIFY_TIMEOUT = timedelta(seconds=30)
 
 # Events added with channels: runs recorded before never scheduled them, and replay them
 # without; every run since tells them to the channels that hear them.
@@ -39,6 +39,7 @@ class Notices:
         self._p = progress
         self._more: bool | None = None
         self._restoring: list[str] = []
+        self._pending: workflow.ActivityHandle[None] | None = None
 
     async def started(self) -> None:
         plan = self._plan
@@ -101,6 +102,7 @@ class Notices:
             f"Rollback of {self._plan.service} {self._plan.version} started: {reason}",
             reason=reason,
             restored=self._restoring,
+            wait=False,  # putting stable back waits for no receiver
         )
 
     async def ended(self, word: str, reason: str) -> None:
@@ -119,10 +121,20 @@ class Notices:
         await self.tell(kind, text, reason=text)
 
     async def tell(
-        self, kind: EventKind, text: str, reason: str = "", restored: list[str] | None = None
+        self,
+        kind: EventKind,
+        text: str,
+        reason: str = "",
+        restored: list[str] | None = None,
+        wait: bool = True,
     ) -> None:
-        """Send the event to every channel that hears it; a lost message stops nothing."""
+        """Send the event to every channel that hears it; a lost message stops nothing.
+
+        Without ``wait`` the message goes out while the workflow goes on (a rollback does
+        not wait for a slow receiver); it is waited for before the next event is told.
+        """
         plan, p = self._plan, self._p
+        await self._settle()
         channels = plan.notify.channels_for(kind)
         if not channels:
             return
@@ -137,14 +149,23 @@ class Notices:
             state=p.state.value,
             notice=self._notice(kind, reason, restored or []),
         )
+        self._pending = workflow.start_activity(
+            notify,
+            message,
+            start_to_close_timeout=NOTIFY_TIMEOUT,
+            retry_policy=NOTIFY_RETRY,
+            summary=f"notify {kind.value}",
+        )
+        if wait:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the message under way, if any; its failure is only logged."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
         try:
-            await workflow.execute_activity(
-                notify,
-                message,
-                start_to_close_timeout=NOTIFY_TIMEOUT,
-                retry_policy=NOTIFY_RETRY,
-                summary=f"notify {kind.value}",
-            )
+            await pending
         except ActivityError as error:
             # A lost message must not stop a rollout, nor a rollback.
             workflow.logger.warning("Notification failed: %s", root_message(error))

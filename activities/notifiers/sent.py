@@ -25,7 +25,7 @@ from pathlib import Path
 from activities.errors import NotifierUnreachable
 
 NOTIFY_DIR_ENV = "ROLLOUT_NOTIFY_DIR"
-STALE_CLAIM = 120.0  # seconds: past the notify activity's start-to-close timeout
+STALE_CLAIM = 120.0  # seconds: well past the notify activity's start-to-close timeout (30 s)
 KEEP_SENT = 30 * 86_400.0  # seconds a delivered key is remembered
 PRUNE_EVERY = 3_600.0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +11,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState
+from plans import CommandKind, GateOutcome, Notification, OperatorCommand, RolloutState
 from starter.operations import send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of
@@ -142,3 +144,30 @@ async def test_runs_that_tell_events_replay(env: Any, worker: str, doubles: Doub
         ]
         assert len(patches) >= 1  # the target's patch, in both
         assert any(MORE_EVENTS in p for p in patches) == ("channels" in notify), patches
+
+
+async def test_a_rollback_waits_for_no_receiver(env: Any, worker: str, doubles: Doubles) -> None:
+    doubles.judge = lambda n, check: verdicts(check, GateOutcome.FAIL, 0.2)
+    restored = threading.Event()
+    saw_restore_first: list[bool] = []
+
+    def slow_receiver(req: Notification) -> None:
+        # The rollback notice is still being sent when stable is put back.
+        if req.notice is not None and req.notice.kind.value == "rollback_started":
+            saw_restore_first.append(restored.wait(timeout=60))
+
+    def watch_shifts() -> None:
+        while not restored.is_set() and not saw_restore_first:
+            if 0 in doubles.shifts:
+                restored.set()
+            time.sleep(0.01)
+
+    doubles.on_notify = slow_receiver
+    watcher = threading.Thread(target=watch_shifts, daemon=True)
+    watcher.start()
+    plan = make_plan(notify={"channels": [ONCALL]}, stages=STAGES)
+    handle = await start_rollout(env.client, plan, worker)
+    await rolled_back(env, handle)
+    watcher.join(timeout=5)
+    assert saw_restore_first == [True]
+    assert told(doubles) == [("rollback_started", ["oncall"]), ("rolled_back", ["oncall"])]
