@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 from plans import CommandKind, GateOutcome, Notification, OperatorCommand, RolloutState
 from starter.operations import send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
-from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of
+from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
 from workflows.notices import MORE_EVENTS
 from workflows.rollout import RolloutWorkflow
 
@@ -171,3 +171,28 @@ async def test_a_rollback_waits_for_no_receiver(env: Any, worker: str, doubles: 
     watcher.join(timeout=5)
     assert saw_restore_first == [True]
     assert told(doubles) == [("rollback_started", ["oncall"]), ("rolled_back", ["oncall"])]
+
+
+async def test_blue_green_tells_its_preview_and_flip(
+    env: Any, worker: str, doubles: Doubles
+) -> None:
+    plan = make_plan(
+        stages=[],
+        strategy="blue_green",
+        blue_green={"preview": "10m", "post_promotion_for": "30m", "check_every": "5m"},
+        notify={"channels": [EVERYTHING]},
+    )
+    handle = await start_rollout(env.client, plan, worker)
+    await until(handle, lambda s: s.state == RolloutState.AWAITING_APPROVAL, env)
+    await send_command(
+        env.client, plan.service, OperatorCommand(kind=CommandKind.APPROVE, by="ana")
+    )
+    result = await settle(env, handle, step=timedelta(minutes=5))
+    assert result.state == RolloutState.PROMOTED
+    kinds = [kind for kind, _ in told(doubles)]
+    assert kinds[:2] == ["started", "awaiting_approval"]
+    assert kinds[-1] == "promoted"
+    notices = [n.notice for n in doubles.notifications if n.notice is not None]
+    assert notices[0].strategy == "blue-green"
+    assert notices[1].stage == "preview" and notices[1].weight == 0
+    assert next(n.stage for n in notices if n.kind.value == "stage_passed") == "preview"
