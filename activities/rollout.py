@@ -23,7 +23,9 @@ from temporalio.exceptions import ApplicationError
 from activities import gates as gate_checks
 from activities.errors import RouterRefused, SideEffectError
 from activities.metrics import MetricProvider, provider_for
-from activities.notifiers import notifier_for
+from activities.notifiers.delivery import deliver
+from activities.notifiers.messages import RunLink
+from activities.notifiers.sent import SentRecord
 from activities.routers import router_for
 from plans import GateCheck, MetricsSource, Notification, ShiftRequest, TrafficSplit, Verdict
 from plans.state import Look, Seen
@@ -171,11 +173,22 @@ def check_gates_timeout(req: GateCheck) -> timedelta:
     return gate_checks.time_budget(req) + timedelta(seconds=5)
 
 
+_sent = SentRecord()
+
+
 @activity.defn(name="notify")
 async def notify(message: Notification) -> None:
-    """Deliver a message to its channel, by the notifier registered for the channel's kind."""
+    """Render the message and deliver it to its channels, once per event and channel.
+
+    The record of what was sent ($ROLLOUT_NOTIFY_DIR) makes a retried attempt send only
+    what did not go out yet (see ``activities.notifiers.sent``).
+    """
+    info = activity.info()
+    link = RunLink(
+        info.workflow_namespace or "default", info.workflow_id or "", info.workflow_run_id or ""
+    )
     with _reported():
-        await notifier_for(message.channel.kind).send(message)
+        await deliver(message, link, _sent)
 
 
 ALL_ACTIVITIES: list[Callable[..., Any]] = [

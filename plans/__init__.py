@@ -18,7 +18,15 @@ from plans.gates import (
 )
 from plans.loading import load_plan, parse_plan
 from plans.match import RequestMatch
-from plans.notify import Channel, Notify, WebhookChannel
+from plans.notify import (
+    AppriseChannel,
+    Channel,
+    EventKind,
+    Notify,
+    Severity,
+    Templates,
+    WebhookChannel,
+)
 from plans.plan import Plan
 from plans.presets import Preset
 from plans.routers import EnvoyRouter, FlagdRouter, HAProxyRouter, Router, RouterModel
@@ -32,12 +40,14 @@ from plans.state import (
     GateAction,
     GateCheck,
     GateOutcome,
+    Notice,
     Notification,
     OperatorCommand,
     RolloutResult,
     RolloutState,
     RolloutStatus,
     ShiftRequest,
+    StageBrief,
     TargetClaim,
     TrafficSplit,
     Verdict,
@@ -45,6 +55,7 @@ from plans.state import (
 
 __all__ = [
     "PRESETS",
+    "AppriseChannel",
     "Channel",
     "ClaimAnswer",
     "CommandKind",
@@ -53,6 +64,7 @@ __all__ = [
     "Compensation",
     "Duration",
     "EnvoyRouter",
+    "EventKind",
     "FlagdRouter",
     "Gate",
     "GateAction",
@@ -61,6 +73,7 @@ __all__ = [
     "GateOutcome",
     "HAProxyRouter",
     "MetricsSource",
+    "Notice",
     "Notification",
     "Notify",
     "OperatorCommand",
@@ -76,11 +89,14 @@ __all__ = [
     "RolloutStatus",
     "Router",
     "RouterModel",
+    "Severity",
     "ShiftRequest",
     "SourceModel",
     "Stage",
+    "StageBrief",
     "StatisticalGate",
     "TargetClaim",
+    "Templates",
     "ThresholdGate",
     "TrafficSplit",
     "Verdict",

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from plans import text
 from plans.errors import PlanError
 from plans.gates import GATE_MODELS
-from plans.notify import CHANNEL_KINDS
+from plans.notify import CHANNEL_KINDS, Templates, template_problems
 from plans.plan import Plan
 from plans.routers import ROUTER_KINDS
 from plans.sources import SOURCE_KINDS
@@ -219,4 +219,18 @@ def load_plan(path: str | Path) -> Plan:
             [f"cannot read {path} as UTF-8 text (byte {error.start}): save it as UTF-8"],
             str(path),
         ) from None
-    return parse_plan(_load_yaml(text, str(path)), str(path))
+    plan = parse_plan(_load_yaml(text, str(path)), str(path))
+    return _with_templates(plan, path)
+
+
+def _with_templates(plan: Plan, path: Path) -> Plan:
+    """The plan with its templates folder checked and made absolute (relative to the file)."""
+    templates = plan.notify.templates
+    if templates is None:
+        return plan
+    folder = (path.parent / templates.dir).resolve()
+    problems = template_problems(folder)
+    if problems:
+        raise _invalid([f"notify.templates.dir: {p}" for p in problems], str(path))
+    notify = plan.notify.model_copy(update={"templates": Templates(dir=str(folder))})
+    return plan.model_copy(update={"notify": notify})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plans.gates import Gate, GateBase
 from plans.match import RequestMatch
-from plans.notify import Channel
+from plans.notify import Channel, EventKind
 from plans.routers import Router
 from plans.sources import MetricsSource
 
@@ -196,13 +196,61 @@ class GateCheck(BaseModel):
         return self.source if gate.source is None else self.sources[gate.source]
 
 
-class Notification(BaseModel):
-    """A message for people and the channel it goes to (whose secrets the activity reads)."""
+class StageBrief(BaseModel):
+    """A stage as a message shows it: the plan's timeline."""
 
-    channel: Channel
+    name: str
+    weight: int
+    bake_s: float = 0.0
+    approval: bool = False
+
+
+class Notice(BaseModel):
+    """An event for people, as data; the activity renders it with the channel's templates.
+
+    ``key`` names the event once for the whole rollout (its workflow id and first run, the
+    event, the stage, a sequence number carried across continue-as-new): a message already
+    sent under a key is never sent again, whatever retries or runs follow.
+    """
+
+    kind: EventKind
+    key: str
+    service: str
+    version: str
+    strategy: str = "canary"
+    stage: str = ""
+    stage_index: int = -1
+    stage_count: int = 0
+    weight: int = Field(default=0, description="the canary's share of traffic now, in percent")
+    stages: list[StageBrief] = Field(default_factory=list)
+    verdicts: list[Verdict] = Field(default_factory=list)
+    reason: str = ""
+    restored: list[str] = Field(default_factory=list, description="what a rollback put back")
+    at: datetime | None = None
+    report_url: str | None = Field(default=None, description="the run's report, when it has one")
+    templates_dir: str | None = Field(default=None, description="the plan's own templates")
+
+
+class Notification(BaseModel):
+    """A message for people and the channels it goes to (whose secrets the activity reads).
+
+    Runs recorded before channels subscribed to events send one ``channel`` and ``text``
+    only; since then ``channels`` and ``notice`` come too, and ``text`` stays the one line
+    the plan's ``webhook_url_env`` has always received.
+    """
+
+    channel: Channel | None = None
     text: str
     service: str = ""
     state: str = ""
+    channels: list[Channel] = Field(default_factory=list)
+    notice: Notice | None = None
+
+    def targets(self) -> list[Channel]:
+        """Every channel this message goes to."""
+        if self.channels:
+            return list(self.channels)
+        return [self.channel] if self.channel is not None else []
 
     @model_validator(mode="before")
     @classmethod
@@ -339,6 +387,10 @@ class RolloutProgress(BaseModel):
     )
     router_unreadable: bool = Field(
         default=False, description="the last read of the router's split failed"
+    )
+    notices: int = Field(default=0, description="events told so far: part of each one's key")
+    approval_noticed_stage: int = Field(
+        default=-1, description="the stage whose wait for approval people were told of"
     )
 
 

@@ -12,6 +12,8 @@ The promoted run also meets a drift (HAProxy's canary weight set to 0 behind its
 and a fourth run is refused because the promoted one owns the same backend. A fifth
 (``matched``) sends internal users first by a header match, meets a drift of its match
 (the map cleared behind its back), moves on to a stage without match and is rolled back.
+With `--notify` every plan also tells a webhook and an apprise channel (a local receiver
+that answers 200), so the histories hold the notify activities of each event.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +45,39 @@ OUT = ROOT / "tests" / "histories"
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 
 
+NOTIFY: dict[str, Any] = {}
+
+
 def plan(info: devstack.StackInfo, service: str, stages: list[dict[str, Any]]) -> Any:
-    return parse_plan(
-        error_rate_plan(info, service, stages, window="5s", failure_limit=2, inconclusive_limit=10)
+    data = error_rate_plan(
+        info, service, stages, window="5s", failure_limit=2, inconclusive_limit=10
+    )
+    if NOTIFY:
+        data["notify"] = NOTIFY
+    return parse_plan(data)
+
+
+def receive_notifications() -> None:
+    """A local receiver for --notify: answers 200 to every POST; the worker inherits the URLs."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    os.environ["HISTORY_WEBHOOK_URL"] = f"http://127.0.0.1:{port}/hook"
+    os.environ["HISTORY_TEAM_URL"] = f"json://127.0.0.1:{port}/team"
+    NOTIFY.update(
+        webhook_url_env="HISTORY_WEBHOOK_URL",
+        channels=[{"name": "team", "url_env": "HISTORY_TEAM_URL"}],
     )
 
 
@@ -154,7 +189,11 @@ async def capture_matched(client: Client, info: devstack.StackInfo, prefix: str)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prefix", default="", help="put before each file's name")
-    prefix = parser.parse_args().prefix
+    parser.add_argument("--notify", action="store_true", help="plans tell two channels")
+    args = parser.parse_args()
+    prefix = args.prefix
+    if args.notify:
+        receive_notifications()
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         info = devstack.up(Path(folder))

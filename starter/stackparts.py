@@ -205,6 +205,9 @@ def worker_env(info: StackInfo) -> dict[str, str]:
         "TEMPORAL_NAMESPACE": info.namespace,
         "ROLLOUT_TASK_QUEUE": info.task_queue,
         "ROLLOUT_WORKER_METRICS": info.worker_metrics or "",
+        # Messages link to this stack's UI; the record of sent messages lives with the stack.
+        "TEMPORAL_UI_URL": info.ui_url,
+        "ROLLOUT_NOTIFY_DIR": str(Path(info.dir) / "notices"),
     }
 
 

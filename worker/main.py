@@ -49,9 +49,16 @@ environment:
                             must use the same one
   ROLLOUT_WORKER_METRICS    host:port where the worker serves its own Prometheus metrics
                             (default: none)
-  and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token)
-  and notify.webhook_url_env (a webhook URL), read by the activities at each use, so
-  secrets never enter a workflow's history.
+  TEMPORAL_UI_URL           base of the Temporal UI links in notifications
+                            (default http://localhost:8233)
+  ROLLOUT_TEMPLATE_DIR      a folder of message templates (<event>.j2) that replace the
+                            defaults; a plan's notify.templates win over it
+  ROLLOUT_NOTIFY_DIR        where the keys of sent notifications are kept, so a retried
+                            activity sends nothing twice (default: a folder in the temporary
+                            folder); workers that share it share the record
+  and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token),
+  notify.webhook_url_env (a webhook URL) and each notify.channels url_env (an apprise URL),
+  read by the activities at each use, so secrets never enter a workflow's history.
 
 The worker does not look for a dev stack: `rollout dev up` starts one of its own.
 

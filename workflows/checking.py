@@ -10,22 +10,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.rollout import check_gates, check_gates_timeout, look, look_timeout, notify
-    from plans import (
-        Gate,
-        GateCheck,
-        GateOutcome,
-        Notification,
-        Plan,
-        Stage,
-        TrafficSplit,
-        Verdict,
-    )
+    from activities.rollout import check_gates, check_gates_timeout, look, look_timeout
+    from plans import Gate, GateCheck, GateOutcome, Plan, Stage, TrafficSplit, Verdict
     from plans.state import Look, Seen
     from workflows.target import Target, root_message
 
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
-NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 
 
 async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdict]:
@@ -88,21 +78,3 @@ def inconclusive(gates: list[Gate], reason: str) -> list[Verdict]:
     return [
         Verdict(gate=g.name, outcome=GateOutcome.INCONCLUSIVE, reason=reason, at=now) for g in gates
     ]
-
-
-async def tell_people(plan: Plan, state: str, text: str) -> None:
-    """Send ``text`` to the plan's channel, if it has one; a lost message stops nothing."""
-    channel = plan.notify.channel
-    if channel is None:
-        return
-    try:
-        await workflow.execute_activity(
-            notify,
-            Notification(channel=channel, text=text, service=plan.service, state=state),
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=NOTIFY_RETRY,
-            summary="notify",
-        )
-    except ActivityError as error:
-        # A lost message must not stop a rollout, nor a rollback.
-        workflow.logger.warning("Notification failed: %s", root_message(error))

@@ -29,13 +29,13 @@ with workflow.unsafe.imports_passed_through():
     from plans.state import AuditEvent, RolloutProgress
     from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import decisions
-    from workflows.checking import judge_gates, observe_and_judge, tell_people
+    from workflows.checking import judge_gates, observe_and_judge
+    from workflows.notices import Notices
     from workflows.status import (
         keep_blue_text,
         kept_blue,
         publish,
         result_of,
-        stages_line,
         status_of,
     )
     from workflows.target import Target, TargetRefused, root_message
@@ -81,7 +81,8 @@ class RolloutWorkflow:
         self._published: tuple[Any, ...] = ()
         self._observes = False
         self._one_look = False
-        self._target = Target(self._plan, self._p, self._audit, self._notify, self._publish)
+        self._notices = Notices(self._plan, self._p)
+        self._target = Target(self._plan, self._p, self._audit, self._notices.say, self._publish)
 
     @workflow.run
     async def run(
@@ -95,9 +96,7 @@ class RolloutWorkflow:
             await self._claim_target()
         try:
             if p.run_count == 1 and p.shifted_stage < 0:
-                await self._notify(
-                    f"Rollout of {plan.service} {plan.version} started: " + stages_line(plan)
-                )
+                await self._notices.started()
             while p.stage_index < len(plan.stages) and not p.promote_requested:
                 await self._run_stage(plan.stages[p.stage_index])
                 if p.promote_requested:
@@ -130,6 +129,7 @@ class RolloutWorkflow:
         if not self._p.promote_requested:
             where = decisions.describe_stage(self._plan, self._p.stage_index)
             self._audit("stage", f"{where} passed")
+            await self._notices.stage_passed()
 
     async def _enter(self, stage: Stage) -> None:
         """Shift the canary to the stage's weight and start its bake clock."""
@@ -179,7 +179,8 @@ class RolloutWorkflow:
                 continue
             if unfinished := decisions.abort_reason(self._plan, p, now):
                 raise _Abort(unfinished)
-            self._set_waiting_state(now)
+            if self._set_waiting_state(now) == RolloutState.AWAITING_APPROVAL:
+                await self._notices.awaiting_approval()
             if not checked:
                 p.next_check_at = now + stage.check_every
             if self._should_continue_as_new():
@@ -231,7 +232,7 @@ class RolloutWorkflow:
             raise _RollBack(why)
         if stage.on_deadline == "pause" and not p.paused:
             decisions.pause(p, now, "deadline")
-        await self._notify(f"Rollout of {self._plan.service}: {why}; action: {stage.on_deadline}")
+        await self._notices.deadline_missed(why, stage.on_deadline)
 
     def _next_stage(self) -> None:
         p = self._p
@@ -240,7 +241,7 @@ class RolloutWorkflow:
         p.clock_running_since = None
         p.stage_checks = 0
 
-    def _set_waiting_state(self, now: datetime) -> None:
+    def _set_waiting_state(self, now: datetime) -> RolloutState:
         p = self._p
         if p.paused:
             state = RolloutState.PAUSED
@@ -253,6 +254,7 @@ class RolloutWorkflow:
                 workflow.logger.info("Stage awaits approval")
             p.state = state
         self._publish()
+        return state
 
     # -- a check: read the router back, judge the gates, act ----------------------------------
 
@@ -280,7 +282,7 @@ class RolloutWorkflow:
 
     async def _act_on(self, verdicts: list[Verdict], gates: list[Gate]) -> None:
         """Keep the verdicts; roll back, pause or notify as the gates' policies ask."""
-        p, plan = self._p, self._plan
+        p = self._p
         self._audit_verdicts(verdicts)
         actions = decisions.judge_checks(p, gates, verdicts)
         for shadow in p.shadow_actions:
@@ -294,12 +296,7 @@ class RolloutWorkflow:
                 decisions.pause(p, workflow.now(), "gates")
                 self._audit("pause", f"paused by gate {action.gate}: {action.reason}")
                 self._publish()
-            paused = action.action == "pause"
-            verb = "paused" if paused else "needs a look"
-            retry = f" (`rollout retry {plan.service}` re-checks)" if paused else ""
-            await self._notify(
-                f"Rollout of {plan.service} {plan.version} {verb}: {action.reason}{retry}"
-            )
+            await self._notices.gate_action(action.action, action.reason)
 
     def _discount_unobserved(self, stage: Stage, now: datetime) -> None:
         """Time with no check (worker, server or router away) is not counted as baked."""
@@ -353,9 +350,7 @@ class RolloutWorkflow:
                 p.reason = f"promoted by {who.by}" + (f": {who.reason}" if who.reason else "")
         self._audit("end", f"promoted: {p.reason}")
         self._publish()
-        await self._notify(
-            f"Rollout of {self._plan.service} {self._plan.version} promoted: {p.reason}"
-        )
+        await self._notices.promoted()
         await self._target.release()
 
     async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
@@ -365,12 +360,12 @@ class RolloutWorkflow:
         self._audit("rollback", f"restoring stable: {reason}")
         p.state = RolloutState.ROLLING_BACK
         self._publish()
+        await self._notices.rollback_started(reason)
         await self._target.restore(read_back=self._observes)
         p.state = final
         self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
         self._publish()
-        word = final.value.replace("_", " ")
-        await self._notify(f"Rollout of {self._plan.service} {self._plan.version} {word}: {reason}")
+        await self._notices.ended(final.value.replace("_", " "), reason)
         await self._target.release()
 
     def _rolled_back(self) -> ApplicationError:
@@ -383,9 +378,6 @@ class RolloutWorkflow:
 
     def _failed_step(self) -> str:
         return "shift" if self._p.state == RolloutState.SHIFTING else "step"
-
-    async def _notify(self, text: str) -> None:
-        await tell_people(self._plan, self._p.state.value, text)
 
     # -- history stays bounded --------------------------------------------------------------
 

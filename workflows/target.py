@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from plans import (
         ClaimAnswer,
         Compensation,
+        EventKind,
         Plan,
         RequestMatch,
         RolloutState,
@@ -46,7 +47,7 @@ CLAIM_RETRY = RetryPolicy(
 )
 
 Audit = Callable[[str, str], None]
-Notify = Callable[[str], Awaitable[None]]
+Notify = Callable[[EventKind, str], Awaitable[None]]
 
 
 class TargetRefused(Exception):
@@ -187,7 +188,9 @@ class Target:
             " putting it back"
         )
         self._audit("drift", text)
-        await self._notify(f"Rollout of {plan.service} {plan.version}: drift: {text}")
+        await self._notify(
+            EventKind.DRIFT, f"Rollout of {plan.service} {plan.version}: drift: {text}"
+        )
         await self._set(
             self.request(p.canary_weight, p.canary_match),
             f"re-assert canary at {p.canary_weight}% after drift",
@@ -243,9 +246,10 @@ class Target:
             except ActivityError as error:
                 failures += 1
                 await self._notify(
+                    EventKind.RESTORE_FAILING,
                     f"Rollback of {plan.service} cannot {compensation.description} after"
                     f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
-                    f" ({root_message(error)}); still retrying"
+                    f" ({root_message(error)}); still retrying",
                 )
                 await workflow.sleep(
                     timedelta(seconds=min(30 * failures, 300)), summary="retry restore"

@@ -6,25 +6,28 @@ from collections.abc import Callable
 from typing import Protocol
 
 from activities.errors import NotifierRefused
+from activities.notifiers.apprise_channel import AppriseNotifier
+from activities.notifiers.messages import Message
 from activities.notifiers.webhook import WebhookNotifier
-from plans import Notification
+from plans import Channel
 
 
 class Notifier(Protocol):
     """Delivers a message to people."""
 
-    async def send(self, message: Notification) -> None:
-        """Deliver ``message`` to its channel; raise NotifierRefused or NotifierUnreachable."""
+    async def send(self, channel: Channel, message: Message) -> None:
+        """Deliver ``message`` to ``channel``; raise NotifierRefused or NotifierUnreachable."""
         ...
 
 
 NOTIFIERS: dict[str, Callable[[], Notifier]] = {
     "webhook": WebhookNotifier,
+    "apprise": AppriseNotifier,
 }
 
 
 def notifier_for(kind: str) -> Notifier:
-    """The notifier for channels of ``kind`` (a ``Notification``'s ``channel.kind``)."""
+    """The notifier for channels of ``kind`` (a ``Channel``'s ``kind``)."""
     try:
         return NOTIFIERS[kind]()
     except KeyError:
@@ -32,4 +35,4 @@ def notifier_for(kind: str) -> Notifier:
         raise NotifierRefused(f"no notifier of kind {kind!r}: use one of {known}") from None
 
 
-__all__ = ["NOTIFIERS", "Notifier", "WebhookNotifier", "notifier_for"]
+__all__ = ["NOTIFIERS", "AppriseNotifier", "Message", "Notifier", "WebhookNotifier", "notifier_for"]

@@ -13,7 +13,8 @@ from contextvars import ContextVar
 import httpx
 
 from activities.errors import NotifierRefused, NotifierUnreachable
-from plans import Notification, WebhookChannel
+from activities.notifiers.messages import Message
+from plans import Channel, WebhookChannel
 
 # While a webhook is being posted, the name of the variable holding its URL.
 _POSTING: ContextVar[str | None] = ContextVar("posting_webhook", default=None)
@@ -41,9 +42,8 @@ class WebhookNotifier:
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
 
-    async def send(self, message: Notification) -> None:
+    async def send(self, channel: Channel, message: Message) -> None:
         """POST the message; 2xx is delivered, 4xx is refused, anything else may be retried."""
-        channel = message.channel
         if not isinstance(channel, WebhookChannel):
             raise NotifierRefused(f"a webhook cannot deliver to a {channel.kind} channel")
         variable = channel.url_env

@@ -23,7 +23,8 @@ from aiohttp import web
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from plans import Notification, RolloutError, RolloutStatus, WebhookChannel
+from activities.notifiers.messages import Message
+from plans import Channel, RolloutError, RolloutStatus, WebhookChannel
 from starter import reading
 from starter.alerts.decide import (
     Handled,
@@ -51,7 +52,7 @@ STATUS_TIMEOUT = timedelta(seconds=5)
 class Notifier(Protocol):
     """Where ``notify`` alerts are posted (the worker's Slack-compatible webhook notifier)."""
 
-    async def send(self, message: Notification) -> None: ...
+    async def send(self, channel: Channel, message: Message) -> None: ...
 
 
 class TemporalUnavailable(RolloutError):
@@ -239,11 +240,16 @@ class AlertReceiver:
         )
         detail = text
         if self.notifier is not None and self.notify_channel is not None:
-            message = Notification(
-                channel=self.notify_channel, text=text, service=service, state=status.state.value
+            message = Message(
+                title=f"{reason(alert)}: {service}",
+                body=text,
+                text=text,
+                service=service,
+                state=status.state.value,
+                kind="alert",
             )
             try:
-                await self.notifier.send(message)
+                await self.notifier.send(self.notify_channel, message)
                 detail += f"; posted to {self.notify_channel.describe()}"
             except RolloutError as error:
                 detail += f"; could not post it: {error}"

@@ -30,6 +30,9 @@ WORKER_ENVIRONMENT = (
     "ROLLOUT_WORKER_METRICS",
     "bearer_token_env",
     "webhook_url_env",
+    "TEMPORAL_UI_URL",
+    "ROLLOUT_TEMPLATE_DIR",
+    "ROLLOUT_NOTIFY_DIR",
 )
 
 

@@ -95,6 +95,8 @@ class Doubles:
     shifts: list[int] = field(default_factory=list)
     checks: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    on_notify: Callable[[Notification], None] | None = None
     shift_failures: int = 0
     routers: list[str] = field(default_factory=list)
     leases: list[str] = field(default_factory=list)
@@ -138,7 +140,10 @@ class Doubles:
 
         @activity.defn(name="notify")
         def notify(req: Notification) -> None:
+            if self.on_notify is not None:
+                self.on_notify(req)
             self.notes.append(req.text)
+            self.notifications.append(req)
 
         @activity.defn(name="claim_target")
         def claim_target(claim: TargetClaim) -> ClaimAnswer:

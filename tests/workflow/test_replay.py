@@ -35,6 +35,22 @@ def test_the_three_kinds_of_run_are_kept() -> None:
         "input_rolled_back",
         "input_continued_as_new",
     }
+    # Recorded before channels heard events, by the code of then, with the plan's webhook:
+    # the notify activities of old runs, as a new worker meets them.
+    assert {p.stem for p in HISTORIES} >= {
+        "webhook_promoted",
+        "webhook_refused",
+        "webhook_rolled_back",
+        "webhook_continued_as_new",
+    }
+    # Recorded since channels hear events (`capture_histories.py --notify`): each event's
+    # notify activity, the new ones on the notify-more-events patch.
+    assert {p.stem for p in HISTORIES} >= {
+        "notify_promoted",
+        "notify_refused",
+        "notify_rolled_back",
+        "notify_continued_as_new",
+    }
 
 
 @pytest.mark.parametrize("name", ["promoted", "owned_promoted", "input_promoted"])

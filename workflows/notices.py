@@ -1,0 +1,209 @@
+"""What the rollout tells people: one structured event per moment, to the channels that hear it.
+
+The workflow sends data (what happened, at which stage and weight, the verdicts, the
+reason); the notify activity renders it with templates and delivers it, so history stays
+small and templates can change under a running rollout. Each event carries a key that
+names it once for the whole rollout, so neither a retried activity nor a later run sends it
+twice. A lost message stops nothing: not a rollout, and never a rollback.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.rollout import notify
+    from plans import EventKind, Notice, Notification, Plan, StageBrief, Verdict
+    from plans.notify import WEBHOOK_EVENTS
+    from plans.state import RolloutProgress
+    from workflows.status import stages_line
+    from workflows.target import root_message
+
+NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
+NOTIFY_TIMEOUT = timedelta(seconds=30)
+
+# Events added with channels: runs recorded before never scheduled them, and replay them
+# without; every run since tells them to the channels that hear them.
+MORE_EVENTS = "notify-more-events"
+
+
+class Notices:
+    """The rollout's voice: builds each event and hands it to the notify activity."""
+
+    def __init__(self, plan: Plan, progress: RolloutProgress) -> None:
+        self._plan = plan
+        self._p = progress
+        self._more: bool | None = None
+        self._restoring: list[str] = []
+        self._pending: workflow.ActivityHandle[None] | None = None
+
+    async def started(self) -> None:
+        plan = self._plan
+        text = f"Rollout of {plan.service} {plan.version} started: " + stages_line(plan)
+        await self.tell(EventKind.STARTED, text)
+
+    async def stage_passed(self) -> None:
+        p = self._p
+        stage = self._plan.stages[p.stage_index]
+        await self.tell(
+            EventKind.STAGE_PASSED,
+            f"Rollout of {self._plan.service} {self._plan.version}: stage {stage.name!r}"
+            f" ({stage.weight}%) passed",
+        )
+
+    async def awaiting_approval(self) -> None:
+        p = self._p
+        if p.approval_noticed_stage == p.stage_index:
+            return  # told once per stage, not again after each pause and resume
+        p.approval_noticed_stage = p.stage_index
+        plan = self._plan
+        await self.tell(
+            EventKind.AWAITING_APPROVAL,
+            f"Rollout of {plan.service} {plan.version} awaits approval:"
+            f" `rollout approve {plan.service}`",
+        )
+
+    async def gate_action(self, action: str, reason: str) -> None:
+        """A gate's policy paused the rollout or asks for a look."""
+        plan = self._plan
+        paused = action == "pause"
+        verb = "paused" if paused else "needs a look"
+        retry = f" (`rollout retry {plan.service}` re-checks)" if paused else ""
+        await self.tell(
+            EventKind.PAUSED if paused else EventKind.GATE_FAILING,
+            f"Rollout of {plan.service} {plan.version} {verb}: {reason}{retry}",
+            reason=reason,
+        )
+
+    async def deadline_missed(self, why: str, action: str) -> None:
+        await self.tell(
+            EventKind.DEADLINE_MISSED,
+            f"Rollout of {self._plan.service}: {why}; action: {action}",
+            reason=f"{why}; action: {action}",
+        )
+
+    async def promoted(self) -> None:
+        plan, p = self._plan, self._p
+        await self.tell(
+            EventKind.PROMOTED,
+            f"Rollout of {plan.service} {plan.version} promoted: {p.reason}",
+            reason=p.reason,
+        )
+
+    async def rollback_started(self, reason: str) -> None:
+        """Stable is being put back; what will be undone is kept for the end's message."""
+        self._restoring = [c.description for c in reversed(self._p.compensations)]
+        await self.tell(
+            EventKind.ROLLBACK_STARTED,
+            f"Rollback of {self._plan.service} {self._plan.version} started: {reason}",
+            reason=reason,
+            restored=self._restoring,
+            wait=False,  # putting stable back waits for no receiver
+        )
+
+    async def ended(self, word: str, reason: str) -> None:
+        """The run ended rolled back or aborted (``word``), with stable restored."""
+        plan = self._plan
+        kind = EventKind.ABORTED if word == "aborted" else EventKind.ROLLED_BACK
+        await self.tell(
+            kind,
+            f"Rollout of {plan.service} {plan.version} {word}: {reason}",
+            reason=reason,
+            restored=self._restoring,
+        )
+
+    async def say(self, kind: EventKind, text: str) -> None:
+        """An event whose one line says it all (drift, a restore that fails)."""
+        await self.tell(kind, text, reason=text)
+
+    async def tell(
+        self,
+        kind: EventKind,
+        text: str,
+        reason: str = "",
+        restored: list[str] | None = None,
+        wait: bool = True,
+    ) -> None:
+        """Send the event to every channel that hears it; a lost message stops nothing.
+
+        Without ``wait`` the message goes out while the workflow goes on (a rollback does
+        not wait for a slow receiver); it is waited for before the next event is told.
+        """
+        plan, p = self._plan, self._p
+        await self._settle()
+        channels = plan.notify.channels_for(kind)
+        if not channels:
+            return
+        if kind not in WEBHOOK_EVENTS and not self._tells_more():
+            return
+        p.notices += 1
+        message = Notification(
+            channel=channels[0],
+            channels=channels,
+            text=text,
+            service=plan.service,
+            state=p.state.value,
+            notice=self._notice(kind, reason, restored or []),
+        )
+        self._pending = workflow.start_activity(
+            notify,
+            message,
+            start_to_close_timeout=NOTIFY_TIMEOUT,
+            retry_policy=NOTIFY_RETRY,
+            summary=f"notify {kind.value}",
+        )
+        if wait:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the message under way, if any; its failure is only logged."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            await pending
+        except ActivityError as error:
+            # A lost message must not stop a rollout, nor a rollback.
+            workflow.logger.warning("Notification failed: %s", root_message(error))
+
+    def _tells_more(self) -> bool:
+        if self._more is None:
+            self._more = workflow.patched(MORE_EVENTS)
+        return self._more
+
+    def _notice(self, kind: EventKind, reason: str, restored: list[str]) -> Notice:
+        plan, p = self._plan, self._p
+        info = workflow.info()
+        index = min(p.stage_index, len(plan.stages) - 1)
+        stage = plan.stages[index]
+        gates = {g.name for g in plan.gates_for(stage)}
+        verdicts: list[Verdict] = [v for name, v in p.verdicts.items() if name in gates]
+        return Notice(
+            kind=kind,
+            key=f"{info.workflow_id}/{info.first_execution_run_id}/{kind.value}/{index}/{p.notices}",
+            service=plan.service,
+            version=plan.version,
+            strategy=plan.strategy.replace("_", "-"),
+            stage=stage.name,
+            stage_index=index,
+            stage_count=len(plan.stages),
+            weight=p.canary_weight,
+            stages=[
+                StageBrief(
+                    name=s.name,
+                    weight=s.weight,
+                    bake_s=s.bake.total_seconds(),
+                    approval=s.approval,
+                )
+                for s in plan.stages
+            ],
+            verdicts=verdicts,
+            reason=reason,
+            restored=restored,
+            at=workflow.now(),
+            templates_dir=plan.notify.templates.dir if plan.notify.templates else None,
+        )
