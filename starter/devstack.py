@@ -27,6 +27,7 @@ from typing import Any, Literal
 import httpx
 
 from starter.processes import (
+    PortTaken,
     StackError,
     choose_ports,
     listens,
@@ -66,6 +67,9 @@ from starter.stackparts import (
     start_worker,
     temporal_argv,
 )
+
+# Starts of the whole stack when a port is lost to another program in the meantime.
+PORT_ATTEMPTS = 3
 
 __all__ = [
     "StackError",
@@ -163,17 +167,26 @@ def up(
     if not alerts:
         for role in ALERT_ROLES:
             preferred.pop(role, None)
-    info = stack_info(dir, choose_ports(preferred), router)
     with signals_interrupt():
-        try:
-            write_configs(info)
-            _start(info, binaries)
-            info.state = "up"
-            save(info)
-        except BaseException:
-            down(dir)
-            raise
-    return info
+        for attempt in range(PORT_ATTEMPTS):
+            info = stack_info(dir, choose_ports(preferred), router)
+            try:
+                write_configs(info)
+                _start(info, binaries)
+                info.state = "up"
+                save(info)
+                return info
+            except PortTaken:
+                down(dir)
+                # Another program bound a port between our look and our bind (two stacks
+                # starting at once): start again on ports nobody prefers.
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+                preferred = dict.fromkeys(preferred, 0)
+            except BaseException:
+                down(dir)
+                raise
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager

@@ -292,6 +292,14 @@ def log_tail(log: Path, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+class PortTaken(StackError):
+    """A process lost its port to another program between choosing the port and binding it."""
+
+
+# What the stack's programs print when their port is taken (Go, Python, HAProxy, Envoy).
+_PORT_TAKEN = ("address already in use", "cannot bind socket", "errno 98")
+
+
 def wait_ready(
     name: str,
     pid: int,
@@ -304,7 +312,10 @@ def wait_ready(
     deadline = time.monotonic() + timeout
     while not ready():
         if not pid_alive(pid):
-            raise StackError(f"{name} exited before it was ready; see {log}:\n{log_tail(log)}")
+            tail = log_tail(log)
+            if any(sign in tail.lower() for sign in _PORT_TAKEN):
+                raise PortTaken(f"{name} could not bind its port; see {log}:\n{tail}")
+            raise StackError(f"{name} exited before it was ready; see {log}:\n{tail}")
         if time.monotonic() > deadline:
             raise StackError(
                 f"{name} was not ready after {timeout:g}s; see {log}:\n{log_tail(log)}"
@@ -312,4 +323,4 @@ def wait_ready(
         time.sleep(0.1)
     if not pid_alive(pid):
         # Readiness came from someone else's server on our port: ours lost the bind.
-        raise StackError(f"{name} exited (is its port in use?); see {log}:\n{log_tail(log)}")
+        raise PortTaken(f"{name} exited (is its port in use?); see {log}:\n{log_tail(log)}")

@@ -208,3 +208,30 @@ def test_a_process_that_dies_is_named_with_its_log_and_nothing_is_left(
     assert info.state == "down"
     assert "haproxy" in info.pids
     assert not any(pid_alive(pid) for pid in info.pids.values())
+
+
+def test_a_port_lost_between_choosing_and_binding_is_chosen_again(
+    tmp_path_factory: pytest.TempPathFactory,
+    stack_binaries: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = tmp_path_factory.mktemp("race")
+    chosen: list[dict[str, int]] = []
+    choose = devstack.choose_ports
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+
+        def first_choice_loses_the_race(preferred: dict[str, int]) -> dict[str, int]:
+            ports = choose(preferred)
+            if not chosen:
+                ports["temporal"] = taken  # another program bound it after our look
+            chosen.append(ports)
+            return ports
+
+        monkeypatch.setattr(devstack, "choose_ports", first_choice_loses_the_race)
+        with devstack.running(folder, with_worker=False) as info:
+            assert info.ports["temporal"] != taken
+            assert pid_alive(info.pids["temporal"])
+    assert len(chosen) == 2
