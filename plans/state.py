@@ -23,6 +23,7 @@ class RolloutState(StrEnum):
     BAKING = "baking"
     PAUSED = "paused"
     AWAITING_APPROVAL = "awaiting_approval"
+    WAITING_FOR_WINDOW = "waiting_for_window"
     ROLLING_BACK = "rolling_back"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
@@ -47,6 +48,7 @@ class CommandKind(StrEnum):
     ROLLBACK = "rollback"
     ABORT = "abort"
     RETRY = "retry"
+    OVERRIDE = "override"
 
 
 class OperatorCommand(BaseModel):
@@ -254,6 +256,11 @@ class RolloutStatus(BaseModel):
         " the first shift, and from workers older than this field)",
     )
 
+    window_hold: str = Field(default="", description="why the next increase waits, if it does")
+    window_opens_at: datetime | None = Field(
+        default=None, description="when the next increase may happen, while it waits"
+    )
+
     def at(self, now: datetime) -> RolloutStatus:
         """The same status with the bake clock read at ``now`` instead of at ``as_of``.
 
@@ -339,6 +346,13 @@ class RolloutProgress(BaseModel):
     )
     router_unreadable: bool = Field(
         default=False, description="the last read of the router's split failed"
+    )
+    overrides: int = Field(
+        default=0, description="increases an override lets through a window or freeze"
+    )
+    window_hold: str = Field(default="", description="why the next increase waits, if it does")
+    window_opens_at: datetime | None = Field(
+        default=None, description="when the window the rollout waits for opens"
     )
 
 

@@ -109,6 +109,12 @@ COMMAND_HELP: dict[CommandKind, tuple[str, str]] = {
         "Retry a stage paused by its gates or by its progress deadline: the rollout resumes,"
         " the gates' inconclusive streaks start over and the gates are checked at once.",
     ),
+    CommandKind.OVERRIDE: (
+        "let the next traffic increase through a closed release window",
+        "Override a release window for one increase: the rollout's next shift up (or its"
+        " promotion) goes ahead now though its windows are closed. Who and why are kept in the"
+        " audit trail and sent to the plan's channel; each further increase asks again.",
+    ),
 }
 
 SERVICE_HELP = "the plan's service (its workflow id is rollout-SERVICE)"

@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import decisions
     from workflows.checking import judge_gates, observe_and_judge, tell_people
+    from workflows.decisions import Abort as _Abort
+    from workflows.decisions import RollBack as _RollBack
     from workflows.status import (
         keep_blue_text,
         kept_blue,
@@ -39,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         status_of,
     )
     from workflows.target import Target, TargetRefused, root_message
+    from workflows.windows import Windows
 
 
 MAX_EVENTS_KEPT = 300
@@ -51,18 +54,6 @@ OWN_AND_OBSERVE = "own-and-observe-target"
 ONE_LOOK = "one-look-per-check"
 
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
-
-
-class _RollBack(Exception):
-    """The rollout must go back to stable; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _Abort(_RollBack):
-    """An operator aborts: stable again, and the run ends aborted rather than failed."""
 
 
 @workflow.defn(name=ROLLOUT_WORKFLOW)
@@ -82,6 +73,7 @@ class RolloutWorkflow:
         self._observes = False
         self._one_look = False
         self._target = Target(self._plan, self._p, self._audit, self._notify, self._publish)
+        self._windows = Windows(self._plan, self._p, self._audit, self._notify, self._publish)
 
     @workflow.run
     async def run(
@@ -123,10 +115,14 @@ class RolloutWorkflow:
     async def _run_stage(self, stage: Stage) -> None:
         """Shift, bake while checking, then wait for approval if the stage asks for it."""
         if self._p.shifted_stage < self._p.stage_index:
+            first = self._p.shifted_stage < 0  # later shifts waited at the end of their stage
+            await self._windows.before(f"shift to {stage.name!r}", self._last_command, first)
             await self._enter(stage)
         await self._watch(stage, until=decisions.bake_done)
         if stage.approval:
             await self._watch(stage, until=decisions.stage_complete)
+        if self._windows.applies() and self._windows.increases_after(self._p.stage_index):
+            await self._watch(stage, until=self._windows.until_open)
         if not self._p.promote_requested:
             where = decisions.describe_stage(self._plan, self._p.stage_index)
             self._audit("stage", f"{where} passed")
@@ -206,6 +202,9 @@ class RolloutWorkflow:
         abort_at = decisions.abort_due(self._plan, p, now)
         if abort_at is not None and 0 < (abort_at - now).total_seconds() < timeout:
             timeout, summary = (abort_at - now).total_seconds(), f"abort {stage.name!r} unfinished"
+        opens = self._windows.wake_at()
+        if opens is not None and 0 < (opens - now).total_seconds() < timeout:
+            timeout, summary = (opens - now).total_seconds(), self._windows.timer_summary()
         seen = self._last_command()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
@@ -246,6 +245,8 @@ class RolloutWorkflow:
             state = RolloutState.PAUSED
         elif decisions.awaiting_approval(self._plan, p, now):
             state = RolloutState.AWAITING_APPROVAL
+        elif self._windows.waiting:
+            state = RolloutState.WAITING_FOR_WINDOW
         else:
             state = RolloutState.BAKING
         if state != p.state:
@@ -337,6 +338,7 @@ class RolloutWorkflow:
     async def _promote(self) -> None:
         p = self._p
         if p.canary_weight != 100:
+            await self._windows.before("promotion", self._last_command)
             await self._target.shift(100, "promote: shift canary to 100%")
         if p.rollback_requested:
             raise _RollBack(p.reason)

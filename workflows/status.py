@@ -16,6 +16,7 @@ from plans.bluegreen import KEEP_BLUE, PREVIEW
 from plans.durations import format_duration
 from plans.state import RolloutProgress
 from plans.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT
+from plans.windows import opening_text
 from workflows import decisions
 
 
@@ -56,6 +57,8 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         as_of=now,
         bake_clock_running=running and p.clock_running_since is not None,
         stage_started_at=p.stage_entered_at,
+        window_hold=p.window_hold,
+        window_opens_at=p.window_opens_at,
     )
 
 
@@ -68,6 +71,10 @@ def sentence(plan: Plan, progress: RolloutProgress) -> str:
     text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%{matched}, {where}"
     if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
         text += f". Reason: {p.reason}"
+    elif p.window_hold and plan.windows is not None and not p.state.final:
+        opens = p.window_opens_at
+        when = opening_text(opens, plan.windows.zone_name()) if opens else "not within a year"
+        text += f"; waiting for window: opens {when} ({p.window_hold})"
     elif plan.blue_green is not None and not p.state.final:
         stage = decisions.current_stage(plan, p).name
         if stage == PREVIEW and plan.blue_green.preview_url:
@@ -115,7 +122,7 @@ def publish(
     """Set the run's details and search attributes when they changed since ``published``."""
     p = progress
     stage = decisions.current_stage(plan, p)
-    snapshot = (p.state, stage.name, p.canary_weight, p.reason)
+    snapshot = (p.state, stage.name, p.canary_weight, p.reason, p.window_hold, p.window_opens_at)
     if snapshot == published:
         return published
     workflow.set_current_details(sentence(plan, p))
