@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
     from workflows.status import (
+        changed_verdicts,
         keep_blue_text,
         kept_blue,
         publish,
@@ -74,6 +75,7 @@ class RolloutWorkflow:
         self._one_look = False
         self._target = Target(self._plan, self._p, self._audit, self._notify, self._publish)
         self._windows = Windows(self._plan, self._p, self._audit, self._notify, self._publish)
+        self._windows.stop_if_asked = self._stop_if_asked
 
     @workflow.run
     async def run(
@@ -155,10 +157,7 @@ class RolloutWorkflow:
         # Observed stages look at the router at every check even when they have no gates.
         checked = self._observes or bool(self._plan.gates_for(stage))
         while True:
-            if p.rollback_requested:
-                raise _RollBack(p.reason)
-            if p.abort_requested:
-                raise _Abort(p.reason)
+            self._stop_if_asked()
             if p.promote_requested:
                 return
             now = workflow.now()
@@ -181,6 +180,13 @@ class RolloutWorkflow:
             if self._should_continue_as_new():
                 await self._continue_as_new()
             await self._wait(stage, now)
+
+    def _stop_if_asked(self) -> None:
+        """A rollback or an abort asked for ends whatever the rollout was doing."""
+        if self._p.rollback_requested:
+            raise _RollBack(self._p.reason)
+        if self._p.abort_requested:
+            raise _Abort(self._p.reason)
 
     def _needs_fresh_look(self, stage: Stage, now: datetime) -> bool:
         """A stage passes on a fresh look, never on a bake nobody watched the end of."""
@@ -282,7 +288,8 @@ class RolloutWorkflow:
     async def _act_on(self, verdicts: list[Verdict], gates: list[Gate]) -> None:
         """Keep the verdicts; roll back, pause or notify as the gates' policies ask."""
         p, plan = self._p, self._plan
-        self._audit_verdicts(verdicts)
+        for changed in changed_verdicts(p, verdicts):
+            self._audit("verdict", changed)
         actions = decisions.judge_checks(p, gates, verdicts)
         for shadow in p.shadow_actions:
             if shadow.check == p.checks:
@@ -486,13 +493,6 @@ class RolloutWorkflow:
         events = self._p.events
         events.append(AuditEvent(at=workflow.now(), kind=kind, text=text))
         del events[: max(len(events) - MAX_EVENTS_KEPT, 0)]
-
-    def _audit_verdicts(self, verdicts: list[Verdict]) -> None:
-        """Record a gate's verdict when its outcome changes; every check's detail is in history."""
-        for verdict in verdicts:
-            previous = self._p.verdicts.get(verdict.gate)
-            if previous is None or previous.outcome != verdict.outcome:
-                self._audit("verdict", verdict.explain())
 
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from plans import Plan, RolloutResult, RolloutState, RolloutStatus
+from plans import Plan, RolloutResult, RolloutState, RolloutStatus, Verdict
 from plans.bluegreen import KEEP_BLUE, PREVIEW
 from plans.durations import format_duration
 from plans.state import RolloutProgress
@@ -82,6 +82,17 @@ def sentence(plan: Plan, progress: RolloutProgress) -> str:
         elif stage == KEEP_BLUE:
             text += "; blue kept ready: a rollback flips back at once"
     return text
+
+
+def changed_verdicts(progress: RolloutProgress, verdicts: list[Verdict]) -> list[str]:
+    """The verdicts whose outcome changed since the last check, for the audit trail (every
+    check's detail is in the history)."""
+    changed = []
+    for verdict in verdicts:
+        previous = progress.verdicts.get(verdict.gate)
+        if previous is None or previous.outcome != verdict.outcome:
+            changed.append(verdict.explain())
+    return changed
 
 
 def keep_blue_text(plan: Plan) -> str:

@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from plans import CommandRecord, Plan, RolloutState
     from plans.state import RolloutProgress
     from plans.windows import opening_text
-    from workflows.decisions import Abort, RollBack
 
 WINDOWS_PATCH = "release-windows"
 
@@ -40,6 +39,8 @@ class Windows:
         self._plan, self._p = plan, progress
         self._audit, self._notify, self._publish = audit, notify, publish
         self._on: bool | None = None
+        # The rollout's own: raises its rollback or abort when one was asked for.
+        self.stop_if_asked: Callable[[], None] = lambda: None
 
     def applies(self) -> bool:
         """Windows hold this run: the plan has them and the run is new enough to keep them."""
@@ -137,14 +138,11 @@ class Windows:
     async def hold(self, last: Callable[[], CommandRecord | None]) -> None:
         """Wait, without checks (nothing to check yet), until the window opens.
 
-        A rollback or abort asked for ends the wait at once with the matching exception.
+        A rollback or abort asked for ends the wait at once (``stop_if_asked`` raises).
         """
         p = self._p
         while not self.is_open(workflow.now()):
-            if p.rollback_requested:
-                raise RollBack(p.reason)
-            if p.abort_requested:
-                raise Abort(p.reason)
+            self.stop_if_asked()
             p.state = RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW
             self._publish()
             opens = p.window_opens_at
@@ -156,7 +154,4 @@ class Windows:
                     timeout=None if timeout is None else timedelta(seconds=timeout),
                     timeout_summary=self.timer_summary(),
                 )
-        if p.rollback_requested:
-            raise RollBack(p.reason)
-        if p.abort_requested:
-            raise Abort(p.reason)
+        self.stop_if_asked()
