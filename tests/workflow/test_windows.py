@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
@@ -17,6 +21,38 @@ TWO_STAGES = [
     {"name": "canary", "weight": 10, "bake": "1h", "check_every": "10m"},
     {"name": "full", "weight": 100, "bake": "30m", "check_every": "10m"},
 ]
+
+
+REPLAY = """
+import json, sys
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from workflows.rollout import RolloutWorkflow
+import asyncio
+history = WorkflowHistory.from_json("elsewhere", json.load(open(sys.argv[1])))
+replayer = Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter)
+result = asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
+print("REPLAYED" if result.replay_failure is None else f"FAILED {result.replay_failure}")
+"""
+
+
+async def replays_elsewhere(handle: Any, folder: Path) -> None:
+    """Replay the run's history in another process whose machine zone and zone path differ:
+    the window arithmetic must come out the same, from the pinned tzdata alone."""
+    history = await handle.fetch_history()
+    path = folder / "history.json"
+    path.write_text(history.to_json())
+    machine = {**os.environ, "TZ": "Pacific/Chatham", "PYTHONTZPATH": str(folder)}
+    done = subprocess.run(
+        [sys.executable, "-c", REPLAY, str(path)],
+        env=machine,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent.parent,
+    )
+    assert done.stdout.strip() == "REPLAYED", done.stdout + done.stderr
 
 
 def starts(final: Any) -> list[datetime]:
@@ -36,7 +72,9 @@ def daily_window(now: datetime, hours_ahead: int, zone: str = "UTC") -> dict[str
     }
 
 
-async def test_increases_wait_for_allow_windows_across_days(env, worker, doubles: Doubles) -> None:
+async def test_increases_wait_for_allow_windows_across_days(
+    env, worker, doubles: Doubles, tmp_path: Path
+) -> None:
     now = await env.get_current_time()
     plan = make_plan(
         stages=[
@@ -63,6 +101,7 @@ async def test_increases_wait_for_allow_windows_across_days(env, worker, doubles
     assert times[1] - times[0] > timedelta(hours=20)
     # Checks went on while it waited at 10% (every 10 minutes, about a day of them).
     assert doubles.checks.count(10) > 100
+    await replays_elsewhere(handle, tmp_path)
 
 
 async def test_details_say_what_the_rollout_waits_for(env, worker, doubles: Doubles) -> None:
@@ -80,7 +119,7 @@ async def test_details_say_what_the_rollout_waits_for(env, worker, doubles: Doub
 
 
 async def test_the_same_local_hour_before_and_after_a_dst_change(
-    env, worker, doubles: Doubles
+    env, worker, doubles: Doubles, tmp_path: Path
 ) -> None:
     now = await env.get_current_time()
     year = now.year + 1 if now.month > 3 or (now.month == 3 and now.day > 20) else now.year
@@ -112,6 +151,7 @@ async def test_the_same_local_hour_before_and_after_a_dst_change(
     dst = datetime(year, 3, 28, 1, tzinfo=UTC)
     assert sorted(t.replace(minute=0, second=0, microsecond=0) for t in times) == sorted(expected)
     assert times[0] < dst < times[1]
+    await replays_elsewhere(handle, tmp_path)
 
 
 async def test_rollback_is_never_held_by_a_deny_window(env, worker, doubles: Doubles) -> None:
