@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from plans.freezes import Freeze
 from plans.gates import Gate, GateBase
 from plans.match import RequestMatch
 from plans.notify import Channel
@@ -353,6 +354,9 @@ class RolloutProgress(BaseModel):
     window_hold: str = Field(default="", description="why the next increase waits, if it does")
     window_opens_at: datetime | None = Field(
         default=None, description="when the window the rollout waits for opens"
+    )
+    freezes: list[Freeze] = Field(
+        default_factory=list, description="the freezes of this service read before an increase"
     )
 
 

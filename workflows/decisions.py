@@ -168,8 +168,8 @@ def refusal(plan: Plan, progress: RolloutProgress, command: OperatorCommand, now
     if kind == CommandKind.RETRY and not (progress.paused and progress.pause_cause != "operator"):
         return "retry: only a rollout paused by its gates or its deadline can be retried"
     if kind == CommandKind.OVERRIDE:
-        if plan.windows is None:
-            return "override: the plan has no release windows to let an increase through"
+        if plan.windows is None and not progress.freezes:
+            return "override: no release window or freeze holds this rollout"
         if progress.overrides > 0:
             return "override: the next increase is already let through"
     if kind == CommandKind.APPROVE:

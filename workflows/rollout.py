@@ -123,8 +123,8 @@ class RolloutWorkflow:
         await self._watch(stage, until=decisions.bake_done)
         if stage.approval:
             await self._watch(stage, until=decisions.stage_complete)
-        if self._windows.applies() and self._windows.increases_after(self._p.stage_index):
-            await self._watch(stage, until=self._windows.until_open)
+        if self._windows.increases_after(self._p.stage_index):
+            await self._windows.watch(lambda: self._watch(stage, until=self._windows.until_open))
         if not self._p.promote_requested:
             where = decisions.describe_stage(self._plan, self._p.stage_index)
             self._audit("stage", f"{where} passed")

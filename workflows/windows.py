@@ -1,12 +1,16 @@
-"""Holding a traffic increase until a release window opens (rollbacks never wait).
+"""Holding a traffic increase until a release window opens and no freeze holds it.
+
+Rollbacks never wait.
 
 The arithmetic is ``plans.windows``; this module keeps the rollout's side of it: whether
 the next increase may happen now, what the rollout says while it waits, the durable timer
 to the opening (with the plan's jitter, drawn from the workflow's deterministic random),
 and an operator's override, which lets one increase through.
 
-Only plans with ``windows`` take any of this, and only runs started since the
-``release-windows`` patch: earlier runs replay the commands they recorded.
+Freezes are read (a local activity querying the ``FreezeCalendar``) before each increase
+and again when a wait for an opening ends, so a freeze added while a rollout bakes or
+waits holds its next increase. Only runs started since the ``release-windows`` patch do any
+of this: earlier runs replay the commands they recorded.
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from plans import CommandRecord, Plan, RolloutState
+    from plans.freezes import Freeze, freeze_holding
     from plans.state import RolloutProgress
     from plans.windows import opening_text
 
 WINDOWS_PATCH = "release-windows"
+UNREADABLE_RETRY = timedelta(minutes=1)
 
 
 class Windows:
@@ -39,13 +47,12 @@ class Windows:
         self._plan, self._p = plan, progress
         self._audit, self._notify, self._publish = audit, notify, publish
         self._on: bool | None = None
+        self._unreadable_until: datetime | None = None
         # The rollout's own: raises its rollback or abort when one was asked for.
         self.stop_if_asked: Callable[[], None] = lambda: None
 
     def applies(self) -> bool:
-        """Windows hold this run: the plan has them and the run is new enough to keep them."""
-        if self._plan.windows is None:
-            return False
+        """Windows and freezes hold this run: it is new enough to keep them."""
         if self._on is None:
             self._on = workflow.patched(WINDOWS_PATCH)
         return self._on
@@ -65,16 +72,61 @@ class Windows:
         opens = self._p.window_opens_at
         if opens is None:
             return "no opening within a year"
-        assert self._plan.windows is not None
-        return f"opens {opening_text(opens, self._plan.windows.zone_name())}"
+        zone = self._plan.windows.zone_name() if self._plan.windows else "UTC"
+        return f"opens {opening_text(opens, zone)}"
+
+    async def refresh(self) -> None:
+        """Read this service's freezes; when they cannot be read, hold for a minute."""
+        try:
+            freezes: list[Freeze] = await workflow.execute_local_activity(
+                "freezes_for",
+                self._plan.service,
+                result_type=list[Freeze],
+                start_to_close_timeout=timedelta(seconds=10),
+                schedule_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+                summary="freezes of " + self._plan.service,
+            )
+        except ActivityError:
+            self._unreadable_until = workflow.now() + UNREADABLE_RETRY
+            return
+        self._unreadable_until = None
+        if [f.id for f in freezes] != [f.id for f in self._p.freezes]:
+            self._p.freezes = freezes
+
+    def denial(self, now: datetime) -> str:
+        """Why an increase may not happen at ``now``: an unreadable calendar, a freeze, a
+        window ('' when it may)."""
+        if self._unreadable_until is not None and now < self._unreadable_until:
+            return "the freeze calendar could not be read"
+        freeze = freeze_holding(self._p.freezes, self._plan.service, now)
+        if freeze is not None:
+            return freeze.describe()
+        return self._plan.windows.denial(now) if self._plan.windows else ""
+
+    def next_opening(self, now: datetime) -> datetime | None:
+        """The first moment from ``now`` when no freeze nor window holds an increase."""
+        at: datetime | None = now
+        for _ in range(100):
+            if at is None or not self.denial(at):
+                return at
+            freeze = freeze_holding(self._p.freezes, self._plan.service, at)
+            if freeze is not None:
+                at = freeze.end
+            elif self._unreadable_until is not None and at < self._unreadable_until:
+                at = self._unreadable_until
+            else:
+                assert self._plan.windows is not None
+                at = self._plan.windows.next_opening(at)
+        return None
 
     def is_open(self, now: datetime) -> bool:
         """Whether the next increase may happen at ``now``; if not, note why and until when."""
-        p, windows = self._p, self._plan.windows
-        if windows is None or p.overrides > 0:
+        p = self._p
+        if p.overrides > 0:
             self._clear()
             return True
-        hold = windows.denial(now)
+        hold = self.denial(now)
         opens = p.window_opens_at
         if not hold and p.window_hold and opens is not None and now < opens:
             return False  # open, but the jitter drawn for this opening is not over
@@ -82,9 +134,10 @@ class Windows:
             self._clear()
             return True
         if hold != p.window_hold:
-            opens = windows.next_opening(now)
-            if opens is not None and windows.jitter > timedelta(0):
-                opens += timedelta(seconds=workflow.random().uniform(0, windows.jitter.seconds))
+            opens = self.next_opening(now)
+            jitter = self._plan.windows.jitter if self._plan.windows else timedelta(0)
+            if opens is not None and jitter > timedelta(0):
+                opens += timedelta(seconds=workflow.random().uniform(0, jitter.total_seconds()))
             p.window_opens_at = opens
             p.window_hold = hold
             self._audit("window", f"next increase waits: {hold}; {self.opens_text()}")
@@ -115,16 +168,28 @@ class Windows:
     ) -> None:
         """Before an increase: with ``hold``, wait with nothing to check meanwhile (the first
         shift, a promote); then use up an override that let it through."""
-        if hold and self.applies():
-            await self.hold(last)
-        await self.passed(what)
+        if self.applies():
+            if hold:  # otherwise ``watch`` has just read the freezes
+                await self.refresh()
+                await self.hold(last)
+            await self.passed(what)
+
+    async def watch(self, watch: Callable[[], Awaitable[None]]) -> None:
+        """Between stages: ``watch`` (the stage's checks, until the window opens) as long as
+        a fresh read of the freezes still finds the next increase held."""
+        if not self.applies():
+            return
+        await self.refresh()
+        while not self.is_open(workflow.now()) and not self._p.promote_requested:
+            await watch()
+            await self.refresh()
 
     async def passed(self, what: str) -> None:
         """Before an increase: use up an override that let it through, and say so."""
         p = self._p
-        if p.overrides <= 0 or self._plan.windows is None:
+        if p.overrides <= 0:
             return
-        if not self._plan.windows.denial(workflow.now()):
+        if not self.denial(workflow.now()):
             return  # open anyway: the override waits for an increase that needs it
         p.overrides -= 1
         who = next((c for c in reversed(p.commands) if c.kind == "override" and c.accepted), None)
@@ -143,6 +208,9 @@ class Windows:
         p = self._p
         while not self.is_open(workflow.now()):
             self.stop_if_asked()
+            if self._unreadable_until is not None and workflow.now() >= self._unreadable_until:
+                await self.refresh()
+                continue
             p.state = RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW
             self._publish()
             opens = p.window_opens_at
