@@ -8,6 +8,7 @@ from typing import Any
 
 from plans import CommandKind
 from plans.templates import TEMPLATES
+from starter import governance
 from starter.alerts import serve
 from starter.connection import DEFAULT_DIR, stack_dir
 from starter.dev_commands import cmd_demo, cmd_dev_down, cmd_dev_fault, cmd_dev_up
@@ -303,6 +304,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--router", **ROUTER_OPTION)
     p.set_defaults(run=cmd_demo)
     _alerts_parser(sub)
+    governance.add_parsers(sub, _user())
     return root
 
 
