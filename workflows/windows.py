@@ -170,7 +170,6 @@ class Windows:
         shift, a promote); then use up an override that let it through."""
         if self.applies():
             if hold:  # otherwise ``watch`` has just read the freezes
-                await self.refresh()
                 await self.hold(last)
             await self.passed(what)
 
@@ -201,16 +200,17 @@ class Windows:
         )
 
     async def hold(self, last: Callable[[], CommandRecord | None]) -> None:
-        """Wait, without checks (nothing to check yet), until the window opens.
+        """Wait, without checks (nothing to check yet), until the window opens and a fresh
+        read of the freezes finds none holding the increase.
 
         A rollback or abort asked for ends the wait at once (``stop_if_asked`` raises).
         """
         p = self._p
-        while not self.is_open(workflow.now()):
+        while True:
+            await self.refresh()
             self.stop_if_asked()
-            if self._unreadable_until is not None and workflow.now() >= self._unreadable_until:
-                await self.refresh()
-                continue
+            if self.is_open(workflow.now()):
+                return
             p.state = RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW
             self._publish()
             opens = p.window_opens_at
@@ -222,4 +222,3 @@ class Windows:
                     timeout=None if timeout is None else timedelta(seconds=timeout),
                     timeout_summary=self.timer_summary(),
                 )
-        self.stop_if_asked()

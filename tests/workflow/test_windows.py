@@ -5,17 +5,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.worker import Worker
 
-from plans import CommandKind, GateOutcome, OperatorCommand, Plan, RolloutState
+from activities.freezes import FreezeReader
+from plans import CommandKind, GateOutcome, OperatorCommand, Plan, RolloutError, RolloutState
+from plans.freezes import Freeze, FreezeRequest
 from plans.windows import zone
+from starter import governance
 from starter.operations import CommandRefused, send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import finish, rolled_back, settle, status_of, until
+from workflows.freezes import FreezeCalendar
 
 TWO_STAGES = [
     {"name": "canary", "weight": 10, "bake": "1h", "check_every": "10m"},
@@ -238,3 +245,125 @@ async def test_plans_without_windows_refuse_an_override(env, worker, doubles) ->
         assert "no release window or freeze holds this rollout" in str(refused)
     else:
         raise AssertionError("an override without windows was taken")
+
+
+def freeze(service: str, start: datetime, end: datetime, reason: str = "change freeze") -> Freeze:
+    return Freeze(
+        id=f"f{int(start.timestamp())}",
+        service=service,
+        start=start,
+        end=end,
+        reason=reason,
+        by="ops",
+        added_at=start,
+    )
+
+
+async def test_a_freeze_that_starts_mid_rollout_holds_the_next_increase(
+    env, worker, doubles: Doubles
+) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(stages=TWO_STAGES)  # no windows: freezes hold every plan
+    # The first stage bakes an hour; the freeze starts after the rollout did, before that.
+    frozen = freeze(plan.service, now + timedelta(minutes=30), now + timedelta(hours=5))
+    doubles.freezes.append(frozen)
+    handle = await start_rollout(env.client, plan, worker)
+    waiting = await until(
+        handle,
+        lambda s: s.state == RolloutState.WAITING_FOR_WINDOW,
+        env,
+        step=timedelta(minutes=10),
+    )
+    assert doubles.shifts == [10]
+    assert "change freeze" in waiting.window_hold
+    assert waiting.window_opens_at == frozen.end
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED
+    times = starts(await status_of(handle))
+    assert times[0] < frozen.start and times[1] >= frozen.end
+    # Checks went on at 10% while frozen.
+    assert doubles.checks.count(10) >= 24
+
+
+async def test_a_freeze_added_while_waiting_for_a_window_holds_after_it_opens(
+    env, worker, doubles: Doubles
+) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(stages=TWO_STAGES, windows={"allow": [daily_window(now, 3)]})
+    handle = await start_rollout(env.client, plan, worker)
+    waiting = await until(handle, lambda s: s.state == RolloutState.WAITING_FOR_WINDOW, env)
+    assert waiting.window_opens_at is not None
+    # All services frozen from before the opening until a day later.
+    frozen = freeze("*", now, waiting.window_opens_at + timedelta(days=1))
+    doubles.freezes.append(frozen)
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED
+    times = starts(await status_of(handle))
+    assert times[0] >= frozen.end
+    assert plan.windows is not None and plan.windows.denial(times[0]) == ""
+
+
+async def test_override_lets_one_increase_through_a_freeze(env, worker, doubles) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(stages=TWO_STAGES)
+    doubles.freezes.append(freeze(plan.service, now, now + timedelta(days=3)))
+    handle = await start_rollout(env.client, plan, worker)
+    await until(handle, lambda s: s.state == RolloutState.WAITING_FOR_WINDOW, env)
+    await send_command(
+        env.client,
+        plan.service,
+        OperatorCommand(kind=CommandKind.OVERRIDE, by="sam", reason="incident fix"),
+    )
+    await until(
+        handle,
+        lambda s: s.canary_weight == 10 and s.state == RolloutState.WAITING_FOR_WINDOW,
+        env,
+        step=timedelta(minutes=10),
+    )
+    assert doubles.shifts == [10]
+    result = await settle(env, handle, step=timedelta(hours=2))
+    assert result.state == RolloutState.PROMOTED
+    final = await status_of(handle)
+    assert any(e.kind == "override" and "sam: incident fix" in e.text for e in final.events)
+
+
+async def test_the_freeze_calendar_adds_lists_and_removes(env) -> None:
+    queue = f"freezes-{uuid.uuid4().hex[:6]}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[FreezeCalendar],
+        activities=FreezeReader(env.client).activities(),
+    ):
+        now = await env.get_current_time()
+        request = FreezeRequest(
+            service="checkout",
+            start=now,
+            end=now + timedelta(days=2),
+            reason="year end",
+            by="kim",
+        )
+        added = await governance.add_freeze(env.client, request, queue)
+        everyone = await governance.add_freeze(
+            env.client, request.model_copy(update={"service": "*"}), queue
+        )
+        listed = await governance.list_freezes(env.client)
+        assert [f.id for f in listed] == [added.id, everyone.id]
+        read = await FreezeReader(env.client).freezes_for("payments")
+        assert [f.id for f in read] == [everyone.id]
+        with pytest.raises(RolloutError, match="already ended"):
+            await governance.add_freeze(
+                env.client,
+                request.model_copy(
+                    update={"end": now - timedelta(hours=1), "start": now - timedelta(hours=2)}
+                ),
+                queue,
+            )
+        with pytest.raises(RolloutError, match="no freeze 'nope'"):
+            await governance.remove_freeze(env.client, "nope", queue)
+        removed = await governance.remove_freeze(env.client, added.id, queue)
+        assert removed.reason == "year end"
+        assert [f.id for f in await governance.list_freezes(env.client)] == [everyone.id]
+        # Ended freezes are dropped.
+        await skip(env, timedelta(days=3))
+        assert await governance.list_freezes(env.client) == []
