@@ -26,8 +26,8 @@ from tests.integration.conftest import fast_plan
 pytestmark = pytest.mark.integration
 
 STAGES = [
-    {"name": "twenty", "weight": 20, "bake": "4s", "check_every": "2s"},
-    {"name": "full", "weight": 100, "bake": "4s", "check_every": "2s"},
+    {"name": "twenty", "weight": 20, "bake": "6s", "check_every": "2s"},
+    {"name": "full", "weight": 100, "bake": "6s", "check_every": "2s"},
 ]
 
 
