@@ -231,7 +231,9 @@ def add_parsers(sub: Any, by: str) -> None:
         " from --from (default now) until --until: no increase in traffic, rollbacks as"
         " ever. A running rollout reads them before each increase.",
     )
-    p.add_argument("action", choices=["add", "list", "remove"])
+    p.add_argument(
+        "action", choices=["add", "list", "remove"], help="add a freeze, list them, or remove one"
+    )
     p.add_argument("id", nargs="?", help="remove: the freeze's id (`rollout freeze list`)")
     p.add_argument("--service", help="add: the service frozen")
     p.add_argument("--all", action="store_true", help="add: freeze every service")
