@@ -102,25 +102,32 @@ async def list_freezes(client: Client) -> list[Freeze]:
     return freezes
 
 
+def freeze_request(args: argparse.Namespace) -> FreezeRequest:
+    """`freeze add`'s options as a request, or an error saying what to fix."""
+    if bool(args.service) == args.all:
+        raise RolloutError("freeze add: give --service SERVICE or --all")
+    if not args.reason or not args.until:
+        raise RolloutError("freeze add: give --until and --reason")
+    start = moment(args.start, args.tz) if args.start else datetime.now(UTC)
+    try:
+        return FreezeRequest(
+            service=ALL_SERVICES if args.all else args.service,
+            start=start,
+            end=moment(args.until, args.tz),
+            reason=args.reason,
+            by=args.by,
+        )
+    except ValueError as error:
+        raise RolloutError(f"freeze add: {error}") from None
+
+
 async def cmd_freeze(args: argparse.Namespace) -> int:
+    request = freeze_request(args) if args.action == "add" else None
+    if args.action == "remove" and not args.id:
+        raise RolloutError("freeze remove: give the freeze's id (`rollout freeze list`)")
     client = await connect_client()
     queue = args.task_queue or task_queue()
-    if args.action == "add":
-        if bool(args.service) == args.all:
-            raise RolloutError("freeze add: give --service SERVICE or --all")
-        if not args.reason:
-            raise RolloutError("freeze add: give --reason")
-        start = moment(args.start, args.tz) if args.start else datetime.now(UTC)
-        try:
-            request = FreezeRequest(
-                service=ALL_SERVICES if args.all else args.service,
-                start=start,
-                end=moment(args.until, args.tz),
-                reason=args.reason,
-                by=args.by,
-            )
-        except ValueError as error:
-            raise RolloutError(f"freeze add: {error}") from None
+    if request is not None:
         freeze = await add_freeze(client, request, queue)
         out.print(f"added {escape(freeze.describe())}, from {freeze.start:%Y-%m-%d %H:%M} UTC")
     elif args.action == "remove":
@@ -191,6 +198,9 @@ async def create_schedule(
 async def cmd_schedule(args: argparse.Namespace) -> int:
     from starter.rollout_commands import load
 
+    if args.target not in ("list", "delete"):
+        plan = load(args.target)
+        spec = schedule_spec(args.at, args.cron, args.tz)
     client = await connect_client()
     if args.target == "list":
         count = 0
@@ -211,8 +221,6 @@ async def cmd_schedule(args: argparse.Namespace) -> int:
         await client.get_schedule_handle(args.schedule_id).delete()
         out.print(f"deleted {args.schedule_id}")
         return 0
-    plan = load(args.target)
-    spec = schedule_spec(args.at, args.cron, args.tz)
     scheduled = ScheduledRollout(plan=plan, task_queue=args.task_queue or task_queue())
     schedule_id = await create_schedule(client, scheduled, spec, once=args.at is not None)
     described = await client.get_schedule_handle(schedule_id).describe()
