@@ -44,12 +44,19 @@ print("REPLAYED" if result.replay_failure is None else f"FAILED {result.replay_f
 """
 
 
-async def replays_elsewhere(handle: Any, folder: Path) -> None:
+async def replays_elsewhere(handle: Any, folder: Path, keep_as: str = "") -> None:
     """Replay the run's history in another process whose machine zone and zone path differ:
-    the window arithmetic must come out the same, from the pinned tzdata alone."""
+    the window arithmetic must come out the same, from the pinned tzdata alone.
+
+    With ROLLOUT_CAPTURE_HISTORIES=1 the history is also kept in tests/histories/ as
+    ``keep_as``.json, for the replay test of every later version of the workflow.
+    """
     history = await handle.fetch_history()
     path = folder / "history.json"
     path.write_text(history.to_json())
+    if keep_as and os.environ.get("ROLLOUT_CAPTURE_HISTORIES") == "1":
+        kept = Path(__file__).parent.parent / "histories" / f"{keep_as}.json"
+        kept.write_text(history.to_json())
     machine = {**os.environ, "TZ": "Pacific/Chatham", "PYTHONTZPATH": str(folder)}
     done = subprocess.run(
         [sys.executable, "-c", REPLAY, str(path)],
@@ -158,7 +165,7 @@ async def test_the_same_local_hour_before_and_after_a_dst_change(
     dst = datetime(year, 3, 28, 1, tzinfo=UTC)
     assert sorted(t.replace(minute=0, second=0, microsecond=0) for t in times) == sorted(expected)
     assert times[0] < dst < times[1]
-    await replays_elsewhere(handle, tmp_path)
+    await replays_elsewhere(handle, tmp_path, "windows_dst")
 
 
 async def test_rollback_is_never_held_by_a_deny_window(env, worker, doubles: Doubles) -> None:
@@ -260,7 +267,7 @@ def freeze(service: str, start: datetime, end: datetime, reason: str = "change f
 
 
 async def test_a_freeze_that_starts_mid_rollout_holds_the_next_increase(
-    env, worker, doubles: Doubles
+    env, worker, doubles: Doubles, tmp_path: Path
 ) -> None:
     now = await env.get_current_time()
     plan = make_plan(stages=TWO_STAGES)  # no windows: freezes hold every plan
@@ -283,6 +290,7 @@ async def test_a_freeze_that_starts_mid_rollout_holds_the_next_increase(
     assert times[0] < frozen.start and times[1] >= frozen.end
     # Checks went on at 10% while frozen.
     assert doubles.checks.count(10) >= 24
+    await replays_elsewhere(handle, tmp_path, "windows_freeze")
 
 
 async def test_a_freeze_added_while_waiting_for_a_window_holds_after_it_opens(
