@@ -208,9 +208,9 @@ class Windows:
         p = self._p
         while True:
             await self.refresh()
-            self.stop_if_asked()
             if self.is_open(workflow.now()):
-                return
+                return  # a rollback asked for meanwhile is taken where it always was
+            self.stop_if_asked()
             p.state = RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW
             self._publish()
             opens = p.window_opens_at
