@@ -375,3 +375,18 @@ async def test_the_freeze_calendar_adds_lists_and_removes(env) -> None:
         # Ended freezes are dropped.
         await skip(env, timedelta(days=3))
         assert await governance.list_freezes(env.client) == []
+
+
+async def test_jitter_delays_the_increase_within_its_bound(env, worker, doubles) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(stages=TWO_STAGES, windows={"allow": [daily_window(now, 4)], "jitter": "30m"})
+    handle = await start_rollout(env.client, plan, worker)
+    waiting = await until(handle, lambda s: s.state == RolloutState.WAITING_FOR_WINDOW, env)
+    assert plan.windows is not None and waiting.window_opens_at is not None
+    opening = plan.windows.next_opening(now)
+    assert opening is not None
+    assert opening <= waiting.window_opens_at <= opening + timedelta(minutes=30)
+    result = await settle(env, handle, step=timedelta(minutes=5))
+    assert result.state == RolloutState.PROMOTED
+    first = starts(await status_of(handle))[0]
+    assert waiting.window_opens_at <= first <= opening + timedelta(minutes=31)
