@@ -390,3 +390,36 @@ async def test_jitter_delays_the_increase_within_its_bound(env, worker, doubles)
     assert result.state == RolloutState.PROMOTED
     first = starts(await status_of(handle))[0]
     assert waiting.window_opens_at <= first <= opening + timedelta(minutes=31)
+
+
+async def test_a_blue_green_flip_waits_for_its_window_and_the_preview_does_not(
+    env, worker, doubles
+) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(
+        stages=[],
+        strategy="blue_green",
+        gates=[],
+        blue_green={
+            "preview": "10m",
+            "post_promotion_for": "30m",
+            "check_every": "5m",
+            "auto_promote_after": "20m",
+        },
+        windows={"allow": [daily_window(now, 4)]},
+    )
+    handle = await start_rollout(env.client, plan, worker)
+    waiting = await until(
+        handle,
+        lambda s: s.state == RolloutState.WAITING_FOR_WINDOW,
+        env,
+        step=timedelta(minutes=5),
+    )
+    assert doubles.shifts == [0]  # green previewed at once
+    result = await settle(env, handle, step=timedelta(minutes=5))
+    assert result.state == RolloutState.PROMOTED
+    assert doubles.shifts == [0, 100]
+    times = starts(await status_of(handle))
+    assert plan.windows is not None and waiting.window_opens_at is not None
+    assert times[0] < waiting.window_opens_at <= times[1]
+    assert plan.windows.denial(times[1]) == ""
