@@ -67,7 +67,8 @@ def headline(status: RolloutStatus) -> Text:
     if not status.state.final:
         text.append(f"  stage {status.stage_index + 1}/{status.stage_count} {status.stage_name!r}")
         # Only a stage that bakes has a clock; rolling back or shifting, it would mislead.
-        if status.bake_total_s and status.state in BAKING_STATES:
+        unshifted = status.window_hold and status.stage_started_at is None  # a first shift
+        if status.bake_total_s and status.state in BAKING_STATES and not unshifted:
             text.append(
                 f"  bake {format_duration(status.bake_elapsed_s)}"
                 f"/{format_duration(status.bake_total_s)}"

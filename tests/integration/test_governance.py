@@ -4,11 +4,14 @@ second start while it runs is skipped and says so; a freeze holds a real rollout
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from temporalio.client import (
     Client,
     ScheduleIntervalSpec,
@@ -20,8 +23,10 @@ from activities.routers.haproxy import HAProxyRuntime
 from plans import RolloutState
 from plans.freezes import FreezeRequest
 from plans.inputs import ScheduledRollout
+from plans.windows import zone
 from starter import devstack, governance, operations
 from tests.integration.conftest import fast_plan
+from tests.integration.test_status import rollout
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +136,45 @@ async def test_a_freeze_holds_a_running_rollouts_next_shift(
     finally:
         await governance.remove_freeze(client, freeze.id, stack.task_queue)
     assert freeze.id not in [f.id for f in await governance.list_freezes(client)]
+
+
+async def test_the_cli_adds_lists_and_removes_freezes_and_schedules(
+    stack: devstack.StackInfo, client: Client, tmp_path: Path
+) -> None:
+    service = f"cli-{uuid.uuid4().hex[:6]}"
+    code, out, err, _ = await rollout(
+        stack,
+        "freeze", "add", "--service", service, "--until", "2030-01-01T00:00",
+        "--tz", "Europe/Berlin", "--reason", "cli freeze",
+    )  # fmt: skip
+    assert code == 0, err
+    freeze_id = out.split()[2]
+    code, out, err, _ = await rollout(stack, "freeze", "list")
+    assert code == 0 and freeze_id in out and "cli freeze" in out, out + err
+    code, out, err, _ = await rollout(stack, "freeze", "remove", freeze_id)
+    assert code == 0 and "removed" in out, err
+    code, out, err, _ = await rollout(stack, "freeze", "remove", freeze_id)
+    assert code == 1 and f"no freeze {freeze_id!r}" in err
+
+    plan = fast_plan(stack, STAGES).model_copy(update={"service": service})
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan.model_dump(mode="json", exclude_none=True)))
+    code, out, err, _ = await rollout(
+        stack, "schedule", str(path), "--cron", "0 15 * * TUE", "--tz", "Europe/Berlin"
+    )
+    assert code == 0 and "first start" in out, err
+    schedule_id = out.split()[1].rstrip(";")
+    described = await client.get_schedule_handle(schedule_id).describe()
+    assert described.schedule.spec.time_zone_name == "Europe/Berlin"
+    upcoming = described.info.next_action_times[0].astimezone(zone("Europe/Berlin"))
+    assert (upcoming.weekday(), upcoming.hour, upcoming.minute) == (1, 15, 0)
+
+    async def listed() -> bool:
+        code, out, _, _ = await rollout(stack, "schedule", "list")
+        return code == 0 and schedule_id in out
+
+    await eventually(listed, "the schedule is listed", 60)
+    code, out, err, _ = await rollout(stack, "schedule", "delete", schedule_id)
+    assert code == 0 and "deleted" in out, err
+    code, out, err, _ = await rollout(stack, "schedule", str(path), "--cron", "0 15 * *")
+    assert code == 1 and "five fields" in err
