@@ -31,6 +31,9 @@ with workflow.unsafe.imports_passed_through():
 
 WINDOWS_PATCH = "release-windows"
 UNREADABLE_RETRY = timedelta(minutes=1)
+# While a freeze holds the rollout, the calendar is read again this often: a freeze removed
+# (or shortened) lets the increase go within the hour.
+FREEZE_LOOK_EVERY = timedelta(hours=1)
 
 
 class Windows:
@@ -48,6 +51,7 @@ class Windows:
         self._audit, self._notify, self._publish = audit, notify, publish
         self._on: bool | None = None
         self._unreadable_until: datetime | None = None
+        self._look_again_at: datetime | None = None
         # The rollout's own: raises its rollback or abort when one was asked for.
         self.stop_if_asked: Callable[[], None] = lambda: None
 
@@ -62,8 +66,17 @@ class Windows:
         return bool(self._p.window_hold)
 
     def wake_at(self) -> datetime | None:
-        """When a waiting rollout should look again (the opening plus jitter), if it waits."""
-        return self._p.window_opens_at if self.waiting else None
+        """When a waiting rollout should look again (the opening plus jitter, or the next
+        read of the calendar while freezes are known), if it waits."""
+        if not self.waiting:
+            return None
+        moments = [self._p.window_opens_at, self._look_again_at if self._p.freezes else None]
+        return min((m for m in moments if m is not None), default=None)
+
+    def look_again(self, now: datetime) -> bool:
+        """Time to read the calendar again (only while some freeze is known)."""
+        due = self._look_again_at
+        return bool(self._p.freezes) and due is not None and now >= due
 
     def timer_summary(self) -> str:
         return f"waiting for window: {self.opens_text()}"
@@ -90,9 +103,14 @@ class Windows:
         except ActivityError:
             self._unreadable_until = workflow.now() + UNREADABLE_RETRY
             return
+        finally:
+            self._look_again_at = workflow.now() + FREEZE_LOOK_EVERY
         self._unreadable_until = None
         if [f.id for f in freezes] != [f.id for f in self._p.freezes]:
+            # Another set of freezes: the opening waited for is worked out again.
             self._p.freezes = freezes
+            self._p.window_hold = ""
+            self._p.window_opens_at = None
 
     def denial(self, now: datetime) -> str:
         """Why an increase may not happen at ``now``: an unreadable calendar, a freeze, a
@@ -150,8 +168,9 @@ class Windows:
         self._p.window_opens_at = None
 
     def until_open(self, plan: Plan, p: RolloutProgress, now: datetime) -> bool:
-        """For the rollout's watch loop: the stage may end once the window is open."""
-        return self.is_open(now)
+        """For the rollout's watch loop: the stage may end once the window is open (or, to
+        read the freezes again, when that is due)."""
+        return self.is_open(now) or self.look_again(now)
 
     def increases_after(self, index: int) -> bool:
         """Whether what follows stage ``index`` adds traffic (a later stage or the promotion)."""
@@ -218,8 +237,8 @@ class Windows:
             self.stop_if_asked()
             p.state = RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW
             self._publish()
-            opens = p.window_opens_at
-            timeout = None if opens is None else max((opens - workflow.now()).total_seconds(), 1)
+            wake = self.wake_at()
+            timeout = None if wake is None else max((wake - workflow.now()).total_seconds(), 1)
             seen = last()
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(

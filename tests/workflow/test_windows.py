@@ -423,3 +423,37 @@ async def test_a_blue_green_flip_waits_for_its_window_and_the_preview_does_not(
     assert plan.windows is not None and waiting.window_opens_at is not None
     assert times[0] < waiting.window_opens_at <= times[1]
     assert plan.windows.denial(times[1]) == ""
+
+
+async def test_removing_a_freeze_lets_the_increase_go_at_once(env, worker, doubles) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(stages=TWO_STAGES)
+    doubles.freezes.append(freeze(plan.service, now, now + timedelta(days=10)))
+    handle = await start_rollout(env.client, plan, worker)
+    await until(handle, lambda s: s.state == RolloutState.WAITING_FOR_WINDOW, env)
+    doubles.freezes.clear()  # removed: the next hourly read of the calendar finds none
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED
+    times = starts(await status_of(handle))
+    assert times[0] <= now + timedelta(hours=1, minutes=11)
+
+
+async def test_a_freeze_removed_between_stages_lets_the_next_shift_go(env, worker, doubles) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(stages=TWO_STAGES)
+    doubles.freezes.append(
+        freeze(plan.service, now + timedelta(minutes=20), now + timedelta(days=9))
+    )
+    handle = await start_rollout(env.client, plan, worker)
+    waiting = await until(
+        handle,
+        lambda s: s.state == RolloutState.WAITING_FOR_WINDOW,
+        env,
+        step=timedelta(minutes=10),
+    )
+    assert waiting.canary_weight == 10
+    doubles.freezes.clear()
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED
+    times = starts(await status_of(handle))
+    assert times[1] <= waiting.as_of + timedelta(hours=1, minutes=11)
