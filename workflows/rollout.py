@@ -117,7 +117,7 @@ class RolloutWorkflow:
     async def _run_stage(self, stage: Stage) -> None:
         """Shift, bake while checking, then wait for approval if the stage asks for it."""
         if self._p.shifted_stage < self._p.stage_index:
-            first = self._p.shifted_stage < 0  # later shifts waited at the end of their stage
+            first = self._p.shifted_stage < 0 and (stage.weight > 0 or stage.match is not None)
             await self._windows.before(f"shift to {stage.name!r}", self._last_command, first)
             await self._enter(stage)
         await self._watch(stage, until=decisions.bake_done)

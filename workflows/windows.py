@@ -185,17 +185,13 @@ class Windows:
     async def before(
         self, what: str, last: Callable[[], CommandRecord | None], hold: bool = True
     ) -> None:
-        """Before an increase: with ``hold``, wait with nothing to check meanwhile (the first
-        shift, a promote); then use up an override that let it through."""
+        """Before a shift: with ``hold``, wait with nothing to check meanwhile (the first shift
+        when it sends the canary traffic, not a blue-green preview at 0%; a promotion); later
+        shifts waited at the end of their stage. Then use up an override that let it through."""
         if self.applies():
-            if hold and self._first_adds_traffic():  # else ``watch`` has just read freezes
+            if hold:
                 await self.hold(last)
             await self.passed(what)
-
-    def _first_adds_traffic(self) -> bool:
-        """The first shift sends the canary traffic (not a blue-green preview at 0%)."""
-        first = self._plan.stages[self._p.stage_index]
-        return first.weight > 0 or first.match is not None
 
     async def watch(self, watch: Callable[[], Awaitable[None]]) -> None:
         """Between stages: ``watch`` (the stage's checks, until the window opens) as long as

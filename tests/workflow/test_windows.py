@@ -457,3 +457,35 @@ async def test_a_freeze_removed_between_stages_lets_the_next_shift_go(env, worke
     assert result.state == RolloutState.PROMOTED
     times = starts(await status_of(handle))
     assert times[1] <= waiting.as_of + timedelta(hours=1, minutes=11)
+
+
+async def test_the_promotion_after_a_last_stage_below_100_waits_too(env, worker, doubles) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(
+        stages=[{"name": "half", "weight": 50, "bake": "3h", "check_every": "10m"}],
+        windows={"allow": [daily_window(now, 1)]},
+    )
+    handle = await start_rollout(env.client, plan, worker)
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED
+    assert doubles.shifts == [50, 100]
+    final = await status_of(handle)
+    promoted = next(e.at for e in final.events if e.kind == "end")
+    times = starts(final)
+    assert plan.windows is not None
+    assert plan.windows.denial(times[0]) == "" and plan.windows.denial(promoted) == ""
+    assert promoted - times[0] > timedelta(hours=20)  # the 3h bake outlasts the 2h window
+
+
+async def test_a_promote_command_waits_for_the_window(env, worker, doubles) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(stages=TWO_STAGES, windows={"allow": [daily_window(now, -1)]})
+    handle = await start_rollout(env.client, plan, worker)
+    await until(handle, lambda s: s.canary_weight == 10, env)
+    await skip(env, timedelta(hours=2))  # the window has closed
+    await send_command(env.client, plan.service, OperatorCommand(kind=CommandKind.PROMOTE))
+    waiting = await until(handle, lambda s: s.state == RolloutState.WAITING_FOR_WINDOW, env)
+    assert doubles.shifts == [10]
+    assert waiting.window_opens_at is not None
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED and doubles.shifts == [10, 100]
