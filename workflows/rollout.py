@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         kept_blue,
         publish,
         result_of,
+        rolled_back,
         stages_line,
         status_of,
     )
@@ -102,10 +103,10 @@ class RolloutWorkflow:
             await self._roll_back(abort.reason, final=RolloutState.ABORTED)
         except _RollBack as rollback:
             await self._roll_back(rollback.reason)
-            raise self._rolled_back() from None
+            raise rolled_back(plan, p) from None
         except ActivityError as error:
             await self._roll_back(f"{self._failed_step()} failed: {root_message(error)}")
-            raise self._rolled_back() from None
+            raise rolled_back(plan, p) from None
         except asyncio.CancelledError:
             # Cancelling the workflow is a rollback too; activities started here still run.
             await self._roll_back("rollout was cancelled")
@@ -382,14 +383,6 @@ class RolloutWorkflow:
         await self._notify(f"Rollout of {self._plan.service} {self._plan.version} {word}: {reason}")
         await self._target.release()
 
-    def _rolled_back(self) -> ApplicationError:
-        return ApplicationError(
-            f"rolled back: {self._p.reason}",
-            result_of(self._plan, self._p),
-            type="RolledBack",
-            non_retryable=True,
-        )
-
     def _failed_step(self) -> str:
         return "shift" if self._p.state == RolloutState.SHIFTING else "step"
 
@@ -439,6 +432,10 @@ class RolloutWorkflow:
     @workflow.signal(name="retry")
     def retry(self, *inputs: Any) -> None:
         self._on_signal(CommandKind.RETRY, inputs)
+
+    @workflow.signal(name="override")
+    def override(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.OVERRIDE, inputs)
 
     @workflow.update(name="command")
     def command(self, command: OperatorCommand) -> CommandRecord:

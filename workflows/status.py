@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 from plans import Plan, RolloutResult, RolloutState, RolloutStatus, Verdict
 from plans.bluegreen import KEEP_BLUE, PREVIEW
@@ -120,6 +121,16 @@ def result_of(plan: Plan, progress: RolloutProgress) -> RolloutResult:
         reason=progress.reason,
         canary_weight=progress.canary_weight,
         stage_name=decisions.current_stage(plan, progress).name,
+    )
+
+
+def rolled_back(plan: Plan, progress: RolloutProgress) -> ApplicationError:
+    """The failure a rolled-back run ends with: the reason, and the result as its details."""
+    return ApplicationError(
+        f"rolled back: {progress.reason}",
+        result_of(plan, progress),
+        type="RolledBack",
+        non_retryable=True,
     )
 
 

@@ -489,3 +489,21 @@ async def test_a_promote_command_waits_for_the_window(env, worker, doubles) -> N
     assert waiting.window_opens_at is not None
     result = await settle(env, handle)
     assert result.state == RolloutState.PROMOTED and doubles.shifts == [10, 100]
+
+
+async def test_override_as_a_signal_is_recorded_with_who_and_why(env, worker, doubles) -> None:
+    now = await env.get_current_time()
+    plan = make_plan(stages=TWO_STAGES, windows={"allow": [daily_window(now, 6)]})
+    handle = await start_rollout(env.client, plan, worker)
+    await until(handle, lambda s: s.state == RolloutState.WAITING_FOR_WINDOW, env)
+    await handle.signal("override", {"by": "lee", "reason": "from the UI"})
+    shifted = await until(handle, lambda s: s.canary_weight == 10, env)
+    record = shifted.commands[-1]
+    assert (record.kind, record.by, record.reason, record.via) == (
+        "override",
+        "lee",
+        "from the UI",
+        "signal",
+    )
+    assert any(e.kind == "override" and "lee: from the UI" in e.text for e in shifted.events)
+    await finish(env, handle)
