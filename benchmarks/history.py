@@ -80,6 +80,11 @@ def release_target(claim: TargetClaim) -> bool:
     return True
 
 
+@activity.defn(name="freezes_for")
+def freezes_for(service: str) -> list[Any]:
+    return []
+
+
 def safe_plan(check_every: str) -> Any:
     return parse_plan(
         {
@@ -136,6 +141,7 @@ async def main() -> None:
                     notify,
                     claim_target,
                     release_target,
+                    freezes_for,
                 ],
                 activity_executor=executor,
             ):

@@ -49,3 +49,11 @@ class RolloutInput(BaseModel):
             checks_per_run=legacy_progress.get("checks_per_run", CHECKS_PER_RUN),
             visibility=legacy_progress.get("visibility", False),
         )
+
+
+class ScheduledRollout(BaseModel):
+    """What a Temporal Schedule starts a rollout with (``rollout schedule``)."""
+
+    plan: Plan
+    task_queue: str = Field(description="the task queue the rollout runs on")
+    schedule_id: str = ""

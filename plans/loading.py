@@ -5,6 +5,7 @@ Every problem comes back in one PlanError, each naming its field as the YAML doe
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from plans.plan import Plan
 from plans.routers import ROUTER_KINDS
 from plans.sources import SOURCE_KINDS
 from plans.templates import UnknownTemplate, with_template
+from plans.windows import never_opens
 
 MAX_PLAN_BYTES = 1024 * 1024  # the file load_plan reads
 MAX_YAML_VALUES = 20_000  # values in the file, each use of an alias counted in full
@@ -97,12 +99,15 @@ def parse_plan(data: Any, source: str = "plan") -> Plan:
     except UnknownTemplate as error:
         raise PlanError([f"template: {error}"], source) from None
     try:
-        return Plan.model_validate(data)
+        plan = Plan.model_validate(data)
     except ValidationError as error:
         problems = _problems(error)
         if template is not None:
             problems = [_note_taken(p, template.name, taken) for p in problems]
         raise _invalid(problems, source) from None
+    if plan.windows is not None and (closed := never_opens(plan.windows, datetime.now(UTC))):
+        raise _invalid([closed], source)
+    return plan
 
 
 def _note_taken(problem: str, template: str, taken: frozenset[str]) -> str:

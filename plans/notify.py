@@ -45,6 +45,7 @@ class EventKind(StrEnum):
     RESTORE_FAILING = "restore_failing"
     DRIFT = "drift"
     HOOK_FAILED = "hook_failed"
+    OVERRIDDEN = "overridden"
 
     @property
     def severity(self) -> Severity:
@@ -63,6 +64,7 @@ SEVERITIES: dict[EventKind, Severity] = {
     EventKind.ABORTED: Severity.WARNING,
     EventKind.DRIFT: Severity.WARNING,
     EventKind.HOOK_FAILED: Severity.WARNING,
+    EventKind.OVERRIDDEN: Severity.WARNING,
     # Users met a bad version, or stable is not back yet.
     EventKind.ROLLBACK_STARTED: Severity.CRITICAL,
     EventKind.ROLLED_BACK: Severity.CRITICAL,
@@ -82,6 +84,7 @@ WEBHOOK_EVENTS = frozenset(
         EventKind.ABORTED,
         EventKind.RESTORE_FAILING,
         EventKind.DRIFT,
+        EventKind.OVERRIDDEN,  # new with windows: no older plan heard it, so nothing changes
     }
 )
 

@@ -20,6 +20,7 @@ from plans.sources import MetricsSource
 from plans.stage import Stage
 from plans.text import Strict
 from plans.visibility import rollout_workflow_id
+from plans.windows import Windows
 
 
 def _gate_count(v: Any) -> Any:
@@ -60,6 +61,9 @@ class Plan(Strict):
     )
     stages: Annotated[list[Stage], BeforeValidator(_stage_count)] = Field(default_factory=list)
     notify: Notify = Field(default_factory=Notify)
+    windows: Windows | None = Field(
+        default=None, description="when traffic may increase: allow and deny windows"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:

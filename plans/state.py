@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from plans.freezes import Freeze
 from plans.gates import Gate, GateBase
 from plans.match import RequestMatch
 from plans.notify import Channel, EventKind
@@ -23,6 +24,7 @@ class RolloutState(StrEnum):
     BAKING = "baking"
     PAUSED = "paused"
     AWAITING_APPROVAL = "awaiting_approval"
+    WAITING_FOR_WINDOW = "waiting_for_window"
     ROLLING_BACK = "rolling_back"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
@@ -47,6 +49,7 @@ class CommandKind(StrEnum):
     ROLLBACK = "rollback"
     ABORT = "abort"
     RETRY = "retry"
+    OVERRIDE = "override"
 
 
 class OperatorCommand(BaseModel):
@@ -302,6 +305,11 @@ class RolloutStatus(BaseModel):
         " the first shift, and from workers older than this field)",
     )
 
+    window_hold: str = Field(default="", description="why the next increase waits, if it does")
+    window_opens_at: datetime | None = Field(
+        default=None, description="when the next increase may happen, while it waits"
+    )
+
     def at(self, now: datetime) -> RolloutStatus:
         """The same status with the bake clock read at ``now`` instead of at ``as_of``.
 
@@ -391,6 +399,16 @@ class RolloutProgress(BaseModel):
     notices: int = Field(default=0, description="events told so far: part of each one's key")
     approval_noticed_stage: int = Field(
         default=-1, description="the stage whose wait for approval people were told of"
+    )
+    overrides: int = Field(
+        default=0, description="increases an override lets through a window or freeze"
+    )
+    window_hold: str = Field(default="", description="why the next increase waits, if it does")
+    window_opens_at: datetime | None = Field(
+        default=None, description="when the window the rollout waits for opens"
+    )
+    freezes: list[Freeze] = Field(
+        default_factory=list, description="the freezes of this service read before an increase"
     )
 
 

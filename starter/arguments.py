@@ -8,6 +8,7 @@ from typing import Any
 
 from plans import CommandKind
 from plans.templates import TEMPLATES
+from starter import governance
 from starter.alerts import serve
 from starter.connection import DEFAULT_DIR, stack_dir
 from starter.dev_commands import cmd_demo, cmd_dev_down, cmd_dev_fault, cmd_dev_up
@@ -108,6 +109,12 @@ COMMAND_HELP: dict[CommandKind, tuple[str, str]] = {
         "check the gates again at once after a pause by gates or by a deadline",
         "Retry a stage paused by its gates or by its progress deadline: the rollout resumes,"
         " the gates' inconclusive streaks start over and the gates are checked at once.",
+    ),
+    CommandKind.OVERRIDE: (
+        "let the next traffic increase through a closed release window",
+        "Override a release window for one increase: the rollout's next shift up (or its"
+        " promotion) goes ahead now though its windows are closed. Who and why are kept in the"
+        " audit trail and sent to the plan's channel; each further increase asks again.",
     ),
 }
 
@@ -297,6 +304,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--router", **ROUTER_OPTION)
     p.set_defaults(run=cmd_demo)
     _alerts_parser(sub)
+    governance.add_parsers(sub, _user())
     return root
 
 

@@ -18,7 +18,12 @@ err = Console(stderr=True, highlight=False)
 """Where notes and errors go: standard error."""
 
 WHEN = "%Y-%m-%d %H:%M:%S"
-BAKING_STATES = (RolloutState.BAKING, RolloutState.PAUSED, RolloutState.AWAITING_APPROVAL)
+BAKING_STATES = (
+    RolloutState.BAKING,
+    RolloutState.PAUSED,
+    RolloutState.AWAITING_APPROVAL,
+    RolloutState.WAITING_FOR_WINDOW,
+)
 
 OUTCOME_STYLE = {
     GateOutcome.PASS: "green",
@@ -32,6 +37,7 @@ STATE_STYLE = {
     RolloutState.ABORTED: "bold yellow",
     RolloutState.PAUSED: "yellow",
     RolloutState.AWAITING_APPROVAL: "cyan",
+    RolloutState.WAITING_FOR_WINDOW: "magenta",
 }
 
 
@@ -61,7 +67,8 @@ def headline(status: RolloutStatus) -> Text:
     if not status.state.final:
         text.append(f"  stage {status.stage_index + 1}/{status.stage_count} {status.stage_name!r}")
         # Only a stage that bakes has a clock; rolling back or shifting, it would mislead.
-        if status.bake_total_s and status.state in BAKING_STATES:
+        unshifted = status.window_hold and status.stage_started_at is None  # a first shift
+        if status.bake_total_s and status.state in BAKING_STATES and not unshifted:
             text.append(
                 f"  bake {format_duration(status.bake_elapsed_s)}"
                 f"/{format_duration(status.bake_total_s)}"
@@ -71,9 +78,23 @@ def headline(status: RolloutStatus) -> Text:
             text.append("  (clock stopped while paused)", style="yellow")
         if status.awaiting_approval:
             text.append(f"  awaiting `rollout approve {status.service}`", style="cyan")
+        if status.window_hold:
+            text.append(f"\n{window_line(status)}", style="magenta")
     if status.reason and (status.state.final or status.state == RolloutState.ROLLING_BACK):
         text.append(f"\nreason: {status.reason}")
     return text
+
+
+def window_line(status: RolloutStatus) -> str:
+    """``next increase waits: outside every allow window; opens 2026-12-01 14:00 UTC (in
+    2h 10m)``, from the status's own clock (``as_of``)."""
+    opens = status.window_opens_at
+    if opens is None:
+        when = "no opening within a year (`rollout override` lets one increase through)"
+    else:
+        left = (opens - status.as_of).total_seconds() if status.as_of else 0.0
+        when = f"opens {opens:%a %Y-%m-%d %H:%M} UTC (in {format_duration(max(left, 0.0))})"
+    return f"next increase waits: {status.window_hold}; {when}"
 
 
 def _table(title: str, *columns: str, names: int = 10) -> Table:

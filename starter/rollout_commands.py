@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from datetime import UTC, datetime
 
 from rich.markup import escape
 from temporalio.client import Client
@@ -12,6 +13,7 @@ from temporalio.service import RPCError
 
 from plans import CommandKind, OperatorCommand, Plan, RolloutError, format_duration, visibility
 from plans.visibility import ROLLOUT_WORKFLOW, service_of
+from plans.windows import Windows
 from starter import reading, render, starting, steering
 from starter.connection import connect_client, ui_link
 from starter.exits import EXIT_ERROR, EXIT_FROM_RECORDS, exit_code, records_exit_code
@@ -40,7 +42,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f" {format_duration(stage.bake)},"
             f" checks every {format_duration(stage.check_every)} ({gates}){approval}"
         )
+    if plan.windows is not None:
+        out.print(f"  increases: {escape(windows_line(plan.windows))}")
     return 0
+
+
+def windows_line(windows: Windows) -> str:
+    """The plan's windows and their next opening, as `validate` prints them."""
+    allow = "; ".join(w.describe() for w in windows.allow) or "any time"
+    deny = "; ".join(w.describe() for w in windows.deny)
+    opens = windows.next_opening(datetime.now(UTC))
+    when = f", next opening {opens:%a %Y-%m-%d %H:%M} UTC" if opens else ""
+    return f"inside {allow}" + (f", never inside {deny}" if deny else "") + when
 
 
 def load(path: str) -> Plan:

@@ -86,16 +86,25 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     # Imported here: the activities bring numpy and scipy, which `--help` does not need.
     from temporalio.worker import Worker
 
+    from activities.freezes import FreezeReader
     from activities.ownership import TargetLeases
     from activities.rollout import ALL_ACTIVITIES
+    from activities.scheduling import ScheduledStarts
+    from workflows.freezes import FreezeCalendar
     from workflows.lease import TargetLease
     from workflows.rollout import RolloutWorkflow
+    from workflows.scheduled import ScheduledStart
 
     return Worker(
         client,
         task_queue=queue,
-        workflows=[RolloutWorkflow, TargetLease],
-        activities=[*ALL_ACTIVITIES, *TargetLeases(client).activities()],
+        workflows=[RolloutWorkflow, TargetLease, FreezeCalendar, ScheduledStart],
+        activities=[
+            *ALL_ACTIVITIES,
+            *TargetLeases(client).activities(),
+            *FreezeReader(client).activities(),
+            *ScheduledStarts(client).activities(),
+        ],
         activity_executor=executor,
         max_concurrent_activities=64,
         # Each rollout has a lease workflow beside it; both stay cached, so a lease waking

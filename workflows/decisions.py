@@ -30,6 +30,18 @@ MAX_COMMANDS_KEPT = 200
 MAX_SHADOW_KEPT = 50
 
 
+class RollBack(Exception):
+    """The rollout must go back to stable; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Abort(RollBack):
+    """An operator aborts: stable again, and the run ends aborted rather than failed."""
+
+
 def current_index(plan: Plan, progress: RolloutProgress) -> int:
     """Index of the stage the rollout is in; past the last one (promoting), the last one."""
     return min(progress.stage_index, len(plan.stages) - 1)
@@ -155,6 +167,11 @@ def refusal(plan: Plan, progress: RolloutProgress, command: OperatorCommand, now
         return "promote: rollout is already being promoted"
     if kind == CommandKind.RETRY and not (progress.paused and progress.pause_cause != "operator"):
         return "retry: only a rollout paused by its gates or its deadline can be retried"
+    if kind == CommandKind.OVERRIDE:
+        if plan.windows is None and not progress.freezes:
+            return "override: no release window or freeze holds this rollout"
+        if progress.overrides > 0:
+            return "override: the next increase is already let through"
     if kind == CommandKind.APPROVE:
         if not stage.approval:
             return f"approve: stage {stage.name!r} does not ask for approval"
@@ -188,6 +205,8 @@ def apply_command(progress: RolloutProgress, command: OperatorCommand, now: date
         progress.approved_stage = progress.stage_index
     elif kind == CommandKind.PROMOTE:
         progress.promote_requested = True
+    elif kind == CommandKind.OVERRIDE:
+        progress.overrides = 1  # the next increase only: each further one asks again
     elif kind == CommandKind.ROLLBACK:
         progress.rollback_requested = True
         who = f" by {command.by}" if command.by else ""

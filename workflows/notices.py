@@ -9,6 +9,8 @@ twice. A lost message stops nothing: not a rollout, and never a rollback.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -115,6 +117,10 @@ class Notices:
             reason=reason,
             restored=self._restoring,
         )
+
+    def on(self, kind: EventKind) -> Callable[[str], Awaitable[None]]:
+        """A one-line teller for ``kind`` events, for parts that only have text to tell."""
+        return functools.partial(self.say, kind)
 
     async def say(self, kind: EventKind, text: str) -> None:
         """An event whose one line says it all (drift, a restore that fails)."""

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from plans import (
         CommandKind,
         CommandRecord,
+        EventKind,
         Gate,
         OperatorCommand,
         Plan,
@@ -30,15 +31,20 @@ with workflow.unsafe.imports_passed_through():
     from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import decisions
     from workflows.checking import judge_gates, observe_and_judge
+    from workflows.decisions import Abort as _Abort
+    from workflows.decisions import RollBack as _RollBack
     from workflows.notices import Notices
     from workflows.status import (
+        changed_verdicts,
         keep_blue_text,
         kept_blue,
         publish,
         result_of,
+        rolled_back,
         status_of,
     )
     from workflows.target import Target, TargetRefused, root_message
+    from workflows.windows import Windows
 
 
 MAX_EVENTS_KEPT = 300
@@ -51,18 +57,6 @@ OWN_AND_OBSERVE = "own-and-observe-target"
 ONE_LOOK = "one-look-per-check"
 
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
-
-
-class _RollBack(Exception):
-    """The rollout must go back to stable; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _Abort(_RollBack):
-    """An operator aborts: stable again, and the run ends aborted rather than failed."""
 
 
 @workflow.defn(name=ROLLOUT_WORKFLOW)
@@ -83,6 +77,10 @@ class RolloutWorkflow:
         self._one_look = False
         self._notices = Notices(self._plan, self._p)
         self._target = Target(self._plan, self._p, self._audit, self._notices.say, self._publish)
+        self._windows = Windows(
+            self._plan, self._p, self._audit, self._notices.on(EventKind.OVERRIDDEN), self._publish
+        )
+        self._windows.stop_if_asked = self._stop_if_asked
 
     @workflow.run
     async def run(
@@ -107,10 +105,10 @@ class RolloutWorkflow:
             await self._roll_back(abort.reason, final=RolloutState.ABORTED)
         except _RollBack as rollback:
             await self._roll_back(rollback.reason)
-            raise self._rolled_back() from None
+            raise rolled_back(plan, p) from None
         except ActivityError as error:
             await self._roll_back(f"{self._failed_step()} failed: {root_message(error)}")
-            raise self._rolled_back() from None
+            raise rolled_back(plan, p) from None
         except asyncio.CancelledError:
             # Cancelling the workflow is a rollback too; activities started here still run.
             await self._roll_back("rollout was cancelled")
@@ -122,10 +120,14 @@ class RolloutWorkflow:
     async def _run_stage(self, stage: Stage) -> None:
         """Shift, bake while checking, then wait for approval if the stage asks for it."""
         if self._p.shifted_stage < self._p.stage_index:
+            first = self._p.shifted_stage < 0 and (stage.weight > 0 or stage.match is not None)
+            await self._windows.before(f"shift to {stage.name!r}", self._last_command, first)
             await self._enter(stage)
         await self._watch(stage, until=decisions.bake_done)
         if stage.approval:
             await self._watch(stage, until=decisions.stage_complete)
+        if self._windows.increases_after(self._p.stage_index):
+            await self._windows.watch(lambda: self._watch(stage, until=self._windows.until_open))
         if not self._p.promote_requested:
             where = decisions.describe_stage(self._plan, self._p.stage_index)
             self._audit("stage", f"{where} passed")
@@ -159,10 +161,7 @@ class RolloutWorkflow:
         # Observed stages look at the router at every check even when they have no gates.
         checked = self._observes or bool(self._plan.gates_for(stage))
         while True:
-            if p.rollback_requested:
-                raise _RollBack(p.reason)
-            if p.abort_requested:
-                raise _Abort(p.reason)
+            self._stop_if_asked()
             if p.promote_requested:
                 return
             now = workflow.now()
@@ -187,6 +186,13 @@ class RolloutWorkflow:
                 await self._continue_as_new()
             await self._wait(stage, now)
 
+    def _stop_if_asked(self) -> None:
+        """A rollback or an abort asked for ends whatever the rollout was doing."""
+        if self._p.rollback_requested:
+            raise _RollBack(self._p.reason)
+        if self._p.abort_requested:
+            raise _Abort(self._p.reason)
+
     def _needs_fresh_look(self, stage: Stage, now: datetime) -> bool:
         """A stage passes on a fresh look, never on a bake nobody watched the end of."""
         p = self._p
@@ -207,6 +213,9 @@ class RolloutWorkflow:
         abort_at = decisions.abort_due(self._plan, p, now)
         if abort_at is not None and 0 < (abort_at - now).total_seconds() < timeout:
             timeout, summary = (abort_at - now).total_seconds(), f"abort {stage.name!r} unfinished"
+        opens = self._windows.wake_at()
+        if opens is not None and 0 < (opens - now).total_seconds() < timeout:
+            timeout, summary = (opens - now).total_seconds(), self._windows.timer_summary()
         seen = self._last_command()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
@@ -247,6 +256,8 @@ class RolloutWorkflow:
             state = RolloutState.PAUSED
         elif decisions.awaiting_approval(self._plan, p, now):
             state = RolloutState.AWAITING_APPROVAL
+        elif self._windows.waiting:
+            state = RolloutState.WAITING_FOR_WINDOW
         else:
             state = RolloutState.BAKING
         if state != p.state:
@@ -283,7 +294,8 @@ class RolloutWorkflow:
     async def _act_on(self, verdicts: list[Verdict], gates: list[Gate]) -> None:
         """Keep the verdicts; roll back, pause or notify as the gates' policies ask."""
         p = self._p
-        self._audit_verdicts(verdicts)
+        for changed in changed_verdicts(p, verdicts):
+            self._audit("verdict", changed)
         actions = decisions.judge_checks(p, gates, verdicts)
         for shadow in p.shadow_actions:
             if shadow.check == p.checks:
@@ -334,6 +346,7 @@ class RolloutWorkflow:
     async def _promote(self) -> None:
         p = self._p
         if p.canary_weight != 100:
+            await self._windows.before("promotion", self._last_command)
             await self._target.shift(100, "promote: shift canary to 100%")
         if p.rollback_requested:
             raise _RollBack(p.reason)
@@ -367,14 +380,6 @@ class RolloutWorkflow:
         self._publish()
         await self._notices.ended(final.value.replace("_", " "), reason)
         await self._target.release()
-
-    def _rolled_back(self) -> ApplicationError:
-        return ApplicationError(
-            f"rolled back: {self._p.reason}",
-            result_of(self._plan, self._p),
-            type="RolledBack",
-            non_retryable=True,
-        )
 
     def _failed_step(self) -> str:
         return "shift" if self._p.state == RolloutState.SHIFTING else "step"
@@ -422,6 +427,10 @@ class RolloutWorkflow:
     @workflow.signal(name="retry")
     def retry(self, *inputs: Any) -> None:
         self._on_signal(CommandKind.RETRY, inputs)
+
+    @workflow.signal(name="override")
+    def override(self, *inputs: Any) -> None:
+        self._on_signal(CommandKind.OVERRIDE, inputs)
 
     @workflow.update(name="command")
     def command(self, command: OperatorCommand) -> CommandRecord:
@@ -476,13 +485,6 @@ class RolloutWorkflow:
         events = self._p.events
         events.append(AuditEvent(at=workflow.now(), kind=kind, text=text))
         del events[: max(len(events) - MAX_EVENTS_KEPT, 0)]
-
-    def _audit_verdicts(self, verdicts: list[Verdict]) -> None:
-        """Record a gate's verdict when its outcome changes; every check's detail is in history."""
-        for verdict in verdicts:
-            previous = self._p.verdicts.get(verdict.gate)
-            if previous is None or previous.outcome != verdict.outcome:
-                self._audit("verdict", verdict.explain())
 
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""

@@ -10,12 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
-from plans import Plan, RolloutResult, RolloutState, RolloutStatus
+from plans import Plan, RolloutResult, RolloutState, RolloutStatus, Verdict
 from plans.bluegreen import KEEP_BLUE, PREVIEW
 from plans.durations import format_duration
 from plans.state import RolloutProgress
 from plans.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT
+from plans.windows import opening_text
 from workflows import decisions
 
 
@@ -56,6 +58,8 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         as_of=now,
         bake_clock_running=running and p.clock_running_since is not None,
         stage_started_at=p.stage_entered_at,
+        window_hold=p.window_hold,
+        window_opens_at=p.window_opens_at,
     )
 
 
@@ -68,6 +72,10 @@ def sentence(plan: Plan, progress: RolloutProgress) -> str:
     text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%{matched}, {where}"
     if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
         text += f". Reason: {p.reason}"
+    elif p.window_hold and plan.windows is not None and not p.state.final:
+        opens = p.window_opens_at
+        when = opening_text(opens, plan.windows.zone_name()) if opens else "not within a year"
+        text += f"; waiting for window: opens {when} ({p.window_hold})"
     elif plan.blue_green is not None and not p.state.final:
         stage = decisions.current_stage(plan, p).name
         if stage == PREVIEW and plan.blue_green.preview_url:
@@ -75,6 +83,17 @@ def sentence(plan: Plan, progress: RolloutProgress) -> str:
         elif stage == KEEP_BLUE:
             text += "; blue kept ready: a rollback flips back at once"
     return text
+
+
+def changed_verdicts(progress: RolloutProgress, verdicts: list[Verdict]) -> list[str]:
+    """The verdicts whose outcome changed since the last check, for the audit trail (every
+    check's detail is in the history)."""
+    changed = []
+    for verdict in verdicts:
+        previous = progress.verdicts.get(verdict.gate)
+        if previous is None or previous.outcome != verdict.outcome:
+            changed.append(verdict.explain())
+    return changed
 
 
 def keep_blue_text(plan: Plan) -> str:
@@ -105,6 +124,16 @@ def result_of(plan: Plan, progress: RolloutProgress) -> RolloutResult:
     )
 
 
+def rolled_back(plan: Plan, progress: RolloutProgress) -> ApplicationError:
+    """The failure a rolled-back run ends with: the reason, and the result as its details."""
+    return ApplicationError(
+        f"rolled back: {progress.reason}",
+        result_of(plan, progress),
+        type="RolledBack",
+        non_retryable=True,
+    )
+
+
 def stages_line(plan: Plan) -> str:
     return " -> ".join(f"{s.name} {s.weight}%" for s in plan.stages)
 
@@ -115,7 +144,7 @@ def publish(
     """Set the run's details and search attributes when they changed since ``published``."""
     p = progress
     stage = decisions.current_stage(plan, p)
-    snapshot = (p.state, stage.name, p.canary_weight, p.reason)
+    snapshot = (p.state, stage.name, p.canary_weight, p.reason, p.window_hold, p.window_opens_at)
     if snapshot == published:
         return published
     workflow.set_current_details(sentence(plan, p))

@@ -31,6 +31,7 @@ from plans import (
     Verdict,
     parse_plan,
 )
+from plans.freezes import Freeze
 from plans.state import Look, Seen
 from starter.operations import SEARCH_ATTRIBUTES
 from workflows.rollout import RolloutWorkflow
@@ -104,6 +105,8 @@ class Doubles:
     router_reads: list[TrafficSplit] = field(default_factory=list)
     reads: int = 0
     splits: list[TrafficSplit] = field(default_factory=list)  # every shift's, with its match
+    freezes: list[Freeze] = field(default_factory=list)  # what the freeze calendar holds
+    freeze_reads: int = 0
 
     @property
     def weight(self) -> int:
@@ -155,7 +158,13 @@ class Doubles:
             self.leases.append(f"release {claim.owner}")
             return True
 
+        @activity.defn(name="freezes_for")
+        def freezes_for(service: str) -> list[Freeze]:
+            self.freeze_reads += 1
+            return [f for f in self.freezes if f.service in (service, "*")]
+
         return [
+            freezes_for,
             shift_traffic,
             read_traffic,
             check_gates,

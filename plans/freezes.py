@@ -1,0 +1,58 @@
+"""Freezes: spans of time in which no rollout of a service (or of any) may add traffic.
+
+They live in one long-running workflow, ``FreezeCalendar`` (``workflows/freezes.py``),
+so every worker and every operator reads the same list; a rollout reads it before each
+increase. These are the shapes that cross that boundary, and the pure arithmetic.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, model_validator
+
+from plans import text
+
+FREEZE_CALENDAR_ID = "rollout-freezes"
+ALL_SERVICES = "*"
+MAX_FREEZES = 500
+
+
+class FreezeRequest(BaseModel):
+    """``rollout freeze add``: a service (or ``*`` for all), a span and a reason."""
+
+    service: str = Field(min_length=1, max_length=100)
+    start: datetime
+    end: datetime
+    reason: str = Field(min_length=1, max_length=500)
+    by: str = Field(default="unknown", max_length=200)
+
+    @model_validator(mode="after")
+    def _span(self) -> FreezeRequest:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("give --from and --until with a zone (or --tz)")
+        if self.end <= self.start:
+            raise ValueError("--until must be after --from")
+        if self.service != ALL_SERVICES:
+            text.check_name(self.service, "service")
+        return self
+
+
+class Freeze(FreezeRequest):
+    """A freeze as kept: with its id and when it was added."""
+
+    id: str
+    added_at: datetime
+
+    def covers(self, service: str, at: datetime) -> bool:
+        return self.service in (service, ALL_SERVICES) and self.start <= at < self.end
+
+    def describe(self) -> str:
+        who = "all services" if self.service == ALL_SERVICES else self.service
+        return f"freeze {self.id} of {who} until {self.end:%Y-%m-%d %H:%M} UTC ({self.reason})"
+
+
+def freeze_holding(freezes: list[Freeze], service: str, at: datetime) -> Freeze | None:
+    """The freeze that holds ``service`` at ``at`` and ends last, if any."""
+    holding = [f for f in freezes if f.covers(service, at)]
+    return max(holding, key=lambda f: f.end, default=None)

@@ -1,0 +1,244 @@
+"""Holding a traffic increase until a release window opens and no freeze holds it.
+
+Rollbacks never wait.
+
+The arithmetic is ``plans.windows``; this module keeps the rollout's side of it: whether
+the next increase may happen now, what the rollout says while it waits, the durable timer
+to the opening (with the plan's jitter, drawn from the workflow's deterministic random),
+and an operator's override, which lets one increase through.
+
+Freezes are read (a local activity querying the ``FreezeCalendar``) before each increase
+and again when a wait for an opening ends, so a freeze added while a rollout bakes or
+waits holds its next increase. Only runs started since the ``release-windows`` patch do any
+of this: earlier runs replay the commands they recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from plans import CommandRecord, Plan, RolloutState
+    from plans.freezes import Freeze, freeze_holding
+    from plans.state import RolloutProgress
+    from plans.windows import opening_text
+
+WINDOWS_PATCH = "release-windows"
+UNREADABLE_RETRY = timedelta(minutes=1)
+# While a freeze holds the rollout, the calendar is read again this often: a freeze removed
+# (or shortened) lets the increase go within the hour.
+FREEZE_LOOK_EVERY = timedelta(hours=1)
+
+
+class Windows:
+    """The rollout's window keeper: one per run, over the run's plan and progress."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        progress: RolloutProgress,
+        audit: Callable[[str, str], None],
+        notify: Callable[[str], Awaitable[None]],
+        publish: Callable[[], None],
+    ) -> None:
+        self._plan, self._p = plan, progress
+        self._audit, self._notify, self._publish = audit, notify, publish
+        self._on: bool | None = None
+        self._unreadable_until: datetime | None = None
+        self._look_again_at: datetime | None = None
+        # The rollout's own: raises its rollback or abort when one was asked for.
+        self.stop_if_asked: Callable[[], None] = lambda: None
+
+    def applies(self) -> bool:
+        """Windows and freezes hold this run: it is new enough to keep them."""
+        if self._on is None:
+            self._on = workflow.patched(WINDOWS_PATCH)
+        return self._on
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._p.window_hold)
+
+    def wake_at(self) -> datetime | None:
+        """When a waiting rollout should look again (the opening plus jitter, or the next
+        read of the calendar while freezes are known), if it waits."""
+        if not self.waiting:
+            return None
+        moments = [self._p.window_opens_at, self._look_again_at if self._p.freezes else None]
+        return min((m for m in moments if m is not None), default=None)
+
+    def look_again(self, now: datetime) -> bool:
+        """Time to read the calendar again (only while some freeze is known)."""
+        due = self._look_again_at
+        return bool(self._p.freezes) and due is not None and now >= due
+
+    def timer_summary(self) -> str:
+        return f"waiting for window: {self.opens_text()}"
+
+    def opens_text(self) -> str:
+        opens = self._p.window_opens_at
+        if opens is None:
+            return "no opening within a year"
+        zone = self._plan.windows.zone_name() if self._plan.windows else "UTC"
+        return f"opens {opening_text(opens, zone)}"
+
+    async def refresh(self) -> None:
+        """Read this service's freezes; when they cannot be read, hold for a minute."""
+        try:
+            freezes: list[Freeze] = await workflow.execute_local_activity(
+                "freezes_for",
+                self._plan.service,
+                result_type=list[Freeze],
+                start_to_close_timeout=timedelta(seconds=10),
+                schedule_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+                summary="freezes of " + self._plan.service,
+            )
+        except ActivityError:
+            self._unreadable_until = workflow.now() + UNREADABLE_RETRY
+            return
+        finally:
+            self._look_again_at = workflow.now() + FREEZE_LOOK_EVERY
+        self._unreadable_until = None
+        if [f.id for f in freezes] != [f.id for f in self._p.freezes]:
+            # Another set of freezes: the opening waited for is worked out again.
+            self._p.freezes = freezes
+            self._p.window_hold = ""
+            self._p.window_opens_at = None
+
+    def denial(self, now: datetime) -> str:
+        """Why an increase may not happen at ``now``: an unreadable calendar, a freeze, a
+        window ('' when it may)."""
+        if self._unreadable_until is not None and now < self._unreadable_until:
+            return "the freeze calendar could not be read"
+        freeze = freeze_holding(self._p.freezes, self._plan.service, now)
+        if freeze is not None:
+            return freeze.describe()
+        return self._plan.windows.denial(now) if self._plan.windows else ""
+
+    def next_opening(self, now: datetime) -> datetime | None:
+        """The first moment from ``now`` when no freeze nor window holds an increase."""
+        at: datetime | None = now
+        for _ in range(100):
+            if at is None or not self.denial(at):
+                return at
+            freeze = freeze_holding(self._p.freezes, self._plan.service, at)
+            if freeze is not None:
+                at = freeze.end
+            elif self._unreadable_until is not None and at < self._unreadable_until:
+                at = self._unreadable_until
+            else:
+                assert self._plan.windows is not None
+                at = self._plan.windows.next_opening(at)
+        return None
+
+    def is_open(self, now: datetime) -> bool:
+        """Whether the next increase may happen at ``now``; if not, note why and until when."""
+        p = self._p
+        if p.overrides > 0:
+            self._clear()
+            return True
+        hold = self.denial(now)
+        opens = p.window_opens_at
+        if not hold and p.window_hold and opens is not None and now < opens:
+            return False  # open, but the jitter drawn for this opening is not over
+        if not hold:
+            self._clear()
+            return True
+        if hold != p.window_hold:
+            opens = self.next_opening(now)
+            jitter = self._plan.windows.jitter if self._plan.windows else timedelta(0)
+            if opens is not None and jitter > timedelta(0):
+                opens += timedelta(seconds=workflow.random().uniform(0, jitter.total_seconds()))
+            p.window_opens_at = opens
+            p.window_hold = hold
+            self._audit("window", f"next increase waits: {hold}; {self.opens_text()}")
+        return False
+
+    def _clear(self) -> None:
+        if self._p.window_hold:
+            self._audit("window", "window open: traffic may increase")
+        self._p.window_hold = ""
+        self._p.window_opens_at = None
+
+    def until_open(self, plan: Plan, p: RolloutProgress, now: datetime) -> bool:
+        """For the rollout's watch loop: the stage may end once the window is open (or, to
+        read the freezes again, when that is due)."""
+        return self.is_open(now) or self.look_again(now)
+
+    def increases_after(self, index: int) -> bool:
+        """Whether what follows stage ``index`` adds traffic (a later stage or the promotion)."""
+        p, stages = self._p, self._plan.stages
+        if index + 1 >= len(stages):
+            return p.canary_weight < 100
+        after = stages[index + 1]
+        return after.weight > p.canary_weight or (
+            after.match is not None and after.match != p.canary_match
+        )
+
+    async def before(
+        self, what: str, last: Callable[[], CommandRecord | None], hold: bool = True
+    ) -> None:
+        """Before a shift: with ``hold``, wait with nothing to check meanwhile (the first shift
+        when it sends the canary traffic, not a blue-green preview at 0%; a promotion); later
+        shifts waited at the end of their stage. Then use up an override that let it through."""
+        if self.applies():
+            if hold:
+                await self.hold(last)
+            await self.passed(what)
+
+    async def watch(self, watch: Callable[[], Awaitable[None]]) -> None:
+        """Between stages: ``watch`` (the stage's checks, until the window opens) as long as
+        a fresh read of the freezes still finds the next increase held."""
+        if not self.applies():
+            return
+        await self.refresh()
+        while not self.is_open(workflow.now()) and not self._p.promote_requested:
+            await watch()
+            await self.refresh()
+
+    async def passed(self, what: str) -> None:
+        """Before an increase: use up an override that let it through, and say so."""
+        p = self._p
+        if p.overrides <= 0:
+            return
+        if not self.denial(workflow.now()):
+            return  # open anyway: the override waits for an increase that needs it
+        p.overrides -= 1
+        who = next((c for c in reversed(p.commands) if c.kind == "override" and c.accepted), None)
+        by = f" by {who.by}" + (f": {who.reason}" if who and who.reason else "") if who else ""
+        self._audit("override", f"{what} let through a closed window{by}")
+        await self._notify(
+            f"Rollout of {self._plan.service} {self._plan.version}: {what} overrides its"
+            f" release window{by}"
+        )
+
+    async def hold(self, last: Callable[[], CommandRecord | None]) -> None:
+        """Wait, without checks (nothing to check yet), until the window opens and a fresh
+        read of the freezes finds none holding the increase.
+
+        A rollback or abort asked for ends the wait at once (``stop_if_asked`` raises).
+        """
+        p = self._p
+        while True:
+            await self.refresh()
+            if self.is_open(workflow.now()):
+                return  # a rollback asked for meanwhile is taken where it always was
+            self.stop_if_asked()
+            p.state = RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW
+            self._publish()
+            wake = self.wake_at()
+            timeout = None if wake is None else max((wake - workflow.now()).total_seconds(), 1)
+            seen = last()
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda seen=seen: last() is not seen,  # type: ignore[misc]
+                    timeout=None if timeout is None else timedelta(seconds=timeout),
+                    timeout_summary=self.timer_summary(),
+                )
