@@ -217,3 +217,19 @@ def _shared_routers(plans: dict[str, Plan]) -> list[str]:
         else:
             seen[key] = name
     return problems
+
+
+RESTORE_STAGE = "restore-stable"
+
+
+def restore_plan(plan: Plan) -> Plan:
+    """A rollout that puts a promoted target back on its stable version, through a rollout.
+
+    The two servers swap roles: the old stable becomes the "canary" that one stage at 100%
+    takes all traffic to, with the router read back and owned as in any rollout. No gates:
+    the way back is never held by the numbers that sent it back.
+    """
+    data = plan.model_dump(mode="json", exclude={"blue_green", "strategy", "gates"})
+    data["stable"], data["canary"] = plan.canary, plan.stable
+    data["stages"] = [{"name": RESTORE_STAGE, "weight": 100, "bake": "0s", "check_every": "1s"}]
+    return Plan.model_validate(data)

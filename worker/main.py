@@ -82,12 +82,13 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     from activities.ownership import TargetLeases
     from activities.rollout import ALL_ACTIVITIES
     from workflows.lease import TargetLease
+    from workflows.release import ReleaseWorkflow
     from workflows.rollout import RolloutWorkflow
 
     return Worker(
         client,
         task_queue=queue,
-        workflows=[RolloutWorkflow, TargetLease],
+        workflows=[RolloutWorkflow, TargetLease, ReleaseWorkflow],
         activities=[*ALL_ACTIVITIES, *TargetLeases(client).activities()],
         activity_executor=executor,
         max_concurrent_activities=64,
