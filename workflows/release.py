@@ -145,9 +145,11 @@ class ReleaseWorkflow:
             self._set_state(ReleaseState.PAUSED if p.paused else ReleaseState.RUNNING)
             if not self._active and (not pending or self._stopped()):
                 return
+            seen = self._last_command()
             await workflow.wait_condition(
                 lambda: (
                     any(t.done() for t in self._active.values())
+                    or self._last_command() is not seen
                     or (can_start() and not self._stopped())
                     or (not self._active and self._stopped())
                 )
