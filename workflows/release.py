@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -135,6 +136,8 @@ class ReleaseWorkflow:
         limit = wave.max_parallel or len(wave.targets)
         pending = [t for t in wave.targets if p.targets[t].state == TargetState.PENDING]
 
+        cancelled: set[str] = set()
+
         def can_start() -> bool:
             return bool(pending) and len(self._active) < limit and not p.paused
 
@@ -145,20 +148,26 @@ class ReleaseWorkflow:
             self._set_state(ReleaseState.PAUSED if p.paused else ReleaseState.RUNNING)
             if not self._active and (not pending or self._stopped()):
                 return
-            seen = self._last_command()
-            await workflow.wait_condition(
-                lambda: (
-                    any(t.done() for t in self._active.values())
-                    or self._last_command() is not seen
-                    or (can_start() and not self._stopped())
-                    or (not self._active and self._stopped())
-                )
-            )
+            await self._next_change(can_start)
             for name in [n for n, t in self._active.items() if t.done()]:
                 del self._active[name]
             if p.failed_target and self._fleet.on_target_failure == "rollback_all":
-                for task in self._active.values():
-                    task.cancel()
+                # Cancelled, a target's rollout puts its stable back by itself.
+                for name, task in self._active.items():
+                    if name not in cancelled:
+                        cancelled.add(name)
+                        task.cancel()
+
+    async def _next_change(self, can_start: Callable[[], bool]) -> None:
+        """Wait until a target ends, a command arrives, or another target may start."""
+        seen = self._last_command()
+        await workflow.wait_condition(
+            lambda: (
+                any(t.done() for t in self._active.values())
+                or self._last_command() is not seen
+                or (can_start() and not self._stopped())
+            )
+        )
 
     async def _run_target(self, name: str) -> None:
         """Run one target's rollout to its end and record how it ended."""
