@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 from plans import text
 from plans.durations import Duration
 from plans.errors import PlanError
-from plans.loading import location, parse_plan
+from plans.loading import load_plan_data, location, parse_plan
 from plans.plan import Plan
 from plans.text import Strict
 
@@ -103,6 +103,12 @@ def target_workflow_id(service: str, target: str) -> str:
 def is_fleet(data: Any) -> bool:
     """Whether plan data describes a release across targets rather than one rollout."""
     return isinstance(data, dict) and bool(FLEET_FIELDS & set(data))
+
+
+def load_any(path: str) -> Plan | FleetPlan:
+    """A plan file: one rollout's plan, or a release's when it names targets and waves."""
+    data = load_plan_data(path)
+    return parse_fleet(data, path) if is_fleet(data) else parse_plan(data, path)
 
 
 def parse_fleet(data: Any, source: str = "plan") -> FleetPlan:

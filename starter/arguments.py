@@ -112,6 +112,10 @@ COMMAND_HELP: dict[CommandKind, tuple[str, str]] = {
 }
 
 SERVICE_HELP = "the plan's service (its workflow id is rollout-SERVICE)"
+TARGET_HELP = (
+    "of a running release (release-SERVICE): act on this target's rollout only; without it"
+    " the command acts on the whole release (approve: its next wave)"
+)
 ROUTER_OPTION: dict[str, Any] = {
     "choices": ["haproxy", "envoy", "flagd"],
     "default": "haproxy",
@@ -184,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
         " 0 promoted, 3 rolled back, 4 aborted or cancelled, 1 terminated.",
     )
     p.add_argument("service", help=SERVICE_HELP)
+    p.add_argument("--target", help="of a release: show this target's own rollout")
     p.add_argument(
         "--json",
         action="store_true",
@@ -205,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
             description=page + " The command is taken, or refused with the reason (exit 1).",
         )
         p.add_argument("service", help=SERVICE_HELP)
+        p.add_argument("--target", help=TARGET_HELP)
         p.add_argument("--reason", default="", help="why; kept in the audit trail")
         p.add_argument(
             "--by", default=_user(), help="who, for the audit trail (default: %(default)s)"

@@ -322,3 +322,56 @@ async def test_cancelling_the_release_rolls_its_running_targets_back(env) -> Non
             child = await closed(env, fleet.child_id(region), step=timedelta(minutes=1))
             assert child == WorkflowExecutionStatus.CANCELED
             assert doubles.new_weight(region) == 0
+
+
+async def test_the_cli_functions_start_show_and_steer_a_release(env) -> None:
+    from rich.console import Console
+    from temporalio.common import SearchAttributeKey
+
+    from starter import releases
+    from starter.steering import CommandRefused
+
+    doubles = FleetDoubles()
+    fleet = make_fleet(
+        waves=[
+            {"targets": ["staging"]},
+            {"targets": ["eu", "us-west", "us-east"], "approval": True},
+        ]
+    )
+    async with fleet_worker(env, doubles) as queue:
+        handle = await releases.start_release(env.client, fleet, queue)
+        with pytest.raises(releases.AlreadyReleasing, match=fleet.workflow_id):
+            await releases.start_release(env.client, fleet, queue)
+        await until(env, handle, lambda s: s.state == ReleaseState.AWAITING_APPROVAL)
+        assert await releases.shows_release(env.client, fleet.service)
+        with pytest.raises(CommandRefused, match="target eu is not running"):
+            await releases.send_release_command(
+                env.client,
+                fleet.service,
+                ReleaseCommand(command=OperatorCommand(kind=CommandKind.PAUSE), target="eu"),
+            )
+        record = await releases.send_release_command(
+            env.client,
+            fleet.service,
+            ReleaseCommand(command=OperatorCommand(kind=CommandKind.APPROVE, by="ana")),
+        )
+        assert record.accepted and record.sent_to == []
+        await until(env, handle, lambda s: s.targets["us-east"].state == TargetState.RUNNING)
+        status = await releases.release_status(env.client, fleet.service)
+        children = await releases.target_statuses(env.client, status)
+        assert set(children) == set(REGIONS)
+        console = Console(width=200, record=True)
+        console.print(releases.release_tree(status, children))
+        shown = console.export_text()
+        assert f"release {fleet.service} v2" in shown
+        assert "wave 1: done" in shown and "wave 2 (approval): running" in shown
+        assert "staging promoted" in shown
+        assert "us-east running | " in shown and "canary 10%" in shown
+        child = await env.client.get_workflow_handle(fleet.child_id("us-east")).describe()
+        attributes = child.typed_search_attributes
+        assert attributes.get(SearchAttributeKey.for_keyword("RolloutTarget")) == "us-east"
+        assert attributes.get(SearchAttributeKey.for_keyword("RolloutRelease")) == fleet.workflow_id
+        await closed(env, fleet.workflow_id)
+        final = await releases.release_status(env.client, fleet.service)
+    assert final.state == ReleaseState.PROMOTED
+    assert releases.release_exit_code(final.state) == 0
