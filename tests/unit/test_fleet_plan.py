@@ -136,3 +136,19 @@ def test_bad_wave_fields_say_where() -> None:
 def test_is_fleet() -> None:
     assert is_fleet(fleet())
     assert not is_fleet({"service": "x"})
+
+
+def test_the_dev_stack_fleet_plan_is_valid() -> None:
+    from starter.fleetstack import FleetStack, FleetTargetParts, fleet_plan
+
+    parts = FleetTargetParts(app_port=1, stable_port=2, canary_port=3)
+    stack = FleetStack(
+        targets={n: parts for n in ("staging", "eu", "us-west", "us-east")},
+        haproxy_admin_tcp="tcp://127.0.0.1:9999",
+        haproxy_metrics_port=4,
+        prometheus_url="http://127.0.0.1:9090",
+        plan_file="fleet.yaml",
+    )
+    release = parse_fleet(fleet_plan(stack, on_target_failure="rollback_all"))
+    assert [w.targets for w in release.waves] == [["staging"], ["eu"], ["us-west", "us-east"]]
+    assert 'region="us-east"' in release.targets["us-east"].gates[0].query  # type: ignore[union-attr]
