@@ -251,6 +251,12 @@ def parser() -> argparse.ArgumentParser:
         help="also run Alertmanager and `rollout alerts serve`: Prometheus alerts on the"
         " canary's error rate, and the alert rolls the demo rollout back",
     )
+    p.add_argument(
+        "--targets",
+        help="a fleet too: one HAProxy backend per target (e.g. staging,eu,us-west,us-east),"
+        " each with its own stable and canary demo service and load; DIR/fleet.yaml releases"
+        " to them all",
+    )
     p.set_defaults(run=cmd_dev_up)
     p = dev.add_parser("down", **_page("stop every process the dev stack started, by pid"))
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
@@ -301,6 +307,26 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
     p.add_argument("--router", **ROUTER_OPTION)
+    p.add_argument(
+        "--fleet",
+        action="store_true",
+        help="a release across targets (staging, eu, us-west, us-east) in three waves,"
+        " followed as a tree; exit 0 promoted, 3 halted or rolled back",
+    )
+    p.add_argument(
+        "--targets", help="with --fleet: the targets, comma-separated (default: the four above)"
+    )
+    p.add_argument(
+        "--faulty-target",
+        metavar="T",
+        help="with --fleet: this target's canary fails half its requests, and its wave halts"
+        " the release",
+    )
+    p.add_argument(
+        "--rollback-all",
+        action="store_true",
+        help="with --fleet: on a failing target, put every promoted target back on stable too",
+    )
     p.set_defaults(run=cmd_demo)
     _alerts_parser(sub)
     return root

@@ -179,8 +179,9 @@ def _target_line(name: str, status: ReleaseStatus, child: RolloutStatus | None) 
     colour = _COLOURS.get(run.state, "dim")
     line = f"[{colour}]{escape(name)}[/] {run.state}"
     if child is not None:
+        shown = "" if child.state.value == run.state.value else f" | {child.state}"
         line += (
-            f" | {child.state} | stage {child.stage_index + 1}/{child.stage_count}"
+            f"{shown} | stage {child.stage_index + 1}/{child.stage_count}"
             f" {escape(child.stage_name)} | canary {child.canary_weight}%"
         )
         verdicts = ", ".join(f"{g}={v.outcome}" for g, v in child.verdicts.items())

@@ -199,7 +199,12 @@ class ReleaseWorkflow:
             rolled = isinstance(cause, ApplicationError) and cause.type == "RolledBack"
             gone = type(cause).__name__ == "CancelledError"
             run.state = TargetState.ROLLED_BACK if rolled or gone else TargetState.FAILED
-            run.reason = "cancelled, stable restored" if gone else root_message(error)
+            if gone:
+                run.reason = "cancelled, stable restored"
+            elif isinstance(cause, ApplicationError):
+                run.reason = cause.message
+            else:
+                run.reason = root_message(error)
         except asyncio.CancelledError as error:
             run.state = TargetState.ROLLED_BACK
             run.reason = "cancelled, stable restored"

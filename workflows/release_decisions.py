@@ -118,8 +118,10 @@ def wave_statuses(fleet: FleetPlan, p: ReleaseProgress) -> list[WaveStatus]:
     for i, wave in enumerate(fleet.waves):
         if i < p.wave_index or (i == p.wave_index and p.state == ReleaseState.PROMOTED):
             state = "done"
-        elif i > p.wave_index or p.state.final:
+        elif i > p.wave_index or not p.wave_started:
             state = "not started"
+        elif p.state.final:
+            state = p.state.value.replace("_", " ")
         elif p.state == ReleaseState.AWAITING_APPROVAL:
             state = "approval"
         elif p.state == ReleaseState.BETWEEN_WAVES:
