@@ -103,8 +103,8 @@ async def target_statuses(client: Client, status: ReleaseStatus) -> dict[str, Ro
     """Each started target's own status, read from its rollout (those that answer)."""
     found: dict[str, RolloutStatus] = {}
     for name, run in status.targets.items():
-        if run.started_at is None:
-            continue
+        if run.started_at is None or run.state == TargetState.RESTORED:
+            continue  # a restored target's rollout shows the promotion it no longer has
         handle = client.get_workflow_handle(run.workflow_id)
         try:
             found[name] = await handle.query(RolloutWorkflow.status, rpc_timeout=QUERY_TIMEOUT)

@@ -392,8 +392,9 @@ class ReleaseWorkflow:
         if not why:
             sent, record.not_sent = decide.reach(self._p, command)
             decide.apply(self._p, command, workflow.now())
-            for name in sent:
-                why_not = await self._forward(name, op)
+            # All at once: a rollback reaches the last target as soon as the first.
+            answers = await asyncio.gather(*(self._forward(name, op) for name in sent))
+            for name, why_not in zip(sent, answers, strict=True):
                 if why_not:
                     record.not_sent[name] = why_not
                 else:
