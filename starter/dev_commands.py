@@ -31,8 +31,13 @@ PREVIEW_RPS = 5.0
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
     try:
-        targets = fleetstack.parse_targets(args.targets) if args.targets else ()
-        info = devstack.up(Path(args.dir), router=args.router, alerts=args.alerts, targets=targets)
+        if args.targets:
+            targets = fleetstack.parse_targets(args.targets)
+            info = devstack.up(
+                Path(args.dir), router=args.router, alerts=args.alerts, targets=targets
+            )
+        else:
+            info = devstack.up(Path(args.dir), router=args.router, alerts=args.alerts)
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise
