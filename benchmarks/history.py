@@ -41,6 +41,7 @@ from plans import (
     parse_plan,
 )
 from plans.inputs import RolloutInput
+from plans.state import Look, Seen
 from workflows.rollout import RolloutWorkflow
 
 SAFE = [(5, "1d"), (10, "1d"), (25, "1d"), (50, "1d"), (75, "1d"), (100, "2d")]
@@ -63,6 +64,12 @@ def check_gates(req: GateCheck) -> list[Verdict]:
         Verdict(gate=g.name, outcome=GateOutcome.PASS, value=0.001, threshold="<= 0.01", at=now)
         for g in req.gates
     ]
+
+
+@activity.defn(name="look")
+def look(req: Look) -> Seen:
+    verdicts = check_gates(req.check) if req.check is not None else []
+    return Seen(split=req.read.split, verdicts=verdicts)
 
 
 @activity.defn(name="notify")
@@ -138,6 +145,7 @@ async def main() -> None:
                     shift_traffic,
                     read_traffic,
                     check_gates,
+                    look,
                     notify,
                     claim_target,
                     release_target,

@@ -202,6 +202,12 @@ def _load_yaml(text: str, source: str) -> Any:
 
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file (at most MAX_PLAN_BYTES)."""
+    plan = parse_plan(load_plan_data(path), str(path))
+    return _with_templates(plan, Path(path))
+
+
+def load_plan_data(path: str | Path) -> Any:
+    """A plan file's data, read and checked for size and shape, not yet validated."""
     path = Path(path)
     try:
         with path.open("rb") as file:
@@ -224,8 +230,7 @@ def load_plan(path: str | Path) -> Plan:
             [f"cannot read {path} as UTF-8 text (byte {error.start}): save it as UTF-8"],
             str(path),
         ) from None
-    plan = parse_plan(_load_yaml(text, str(path)), str(path))
-    return _with_templates(plan, path)
+    return _load_yaml(text, str(path))
 
 
 def _with_templates(plan: Plan, path: Path) -> Plan:

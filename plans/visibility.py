@@ -14,6 +14,9 @@ VERSION = SearchAttributeKey.for_keyword("RolloutVersion")
 STAGE = SearchAttributeKey.for_keyword("RolloutStage")
 WEIGHT = SearchAttributeKey.for_int("RolloutWeight")
 STATE = SearchAttributeKey.for_keyword("RolloutState")
+# A release across a fleet: each target's rollout names its target and its release.
+TARGET = SearchAttributeKey.for_keyword("RolloutTarget")
+RELEASE = SearchAttributeKey.for_keyword("RolloutRelease")
 
 ROLLOUT_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[int], ...] = (
     SERVICE,
@@ -21,11 +24,14 @@ ROLLOUT_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[int], ...
     STAGE,
     WEIGHT,
     STATE,
+    TARGET,
+    RELEASE,
 )
 
 WORKFLOW_ID_PREFIX = "rollout-"
 # The rollout's workflow type, as the server and visibility queries name it.
 ROLLOUT_WORKFLOW = "RolloutWorkflow"
+RELEASE_WORKFLOW = "ReleaseWorkflow"
 
 
 def rollout_workflow_id(service: str) -> str:

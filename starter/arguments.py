@@ -119,6 +119,10 @@ COMMAND_HELP: dict[CommandKind, tuple[str, str]] = {
 }
 
 SERVICE_HELP = "the plan's service (its workflow id is rollout-SERVICE)"
+TARGET_HELP = (
+    "of a running release (release-SERVICE): act on this target's rollout only; without it"
+    " the command acts on the whole release (approve: its next wave)"
+)
 ROUTER_OPTION: dict[str, Any] = {
     "choices": ["haproxy", "envoy", "flagd"],
     "default": "haproxy",
@@ -191,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
         " 0 promoted, 3 rolled back, 4 aborted or cancelled, 1 terminated.",
     )
     p.add_argument("service", help=SERVICE_HELP)
+    p.add_argument("--target", help="of a release: show this target's own rollout")
     p.add_argument(
         "--json",
         action="store_true",
@@ -212,6 +217,7 @@ def parser() -> argparse.ArgumentParser:
             description=page + " The command is taken, or refused with the reason (exit 1).",
         )
         p.add_argument("service", help=SERVICE_HELP)
+        p.add_argument("--target", help=TARGET_HELP)
         p.add_argument("--reason", default="", help="why; kept in the audit trail")
         p.add_argument(
             "--by", default=_user(), help="who, for the audit trail (default: %(default)s)"
@@ -251,6 +257,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run Alertmanager and `rollout alerts serve`: Prometheus alerts on the"
         " canary's error rate, and the alert rolls the demo rollout back",
+    )
+    p.add_argument(
+        "--targets",
+        help="a fleet too: one HAProxy backend per target (e.g. staging,eu,us-west,us-east),"
+        " each with its own stable and canary demo service and load; DIR/fleet.yaml releases"
+        " to them all",
     )
     p.set_defaults(run=cmd_dev_up)
     p = dev.add_parser("down", **_page("stop every process the dev stack started, by pid"))
@@ -302,6 +314,26 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
     p.add_argument("--router", **ROUTER_OPTION)
+    p.add_argument(
+        "--fleet",
+        action="store_true",
+        help="a release across targets (staging, eu, us-west, us-east) in three waves,"
+        " followed as a tree; exit 0 promoted, 3 halted or rolled back",
+    )
+    p.add_argument(
+        "--targets", help="with --fleet: the targets, comma-separated (default: the four above)"
+    )
+    p.add_argument(
+        "--faulty-target",
+        metavar="T",
+        help="with --fleet: this target's canary fails half its requests, and its wave halts"
+        " the release",
+    )
+    p.add_argument(
+        "--rollback-all",
+        action="store_true",
+        help="with --fleet: on a failing target, put every promoted target back on stable too",
+    )
     p.set_defaults(run=cmd_demo)
     _alerts_parser(sub)
     governance.add_parsers(sub, _user())

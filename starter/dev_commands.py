@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from demo import loadgen
 from plans import Plan, RolloutStatus
-from starter import devstack, reading, render, starting
+from starter import devstack, fleetstack, reading, render, starting
 from starter.connection import connect_client, ui_link
 from starter.exits import exit_code
 from starter.processes import StackError
@@ -31,7 +31,13 @@ PREVIEW_RPS = 5.0
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
     try:
-        info = devstack.up(Path(args.dir), router=args.router, alerts=args.alerts)
+        if args.targets:
+            targets = fleetstack.parse_targets(args.targets)
+            info = devstack.up(
+                Path(args.dir), router=args.router, alerts=args.alerts, targets=targets
+            )
+        else:
+            info = devstack.up(Path(args.dir), router=args.router, alerts=args.alerts)
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise
@@ -72,6 +78,10 @@ def cmd_dev_fault(args: argparse.Namespace) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
+    if args.fleet:
+        from starter import fleet_demo
+
+        return await fleet_demo.run(args)
     directory = Path(args.dir)
     routers = "HAProxy, Envoy" if args.router == "envoy" else "HAProxy"
     out.print(f"starting the dev stack (Temporal, {routers}, Prometheus, demo service, worker)...")

@@ -19,13 +19,14 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
+from starter import fleetstack
 from starter.processes import (
     PortTaken,
     StackError,
@@ -120,6 +121,7 @@ def up(
     ports: Mapping[str, int] | None = None,
     router: RouterKind = "haproxy",
     alerts: bool = False,
+    targets: Sequence[str] = (),
 ) -> StackInfo:
     """Start the whole stack in ``dir`` in the background and wait until every part is ready.
 
@@ -147,8 +149,15 @@ def up(
                 f"the dev stack in {dir} runs without alerts: stop it with"
                 f" `rollout dev down --dir {shlex.quote(str(dir))}`, then `rollout dev up --alerts`"
             )
+        if targets and not (dir / fleetstack.FLEET_FILE).exists():
+            raise StackError(
+                f"the dev stack in {dir} runs without targets: stop it with"
+                f" `rollout dev down --dir {shlex.quote(str(dir))}`, then `rollout dev up"
+                f" --targets {','.join(targets)}`"
+            )
         return running.model_copy(update={"reused": True})
     earlier = load_if_any(dir)
+    (dir / fleetstack.FLEET_FILE).unlink(missing_ok=True)
     if earlier is not None:
         # Survivors of a stack that half died would hold the ports and the database.
         down(dir)
@@ -173,6 +182,8 @@ def up(
             try:
                 write_configs(info)
                 _start(info, binaries)
+                if targets:
+                    fleetstack.up_fleet(info, list(targets), binaries.haproxy, binaries.prometheus)
                 info.state = "up"
                 save(info)
                 return info
@@ -199,6 +210,7 @@ def running(
     ports: Mapping[str, int] | None = None,
     router: RouterKind = "haproxy",
     alerts: bool = False,
+    targets: Sequence[str] = (),
 ) -> Iterator[StackInfo]:
     """The stack in ``dir`` (``up`` with the same options) for the block, stopped when it ends.
 
@@ -213,6 +225,7 @@ def running(
             ports=ports,
             router=router,
             alerts=alerts,
+            targets=targets,
         )
         stop = not keep
         try:

@@ -12,9 +12,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from plans import CommandKind, OperatorCommand, Plan, RolloutError, format_duration, visibility
+from plans.fleet import FleetPlan, load_any
 from plans.visibility import ROLLOUT_WORKFLOW, service_of
 from plans.windows import Windows
-from starter import reading, render, starting, steering
+from starter import reading, release_commands, releases, render, starting, steering
 from starter.connection import connect_client, ui_link
 from starter.exits import EXIT_ERROR, EXIT_FROM_RECORDS, exit_code, records_exit_code
 from starter.records import TemporalRecords
@@ -29,7 +30,9 @@ CLAIM_WAIT_S = 15.0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    plan = load(args.plan)
+    plan = load_any(args.plan)
+    if isinstance(plan, FleetPlan):
+        return release_commands.validate(args.plan, plan)
     out.print(
         f"[green]ok[/]: {escape(args.plan)} is a valid plan for {plan.service} ({plan.workflow_id})"
     )
@@ -66,7 +69,9 @@ def load(path: str) -> Plan:
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
-    plan = load(args.plan)
+    plan = load_any(args.plan)
+    if isinstance(plan, FleetPlan):
+        return await release_commands.start(args, plan)
     client = await connect_client()
     handle = await starting.start_rollout(client, plan, args.task_queue or task_queue())
     # Refused here, not later, when another running rollout moves the same target.
@@ -103,6 +108,10 @@ async def _follow(client: Client, service: str) -> int:
 
 async def cmd_status(args: argparse.Namespace) -> int:
     client = await connect_client()
+    if getattr(args, "target", None):
+        args.service = f"{args.service}-{args.target}"  # the target's own rollout
+    elif await releases.shows_release(client, args.service):
+        return await release_commands.status(args, client)
     answer = await reading.read_status(client, args.service)
     records = isinstance(answer, TemporalRecords)
     if args.json:
@@ -148,6 +157,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
 async def cmd_command(args: argparse.Namespace) -> int:
     command = OperatorCommand(kind=CommandKind(args.command), by=args.by, reason=args.reason)
     client = await connect_client()
+    if await releases.release_exists(client, args.service, running_only=True):
+        return await release_commands.command(args, client, command)
+    if getattr(args, "target", None):
+        raise release_commands.no_release_for_target(args.service, args.target)
     record = await steering.send_command(client, args.service, command)
     out.print(f"[green]{record.kind}[/] taken for {args.service} (by {record.by})")
     return 0

@@ -92,13 +92,14 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     from activities.scheduling import ScheduledStarts
     from workflows.freezes import FreezeCalendar
     from workflows.lease import TargetLease
+    from workflows.release import ReleaseWorkflow
     from workflows.rollout import RolloutWorkflow
     from workflows.scheduled import ScheduledStart
 
     return Worker(
         client,
         task_queue=queue,
-        workflows=[RolloutWorkflow, TargetLease, FreezeCalendar, ScheduledStart],
+        workflows=[RolloutWorkflow, TargetLease, FreezeCalendar, ScheduledStart, ReleaseWorkflow],
         activities=[
             *ALL_ACTIVITIES,
             *TargetLeases(client).activities(),

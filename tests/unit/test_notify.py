@@ -205,6 +205,7 @@ EXPECTED: dict[EventKind, list[str]] = {
     EventKind.RESTORE_FAILING: ["cannot restore traffic yet", "keeps retrying"],
     EventKind.DRIFT: ["drifted", "error-rate is failing"],
     EventKind.HOOK_FAILED: ["a hook failed at half", "Reason: error-rate is failing"],
+    EventKind.OVERRIDDEN: ["release window or freeze was overridden", "error-rate is failing"],
 }
 
 

@@ -1,0 +1,95 @@
+"""`rollout` on releases across a fleet: start, status as a tree, and the commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from rich.markup import escape
+from temporalio.client import Client
+
+from plans import OperatorCommand, RolloutError, format_duration
+from plans.fleet import FleetPlan, release_workflow_id
+from plans.release import ReleaseCommand
+from starter import releases
+from starter.connection import connect_client, ui_link
+from starter.render import out
+from worker.config import task_queue
+
+FOLLOW_EVERY_S = 1.0
+
+
+def validate(path: str, fleet: FleetPlan) -> int:
+    out.print(
+        f"[green]ok[/]: {escape(path)} is a valid release of {fleet.service} to"
+        f" {len(fleet.targets)} targets ({fleet.workflow_id}); on a failing target:"
+        f" {fleet.on_target_failure}"
+    )
+    for i, wave in enumerate(fleet.waves, 1):
+        notes = [f"max {wave.max_parallel} at once"] if wave.max_parallel else []
+        if wave.approval:
+            notes.append("approval first")
+        if wave.bake_between.total_seconds():
+            notes.append(f"{format_duration(wave.bake_between)} after the previous wave")
+        more = f" ({', '.join(notes)})" if notes else ""
+        out.print(f"  wave {i}: {', '.join(wave.targets)}{more}")
+        for name in wave.targets:
+            stages = " -> ".join(f"{s.weight}%" for s in fleet.targets[name].stages)
+            out.print(f"    {name}: {escape(fleet.targets[name].router.describe())}: {stages}")
+    return 0
+
+
+async def start(args: argparse.Namespace, fleet: FleetPlan) -> int:
+    client = await connect_client()
+    handle = await releases.start_release(client, fleet, args.task_queue or task_queue())
+    out.print(f"started {fleet.workflow_id} (run {handle.result_run_id})")
+    out.print(f"Temporal UI: {ui_link(fleet.workflow_id)}")
+    if not args.follow:
+        return 0
+    return await follow(client, fleet.service)
+
+
+async def follow(client: Client, service: str) -> int:
+    """Print the tree each time it changes, until the release ends; its exit code."""
+    last = ""
+    while True:
+        status = await releases.release_status(client, service)
+        children = await releases.target_statuses(client, status)
+        tree = releases.release_tree(status, children)
+        with out.capture() as captured:
+            out.print(tree)
+        shown = captured.get()
+        if shown != last:
+            out.print(tree)
+            last = shown
+        if status.state.final:
+            return releases.release_exit_code(status.state)
+        await asyncio.sleep(FOLLOW_EVERY_S)
+
+
+async def status(args: argparse.Namespace, client: Client) -> int:
+    answer = await releases.release_status(client, args.service)
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+        return 0
+    if args.watch:
+        return await follow(client, args.service)
+    out.print(releases.release_tree(answer, await releases.target_statuses(client, answer)))
+    out.print(f"Temporal UI: {ui_link(release_workflow_id(args.service))}")
+    return 0
+
+
+async def command(args: argparse.Namespace, client: Client, op: OperatorCommand) -> int:
+    record = await releases.send_release_command(
+        client, args.service, ReleaseCommand(command=op, target=args.target)
+    )
+    for line in releases.command_lines(record):
+        out.print(line)
+    return 0
+
+
+def no_release_for_target(service: str, target: str) -> RolloutError:
+    return RolloutError(
+        f"--target {target}: no release of {service!r} is running; without a release,"
+        f" `rollout status {service}-{target}` reads that rollout on its own"
+    )

@@ -1,0 +1,459 @@
+"""ReleaseWorkflow: one release of a service across a fleet of targets, wave after wave.
+
+Each target runs today's RolloutWorkflow as a child (``rollout-<service>-<target>``), with its
+own gates, commands, compensation and history. The release holds the wave state, waits for
+approval and ``bake_between`` between waves, fans commands out to the running targets, and
+halts (or rolls every promoted target back, newest first) when one target fails.
+
+Children are started with ParentClosePolicy.REQUEST_CANCEL: however the release closes
+(cancelled, terminated, timed out), a target still rolling out is cancelled, and a cancelled
+RolloutWorkflow puts its stable back. A child never depends on the release to keep traffic
+safe. The release continues-as-new only between waves, when no child is running, so no child
+is ever started twice or left to a run that no longer watches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from plans import OperatorCommand, RolloutResult, RolloutState
+    from plans.fleet import restore_plan
+    from plans.inputs import RolloutInput
+    from plans.release import (
+        ReleaseCommand,
+        ReleaseCommandRecord,
+        ReleaseInput,
+        ReleaseProgress,
+        ReleaseResult,
+        ReleaseState,
+        ReleaseStatus,
+        TargetRun,
+        TargetState,
+    )
+    from plans.state import AuditEvent
+    from plans.visibility import RELEASE, RELEASE_WORKFLOW, SERVICE, STATE, TARGET, VERSION
+    from workflows import release_decisions as decide
+    from workflows.rollout import RolloutWorkflow
+    from workflows.target import root_message
+
+MAX_EVENTS_KEPT = 300
+MAX_COMMANDS_KEPT = 100
+RESTORE_SUFFIX = "-restore"
+
+
+@workflow.defn(name=RELEASE_WORKFLOW)
+class ReleaseWorkflow:
+    """Wait for the wave's turn, run its targets, judge the wave; halt on a failure."""
+
+    @workflow.init
+    def __init__(self, input: ReleaseInput) -> None:
+        self._input = input
+        self._fleet = input.fleet
+        self._p = input.progress or ReleaseProgress()
+        for name in self._fleet.targets:
+            self._p.targets.setdefault(name, TargetRun(workflow_id=self._fleet.child_id(name)))
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._published: tuple[Any, ...] = ()
+
+    @workflow.run
+    async def run(self, input: ReleaseInput) -> ReleaseResult:
+        p, fleet = self._p, self._fleet
+        try:
+            while p.wave_index < len(fleet.waves) and not self._stopped():
+                await self._wait_for_turn()
+                if self._stopped():
+                    break
+                await self._run_wave()
+                if self._stopped():
+                    break
+                self._audit("wave", f"wave {p.wave_index + 1} promoted")
+                p.wave_index += 1
+                p.wave_started = False
+                p.waves_this_run += 1
+                if p.wave_index < len(fleet.waves) and self._should_continue_as_new():
+                    await self._continue_as_new()
+        except asyncio.CancelledError:
+            # Each running target is cancelled, which rolls it back; the release waits for it.
+            for task in self._active.values():
+                task.cancel()
+            await asyncio.gather(*self._active.values(), return_exceptions=True)
+            self._end_state(ReleaseState.ROLLED_BACK, "the release was cancelled")
+            raise
+        return await self._end()
+
+    # -- before a wave: bake_between, approval, pause ---------------------------------------
+
+    async def _wait_for_turn(self) -> None:
+        p, wave = self._p, self._fleet.waves[self._p.wave_index]
+        if p.wave_started:
+            return
+        if p.wave_index > 0 and wave.bake_between > timedelta(0):
+            if p.wave_ready_at is None:
+                p.wave_ready_at = workflow.now() + wave.bake_between
+            while not self._stopped() and workflow.now() < p.wave_ready_at:
+                self._set_state(ReleaseState.BETWEEN_WAVES)
+                left = p.wave_ready_at - workflow.now()
+                await self._wait_command(left, f"bake between waves before wave {p.wave_index + 1}")
+        while wave.approval and p.wave_index not in p.approved_waves and not self._stopped():
+            self._set_state(ReleaseState.AWAITING_APPROVAL)
+            await self._wait_command(None, "")
+        while p.paused and not self._stopped():
+            self._set_state(ReleaseState.PAUSED)
+            await self._wait_command(None, "")
+
+    async def _wait_command(self, timeout: timedelta | None, summary: str) -> None:
+        """Sleep until a command arrives (or ``timeout``): every command changes the list."""
+        seen = self._last_command()
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._last_command() is not seen,
+                timeout=timeout,
+                timeout_summary=summary or None,
+            )
+
+    def _last_command(self) -> ReleaseCommandRecord | None:
+        return self._p.commands[-1] if self._p.commands else None
+
+    # -- a wave: its targets, at most max_parallel at once ----------------------------------
+
+    async def _run_wave(self) -> None:
+        p, wave = self._p, self._fleet.waves[self._p.wave_index]
+        if not p.wave_started:
+            p.wave_started = True
+            p.wave_ready_at = None
+            self._audit("wave", f"wave {p.wave_index + 1} started: {', '.join(wave.targets)}")
+        limit = wave.max_parallel or len(wave.targets)
+        pending = [t for t in wave.targets if p.targets[t].state == TargetState.PENDING]
+
+        cancelled: set[str] = set()
+
+        def can_start() -> bool:
+            return bool(pending) and len(self._active) < limit and not p.paused
+
+        while True:
+            while can_start() and not self._stopped():
+                name = pending.pop(0)
+                self._active[name] = asyncio.create_task(self._run_target(name))
+            self._set_state(ReleaseState.PAUSED if p.paused else ReleaseState.RUNNING)
+            if not self._active and (not pending or self._stopped()):
+                return
+            await self._next_change(can_start)
+            for name in [n for n, t in self._active.items() if t.done()]:
+                del self._active[name]
+            if p.failed_target and self._fleet.on_target_failure == "rollback_all":
+                # Cancelled, a target's rollout puts its stable back by itself.
+                for name, task in self._active.items():
+                    if name not in cancelled:
+                        cancelled.add(name)
+                        task.cancel()
+
+    async def _next_change(self, can_start: Callable[[], bool]) -> None:
+        """Wait until a target ends, a command arrives, or another target may start."""
+        seen = self._last_command()
+        await workflow.wait_condition(
+            lambda: (
+                any(t.done() for t in self._active.values())
+                or self._last_command() is not seen
+                or (can_start() and not self._stopped())
+            )
+        )
+
+    async def _run_target(self, name: str) -> None:
+        """Run one target's rollout to its end and record how it ended."""
+        p, fleet, run = self._p, self._fleet, self._p.targets[name]
+        run.state = TargetState.RUNNING
+        run.started_at = workflow.now()
+        self._audit("target", f"{name}: rollout started ({run.workflow_id})")
+        self._publish()
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            result = await workflow.execute_child_workflow(
+                RolloutWorkflow.run,
+                RolloutInput(plan=fleet.targets[name], visibility=self._input.visibility),
+                id=run.workflow_id,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                search_attributes=self._child_attributes(name),
+                static_summary=f"{fleet.service} {fleet.version} on {name}"
+                f" (release {fleet.workflow_id})",
+            )
+            outcome = RolloutResult.model_validate(result)
+            if outcome.state == RolloutState.PROMOTED:
+                run.state = TargetState.PROMOTED
+                p.promoted_order.append(name)
+            else:
+                run.state = TargetState.ABORTED
+            run.reason = outcome.reason
+        except ChildWorkflowError as error:
+            cause = error.cause
+            rolled = isinstance(cause, ApplicationError) and cause.type == "RolledBack"
+            gone = type(cause).__name__ == "CancelledError"
+            run.state = TargetState.ROLLED_BACK if rolled or gone else TargetState.FAILED
+            if gone:
+                run.reason = "cancelled, stable restored"
+            elif isinstance(cause, ApplicationError):
+                run.reason = cause.message
+            else:
+                run.reason = root_message(error)
+        except asyncio.CancelledError as error:
+            run.state = TargetState.ROLLED_BACK
+            run.reason = "cancelled, stable restored"
+            cancelled = error
+        run.ended_at = workflow.now()
+        self._audit("target", f"{name}: {run.state.value}: {run.reason}")
+        if run.state != TargetState.PROMOTED and not self._going_back():
+            self._fail(name, run)
+        self._publish()
+        if cancelled is not None:
+            raise cancelled
+
+    def _fail(self, name: str, run: TargetRun) -> None:
+        p = self._p
+        if p.failed_target:
+            return
+        p.failed_target = name
+        p.reason = f"target {name} {run.state.value.replace('_', ' ')}: {run.reason}"
+        policy = self._fleet.on_target_failure
+        self._audit("halt", f"{p.reason}; no further wave starts ({policy})")
+
+    def _child_attributes(self, name: str) -> TypedSearchAttributes | None:
+        if not self._input.visibility:
+            return None
+        return TypedSearchAttributes(
+            [
+                SearchAttributePair(TARGET, name),
+                SearchAttributePair(RELEASE, self._fleet.workflow_id),
+            ]
+        )
+
+    # -- how a release ends -------------------------------------------------------------------
+
+    async def _end(self) -> ReleaseResult:
+        p, fleet = self._p, self._fleet
+        for run in p.targets.values():
+            if run.state == TargetState.PENDING:
+                run.state = TargetState.SKIPPED
+        back = self._going_back() or (p.failed_target and fleet.on_target_failure == "rollback_all")
+        if back:
+            self._set_state(ReleaseState.ROLLING_BACK)
+            await self._restore_promoted()
+        if p.abort_requested:
+            final = ReleaseState.ABORTED
+        elif back:
+            final = ReleaseState.ROLLED_BACK
+        elif p.failed_target:
+            final = ReleaseState.HALTED
+        else:
+            final = ReleaseState.PROMOTED
+            p.reason = f"all {len(fleet.targets)} targets promoted"
+        self._end_state(final, p.reason)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        result = self._result()
+        if final in (ReleaseState.HALTED, ReleaseState.ROLLED_BACK):
+            raise ApplicationError(
+                f"{final.value.replace('_', ' ')}: {p.reason}",
+                result,
+                type="ReleaseHalted" if final == ReleaseState.HALTED else "ReleaseRolledBack",
+                non_retryable=True,
+            )
+        return result
+
+    async def _restore_promoted(self) -> None:
+        """Put every promoted target back on stable, newest first, each through a rollout."""
+        p, fleet = self._p, self._fleet
+        for name in reversed(p.promoted_order):
+            run = p.targets[name]
+            if run.state != TargetState.PROMOTED:
+                continue
+            restore_id = run.workflow_id + RESTORE_SUFFIX
+            self._audit("restore", f"{name}: putting stable back ({restore_id})")
+            try:
+                await workflow.execute_child_workflow(
+                    RolloutWorkflow.run,
+                    RolloutInput(plan=restore_plan(fleet.targets[name])),
+                    id=restore_id,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    search_attributes=self._child_attributes(name),
+                    static_summary=f"{fleet.service}: {name} back to stable",
+                )
+                run.state = TargetState.RESTORED
+                run.reason = f"promoted, then put back on stable: {p.reason}"
+            except ChildWorkflowError as error:
+                run.reason = f"putting stable back failed: {root_message(error)}"
+            self._audit("restore", f"{name}: {run.state.value}: {run.reason}")
+            self._publish()
+
+    def _end_state(self, final: ReleaseState, reason: str) -> None:
+        self._p.reason = reason
+        self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
+        self._set_state(final)
+
+    def _result(self) -> ReleaseResult:
+        p = self._p
+        return ReleaseResult(
+            service=self._fleet.service,
+            state=p.state,
+            reason=p.reason,
+            failed_target=p.failed_target,
+            targets={name: run.state for name, run in p.targets.items()},
+        )
+
+    def _stopped(self) -> bool:
+        """No new wave or target starts: a target failed, or the release goes back."""
+        return bool(self._p.failed_target) or self._going_back()
+
+    def _going_back(self) -> bool:
+        return self._p.rollback_requested or self._p.abort_requested
+
+    # -- history stays bounded ----------------------------------------------------------------
+
+    def _should_continue_as_new(self) -> bool:
+        return (
+            self._p.waves_this_run >= self._input.waves_per_run
+            or workflow.info().is_continue_as_new_suggested()
+        )
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._p.waves_this_run = 0
+        self._p.run_count += 1
+        workflow.continue_as_new(self._input.model_copy(update={"progress": self._p}))
+
+    # -- commands: taken by the release, fanned out to its running targets ---------------------
+
+    @workflow.update(name="command")
+    async def command(self, command: ReleaseCommand) -> ReleaseCommandRecord:
+        """The CLI's way in: refused commands are rejected by the validator and say why."""
+        return await self._take(command)
+
+    @command.validator
+    def _validate_command(self, command: ReleaseCommand) -> None:
+        why = decide.refusal(self._fleet, self._p, command)
+        if why:
+            raise ApplicationError(why, type="CommandRefused", non_retryable=True)
+
+    @workflow.signal(name="release_command")
+    async def release_command(self, body: Any) -> None:
+        """The Temporal UI's way in: {"command": {"kind": "pause", "by": ...}, "target": ...}."""
+        try:
+            command = ReleaseCommand.model_validate(body)
+        except ValidationError as error:
+            note = f"the body must be like {{'command': {{'kind': 'pause', 'by': 'ana'}}}}: {error}"
+            self._record(
+                ReleaseCommandRecord(
+                    kind="?", by="unknown", reason="", at=workflow.now(), accepted=False, note=note
+                )
+            )
+            return
+        await self._take(command)
+
+    @workflow.query(name="status")
+    def status(self) -> ReleaseStatus:
+        p, fleet = self._p, self._fleet
+        return ReleaseStatus(
+            service=fleet.service,
+            version=fleet.version,
+            state=p.state,
+            wave_index=p.wave_index,
+            waves=decide.wave_statuses(fleet, p),
+            targets=p.targets,
+            on_target_failure=fleet.on_target_failure,
+            paused=p.paused,
+            failed_target=p.failed_target,
+            reason=p.reason,
+            wave_ready_at=p.wave_ready_at,
+            commands=p.commands,
+            events=p.events,
+            run_count=p.run_count,
+        )
+
+    async def _take(self, command: ReleaseCommand) -> ReleaseCommandRecord:
+        why = decide.refusal(self._fleet, self._p, command)
+        op = command.command
+        record = ReleaseCommandRecord(
+            kind=op.kind.value,
+            by=op.by,
+            reason=op.reason,
+            at=workflow.now(),
+            target=command.target,
+            accepted=not why,
+            note=why,
+        )
+        if not why:
+            sent, record.not_sent = decide.reach(self._p, command)
+            decide.apply(self._p, command, workflow.now())
+            # All at once: a rollback reaches the last target as soon as the first.
+            answers = await asyncio.gather(*(self._forward(name, op) for name in sent))
+            for name, why_not in zip(sent, answers, strict=True):
+                if why_not:
+                    record.not_sent[name] = why_not
+                else:
+                    record.sent_to.append(name)
+        self._record(record)
+        return record
+
+    async def _forward(self, name: str, op: OperatorCommand) -> str:
+        """Send the command to a target's rollout as a signal; '' when sent, else why not."""
+        run = self._p.targets[name]
+        via = f"via {self._fleet.workflow_id}"
+        body = {"by": op.by, "reason": f"{op.reason} ({via})" if op.reason else via}
+        try:
+            await workflow.get_external_workflow_handle(run.workflow_id).signal(op.kind.value, body)
+        except Exception as error:  # the target ended between the look and the signal
+            return f"could not be sent: {root_message(error)}"
+        return ""
+
+    def _record(self, record: ReleaseCommandRecord) -> None:
+        commands = self._p.commands
+        commands.append(record)
+        del commands[: max(len(commands) - MAX_COMMANDS_KEPT, 0)]
+        where = f" on {record.target}" if record.target else ""
+        verdict = "taken" if record.accepted else f"refused: {record.note}"
+        self._audit("command", f"{record.kind}{where} by {record.by}: {verdict}")
+
+    # -- what people see ----------------------------------------------------------------------
+
+    def _set_state(self, state: ReleaseState) -> None:
+        if state != self._p.state:
+            self._p.state = state
+        self._publish()
+
+    def _audit(self, kind: str, text: str) -> None:
+        events = self._p.events
+        events.append(AuditEvent(at=workflow.now(), kind=kind, text=text))
+        del events[: max(len(events) - MAX_EVENTS_KEPT, 0)]
+
+    def _publish(self) -> None:
+        """Current details and search attributes; upserted only when they change."""
+        p, fleet = self._p, self._fleet
+        shown = tuple((n, r.state.value) for n, r in p.targets.items())
+        now = (p.state.value, p.wave_index, shown)
+        if now == self._published:
+            return
+        self._published = now
+        lines = [f"release {fleet.service} {fleet.version}: {p.state.value}"]
+        for i, wave in enumerate(fleet.waves):
+            states = ", ".join(f"{t} {p.targets[t].state.value}" for t in wave.targets)
+            lines.append(f"wave {i + 1}: {states}")
+        if p.reason:
+            lines.append(p.reason)
+        workflow.set_current_details("\n".join(lines))
+        if self._input.visibility:
+            workflow.upsert_search_attributes(
+                [
+                    SERVICE.value_set(fleet.service),
+                    VERSION.value_set(fleet.version),
+                    STATE.value_set(p.state.value),
+                    RELEASE.value_set(fleet.workflow_id),
+                ]
+            )
