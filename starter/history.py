@@ -16,9 +16,12 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from plans import Verdict, format_duration
+from plans.state import Seen
 from starter.runs import QUERY_TIMEOUT
 
 HISTORY_TAIL = 60
+# The local activities whose markers hold a check's verdicts, as the history names them.
+CHECK, LOOK = "check_gates", "look"
 EVENTS_SHOWN = 8
 QUIET_EVENTS = frozenset(
     {
@@ -150,14 +153,21 @@ async def _gate_check(converter: DataConverter, event: HistoryEvent) -> list[Ver
     details = event.marker_recorded_event_attributes.details
     try:
         data = json.loads(details["data"].payloads[0].data)
-        if data.get("activity_type") != "check_gates" or "result" not in details:
+        kind = data.get("activity_type")
+        if kind not in (CHECK, LOOK) or "result" not in details:
             return None
-        decoded = await converter.decode(list(details["result"].payloads), [list[Verdict]])
+        # A look (one activity a check) carries the verdicts in its Seen; older runs
+        # recorded the gate check alone.
+        shape = Seen if kind == LOOK else list[Verdict]
+        decoded = await converter.decode(list(details["result"].payloads), [shape])
     except (KeyError, IndexError, ValueError, TypeError, AttributeError):
         # Not a marker this project wrote, or one of an SDK that lays them out otherwise.
         return None
-    verdicts = decoded[0] if decoded else None
-    return verdicts if isinstance(verdicts, list) else None
+    found = decoded[0] if decoded else None
+    if isinstance(found, Seen):
+        # A look at a stage without gates judged nothing: an older check may have.
+        return found.verdicts or None
+    return found if isinstance(found, list) else None
 
 
 async def _decode_text(converter: DataConverter, payload: Payload) -> str:
