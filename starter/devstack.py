@@ -157,7 +157,9 @@ def up(
             )
         return running.model_copy(update={"reused": True})
     earlier = load_if_any(dir)
-    (dir / fleetstack.FLEET_FILE).unlink(missing_ok=True)
+    # A folder that cannot hold files is said in a sentence when the configs are written.
+    with contextlib.suppress(OSError):
+        (dir / fleetstack.FLEET_FILE).unlink(missing_ok=True)
     if earlier is not None:
         # Survivors of a stack that half died would hold the ports and the database.
         down(dir)
