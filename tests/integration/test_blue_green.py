@@ -85,24 +85,6 @@ async def test_green_is_previewed_then_gets_everything_in_one_flip_without_faile
     assert (await who_answers(stack, 20)) == {"canary": 20}
 
 
-async def test_failing_post_promotion_gate_flips_back_to_blue(
-    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, preview_traffic: None
-) -> None:
-    plan = blue_green_plan(stack, post_promotion_for="2m", keep_previous_for="2m")
-    handle = await operations.start_rollout(client, plan, stack.task_queue)
-    await until_stage(client, plan, "post-promotion")
-    assert await preview_answers(stack) == {"canary"}
-    await asyncio.to_thread(devstack.fault, Path(stack.dir), 0.5, 0)
-    with pytest.raises(WorkflowFailureError) as failure:
-        await asyncio.wait_for(handle.result(), timeout=90)
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "RolledBack"
-    assert "error-rate" in cause.message
-    split = await asyncio.to_thread(router.get_split, "stable", "canary")
-    assert (split.stable_weight, split.canary_weight) == (100, 0)
-    assert (await who_answers(stack)) == {"stable": 60}
-
-
 async def test_operator_rollback_inside_keep_previous_for_is_one_flip(
     stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, preview_traffic: None
 ) -> None:
@@ -124,6 +106,25 @@ async def test_operator_rollback_inside_keep_previous_for_is_one_flip(
     # No gate was asked after the command: keep-blue has none, and the flip asks none.
     assert ended.verdicts and all(v.at <= record.at for v in ended.verdicts.values())
     assert any("blue kept ready for 10m" in e.text for e in ended.events)
+    assert (await who_answers(stack)) == {"stable": 60}
+
+
+# Last in the module: the faulty canary's errors stay in the gates' windows for a while.
+async def test_failing_post_promotion_gate_flips_back_to_blue(
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, preview_traffic: None
+) -> None:
+    plan = blue_green_plan(stack, post_promotion_for="2m", keep_previous_for="2m")
+    handle = await operations.start_rollout(client, plan, stack.task_queue)
+    await until_stage(client, plan, "post-promotion")
+    assert await preview_answers(stack) == {"canary"}
+    await asyncio.to_thread(devstack.fault, Path(stack.dir), 0.5, 0)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), timeout=90)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "RolledBack"
+    assert "error-rate" in cause.message
+    split = await asyncio.to_thread(router.get_split, "stable", "canary")
+    assert (split.stable_weight, split.canary_weight) == (100, 0)
     assert (await who_answers(stack)) == {"stable": 60}
 
 
