@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import (
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
@@ -305,23 +304,6 @@ async def test_the_release_continues_as_new_between_waves_without_repeating_one(
     assert sorted(doubles.claims) == sorted(fleet.child_id(r) for r in REGIONS)
     for region in REGIONS:
         assert doubles.weights_of(region) == [10, 100]
-
-
-async def test_cancelling_the_release_rolls_its_running_targets_back(env) -> None:
-    doubles = FleetDoubles()
-    fleet = make_fleet(waves=[{"targets": ["staging", "eu", "us-west", "us-east"]}])
-    async with fleet_worker(env, doubles) as queue:
-        handle = await start(env.client, fleet, queue)
-        await until(
-            env, handle, lambda s: all(r.state == TargetState.RUNNING for r in s.targets.values())
-        )
-        await skip(env, timedelta(minutes=20))
-        await handle.cancel()
-        assert await closed(env, fleet.workflow_id) == WorkflowExecutionStatus.CANCELED
-        for region in REGIONS:
-            child = await closed(env, fleet.child_id(region), step=timedelta(minutes=1))
-            assert child == WorkflowExecutionStatus.CANCELED
-            assert doubles.new_weight(region) == 0
 
 
 async def test_the_cli_functions_start_show_and_steer_a_release(env) -> None:
