@@ -86,6 +86,7 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     # Imported here: the activities bring numpy and scipy, which `--help` does not need.
     from temporalio.worker import Worker
 
+    from activities.fanout import signal_targets
     from activities.freezes import FreezeReader
     from activities.ownership import TargetLeases
     from activities.rollout import ALL_ACTIVITIES
@@ -102,6 +103,7 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
         workflows=[RolloutWorkflow, TargetLease, FreezeCalendar, ScheduledStart, ReleaseWorkflow],
         activities=[
             *ALL_ACTIVITIES,
+            signal_targets,
             *TargetLeases(client).activities(),
             *FreezeReader(client).activities(),
             *ScheduledStarts(client).activities(),

@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.fanout import signal_targets
 from plans import (
     ClaimAnswer,
     GateCheck,
@@ -110,6 +111,7 @@ class FleetDoubles:
             return []  # no freeze holds a fleet here
 
         return [
+            signal_targets,  # the real one: it only signals the rollouts, through Temporal
             freezes_for,
             shift_traffic,
             read_traffic,
