@@ -58,8 +58,14 @@ async def test_a_promoted_rollout_tells_each_step(env: Any, worker: str, doubles
     keys = [n.key for n in notices]
     assert len(set(keys)) == len(keys)
     assert all(k.startswith(f"{plan.workflow_id}/") for k in keys)
-    # No URL travels: only the names of the variables holding them.
-    assert all("://" not in n.model_dump_json() for n in doubles.notifications)
+    # No secret URL travels: only the names of the variables holding them (the report's
+    # own link, written by the worker at the end, is no secret).
+    no_report = {"notice": {"report_url"}}
+    assert all("://" not in n.model_dump_json(exclude=no_report) for n in doubles.notifications)
+    # The final message links the report written just before it; earlier ones had none.
+    assert [r.workflow_id for r in doubles.reports] == [plan.workflow_id]
+    assert notices[-1].report_url == f"file:///reports/{plan.workflow_id}/report.html"
+    assert all(n.report_url is None for n in notices[:-1])
 
 
 async def test_a_rolled_back_rollout_tells_the_rollback(
