@@ -132,15 +132,18 @@ async def read_runs(client: Client, handle: WorkflowHandle[Any, Any]) -> Facts:
         run_id = first.continued_execution_run_id or None
         if run_id is None:
             break
+    return await read_histories(client.data_converter, list(reversed(histories)))
+
+
+async def read_histories(
+    converter: DataConverter, histories: list[tuple[str | None, list[HistoryEvent]]]
+) -> Facts:
+    """The facts of a rollout's runs, each given as (run id, events), oldest run first."""
     facts = Facts()
-    converter = client.data_converter
-    for run, events in reversed(histories):
-        facts.run_ids.append(run or "")
+    for run, events in histories:
+        first = events[0].workflow_execution_started_event_attributes if events else None
+        facts.run_ids.append(run or (first.original_execution_run_id if first else ""))
         await _read(converter, events, facts)
-    if histories and not facts.run_ids[-1]:
-        facts.run_ids[-1] = histories[0][1][
-            0
-        ].workflow_execution_started_event_attributes.original_execution_run_id
     return facts
 
 

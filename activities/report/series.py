@@ -206,10 +206,11 @@ def _nearest(points: list[Point], at: datetime) -> float | None:
 
 def incident(plan: Plan, report: Report, facts: Facts) -> Incident:
     """The rollback: when, why, the numbers at its last check, how long until stable was back."""
-    rollback_at = next(
-        (e.at for e in report.timeline if e.kind == "rollback"),
-        report.ended_at or report.started_at,
-    )
+    # The audit trail says when the rollback began; without it (no worker to ask), the
+    # restoring shift does.
+    restoring = [s.at for s in facts.shifts if s.summary.startswith("restore")]
+    fallback = restoring[0] if restoring else report.ended_at or report.started_at
+    rollback_at = next((e.at for e in report.timeline if e.kind == "rollback"), fallback)
     failing = [at for at, verdicts in facts.checks if at <= rollback_at and _fails(verdicts)]
     first = None
     if failing:
