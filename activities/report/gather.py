@@ -108,6 +108,8 @@ async def build(
         async with httpx.AsyncClient() as http:
             for gate in report.gates:
                 await series.fill_ranges(http, plan, gate, facts.started_at, span_end)
+    for gate in report.gates:
+        series.fill_limit(plan, gate, facts.started_at, span_end)
     report.baseline = series.baseline(plan, report.gates)
     if state in ("rolled_back", "aborted"):
         report.incident = series.incident(plan, report, facts)
@@ -195,7 +197,7 @@ async def _read(converter: DataConverter, events: list[HistoryEvent], facts: Fac
             failure = event.workflow_execution_failed_event_attributes.failure
             rolled = failure.application_failure_info.type == "RolledBack"
             facts.end_state = "rolled_back" if rolled else "failed"
-            facts.end_reason = failure.message
+            facts.end_reason = failure.message.removeprefix("rolled back: ")
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
             facts.ended_at, facts.end_state = at, "cancelled"
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:

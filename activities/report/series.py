@@ -113,6 +113,11 @@ async def fill_ranges(
             )
         except (httpx.HTTPError, ValueError, KeyError) as error:
             series.missing = f"Prometheus at {source.url} gave no ranges: {error}"
+
+
+def fill_limit(plan: Plan, series: GateSeries, start: datetime, end: datetime) -> None:
+    """The gate's bound over [start, end]: fixed, or following the stable's value."""
+    gate = next(g for g in plan.gates if g.name == series.gate)
     series.limit = _limit_series(gate, series, start, end)
 
 
