@@ -119,7 +119,10 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             status = await _follow(client, plan, directory, args.faulty)
         out.print(f"\nTemporal UI: {link}")
         report = await report_link(client, plan.workflow_id)
-        out.print(f"Report: {report}" if report else f"Report: `rollout report {plan.service}`")
+        out.print(
+            f"Report: {report}" if report else f"Report: `rollout report {plan.service}`",
+            soft_wrap=True,
+        )
         out.print(
             "The stack keeps running so you can look around; stop it with"
             f" `rollout dev down --dir {directory}`."

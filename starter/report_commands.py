@@ -33,7 +33,9 @@ def add_parser(sub: Any, dir_help: str) -> None:
         description=REPORT_HELP,
     )
     p.add_argument("service", nargs="?", help="the service whose rollout to report on")
-    p.add_argument("--run", help="the run id (default: the latest run of the rollout)")
+    p.add_argument(
+        "--run", dest="run_id", help="the run id (default: the latest run of the rollout)"
+    )
     p.add_argument(
         "--format",
         choices=["md", "html", "json"],
@@ -58,7 +60,7 @@ async def cmd_report(args: argparse.Namespace) -> int:
     client = await connect_client()
     wid = workflow_id(args.service)
     try:
-        report = await gather(client, wid, args.run)
+        report = await gather(client, wid, args.run_id)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise no_such_rollout(args.service) from None

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
@@ -105,9 +104,8 @@ async def build(
     )
     report.gates = series.gates(plan, facts.checks)
     if prometheus:
-        async with httpx.AsyncClient() as http:
-            for gate in report.gates:
-                await series.fill_ranges(http, plan, gate, facts.started_at, span_end)
+        for gate in report.gates:
+            await series.fill_ranges(plan, gate, facts.started_at, span_end)
     for gate in report.gates:
         series.fill_limit(plan, gate, facts.started_at, span_end)
     report.baseline = series.baseline(plan, report.gates)
@@ -124,7 +122,7 @@ async def read_runs(client: Client, handle: WorkflowHandle[Any, Any]) -> Facts:
         events = [
             e
             async for e in client.get_workflow_handle(
-                handle.id, run_id=run_id
+                handle.id, run_id=run_id or ""
             ).fetch_history_events()
         ]
         if not events:

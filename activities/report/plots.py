@@ -22,21 +22,21 @@ CANARY, STABLE, LIMIT, FAILED = "#d9480f", "#1c7ed6", "#868e96", "#c92a2a"
 def gate_png(report: Report, series: GateSeries) -> bytes:
     """The gate's plot as PNG bytes."""
     scale, unit = _scale(series.unit)
-    figure, axes = plt.subplots(figsize=(9, 3.4), dpi=100)
+    figure, axes = plt.subplots(figsize=(10.5, 3.6), dpi=100)
     try:
         if series.canary:
             axes.plot(
                 [_x(p.at) for p in series.canary],
                 [p.value * scale for p in series.canary],
                 color=CANARY,
-                label=f"canary {report.canary}",
+                label=_named("canary", report.canary),
             )
         if series.stable:
             axes.plot(
                 [_x(p.at) for p in series.stable],
                 [p.value * scale for p in series.stable],
                 color=STABLE,
-                label=f"stable {report.stable}",
+                label=_named("stable", report.stable),
             )
         if series.limit:
             axes.plot(
@@ -95,6 +95,10 @@ def gate_png(report: Report, series: GateSeries) -> bytes:
         return out.getvalue()
     finally:
         plt.close(figure)
+
+
+def _named(role: str, server: str) -> str:
+    return role if server == role else f"{role} ({server})"
 
 
 def _x(at: datetime) -> float:

@@ -3,12 +3,14 @@ its limit, and what the tables make of them (performance vs baseline, the incide
 
 from __future__ import annotations
 
-import os
+import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import httpx
-
+from activities.errors import SideEffectError
+from activities.metrics import provider_for
+from activities.metrics.reading import Series
 from activities.report.model import (
     BaselineRow,
     CheckMark,
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 
 # About this many points per series, whatever the rollout's length.
 POINTS = 240
-RANGE_TIMEOUT_S = 10.0
 
 
 def gates(plan: Plan, checks: list[tuple[datetime, list[Verdict]]]) -> list[GateSeries]:
@@ -89,30 +90,45 @@ def met(gate: Gate, canary: float | None, stable: float | None) -> bool | None:
     return None
 
 
-async def fill_ranges(
-    http: httpx.AsyncClient, plan: Plan, series: GateSeries, start: datetime, end: datetime
-) -> None:
-    """The canary's and the stable's values over [start, end] from Prometheus, and the limit."""
+async def fill_ranges(plan: Plan, series: GateSeries, start: datetime, end: datetime) -> None:
+    """The canary's and the stable's values over [start, end] from Prometheus."""
     gate = next(g for g in plan.gates if g.name == series.gate)
-    source = plan.metrics if gate.source is None else plan.sources[gate.source]
+    source = plan.source_of(gate)
     if not isinstance(source, PrometheusSource):
         series.missing = f"a {source.kind} source has no ranges: only the checks are drawn"
-    else:
-        values = plan.placeholders()
-        as_stable = values | {"canary": plan.stable}
-        try:
-            series.canary = await query_range(
-                http, source, source.render(gate.query, values, window=gate.window), start, end
-            )
-            series.stable = await query_range(
-                http,
-                source,
-                source.render(gate.query, as_stable, window=gate.window, target=plan.stable),
-                start,
-                end,
-            )
-        except (httpx.HTTPError, ValueError, KeyError) as error:
-            series.missing = f"Prometheus at {source.url} gave no ranges: {error}"
+        return
+    values = plan.placeholders()
+    as_stable = values | {"canary": plan.stable}
+    queries = [
+        source.render(gate.query, values, window=gate.window),
+        source.render(gate.query, as_stable, window=gate.window, target=plan.stable),
+    ]
+    step = max((end - start).total_seconds() / POINTS, 1.0)
+    try:
+        canary, stable = await asyncio.to_thread(_ranges, source, queries, start, end, step)
+    except SideEffectError as error:
+        series.missing = f"Prometheus at {source.url} gave no ranges: {error}"
+        return
+    series.canary, series.stable = canary, stable
+
+
+def _ranges(
+    source: PrometheusSource, queries: list[str], start: datetime, end: datetime, step: float
+) -> list[list[Point]]:
+    provider = provider_for(source)
+    try:
+        return [_points(provider.query_range(q, start, end, step)) for q in queries]
+    finally:
+        provider.close()
+
+
+def _points(found: Series) -> list[Point]:
+    """A series' finite values as points (NaN and infinities left out)."""
+    return [
+        Point(at=datetime.fromtimestamp(at, tz=UTC), value=value)
+        for at, value in zip(found.times, found.values or (), strict=False)
+        if math.isfinite(value)
+    ]
 
 
 def fill_limit(plan: Plan, series: GateSeries, start: datetime, end: datetime) -> None:
@@ -133,41 +149,6 @@ def _limit_series(gate: Gate, series: GateSeries, start: datetime, end: datetime
         for p in stable
         if (bound := limit_of(gate, p.value)) is not None
     ]
-
-
-async def query_range(
-    http: httpx.AsyncClient, source: PrometheusSource, query: str, start: datetime, end: datetime
-) -> list[Point]:
-    """One series (the first the query returns) over [start, end]; NaN points left out."""
-    span = max((end - start).total_seconds(), 1.0)
-    step = max(span / POINTS, 1.0)
-    headers = {}
-    if source.bearer_token_env and os.environ.get(source.bearer_token_env):
-        headers["Authorization"] = f"Bearer {os.environ[source.bearer_token_env]}"
-    answer = await http.get(
-        f"{source.url}/api/v1/query_range",
-        params={
-            "query": query,
-            "start": f"{start.timestamp():.3f}",
-            "end": f"{end.timestamp():.3f}",
-            "step": f"{step:.3f}",
-        },
-        headers=headers,
-        timeout=RANGE_TIMEOUT_S,
-    )
-    answer.raise_for_status()
-    body = answer.json()
-    if body.get("status") != "success":
-        raise ValueError(body.get("error", "query failed"))
-    result = body["data"]["result"]
-    if not result:
-        return []
-    points = []
-    for stamp, text in result[0]["values"]:
-        value = float(text)
-        if value == value and value not in (float("inf"), float("-inf")):
-            points.append(Point(at=datetime.fromtimestamp(float(stamp), tz=UTC), value=value))
-    return points
 
 
 def baseline(
