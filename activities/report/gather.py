@@ -84,7 +84,9 @@ async def build(
     assert plan is not None and facts.started_at is not None
     state = facts.end_state or (status.state.value if status else "running")
     reason = facts.end_reason or (status.reason if status else "")
-    end = facts.ended_at or (status.events[-1].at if status and status.events else None)
+    ended = status is not None and status.state.final and bool(status.events)
+    # A run that has not ended yet is drawn up to now.
+    end = facts.ended_at or (status.events[-1].at if status and ended else None)
     report = Report(
         service=plan.service,
         version=plan.version,
@@ -99,9 +101,7 @@ async def build(
         stages=stages_of(plan, facts.shifts, end),
         timeline=timeline_of(facts, status),
     )
-    span_end = end or max(
-        [facts.started_at, *(at for at, _ in facts.checks), *(s.at for s in facts.shifts)]
-    )
+    span_end = end or datetime.now(UTC)
     report.gates = series.gates(plan, facts.checks)
     if prometheus:
         for gate in report.gates:
