@@ -68,13 +68,14 @@ def gate_png(report: Report, series: GateSeries) -> bytes:
                 zorder=4,
                 label="failed check",
             )
-        top = axes.get_ylim()[1]
+        # Stage names along the bottom, where the limit line seldom runs.
+        bottom = axes.get_ylim()[0]
         for stage in report.stages:
             axes.axvline(_x(stage.start), color="#495057", linewidth=0.8, linestyle=":")
             axes.annotate(
                 f"{stage.name} {stage.weight}%",
-                (_x(stage.start), top),
-                xytext=(3, -12),
+                (_x(stage.start), bottom),
+                xytext=(3, 4),
                 textcoords="offset points",
                 fontsize=8,
                 color="#495057",

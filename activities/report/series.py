@@ -109,15 +109,17 @@ async def fill_ranges(plan: Plan, series: GateSeries, start: datetime, end: date
     except SideEffectError as error:
         series.missing = f"Prometheus at {source.url} gave no ranges: {error}"
         return
-    series.canary, series.stable = canary, stable
+    series.canary, series.stable = _points(canary), _points(stable)
+    if canary.values is None:
+        series.missing = f"no canary series: {canary.reason}"
 
 
 def _ranges(
     source: PrometheusSource, queries: list[str], start: datetime, end: datetime, step: float
-) -> list[list[Point]]:
+) -> list[Series]:
     provider = provider_for(source)
     try:
-        return [_points(provider.query_range(q, start, end, step)) for q in queries]
+        return [provider.query_range(q, start, end, step) for q in queries]
     finally:
         provider.close()
 
