@@ -68,21 +68,21 @@ def gate_png(report: Report, series: GateSeries) -> bytes:
                 zorder=4,
                 label="failed check",
             )
-        # Stage names along the bottom, where the limit line seldom runs.
-        bottom = axes.get_ylim()[0]
+        # Stage names just above the frame: inside it they would cross the lines.
         for stage in report.stages:
             axes.axvline(_x(stage.start), color="#495057", linewidth=0.8, linestyle=":")
             axes.annotate(
                 f"{stage.name} {stage.weight}%",
-                (_x(stage.start), bottom),
-                xytext=(3, 4),
+                (_x(stage.start), 1.0),
+                xycoords=axes.get_xaxis_transform(),
+                xytext=(2, 3),
                 textcoords="offset points",
                 fontsize=8,
                 color="#495057",
             )
         if report.ended_at is not None:
             axes.axvline(_x(report.ended_at), color="#495057", linewidth=0.8)
-        axes.set_title(f"{series.gate} ({series.kind})", loc="left", fontsize=11)
+        axes.set_title(f"{series.gate} ({series.kind})", loc="left", fontsize=11, pad=16)
         axes.set_ylabel(unit)
         axes.xaxis_date(tz=UTC)
         axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
