@@ -108,6 +108,7 @@ class Doubles:
     freezes: list[Freeze] = field(default_factory=list)  # what the freeze calendar holds
     freeze_reads: int = 0
     reports: list[ReportRequest] = field(default_factory=list)  # every report asked for
+    report_fails: bool = False  # the report store is unwritable
 
     @property
     def weight(self) -> int:
@@ -167,6 +168,8 @@ class Doubles:
         @activity.defn(name="write_report")
         def write_report(request: ReportRequest) -> str:
             self.reports.append(request)
+            if self.report_fails:
+                raise OSError("report store is read-only")
             return f"file:///reports/{request.workflow_id}/report.html"
 
         return [
