@@ -62,6 +62,7 @@ environment:
                          stack's UI, else http://localhost:8233)
   ROLLOUT_DIR            the dev stack's folder (default {DEFAULT_DIR})
   ROLLOUT_TASK_QUEUE     the workers' task queue that start uses (default {DEFAULT_TASK_QUEUE})
+  ROLLOUT_REPORT_DIR     where `rollout report` writes (default: the dev stack's reports)
 
 which Temporal server:
   1. TEMPORAL_ADDRESS, when set;
