@@ -46,6 +46,14 @@ async def test_a_rolled_back_run_has_its_incident() -> None:
     assert [e.at for e in report.timeline] == sorted(e.at for e in report.timeline)
 
 
+async def test_a_drift_repaired_is_no_new_stage() -> None:
+    report = await report_of("report_promoted.json")
+    assert report.state == "promoted"
+    assert [(s.name, s.weight) for s in report.stages] == [("ten", 10), ("full", 100)]
+    shifts = [e.text for e in report.timeline if e.kind == "shift"]
+    assert any(text.startswith("re-assert canary at 10% after drift") for text in shifts)
+
+
 async def test_a_promoted_run_meets_its_baseline() -> None:
     report = await report_of("promoted.json")
     assert report.state == "promoted"
