@@ -265,8 +265,10 @@ def stages_of(plan: Plan, shifts: list[Shift], end: datetime | None) -> list[Sta
     names = {s.weight: s.name for s in plan.stages}
     for shift in shifts:
         name = _stage_name(shift.summary) or names.get(shift.weight, f"{shift.weight}%")
-        if spans and spans[-1].weight == shift.weight and (
-            spans[-1].name == name or shift.summary.startswith("re-assert")
+        if (
+            spans
+            and spans[-1].weight == shift.weight
+            and (spans[-1].name == name or shift.summary.startswith("re-assert"))
         ):
             # A drift repaired or a restore asserted again: the same stage goes on.
             spans[-1].read_back = shift.read_back
