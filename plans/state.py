@@ -410,6 +410,14 @@ class RolloutProgress(BaseModel):
     freezes: list[Freeze] = Field(
         default_factory=list, description="the freezes of this service read before an increase"
     )
+    report_url: str = Field(default="", description="the report written when the rollout ended")
+
+
+class ReportRequest(BaseModel):
+    """Write the report of this rollout's run (it reads the history and the status itself)."""
+
+    workflow_id: str
+    run_id: str
 
 
 class TargetClaim(BaseModel):

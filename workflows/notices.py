@@ -211,5 +211,6 @@ class Notices:
             reason=reason,
             restored=restored,
             at=workflow.now(),
+            report_url=p.report_url or None,
             templates_dir=plan.notify.templates.dir if plan.notify.templates else None,
         )

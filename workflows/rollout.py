@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checking import judge_gates, observe_and_judge
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
+    from workflows.ending import write_report
     from workflows.notices import Notices
     from workflows.status import (
         changed_verdicts,
@@ -363,6 +364,7 @@ class RolloutWorkflow:
                 p.reason = f"promoted by {who.by}" + (f": {who.reason}" if who.reason else "")
         self._audit("end", f"promoted: {p.reason}")
         self._publish()
+        await write_report(p)
         await self._notices.promoted()
         await self._target.release()
 
@@ -378,6 +380,7 @@ class RolloutWorkflow:
         p.state = final
         self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
         self._publish()
+        await write_report(p)
         await self._notices.ended(final.value.replace("_", " "), reason)
         await self._target.release()
 
