@@ -241,7 +241,8 @@ def test_on_a_flag_the_plan_written_loads_and_judges_each_variant(
     name: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "checkout.yaml"
-    assert run(["init", "checkout", "--template", name, "--router", "flagd", "--out", str(out)]) == 0
+    args = ["init", "checkout", "--template", name, "--router", "flagd", "--out", str(out)]
+    assert run(args) == 0
     plan = parse_plan(yaml.safe_load(out.read_text()))
     assert plan.router.kind == "flagd"
     assert plan.router.describe() and "checkout-release" in plan.router.describe()
