@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.converter import DataConverter
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.report.gather import build, read_histories
 from activities.report.model import Report
@@ -20,7 +20,7 @@ HISTORIES = Path(__file__).parent.parent / "histories"
 
 async def report_of(name: str) -> Report:
     history = WorkflowHistory.from_json("rollout-demo", (HISTORIES / name).read_text())
-    facts = await read_histories(DataConverter.default, [(None, list(history.events))])
+    facts = await read_histories(pydantic_data_converter, [(None, list(history.events))])
     return await build(facts, None, "rollout-demo", prometheus=False)
 
 
