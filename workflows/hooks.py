@@ -1,0 +1,257 @@
+"""The plan's hooks and smoke check, from the rollout's side: when to ask, and what answers do.
+
+A ``gate`` hook holds the rollout until it answers 2xx; a 202 is asked again after its
+``retry_after`` on a durable timer (a rollback or an abort asked for ends the wait at once).
+A ``check`` counts its failures in a row like a metric gate and acts with ``on_fail``; a
+``notify`` hook is told and never stops anything. After promotion and during a rollback a
+failing hook is recorded and told, but changes nothing: stable is already back (or the new
+version is). Every call and its answer is an audit event. Plans without hooks or smoke
+schedule nothing here, so their histories are as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.hooks import call_hook, smoke_check
+    from plans import EventKind, Plan, RolloutState, Stage
+    from plans.hooks import (
+        MAX_RETRY_AFTER,
+        MIN_RETRY_AFTER,
+        Hook,
+        HookAnswer,
+        HookCall,
+        HookPayload,
+        HookPoint,
+        VerdictBrief,
+    )
+    from plans.state import RolloutProgress
+    from workflows import decisions
+    from workflows.decisions import RollBack
+    from workflows.notices import Notices
+    from workflows.target import root_message
+
+DEFAULT_RETRY_AFTER = timedelta(seconds=30)
+# Points past which a failing hook can change nothing: it is recorded and told.
+TOO_LATE: frozenset[str] = frozenset({"after_promote", "on_rollback", "event"})
+SMOKED = "smoke"
+
+
+class Hooks:
+    """The rollout's hook caller: one per run, over the run's plan and progress."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        progress: RolloutProgress,
+        audit: Callable[[str, str], None],
+        notices: Notices,
+        publish: Callable[[], None],
+        stop_if_asked: Callable[[], None],
+    ) -> None:
+        self._plan, self._p = plan, progress
+        self._audit, self._notices, self._publish = audit, notices, publish
+        self._stop_if_asked = stop_if_asked
+        if any(h.on == "event" for h in plan.hooks):
+            notices.also = self.event
+
+    async def before_stage(self, stage: Stage) -> None:
+        """The smoke check before the canary's first user traffic, then before_stage hooks."""
+        p = self._p
+        first_users = p.canary_weight == 0 and p.canary_match is None
+        if self._plan.smoke and first_users and (stage.weight > 0 or stage.match is not None):
+            await self._smoke()
+        if self._plan.strategy == "blue_green" and stage.weight == 100 and p.canary_weight < 100:
+            await self.at("before_promote", next_weight=100)  # the flip is the promotion
+        await self.at("before_stage", next_weight=stage.weight, stage=stage.name)
+
+    async def at(
+        self, point: HookPoint, next_weight: int | None = None, reason: str = "", stage: str = ""
+    ) -> None:
+        """Run the hooks of ``point`` in the plan's order, once per point and stage."""
+        hooks = [
+            h for h in self._plan.hooks if h.on == point and (not stage or h.runs_before(stage))
+        ]
+        # Each point but before_stage comes once a rollout; before_stage once a stage.
+        done = f"{point}/{self._p.stage_index}" if point == "before_stage" else point
+        if not hooks or done in self._p.hooks_done:
+            return
+        for hook in hooks:
+            await self._run(hook, point, next_weight, reason)
+        self._p.hooks_done.append(done)
+
+    async def event(self, kind: EventKind, reason: str) -> None:
+        """Tell the ``on: event`` hooks that hear ``kind``."""
+        for hook in self._plan.hooks:
+            if hook.on == "event" and kind in hook.events:
+                await self._run(hook, kind.value, None, reason)
+
+    async def _run(self, hook: Hook, phase: str, next_weight: int | None, reason: str) -> None:
+        start, attempt = workflow.now(), 1
+        key = self._key(hook, phase)
+        while True:
+            payload = self._payload(hook, phase, next_weight, reason, attempt, key)
+            answer = await self._ask(hook, payload)
+            said = f"{hook.mode} hook {hook.name} at {phase} (ask {attempt}): {answer.describe()}"
+            self._audit("hook", said)
+            if hook.mode == "notify":
+                return
+            if answer.ok:
+                self._p.hook_streaks.pop(hook.name, None)
+                return
+            if answer.later and phase not in TOO_LATE:
+                wait = _retry_after(answer)
+                if workflow.now() + wait - start <= hook.max_wait:
+                    await self._wait(hook, wait)
+                    attempt += 1
+                    continue
+                answer = answer.model_copy(
+                    update={"error": f"still 202 after max_wait {hook.max_wait}"}
+                )
+            await self._failed(hook, phase, answer)
+            return
+
+    async def _failed(self, hook: Hook, phase: str, answer: HookAnswer) -> None:
+        """A gate refused or a check failed: act as the hook's policy says."""
+        p = self._p
+        why = f"{hook.mode} hook {hook.name} at {phase} {answer.describe()}"
+        if phase in TOO_LATE:
+            await self._notices.say(EventKind.HOOK_FAILED, why)
+            return
+        if hook.mode == "gate":
+            await self._notices.say(EventKind.HOOK_FAILED, why)
+            raise RollBack(why)
+        streak = p.hook_streaks[hook.name] = p.hook_streaks.get(hook.name, 0) + 1
+        if streak < hook.failure_limit:
+            self._audit("hook", f"{why}: failure {streak} of {hook.failure_limit} in a row")
+            return
+        why += f", failed {streak} time(s) in a row"
+        if hook.on_fail == "rollback":
+            await self._notices.say(EventKind.HOOK_FAILED, why)
+            raise RollBack(why)
+        if hook.on_fail == "pause":
+            await self._pause(why)
+        else:
+            await self._notices.say(EventKind.HOOK_FAILED, why)
+
+    async def _pause(self, why: str) -> None:
+        """Pause, and hold here until resumed: a failing check lets nothing go on by itself."""
+        p = self._p
+        decisions.pause(p, workflow.now(), "hooks")
+        p.state = RolloutState.PAUSED
+        self._audit("pause", f"paused by {why}")
+        self._publish()
+        await self._notices.gate_action("pause", why)
+        await workflow.wait_condition(
+            lambda: not p.paused or p.rollback_requested or p.abort_requested
+        )
+        self._stop_if_asked()
+
+    async def _wait(self, hook: Hook, wait: timedelta) -> None:
+        """A durable timer to the next ask; a rollback or abort asked for ends it at once."""
+        p = self._p
+        try:
+            await workflow.wait_condition(
+                lambda: p.rollback_requested or p.abort_requested,
+                timeout=wait,
+                timeout_summary=f"hook {hook.name} asks again",
+            )
+        except TimeoutError:
+            return
+        self._stop_if_asked()
+
+    async def _ask(self, hook: Hook, payload: HookPayload) -> HookAnswer:
+        """Call the hook; no answer at all (after its retries) is an answer too."""
+        try:
+            return await workflow.execute_activity(
+                call_hook,
+                HookCall(hook=hook, payload=payload),
+                start_to_close_timeout=hook.timeout + timedelta(seconds=5),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(seconds=30),
+                    maximum_attempts=hook.retries + 1,
+                    non_retryable_error_types=["HookRefused"],
+                ),
+                summary=f"{hook.mode} hook {hook.name} ({payload.phase})",
+            )
+        except ActivityError as error:
+            return HookAnswer(status=0, error=root_message(error))
+
+    async def _smoke(self) -> None:
+        """Requests straight to the canary; a failure rolls back before users meet it."""
+        smoke = self._plan.smoke
+        assert smoke is not None
+        if SMOKED in self._p.hooks_done:
+            return
+        try:
+            answer = await workflow.execute_activity(
+                smoke_check,
+                smoke,
+                start_to_close_timeout=smoke.timeout * smoke.requests + timedelta(seconds=5),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3),
+                summary=f"smoke check: {smoke.requests} request(s)",
+            )
+        except ActivityError as error:
+            answer = HookAnswer(status=0, error=root_message(error))
+        self._audit("smoke", f"smoke check of {smoke.url}: {answer.error or answer.excerpt}")
+        if answer.error:
+            raise RollBack(f"smoke check failed: {answer.error}")
+        self._p.hooks_done.append(SMOKED)
+
+    def _key(self, hook: Hook, phase: str) -> str:
+        """One key per call of a hook, the same for every retry and every ask after a 202."""
+        info = workflow.info()
+        where = f"{hook.name}/{phase}/{self._p.stage_index}"
+        return f"{info.workflow_id}/{info.first_execution_run_id}/{where}"
+
+    def _payload(
+        self,
+        hook: Hook,
+        phase: str,
+        next_weight: int | None,
+        reason: str,
+        attempt: int,
+        key: str,
+    ) -> HookPayload:
+        plan, p = self._plan, self._p
+        info = workflow.info()
+        index = decisions.current_index(plan, p)
+        stage = plan.stages[index]
+        gates = {g.name for g in plan.gates_for(stage)}
+        return HookPayload(
+            hook=hook.name,
+            mode=hook.mode,
+            phase=phase,
+            rollout_id=info.workflow_id,
+            run_id=info.first_execution_run_id,
+            service=plan.service,
+            versions={"stable": plan.stable, "canary": plan.canary, "version": plan.version},
+            stage=stage.name,
+            stage_index=index,
+            current_weight=p.canary_weight,
+            next_weight=next_weight,
+            verdicts=[
+                VerdictBrief(gate=v.gate, outcome=v.outcome.value, value=v.value, reason=v.reason)
+                for name, v in sorted(p.verdicts.items())
+                if name in gates
+            ],
+            reason=reason or p.reason,
+            attempt=attempt,
+            idempotency_key=key,
+            at=workflow.now(),
+        )
+
+
+def _retry_after(answer: HookAnswer) -> timedelta:
+    """A 202's retry_after, kept between a second and an hour; 30 s when it gave none."""
+    if answer.retry_after_s is None:
+        return DEFAULT_RETRY_AFTER
+    least, most = MIN_RETRY_AFTER.total_seconds(), MAX_RETRY_AFTER.total_seconds()
+    return timedelta(seconds=min(max(answer.retry_after_s, least), most))
