@@ -33,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.state import RolloutProgress
     from workflows import decisions
-    from workflows.decisions import RollBack
     from workflows.notices import Notices
     from workflows.target import root_message
 
@@ -54,10 +53,13 @@ class Hooks:
         notices: Notices,
         publish: Callable[[], None],
         stop_if_asked: Callable[[], None],
+        rollback: type[Exception],
     ) -> None:
         self._plan, self._p = plan, progress
         self._audit, self._notices, self._publish = audit, notices, publish
-        self._stop_if_asked = stop_if_asked
+        # The rollout's own exception for "roll back": the workflow sandbox may load
+        # workflows.decisions apart from this module, so the class comes from the rollout.
+        self._stop_if_asked, self._rollback = stop_if_asked, rollback
         if any(h.on == "event" for h in plan.hooks):
             notices.also = self.event
 
@@ -126,7 +128,7 @@ class Hooks:
             return
         if hook.mode == "gate":
             await self._notices.say(EventKind.HOOK_FAILED, why)
-            raise RollBack(why)
+            raise self._rollback(why)
         streak = p.hook_streaks[hook.name] = p.hook_streaks.get(hook.name, 0) + 1
         if streak < hook.failure_limit:
             self._audit("hook", f"{why}: failure {streak} of {hook.failure_limit} in a row")
@@ -134,7 +136,7 @@ class Hooks:
         why += f", failed {streak} time(s) in a row"
         if hook.on_fail == "rollback":
             await self._notices.say(EventKind.HOOK_FAILED, why)
-            raise RollBack(why)
+            raise self._rollback(why)
         if hook.on_fail == "pause":
             await self._pause(why)
         else:
@@ -202,7 +204,7 @@ class Hooks:
             answer = HookAnswer(status=0, error=root_message(error))
         self._audit("smoke", f"smoke check of {smoke.url}: {answer.error or answer.excerpt}")
         if answer.error:
-            raise RollBack(f"smoke check failed: {answer.error}")
+            raise self._rollback(f"smoke check failed: {answer.error}")
         self._p.hooks_done.append(SMOKED)
 
     def _key(self, hook: Hook, phase: str) -> str:

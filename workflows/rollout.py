@@ -82,7 +82,9 @@ class RolloutWorkflow:
             self._plan, self._p, self._audit, self._notices.on(EventKind.OVERRIDDEN), self._publish
         )
         self._windows.stop_if_asked = self._stop_if_asked
-        self._hooks = Hooks(plan, p, self._audit, self._notices, self._publish, self._stop_if_asked)
+        self._hooks = Hooks(
+            plan, p, self._audit, self._notices, self._publish, self._stop_if_asked, _RollBack
+        )
 
     @workflow.run
     async def run(
