@@ -130,6 +130,14 @@ class Hook(Strict):
         default="rollback", description="check: what its failure_limit-th failure does"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML's) reads a bare ``on:`` key as the boolean true.
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
     @field_validator("on", mode="before")
     @classmethod
     def _known_point(cls, v: Any) -> Any:

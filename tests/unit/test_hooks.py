@@ -6,9 +6,11 @@ import copy
 import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from plans import parse_plan
 from plans.hooks import HookPayload, payload_body, sign, verify_signature
@@ -129,3 +131,23 @@ def test_the_signature_is_hmac_sha256_over_the_exact_body() -> None:
     assert not verify_signature(body.replace(b'"ten"', b'"all"'), f"sha256={expected}", "k3y")
     assert not verify_signature(body, None, "k3y") and not verify_signature(body, expected, "k3y")
     assert not verify_signature(body, sign(body, ""), "")
+
+
+def readme_section() -> str:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Hooks and external gates")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+def test_the_readme_example_loads_and_its_verify_snippet_agrees() -> None:
+    section = readme_section()
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    stages = [{"name": "ten", "weight": 10}, {"name": "full", "weight": 100}]
+    plan = parse_plan({**minimal(), "stages": stages, **yaml.safe_load(example)})
+    assert len(plan.hooks) == 5 and plan.smoke is not None
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(snippet, scope)  # the few lines a receiver copies
+    body = payload_body(payload())
+    assert scope["verify"](body, sign(body, "k3y"), "k3y")
+    assert not scope["verify"](body, sign(body, "k3y"), "other")
