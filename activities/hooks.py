@@ -87,7 +87,7 @@ def call_hook(call: HookCall) -> HookAnswer:
     values = {
         "service": payload.service,
         "version": payload.versions.get("version", ""),
-        "stage": payload.stage,
+        "stage": payload.next_stage or payload.stage,
         "rollout_id": payload.rollout_id,
         "hook": hook.name,
     }

@@ -225,10 +225,11 @@ class HookPayload(BaseModel):
     run_id: str = Field(description="the rollout's first run id: one per rollout")
     service: str
     versions: dict[str, str] = Field(description="stable and canary server names, and label")
-    stage: str
+    stage: str = Field(description="the stage the rollout is in")
     stage_index: int
     current_weight: int
     next_weight: int | None = None
+    next_stage: str = Field(default="", description="before_stage: the stage about to start")
     verdicts: list[VerdictBrief] = Field(default_factory=list)
     reason: str = ""
     attempt: int = Field(default=1, description="1 on the first ask; one more per ask after 202")

@@ -11,8 +11,9 @@ schedule nothing here, so their histories are as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -37,6 +38,21 @@ with workflow.unsafe.imports_passed_through():
     from workflows.target import root_message
 
 DEFAULT_RETRY_AFTER = timedelta(seconds=30)
+
+# The rollout's watch of the stage it is in, until a condition on its plan, progress and now.
+Watch = Callable[[Callable[[Plan, RolloutProgress, datetime], bool]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a hook is asked about: the point (or event), what it leads to, and why."""
+
+    phase: str
+    next_weight: int | None
+    reason: str
+    stage: str  # the stage a before_stage hook's step starts
+
+
 # Points past which a failing hook can change nothing: it is recorded and told.
 TOO_LATE: frozenset[str] = frozenset({"after_promote", "on_rollback", "event"})
 SMOKED = "smoke"
@@ -60,64 +76,99 @@ class Hooks:
         # The rollout's own exception for "roll back": the workflow sandbox may load
         # workflows.decisions apart from this module, so the class comes from the rollout.
         self._stop_if_asked, self._rollback = stop_if_asked, rollback
+        self._watch: Watch | None = None
+        self._ask_at: datetime | None = None
         if any(h.on == "event" for h in plan.hooks):
             notices.also = self.event
 
     async def before_stage(self, stage: Stage) -> None:
-        """The smoke check before the canary's first user traffic, then before_stage hooks."""
+        """As a stage starts: the smoke check before the canary's first user traffic, then the
+        stage's gates if they were not asked at the end of the stage before (the first)."""
         p = self._p
         first_users = p.canary_weight == 0 and p.canary_match is None
         if self._plan.smoke and first_users and (stage.weight > 0 or stage.match is not None):
             await self._smoke()
-        if self._plan.strategy == "blue_green" and stage.weight == 100 and p.canary_weight < 100:
+        await self._ahead_of(p.stage_index)
+
+    async def ahead(self, watch: Watch) -> None:
+        """At the end of a stage: ask what comes next (the next stage's hooks, or the
+        promotion's), with ``watch`` keeping the stage checked while an answer is 202."""
+        if self._p.promote_requested:
+            return  # the promotion asks its own hooks
+        self._watch = watch
+        try:
+            await self._ahead_of(self._p.stage_index + 1)
+        finally:
+            self._watch = None
+
+    def wake_at(self) -> datetime | None:
+        """When a hook waiting on a 202 asks again, for the rollout's timer while it watches."""
+        return self._ask_at
+
+    async def _ahead_of(self, index: int) -> None:
+        plan, p = self._plan, self._p
+        if index >= len(plan.stages):
+            await self.at("before_promote", next_weight=100)
+            return
+        stage = plan.stages[index]
+        if plan.strategy == "blue_green" and stage.weight == 100 and p.canary_weight < 100:
             await self.at("before_promote", next_weight=100)  # the flip is the promotion
-        await self.at("before_stage", next_weight=stage.weight, stage=stage.name)
+        await self.at("before_stage", next_weight=stage.weight, stage=stage.name, index=index)
 
     async def at(
-        self, point: HookPoint, next_weight: int | None = None, reason: str = "", stage: str = ""
+        self,
+        point: HookPoint,
+        next_weight: int | None = None,
+        reason: str = "",
+        stage: str = "",
+        index: int = -1,
     ) -> None:
-        """Run the hooks of ``point`` in the plan's order, once per point and stage."""
+        """Run the hooks of ``point`` in the plan's order, once a rollout (before_stage: once
+        per stage ``index``)."""
         hooks = [
             h for h in self._plan.hooks if h.on == point and (not stage or h.runs_before(stage))
         ]
-        # Each point but before_stage comes once a rollout; before_stage once a stage.
-        done = f"{point}/{self._p.stage_index}" if point == "before_stage" else point
+        done = f"{point}/{index}" if point == "before_stage" else point
         if not hooks or done in self._p.hooks_done:
             return
+        step = Step(point, next_weight, reason, stage)
         for hook in hooks:
-            await self._run(hook, point, next_weight, reason)
+            if not await self._run(hook, step):
+                return  # a promotion asked for meanwhile: its own hooks come next
         self._p.hooks_done.append(done)
 
     async def event(self, kind: EventKind, reason: str) -> None:
         """Tell the ``on: event`` hooks that hear ``kind``."""
         for hook in self._plan.hooks:
             if hook.on == "event" and kind in hook.events:
-                await self._run(hook, kind.value, None, reason)
+                await self._run(hook, Step(kind.value, None, reason, ""))
 
-    async def _run(self, hook: Hook, phase: str, next_weight: int | None, reason: str) -> None:
-        start, attempt = workflow.now(), 1
-        key = self._key(hook, phase)
+    async def _run(self, hook: Hook, step: Step) -> bool:
+        """Ask until the hook's answer is final; False when a promotion cut the wait short."""
+        start, attempt, phase = workflow.now(), 1, step.phase
+        key = self._key(hook, step)
         while True:
-            payload = self._payload(hook, phase, next_weight, reason, attempt, key)
+            payload = self._payload(hook, step, attempt, key)
             answer = await self._ask(hook, payload)
             said = f"{hook.mode} hook {hook.name} at {phase} (ask {attempt}): {answer.describe()}"
             self._audit("hook", said)
             if hook.mode == "notify":
-                return
+                return True
             if answer.ok:
                 self._p.hook_streaks.pop(hook.name, None)
-                return
+                return True
             if answer.later and phase not in TOO_LATE:
                 wait = _retry_after(answer)
                 if workflow.now() + wait - start <= hook.max_wait:
-                    await self._wait(hook, wait)
+                    if not await self._wait(hook, wait):
+                        return False
                     attempt += 1
                     continue
                 answer = answer.model_copy(
                     update={"error": f"still 202 after max_wait {hook.max_wait}"}
                 )
             await self._failed(hook, phase, answer)
-            return
+            return True
 
     async def _failed(self, hook: Hook, phase: str, answer: HookAnswer) -> None:
         """A gate refused or a check failed: act as the hook's policy says."""
@@ -155,9 +206,20 @@ class Hooks:
         )
         self._stop_if_asked()
 
-    async def _wait(self, hook: Hook, wait: timedelta) -> None:
-        """A durable timer to the next ask; a rollback or abort asked for ends it at once."""
+    async def _wait(self, hook: Hook, wait: timedelta) -> bool:
+        """A durable timer to the next ask; a rollback or abort asked for ends it at once.
+
+        Between stages the stage goes on being watched (checks, commands) until then;
+        False when a promotion was asked for meanwhile.
+        """
         p = self._p
+        if self._watch is not None:
+            ask_at = self._ask_at = workflow.now() + wait
+            try:
+                await self._watch(lambda plan, p, now: now >= ask_at)
+            finally:
+                self._ask_at = None
+            return not p.promote_requested
         try:
             await workflow.wait_condition(
                 lambda: p.rollback_requested or p.abort_requested,
@@ -165,8 +227,9 @@ class Hooks:
                 timeout_summary=f"hook {hook.name} asks again",
             )
         except TimeoutError:
-            return
+            return True
         self._stop_if_asked()
+        return True
 
     async def _ask(self, hook: Hook, payload: HookPayload) -> HookAnswer:
         """Call the hook; no answer at all (after its retries) is an answer too."""
@@ -207,21 +270,13 @@ class Hooks:
             raise self._rollback(f"smoke check failed: {answer.error}")
         self._p.hooks_done.append(SMOKED)
 
-    def _key(self, hook: Hook, phase: str) -> str:
+    def _key(self, hook: Hook, step: Step) -> str:
         """One key per call of a hook, the same for every retry and every ask after a 202."""
         info = workflow.info()
-        where = f"{hook.name}/{phase}/{self._p.stage_index}"
+        where = f"{hook.name}/{step.phase}/{step.stage or self._p.stage_index}"
         return f"{info.workflow_id}/{info.first_execution_run_id}/{where}"
 
-    def _payload(
-        self,
-        hook: Hook,
-        phase: str,
-        next_weight: int | None,
-        reason: str,
-        attempt: int,
-        key: str,
-    ) -> HookPayload:
+    def _payload(self, hook: Hook, step: Step, attempt: int, key: str) -> HookPayload:
         plan, p = self._plan, self._p
         info = workflow.info()
         index = decisions.current_index(plan, p)
@@ -230,7 +285,7 @@ class Hooks:
         return HookPayload(
             hook=hook.name,
             mode=hook.mode,
-            phase=phase,
+            phase=step.phase,
             rollout_id=info.workflow_id,
             run_id=info.first_execution_run_id,
             service=plan.service,
@@ -238,13 +293,14 @@ class Hooks:
             stage=stage.name,
             stage_index=index,
             current_weight=p.canary_weight,
-            next_weight=next_weight,
+            next_weight=step.next_weight,
+            next_stage=step.stage,
             verdicts=[
                 VerdictBrief(gate=v.gate, outcome=v.outcome.value, value=v.value, reason=v.reason)
                 for name, v in sorted(p.verdicts.items())
                 if name in gates
             ],
-            reason=reason or p.reason,
+            reason=step.reason or p.reason,
             attempt=attempt,
             idempotency_key=key,
             at=workflow.now(),

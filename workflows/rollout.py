@@ -134,6 +134,7 @@ class RolloutWorkflow:
             await self._watch(stage, until=decisions.stage_complete)
         if self._windows.increases_after(self._p.stage_index):
             await self._windows.watch(lambda: self._watch(stage, until=self._windows.until_open))
+        await self._hooks.ahead(lambda until: self._watch(stage, until=until))
         if not self._p.promote_requested:
             where = decisions.describe_stage(self._plan, self._p.stage_index)
             self._audit("stage", f"{where} passed")
@@ -222,6 +223,9 @@ class RolloutWorkflow:
         opens = self._windows.wake_at()
         if opens is not None and 0 < (opens - now).total_seconds() < timeout:
             timeout, summary = (opens - now).total_seconds(), self._windows.timer_summary()
+        asks = self._hooks.wake_at()
+        if asks is not None and 0 < (asks - now).total_seconds() < timeout:
+            timeout, summary = (asks - now).total_seconds(), "a hook asks again"
         seen = self._last_command()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(

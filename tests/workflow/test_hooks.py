@@ -15,10 +15,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from plans import RolloutState
+from plans import GateOutcome, RolloutState
 from plans.hooks import HookAnswer, HookCall, Smoke
 from starter.operations import start_rollout
-from tests.workflow.conftest import Doubles, make_plan
+from tests.workflow.conftest import Doubles, make_plan, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of
 from workflows.rollout import RolloutWorkflow
 
@@ -103,7 +103,8 @@ async def test_a_gate_answering_2xx_lets_each_stage_go_on(
     handle = await start_rollout(env.client, plan, hooked)
     assert (await settle(env, handle)).state == RolloutState.PROMOTED
     calls = receiver.named("cab")
-    assert [c.call.payload.stage for c in calls] == ["ten", "full"]
+    assert [c.call.payload.next_stage for c in calls] == ["ten", "full"]
+    assert [c.call.payload.stage for c in calls] == ["ten", "ten"]  # "full" asked at ten's end
     assert [c.call.payload.next_weight for c in calls] == [10, 100]
     assert [c.weight for c in calls] == [0, 10]  # asked before each shift
     first = calls[0].call.payload
@@ -141,6 +142,39 @@ async def test_a_gate_answering_202_is_asked_again_after_retry_after(
     assert doubles.shifts[:2] == [10, 100]
     events = hook_events(await status_of(handle))
     assert events[-1] == "gate hook cab at before_stage (ask 3): answered 200: approved"
+
+
+async def test_a_stage_waiting_on_a_202_is_still_checked_and_rolls_back_on_a_failing_gate(
+    env: WorkflowEnvironment, hooked: str, doubles: Doubles, receiver: Receiver
+) -> None:
+    later = HookAnswer(status=202, retry_after_s=3600)
+    receiver.script["cab"] = [later] * 50
+    # ten bakes 30m with a check every 10m (3 checks); then the gate turns bad while the
+    # hook for "full" keeps answering 202.
+    doubles.judge = lambda n, check: verdicts(
+        check, GateOutcome.PASS if n <= 5 else GateOutcome.FAIL, 0.0 if n <= 5 else 0.5
+    )
+    plan = make_plan(stages=STAGES, hooks=[hook("cab", stages=["full"])])
+    handle = await start_rollout(env.client, plan, hooked)
+    message = await rolled_back(env, handle)
+    assert "error-rate" in message
+    asks = receiver.named("cab")
+    assert 1 <= len(asks) <= 2 and all(c.weight == 10 for c in asks)
+    assert len(doubles.checks) >= 5 + 3  # checked on through the wait, to the gate's limit
+    assert 100 not in doubles.shifts and doubles.weight == 0
+
+
+async def test_a_202_at_a_stage_end_asks_again_on_time_while_the_stage_is_watched(
+    env: WorkflowEnvironment, hooked: str, doubles: Doubles, receiver: Receiver
+) -> None:
+    receiver.script["cab"] = [HookAnswer(status=202, retry_after_s=1500), HookAnswer(status=204)]
+    plan = make_plan(stages=STAGES, hooks=[hook("cab", stages=["full"])])
+    handle = await start_rollout(env.client, plan, hooked)
+    assert (await settle(env, handle)).state == RolloutState.PROMOTED
+    first, second = (c.call.payload for c in receiver.named("cab"))
+    assert timedelta(minutes=25) <= second.at - first.at < timedelta(minutes=30)
+    assert second.attempt == 2 and second.current_weight == 10 and second.next_stage == "full"
+    assert doubles.checks.count(10) >= 3 + 2  # ten's bake, then checks during the wait
 
 
 @pytest.mark.parametrize(
