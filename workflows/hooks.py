@@ -194,13 +194,19 @@ class Hooks:
             await self._notices.say(EventKind.HOOK_FAILED, why)
 
     async def _pause(self, why: str) -> None:
-        """Pause, and hold here until resumed: a failing check lets nothing go on by itself."""
+        """Pause, and hold here until resumed: a failing check lets nothing go on by itself.
+
+        Between stages the stage it is in goes on being checked; a rollback ends it.
+        """
         p = self._p
         decisions.pause(p, workflow.now(), "hooks")
         p.state = RolloutState.PAUSED
         self._audit("pause", f"paused by {why}")
         self._publish()
         await self._notices.gate_action("pause", why)
+        if self._watch is not None:  # between stages: the stage stays checked meanwhile
+            await self._watch(lambda plan, p, now: not p.paused)
+            return
         await workflow.wait_condition(
             lambda: not p.paused or p.rollback_requested or p.abort_requested
         )

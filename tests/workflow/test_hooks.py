@@ -15,11 +15,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from plans import GateOutcome, RolloutState
+from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState
 from plans.hooks import HookAnswer, HookCall, Smoke
-from starter.operations import start_rollout
-from tests.workflow.conftest import Doubles, make_plan, verdicts
-from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of
+from starter.operations import send_command, start_rollout
+from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
+from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
 from workflows.rollout import RolloutWorkflow
 
 STAGES = [
@@ -256,3 +256,41 @@ async def test_a_failing_smoke_check_rolls_back_before_any_user_traffic(
     message = await rolled_back(env, handle)
     assert message == "rolled back: smoke check failed: request 1 of 3 answered 500, not 200"
     assert receiver.smokes == [0] and not any(doubles.shifts)
+
+
+async def test_a_check_pausing_holds_the_next_stage_until_resumed_and_checks_go_on(
+    env: WorkflowEnvironment, hooked: str, doubles: Doubles, receiver: Receiver
+) -> None:
+    receiver.script["tests"] = [HookAnswer(status=409, excerpt="3 failed")]
+    tests = hook("tests", mode="check", on_fail="pause", stages=["full"])
+    plan = make_plan(stages=STAGES, hooks=[tests])
+    handle = await start_rollout(env.client, plan, hooked)
+    paused = await until(handle, lambda s: s.state == RolloutState.PAUSED, env)
+    assert paused.canary_weight == 10 and paused.pause_cause == "hooks"
+    checks = len(doubles.checks)
+    await skip(env, timedelta(hours=1))
+    assert len(doubles.checks) > checks and doubles.weight == 10  # checked, not shifted
+    record = await send_command(
+        env.client, plan.service, OperatorCommand(kind=CommandKind.RESUME, by="ana")
+    )
+    assert record.accepted
+    assert (await settle(env, handle)).state == RolloutState.PROMOTED
+    assert doubles.shifts[:2] == [10, 100] and len(receiver.named("tests")) == 1
+
+
+async def test_blue_green_smokes_the_preview_and_asks_before_the_flip(
+    env: WorkflowEnvironment, hooked: str, doubles: Doubles, receiver: Receiver
+) -> None:
+    plan = make_plan(
+        stages=[],
+        strategy="blue_green",
+        blue_green={"preview": "10m", "auto_promote_after": "20m", "post_promotion_for": "30m"},
+        hooks=[hook("cab", on="before_promote")],
+        smoke={"url": "http://green.preview.test/health", "expect_body": "ok"},
+    )
+    handle = await start_rollout(env.client, plan, hooked)
+    assert (await settle(env, handle)).state == RolloutState.PROMOTED
+    assert doubles.shifts == [0, 100]
+    assert receiver.smokes == [0]  # on the preview route, before the flip
+    (cab,) = receiver.named("cab")
+    assert cab.weight == 0 and cab.call.payload.next_weight == 100
