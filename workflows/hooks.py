@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.hooks import call_hook, smoke_check
-    from plans import EventKind, Plan, RolloutState, Stage
+    from plans import EventKind, Plan, RolloutState, Stage, format_duration
     from plans.hooks import (
         MAX_RETRY_AFTER,
         MIN_RETRY_AFTER,
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.target import root_message
 
 DEFAULT_RETRY_AFTER = timedelta(seconds=30)
+WAIT_SHARE = 100  # asks again after at least 1/100 of the time already waited
 
 # The rollout's watch of the stage it is in, until a condition on its plan, progress and now.
 Watch = Callable[[Callable[[Plan, RolloutProgress, datetime], bool]], Awaitable[None]]
@@ -158,14 +159,14 @@ class Hooks:
                 self._p.hook_streaks.pop(hook.name, None)
                 return True
             if answer.later and phase not in TOO_LATE:
-                wait = _retry_after(answer)
+                wait = next_wait(answer, workflow.now() - start)
                 if workflow.now() + wait - start <= hook.max_wait:
                     if not await self._wait(hook, wait):
                         return False
                     attempt += 1
                     continue
                 answer = answer.model_copy(
-                    update={"error": f"still 202 after max_wait {hook.max_wait}"}
+                    update={"error": f"still 202 after max_wait {format_duration(hook.max_wait)}"}
                 )
             await self._failed(hook, phase, answer)
             return True
@@ -313,9 +314,13 @@ class Hooks:
         )
 
 
-def _retry_after(answer: HookAnswer) -> timedelta:
-    """A 202's retry_after, kept between a second and an hour; 30 s when it gave none."""
-    if answer.retry_after_s is None:
-        return DEFAULT_RETRY_AFTER
+def next_wait(answer: HookAnswer, waited: timedelta) -> timedelta:
+    """How long until a 202 is asked again: its retry_after (30 s if none), at least 1 s and
+    at most 1 h, and at least a hundredth of the time already waited, so that a receiver
+    that keeps saying 202 is asked less and less often and the history stays small."""
     least, most = MIN_RETRY_AFTER.total_seconds(), MAX_RETRY_AFTER.total_seconds()
-    return timedelta(seconds=min(max(answer.retry_after_s, least), most))
+    asked = DEFAULT_RETRY_AFTER.total_seconds()
+    if answer.retry_after_s is not None:
+        asked = answer.retry_after_s
+    seconds = max(asked, least, waited.total_seconds() / WAIT_SHARE)
+    return timedelta(seconds=min(seconds, most))

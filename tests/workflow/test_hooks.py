@@ -20,6 +20,7 @@ from plans.hooks import HookAnswer, HookCall, Smoke
 from starter.operations import send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
+from workflows.hooks import next_wait
 from workflows.rollout import RolloutWorkflow
 
 STAGES = [
@@ -294,3 +295,32 @@ async def test_blue_green_smokes_the_preview_and_asks_before_the_flip(
     assert receiver.smokes == [0]  # on the preview route, before the flip
     (cab,) = receiver.named("cab")
     assert cab.weight == 0 and cab.call.payload.next_weight == 100
+
+
+async def test_a_gate_still_answering_202_after_max_wait_rolls_back(
+    env: WorkflowEnvironment, hooked: str, doubles: Doubles, receiver: Receiver
+) -> None:
+    receiver.script["cab"] = [HookAnswer(status=202, retry_after_s=3600)] * 10
+    plan = make_plan(stages=STAGES, hooks=[hook("cab", stages=["ten"], max_wait="3h30m")])
+    handle = await start_rollout(env.client, plan, hooked)
+    message = await rolled_back(env, handle)
+    assert "gate hook cab at before_stage still 202 after max_wait 3h30m" in message
+    assert [c.call.payload.attempt for c in receiver.named("cab")] == [1, 2, 3, 4]
+    assert not any(doubles.shifts)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "waited", "expected"),
+    [
+        (1.0, timedelta(0), timedelta(seconds=1)),
+        (None, timedelta(0), timedelta(seconds=30)),
+        (0.0, timedelta(0), timedelta(seconds=1)),
+        (1e300, timedelta(0), timedelta(hours=1)),
+        (1.0, timedelta(seconds=1000), timedelta(seconds=10)),  # a hundredth of the wait
+        (1.0, timedelta(days=30), timedelta(hours=1)),
+    ],
+)
+def test_how_long_until_a_202_is_asked_again(
+    retry_after: float | None, waited: timedelta, expected: timedelta
+) -> None:
+    assert next_wait(HookAnswer(status=202, retry_after_s=retry_after), waited) == expected
