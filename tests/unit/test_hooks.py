@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
-from plans import parse_plan
+from plans import RolloutState, RolloutStatus, parse_plan
 from plans.hooks import HookPayload, payload_body, sign, verify_signature
+from plans.state import AuditEvent
+from starter.render import audit_table
 from tests.unit.test_plans import minimal, only_problem
 
 
@@ -151,3 +154,25 @@ def test_the_readme_example_loads_and_its_verify_snippet_agrees() -> None:
     body = payload_body(payload())
     assert scope["verify"](body, sign(body, "k3y"), "k3y")
     assert not scope["verify"](body, sign(body, "k3y"), "other")
+
+
+def test_a_hook_answer_with_brackets_shows_as_written_in_the_audit_trail() -> None:
+    text = "gate hook cab at before_stage (ask 1): answered 403: [/] [bold]no[/bold]"
+    status = RolloutStatus(
+        service="shop",
+        version="v2",
+        state=RolloutState.BAKING,
+        stage_index=0,
+        stage_name="ten",
+        stage_count=2,
+        canary_weight=10,
+        paused=False,
+        bake_total_s=60,
+        bake_elapsed_s=0,
+        bake_remaining_s=60,
+        awaiting_approval=False,
+        events=[AuditEvent(at=datetime(2026, 11, 22, tzinfo=UTC), kind="hook", text=text)],
+    )
+    console = Console(width=200, record=True)
+    console.print(audit_table(status))
+    assert text in console.export_text()
