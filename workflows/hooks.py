@@ -129,14 +129,16 @@ class Hooks:
         hooks = [
             h for h in self._plan.hooks if h.on == point and (not stage or h.runs_before(stage))
         ]
-        done = f"{point}/{index}" if point == "before_stage" else point
-        if not hooks or done in self._p.hooks_done:
-            return
+        where = f"{point}/{index}" if point == "before_stage" else point
         step = Step(point, next_weight, reason, stage)
         for hook in hooks:
+            # Kept per hook across continue-as-new: a gate that said yes is not asked again.
+            done = f"{where}/{hook.name}"
+            if done in self._p.hooks_done:
+                continue
             if not await self._run(hook, step):
                 return  # a promotion asked for meanwhile: its own hooks come next
-        self._p.hooks_done.append(done)
+            self._p.hooks_done.append(done)
 
     async def event(self, kind: EventKind, reason: str) -> None:
         """Tell the ``on: event`` hooks that hear ``kind``."""
@@ -281,6 +283,8 @@ class Hooks:
         """One key per call of a hook, the same for every retry and every ask after a 202."""
         info = workflow.info()
         where = f"{hook.name}/{step.phase}/{step.stage or self._p.stage_index}"
+        if hook.on == "event":  # an event may come again in a stage: each telling is one call
+            where += f"/{workflow.now():%Y%m%dT%H%M%S.%f}"
         return f"{info.workflow_id}/{info.first_execution_run_id}/{where}"
 
     def _payload(self, hook: Hook, step: Step, attempt: int, key: str) -> HookPayload:
