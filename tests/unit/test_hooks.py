@@ -8,13 +8,17 @@ import hmac
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 from rich.console import Console
 
 from plans import RolloutState, RolloutStatus, parse_plan
-from plans.hooks import HookPayload, payload_body, sign, verify_signature
+from plans.hooks import Hook, HookPayload, payload_body, sign, verify_signature
 from plans.state import AuditEvent
 from starter.render import audit_table
 from tests.unit.test_plans import minimal, only_problem
@@ -176,3 +180,24 @@ def test_a_hook_answer_with_brackets_shows_as_written_in_the_audit_trail() -> No
     console = Console(width=200, record=True)
     console.print(audit_table(status))
     assert text in console.export_text()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda scheme, rest: f"{scheme}://{rest}",
+            st.sampled_from(["http", "https", "ftp", "HTTP", ""]),
+            st.text(alphabet="ab.:$/@[]{}?#%0189", max_size=40),
+        ),
+    )
+)
+def test_any_hook_url_loads_safely_or_is_refused_in_words(url: str) -> None:
+    try:
+        loaded = Hook(name="h", on="before_rollout", url=url)
+    except ValidationError as error:
+        assert "url" in str(error)
+        return
+    parts = urlsplit(loaded.url)
+    assert parts.scheme in ("http", "https") and parts.hostname and "$" not in parts.netloc
