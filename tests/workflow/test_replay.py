@@ -59,6 +59,8 @@ def test_the_three_kinds_of_run_are_kept() -> None:
         "report_rolled_back",
         "report_continued_as_new",
     }
+    # Recorded with hooks and a smoke check (`capture_histories.py --hooks`).
+    assert {p.stem for p in HISTORIES} >= {"hooks_promoted", "hooks_rolled_back"}
 
 
 @pytest.mark.parametrize("name", ["promoted", "owned_promoted", "input_promoted"])
