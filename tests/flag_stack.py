@@ -20,7 +20,7 @@ import pytest
 from activities.routers import FlagdFile
 from plans import FlagdRouter, Plan, TrafficSplit, parse_plan
 from starter import devstack
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 USERS = 1000  # the population /split evaluates: the load generator's user-0 ... user-999
 
@@ -34,7 +34,7 @@ def flag_stack(directory: Path) -> Iterator[devstack.StackInfo]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    with devstack.running(directory, with_worker=True, router="flagd") as info:
+    with devstack.running(directory, with_worker=True, router="flagd", ports=ANY_PORTS) as info:
         yield info
 
 

@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 
 from starter import devstack
 from tests.faults.chaos import reset_router
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def stack(stack_dir: Path) -> Iterator[devstack.StackInfo]:
             pytest.fail(message)
         pytest.skip(message)
     # Stopped when the module ends, and also when pytest itself is stopped by SIGTERM.
-    with devstack.running(stack_dir, with_worker=True) as info:
+    with devstack.running(stack_dir, with_worker=True, ports=ANY_PORTS) as info:
         yield info
 
 

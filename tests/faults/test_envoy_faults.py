@@ -23,7 +23,7 @@ from starter import devstack, operations
 from tests.faults.chaos import AdminGate, Webhook, baking, eventually, own_worker, until
 from tests.faults.restart import restart
 from tests.faults.test_router_outage import pending_shift
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ def stack(stack_dir: Path) -> Iterator[devstack.StackInfo]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    with devstack.running(stack_dir, with_worker=True, router="envoy") as info:
+    with devstack.running(stack_dir, with_worker=True, router="envoy", ports=ANY_PORTS) as info:
         yield info
 
 

@@ -28,7 +28,7 @@ from starter import devstack, releases
 from starter.fleetstack import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from tests.faults.chaos import AdminGate, kill9
 from tests.faults.restart import restart
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 pytestmark = pytest.mark.integration
 WAIT_S = 300.0
@@ -43,7 +43,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackIn
             pytest.fail(message)
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("fleet-faults")
-    with devstack.running(directory, with_worker=True, targets=DEFAULT_TARGETS) as info:
+    with devstack.running(
+        directory, with_worker=True, targets=DEFAULT_TARGETS, ports=ANY_PORTS
+    ) as info:
         yield info
 
 

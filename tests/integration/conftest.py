@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.routers.haproxy import HAProxyRuntime
 from plans import HAProxyRouter, Plan, TrafficSplit, parse_plan
 from starter import devstack, operations
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import ANY_PORTS, missing_binaries
 from tests.stack_plans import error_rate_plan
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackIn
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("integration")
     # Stopped when the module ends, and also when pytest itself is stopped by SIGTERM.
-    with devstack.running(directory, with_worker=True) as info:
+    with devstack.running(directory, with_worker=True, ports=ANY_PORTS) as info:
         yield info
 
 

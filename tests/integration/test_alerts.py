@@ -30,7 +30,7 @@ from starter import devstack, operations
 from starter.processes import LOCALHOST, free_port, http_ok, spawn, stop_all, wait_ready
 from tests.activities.conftest import reply, serve
 from tests.integration.conftest import fast_plan
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import ANY_PORTS, missing_binaries
 from tests.stack_plans import error_rate_plan
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackIn
             pytest.fail(message)
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("alerts")
-    with devstack.running(directory, with_worker=True, alerts=True) as info:
+    with devstack.running(directory, with_worker=True, alerts=True, ports=ANY_PORTS) as info:
         yield info
 
 

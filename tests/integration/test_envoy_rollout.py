@@ -19,7 +19,7 @@ from demo.configs import ENVOY_RUNTIME_PREFIX
 from plans import EnvoyRouter, Plan, RolloutResult, RolloutState, TrafficSplit, parse_plan
 from starter import devstack, operations
 from tests.integration.conftest import failed_with_faulty_canary
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ENVOY_ALL = 'envoy_cluster_upstream_rq_xx{envoy_cluster_name="$canary"}'
@@ -38,7 +38,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackIn
             pytest.fail(message)
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("envoy")
-    with devstack.running(directory, with_worker=True, router="envoy") as info:
+    with devstack.running(directory, with_worker=True, router="envoy", ports=ANY_PORTS) as info:
         yield info
 
 

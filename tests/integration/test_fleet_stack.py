@@ -18,7 +18,7 @@ from plans.fleet import parse_fleet
 from plans.release import ReleaseResult, ReleaseState, TargetState
 from starter import devstack, releases
 from starter.fleetstack import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 pytestmark = pytest.mark.integration
 RELEASE_WAIT_S = 300.0
@@ -33,7 +33,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackIn
             pytest.fail(message)
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("fleet")
-    with devstack.running(directory, with_worker=True, targets=DEFAULT_TARGETS) as info:
+    with devstack.running(
+        directory, with_worker=True, targets=DEFAULT_TARGETS, ports=ANY_PORTS
+    ) as info:
         yield info
 
 

@@ -13,7 +13,13 @@ import pytest
 
 from starter import devstack
 from starter.processes import LOCALHOST
-from starter.stackinfo import DEFAULT_PORTS
+from starter.stackinfo import ALERT_PORTS, DEFAULT_PORTS
+
+# The stacks tests start in-process take any free ports, never the dev stack's defaults: a
+# fault test that restarts one of its servers must find the server's port free again, and
+# a `rollout dev up` in a test running beside it (which prefers the defaults) could take a
+# default port in the moment it is down.
+ANY_PORTS = dict.fromkeys([*DEFAULT_PORTS, *ALERT_PORTS], 0)
 
 
 def missing_binaries() -> list[str]:
