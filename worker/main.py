@@ -136,7 +136,10 @@ def _runtime() -> Runtime | None:
         return None
     from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    from workflows.metering import BUCKETS
+
+    metrics = PrometheusConfig(bind_address=address, histogram_bucket_overrides=BUCKETS)
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics))
 
 
 async def serve() -> None:

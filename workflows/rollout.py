@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.inputs import RolloutInput
     from plans.state import AuditEvent, RolloutProgress
     from plans.visibility import ROLLOUT_WORKFLOW
-    from workflows import decisions
+    from workflows import decisions, metering
     from workflows.checking import judge_gates, observe_and_judge
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
@@ -94,6 +94,7 @@ class RolloutWorkflow:
             await self._claim_target()
         try:
             if p.run_count == 1 and p.shifted_stage < 0:
+                metering.started(plan)
                 await self._notices.started()
             while p.stage_index < len(plan.stages) and not p.promote_requested:
                 await self._run_stage(plan.stages[p.stage_index])
@@ -288,6 +289,7 @@ class RolloutWorkflow:
         # Keep the cadence of the schedule, not of when each check happened to finish.
         due = (p.next_check_at or workflow.now()) + stage.check_every
         p.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
+        metering.checked(plan, p, verdicts)
         if gates:
             await self._act_on(verdicts, gates)
 
@@ -476,6 +478,7 @@ class RolloutWorkflow:
         commands = self._p.commands
         commands.append(record)
         del commands[: max(len(commands) - decisions.MAX_COMMANDS_KEPT, 0)]
+        metering.command(self._plan, record)
         if record.accepted:
             workflow.logger.info("Command %s by %s accepted", record.kind, record.by)
 
@@ -485,6 +488,7 @@ class RolloutWorkflow:
         events = self._p.events
         events.append(AuditEvent(at=workflow.now(), kind=kind, text=text))
         del events[: max(len(events) - MAX_EVENTS_KEPT, 0)]
+        metering.audited(self._plan, self._p, kind)
 
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""
