@@ -223,10 +223,17 @@ async def scale_out(
         del results
         rollouts = await gather_limited([seen(client, p, killed, killed_at) for p in plans])
     finally:
-        with contextlib.suppress(Exception):
-            await gather_limited([h.terminate("scale-out over") for h in handles])
+        await gather_limited([ended(h) for h in handles])
         stop_all({**pids, "fleet-haproxy": fleet_pid})
     return summary(rollouts, every_s, bake_s, all_done_s)
+
+
+async def ended(handle: Any) -> None:
+    """Terminate a rollout the run left running; one that ended already is left alone."""
+    from temporalio.service import RPCError
+
+    with contextlib.suppress(RPCError):
+        await handle.terminate("scale-out over")
 
 
 def summary(
