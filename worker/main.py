@@ -47,8 +47,8 @@ environment:
                             TEMPORAL_* variables win over the profile
   ROLLOUT_TASK_QUEUE        task queue to poll (default {DEFAULT_TASK_QUEUE}); `rollout start`
                             must use the same one
-  ROLLOUT_WORKER_METRICS    host:port where the worker serves its own Prometheus metrics
-                            (default: none)
+  ROLLOUT_WORKER_METRICS    host:port where the worker serves its Prometheus metrics: the
+                            rollout_* ones (workflows/metering.py) and the SDK's (default: none)
   TEMPORAL_UI_URL           base of the Temporal UI links in notifications
                             (default http://localhost:8233)
   ROLLOUT_TEMPLATE_DIR      a folder of message templates (<event>.j2) that replace the
