@@ -2,12 +2,12 @@
 
 On the dev stack's Temporal server and Prometheus: an HAProxy of its own with one backend
 per rollout (each rollout owns its target), and two ``python -m worker`` processes polling
-one task queue. Worker A starts first and takes the first half of the rollouts; then worker
-B starts and the second half begins. Every rollout has three stages (20%, 50%, 100%) and
-a real error-rate gate checked every ``--every`` seconds. Once every rollout bakes its
-second stage, A is killed with SIGKILL. The rollouts A held go on on B (after the server
-gives up on A's sticky queue) and every rollout must be promoted, each shift scheduled once
-and in order, each stage started and passed once.
+one task queue. Worker A starts first and runs the first half of the rollouts until each
+has checked once; then worker B starts and the second half begins. Every rollout has three
+stages (20%, 50%, 100%) and a real error-rate gate checked every ``--every`` seconds. Once
+every rollout bakes its second stage, A is killed with SIGKILL. The rollouts A held go on
+on B (after the server gives up on A's sticky queue) and every rollout must be promoted,
+each shift scheduled once and in order, each stage started and passed once.
 
 From the histories: the longest gap between two checks of one rollout (a check is the
 ``look`` local activity's marker), over the rollouts A held and over the others, and which
@@ -202,6 +202,9 @@ async def scale_out(
         half = count // 2
         pids["worker-a"] = start_worker(stack, "ours", queue, logs / f"{queue}-a.log", free_port())
         await start(plans[:half])
+        # Worker A alone has run them, so they are in its cache when B starts to poll.
+        first = [p.workflow_id for p in plans[:half]]
+        await until_all(client, first, lambda s: s.checks >= 1, timeout=120, what="checked")
         pids["worker-b"] = start_worker(stack, "ours", queue, logs / f"{queue}-b.log", free_port())
         await start(plans[half:])
         ids = [p.workflow_id for p in plans]

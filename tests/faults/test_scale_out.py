@@ -97,8 +97,8 @@ async def test_two_workers_on_one_queue_one_killed_mid_bake_every_rollout_goes_o
     while all bake their second stage. B finishes every rollout: each promoted, each shift
     scheduled once and in order, each stage started and passed once."""
     measured = await scale_out(stack, client, 10, 4.0, 1.0, Path(stack.dir) / "logs")
-    assert measured["wrong"] == []
-    assert measured["promoted"] == measured["correct"] == 10
-    # A held at least the rollouts started before B polled; all of them moved to B.
-    assert measured["held_by_killed_worker"] >= 5
-    assert len(measured["workers_after_kill"]) == 1
+    assert measured["wrong"] == [], measured
+    assert measured["promoted"] == measured["correct"] == 10, measured
+    # A held at least the rollouts it ran before B polled; all of them moved to B.
+    assert measured["held_by_killed_worker"] >= 5, measured
+    assert len(measured["workers_after_kill"]) == 1, measured
