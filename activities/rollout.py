@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import gates as gate_checks
 from activities.errors import RouterRefused, SideEffectError
+from activities.hooks import HOOK_ACTIVITIES
 from activities.metrics import MetricProvider, provider_for
 from activities.notifiers.delivery import deliver
 from activities.notifiers.messages import RunLink
@@ -213,4 +214,5 @@ ALL_ACTIVITIES: list[Callable[..., Any]] = [
     check_gates,
     look,
     notify,
+    *HOOK_ACTIVITIES,
 ]

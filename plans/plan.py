@@ -14,6 +14,7 @@ from plans import text
 from plans.bluegreen import BlueGreen
 from plans.durations import format_duration
 from plans.gates import Gate, GateBase
+from plans.hooks import MAX_HOOKS, Hook, Smoke, hook_problems
 from plans.notify import Notify
 from plans.routers import ROUTER_KINDS, Router
 from plans.sources import MetricsSource
@@ -26,6 +27,10 @@ from plans.windows import Windows
 def _gate_count(v: Any) -> Any:
     fix = "keep the gates that decide a rollout"
     return text.at_most(v, text.MAX_GATES, "gates", "a plan may have", fix)
+
+
+def _hook_count(v: Any) -> Any:
+    return text.at_most(v, MAX_HOOKS, "hooks", "a plan may have", "keep the hooks that matter")
 
 
 def _stage_count(v: Any) -> Any:
@@ -63,6 +68,12 @@ class Plan(Strict):
     notify: Notify = Field(default_factory=Notify)
     windows: Windows | None = Field(
         default=None, description="when traffic may increase: allow and deny windows"
+    )
+    hooks: Annotated[list[Hook], BeforeValidator(_hook_count)] = Field(
+        default_factory=list, description="external gates, checks and receivers (plans.hooks)"
+    )
+    smoke: Smoke | None = Field(
+        default=None, description="requests to the canary before it gets any user traffic"
     )
 
     @model_validator(mode="after")
@@ -103,6 +114,7 @@ class Plan(Strict):
         problems += self._match_problems()
         problems += self._query_problems()
         problems += self._gate_stage_problems()
+        problems += hook_problems(self.hooks, [s.name for s in self.stages])
         if problems:
             raise ValueError("\n".join(problems))
         return self

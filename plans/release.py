@@ -66,6 +66,14 @@ class ReleaseCommand(BaseModel):
     target: str | None = Field(default=None, max_length=63)
 
 
+class TargetSignals(BaseModel):
+    """One operator command for several targets' rollouts, sent to all of them at once."""
+
+    workflow_ids: list[str]
+    signal: str = Field(description="the rollout's signal: the command's kind")
+    body: dict[str, str] = Field(description="the signal's body: by and reason")
+
+
 class ReleaseCommandRecord(BaseModel):
     """A command as the release took it: which targets it reached, which not and why."""
 

@@ -410,6 +410,20 @@ class RolloutProgress(BaseModel):
     freezes: list[Freeze] = Field(
         default_factory=list, description="the freezes of this service read before an increase"
     )
+    hooks_done: list[str] = Field(
+        default_factory=list, description="hook points passed, so a new run does not ask again"
+    )
+    hook_streaks: dict[str, int] = Field(
+        default_factory=dict, description="check hooks' failures in a row, by hook name"
+    )
+    report_url: str = Field(default="", description="the report written when the rollout ended")
+
+
+class ReportRequest(BaseModel):
+    """Write the report of this rollout's run (it reads the history and the status itself)."""
+
+    workflow_id: str
+    run_id: str
 
 
 class TargetClaim(BaseModel):

@@ -30,12 +30,17 @@ Part = tuple[str, dict[str, Any]]
 
 # The templates' gates read HAProxy's exporter; other routers read their own metrics. Envoy
 # has a latency histogram, so its response-time gates judge the p95 rather than an average.
-# (A flag's metrics are the application's own: no preset can know their names.)
+# A flag's metrics are the application's own: no preset can know their names, so a flag's
+# plan starts from the demo service's (counted per variant), for the user to repoint.
 ROUTER_PRESETS: dict[str, dict[str, str]] = {
     "haproxy": {},
     "envoy": {
         "haproxy-error-rate": "envoy-error-rate",
         "haproxy-response-time": "envoy-p95-latency",
+    },
+    "flagd": {
+        "haproxy-error-rate": "demo-error-rate",
+        "haproxy-response-time": "demo-p95-latency",
     },
 }
 

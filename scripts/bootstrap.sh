@@ -16,6 +16,21 @@ need_python() {
     exit 1
 }
 
+need_optional() {
+    # A package only some tests need: installed where apt-get is, else those tests skip.
+    command -v "$1" >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "Optional: $1 is missing (for $2); install it with your package manager" >&2
+        return 0
+    fi
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing $1 with apt-get (for $2)" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >/dev/null ||
+        echo "could not install $1: $2 will skip" >&2
+}
+
 need_packages() {
     local missing=()
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
@@ -24,6 +39,7 @@ need_packages() {
     command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 ||
         missing+=(prometheus-alertmanager)
     command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+    need_optional chromium "the test that looks at a rollout report in headless Chromium"
     [ ${#missing[@]} -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "Missing: ${missing[*]}. Install HAProxy 2.4+, Prometheus 2.x and Alertmanager 0.25+" >&2

@@ -13,7 +13,11 @@ and a fourth run is refused because the promoted one owns the same backend. A fi
 (``matched``) sends internal users first by a header match, meets a drift of its match
 (the map cleared behind its back), moves on to a stage without match and is rolled back.
 With `--notify` every plan also tells a webhook and an apprise channel (a local receiver
-that answers 200), so the histories hold the notify activities of each event.
+that answers 200), so the histories hold the notify activities of each event. With
+`--hooks` it records only two runs with hooks and a smoke check (``hooks_promoted``: a gate
+that answers 202 before it says yes, at the end of a stage that stays checked, a check, a
+notify and an event hook; ``hooks_rolled_back``: a gate that refuses, and an on_rollback
+hook after the restore), served by a local receiver.
 """
 
 from __future__ import annotations
@@ -186,19 +190,87 @@ async def capture_matched(client: Client, info: devstack.StackInfo, prefix: str)
     export(info, matched.workflow_id, handle.result_run_id or "", prefix + "matched")
 
 
+def receive_hooks() -> str:
+    """A local receiver for --hooks: /later answers 202 to a call's first ask, /no 403, else 200."""
+    asked: set[str] = set()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            key = self.headers.get("Idempotency-Key", "")
+            status = 200
+            if self.path.startswith("/no"):
+                status = 403
+            elif self.path.startswith("/later") and key not in asked:
+                asked.add(key)  # the first ask of each call waits
+                status = 202
+            answer = b'{"retry_after": 1}' if status == 202 else b"{}"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.environ["HISTORY_HOOK_SECRET"] = "history-secret"
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+async def capture_hooks(info: devstack.StackInfo, prefix: str, url: str) -> None:
+    client = await Client.connect(info.temporal_address, data_converter=pydantic_data_converter)
+    devstack.fault(Path(info.dir), 0.0, 0)
+    quick = [
+        {"name": "ten", "weight": 10, "bake": "6s", "check_every": "1s"},
+        {"name": "full", "weight": 100, "bake": "5s", "check_every": "1s"},
+    ]
+    signed = {"secret_env": "HISTORY_HOOK_SECRET"}
+    hooks = [
+        {"name": "tell", "on": "before_rollout", "mode": "notify", "url": f"{url}/tell"},
+        {"name": "cab", "on": "before_stage", "stages": ["full"], "url": f"{url}/later", **signed},
+        {"name": "tests", "on": "before_promote", "mode": "check", "url": f"{url}/tests"},
+        {"name": "log", "on": "event", "mode": "notify", "events": ["promoted"], "url": url},
+    ]
+    data = error_rate_plan(
+        info, "history-hooks", quick, window="5s", failure_limit=2, inconclusive_limit=10
+    )
+    data["smoke"] = {"url": info.canary_url + "healthz", "expect_body": "ok"}
+    promoted = parse_plan({**data, "hooks": hooks})
+    handle = await operations.start_rollout(client, promoted, info.task_queue)
+    await handle.result()
+    export(info, promoted.workflow_id, handle.result_run_id or "", prefix + "hooks_promoted")
+
+    hooks = [
+        {"name": "cab", "on": "before_stage", "stages": ["full"], "url": f"{url}/no"},
+        {"name": "down", "on": "on_rollback", "mode": "check", "url": f"{url}/down"},
+    ]
+    refused = parse_plan({**data, "service": "history-hooks-refused", "hooks": hooks})
+    handle = await operations.start_rollout(client, refused, info.task_queue)
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    export(info, refused.workflow_id, handle.result_run_id or "", prefix + "hooks_rolled_back")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prefix", default="", help="put before each file's name")
     parser.add_argument("--notify", action="store_true", help="plans tell two channels")
+    parser.add_argument("--hooks", action="store_true", help="only two runs with hooks")
     args = parser.parse_args()
     prefix = args.prefix
     if args.notify:
         receive_notifications()
+    hooks_url = receive_hooks() if args.hooks else ""
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         info = devstack.up(Path(folder))
         try:
-            asyncio.run(capture(info, prefix))
+            if hooks_url:
+                asyncio.run(capture_hooks(info, prefix, hooks_url))
+            else:
+                asyncio.run(capture(info, prefix))
         finally:
             devstack.down(Path(folder))
 

@@ -22,6 +22,7 @@ from starter.exits import (
     EXIT_ROLLED_BACK,
 )
 from starter.plan_init import ROUTER_EXAMPLES, TEMPLATE_HELP, cmd_init
+from starter.report_commands import add_parser as add_report_parser
 from starter.rollout_commands import (
     cmd_command,
     cmd_list,
@@ -61,6 +62,7 @@ environment:
                          stack's UI, else http://localhost:8233)
   ROLLOUT_DIR            the dev stack's folder (default {DEFAULT_DIR})
   ROLLOUT_TASK_QUEUE     the workers' task queue that start uses (default {DEFAULT_TASK_QUEUE})
+  ROLLOUT_REPORT_DIR     where `rollout report` writes (default: the dev stack's reports)
 
 which Temporal server:
   1. TEMPORAL_ADDRESS, when set;
@@ -234,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
         ' RolloutState="paused" or RolloutService="checkout"',
     )
     p.set_defaults(run=cmd_list)
+
+    add_report_parser(sub, DIR_HELP)
 
     p = sub.add_parser(
         "setup", **_page("register the Rollout* search attributes on the cluster, once")

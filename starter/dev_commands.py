@@ -21,6 +21,7 @@ from starter.connection import connect_client, ui_link
 from starter.exits import exit_code
 from starter.processes import StackError
 from starter.render import err, out
+from starter.report_commands import report_link
 from starter.rollout_commands import load
 from starter.stackinfo import StackInfo, describe, dump
 
@@ -117,6 +118,11 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         async with _preview_traffic(info, plan):
             status = await _follow(client, plan, directory, args.faulty)
         out.print(f"\nTemporal UI: {link}")
+        report = await report_link(client, plan.workflow_id)
+        out.print(
+            f"Report: {report}" if report else f"Report: `rollout report {plan.service}`",
+            soft_wrap=True,
+        )
         out.print(
             "The stack keeps running so you can look around; stop it with"
             f" `rollout dev down --dir {directory}`."

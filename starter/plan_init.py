@@ -39,6 +39,18 @@ ROUTER_EXAMPLES: dict[str, list[str]] = {
         "  runtime_key_prefix: routing.{service}",
         "  timeout: 5s   # per admin request",
     ],
+    "flagd": [
+        "router:",
+        "  kind: flagd",
+        "  # A flagd flag-definition file the worker can write (flagd and the OpenFeature",
+        "  # providers in file mode read it); the rollout owns this flag's fractional split",
+        "  # between the variants named as stable and canary above (see the README's flagd",
+        "  # section). The gates below read the demo service's metrics, counted per variant",
+        "  # in a version label: point their queries at your application's own.",
+        "  file: /etc/flagd/{service}.flagd.json",
+        "  flag: {service}-release",
+        "  timeout: 5s   # per file operation",
+    ],
 }
 
 # A stage sending chosen users to the canary first, for routers that can route by a header

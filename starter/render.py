@@ -132,7 +132,8 @@ def audit_table(status: RolloutStatus, last: int = 10) -> Table:
     title = "audit trail" if len(shown) == len(status.events) else f"audit trail (last {last})"
     table = _table(title, "when (UTC)", "kind", "what")
     for event in shown:
-        table.add_row(f"{event.at:{WHEN}}", event.kind, event.text)
+        # As text, not markup: a hook's answer or a reason may hold "[...]" of its own.
+        table.add_row(f"{event.at:{WHEN}}", event.kind, Text(event.text))
     return table
 
 

@@ -208,6 +208,8 @@ def worker_env(info: StackInfo) -> dict[str, str]:
         # Messages link to this stack's UI; the record of sent messages lives with the stack.
         "TEMPORAL_UI_URL": info.ui_url,
         "ROLLOUT_NOTIFY_DIR": str(Path(info.dir) / "notices"),
+        # Each rollout's report is written here when it ends (`rollout report` reads anew).
+        "ROLLOUT_REPORT_DIR": str(Path(info.dir) / "reports"),
     }
 
 

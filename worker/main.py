@@ -56,6 +56,9 @@ environment:
   ROLLOUT_NOTIFY_DIR        where the keys of sent notifications are kept, so a retried
                             activity sends nothing twice (default: a folder in the temporary
                             folder); workers that share it share the record
+  ROLLOUT_REPORT_DIR        where each rollout's report is written when it ends (default:
+                            rollout-reports in the current folder); its file URL is linked
+                            from the final message and the run's details in the Temporal UI
   and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token),
   notify.webhook_url_env (a webhook URL) and each notify.channels url_env (an apprise URL),
   read by the activities at each use, so secrets never enter a workflow's history.
@@ -86,8 +89,10 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     # Imported here: the activities bring numpy and scipy, which `--help` does not need.
     from temporalio.worker import Worker
 
+    from activities.fanout import signal_targets
     from activities.freezes import FreezeReader
     from activities.ownership import TargetLeases
+    from activities.reports import ReportWriter
     from activities.rollout import ALL_ACTIVITIES
     from activities.scheduling import ScheduledStarts
     from workflows.freezes import FreezeCalendar
@@ -102,9 +107,11 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
         workflows=[RolloutWorkflow, TargetLease, FreezeCalendar, ScheduledStart, ReleaseWorkflow],
         activities=[
             *ALL_ACTIVITIES,
+            signal_targets,
             *TargetLeases(client).activities(),
             *FreezeReader(client).activities(),
             *ScheduledStarts(client).activities(),
+            *ReportWriter(client).activities(),
         ],
         activity_executor=executor,
         max_concurrent_activities=64,

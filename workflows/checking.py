@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -11,8 +12,18 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.rollout import check_gates, check_gates_timeout, look, look_timeout
-    from plans import Gate, GateCheck, GateOutcome, Plan, Stage, TrafficSplit, Verdict
-    from plans.state import Look, Seen
+    from plans import (
+        Gate,
+        GateCheck,
+        GateOutcome,
+        Plan,
+        Stage,
+        TrafficSplit,
+        Verdict,
+        format_duration,
+    )
+    from plans.state import Look, RolloutProgress, Seen
+    from workflows import decisions
     from workflows.target import Target, root_message
 
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
@@ -78,3 +89,19 @@ def inconclusive(gates: list[Gate], reason: str) -> list[Verdict]:
     return [
         Verdict(gate=g.name, outcome=GateOutcome.INCONCLUSIVE, reason=reason, at=now) for g in gates
     ]
+
+
+def discount_unobserved(
+    stage: Stage, p: RolloutProgress, now: datetime, audit: Callable[[str, str], None]
+) -> None:
+    """Time with no check (worker, server or router away) is not counted as baked."""
+    excess = decisions.unobserved_excess(stage, p.last_check_at, p.clock_running_since, now)
+    if excess <= timedelta(0):
+        return
+    assert p.clock_running_since is not None and p.last_check_at is not None
+    p.clock_running_since += excess
+    audit(
+        "gap",
+        f"no check for {format_duration(now - p.last_check_at)}:"
+        f" {format_duration(excess)} of it not counted as bake time",
+    )

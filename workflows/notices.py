@@ -42,6 +42,8 @@ class Notices:
         self._more: bool | None = None
         self._restoring: list[str] = []
         self._pending: workflow.ActivityHandle[None] | None = None
+        # Also told of every event: the plan's ``on: event`` hooks, when it has any.
+        self.also: Callable[[EventKind, str], Awaitable[None]] | None = None
 
     async def started(self) -> None:
         plan = self._plan
@@ -141,6 +143,8 @@ class Notices:
         """
         plan, p = self._plan, self._p
         await self._settle()
+        if self.also is not None:
+            await self.also(kind, reason or text)
         channels = plan.notify.channels_for(kind)
         if not channels:
             return
@@ -211,5 +215,6 @@ class Notices:
             reason=reason,
             restored=restored,
             at=workflow.now(),
+            report_url=p.report_url or None,
             templates_dir=plan.notify.templates.dir if plan.notify.templates else None,
         )

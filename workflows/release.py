@@ -22,11 +22,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.fanout import signal_targets
     from plans import OperatorCommand, RolloutResult, RolloutState
     from plans.fleet import restore_plan
     from plans.inputs import RolloutInput
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseState,
         ReleaseStatus,
         TargetRun,
+        TargetSignals,
         TargetState,
     )
     from plans.state import AuditEvent
@@ -50,6 +52,12 @@ with workflow.unsafe.imports_passed_through():
 MAX_EVENTS_KEPT = 300
 MAX_COMMANDS_KEPT = 100
 RESTORE_SUFFIX = "-restore"
+# Commands reach the targets through one activity that signals them all at once.
+FAN_OUT_AT_ONCE = "fan-out-at-once"
+FAN_OUT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
+)
+FAN_OUT_DEADLINE = timedelta(minutes=2)
 
 
 @workflow.defn(name=RELEASE_WORKFLOW)
@@ -393,7 +401,10 @@ class ReleaseWorkflow:
             sent, record.not_sent = decide.reach(self._p, command)
             decide.apply(self._p, command, workflow.now())
             # All at once: a rollback reaches the last target as soon as the first.
-            answers = await asyncio.gather(*(self._forward(name, op) for name in sent))
+            if workflow.patched(FAN_OUT_AT_ONCE):
+                answers = await self._forward_at_once(sent, op)
+            else:
+                answers = await asyncio.gather(*(self._forward(name, op) for name in sent))
             for name, why_not in zip(sent, answers, strict=True):
                 if why_not:
                     record.not_sent[name] = why_not
@@ -402,11 +413,36 @@ class ReleaseWorkflow:
         self._record(record)
         return record
 
+    def _body(self, op: OperatorCommand) -> dict[str, str]:
+        via = f"via {self._fleet.workflow_id}"
+        return {"by": op.by, "reason": f"{op.reason} ({via})" if op.reason else via}
+
+    async def _forward_at_once(self, names: list[str], op: OperatorCommand) -> list[str]:
+        """Send the command to the targets' rollouts together; per target '' or why not."""
+        if not names:
+            return []
+        request = TargetSignals(
+            workflow_ids=[self._p.targets[n].workflow_id for n in names],
+            signal=op.kind.value,
+            body=self._body(op),
+        )
+        try:
+            answers: list[str] = await workflow.execute_activity(
+                signal_targets,
+                request,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=FAN_OUT_DEADLINE,
+                retry_policy=FAN_OUT_RETRY,
+                summary=f"{op.kind.value} to {len(names)} target(s)",
+            )
+        except ActivityError as error:
+            return [f"could not be sent: {root_message(error)}"] * len(names)
+        return answers
+
     async def _forward(self, name: str, op: OperatorCommand) -> str:
         """Send the command to a target's rollout as a signal; '' when sent, else why not."""
         run = self._p.targets[name]
-        via = f"via {self._fleet.workflow_id}"
-        body = {"by": op.by, "reason": f"{op.reason} ({via})" if op.reason else via}
+        body = self._body(op)
         try:
             await workflow.get_external_workflow_handle(run.workflow_id).signal(op.kind.value, body)
         except Exception as error:  # the target ended between the look and the signal

@@ -30,9 +30,11 @@ with workflow.unsafe.imports_passed_through():
     from plans.state import AuditEvent, RolloutProgress
     from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import decisions, metering
-    from workflows.checking import judge_gates, observe_and_judge
+    from workflows.checking import discount_unobserved, judge_gates, observe_and_judge
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
+    from workflows.ending import write_report
+    from workflows.hooks import Hooks
     from workflows.notices import Notices
     from workflows.status import (
         changed_verdicts,
@@ -70,8 +72,8 @@ class RolloutWorkflow:
         # arrives as a dict and is read here.
         input = RolloutInput.model_validate(input).carrying(legacy_progress)
         self._input = input
-        self._plan = input.plan
-        self._p = input.progress or RolloutProgress()
+        self._plan = plan = input.plan
+        self._p = p = input.progress or RolloutProgress()
         self._published: tuple[Any, ...] = ()
         self._observes = False
         self._one_look = False
@@ -81,6 +83,9 @@ class RolloutWorkflow:
             self._plan, self._p, self._audit, self._notices.on(EventKind.OVERRIDDEN), self._publish
         )
         self._windows.stop_if_asked = self._stop_if_asked
+        self._hooks = Hooks(
+            plan, p, self._audit, self._notices, self._publish, self._stop_if_asked, _RollBack
+        )
 
     @workflow.run
     async def run(
@@ -96,6 +101,7 @@ class RolloutWorkflow:
             if p.run_count == 1 and p.shifted_stage < 0:
                 metering.started(plan)
                 await self._notices.started()
+                await self._hooks.at("before_rollout", next_weight=plan.stages[0].weight)
             while p.stage_index < len(plan.stages) and not p.promote_requested:
                 await self._run_stage(plan.stages[p.stage_index])
                 if p.promote_requested:
@@ -123,12 +129,14 @@ class RolloutWorkflow:
         if self._p.shifted_stage < self._p.stage_index:
             first = self._p.shifted_stage < 0 and (stage.weight > 0 or stage.match is not None)
             await self._windows.before(f"shift to {stage.name!r}", self._last_command, first)
+            await self._hooks.before_stage(stage)
             await self._enter(stage)
         await self._watch(stage, until=decisions.bake_done)
         if stage.approval:
             await self._watch(stage, until=decisions.stage_complete)
         if self._windows.increases_after(self._p.stage_index):
             await self._windows.watch(lambda: self._watch(stage, until=self._windows.until_open))
+        await self._hooks.ahead(lambda until: self._watch(stage, until=until))
         if not self._p.promote_requested:
             where = decisions.describe_stage(self._plan, self._p.stage_index)
             self._audit("stage", f"{where} passed")
@@ -217,6 +225,9 @@ class RolloutWorkflow:
         opens = self._windows.wake_at()
         if opens is not None and 0 < (opens - now).total_seconds() < timeout:
             timeout, summary = (opens - now).total_seconds(), self._windows.timer_summary()
+        asks = self._hooks.wake_at()
+        if asks is not None and 0 < (asks - now).total_seconds() < timeout:
+            timeout, summary = (asks - now).total_seconds(), "a hook asks again"
         seen = self._last_command()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
@@ -277,7 +288,7 @@ class RolloutWorkflow:
         p.checks += 1
         p.checks_this_run += 1
         if self._observes:
-            self._discount_unobserved(stage, workflow.now())
+            discount_unobserved(stage, p, workflow.now(), self._audit)
             p.last_check_at = workflow.now()
             split, verdicts = await observe_and_judge(
                 plan, stage, gates, self._target, p.canary_weight, self._one_look
@@ -312,20 +323,6 @@ class RolloutWorkflow:
                 self._publish()
             await self._notices.gate_action(action.action, action.reason)
 
-    def _discount_unobserved(self, stage: Stage, now: datetime) -> None:
-        """Time with no check (worker, server or router away) is not counted as baked."""
-        p = self._p
-        excess = decisions.unobserved_excess(stage, p.last_check_at, p.clock_running_since, now)
-        if excess <= timedelta(0):
-            return
-        assert p.clock_running_since is not None and p.last_check_at is not None
-        p.clock_running_since += excess
-        self._audit(
-            "gap",
-            f"no check for {format_duration(now - p.last_check_at)}:"
-            f" {format_duration(excess)} of it not counted as bake time",
-        )
-
     # -- how a run ends -------------------------------------------------------------------------
 
     async def _claim_target(self) -> None:
@@ -347,6 +344,7 @@ class RolloutWorkflow:
 
     async def _promote(self) -> None:
         p = self._p
+        await self._hooks.at("before_promote", next_weight=100)
         if p.canary_weight != 100:
             await self._windows.before("promotion", self._last_command)
             await self._target.shift(100, "promote: shift canary to 100%")
@@ -365,7 +363,9 @@ class RolloutWorkflow:
                 p.reason = f"promoted by {who.by}" + (f": {who.reason}" if who.reason else "")
         self._audit("end", f"promoted: {p.reason}")
         self._publish()
+        await write_report(p)
         await self._notices.promoted()
+        await self._hooks.at("after_promote")
         await self._target.release()
 
     async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
@@ -377,9 +377,11 @@ class RolloutWorkflow:
         self._publish()
         await self._notices.rollback_started(reason)
         await self._target.restore(read_back=self._observes)
+        await self._hooks.at("on_rollback", reason=reason)
         p.state = final
         self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
         self._publish()
+        await write_report(p)
         await self._notices.ended(final.value.replace("_", " "), reason)
         await self._target.release()
 

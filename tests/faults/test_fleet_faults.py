@@ -3,7 +3,9 @@
 - the worker is killed (SIGKILL) mid-wave and replaced: no wave repeated or skipped, no
   target's rollout started twice, and the release promotes;
 - an operator rolls the release back while its last wave is shifting: every region ends
-  on stable.
+  on stable;
+- one target's router is down: that target retries its shift, the others go on, and the
+  release waits for it and promotes once the router is back.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from plans.fleet import parse_fleet
 from plans.release import ReleaseCommand, ReleaseResult, ReleaseState, TargetState
 from starter import devstack, releases
 from starter.fleetstack import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
-from tests.faults.chaos import kill9
+from tests.faults.chaos import AdminGate, kill9
 from tests.faults.restart import restart
 from tests.stack.conftest import missing_binaries
 
@@ -137,3 +139,32 @@ async def test_operator_rollback_while_the_last_wave_shifts(
         assert (split.canary_weight, split.stable_weight) == (0, 100), name
     assert result.targets["staging"] == TargetState.RESTORED
     assert result.targets["eu"] == TargetState.RESTORED
+
+
+async def test_one_targets_router_down_waits_for_it_while_the_others_go_on(
+    stack: devstack.StackInfo, client: Client, fleet: FleetStack
+) -> None:
+    admin_port = int(fleet.haproxy_admin_tcp.rsplit(":", 1)[1])
+    data = fleet_plan(fleet)
+    with AdminGate(admin_port) as gate:
+        gate.close()  # us-west's admin API is away from the start
+        data["targets"]["us-west"]["router"] = {
+            "kind": "haproxy",
+            "runtime_api": gate.runtime_api,
+            "backend": "us-west",
+        }
+        plan = parse_fleet(data)
+        handle = await releases.start_release(client, plan, stack.task_queue)
+        await until_target(client, "us-east", TargetState.PROMOTED)
+        status = await releases.release_status(client, plan.service)
+        assert status.state == ReleaseState.RUNNING, status
+        assert status.targets["us-west"].state == TargetState.RUNNING
+        assert runtime(fleet, "us-west").get_split("stable", "canary").canary_weight == 0
+        child = client.get_workflow_handle(plan.child_id("us-west"))
+        pending = (await child.describe()).raw_description.pending_activities
+        assert any(a.attempt > 1 for a in pending), pending  # the shift is being retried
+        gate.open()
+        result = await outcome(handle)
+    assert result.state == ReleaseState.PROMOTED, result
+    for name in DEFAULT_TARGETS:
+        assert runtime(fleet, name).get_split("stable", "canary").canary_weight == 100, name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,50 @@ async def test_cancelling_the_workflow_restores_traffic(
         await asyncio.wait_for(handle.result(), timeout=60)
     split = await asyncio.to_thread(router.get_split, "stable", "canary")
     assert (split.stable_weight, split.canary_weight) == (100, 0)
+
+
+async def test_a_rolled_back_rollout_leaves_a_report_with_its_metrics(
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, tmp_path: Path
+) -> None:
+    from activities.report.model import Report
+    from activities.report.review import review
+    from starter.report_commands import report_link
+
+    plan = fast_plan(stack, [{"name": "half", "weight": 50, "bake": "2m", "check_every": "2s"}])
+    cause = await failed_with_faulty_canary(stack, client, plan, 0.5)
+    assert cause.type == "RolledBack"
+    # The worker wrote the report into the stack's store and linked it from the run.
+    link = await report_link(client, plan.workflow_id, wait_s=30)
+    assert link is not None and link.startswith("file://")
+    page = Path(link.removeprefix("file://"))
+    assert page.parent.parent.parent == Path(stack.dir) / "reports"
+    assert page.exists() and "Incident" in page.read_text()
+    report = Report.model_validate_json((page.parent / "report.json").read_text())
+    assert report.state == "rolled_back" and "error-rate" in report.reason
+    assert [s.weight for s in report.stages] == [50, 0]
+    gate = report.gates[0]
+    # Prometheus's ranges: the canary's error rate rose past the limit while it had traffic.
+    assert gate.canary and max(p.value for p in gate.canary) > 0.05
+    assert gate.stable and gate.limit
+    assert sum(c.outcome == "fail" for c in gate.checks) >= 2
+    incident = report.incident
+    assert incident is not None and incident.seconds_to_restore is not None
+    assert incident.metrics[0].met is False
+    kinds = {e.kind for e in report.timeline}
+    assert {"shift", "read back", "rollback", "end"} <= kinds
+    # `rollout report` builds the same report anew from history and Prometheus.
+    env = {**os.environ, "TEMPORAL_ADDRESS": stack.temporal_address, "ROLLOUT_REPORT_DIR": ""}
+    out = tmp_path / "again"
+    rollout = str(Path(sys.executable).parent / "rollout")
+    command = [rollout, "report", plan.service, "--format", "json", "--out", str(out)]
+    proc = await asyncio.create_subprocess_exec(*command, env=env)
+    assert await asyncio.wait_for(proc.wait(), timeout=120) == 0
+    again = Report.model_validate_json((out / "report.json").read_text())
+    assert again.incident is not None and again.state == "rolled_back"
+    assert [s.weight for s in again.stages] == [50, 0]
+    # The review counts it among the stack's rollouts, with its failing gate.
+    since = report.started_at - timedelta(minutes=1)
+    found = await review(client, since, since + timedelta(minutes=10), None)
+    mine = [r for r in found.rollouts if r.workflow_id == plan.workflow_id]
+    assert [r.state for r in mine] == ["rolled_back"]
+    assert found.failing_gates.get("error-rate", 0) >= 2

@@ -234,3 +234,19 @@ def test_on_envoy_the_templates_read_envoys_own_metrics() -> None:
     rendered = render_plan(TEMPLATES["safe"], "checkout", "envoy")
     assert "p95 response time passes 500ms" in rendered
     assert "HAProxy's own average" not in rendered
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_on_a_flag_the_plan_written_loads_and_judges_each_variant(
+    name: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "checkout.yaml"
+    args = ["init", "checkout", "--template", name, "--router", "flagd", "--out", str(out)]
+    assert run(args) == 0
+    plan = parse_plan(yaml.safe_load(out.read_text()))
+    assert plan.router.kind == "flagd"
+    assert plan.router.describe() and "checkout-release" in plan.router.describe()
+    assert {g.preset for g in plan.gates} <= {"demo-error-rate", "demo-p95-latency"}
+    for gate in plan.gates:
+        assert 'version="$target"' in (gate.query or ""), gate.name
+    assert "point their queries at your application's own" in out.read_text()

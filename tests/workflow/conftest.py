@@ -32,7 +32,7 @@ from plans import (
     parse_plan,
 )
 from plans.freezes import Freeze
-from plans.state import Look, Seen
+from plans.state import Look, ReportRequest, Seen
 from starter.operations import SEARCH_ATTRIBUTES
 from workflows.rollout import RolloutWorkflow
 
@@ -107,6 +107,8 @@ class Doubles:
     splits: list[TrafficSplit] = field(default_factory=list)  # every shift's, with its match
     freezes: list[Freeze] = field(default_factory=list)  # what the freeze calendar holds
     freeze_reads: int = 0
+    reports: list[ReportRequest] = field(default_factory=list)  # every report asked for
+    report_fails: bool = False  # the report store is unwritable
 
     @property
     def weight(self) -> int:
@@ -163,7 +165,15 @@ class Doubles:
             self.freeze_reads += 1
             return [f for f in self.freezes if f.service in (service, "*")]
 
+        @activity.defn(name="write_report")
+        def write_report(request: ReportRequest) -> str:
+            self.reports.append(request)
+            if self.report_fails:
+                raise OSError("report store is read-only")
+            return f"file:///reports/{request.workflow_id}/report.html"
+
         return [
+            write_report,
             freezes_for,
             shift_traffic,
             read_traffic,

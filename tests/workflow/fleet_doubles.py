@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.fanout import signal_targets
 from plans import (
     ClaimAnswer,
     GateCheck,
@@ -29,7 +30,7 @@ from plans import (
 from plans.fleet import FleetPlan, parse_fleet
 from plans.freezes import Freeze
 from plans.release import ReleaseInput, ReleaseStatus
-from plans.state import Look, Seen
+from plans.state import Look, ReportRequest, Seen
 from tests.workflow.conftest import skip, verdicts
 from workflows.release import ReleaseWorkflow
 from workflows.rollout import RolloutWorkflow
@@ -109,8 +110,14 @@ class FleetDoubles:
         def freezes_for(service: str) -> list[Freeze]:
             return []  # no freeze holds a fleet here
 
+        @activity.defn(name="write_report")
+        def write_report(request: ReportRequest) -> str:
+            return f"file:///reports/{request.workflow_id}/report.html"
+
         return [
+            signal_targets,  # the real one: it only signals the rollouts, through Temporal
             freezes_for,
+            write_report,
             shift_traffic,
             read_traffic,
             check_gates,

@@ -58,8 +58,14 @@ async def test_a_promoted_rollout_tells_each_step(env: Any, worker: str, doubles
     keys = [n.key for n in notices]
     assert len(set(keys)) == len(keys)
     assert all(k.startswith(f"{plan.workflow_id}/") for k in keys)
-    # No URL travels: only the names of the variables holding them.
-    assert all("://" not in n.model_dump_json() for n in doubles.notifications)
+    # No secret URL travels: only the names of the variables holding them (the report's
+    # own link, written by the worker at the end, is no secret).
+    no_report = {"notice": {"report_url"}}
+    assert all("://" not in n.model_dump_json(exclude=no_report) for n in doubles.notifications)
+    # The final message links the report written just before it; earlier ones had none.
+    assert [r.workflow_id for r in doubles.reports] == [plan.workflow_id]
+    assert notices[-1].report_url == f"file:///reports/{plan.workflow_id}/report.html"
+    assert all(n.report_url is None for n in notices[:-1])
 
 
 async def test_a_rolled_back_rollout_tells_the_rollback(
@@ -85,6 +91,23 @@ async def test_a_rolled_back_rollout_tells_the_rollback(
     assert end.restored == start.restored
     assert end.weight == 0
     assert end.verdicts[0].outcome == GateOutcome.FAIL and end.verdicts[0].value == 0.2
+    assert end.report_url == f"file:///reports/{plan.workflow_id}/report.html"
+    assert start.report_url is None  # stable is put back before any report is written
+
+
+async def test_a_report_that_cannot_be_written_changes_no_outcome(
+    env: Any, worker: str, doubles: Doubles
+) -> None:
+    doubles.report_fails = True
+    plan = make_plan(notify={"channels": [EVERYTHING]}, stages=STAGES)
+    handle = await start_rollout(env.client, plan, worker)
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED and result.reason == "all stages passed"
+    assert len(doubles.reports) == 2  # tried again once, then given up
+    assert told(doubles)[-1] == ("promoted", ["team"])
+    final = doubles.notifications[-1].notice
+    assert final is not None and final.report_url is None
+    assert (await status_of(handle)).state == RolloutState.PROMOTED
 
 
 async def test_awaiting_approval_is_told_once(env: Any, worker: str, doubles: Doubles) -> None:

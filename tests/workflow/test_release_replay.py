@@ -1,7 +1,9 @@
 """Recorded releases replay on today's ReleaseWorkflow without non-determinism.
 
 tests/histories/release/ holds a release that continued-as-new between waves (its first
-run) and one that halted and rolled every promoted target back (rollback_all), recorded
+run), one that halted and rolled every promoted target back (rollback_all), and an
+operator's rollback of a release sent to its targets before and after the targets were
+signalled by one activity at once (``commanded_rollback_signals``/``_at_once``), recorded
 on the time-skipping server with activity doubles.
 """
 
@@ -23,7 +25,12 @@ HISTORIES = sorted((Path(__file__).parent.parent / "histories" / "release").glob
 
 
 def test_the_recorded_releases_are_kept() -> None:
-    assert {p.stem for p in HISTORIES} >= {"promoted_continued_as_new", "rolled_back_all"}
+    assert {p.stem for p in HISTORIES} >= {
+        "promoted_continued_as_new",
+        "rolled_back_all",
+        "commanded_rollback_signals",
+        "commanded_rollback_at_once",
+    }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

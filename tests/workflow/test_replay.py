@@ -51,6 +51,16 @@ def test_the_three_kinds_of_run_are_kept() -> None:
         "notify_rolled_back",
         "notify_continued_as_new",
     }
+    # Recorded since a rollout writes its report when it ends (`--prefix report_ --notify`):
+    # the write_report activity on the report-at-end patch, before the final message.
+    assert {p.stem for p in HISTORIES} >= {
+        "report_promoted",
+        "report_refused",
+        "report_rolled_back",
+        "report_continued_as_new",
+    }
+    # Recorded with hooks and a smoke check (`capture_histories.py --hooks`).
+    assert {p.stem for p in HISTORIES} >= {"hooks_promoted", "hooks_rolled_back"}
 
 
 @pytest.mark.parametrize("name", ["promoted", "owned_promoted", "input_promoted"])

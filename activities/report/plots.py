@@ -1,0 +1,115 @@
+"""One PNG per gate: the canary's and the stable's values over the whole rollout, the limit,
+the stage boundaries and the checks that failed. Drawn with matplotlib's Agg backend (no
+display needed)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+
+from activities.report.model import GateSeries, Report
+
+CANARY, STABLE, LIMIT, FAILED = "#d9480f", "#1c7ed6", "#868e96", "#c92a2a"
+
+
+def gate_png(report: Report, series: GateSeries) -> bytes:
+    """The gate's plot as PNG bytes."""
+    scale, unit = _scale(series.unit)
+    figure, axes = plt.subplots(figsize=(10.5, 3.6), dpi=100)
+    try:
+        if series.canary:
+            axes.plot(
+                [_x(p.at) for p in series.canary],
+                [p.value * scale for p in series.canary],
+                color=CANARY,
+                label=_named("canary", report.canary),
+            )
+        if series.stable:
+            axes.plot(
+                [_x(p.at) for p in series.stable],
+                [p.value * scale for p in series.stable],
+                color=STABLE,
+                label=_named("stable", report.stable),
+            )
+        if series.limit:
+            axes.plot(
+                [_x(p.at) for p in series.limit],
+                [p.value * scale for p in series.limit],
+                color=LIMIT,
+                linestyle="--",
+                label=f"limit {series.threshold}",
+            )
+        checked = [c for c in series.checks if c.canary is not None]
+        passed = [c for c in checked if c.outcome != "fail"]
+        failed = [c for c in checked if c.outcome == "fail"]
+        if passed:
+            axes.scatter(
+                [_x(c.at) for c in passed],
+                [(c.canary or 0.0) * scale for c in passed],
+                s=14,
+                color=CANARY,
+                zorder=3,
+                label="check",
+            )
+        if failed:
+            axes.scatter(
+                [_x(c.at) for c in failed],
+                [(c.canary or 0.0) * scale for c in failed],
+                s=60,
+                marker="x",
+                color=FAILED,
+                zorder=4,
+                label="failed check",
+            )
+        # Stage names just above the frame: inside it they would cross the lines.
+        for stage in report.stages:
+            axes.axvline(_x(stage.start), color="#495057", linewidth=0.8, linestyle=":")
+            axes.annotate(
+                f"{stage.name} {stage.weight}%",
+                (_x(stage.start), 1.0),
+                xycoords=axes.get_xaxis_transform(),
+                xytext=(2, 3),
+                textcoords="offset points",
+                fontsize=8,
+                color="#495057",
+            )
+        if report.ended_at is not None:
+            axes.axvline(_x(report.ended_at), color="#495057", linewidth=0.8)
+        axes.set_title(f"{series.gate} ({series.kind})", loc="left", fontsize=11, pad=16)
+        axes.set_ylabel(unit)
+        axes.xaxis_date(tz=UTC)
+        axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
+        axes.grid(alpha=0.25)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        figure.autofmt_xdate()
+        figure.tight_layout()
+        out = io.BytesIO()
+        figure.savefig(out, format="png")
+        return out.getvalue()
+    finally:
+        plt.close(figure)
+
+
+def _named(role: str, server: str) -> str:
+    return role if server == role else f"{role} ({server})"
+
+
+def _x(at: datetime) -> float:
+    """A moment as matplotlib's date axis counts (days since its epoch)."""
+    return float(mdates.date2num(at))  # type: ignore[no-untyped-call]
+
+
+def _scale(unit: str) -> tuple[float, str]:
+    if unit == "ratio":
+        return 100.0, "%"
+    if unit == "seconds":
+        return 1.0, "seconds"
+    return 1.0, ""

@@ -1,0 +1,96 @@
+"""A report written out: Markdown (with its PNGs beside it), HTML (images embedded, opens
+offline) or JSON (the model, for other tools)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from activities.report import plots
+from activities.report.model import Report
+from plans import format_duration
+from plans.gates.base import format_value
+
+FORMATS = ("md", "html", "json")
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def folder_for(root: str | Path, report: Report) -> Path:
+    """Where a run's report lives in a report store: ``<root>/<service>/<first run id>``."""
+    return (
+        Path(root) / _safe(report.service) / _safe(report.run_ids[0] if report.run_ids else "run")
+    )
+
+
+def write(report: Report, out: str | Path, formats: tuple[str, ...] = FORMATS) -> dict[str, Path]:
+    """Write the report in ``formats`` into the folder ``out``; the paths written, by format."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    images = (
+        {s.gate: plots.gate_png(report, s) for s in report.gates} if set(formats) - {"json"} else {}
+    )
+    if "json" in formats:
+        written["json"] = folder / "report.json"
+        written["json"].write_text(report.model_dump_json(indent=2) + "\n")
+    if "md" in formats:
+        files = {}
+        for gate, png in images.items():
+            name = f"gate-{_safe(gate)}.png"
+            (folder / name).write_bytes(png)
+            files[gate] = name
+        written["md"] = folder / "report.md"
+        written["md"].write_text(render("report.md.j2", report, files))
+    if "html" in formats:
+        embedded = {
+            gate: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            for gate, png in images.items()
+        }
+        written["html"] = folder / "report.html"
+        written["html"].write_text(render("report.html.j2", report, embedded))
+    return written
+
+
+def render(template: str, report: Report, images: dict[str, str]) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters.update(value=_value, change=_change, met=_met, clock=_clock, span=_span)
+    return environment.get_template(template).render(r=report, images=images)
+
+
+def _value(value: float | None, unit: str = "") -> str:
+    return "no data" if value is None else format_value(value, unit)
+
+
+def _change(change: float | None) -> str:
+    return "n/a" if change is None else f"{change * 100:+.1f}%"
+
+
+def _met(met: bool | None) -> str:
+    return {True: "yes", False: "NO"}.get(met, "unknown") if met is not None else "unknown"
+
+
+def _clock(at: datetime | None) -> str:
+    return "" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _span(seconds: Any) -> str:
+    if seconds is None:
+        return "unknown"
+    from datetime import timedelta
+
+    return format_duration(timedelta(seconds=round(float(seconds))))
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"

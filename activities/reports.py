@@ -1,0 +1,42 @@
+"""The end-of-rollout report: an activity that writes the run's report to the report store.
+
+The store is a folder the worker is configured with (``ROLLOUT_REPORT_DIR``; `rollout dev
+up` points it beside the dev stack). The activity needs a client to read the run's
+history and to ask its status, so it is bound to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+
+from plans.state import ReportRequest
+
+
+class ReportWriter:
+    """Writes reports into the store; the worker registers its activity."""
+
+    def __init__(self, client: Client, store: str | None = None) -> None:
+        self.client = client
+        self.store = store
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.write_report]
+
+    @activity.defn(name="write_report")
+    async def write_report(self, request: ReportRequest) -> str:
+        """Write the run's report (HTML, Markdown with its plots, JSON); its HTML's file URL."""
+        # Imported here: matplotlib is heavy, and the workflow module imports this one.
+        from activities.notifiers.messages import RunLink
+        from activities.report.gather import gather, report_dir
+        from activities.report.render import folder_for, write
+
+        report = await gather(self.client, request.workflow_id, request.run_id)
+        report.ui_url = RunLink(self.client.namespace, request.workflow_id).ui_url()
+        folder = folder_for(self.store or report_dir(), report)
+        written = write(report, folder)
+        activity.logger.info("report of %s written to %s", request.workflow_id, folder)
+        return written["html"].resolve().as_uri()

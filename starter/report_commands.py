@@ -1,0 +1,143 @@
+"""`rollout report`: a rollout's report (timeline, gate plots, baseline, incident), or with
+``--since`` the review of every rollout in a span (the weekly review)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from plans import RolloutError, format_duration
+from starter.connection import connect_client, stack_dir, ui_link
+from starter.runs import no_such_rollout, workflow_id
+
+REPORT_HELP = (
+    "`rollout report SERVICE` writes the report of the service's latest rollout (running or"
+    " ended) into --out (default: $ROLLOUT_REPORT_DIR, else the dev stack's reports folder,"
+    " else ./rollout-reports, in SERVICE/RUN_ID/): report.html (plots embedded, opens"
+    " offline), report.md with its PNGs, report.json. `rollout report --since 7d` prints the"
+    " review of every rollout started in the last 7 days instead (--service to keep one)."
+)
+
+
+def add_parser(sub: Any, dir_help: str) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a rollout's report with plots, or review the rollouts of a span",
+        description=REPORT_HELP,
+    )
+    p.add_argument("service", nargs="?", help="the service whose rollout to report on")
+    p.add_argument(
+        "--run", dest="run_id", help="the run id (default: the latest run of the rollout)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["md", "html", "json"],
+        help="write only this format (default: all three); with --since, json prints JSON",
+    )
+    p.add_argument("--out", help="the folder to write the report into")
+    p.add_argument("--since", help="review the rollouts started this long ago until now: 7d, 24h")
+    p.add_argument("--service", dest="of_service", help="with --since: only this service")
+    p.add_argument("--dir", default=str(stack_dir()), help=dir_help)
+    p.set_defaults(run=cmd_report)
+
+
+async def cmd_report(args: argparse.Namespace) -> int:
+    os.environ["ROLLOUT_DIR"] = args.dir
+    if args.since is not None:
+        return await _review(args)
+    if not args.service:
+        raise RolloutError("name the service to report on, or review a span with --since 7d")
+    from activities.report.gather import gather
+    from activities.report.render import FORMATS, folder_for, write
+
+    client = await connect_client()
+    wid = workflow_id(args.service)
+    try:
+        report = await gather(client, wid, args.run_id)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise no_such_rollout(args.service) from None
+        raise
+    report.ui_url = ui_link(wid)
+    root = os.environ.get("ROLLOUT_REPORT_DIR") or _store(Path(args.dir))
+    out = Path(args.out) if args.out else folder_for(root, report)
+    written = write(report, out, (args.format,) if args.format else FORMATS)
+    state = report.state.replace("_", " ")
+    print(f"report of {wid} ({state}):")
+    for path in written.values():
+        print(f"  {path.resolve()}")
+    return 0
+
+
+def _store(stack: Path) -> str:
+    """The dev stack's report store when there is a stack here, else ./rollout-reports."""
+    if (stack / "stack.json").exists():
+        return str(stack / "reports")
+    return "rollout-reports"
+
+
+async def _review(args: argparse.Namespace) -> int:
+    from activities.report.review import parse_since, review
+
+    now = datetime.now(UTC)
+    try:
+        since = parse_since(args.since, now)
+    except ValueError as error:
+        raise RolloutError(f"--since {args.since!r}: {error}; write it like 7d or 24h") from None
+    client = await connect_client()
+    found = await review(client, since, now, args.of_service or args.service)
+    if args.format == "json":
+        print(found.model_dump_json(indent=2))
+        return 0
+    of = f" of {found.service}" if found.service else ""
+    lines = [
+        f"Rollouts{of} since {since:%Y-%m-%d %H:%M} UTC: {found.count}"
+        f" ({found.promoted} promoted, {found.rolled_back} rolled back,"
+        f" {found.running} running, {found.other} other)",
+        f"median time to promote: {_span(found.median_promote_s)}",
+        f"rollbacks: median time to detect {_span(found.median_detect_s)},"
+        f" to restore {_span(found.median_restore_s)}",
+    ]
+    if found.rollback_reasons:
+        lines.append("rolled back because:")
+        lines += [f"  {n:>3}  {reason}" for reason, n in found.rollback_reasons.items()]
+    if found.failing_gates:
+        lines.append("gates that failed most (failed checks):")
+        lines += [f"  {n:>3}  {gate}" for gate, n in found.failing_gates.items()]
+    if found.rollouts:
+        lines.append("rollouts:")
+        for r in found.rollouts:
+            lines.append(
+                f"  {r.started_at:%m-%d %H:%M}  {r.service} {r.version}  {r.state}"
+                f"  {_span(r.seconds)}  {r.run_id}"
+            )
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    return format_duration(timedelta(seconds=round(seconds)))
+
+
+async def report_link(client: Client, wid: str, wait_s: float = 120.0) -> str | None:
+    """The report the worker wrote when the rollout ended (from the run's memo), once closed."""
+    handle = client.get_workflow_handle(wid)
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        described = await handle.describe()
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            found = await described.memo_value("report", None)
+            return str(found) if found else None
+        if asyncio.get_running_loop().time() > deadline:
+            return None
+        await asyncio.sleep(0.5)
