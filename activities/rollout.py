@@ -30,6 +30,7 @@ from activities.notifiers.sent import SentRecord
 from activities.routers import router_for
 from plans import GateCheck, MetricsSource, Notification, ShiftRequest, TrafficSplit, Verdict
 from plans.state import Look, Seen
+from workflows.metering import SHIFT_SECONDS, SHIFTS
 
 # A split that cannot be read is asked for once more after this, as the read activity's
 # retry policy does.
@@ -51,11 +52,26 @@ def _reported() -> Iterator[None]:
 def shift_traffic(req: ShiftRequest) -> TrafficSplit:
     """Set the stable/canary weights on the router and return what it routes now."""
     activity.logger.info("shifting %s to %s on %s", req.canary, req.split, req.router.describe())
-    with _reported():
-        _within_limits(req)
-        now = router_for(req.router).set_split(req.stable, req.canary, req.split)
+    began, outcome = time.monotonic(), "failed"
+    try:
+        with _reported():
+            _within_limits(req)
+            now = router_for(req.router).set_split(req.stable, req.canary, req.split)
+        outcome = "done"
+    finally:
+        _meter_shift(req, outcome, time.monotonic() - began)
     activity.logger.info("router now has %s", now)
     return now
+
+
+def _meter_shift(req: ShiftRequest, outcome: str, seconds: float) -> None:
+    """Count a shift by router kind and outcome, and how long the router took."""
+    meter = activity.metric_meter()
+    labels = {"router": req.router.kind, "outcome": outcome}
+    meter.create_counter(SHIFTS, "Traffic shifts asked of the router").add(1, labels)
+    meter.create_histogram_float(SHIFT_SECONDS, "How long a shift took", "s").record(
+        seconds, labels
+    )
 
 
 def _within_limits(req: ShiftRequest) -> None:

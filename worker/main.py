@@ -47,8 +47,8 @@ environment:
                             TEMPORAL_* variables win over the profile
   ROLLOUT_TASK_QUEUE        task queue to poll (default {DEFAULT_TASK_QUEUE}); `rollout start`
                             must use the same one
-  ROLLOUT_WORKER_METRICS    host:port where the worker serves its own Prometheus metrics
-                            (default: none)
+  ROLLOUT_WORKER_METRICS    host:port where the worker serves its Prometheus metrics: the
+                            rollout_* ones (workflows/metering.py) and the SDK's (default: none)
   TEMPORAL_UI_URL           base of the Temporal UI links in notifications
                             (default http://localhost:8233)
   ROLLOUT_TEMPLATE_DIR      a folder of message templates (<event>.j2) that replace the
@@ -143,7 +143,10 @@ def _runtime() -> Runtime | None:
         return None
     from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    from workflows.metering import BUCKETS
+
+    metrics = PrometheusConfig(bind_address=address, histogram_bucket_overrides=BUCKETS)
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics))
 
 
 async def serve() -> None:

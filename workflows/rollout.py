@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.inputs import RolloutInput
     from plans.state import AuditEvent, RolloutProgress
     from plans.visibility import ROLLOUT_WORKFLOW
-    from workflows import decisions
+    from workflows import decisions, metering
     from workflows.checking import discount_unobserved, judge_gates, observe_and_judge
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
@@ -99,6 +99,7 @@ class RolloutWorkflow:
             await self._claim_target()
         try:
             if p.run_count == 1 and p.shifted_stage < 0:
+                metering.started(plan)
                 await self._notices.started()
                 await self._hooks.at("before_rollout", next_weight=plan.stages[0].weight)
             while p.stage_index < len(plan.stages) and not p.promote_requested:
@@ -299,6 +300,7 @@ class RolloutWorkflow:
         # Keep the cadence of the schedule, not of when each check happened to finish.
         due = (p.next_check_at or workflow.now()) + stage.check_every
         p.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
+        metering.checked(plan, p, verdicts)
         if gates:
             await self._act_on(verdicts, gates)
 
@@ -478,6 +480,7 @@ class RolloutWorkflow:
         commands = self._p.commands
         commands.append(record)
         del commands[: max(len(commands) - decisions.MAX_COMMANDS_KEPT, 0)]
+        metering.command(self._plan, record)
         if record.accepted:
             workflow.logger.info("Command %s by %s accepted", record.kind, record.by)
 
@@ -487,6 +490,7 @@ class RolloutWorkflow:
         events = self._p.events
         events.append(AuditEvent(at=workflow.now(), kind=kind, text=text))
         del events[: max(len(events) - MAX_EVENTS_KEPT, 0)]
+        metering.audited(self._plan, self._p, kind)
 
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.state import RolloutProgress
     from plans.visibility import service_of
+    from workflows import metering
 
 SHIFT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -245,6 +246,7 @@ class Target:
                 )
             except ActivityError as error:
                 failures += 1
+                metering.restore_failing(plan)
                 await self._notify(
                     EventKind.RESTORE_FAILING,
                     f"Rollback of {plan.service} cannot {compensation.description} after"
