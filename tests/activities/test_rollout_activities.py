@@ -46,7 +46,15 @@ def shift(api: str, percent: int, canary: str = "canary") -> ShiftRequest:
 
 def test_activity_names() -> None:
     names = [fn.__temporal_activity_definition.name for fn in ALL_ACTIVITIES]  # type: ignore[attr-defined]
-    assert names == ["shift_traffic", "read_traffic", "check_gates", "look", "notify"]
+    assert names == [
+        "shift_traffic",
+        "read_traffic",
+        "check_gates",
+        "look",
+        "notify",
+        "call_hook",
+        "smoke_check",
+    ]
 
 
 def test_shift_then_read(haproxy: HAProxy) -> None:
