@@ -1,11 +1,16 @@
-"""The order the suite runs in: the modules that wait longest on real servers first.
+"""What holds for the whole suite: the order it runs in, and where workers write reports.
 
 With two pytest workers taking whole modules (scripts/test.sh), a long fault module left
-for last would keep one worker busy while the other has nothing to do; the quick unit and
-workflow modules at the end fill in instead. Each module keeps its own order.
+for last would keep one worker busy while the other has nothing to do; so the modules that
+wait longest on real servers go first, and the quick unit and workflow modules at the end
+fill in. Each module keeps its own order.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +27,20 @@ def _rank(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: each module's tests keep their order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def report_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Workers the tests start write their rollouts' reports here, never into the checkout.
+
+    A worker without ``ROLLOUT_REPORT_DIR`` writes to ./rollout-reports; the variable set
+    here reaches every worker process a test spawns (the dev stack's set their own).
+    """
+    folder = tmp_path_factory.mktemp("reports")
+    before = os.environ.get("ROLLOUT_REPORT_DIR")
+    os.environ["ROLLOUT_REPORT_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("ROLLOUT_REPORT_DIR", None)
+    else:
+        os.environ["ROLLOUT_REPORT_DIR"] = before
