@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from typing import Any
 
 import matplotlib
 
@@ -24,28 +25,17 @@ def gate_png(report: Report, series: GateSeries) -> bytes:
     scale, unit = _scale(series.unit)
     figure, axes = plt.subplots(figsize=(10.5, 3.6), dpi=100)
     try:
-        if series.canary:
-            axes.plot(
-                [_x(p.at) for p in series.canary],
-                [p.value * scale for p in series.canary],
-                color=CANARY,
-                label=_named("canary", report.canary),
-            )
-        if series.stable:
-            axes.plot(
-                [_x(p.at) for p in series.stable],
-                [p.value * scale for p in series.stable],
-                color=STABLE,
-                label=_named("stable", report.stable),
-            )
-        if series.limit:
-            axes.plot(
-                [_x(p.at) for p in series.limit],
-                [p.value * scale for p in series.limit],
-                color=LIMIT,
-                linestyle="--",
-                label=f"limit {series.threshold}",
-            )
+        lines: tuple[tuple[Any, dict[str, Any]], ...] = (
+            (series.canary, {"color": CANARY, "label": _named("canary", report.canary)}),
+            (series.stable, {"color": STABLE, "label": _named("stable", report.stable)}),
+            (
+                series.limit,
+                {"color": LIMIT, "linestyle": "--", "label": f"limit {series.threshold}"},
+            ),
+        )
+        for points, style in lines:
+            if points:
+                axes.plot([_x(p.at) for p in points], [p.value * scale for p in points], **style)
         checked = [c for c in series.checks if c.canary is not None]
         passed = [c for c in checked if c.outcome != "fail"]
         failed = [c for c in checked if c.outcome == "fail"]

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +18,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from plans import RolloutStatus
-from tests.workflow.fleet_doubles import FleetDoubles, make_fleet, start
-from workflows.release import ReleaseWorkflow
-from workflows.rollout import RolloutWorkflow
+from tests.workflow.fleet_doubles import FleetDoubles, fleet_worker, make_fleet, start
 
 pytestmark = pytest.mark.integration
 TEMPORAL = Path(sys.executable).parent / "temporal"
@@ -51,21 +45,6 @@ async def server() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter, dev_server_existing_path=str(TEMPORAL), ui=False
     ) as env:
         yield env
-
-
-@asynccontextmanager
-async def worker(env: WorkflowEnvironment, doubles: FleetDoubles) -> AsyncIterator[str]:
-    """A worker for releases and rollouts on a fresh task queue; the queue's name."""
-    queue = f"close-{uuid.uuid4().hex[:6]}"
-    with ThreadPoolExecutor(8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=queue,
-            workflows=[RolloutWorkflow, ReleaseWorkflow],
-            activities=doubles.activities(),
-            activity_executor=executor,
-        ):
-            yield queue
 
 
 async def weights(env: WorkflowEnvironment, workflow_ids: list[str]) -> list[int] | None:
@@ -95,7 +74,7 @@ async def test_terminating_the_release_cancels_its_targets_which_restore_stable(
         waves=[{"targets": ["staging", "eu"]}, {"targets": ["us-west", "us-east"]}],
     )
     children = [fleet.child_id(r) for r in ("staging", "eu")]
-    async with worker(server, doubles) as queue:
+    async with fleet_worker(server, doubles) as queue:
         handle = await start(server.client, fleet, queue)
 
         async def both_at_ten() -> bool:
@@ -116,7 +95,7 @@ async def test_cancelling_the_release_rolls_its_running_targets_back(server) -> 
     doubles = FleetDoubles()
     fleet = make_fleet(waves=[{"targets": list(REGIONS)}])
     children = [fleet.child_id(r) for r in REGIONS]
-    async with worker(server, doubles) as queue:
+    async with fleet_worker(server, doubles) as queue:
         handle = await start(server.client, fleet, queue)
 
         async def all_at_ten() -> bool:
