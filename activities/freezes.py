@@ -26,9 +26,12 @@ class FreezeReader:
     @activity.defn(name="freezes_for")
     async def freezes_for(self, service: str) -> list[Freeze]:
         """The freezes now known that hold ``service`` (its own and those of all services)."""
+        # Imported here: the calendar's module imports this activity (a cycle at the top).
+        from workflows.freezes import FreezeCalendar
+
         handle = self.client.get_workflow_handle(FREEZE_CALENDAR_ID)
         try:
-            freezes: list[Freeze] = await handle.query("list", result_type=list[Freeze])
+            freezes: list[Freeze] = await handle.query(FreezeCalendar.freezes)
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 return []

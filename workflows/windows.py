@@ -24,6 +24,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.freezes import FreezeReader
     from plans import CommandRecord, Plan, RolloutState
     from plans.freezes import Freeze, freeze_holding
     from plans.state import RolloutProgress
@@ -91,10 +92,9 @@ class Windows:
     async def refresh(self) -> None:
         """Read this service's freezes; when they cannot be read, hold for a minute."""
         try:
-            freezes: list[Freeze] = await workflow.execute_local_activity(
-                "freezes_for",
+            freezes: list[Freeze] = await workflow.execute_local_activity_method(
+                FreezeReader.freezes_for,
                 self._plan.service,
-                result_type=list[Freeze],
                 start_to_close_timeout=timedelta(seconds=10),
                 schedule_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),

@@ -252,8 +252,11 @@ async def _summary(converter: DataConverter, event: HistoryEvent) -> str:
 
 async def _status(handle: WorkflowHandle[Any, Any]) -> RolloutStatus | None:
     """The workflow's own account (audit trail, commands), when a worker answers."""
+    # Imported here: the workflow module imports the report activity (a cycle at the top).
+    from workflows.rollout import RolloutWorkflow
+
     try:
-        answer = await handle.query("status", result_type=RolloutStatus, rpc_timeout=QUERY_TIMEOUT)
+        answer = await handle.query(RolloutWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
     except Exception:
         return None
     return answer if isinstance(answer, RolloutStatus) else None
