@@ -438,6 +438,8 @@ async def one_count(
         warmed_s = time.monotonic() - began - started_s
         await asyncio.sleep(every_s if kind == "bare" else every_s / 2)
         start = datetime.now(UTC)
+        # For a profiler attached by hand: the worker's pid and when its window opens.
+        print(f"{kind} {count}: window open, worker pid {pid}", file=sys.stderr, flush=True)
         cpu_before = meter.cpu_s()
         servers_before = {name: m.cpu_s() for name, m in servers.items()}
         counters_before = worker_counters(metrics_port)
