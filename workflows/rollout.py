@@ -390,6 +390,8 @@ class RolloutWorkflow:
         return "shift" if self._p.state == RolloutState.SHIFTING else "step"
 
     # -- operator commands --------------------------------------------------------------------
+    # One method per signal, alike on purpose: Temporal binds each signal name to a method,
+    # and these names are what the Temporal CLI and UI and a release fanning out send.
 
     @workflow.signal(name="pause")
     def pause(self, *inputs: Any) -> None:

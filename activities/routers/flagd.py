@@ -240,7 +240,7 @@ class FlagdFile:
 def _os_error(
     error: OSError, doing: str, known: dict[type[OSError], RouterError] | None = None
 ) -> RouterError:
-    """The router's error for an OS error: a known kind's own, else "cannot <doing>" (may pass)."""
+    """The router error for an OS error: a known kind's own, else "cannot <doing>" (retried)."""
     for kind, translated in (known or {}).items():
         if isinstance(error, kind):
             return translated
