@@ -108,6 +108,11 @@ class ReleaseProgress(BaseModel):
     run_count: int = 1
     waves_this_run: int = 0
 
+    def start_next_run(self) -> None:
+        """Count the new run; its waves start from none."""
+        self.waves_this_run = 0
+        self.run_count += 1
+
 
 class ReleaseInput(BaseModel):
     """The one argument of ReleaseWorkflow; continue-as-new passes it on with the progress."""

@@ -418,6 +418,11 @@ class RolloutProgress(BaseModel):
     )
     report_url: str = Field(default="", description="the report written when the rollout ended")
 
+    def start_next_run(self) -> None:
+        """Count the new run; its checks start from none."""
+        self.checks_this_run = 0
+        self.run_count += 1
+
 
 class ReportRequest(BaseModel):
     """Write the report of this rollout's run (it reads the history and the status itself)."""

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
 
@@ -111,6 +111,17 @@ def is_up(dir: Path) -> bool:
     """True when the stack in ``dir`` finished starting and all its processes run."""
     alive = status(dir)
     return bool(alive) and all(alive.values()) and load(dir).state == "up"
+
+
+class StackOptions(TypedDict, total=False):
+    """How ``up`` starts a stack; ``running`` passes them on as they are."""
+
+    with_worker: bool
+    temporal_bin: str | None
+    ports: Mapping[str, int] | None
+    router: RouterKind
+    alerts: bool
+    targets: Sequence[str]
 
 
 def up(
@@ -207,12 +218,7 @@ def running(
     dir: Path,
     *,
     keep: bool = False,
-    with_worker: bool = True,
-    temporal_bin: str | None = None,
-    ports: Mapping[str, int] | None = None,
-    router: RouterKind = "haproxy",
-    alerts: bool = False,
-    targets: Sequence[str] = (),
+    **options: Unpack[StackOptions],
 ) -> Iterator[StackInfo]:
     """The stack in ``dir`` (``up`` with the same options) for the block, stopped when it ends.
 
@@ -220,15 +226,7 @@ def running(
     ended it. A stack that was already running is never stopped: this block did not start it.
     """
     with signals_interrupt():
-        info = up(
-            dir,
-            with_worker=with_worker,
-            temporal_bin=temporal_bin,
-            ports=ports,
-            router=router,
-            alerts=alerts,
-            targets=targets,
-        )
+        info = up(dir, **options)
         stop = not keep
         try:
             yield info

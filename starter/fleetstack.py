@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from demo.configs import CANARY_SERVER, HEADER, STABLE_SERVER, plan_yaml
 from starter.processes import LOCALHOST, StackError, choose_ports, http_ok, listens, tcp_open
 from starter.stackinfo import StackInfo
-from starter.stackparts import await_ready, launch
+from starter.stackparts import await_ready, launch, server_argv
 
 FLEET_FILE = "fleet.json"
 TARGET_RPS = 10
@@ -223,10 +223,9 @@ def _start(info: StackInfo, fleet: FleetStack, pairs: int, haproxy: str, prometh
         info,
         "fleet-prometheus",
         [
-            prometheus,
-            f"--config.file={info.path / 'fleet-prometheus.yml'}",
-            f"--storage.tsdb.path={info.path / 'fleet-prometheus'}",
-            f"--web.listen-address={LOCALHOST}:{info.ports['fleet_prometheus']}",
+            *server_argv(
+                info, prometheus, "fleet-prometheus", "fleet_prometheus", "storage.tsdb.path"
+            ),
             "--log.level=warn",
         ],
     )

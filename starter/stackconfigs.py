@@ -29,18 +29,23 @@ from starter.processes import LOCALHOST, StackError
 from starter.stackinfo import StackInfo, save
 
 
+def on_loopback(info: StackInfo) -> dict[str, str]:
+    """Each part's ``host:port`` on the loopback interface, by the part's name."""
+    return {part: f"{LOCALHOST}:{port}" for part, port in info.ports.items()}
+
+
 def render_haproxy(info: StackInfo) -> str:
     """The dev stack's haproxy.cfg."""
-    ports = info.ports
+    at = on_loopback(info)
     return haproxy_config(
         HAProxyLayout(
-            app_bind=f"{LOCALHOST}:{ports['app']}",
-            exporter_bind=f"{LOCALHOST}:{ports['haproxy_metrics']}",
-            admin_tcp_bind=f"{LOCALHOST}:{ports['haproxy_admin']}",
-            stable_address=f"{LOCALHOST}:{ports['stable']}",
-            canary_address=f"{LOCALHOST}:{ports['canary']}",
+            app_bind=at["app"],
+            exporter_bind=at["haproxy_metrics"],
+            admin_tcp_bind=at["haproxy_admin"],
+            stable_address=at["stable"],
+            canary_address=at["canary"],
             admin_socket=info.haproxy_socket,
-            preview_bind=f"{LOCALHOST}:{ports['preview']}" if "preview" in ports else None,
+            preview_bind=at.get("preview"),
             # With a flag, both demo services serve both variants: HAProxy only spreads load.
             equal_weights=info.router == "flagd",
             match_map=info.haproxy_match_map,
@@ -50,29 +55,29 @@ def render_haproxy(info: StackInfo) -> str:
 
 def render_envoy(info: StackInfo) -> str:
     """The dev stack's envoy.yaml (its admin API on 127.0.0.1 only)."""
-    ports = info.ports
+    at = on_loopback(info)
     return envoy_config(
         EnvoyLayout(
-            app_bind=f"{LOCALHOST}:{ports['envoy_app']}",
-            admin_bind=f"{LOCALHOST}:{ports['envoy_admin']}",
-            stable_address=f"{LOCALHOST}:{ports['stable']}",
-            canary_address=f"{LOCALHOST}:{ports['canary']}",
+            app_bind=at["envoy_app"],
+            admin_bind=at["envoy_admin"],
+            stable_address=at["stable"],
+            canary_address=at["canary"],
         )
     )
 
 
 def render_prometheus(info: StackInfo) -> str:
     """The dev stack's prometheus.yml: HAProxy's exporter, both demo versions, the worker, Envoy."""
-    ports = info.ports
+    at = on_loopback(info)
     targets = {
-        "haproxy": [f"{LOCALHOST}:{ports['haproxy_metrics']}"],
-        "demo": [f"{LOCALHOST}:{ports['stable']}", f"{LOCALHOST}:{ports['canary']}"],
+        "haproxy": [at["haproxy_metrics"]],
+        "demo": [at["stable"], at["canary"]],
         "worker": [info.worker_metrics] if info.worker_metrics else [],
     }
     paths: dict[str, str] = {}
     if info.router == "envoy":
         # Envoy's own counters (envoy_cluster_upstream_rq_xx...), served by its admin API.
-        targets["envoy"] = [f"{LOCALHOST}:{ports['envoy_admin']}"]
+        targets["envoy"] = [at["envoy_admin"]]
         paths["envoy"] = "/stats/prometheus"
     if info.alertmanager_url is None:
         return prometheus_config(targets, metrics_paths=paths)
@@ -80,7 +85,7 @@ def render_prometheus(info: StackInfo) -> str:
         targets,
         metrics_paths=paths,
         rule_files=[str(info.path / "alert-rules.yml")],
-        alertmanagers=[f"{LOCALHOST}:{ports['alertmanager']}"],
+        alertmanagers=[at["alertmanager"]],
     )
 
 

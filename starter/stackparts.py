@@ -135,13 +135,20 @@ def start_worker(info: StackInfo) -> None:
     await_ready(info, "worker", lambda: listens(pid, info.ports["worker_metrics"]))
 
 
+def server_argv(info: StackInfo, binary: str, name: str, port: str, storage: str) -> list[str]:
+    """The flags Prometheus and Alertmanager share: ``name``.yml, data in ``name``, a port."""
+    return [
+        binary,
+        f"--config.file={info.path / f'{name}.yml'}",
+        f"--{storage}={info.path / name}",
+        f"--web.listen-address={LOCALHOST}:{info.ports[port]}",
+    ]
+
+
 def prometheus_argv(info: StackInfo, binary: str) -> list[str]:
     """Prometheus's command line, scraping what prometheus.yml names."""
     return [
-        binary,
-        f"--config.file={info.path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={info.path / 'prometheus'}",
-        f"--web.listen-address={LOCALHOST}:{info.ports['prometheus']}",
+        *server_argv(info, binary, "prometheus", "prometheus", "storage.tsdb.path"),
         "--storage.tsdb.retention.time=2d",
         "--log.level=warn",
         # Alerts link back to their graph here (generatorURL), not to the machine's hostname.
@@ -228,10 +235,7 @@ def await_prometheus(info: StackInfo) -> None:
 def alertmanager_argv(info: StackInfo, binary: str) -> list[str]:
     """Alertmanager's command line: one instance, no cluster, routing to the receiver."""
     return [
-        binary,
-        f"--config.file={info.path / 'alertmanager.yml'}",
-        f"--storage.path={info.path / 'alertmanager'}",
-        f"--web.listen-address={LOCALHOST}:{info.ports['alertmanager']}",
+        *server_argv(info, binary, "alertmanager", "alertmanager", "storage.path"),
         f"--web.external-url={info.alertmanager_url}",
         # An empty address turns clustering off: no gossip port, no waiting for peers.
         "--cluster.listen-address=",

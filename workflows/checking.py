@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -26,6 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import decisions
     from workflows.target import Target, root_message
 
+RequestT = TypeVar("RequestT")
+ResultT = TypeVar("ResultT")
+
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 
 
@@ -37,16 +41,29 @@ async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdi
         # A local activity: its result is one marker in history instead of an activity's
         # three events and a workflow task of its own, which keeps week-long runs small.
         request = gate_check(plan, gates)
-        verdicts: list[Verdict] = await workflow.execute_local_activity(
-            check_gates,
-            request,
-            start_to_close_timeout=check_gates_timeout(request),
-            retry_policy=CHECK_RETRY,
-            summary=f"check {len(gates)} gate(s) at {stage.weight}%",
+        verdicts = await _check_locally(
+            check_gates, request, check_gates_timeout(request), stage, gates
         )
     except ActivityError as error:
         verdicts = inconclusive(gates, f"gate check failed: {root_message(error)}")
     return verdicts
+
+
+async def _check_locally(
+    check: Callable[[RequestT], ResultT],
+    request: RequestT,
+    timeout: timedelta,
+    stage: Stage,
+    gates: list[Gate],
+) -> ResultT:
+    """Run one of the check's local activities, retried as checks are, summed up for people."""
+    return await workflow.execute_local_activity(
+        check,
+        request,
+        start_to_close_timeout=timeout,
+        retry_policy=CHECK_RETRY,
+        summary=f"check {len(gates)} gate(s) at {stage.weight}%",
+    )
 
 
 async def observe_and_judge(
@@ -60,13 +77,7 @@ async def observe_and_judge(
         return split, verdicts
     request = Look(read=target.request(weight), check=gate_check(plan, gates) if gates else None)
     try:
-        seen: Seen = await workflow.execute_local_activity(
-            look,
-            request,
-            start_to_close_timeout=look_timeout(request),
-            retry_policy=CHECK_RETRY,
-            summary=f"check {len(gates)} gate(s) at {stage.weight}%",
-        )
+        seen = await _check_locally(look, request, look_timeout(request), stage, gates)
     except ActivityError as error:
         reason = root_message(error)
         seen = Seen(unreadable=reason, verdicts=inconclusive(gates, f"check failed: {reason}"))

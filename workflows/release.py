@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.visibility import RELEASE, RELEASE_WORKFLOW, SERVICE, STATE, TARGET, VERSION
     from workflows import release_decisions as decide
     from workflows.rollout import RolloutWorkflow
+    from workflows.runs import continue_in_new_run, run_is_full
     from workflows.target import root_message
 
 MAX_EVENTS_KEPT = 300
@@ -89,8 +90,10 @@ class ReleaseWorkflow:
                 p.wave_index += 1
                 p.wave_started = False
                 p.waves_this_run += 1
-                if p.wave_index < len(fleet.waves) and self._should_continue_as_new():
-                    await self._continue_as_new()
+                if p.wave_index < len(fleet.waves) and run_is_full(
+                    p.waves_this_run, self._input.waves_per_run
+                ):
+                    await continue_in_new_run(self._input, p)
         except asyncio.CancelledError:
             # Each running target is cancelled, which rolls it back; the release waits for it.
             for task in self._active.values():
@@ -322,20 +325,6 @@ class ReleaseWorkflow:
 
     def _going_back(self) -> bool:
         return self._p.rollback_requested or self._p.abort_requested
-
-    # -- history stays bounded ----------------------------------------------------------------
-
-    def _should_continue_as_new(self) -> bool:
-        return (
-            self._p.waves_this_run >= self._input.waves_per_run
-            or workflow.info().is_continue_as_new_suggested()
-        )
-
-    async def _continue_as_new(self) -> None:
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        self._p.waves_this_run = 0
-        self._p.run_count += 1
-        workflow.continue_as_new(self._input.model_copy(update={"progress": self._p}))
 
     # -- commands: taken by the release, fanned out to its running targets ---------------------
 

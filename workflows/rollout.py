@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ending import write_report
     from workflows.hooks import Hooks
     from workflows.notices import Notices
+    from workflows.runs import continue_in_new_run, run_is_full
     from workflows.status import (
         changed_verdicts,
         keep_blue_text,
@@ -191,8 +192,8 @@ class RolloutWorkflow:
                 await self._notices.awaiting_approval()
             if not checked:
                 p.next_check_at = now + stage.check_every
-            if self._should_continue_as_new():
-                await self._continue_as_new()
+            if run_is_full(p.checks_this_run, self._input.checks_per_run):
+                await continue_in_new_run(self._input, p)
             await self._wait(stage, now)
 
     def _stop_if_asked(self) -> None:
@@ -388,21 +389,9 @@ class RolloutWorkflow:
     def _failed_step(self) -> str:
         return "shift" if self._p.state == RolloutState.SHIFTING else "step"
 
-    # -- history stays bounded --------------------------------------------------------------
-
-    def _should_continue_as_new(self) -> bool:
-        return (
-            self._p.checks_this_run >= self._input.checks_per_run
-            or workflow.info().is_continue_as_new_suggested()
-        )
-
-    async def _continue_as_new(self) -> None:
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        self._p.checks_this_run = 0
-        self._p.run_count += 1
-        workflow.continue_as_new(self._input.model_copy(update={"progress": self._p}))
-
     # -- operator commands --------------------------------------------------------------------
+    # One method per signal, alike on purpose: Temporal binds each signal name to a method,
+    # and these names are what the Temporal CLI and UI and a release fanning out send.
 
     @workflow.signal(name="pause")
     def pause(self, *inputs: Any) -> None:

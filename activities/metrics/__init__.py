@@ -10,6 +10,7 @@ from activities.errors import MetricsRefused
 from activities.metrics.prometheus import PrometheusProvider
 from activities.metrics.reading import Reading, Series
 from activities.metrics.web import WebProvider
+from activities.registry import of_kind
 from plans import MetricsSource
 
 
@@ -42,14 +43,7 @@ PROVIDERS: dict[str, Callable[[Any], MetricProvider]] = {
 
 def provider_for(spec: MetricsSource) -> MetricProvider:
     """The provider for a plan's ``metrics`` section; reads credentials from the environment."""
-    try:
-        build = PROVIDERS[spec.kind]
-    except KeyError:
-        known = ", ".join(sorted(PROVIDERS))
-        raise MetricsRefused(
-            f"no metrics source of kind {spec.kind!r}: use one of {known}"
-        ) from None
-    return build(spec)
+    return of_kind(PROVIDERS, spec.kind, "metrics source", MetricsRefused)(spec)
 
 
 __all__ = [

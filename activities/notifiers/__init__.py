@@ -9,6 +9,7 @@ from activities.errors import NotifierRefused
 from activities.notifiers.apprise_channel import AppriseNotifier
 from activities.notifiers.messages import Message
 from activities.notifiers.webhook import WebhookNotifier
+from activities.registry import of_kind
 from plans import Channel
 
 
@@ -28,11 +29,7 @@ NOTIFIERS: dict[str, Callable[[], Notifier]] = {
 
 def notifier_for(kind: str) -> Notifier:
     """The notifier for channels of ``kind`` (a ``Channel``'s ``kind``)."""
-    try:
-        return NOTIFIERS[kind]()
-    except KeyError:
-        known = ", ".join(sorted(NOTIFIERS))
-        raise NotifierRefused(f"no notifier of kind {kind!r}: use one of {known}") from None
+    return of_kind(NOTIFIERS, kind, "notifier", NotifierRefused)()
 
 
 __all__ = ["NOTIFIERS", "AppriseNotifier", "Message", "Notifier", "WebhookNotifier", "notifier_for"]

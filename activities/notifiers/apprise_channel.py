@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
@@ -17,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import apprise
 
 from activities.errors import NotifierRefused, NotifierUnreachable
+from activities.notifiers.channel_url import channel_url
 from activities.notifiers.messages import Message
 from plans import AppriseChannel, Channel, Severity
 
@@ -90,12 +90,10 @@ class AppriseNotifier:
         if not isinstance(channel, AppriseChannel):
             raise NotifierRefused(f"apprise cannot deliver to a {channel.kind} channel")
         variable = channel.url_env
-        url = os.environ.get(variable, "").strip()
-        if not url:
-            raise NotifierRefused(
-                f"environment variable {variable} is not set or empty: put the apprise URL of"
-                f" channel {channel.name!r} there in the worker's environment"
-            )
+        url = channel_url(
+            variable,
+            f"put the apprise URL of channel {channel.name!r} there in the worker's environment",
+        )
         with _hidden(variable, url):
             sender = apprise.Apprise(asset=apprise.AppriseAsset(secure_logging=True))
             if not sender.add(url):

@@ -7,12 +7,12 @@ variable the channel names, and kept out of logs, error messages and workflow hi
 from __future__ import annotations
 
 import logging
-import os
 from contextvars import ContextVar
 
 import httpx
 
 from activities.errors import NotifierRefused, NotifierUnreachable
+from activities.notifiers.channel_url import channel_url
 from activities.notifiers.messages import Message
 from plans import Channel, WebhookChannel
 
@@ -47,12 +47,11 @@ class WebhookNotifier:
         if not isinstance(channel, WebhookChannel):
             raise NotifierRefused(f"a webhook cannot deliver to a {channel.kind} channel")
         variable = channel.url_env
-        url = os.environ.get(variable, "").strip()
-        if not url:
-            raise NotifierRefused(
-                f"environment variable {variable} is not set or empty: put the webhook URL there"
-                " in the worker's environment, or remove notify.webhook_url_env from the plan"
-            )
+        url = channel_url(
+            variable,
+            "put the webhook URL there in the worker's environment, or remove"
+            " notify.webhook_url_env from the plan",
+        )
         body = {"text": message.text, "service": message.service, "state": message.state}
         token = _POSTING.set(variable)
         try:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from activities.errors import RouterRefused
+from activities.registry import of_kind
 from activities.routers.envoy import EnvoyRuntime
 from activities.routers.flagd import FlagdFile
 from activities.routers.haproxy import HAProxyRuntime
@@ -34,14 +35,7 @@ ROUTERS: dict[str, Callable[[Any], TrafficRouter]] = {
 
 def router_for(spec: Router) -> TrafficRouter:
     """The router implementation for a plan's ``router`` section."""
-    try:
-        build = ROUTERS[spec.kind]
-    except KeyError:
-        known = ", ".join(sorted(ROUTERS))
-        raise RouterRefused(
-            f"no traffic router of kind {spec.kind!r}: use one of {known}"
-        ) from None
-    return build(spec)
+    return of_kind(ROUTERS, spec.kind, "traffic router", RouterRefused)(spec)
 
 
 __all__ = ["ROUTERS", "EnvoyRuntime", "FlagdFile", "HAProxyRuntime", "TrafficRouter", "router_for"]

@@ -95,21 +95,20 @@ class FlagdFile:
         try:
             with open(self.path, "rb") as file:
                 raw = file.read(MAX_FILE_BYTES + 1)
-        except FileNotFoundError:
-            raise RouterRefused(
-                f"no flag file at {self.path}: create it with the flag {self.flag!r} (its"
-                " variants named as the plan's stable and canary), or fix router.file"
-            ) from None
-        except IsADirectoryError:
-            raise RouterRefused(
-                f"{self.path} is a folder: set router.file to the flag file"
-            ) from None
-        except PermissionError:
-            raise RouterUnreachable(
-                f"cannot read {self.path}: permission denied; let the worker's user read it"
-            ) from None
         except OSError as error:
-            raise RouterUnreachable(f"cannot read {self.path}: {error.strerror or error}") from None
+            known: dict[type[OSError], RouterError] = {
+                FileNotFoundError: RouterRefused(
+                    f"no flag file at {self.path}: create it with the flag {self.flag!r} (its"
+                    " variants named as the plan's stable and canary), or fix router.file"
+                ),
+                IsADirectoryError: RouterRefused(
+                    f"{self.path} is a folder: set router.file to the flag file"
+                ),
+                PermissionError: RouterUnreachable(
+                    f"cannot read {self.path}: permission denied; let the worker's user read it"
+                ),
+            }
+            raise _os_error(error, f"read {self.path}", known) from None
         if len(raw) > MAX_FILE_BYTES:
             raise RouterRefused(
                 f"{self.path} is larger than {MAX_FILE_BYTES >> 20} MiB: is it a flag file?"
@@ -170,7 +169,7 @@ class FlagdFile:
         try:
             st = os.stat(target)
         except OSError as error:
-            raise RouterUnreachable(f"cannot stat {self.path}: {error.strerror or error}") from None
+            raise _os_error(error, f"stat {self.path}") from None
         mode = stat.S_IMODE(st.st_mode)
         if not mode & 0o222 or not os.access(self.path, os.W_OK):
             raise RouterUnreachable(
@@ -214,12 +213,11 @@ class FlagdFile:
         directory = os.path.dirname(os.path.realpath(self.path))
         try:
             fd = os.open(directory, os.O_RDONLY)
-        except FileNotFoundError:
-            raise RouterRefused(
-                f"no folder {directory} for the flag file {self.path}: fix router.file"
-            ) from None
         except OSError as error:
-            raise RouterUnreachable(f"cannot open {directory}: {error.strerror or error}") from None
+            missing = RouterRefused(
+                f"no folder {directory} for the flag file {self.path}: fix router.file"
+            )
+            raise _os_error(error, f"open {directory}", {FileNotFoundError: missing}) from None
         try:
             deadline = time.monotonic() + self.timeout
             while True:
@@ -228,9 +226,7 @@ class FlagdFile:
                     break
                 except OSError as error:
                     if error.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise RouterUnreachable(
-                            f"cannot lock {directory}: {error.strerror or error}"
-                        ) from None
+                        raise _os_error(error, f"lock {directory}") from None
                     if time.monotonic() > deadline:
                         raise RouterUnreachable(
                             f"{directory} stayed locked by another writer for {self.timeout:g}s"
@@ -239,6 +235,16 @@ class FlagdFile:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def _os_error(
+    error: OSError, doing: str, known: dict[type[OSError], RouterError] | None = None
+) -> RouterError:
+    """The router error for an OS error: a known kind's own, else "cannot <doing>" (retried)."""
+    for kind, translated in (known or {}).items():
+        if isinstance(error, kind):
+            return translated
+    return RouterUnreachable(f"cannot {doing}: {error.strerror or error}")
 
 
 def _sync_folder(directory: str) -> None:
