@@ -90,7 +90,7 @@ class BareLoop:
 
 
 async def serve_bare(queue: str) -> None:
-    """A worker like the product's (thread pool, limits) serving only BareLoop."""
+    """A worker like the product's (thread pool, limits, workflow runner) serving only BareLoop."""
     import signal
     from concurrent.futures import ThreadPoolExecutor
 
@@ -98,7 +98,7 @@ async def serve_bare(queue: str) -> None:
 
     sys.path.insert(0, str(_root()))
     from worker.config import connect
-    from worker.main import _runtime
+    from worker.main import _runtime, workflow_runner
 
     client = await connect(_runtime())
     stop = asyncio.Event()
@@ -112,6 +112,8 @@ async def serve_bare(queue: str) -> None:
             activities=[bare_check],
             activity_executor=executor,
             max_concurrent_activities=64,
+            # The product's workflow runner, so bare measures the engine as ours uses it.
+            workflow_runner=workflow_runner(),
         )
         async with worker:
             print(f"worker polling task queue {queue!r}", flush=True)

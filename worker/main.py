@@ -18,7 +18,7 @@ from worker.config import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, connect, end_proc
 if TYPE_CHECKING:
     from temporalio.client import Client
     from temporalio.runtime import Runtime
-    from temporalio.worker import Worker
+    from temporalio.worker import Worker, WorkflowRunner
 
 log = logging.getLogger("rollout-worker")
 
@@ -59,6 +59,9 @@ environment:
   ROLLOUT_REPORT_DIR        where each rollout's report is written when it ends (default:
                             rollout-reports in the current folder); its file URL is linked
                             from the final message and the run's details in the Temporal UI
+  ROLLOUT_WORKFLOW_SANDBOX  on: run workflows in the SDK's sandbox (about a quarter more
+                            worker CPU); off (default): the tests run every workflow in the
+                            sandbox instead
   and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token),
   notify.webhook_url_env (a webhook URL) and each notify.channels url_env (an apprise URL),
   read by the activities at each use, so secrets never enter a workflow's history.
@@ -118,7 +121,32 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
         # Each rollout has a lease workflow beside it; both stay cached, so a lease waking
         # every ten minutes does not push a rollout out (and make it replay from history).
         max_cached_workflows=CACHED_WORKFLOWS,
+        workflow_runner=workflow_runner(),
     )
+
+
+def workflow_runner() -> WorkflowRunner:
+    """The SDK's sandbox only where ROLLOUT_WORKFLOW_SANDBOX=on.
+
+    The sandbox imports a workflow's modules afresh for every run it loads and enters them
+    again for each payload of each activation: at a thousand rollouts that was a quarter of
+    the worker's CPU (`benchmarks/scale.py`), and beside a busy neighbour the checks ran
+    late. What the sandbox guards against (a workflow reading the clock, the network or
+    shared state) is guarded in the tests instead: every workflow test and every replay of
+    a kept history runs in the sandbox, so workflow code that breaks its rules fails there.
+    """
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    return SandboxedWorkflowRunner() if sandbox_wanted() else UnsandboxedWorkflowRunner()
+
+
+def sandbox_wanted() -> bool:
+    """ROLLOUT_WORKFLOW_SANDBOX: ``on`` or ``off`` (the default); anything else is refused."""
+    value = os.environ.get("ROLLOUT_WORKFLOW_SANDBOX", "off").strip().lower() or "off"
+    if value not in ("on", "off"):
+        raise ValueError(f"ROLLOUT_WORKFLOW_SANDBOX must be on or off, not {value!r}")
+    return value == "on"
 
 
 def keep_bytecode() -> None:
@@ -202,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
         parser().parse_args(argv)
     except SystemExit as exit_:
         end_process(EXIT_USAGE if exit_.code else EXIT_STOPPED)
+    try:
+        sandbox_wanted()
+    except ValueError as error:
+        print(f"rollout-worker: {error}", file=sys.stderr)
+        end_process(EXIT_USAGE)
     code = EXIT_STOPPED
     try:
         logging.basicConfig(

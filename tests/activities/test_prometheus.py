@@ -205,6 +205,23 @@ def test_no_token_header_without_a_variable(prometheus_proxy: HTTPRecorder) -> N
     assert "Authorization" not in request.headers
 
 
+def test_a_proxy_named_in_the_environment_carries_the_queries(
+    prometheus_proxy: HTTPRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment is read once, when the provider is made, not again for each query.
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, prometheus_proxy.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    provider = provider_for(source("http://prometheus.invalid:9090"))
+    before = len(prometheus_proxy.received)
+    # The recording proxy cannot forward an absolute URL, so the query itself fails.
+    with pytest.raises(MetricsUnavailable):
+        provider.query("vector(1)")
+    (request,) = prometheus_proxy.received[before:]
+    assert request.path.startswith("http://prometheus.invalid:9090/api/v1/query?")
+
+
 def test_unset_token_variable_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PROM_TOKEN_UNSET", raising=False)
     with pytest.raises(MetricsRefused, match="PROM_TOKEN_UNSET is not set"):

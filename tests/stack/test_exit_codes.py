@@ -291,6 +291,12 @@ async def test_usage_errors_and_help_keep_their_codes(env: dict[str, str]) -> No
     assert all("exit codes:" in r.out for r in runs if r.code == 0)
 
 
+async def test_a_worker_asked_for_an_unknown_sandbox_setting_says_so(env: dict[str, str]) -> None:
+    (refused,) = await run_many([[WORKER]], {**env, "ROLLOUT_WORKFLOW_SANDBOX": "maybe"})
+    assert refused.code == 2, str(refused)
+    assert "ROLLOUT_WORKFLOW_SANDBOX must be on or off, not 'maybe'" in refused.err
+
+
 async def worker_until(env: dict[str, str], line: str) -> Run:
     """Start `rollout-worker`, SIGTERM it once its log shows ``line``, and let it end."""
     proc = await asyncio.create_subprocess_exec(
