@@ -87,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
 CACHED_WORKFLOWS = 4_000  # two per rollout, for 2,000 rollouts on one worker
 
 
+
 def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Worker:
     """The worker with every workflow and activity of the product registered."""
     # Imported here: the activities bring numpy and scipy, which `--help` does not need.
@@ -152,11 +153,12 @@ def sandbox_wanted() -> bool:
 def keep_bytecode() -> None:
     """Let the workflow sandbox load compiled bytecode instead of compiling the source again.
 
-    The sandbox imports a workflow's module afresh for every run the worker loads (a new run,
-    or one replayed after an eviction or a restart). Without a bytecode cache each of those
-    imports compiles workflows/rollout.py again: at a thousand rollouts that was a third of
-    the worker's CPU. PYTHONDONTWRITEBYTECODE, common in containers, forbids the cache next to
-    the source, so the worker keeps one of its own in the temporary folder.
+    With ROLLOUT_WORKFLOW_SANDBOX=on the sandbox imports a workflow's module afresh for every
+    run the worker loads (a new run, or one replayed after an eviction or a restart). Without
+    a bytecode cache each of those imports compiles workflows/rollout.py again: at a thousand
+    rollouts that was a third of the worker's CPU. PYTHONDONTWRITEBYTECODE, common in
+    containers, forbids the cache next to the source, so the worker keeps one of its own in
+    the temporary folder.
     """
     if not sys.dont_write_bytecode:
         return

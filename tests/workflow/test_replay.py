@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from worker.main import workflow_runner
 from workflows.rollout import RolloutWorkflow
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
@@ -70,9 +71,18 @@ def test_runs_since_rollout_input_start_with_one_argument(name: str) -> None:
     assert len(arguments) == (1 if name.startswith("input_") else 2)
 
 
+@pytest.mark.parametrize("sandbox", ["on", "off"])
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays_without_nondeterminism(path: Path) -> None:
+async def test_history_replays_without_nondeterminism(
+    path: Path, sandbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In the SDK's sandbox, and with the runner the worker uses (outside it by default).
+    monkeypatch.setenv("ROLLOUT_WORKFLOW_SANDBOX", sandbox)
     history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
-    replayer = Replayer(workflows=[RolloutWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[RolloutWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
