@@ -185,6 +185,20 @@ class ProcessMeter:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / self.tick
 
+    def cpu_s_by_thread_name(self) -> dict[str, float]:
+        """CPU seconds summed by thread name: ``python`` for the interpreter's threads, the
+        SDK's core runs on ``tokio-rt-worker`` threads."""
+        sums: dict[str, float] = {}
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue  # the thread ended meanwhile
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            sums[name] = sums.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / self.tick
+        return sums
+
     def sample(self) -> None:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -443,6 +457,7 @@ async def one_count(
         # For a profiler attached by hand: the worker's pid and when its window opens.
         print(f"{kind} {count}: window open, worker pid {pid}", file=sys.stderr, flush=True)
         cpu_before = meter.cpu_s()
+        threads_before = meter.cpu_s_by_thread_name()
         servers_before = {name: m.cpu_s() for name, m in servers.items()}
         counters_before = worker_counters(metrics_port)
         load = [os.getloadavg()[0]]
@@ -453,6 +468,10 @@ async def one_count(
             await asyncio.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
         end = datetime.now(UTC)
         cpu = meter.cpu_s() - cpu_before
+        threads = {
+            name: round(seconds - threads_before.get(name, 0.0), 2)
+            for name, seconds in meter.cpu_s_by_thread_name().items()
+        }
         counters = worker_counters(metrics_port)
         counters = {name: counters[name] - counters_before[name] for name in counters}
         servers_cpu = {name: m.cpu_s() - servers_before[name] for name, m in servers.items()}
@@ -496,6 +515,7 @@ async def one_count(
         "worker_cpu_percent": round(100 * cpu / window, 1),
         "worker_cpu_ms_per_check": round(1000 * cpu / len(done), 2) if done else None,
         "worker_peak_rss_mb": round(meter.peak_rss_mb, 1),
+        "worker_cpu_s_by_thread": {name: c for name, c in sorted(threads.items()) if c > 0},
         **{f"{name}_cpu_percent": round(100 * c / window, 1) for name, c in servers_cpu.items()},
         "worker_counters_in_window": {name: round(c) for name, c in counters.items()},
         # The machine's 1-minute load average over the window: other work on it shows here.
