@@ -59,7 +59,7 @@ environment:
   ROLLOUT_REPORT_DIR        where each rollout's report is written when it ends (default:
                             rollout-reports in the current folder); its file URL is linked
                             from the final message and the run's details in the Temporal UI
-  ROLLOUT_WORKFLOW_SANDBOX  on: run workflows in the SDK's sandbox (about a quarter more
+  ROLLOUT_WORKFLOW_SANDBOX  on: run workflows in the SDK's sandbox (about a third more
                             worker CPU); off (default): the tests run every workflow in the
                             sandbox instead
   and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token),
@@ -129,12 +129,13 @@ def workflow_runner() -> WorkflowRunner:
     """The SDK's sandbox only where ROLLOUT_WORKFLOW_SANDBOX=on.
 
     The sandbox imports a workflow's modules afresh for every run it loads and enters them
-    again for each payload of each activation: at a thousand rollouts that was a quarter of
-    the worker's CPU (`benchmarks/scale.py`), and beside a busy neighbour the checks ran
-    late. What the sandbox guards against (a workflow reading the clock, the network or
-    shared state) is guarded in the tests instead: every workflow test and every replay of
-    a kept history runs in the sandbox, so workflow code that breaks its rules fails there.
+    again for each payload of each activation: at 300 rollouts the worker spends 27% less
+    CPU outside it (`benchmarks/scale.py`), and beside a busy neighbour the checks ran late.
+    What the sandbox guards against (a workflow reading the clock, the network or shared
+    state) is guarded in the tests instead: every workflow test and every replay of a kept
+    history runs in the sandbox, so workflow code that breaks its rules fails there.
     """
+
     from temporalio.worker import UnsandboxedWorkflowRunner
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 

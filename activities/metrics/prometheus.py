@@ -28,7 +28,7 @@ def session_for(url: str) -> requests.Session:
     """An HTTP session that reads the environment (proxies, CA bundle, .netrc) once.
 
     requests reads those variables again for every request: with a check every few seconds
-    per rollout that was about a fifth of the Prometheus client's CPU in the worker
+    per rollout that was about a quarter of the Prometheus client's CPU in the worker
     (`benchmarks/scale.py` under py-spy). The worker's environment does not change while it
     runs, so reading it when the provider is made is the same answer, once.
     """
