@@ -135,7 +135,6 @@ def workflow_runner() -> WorkflowRunner:
     state) is guarded in the tests instead: every workflow test and every replay of a kept
     history runs in the sandbox, so workflow code that breaks its rules fails there.
     """
-
     from temporalio.worker import UnsandboxedWorkflowRunner
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
