@@ -182,8 +182,7 @@ class ProcessMeter:
         self.peak_rss_mb = 0.0
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.tick
+        return self._cpu_s(Path(f"/proc/{self.pid}/stat").read_text())
 
     def cpu_s_by_thread_name(self) -> dict[str, float]:
         """CPU seconds summed by thread name: ``python`` for the interpreter's threads, the
@@ -195,9 +194,13 @@ class ProcessMeter:
             except OSError:
                 continue  # the thread ended meanwhile
             name = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[1].split()
-            sums[name] = sums.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / self.tick
+            sums[name] = sums.get(name, 0.0) + self._cpu_s(stat)
         return sums
+
+    def _cpu_s(self, stat: str) -> float:
+        """User plus system CPU seconds from a /proc ``stat`` line (after the ``(name)``)."""
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick
 
     def sample(self) -> None:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
