@@ -25,7 +25,7 @@ from starter.records import (
     task_queue_pollers,
     worker_polls,
 )
-from starter.runs import QUERY_TIMEOUT, no_such_rollout, workflow_id
+from starter.runs import ENDED_QUERY_TIMEOUT, QUERY_TIMEOUT, no_such_rollout, workflow_id
 from workflows.rollout import RolloutWorkflow
 
 
@@ -52,7 +52,8 @@ async def read_status(client: Client, service: str) -> RolloutStatus | TemporalR
     """The status from the workflow's query when a worker answers, else Temporal's records.
 
     The pollers come first: with no worker polling the task queue the query is not sent at
-    all (Temporal would hold it until its timeout); with one, the query gets QUERY_TIMEOUT.
+    all (Temporal would hold it until its timeout); with one, the query gets QUERY_TIMEOUT,
+    or ENDED_QUERY_TIMEOUT for a run that has ended (the worker replays it first).
     """
     handle = client.get_workflow_handle(workflow_id(service))
     description = await _describe(handle, service)
@@ -66,12 +67,13 @@ async def read_status(client: Client, service: str) -> RolloutStatus | TemporalR
         else:
             why = f"no worker has polled task queue {queue!r} since {last_poll_text(last, now)}"
         return await records(client, service, description, pollers, why)
-    silent = f"no worker answered on task queue {queue!r} within {format_duration(QUERY_TIMEOUT)}"
+    running = description.status == WorkflowExecutionStatus.RUNNING
+    bound = QUERY_TIMEOUT if running else ENDED_QUERY_TIMEOUT
+    silent = f"no worker answered on task queue {queue!r} within {format_duration(bound)}"
     try:
         # The client retries some answers within the call, so the bound is kept here too.
         answer: RolloutStatus = await asyncio.wait_for(
-            handle.query(RolloutWorkflow.status, rpc_timeout=QUERY_TIMEOUT),
-            QUERY_TIMEOUT.total_seconds(),
+            handle.query(RolloutWorkflow.status, rpc_timeout=bound), bound.total_seconds()
         )
     except (RPCError, TimeoutError) as error:
         if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:
@@ -85,7 +87,7 @@ async def read_status(client: Client, service: str) -> RolloutStatus | TemporalR
     except WorkflowQueryFailedError as error:
         why = f"the worker on task queue {queue!r} could not answer the status query: {error}"
     else:
-        if answer.state.final or description.status == WorkflowExecutionStatus.RUNNING:
+        if answer.state.final or running:
             return answer.at(datetime.now(UTC))
         # Terminated or timed out: the workflow's own state stopped where it was.
         why = f"the run ended outside the workflow while {answer.state.value}"

@@ -30,6 +30,10 @@ QUERY_TIMEOUT = timedelta(seconds=1.5)
 """How long `read_status` waits for a worker to answer; with Temporal's own calls the
 answer stays within 2 s."""
 
+ENDED_QUERY_TIMEOUT = timedelta(seconds=5)
+"""How long `read_status` waits for the answer about a run that has ended: the worker replays
+the run's whole history before it answers, and a busy worker takes longer than 1.5 s."""
+
 
 class Ending(NamedTuple):
     """How a closed run ended: the rollout's state when it says so, and a phrase for people."""

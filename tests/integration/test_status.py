@@ -159,8 +159,9 @@ async def test_status_with_the_worker_killed_shows_temporals_records_then_the_qu
         said = " ".join(err.split())
         assert f"approve: rollout of {plan.service} has ended (rolled back: " in said
         assert "status test)" in said and "(failed)" not in said
+        # The worker replays the ended run before it answers, which a busy machine makes slow.
         code, out, err, _ = await rollout(stack, "status", plan.service)
-        assert code == 0, err
+        assert code == 0, out + err
         assert "rolled back" in out and "/10m" not in out
     finally:
         if watch is not None and watch.returncode is None:

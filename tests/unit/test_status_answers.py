@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +14,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, TerminatedError
 
 from plans import CommandKind, OperatorCommand, RolloutResult, RolloutState, RolloutStatus
-from starter import operations
+from starter import operations, reading
 from starter.operations import CommandRefused, Poller
 
 AS_OF = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -231,3 +232,41 @@ def test_events_read_as_their_summaries() -> None:
     assert text(started, summaries, timers) == "next check of stage 'early', fires in 5m"
     assert text(fired, summaries, timers) == "next check of stage 'early'"
     assert text(completed, summaries, timers) == "shift canary to 25% for stage 'early'"
+
+
+class _SlowAnswer:
+    """A workflow handle whose status query answers after ``delay_s``, as a busy worker does."""
+
+    def __init__(self, status: WorkflowExecutionStatus, delay_s: float) -> None:
+        self.status, self.delay_s, self.bounds = status, delay_s, []
+
+    async def describe(self, rpc_timeout: timedelta) -> Any:
+        return SimpleNamespace(status=self.status, task_queue="rollouts")
+
+    async def query(self, _query: Any, rpc_timeout: timedelta) -> RolloutStatus:
+        self.bounds.append(rpc_timeout)
+        await asyncio.sleep(self.delay_s)
+        return baking(state=RolloutState.ROLLED_BACK, bake_clock_running=False)
+
+
+@pytest.mark.parametrize(
+    ("status", "waited"),
+    [
+        (WorkflowExecutionStatus.RUNNING, reading.QUERY_TIMEOUT),
+        (WorkflowExecutionStatus.FAILED, reading.ENDED_QUERY_TIMEOUT),
+    ],
+)
+async def test_an_ended_run_gets_longer_to_answer_than_a_running_one(
+    monkeypatch: pytest.MonkeyPatch, status: WorkflowExecutionStatus, waited: timedelta
+) -> None:
+    handle = _SlowAnswer(status, delay_s=0.01)
+    client = SimpleNamespace(get_workflow_handle=lambda _id: handle)
+    alive = [Poller(identity="worker@host", last_access=datetime.now(UTC))]
+
+    async def pollers(_client: Any, _queue: str) -> list[Poller]:
+        return alive
+
+    monkeypatch.setattr(reading, "task_queue_pollers", pollers)
+    answer = await reading.read_status(client, "checkout")  # type: ignore[arg-type]
+    assert handle.bounds == [waited]
+    assert isinstance(answer, RolloutStatus) and answer.state == RolloutState.ROLLED_BACK
