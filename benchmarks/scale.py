@@ -2,11 +2,11 @@
 
 For each N (default 100, 500 and 1000): N rollouts start, spread over one check interval,
 each baking at 20% with a real error-rate gate checked every 30 s against the dev stack's
-Prometheus, on one `python -m worker` process. After a warm-up (until every rollout has
-checked once, then half an interval) they run for ``--window`` seconds, then are
-terminated. The same N of bare workflows (a timer, then one trivial local activity, in a
-loop: the same shape as a gate check without our code or Prometheus) then run on one worker
-of the same kind, as the engine's own ceiling.
+Prometheus, on one `python -m worker` process. After a warm-up (until every rollout
+bakes, as the visibility store says, then one and a half intervals) they run for
+``--window`` seconds, then are terminated. The same N of bare workflows (a timer, then one
+trivial local activity, in a loop: the same shape as a gate check without our code or
+Prometheus) then run on one worker of the same kind, as the engine's own ceiling.
 
 From the histories: checks per second done in the window, the share of checks done more
 than 1 s after they were due (a check still not done 1 s after its due time counts as late),
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -264,30 +265,26 @@ async def started(client: Any, workflow_id: str, start: Callable[[], Awaitable[A
     raise AssertionError("unreachable")
 
 
-async def until_checked(client: Any, handles: list[Any], every_s: float) -> int:
-    """Wait until every rollout has done a check (at most 10 intervals); how many have not."""
+async def until_baking(client: Any, queue: str, count: int, every_s: float) -> int:
+    """Wait until every rollout bakes (at most 10 intervals); how many do not.
+
+    Read from Temporal's visibility store (the `RolloutState` search attribute), so the
+    warm-up asks the server, not the worker being measured: a status query per rollout is
+    a task for that worker, and beside the hog those queries held back the rollouts' own
+    starts. A rollout's first check is due one interval after it starts baking.
+    """
     from temporalio.service import RPCError
 
-    from workflows.rollout import RolloutWorkflow
-
-    async def checked(workflow_id: str) -> bool:
-        # A worker behind on its tasks (beside the hog) may not answer a query in time:
-        # that rollout counts as not checked yet and is asked again.
-        try:
-            status = await client.get_workflow_handle(workflow_id).query(RolloutWorkflow.status)
-        except RPCError:
-            return False
-        return bool(status.checks >= 1)
-
-    waiting = [h.id for h in handles]
+    query = f"TaskQueue = '{queue}' AND RolloutState = 'baking'"
     deadline = time.monotonic() + 10 * every_s
-    while waiting and time.monotonic() < deadline:
-        # Few queries at a time: each is a task for the very worker being measured.
-        answers = await gather_limited([checked(i) for i in waiting], limit=8)
-        waiting = [i for i, done in zip(waiting, answers, strict=True) if not done]
-        if waiting:
-            await asyncio.sleep(every_s / 3)
-    return len(waiting)
+    baking = 0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(RPCError):  # a busy server: asked again below
+            baking = (await client.count_workflows(query)).count
+        if baking >= count:
+            return 0
+        await asyncio.sleep(5.0)
+    return count - baking
 
 
 async def gather_limited(coros: list[Any], limit: int = 32) -> list[Any]:
@@ -452,10 +449,11 @@ async def one_count(
         await asyncio.gather(*(start_one(i) for i in range(count)))
         started_s = time.monotonic() - began
         # Warm-up: a rollout's start (claim, lease, first shift) is not its steady loop, so
-        # the window opens once every rollout has checked once; bare loops start at once.
-        unchecked = await until_checked(client, handles, every_s) if kind == "ours" else 0
+        # the window opens once every rollout bakes and has had its first check due; bare
+        # loops start at once.
+        not_baking = await until_baking(client, queue, count, every_s) if kind == "ours" else 0
         warmed_s = time.monotonic() - began - started_s
-        await asyncio.sleep(every_s if kind == "bare" else every_s / 2)
+        await asyncio.sleep(every_s if kind == "bare" else 1.5 * every_s)
         start = datetime.now(UTC)
         # For a profiler attached by hand: the worker's pid and when its window opens.
         print(f"{kind} {count}: window open, worker pid {pid}", file=sys.stderr, flush=True)
@@ -498,13 +496,13 @@ async def one_count(
     late = [
         c for c in measured.checks if c.done is None or (c.done - c.due).total_seconds() > LATE_S
     ]
-    delays = [(c.done - c.due).total_seconds() for c in done]
+    delays = [(c.done - c.due).total_seconds() for c in done if c.done is not None]
     s2s = percentile(measured.schedule_to_start_s, 95)
     return {
         "workflows": count,
         "start_s": round(started_s, 1),
         "warm_up_s": round(warmed_s, 1),
-        "unchecked_after_warm_up": unchecked,
+        "not_baking_after_warm_up": not_baking,
         "window_s": round(window, 1),
         "checks_due": len(measured.checks),
         "checks_done": len(done),
@@ -612,7 +610,6 @@ def main() -> None:
         print(f"scale.py: {HOG_MISSING}", file=sys.stderr)
         sys.exit(2)
     sys.path.insert(0, str(_root()))
-    import contextlib
     import tempfile
 
     from benchmarks.reaction import machine
