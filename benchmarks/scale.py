@@ -91,7 +91,7 @@ class BareLoop:
 
 
 async def serve_bare(queue: str) -> None:
-    """A worker like the product's (thread pool, limits, workflow runner) serving only BareLoop."""
+    """A worker like the product's (threads, limits, runner, sticky timeout) for BareLoop."""
     import signal
     from concurrent.futures import ThreadPoolExecutor
 
@@ -99,7 +99,7 @@ async def serve_bare(queue: str) -> None:
 
     sys.path.insert(0, str(_root()))
     from worker.config import connect
-    from worker.main import _runtime, workflow_runner
+    from worker.main import _runtime, sticky_timeout, workflow_runner
 
     client = await connect(_runtime())
     stop = asyncio.Event()
@@ -113,7 +113,8 @@ async def serve_bare(queue: str) -> None:
             activities=[bare_check],
             activity_executor=executor,
             max_concurrent_activities=64,
-            # The product's workflow runner, so bare measures the engine as ours uses it.
+            # The product's runner and sticky timeout: bare measures the engine as ours uses it.
+            sticky_queue_schedule_to_start_timeout=sticky_timeout(),
             workflow_runner=workflow_runner(),
         )
         async with worker:
@@ -266,7 +267,7 @@ async def started(client: Any, workflow_id: str, start: Callable[[], Awaitable[A
 
 
 async def until_baking(client: Any, queue: str, count: int, every_s: float) -> int:
-    """Wait until every rollout bakes (at most 10 intervals); how many do not.
+    """Wait until every rollout bakes (at most 20 intervals); how many do not.
 
     Read from Temporal's visibility store (the `RolloutState` search attribute), so the
     warm-up asks the server, not the worker being measured: a status query per rollout is
@@ -276,7 +277,7 @@ async def until_baking(client: Any, queue: str, count: int, every_s: float) -> i
     from temporalio.service import RPCError
 
     query = f"TaskQueue = '{queue}' AND RolloutState = 'baking'"
-    deadline = time.monotonic() + 10 * every_s
+    deadline = time.monotonic() + 20 * every_s
     baking = 0
     while time.monotonic() < deadline:
         with contextlib.suppress(RPCError):  # a busy server: asked again below

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import signal
 import sys
 import tempfile
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from worker.config import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, connect, end_process, task_queue
@@ -26,6 +28,12 @@ EXIT_STOPPED = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+STICKY_TIMEOUT_S = 30.0
+"""Temporal's default is 10 s. On a busy machine tasks waited longer than that: each was then
+taken from the shared queue and rebuilt from its whole history, which made the next ones wait
+longer still. A worker that died is noticed by the server within 10 s either way; only the
+tasks handed to it in those 10 s wait out this timeout."""
 
 DESCRIPTION = """\
 Run the Durable Rollouts worker: it polls a Temporal task queue and runs RolloutWorkflow
@@ -62,6 +70,9 @@ environment:
   ROLLOUT_WORKFLOW_SANDBOX  on: run workflows in the SDK's sandbox (about a third more
                             worker CPU); off (default): the tests run every workflow in the
                             sandbox instead
+  ROLLOUT_STICKY_TIMEOUT    seconds a rollout's next workflow task waits for this worker,
+                            which holds the rollout in memory, before any worker may take it
+                            and rebuild it from its history (default {STICKY_TIMEOUT_S:g})
   and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token),
   notify.webhook_url_env (a webhook URL) and each notify.channels url_env (an apprise URL),
   read by the activities at each use, so secrets never enter a workflow's history.
@@ -121,6 +132,7 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
         # Each rollout has a lease workflow beside it; both stay cached, so a lease waking
         # every ten minutes does not push a rollout out (and make it replay from history).
         max_cached_workflows=CACHED_WORKFLOWS,
+        sticky_queue_schedule_to_start_timeout=sticky_timeout(),
         workflow_runner=workflow_runner(),
     )
 
@@ -147,6 +159,22 @@ def sandbox_wanted() -> bool:
     if value not in ("on", "off"):
         raise ValueError(f"ROLLOUT_WORKFLOW_SANDBOX must be on or off, not {value!r}")
     return value == "on"
+
+
+def sticky_timeout() -> timedelta:
+    """ROLLOUT_STICKY_TIMEOUT in seconds (default STICKY_TIMEOUT_S); anything else is refused."""
+    value = os.environ.get("ROLLOUT_STICKY_TIMEOUT", "").strip()
+    if not value:
+        return timedelta(seconds=STICKY_TIMEOUT_S)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 1 <= seconds <= 600:
+        raise ValueError(
+            f"ROLLOUT_STICKY_TIMEOUT must be a number of seconds from 1 to 600, not {value!r}"
+        )
+    return timedelta(seconds=seconds)
 
 
 def keep_bytecode() -> None:
@@ -233,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         end_process(EXIT_USAGE if exit_.code else EXIT_STOPPED)
     try:
         sandbox_wanted()
+        sticky_timeout()
     except ValueError as error:
         print(f"rollout-worker: {error}", file=sys.stderr)
         end_process(EXIT_USAGE)

@@ -297,6 +297,16 @@ async def test_a_worker_asked_for_an_unknown_sandbox_setting_says_so(env: dict[s
     assert "ROLLOUT_WORKFLOW_SANDBOX must be on or off, not 'maybe'" in refused.err
 
 
+async def test_a_worker_given_a_sticky_timeout_that_is_not_seconds_says_so(
+    env: dict[str, str],
+) -> None:
+    (refused,) = await run_many([[WORKER]], {**env, "ROLLOUT_STICKY_TIMEOUT": "30s"})
+    assert refused.code == 2, str(refused)
+    assert "ROLLOUT_STICKY_TIMEOUT must be a number of seconds from 1 to 600, not '30s'" in (
+        refused.err
+    )
+
+
 async def worker_until(env: dict[str, str], line: str) -> Run:
     """Start `rollout-worker`, SIGTERM it once its log shows ``line``, and let it end."""
     proc = await asyncio.create_subprocess_exec(
