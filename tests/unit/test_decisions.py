@@ -576,3 +576,48 @@ def test_splits_that_route_alike_are_not_drift() -> None:
     assert TrafficSplit(stable_weight=0, canary_weight=0).routes_like(
         TrafficSplit(stable_weight=0, canary_weight=0)
     )
+
+
+# -- when the next check is due ---------------------------------------------------------------
+
+EVERY_MINUTE = PLAN.stages[0].model_copy(update={"check_every": timedelta(minutes=1)})
+
+
+@pytest.mark.parametrize("paced", [True, False])
+def test_a_check_on_time_keeps_the_schedule_even_when_it_finishes_late(paced: bool) -> None:
+    due = at(minutes=1)
+    # Started 0.4 s after its due time, finished 20 s after it: the schedule holds.
+    following = decisions.next_check_at(
+        EVERY_MINUTE, due, at(minutes=1, seconds=0.4), at(minutes=1, seconds=20), paced
+    )
+    assert following == at(minutes=2)
+
+
+def test_a_check_that_started_late_sets_the_clock_for_the_next() -> None:
+    due = at(minutes=1)
+    started = at(minutes=1, seconds=15)
+    following = decisions.next_check_at(EVERY_MINUTE, due, started, at(minutes=1, seconds=16), True)
+    assert following == at(minutes=2, seconds=15)
+
+
+def test_runs_before_the_pacing_keep_the_schedule_after_a_late_start() -> None:
+    due = at(minutes=1)
+    started = at(minutes=1, seconds=15)
+    following = decisions.next_check_at(
+        EVERY_MINUTE, due, started, at(minutes=1, seconds=16), False
+    )
+    assert following == at(minutes=2)
+
+
+@pytest.mark.parametrize("paced", [True, False])
+def test_a_schedule_already_past_is_skipped_not_caught_up(paced: bool) -> None:
+    # Due at 1 min, started on time, but the check took 90 s (a slow Prometheus).
+    following = decisions.next_check_at(
+        EVERY_MINUTE, at(minutes=1), at(minutes=1), at(minutes=2, seconds=30), paced
+    )
+    assert following == at(minutes=3, seconds=30)
+
+
+def test_the_first_check_of_a_stage_counts_from_now() -> None:
+    following = decisions.next_check_at(EVERY_MINUTE, None, at(seconds=5), at(seconds=5), True)
+    assert following == at(minutes=1, seconds=5)
