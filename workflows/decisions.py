@@ -69,25 +69,6 @@ def bake_remaining(plan: Plan, progress: RolloutProgress, now: datetime) -> floa
 MIN_CHECK_GRACE = timedelta(seconds=5)
 
 
-LATE_CHECK = timedelta(seconds=1)
-
-
-def next_check_at(
-    stage: Stage, due: datetime | None, started: datetime, now: datetime, paced: bool
-) -> datetime:
-    """When the check after one that was due at ``due`` and started at ``started`` is due.
-
-    On the plan's schedule (a check that finished late does not move it), skipping what is
-    already past. ``paced``: a check that started more than LATE_CHECK after its due time
-    sets the clock instead, so the next one comes a full interval after it; a worker that
-    has fallen behind is then not handed checks faster than the plan asks for.
-    """
-    if paced and due is not None and started - due > LATE_CHECK:
-        return started + stage.check_every
-    following = (due or now) + stage.check_every
-    return following if following > now else now + stage.check_every
-
-
 def check_grace(stage: Stage) -> timedelta:
     """How late a check may be: half the stage's check interval, at least 5 seconds."""
     return max(stage.check_every / 2, MIN_CHECK_GRACE)

@@ -59,9 +59,6 @@ OWN_AND_OBSERVE = "own-and-observe-target"
 # Runs since read the router and judge the gates in one local activity a check.
 ONE_LOOK = "one-look-per-check"
 
-# Runs since let a check that started late set the time of the next one.
-PACED_CHECKS = "late-check-sets-the-clock"
-
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
 
 
@@ -81,7 +78,6 @@ class RolloutWorkflow:
         self._published: tuple[Any, ...] = ()
         self._observes = False
         self._one_look = False
-        self._paced = False
         self._notices = Notices(self._plan, self._p)
         self._target = Target(self._plan, self._p, self._audit, self._notices.say, self._publish)
         self._windows = Windows(
@@ -100,7 +96,6 @@ class RolloutWorkflow:
         p, plan = self._p, self._plan
         self._observes = workflow.patched(OWN_AND_OBSERVE)
         self._one_look = self._observes and workflow.patched(ONE_LOOK)
-        self._paced = workflow.patched(PACED_CHECKS)
         if self._observes and not p.owns_target:
             await self._claim_target()
         try:
@@ -293,7 +288,6 @@ class RolloutWorkflow:
         gates = plan.gates_for(stage)
         p.checks += 1
         p.checks_this_run += 1
-        started = workflow.now()
         if self._observes:
             discount_unobserved(stage, p, workflow.now(), self._audit)
             p.last_check_at = workflow.now()
@@ -304,9 +298,9 @@ class RolloutWorkflow:
         else:
             verdicts = await judge_gates(self._plan, stage, gates)
         p.stage_checks += 1
-        p.next_check_at = decisions.next_check_at(
-            stage, p.next_check_at, started, workflow.now(), self._paced
-        )
+        # Keep the cadence of the schedule, not of when each check happened to finish.
+        due = (p.next_check_at or workflow.now()) + stage.check_every
+        p.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
         metering.checked(plan, p, verdicts)
         if gates:
             await self._act_on(verdicts, gates)
