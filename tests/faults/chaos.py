@@ -122,6 +122,9 @@ class OwnWorker:
             "TEMPORAL_NAMESPACE": self.stack.namespace,
             "ROLLOUT_TASK_QUEUE": self.task_queue,
             "ROLLOUT_WORKER_METRICS": "",
+            # Temporal's own 10 s, not the worker's 30: these workers are killed on purpose,
+            # and each task handed to a killed one waits this long before another takes it.
+            "ROLLOUT_STICKY_TIMEOUT": "10",
             **self.env,
         }
         seen = self._polling_lines()  # a restart appends to the same log
