@@ -250,16 +250,20 @@ class _SlowAnswer:
 
 
 @pytest.mark.parametrize(
-    ("status", "waited"),
+    ("status", "waited", "delay_s"),
     [
-        (WorkflowExecutionStatus.RUNNING, reading.QUERY_TIMEOUT),
-        (WorkflowExecutionStatus.FAILED, reading.ENDED_QUERY_TIMEOUT),
+        (WorkflowExecutionStatus.RUNNING, reading.QUERY_TIMEOUT, 0.01),
+        # Slower than a running run's 1.5 s, as a replay on a busy worker is: still answered.
+        (WorkflowExecutionStatus.FAILED, reading.ENDED_QUERY_TIMEOUT, 2.0),
     ],
 )
 async def test_an_ended_run_gets_longer_to_answer_than_a_running_one(
-    monkeypatch: pytest.MonkeyPatch, status: WorkflowExecutionStatus, waited: timedelta
+    monkeypatch: pytest.MonkeyPatch,
+    status: WorkflowExecutionStatus,
+    waited: timedelta,
+    delay_s: float,
 ) -> None:
-    handle = _SlowAnswer(status, delay_s=0.01)
+    handle = _SlowAnswer(status, delay_s)
     client = SimpleNamespace(get_workflow_handle=lambda _id: handle)
     alive = [Poller(identity="worker@host", last_access=datetime.now(UTC))]
 
