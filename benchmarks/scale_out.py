@@ -11,7 +11,7 @@ each shift scheduled once and in order, each stage started and passed once.
 
 From the histories: the longest gap between two checks of one rollout (a check is the
 ``look`` local activity's marker), over the rollouts A held and over the others, and which
-worker ran each workflow task after the kill.
+worker completed each workflow task after the kill.
 
     .venv/bin/python benchmarks/scale_out.py [--rollouts 50] [--bake 20] [--every 1]
         [--dir DIR]
@@ -158,8 +158,10 @@ async def seen(client: Any, plan: Any, killed: str, killed_at: datetime) -> Roll
                 data = json.loads(details["data"].payloads[0].data)
                 if data.get("activity_type") == LOOK:
                     checks.append(at)
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            who = event.workflow_task_started_event_attributes.identity
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            # Completed, not started: the server may still hand a task to a poll of the
+            # killed worker that was open when it died; that task times out, unrun.
+            who = event.workflow_task_completed_event_attributes.identity
             (before.append(who) if at < killed_at else after.add(who))
     status = await operations.status(client, plan.service)
     return RolloutSeen(
@@ -216,8 +218,8 @@ async def scale_out(
             what="baking their second stage",
         )
         killed = identity(pids["worker-a"])
-        killed_at = datetime.now(UTC)
         kill9(pids.pop("worker-a"))
+        killed_at = datetime.now(UTC)  # once it is gone: nothing it completed comes after
         began = time.monotonic()
         results = await gather_limited(
             [asyncio.wait_for(h.result(), timeout=bake_s * 4 + 180) for h in handles]
