@@ -69,9 +69,8 @@ class HAProxyRuntime:
         return weights.model_copy(update={"match": self.get_match()})
 
     def _get_weights(self, stable: str, canary: str) -> TrafficSplit:
-        return TrafficSplit(
-            stable_weight=self.get_weight(stable), canary_weight=self.get_weight(canary)
-        )
+        stable_weight, canary_weight = self.get_weights(stable, canary)
+        return TrafficSplit(stable_weight=stable_weight, canary_weight=canary_weight)
 
     # -- the match map ----------------------------------------------------------------------
 
@@ -141,18 +140,31 @@ class HAProxyRuntime:
 
     def get_weight(self, server: str) -> int:
         """``get weight <backend>/<server>``: the weight HAProxy uses now."""
-        command = f"get weight {self._target(server)}"
-        answer = self.command(command)
-        if not answer:
-            # HAProxy always answers `get weight`; silence means the connection was cut.
-            # (A `set weight` that was cut is caught by the read-back that follows it.)
-            raise RouterUnreachable(
-                f"HAProxy at {self.address} closed the connection without answering `{command}`"
-            )
-        match = _WEIGHT.match(answer)
-        if not match:
-            raise self._refusal(command, server, answer)
-        return int(match.group(1))
+        (weight,) = self.get_weights(server)
+        return weight
+
+    def get_weights(self, *servers: str) -> list[int]:
+        """Each server's ``get weight``, asked on one connection (``a; b``), in order.
+
+        HAProxy ends each command's answer with an empty line; a read of a split costs one
+        connection, not one per server.
+        """
+        commands = [f"get weight {self._target(server)}" for server in servers]
+        answers = self.command("; ".join(commands)).split("\n\n")
+        weights: list[int] = []
+        for index, (server, command) in enumerate(zip(servers, commands, strict=True)):
+            answer = answers[index].strip() if index < len(answers) else ""
+            if not answer:
+                # HAProxy always answers `get weight`; silence means the connection was
+                # cut. (A `set weight` that was cut is caught by the read-back after it.)
+                raise RouterUnreachable(
+                    f"HAProxy at {self.address} closed the connection without answering `{command}`"
+                )
+            match = _WEIGHT.match(answer)
+            if not match:
+                raise self._refusal(command, server, answer)
+            weights.append(int(match.group(1)))
+        return weights
 
     def command(self, line: str) -> str:
         """Send one runtime API command and return HAProxy's answer, stripped."""

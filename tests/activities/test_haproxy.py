@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,35 @@ def test_closed_tcp_port_is_unreachable() -> None:
 def test_silent_runtime_api_times_out(silent_port: int) -> None:
     with pytest.raises(RouterUnreachable, match=r"did not answer .* within 0\.2s"):
         runtime(f"tcp://127.0.0.1:{silent_port}", timeout="200ms").get_split("stable", "canary")
+
+
+def test_a_split_is_read_on_one_connection_and_a_cut_answer_is_unreachable() -> None:
+    # A runtime API that answers the first command only, then closes: as if cut mid-answer.
+    received: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+
+        def answer_once() -> None:
+            conn, _ = server.accept()
+            with conn:
+                received.append(conn.recv(4096))
+                conn.sendall(b"100 (initial 100)\n\n")
+
+        thread = threading.Thread(target=answer_once, daemon=True)
+        thread.start()
+        with pytest.raises(RouterUnreachable, match="without answering `get weight app/canary`"):
+            runtime(f"tcp://127.0.0.1:{port}").get_split("stable", "canary")
+        thread.join(timeout=5)
+    assert received == [b"get weight app/stable; get weight app/canary\n"]
+
+
+def test_each_weight_of_one_read_is_its_servers(haproxy: HAProxy) -> None:
+    router = runtime(haproxy.tcp_api)
+    router.set_split("stable", "canary", split(70, 30))
+    assert isinstance(router, HAProxyRuntime)
+    assert router.get_weights("canary", "stable", "canary") == [30, 70, 30]
+    with pytest.raises(RouterRefused, match="No such server"):
+        router.get_weights("stable", "nope")
+    router.set_split("stable", "canary", split(100, 0))
