@@ -5,7 +5,7 @@ each baking at 20% with a real error-rate gate checked every 30 s against the de
 Prometheus, on one `python -m worker` process. After a warm-up (until every rollout
 bakes, as the visibility store says, then one and a half intervals) they run for
 ``--window`` seconds, then are terminated. The same N of bare workflows (a timer, then one
-trivial local activity, in a loop: the same shape as a gate check without our code or
+trivial local activity, in a loop on the rollouts' cadence: the same shape as a gate check without our code or
 Prometheus) then run on one worker of the same kind, as the engine's own ceiling.
 
 From the histories: checks per second done in the window, the share of checks done more
@@ -82,12 +82,19 @@ def bare_check(n: int) -> int:
 class BareLoop:
     @workflow.run
     async def run(self, every_s: float) -> None:
-        n = 0
+        # The rollouts' cadence: each check is due one interval after the last was due (one
+        # interval from now once that has passed), so a late check does not push the next
+        # one later and bare is asked for as many checks as the rollouts are.
+        every = timedelta(seconds=every_s)
+        n, due = 0, workflow.now() + every
         while True:
-            await workflow.sleep(timedelta(seconds=every_s), summary="next check")
+            await workflow.sleep(due - workflow.now(), summary="next check")
             n = await workflow.execute_local_activity(
                 bare_check, n, start_to_close_timeout=timedelta(seconds=10)
             )
+            due += every
+            if due <= workflow.now():
+                due = workflow.now() + every
 
 
 async def serve_bare(queue: str) -> None:
