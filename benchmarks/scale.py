@@ -5,8 +5,9 @@ each baking at 20% with a real error-rate gate checked every 30 s against the de
 Prometheus, on one `python -m worker` process. After a warm-up (until every rollout
 bakes, as the visibility store says, then one and a half intervals) they run for
 ``--window`` seconds, then are terminated. The same N of bare workflows (a timer, then one
-trivial local activity, in a loop on the rollouts' cadence: the same shape as a gate check without our code or
-Prometheus) then run on one worker of the same kind, as the engine's own ceiling.
+trivial local activity, in a loop on the rollouts' cadence: the same shape as a gate check
+without our code or Prometheus) then run on one worker of the same kind, as the engine's own
+ceiling.
 
 From the histories: checks per second done in the window, the share of checks done more
 than 1 s after they were due (a check still not done 1 s after its due time counts as late),
@@ -142,6 +143,8 @@ class Check:
 class Measured:
     checks: list[Check] = field(default_factory=list)
     schedule_to_start_s: list[float] = field(default_factory=list)
+    # How long the worker held each workflow task (its local activity runs inside it).
+    start_to_complete_s: list[float] = field(default_factory=list)
     # Workflow tasks that timed out (a sticky task not picked up in time is moved to the
     # normal queue, where the worker rebuilds the workflow from its whole history).
     task_timeouts: int = 0
@@ -160,6 +163,7 @@ def analyse(events: list[Any], into: Measured, start: datetime, end: datetime) -
 
     due: datetime | None = None
     scheduled: datetime | None = None
+    task_started: datetime | None = None
     for event in events:
         at = event.event_time.ToDatetime(tzinfo=UTC)
         kind = event.event_type
@@ -175,7 +179,11 @@ def analyse(events: list[Any], into: Measured, start: datetime, end: datetime) -
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and scheduled is not None:
             if start <= scheduled <= end:
                 into.schedule_to_start_s.append((at - scheduled).total_seconds())
+                task_started = at
             scheduled = None
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and task_started is not None:
+            into.start_to_complete_s.append((at - task_started).total_seconds())
+            task_started = None
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT and start <= at <= end:
             into.task_timeouts += 1
     if due is not None and start <= due <= end:
@@ -226,6 +234,23 @@ WORKER_COUNTERS = (
     "workflow_task_execution_failed",
     "workflow_task_queue_poll_succeed",
 )
+
+
+def slots_used(port: int) -> dict[str, float]:
+    """The SDK's ``worker_task_slots_used`` gauge now, by worker type (workflow, local...)."""
+    import urllib.request
+
+    from starter.processes import LOCALHOST
+
+    url = f"http://{LOCALHOST}:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    used: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("temporal_worker_task_slots_used{", "worker_task_slots_used{")):
+            kind = line.split('worker_type="', 1)[-1].split('"', 1)[0]
+            used[kind] = used.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
+    return used
 
 
 def worker_counters(port: int) -> dict[str, float]:
@@ -471,8 +496,11 @@ async def one_count(
         counters_before = worker_counters(metrics_port)
         load = [os.getloadavg()[0]]
         deadline = time.monotonic() + window_s
+        slots: dict[str, list[float]] = {}
         while time.monotonic() < deadline:
             meter.sample()
+            for kind_, used in slots_used(metrics_port).items():
+                slots.setdefault(kind_, []).append(used)
             load.append(os.getloadavg()[0])
             await asyncio.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
         end = datetime.now(UTC)
@@ -520,6 +548,12 @@ async def one_count(
         "check_delay_p50_s": round(percentile(delays, 50) or 0, 3),
         "check_delay_p95_s": round(percentile(delays, 95) or 0, 3),
         "workflow_task_schedule_to_start_p95_ms": round((s2s or 0) * 1000, 1),
+        "workflow_task_start_to_complete_p50_ms": round(
+            1000 * (percentile(measured.start_to_complete_s, 50) or 0), 1
+        ),
+        "workflow_task_start_to_complete_p95_ms": round(
+            1000 * (percentile(measured.start_to_complete_s, 95) or 0), 1
+        ),
         "workflow_task_timeouts": measured.task_timeouts,
         "worker_cpu_percent": round(100 * cpu / window, 1),
         "worker_cpu_ms_per_check": round(1000 * cpu / len(done), 2) if done else None,
@@ -527,6 +561,10 @@ async def one_count(
         "worker_cpu_s_by_thread": {name: c for name, c in sorted(threads.items()) if c > 0},
         **{f"{name}_cpu_percent": round(100 * c / window, 1) for name, c in servers_cpu.items()},
         "worker_counters_in_window": {name: round(c) for name, c in counters.items()},
+        # Task slots in use, sampled every 2 s (the SDK's default is 100 of each kind).
+        "worker_slots_used_mean_max": {
+            name: [round(sum(v) / len(v), 1), max(v)] for name, v in sorted(slots.items()) if v
+        },
         # The machine's 1-minute load average over the window: other work on it shows here.
         "load_avg_1m": round(sum(load) / len(load), 2),
     }
