@@ -91,7 +91,8 @@ class PrometheusProvider:
         else:
             login = _netrc_login(self.url)
             if login:
-                headers |= urllib3.make_headers(basic_auth=":".join(login))
+                basic = urllib3.make_headers(basic_auth=":".join(login))
+                headers["Authorization"] = basic["authorization"]
         self._headers = headers
         self._pool = pool_for(self.url, self.timeout)
 

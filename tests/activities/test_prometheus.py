@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import time
+from pathlib import Path
 
 import pytest
 
@@ -258,3 +260,19 @@ def test_missing_placeholder_is_inconclusive(provider: PrometheusProvider) -> No
     assert verdict.outcome is GateOutcome.INCONCLUSIVE
     assert verdict.reason == "placeholder $canary has no value"
     assert verdict.query == 'up{job="$canary"}'
+
+
+def test_a_netrc_login_for_the_host_is_sent_without_a_token(
+    prometheus_proxy: HTTPRecorder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    logins = tmp_path / "netrc"
+    logins.write_text("machine 127.0.0.1 login reader password s3cret\n")
+    logins.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(logins))
+    provider = provider_for(source(prometheus_proxy.url))
+    before = len(prometheus_proxy.received)
+    assert provider.query('up{job="prometheus"}') == Reading(1.0)
+    (request,) = prometheus_proxy.received[before:]
+    assert (
+        request.headers["Authorization"] == "Basic " + base64.b64encode(b"reader:s3cret").decode()
+    )
