@@ -214,6 +214,20 @@ class ProcessMeter:
             sums[name] = sums.get(name, 0.0) + self._cpu_s(stat)
         return sums
 
+    def waited_s(self) -> float:
+        """Seconds its threads (those alive now) spent ready to run but waiting for a CPU.
+
+        From each thread's ``schedstat`` (run-queue delay): on a busy machine it tells a
+        process that is slow because it waits for the CPU from one that waits for others.
+        """
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the thread ended meanwhile, or the kernel keeps no schedstat
+        return total / 1e9
+
     def _cpu_s(self, stat: str) -> float:
         """User plus system CPU seconds from a /proc ``stat`` line (after the ``(name)``)."""
         fields = stat.rsplit(")", 1)[1].split()
@@ -493,6 +507,8 @@ async def one_count(
         cpu_before = meter.cpu_s()
         threads_before = meter.cpu_s_by_thread_name()
         servers_before = {name: m.cpu_s() for name, m in servers.items()}
+        meters = {"worker": meter, **servers}
+        waited_before = {name: m.waited_s() for name, m in meters.items()}
         counters_before = worker_counters(metrics_port)
         load = [os.getloadavg()[0]]
         deadline = time.monotonic() + window_s
@@ -512,6 +528,7 @@ async def one_count(
         counters = worker_counters(metrics_port)
         counters = {name: counters[name] - counters_before[name] for name in counters}
         servers_cpu = {name: m.cpu_s() - servers_before[name] for name, m in servers.items()}
+        waited = {name: m.waited_s() - waited_before[name] for name, m in meters.items()}
         meter.sample()
         # Checks due up to LATE_S before the end had their chance to be on time.
         measured = Measured()
@@ -560,6 +577,8 @@ async def one_count(
         "worker_peak_rss_mb": round(meter.peak_rss_mb, 1),
         "worker_cpu_s_by_thread": {name: c for name, c in sorted(threads.items()) if c > 0},
         **{f"{name}_cpu_percent": round(100 * c / window, 1) for name, c in servers_cpu.items()},
+        # Seconds a second (over the window) each process's threads waited for a CPU.
+        "cpu_wait_per_s": {name: round(w / window, 2) for name, w in waited.items()},
         "worker_counters_in_window": {name: round(c) for name, c in counters.items()},
         # Task slots in use, sampled every 2 s (the SDK's default is 100 of each kind).
         "worker_slots_used_mean_max": {
