@@ -49,7 +49,7 @@ from typing import Any
 from temporalio import activity, workflow
 
 LATE_S = 1.0
-START_ATTEMPTS = 5
+START_ATTEMPTS = 10  # beside the hog, the dev server can take a minute to answer
 
 
 def _root() -> Path:
@@ -308,7 +308,7 @@ async def started(client: Any, workflow_id: str, start: Callable[[], Awaitable[A
             busy = error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE)
             if attempt == START_ATTEMPTS or not (busy or "Timeout expired" in str(error)):
                 raise
-            await asyncio.sleep(2.0 * attempt)
+            await asyncio.sleep(min(2.0 * attempt, 10.0))
     raise AssertionError("unreachable")
 
 
@@ -334,14 +334,31 @@ async def until_baking(client: Any, queue: str, count: int, every_s: float) -> i
     return count - baking
 
 
-async def gather_limited(coros: list[Any], limit: int = 32) -> list[Any]:
+async def wind_down(handles: list[Any], pids: dict[str, int]) -> None:
+    """Terminate the workflows, then stop the processes: also when the server cannot answer.
+
+    Beside the hog a busy dev server has timed out terminates; the worker must stop anyway.
+    """
+    from starter.processes import stop_all
+
+    try:
+        await gather_limited(
+            [h.terminate("benchmark over") for h in handles], return_exceptions=True
+        )
+    finally:
+        stop_all(pids)
+
+
+async def gather_limited(
+    coros: list[Any], limit: int = 32, *, return_exceptions: bool = False
+) -> list[Any]:
     gate = asyncio.Semaphore(limit)
 
     async def one(coro: Any) -> Any:
         async with gate:
             return await coro
 
-    return await asyncio.gather(*(one(c) for c in coros))
+    return await asyncio.gather(*(one(c) for c in coros), return_exceptions=return_exceptions)
 
 
 def start_worker(stack: Any, kind: str, queue: str, log: Path, metrics_port: int) -> int:
@@ -456,7 +473,7 @@ async def one_count(
     client: Any, stack: Any, kind: str, count: int, every_s: float, window_s: float, logs: Path
 ) -> dict[str, Any]:
     from starter import operations
-    from starter.processes import free_port, stop_all
+    from starter.processes import free_port
 
     queue = f"scale-{kind}-{count}-{uuid.uuid4().hex[:6]}"
     fleet_pid, runtime_api = start_fleet_haproxy(stack, count, logs) if kind == "ours" else (0, "")
@@ -541,8 +558,9 @@ async def one_count(
         for history in histories:
             analyse(list(history.events), measured, start, end - timedelta(seconds=LATE_S))
     finally:
-        await gather_limited([h.terminate("benchmark over") for h in handles])
-        stop_all({"worker": pid, **({"fleet-haproxy": fleet_pid} if fleet_pid else {})})
+        await wind_down(
+            handles, {"worker": pid, **({"fleet-haproxy": fleet_pid} if fleet_pid else {})}
+        )
     # Checks counted are those due in [start, end - LATE_S]: rates are over that span.
     window = (end - start).total_seconds() - LATE_S
     done = [c for c in measured.checks if c.done is not None]
