@@ -11,7 +11,14 @@ ceiling.
 
 From the histories: checks per second done in the window, the share of checks done more
 than 1 s after they were due (a check still not done 1 s after its due time counts as late),
-workflow-task schedule-to-start p95; from /proc: the worker's CPU and peak RSS.
+workflow-task schedule-to-start p95 and how long the worker held each task; from /proc:
+the worker's CPU and peak RSS, and how long the worker's, the dev server's and Prometheus's
+threads waited for a CPU (``cpu_wait_per_s``); from the worker's metrics: its task slots in
+use (``worker_slots_used_mean_max``).
+
+The stack it starts lives in a new temporary folder, the dev server's SQLite file
+included: on a machine whose disk is shared and slow, ``TMPDIR=/dev/shm`` keeps it in
+memory, so the run measures the worker and the engine rather than the disk.
 
 With ``--hog`` each count runs twice: once quiet, then again beside a CPU hog
 (``stress-ng --cpu 1``, Debian's package ``stress-ng``) that the benchmark starts before
