@@ -191,8 +191,14 @@ def analyse(events: list[Any], into: Measured, start: datetime, end: datetime) -
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and task_started is not None:
             into.start_to_complete_s.append((at - task_started).total_seconds())
             task_started = None
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT and start <= at <= end:
-            into.task_timeouts += 1
+        elif kind in (
+            EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        ):
+            # A task that started and never completed is not paired with a later completion.
+            task_started = None
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT and start <= at <= end:
+                into.task_timeouts += 1
     if due is not None and start <= due <= end:
         into.checks.append(Check(due, None))
 
@@ -257,8 +263,8 @@ WORKER_COUNTERS = (
 )
 
 
-def slots_used(port: int) -> dict[str, float]:
-    """The SDK's ``worker_task_slots_used`` gauge now, by worker type (workflow, local...)."""
+def worker_samples(port: int) -> list[tuple[str, str, float]]:
+    """The worker's metrics now: (name without ``temporal_`` and ``_total``, labels, value)."""
     import urllib.request
 
     from starter.processes import LOCALHOST
@@ -266,31 +272,33 @@ def slots_used(port: int) -> dict[str, float]:
     url = f"http://{LOCALHOST}:{port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as answer:
         text = answer.read().decode()
-    used: dict[str, float] = {}
+    samples = []
     for line in text.splitlines():
-        if line.startswith(("temporal_worker_task_slots_used{", "worker_task_slots_used{")):
-            kind = line.split('worker_type="', 1)[-1].split('"', 1)[0]
-            used[kind] = used.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
+        if not line or line.startswith("#"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        name, _, labels = head.partition("{")
+        name = name.removeprefix("temporal_").removesuffix("_total")
+        samples.append((name, labels, float(value)))
+    return samples
+
+
+def slots_used(port: int) -> dict[str, float]:
+    """The SDK's ``worker_task_slots_used`` gauge now, by worker type (workflow, local...)."""
+    used: dict[str, float] = {}
+    for name, labels, value in worker_samples(port):
+        if name == "worker_task_slots_used":
+            kind = labels.split('worker_type="', 1)[-1].split('"', 1)[0]
+            used[kind] = used.get(kind, 0.0) + value
     return used
 
 
 def worker_counters(port: int) -> dict[str, float]:
     """The SDK's counters named in WORKER_COUNTERS, summed over their labels."""
-    import urllib.request
-
-    from starter.processes import LOCALHOST
-
-    url = f"http://{LOCALHOST}:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        text = answer.read().decode()
     sums = dict.fromkeys(WORKER_COUNTERS, 0.0)
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name = line.split("{", 1)[0].split(" ", 1)[0].removeprefix("temporal_")
-        name = name.removesuffix("_total")
+    for name, _, value in worker_samples(port):
         if name in sums:
-            sums[name] += float(line.rsplit(" ", 1)[1])
+            sums[name] += value
     return sums
 
 
