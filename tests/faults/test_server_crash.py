@@ -49,6 +49,8 @@ async def test_server_killed_mid_bake_comes_back_and_the_rollout_finishes(
             lambda s: baking(1)(s) and s.bake_elapsed_s >= 1.0,
             what="the middle of stage b's bake",
         )
+        # Commits go to the write-ahead log, which the restart must replay.
+        assert (directory / "temporal.db-wal").stat().st_size > 0
         size = database.stat().st_size
         await asyncio.to_thread(kill9, directory, "temporal")
         assert not tcp_open(stack.ports["temporal"])

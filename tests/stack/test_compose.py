@@ -12,7 +12,7 @@ import yaml
 
 from demo import compose
 from starter.stackinfo import DEFAULT_PORTS, NAMESPACE, TASK_QUEUE
-from starter.stackparts import SEARCH_ATTRIBUTES
+from starter.stackparts import SEARCH_ATTRIBUTES, SQLITE_PRAGMAS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -88,6 +88,8 @@ def test_temporal_and_worker_match_the_dev_stack(services: dict[str, Any]) -> No
         if flag.startswith("--search-attribute=")
     }
     assert registered == SEARCH_ATTRIBUTES
+    pragmas = [flag.split("=", 1)[1] for flag in flags if flag.startswith("--sqlite-pragma=")]
+    assert pragmas == list(SQLITE_PRAGMAS)
     env = services["worker"]["environment"]
     assert env["ROLLOUT_TASK_QUEUE"] == TASK_QUEUE
     assert env["TEMPORAL_NAMESPACE"] == NAMESPACE
