@@ -1,4 +1,4 @@
-"""The rollout's Temporal activities; workflows call them by these names.
+"""The rollout's Temporal activities, registered under the names in ``activities.names``.
 
 Errors a user can fix come back as non-retryable ``ApplicationError``s whose ``type``
 is the project exception's class name (``RouterRefused``, ``NotifierRefused``...);
@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import gates as gate_checks
+from activities import names
 from activities.errors import RouterRefused, SideEffectError
 from activities.hooks import HOOK_ACTIVITIES
 from activities.metrics import MetricProvider, provider_for
@@ -48,7 +49,7 @@ def _reported() -> Iterator[None]:
         ) from None
 
 
-@activity.defn(name="shift_traffic")
+@activity.defn(name=names.SHIFT_TRAFFIC)
 def shift_traffic(req: ShiftRequest) -> TrafficSplit:
     """Set the stable/canary weights on the router and return what it routes now."""
     activity.logger.info("shifting %s to %s on %s", req.canary, req.split, req.router.describe())
@@ -92,7 +93,7 @@ def _within_limits(req: ShiftRequest) -> None:
         )
 
 
-@activity.defn(name="read_traffic")
+@activity.defn(name=names.READ_TRAFFIC)
 def read_traffic(req: ShiftRequest) -> TrafficSplit:
     """The router's current stable/canary weights (``req.split`` is ignored)."""
     with _reported():
@@ -119,7 +120,7 @@ def _provider(source: MetricsSource) -> MetricProvider:
     return provider
 
 
-@activity.defn(name="check_gates")
+@activity.defn(name=names.CHECK_GATES)
 def check_gates(req: GateCheck) -> list[Verdict]:
     """One verdict per gate; an unreachable source or a bad query makes gates inconclusive.
 
@@ -157,7 +158,7 @@ def _heartbeat() -> Callable[[], None]:
     return activity.heartbeat
 
 
-@activity.defn(name="look")
+@activity.defn(name=names.LOOK)
 def look(req: Look) -> Seen:
     """A check in one activity: the router's split (or why not), then the gates' verdicts.
 
@@ -193,7 +194,7 @@ def check_gates_timeout(req: GateCheck) -> timedelta:
 _sent = SentRecord()
 
 
-@activity.defn(name="notify")
+@activity.defn(name=names.NOTIFY)
 async def notify(message: Notification) -> None:
     """Render the message and deliver it to its channels, once per event and channel.
 

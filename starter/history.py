@@ -15,13 +15,12 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverse
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
+from activities.names import CHECKS, LOOK
 from plans import Verdict, format_duration
 from plans.state import Seen
 from starter.runs import QUERY_TIMEOUT
 
 HISTORY_TAIL = 60
-# The local activities whose markers hold a check's verdicts, as the history names them.
-CHECK, LOOK = "check_gates", "look"
 EVENTS_SHOWN = 8
 QUIET_EVENTS = frozenset(
     {
@@ -154,7 +153,7 @@ async def _gate_check(converter: DataConverter, event: HistoryEvent) -> list[Ver
     try:
         data = json.loads(details["data"].payloads[0].data)
         kind = data.get("activity_type")
-        if kind not in (CHECK, LOOK) or "result" not in details:
+        if kind not in CHECKS or "result" not in details:
             return None
         # A look (one activity a check) carries the verdicts in its Seen; older runs
         # recorded the gate check alone.

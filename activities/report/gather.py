@@ -16,6 +16,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
 
+from activities.names import CHECKS, LOOK, SHIFT_TRAFFIC
 from activities.report import series
 from activities.report.model import CheckMark, Report, StageSpan, TimelineEntry
 from plans import Plan, RolloutStatus, TrafficSplit, Verdict
@@ -23,8 +24,6 @@ from plans.inputs import RolloutInput
 from plans.state import CommandRecord, Seen, ShiftRequest
 
 QUERY_TIMEOUT = timedelta(seconds=3)
-# The local activities whose markers hold a check's verdicts, as the history names them.
-CHECK, LOOK = "check_gates", "look"
 
 
 class ReportUnavailable(Exception):
@@ -157,7 +156,7 @@ async def _read(converter: DataConverter, events: list[HistoryEvent], facts: Fac
                 facts.started_at = at
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attributes = event.activity_task_scheduled_event_attributes
-            if attributes.activity_type.name == "shift_traffic":
+            if attributes.activity_type.name == SHIFT_TRAFFIC:
                 request = await _decoded(converter, attributes.input.payloads, ShiftRequest)
                 if isinstance(request, ShiftRequest):
                     summary = await _summary(converter, event)
@@ -223,7 +222,7 @@ async def _verdicts(converter: DataConverter, event: HistoryEvent) -> list[Verdi
     try:
         data = json.loads(details["data"].payloads[0].data)
         kind = data.get("activity_type")
-        if kind not in (CHECK, LOOK) or "result" not in details:
+        if kind not in CHECKS or "result" not in details:
             return []
         shape = Seen if kind == LOOK else list[Verdict]
         decoded = await converter.decode(list(details["result"].payloads), [shape])
