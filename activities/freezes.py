@@ -26,14 +26,20 @@ class FreezeReader:
     @activity.defn(name="freezes_for")
     async def freezes_for(self, service: str) -> list[Freeze]:
         """The freezes now known that hold ``service`` (its own and those of all services)."""
-        # Imported here: the calendar's module imports this activity (a cycle at the top).
-        from workflows.freezes import FreezeCalendar
-
-        handle = self.client.get_workflow_handle(FREEZE_CALENDAR_ID)
-        try:
-            freezes: list[Freeze] = await handle.query(FreezeCalendar.freezes)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return []
-            raise
+        freezes = await calendar_freezes(self.client)
         return [f for f in freezes if f.service in (service, ALL_SERVICES)]
+
+
+async def calendar_freezes(client: Client) -> list[Freeze]:
+    """Every freeze the calendar holds; none when there is no calendar yet."""
+    # Imported here: the calendar's module imports this activity (a cycle at the top).
+    from workflows.freezes import FreezeCalendar
+
+    handle = client.get_workflow_handle(FREEZE_CALENDAR_ID)
+    try:
+        freezes: list[Freeze] = await handle.query(FreezeCalendar.freezes)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+    return freezes

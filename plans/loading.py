@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from plans import text
 from plans.errors import PlanError
+from plans.files import UnreadableFile, read_small_text
 from plans.gates import GATE_MODELS
 from plans.notify import CHANNEL_KINDS, Templates, template_problems
 from plans.plan import Plan
@@ -209,27 +210,15 @@ def load_plan(path: str | Path) -> Plan:
 def load_plan_data(path: str | Path) -> Any:
     """A plan file's data, read and checked for size and shape, not yet validated."""
     path = Path(path)
+    too_big = (
+        f"{path} is larger than {MAX_PLAN_BYTES:,} bytes, the most a plan file may be:"
+        " a plan is a few kilobytes; check that this is the plan, and split a plan"
+        " that big into several rollouts"
+    )
     try:
-        with path.open("rb") as file:
-            raw = file.read(MAX_PLAN_BYTES + 1)
-    except OSError as error:
-        raise PlanError([f"cannot read {path}: {error.strerror}"], str(path)) from None
-    if len(raw) > MAX_PLAN_BYTES:
-        raise PlanError(
-            [
-                f"{path} is larger than {MAX_PLAN_BYTES:,} bytes, the most a plan file may be:"
-                " a plan is a few kilobytes; check that this is the plan, and split a plan"
-                " that big into several rollouts"
-            ],
-            str(path),
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise PlanError(
-            [f"cannot read {path} as UTF-8 text (byte {error.start}): save it as UTF-8"],
-            str(path),
-        ) from None
+        text = read_small_text(path, MAX_PLAN_BYTES, too_big)
+    except UnreadableFile as error:
+        raise PlanError([str(error)], str(path)) from None
     return _load_yaml(text, str(path))
 
 

@@ -25,8 +25,8 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError, RPCStatusCode
 
+from activities.freezes import calendar_freezes
 from plans import RolloutError
 from plans.freezes import ALL_SERVICES, FREEZE_CALENDAR_ID, Freeze, FreezeRequest
 from plans.inputs import ScheduledRollout
@@ -91,17 +91,6 @@ async def remove_freeze(client: Client, freeze_id: str, queue: str) -> Freeze:
     return freeze
 
 
-async def list_freezes(client: Client) -> list[Freeze]:
-    handle = client.get_workflow_handle(FREEZE_CALENDAR_ID)
-    try:
-        freezes: list[Freeze] = await handle.query(FreezeCalendar.freezes)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return []
-        raise
-    return freezes
-
-
 def freeze_request(args: argparse.Namespace) -> FreezeRequest:
     """`freeze add`'s options as a request, or an error saying what to fix."""
     if bool(args.service) == args.all:
@@ -134,7 +123,7 @@ async def cmd_freeze(args: argparse.Namespace) -> int:
         freeze = await remove_freeze(client, args.id, queue)
         out.print(f"removed {escape(freeze.describe())}")
     else:
-        freezes = await list_freezes(client)
+        freezes = await calendar_freezes(client)
         for f in freezes:
             out.print(f"{escape(f.describe())} from {f.start:%Y-%m-%d %H:%M} UTC, by {f.by}")
         if not freezes:

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from plans.errors import PlanError
+from plans.files import UnreadableFile, read_small_text
 from plans.text import quote
 
 MAX_RULES_BYTES = 64 * 1024
@@ -149,24 +150,16 @@ def parse_rules(data: Any, source: str = "rules") -> Rules:
 def load_rules(path: str | Path) -> Rules:
     """Read and check a rules file (YAML, at most MAX_RULES_BYTES, no aliases)."""
     path = Path(path)
+    too_big = f"larger than {MAX_RULES_BYTES:,} bytes: a rules file needs a few lines"
     try:
-        with path.open("rb") as file:
-            raw = file.read(MAX_RULES_BYTES + 1)
-    except OSError as error:
-        raise RulesError([f"cannot read {path}: {error.strerror}"], str(path)) from None
-    if len(raw) > MAX_RULES_BYTES:
-        raise RulesError(
-            [f"larger than {MAX_RULES_BYTES:,} bytes: a rules file needs a few lines"], str(path)
-        )
+        text = read_small_text(path, MAX_RULES_BYTES, too_big)
+    except UnreadableFile as error:
+        raise RulesError([str(error)], str(path)) from None
     try:
-        text = raw.decode("utf-8")
         # Aliases let a few bytes stand for a huge document; rules never need them.
         if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
             raise RulesError(["aliases (*name) are not allowed: write the rules out"], str(path))
         data = yaml.safe_load(text)
-    except UnicodeDecodeError as error:
-        message = f"not UTF-8 text (byte {error.start}): save it as UTF-8"
-        raise RulesError([message], str(path)) from None
     except yaml.YAMLError as error:
         raise RulesError([f"not valid YAML: {error}"], str(path)) from None
     return parse_rules(data, str(path))

@@ -393,3 +393,11 @@ def test_the_stage_start_is_optional_in_a_status_from_an_older_worker() -> None:
     assert RolloutStatus.model_validate(data).stage_started_at is None
     later = baking(stage_started_at=STAGE_START + timedelta(minutes=1))
     assert RolloutStatus.model_validate_json(later.model_dump_json()) == later
+
+
+def test_a_rules_file_not_in_utf8_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(b"rules:\n  - match: {alertname: \xff}\n")
+    with pytest.raises(RulesError) as refused:
+        load_rules(path)
+    assert "as UTF-8 text (byte 30)" in str(refused.value)
