@@ -1,7 +1,8 @@
 """The names the rollout's activities are registered under, as histories record them.
 
 The workflow calls the activities by their functions; the readers of a history (the
-report, `rollout history`) meet them again as names in its events, and take them from here.
+report, and `rollout status` when no worker answers) meet them again as names in its
+events, and take them from here.
 """
 
 SHIFT_TRAFFIC = "shift_traffic"
