@@ -84,12 +84,18 @@ async def failed_with_faulty_canary(
     return cause
 
 
-async def who_answers(stack: devstack.StackInfo, requests: int = 60) -> dict[str, int]:
-    """Send requests through HAProxy and count the versions that answer."""
+async def who_answers(
+    stack: devstack.StackInfo, requests: int = 60, url: str | None = None
+) -> dict[str, int]:
+    """Send requests through HAProxy (its live route, or ``url``) and count who answers.
+
+    One after another, each given 30 s: a busy machine can hold a request for seconds, and
+    a request that fails raises, so a route that does not answer is never an empty count.
+    """
     counts: dict[str, int] = {}
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         for _ in range(requests):
-            response = await http.get(stack.haproxy_url)
+            response = await http.get(url or stack.haproxy_url)
             version = response.headers.get("X-Version", "none")
             counts[version] = counts.get(version, 0) + 1
     return counts
