@@ -1,10 +1,10 @@
 """Calling hooks and the smoke check over HTTP.
 
-The worker reads each hook's headers and signing secret from its own environment at call
-time, so neither enters the workflow's history. A receiver that cannot be reached, times out
-or answers 5xx is retried (``HookUnreachable``); a hook whose variables are missing is
-refused (``HookRefused``: no retry cures it); any other answer is returned for the workflow
-to judge.
+The worker reads each hook's headers and signing secrets from its own environment at call
+time, so neither enters the workflow's history. A receiver that cannot be reached or times
+out (``HookUnreachable``) or that answers 5xx (``HookServerError``) is retried; a hook whose
+variables are missing or malformed is refused (``HookRefused``: no retry cures it); any
+other answer is returned for the workflow to judge.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -20,15 +21,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from plans import text
+from plans.hook_signing import message_id, signature_headers, signing_secrets
 from plans.hooks import (
     EXCERPT_CHARS,
     IDEMPOTENCY_HEADER,
-    SIGNATURE_HEADER,
+    Hook,
     HookAnswer,
     HookCall,
     Smoke,
     payload_body,
-    sign,
 )
 
 
@@ -38,6 +39,29 @@ def _refused(message: str) -> ApplicationError:
 
 def _unreachable(message: str) -> ApplicationError:
     return ApplicationError(message, type="HookUnreachable")
+
+
+def _server_error(what: str, response: httpx.Response) -> ApplicationError:
+    """A 5xx is an answer, retried like no answer but told apart from one."""
+    # The standard reason phrase, not the server's own: nothing it chose beyond the excerpt.
+    status = f"{response.status_code} {httpx.codes.get_reason_phrase(response.status_code)}"
+    excerpt = _excerpt(response)
+    message = f"{what} answered {status.strip()}" + (f": {excerpt}" if excerpt else "")
+    return ApplicationError(message, type="HookServerError")
+
+
+def _signed(hook: Hook, key: str, body: bytes, what: str) -> dict[str, str]:
+    """The signature headers for exactly ``body``, with every secret the hook's variable holds."""
+    if hook.secret_env is None:
+        return {}
+    value = os.environ.get(hook.secret_env)
+    if not value or not value.strip():
+        raise _refused(f"{what}: its secret ${hook.secret_env} is not set in the worker")
+    try:
+        # Signed now, not when the workflow scheduled the call: each retry is freshly dated.
+        return signature_headers(message_id(key), body, signing_secrets(value), datetime.now(UTC))
+    except ValueError as error:
+        raise _refused(f"{what}: its secret ${hook.secret_env}: {error}") from None
 
 
 def _from_env(variables: dict[str, str], what: str) -> dict[str, str]:
@@ -77,13 +101,12 @@ def call_hook(call: HookCall) -> HookAnswer:
     hook, payload = call.hook, call.payload
     what = f"hook {hook.name}"
     headers = _from_env(hook.headers_env, what)
-    body = payload_body(payload)
-    headers |= {"Content-Type": "application/json", IDEMPOTENCY_HEADER: payload.idempotency_key}
-    if hook.secret_env is not None:
-        secret = os.environ.get(hook.secret_env)
-        if not secret:
-            raise _refused(f"{what}: its secret ${hook.secret_env} is not set in the worker")
-        headers[SIGNATURE_HEADER] = sign(body, secret)
+    # A GET carries no body, so what it signs (and sends) is the empty body.
+    body = payload_body(payload) if hook.method != "GET" else b""
+    headers[IDEMPOTENCY_HEADER] = payload.idempotency_key
+    if body:
+        headers["Content-Type"] = "application/json"
+    headers |= _signed(hook, payload.idempotency_key, body, what)
     values = {
         "service": payload.service,
         "version": payload.versions.get("version", ""),
@@ -100,9 +123,9 @@ def call_hook(call: HookCall) -> HookAnswer:
         raise _unreachable(f"{what}: no answer within {hook.timeout.total_seconds():g}s") from None
     except httpx.HTTPError as error:
         raise _unreachable(f"{what}: {type(error).__name__}: {error}") from None
-    excerpt = _excerpt(response)
     if response.status_code >= 500:
-        raise _unreachable(f"{what}: answered {response.status_code}: {excerpt}")
+        raise _server_error(what, response)
+    excerpt = _excerpt(response)
     activity.logger.info("%s answered %s", what, response.status_code)
     retry_after = _retry_after(response) if response.status_code == 202 else None
     return HookAnswer(status=response.status_code, retry_after_s=retry_after, excerpt=excerpt)

@@ -1,7 +1,8 @@
 """Hooks: external systems a rollout asks (gates, checks) or tells (notify) at set points.
 
 A hook is an HTTP call the worker makes with a versioned JSON payload (``HookPayload``),
-signed with HMAC-SHA256 over the body when the hook names a secret. The secret and any
+signed in the Standard Webhooks form when the hook names a secret (``plans.hook_signing``;
+``verify_signature`` is the receivers' check). The secret and any
 headers are read by the worker from environment variables: only their names travel in the
 workflow's history. ``smoke`` is the built-in check: requests to the canary (or blue-green's
 preview route) before users get any of its traffic.
@@ -9,8 +10,6 @@ preview route) before users get any of its traffic.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from datetime import datetime, timedelta
@@ -21,11 +20,14 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator, model_va
 
 from plans import text
 from plans.durations import Duration
+from plans.hook_signing import LEGACY_SIGNATURE_HEADER, SIGNED_HEADERS
+from plans.hook_signing import sign as sign  # re-exported: receivers import these from here
+from plans.hook_signing import verify_signature as verify_signature
 from plans.notify import EventKind
 from plans.text import EnvName, Strict
 
 PAYLOAD_VERSION = 1
-SIGNATURE_HEADER = "X-Rollout-Signature"
+SIGNATURE_HEADER = LEGACY_SIGNATURE_HEADER  # deprecated: the body-only signature
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_HOOKS = 20
 # A 202's retry_after is kept within these bounds: a receiver cannot make the rollout ask
@@ -43,7 +45,8 @@ HookMode = Literal["gate", "check", "notify"]
 URL_PLACEHOLDERS = frozenset({"service", "version", "stage", "rollout_id", "hook"})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _RESERVED_HEADERS = frozenset(
-    {"content-type", "content-length", "host", SIGNATURE_HEADER.lower(), IDEMPOTENCY_HEADER.lower()}
+    {"content-type", "content-length", "host", IDEMPOTENCY_HEADER.lower()}
+    | {name.lower() for name in SIGNED_HEADERS}
 )
 
 
@@ -114,7 +117,8 @@ class Hook(Strict):
         default_factory=dict, description="header name -> environment variable with its value"
     )
     secret_env: EnvName | None = Field(
-        default=None, description="environment variable with the HMAC-SHA256 signing secret"
+        default=None,
+        description="environment variable with the signing secret (several whsec_ ones: rotation)",
     )
     stages: list[Annotated[str, text.safe_name("stage name")]] | None = Field(
         default=None, description="before_stage: only before these stages (default: every one)"
@@ -271,15 +275,3 @@ def payload_body(payload: HookPayload) -> bytes:
     """The exact bytes sent, and signed: compact JSON with sorted keys."""
     data = payload.model_dump(mode="json")
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-
-
-def sign(body: bytes, secret: str) -> str:
-    """The ``X-Rollout-Signature`` value for ``body``: ``sha256=<hex of HMAC-SHA256>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(body: bytes, signature: str | None, secret: str) -> bool:
-    """A receiver's check that ``body`` was signed with ``secret`` (constant-time compare)."""
-    if not signature or not secret:
-        return False
-    return hmac.compare_digest(sign(body, secret), signature.strip())

@@ -115,11 +115,13 @@ def test_a_refusal_is_an_answer(receiver: HTTPRecorder) -> None:
     assert answer.describe() == "answered 403: change window closed"
 
 
-def test_500_and_no_answer_are_retried(receiver: HTTPRecorder) -> None:
+def test_a_500_is_reported_as_answered_and_retried_like_no_answer(
+    receiver: HTTPRecorder,
+) -> None:
     with pytest.raises(ApplicationError) as failed:
         ask(call(receiver.url + "/boom"))
-    assert failed.value.type == "HookUnreachable" and not failed.value.non_retryable
-    assert "answered 500: internal error" in failed.value.message
+    assert failed.value.type == "HookServerError" and not failed.value.non_retryable
+    assert failed.value.message == "hook cab answered 500 Internal Server Error: internal error"
     try:
         with pytest.raises(ApplicationError) as slow:
             ask(call(receiver.url + "/slow", timeout="300ms"))
