@@ -27,6 +27,21 @@ class RouterRefused(RouterError):
     retryable = False
 
 
+class ServerMissing(RouterRefused):
+    """The router has no server by the name the plan gives."""
+
+    def __init__(self, message: str, server: str) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+class CanaryGone(RouterRefused):
+    """A restore found the canary server gone from the router: nothing can route to it.
+
+    Stable was given its whole weight, so the restore holds; the workflow counts it as done.
+    """
+
+
 class RouterUnreachable(RouterError):
     """The router's control API could not be reached or did not answer in time."""
 

@@ -50,7 +50,7 @@ class TargetLeases:
                     task_queue=queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    memo=claim.model_dump(),
+                    memo=claim.model_dump(mode="json"),
                     static_summary=f"{claim.target}: moved by {claim.owner}",
                 )
                 return ClaimAnswer(claimed=True, owner=claim.owner)

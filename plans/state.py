@@ -309,6 +309,9 @@ class RolloutStatus(BaseModel):
     window_opens_at: datetime | None = Field(
         default=None, description="when the next increase may happen, while it waits"
     )
+    restore_blocked: str = Field(
+        default="", description="why stable is not back yet and what a person must do"
+    )
 
     def at(self, now: datetime) -> RolloutStatus:
         """The same status with the bake clock read at ``now`` instead of at ``as_of``.
@@ -417,6 +420,13 @@ class RolloutProgress(BaseModel):
         default_factory=dict, description="check hooks' failures in a row, by hook name"
     )
     report_url: str = Field(default="", description="the report written when the rollout ended")
+    stopping_as: RolloutState | None = Field(
+        default=None, description="the end a rollback under way leads to (rolled back, aborted)"
+    )
+    restore_rounds: int = Field(default=0, description="rounds of restore attempts that failed")
+    restore_blocked: str = Field(
+        default="", description="why stable is not back yet and what a person must do"
+    )
 
     def start_next_run(self) -> None:
         """Count the new run; its checks start from none."""
@@ -438,6 +448,13 @@ class TargetClaim(BaseModel):
     target: str = Field(description="the target in words, e.g. haproxy backend app via ...")
     owner: str = Field(description="workflow id of the rollout asking")
     service: str
+    owner_run_id: str = Field(default="", description="the owner's run when it claimed")
+    restore: ShiftRequest | None = Field(
+        default=None, description="what puts stable back, should the owner end without a restore"
+    )
+    notice: Notification | None = Field(
+        default=None, description="the message the owner's channels get if the lease restores"
+    )
 
 
 class ClaimAnswer(BaseModel):

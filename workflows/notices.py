@@ -9,9 +9,11 @@ twice. A lost message stops nothing: not a rollout, and never a rollback.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -19,7 +21,15 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.rollout import notify
-    from plans import EventKind, Notice, Notification, Plan, StageBrief, Verdict
+    from plans import (
+        EventKind,
+        Notice,
+        Notification,
+        Plan,
+        RolloutState,
+        StageBrief,
+        Verdict,
+    )
     from plans.notify import WEBHOOK_EVENTS
     from plans.state import RolloutProgress
     from workflows.status import stages_line
@@ -42,6 +52,7 @@ class Notices:
         self._more: bool | None = None
         self._restoring: list[str] = []
         self._pending: workflow.ActivityHandle[None] | None = None
+        self._background: list[asyncio.Future[None]] = []
         # Also told of every event: the plan's ``on: event`` hooks, when it has any.
         self.also: Callable[[EventKind, str], Awaitable[None]] | None = None
 
@@ -119,6 +130,55 @@ class Notices:
             reason=reason,
             restored=self._restoring,
         )
+
+    def for_the_lease(self) -> Notification | None:
+        """The message the target's lease sends should it put stable back itself (this run
+        ended without a restore: terminated or reset), or None when no channel hears it."""
+        plan = self._plan
+        kind = EventKind.ROLLED_BACK
+        channels = plan.notify.channels_for(kind)
+        if not channels:
+            return None
+        text = (
+            f"Rollout of {plan.service} {plan.version} ended without a rollback (terminated);"
+            " its target's lease put stable back"
+        )
+        notice = self._notice(kind, text, [])
+        return Notification(
+            channel=channels[0],
+            channels=channels,
+            text=text,
+            service=plan.service,
+            state=RolloutState.ROLLED_BACK.value,
+            notice=notice.model_copy(update={"key": f"{notice.key}/lease"}),
+        )
+
+    def rollback_starting(self, reason: str) -> None:
+        """Tell people stable is being put back, without holding the restore up."""
+        self._restoring = [c.description for c in reversed(self._p.compensations)]
+        self.in_background(
+            self.tell(
+                EventKind.ROLLBACK_STARTED,
+                f"Rollback of {self._plan.service} {self._plan.version} started: {reason}",
+                reason=reason,
+                restored=self._restoring,
+                wait=False,
+            )
+        )
+
+    async def say_later(self, kind: EventKind, text: str) -> None:
+        """``say``, started but not waited for (while stable is being put back)."""
+        self.in_background(self.say(kind, text))
+
+    def in_background(self, telling: Coroutine[Any, Any, None]) -> None:
+        """Tell while the workflow goes on; ``drain`` waits for what is still being told."""
+        self._background.append(asyncio.ensure_future(telling))
+
+    async def drain(self) -> None:
+        """Wait for everything told in the background, and the message under way."""
+        while self._background:
+            await self._background.pop(0)
+        await self._settle()
 
     def on(self, kind: EventKind) -> Callable[[str], Awaitable[None]]:
         """A one-line teller for ``kind`` events, for parts that only have text to tell."""

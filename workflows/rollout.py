@@ -59,6 +59,9 @@ OWN_AND_OBSERVE = "own-and-observe-target"
 # Runs since read the router and judge the gates in one local activity a check.
 ONE_LOOK = "one-look-per-check"
 
+# Runs since put stable back before they tell anyone, and let no cancel stop the restore.
+RESTORE_FIRST = "restore-first"
+
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
 
 
@@ -98,6 +101,8 @@ class RolloutWorkflow:
         self._one_look = self._observes and workflow.patched(ONE_LOOK)
         if self._observes and not p.owns_target:
             await self._claim_target()
+        if p.stopping_as is not None:  # a restore the router refused, carried into this run
+            return await self._go_on_restoring()
         try:
             if p.run_count == 1 and p.shifted_stage < 0:
                 metering.started(plan)
@@ -110,18 +115,27 @@ class RolloutWorkflow:
                 self._next_stage()
             await self._promote()
         except _Abort as abort:
-            await self._roll_back(abort.reason, final=RolloutState.ABORTED)
+            await self._stop(abort.reason, final=RolloutState.ABORTED)
         except _RollBack as rollback:
-            await self._roll_back(rollback.reason)
+            await self._stop(rollback.reason)
             raise rolled_back(plan, p) from None
         except ActivityError as error:
-            await self._roll_back(f"{self._failed_step()} failed: {root_message(error)}")
+            await self._stop(f"{self._failed_step()} failed: {root_message(error)}")
             raise rolled_back(plan, p) from None
         except asyncio.CancelledError:
             # Cancelling the workflow is a rollback too; activities started here still run.
-            await self._roll_back("rollout was cancelled")
+            await self._stop("rollout was cancelled")
             raise
         return result_of(plan, p)
+
+    async def _go_on_restoring(self) -> RolloutResult:
+        """A new run of a rollback whose restore the router kept refusing: carry on with it."""
+        p = self._p
+        final = p.stopping_as or RolloutState.ROLLED_BACK
+        await self._stop(p.reason, final)
+        if final == RolloutState.ROLLED_BACK:
+            raise rolled_back(self._plan, p)
+        return result_of(self._plan, p)
 
     # -- a stage, as the runbook has it -------------------------------------------------------
 
@@ -330,7 +344,7 @@ class RolloutWorkflow:
         """Own the router's target, or end refused, naming the rollout that owns it."""
         p = self._p
         try:
-            await self._target.claim()
+            await self._target.claim(self._notices.for_the_lease())
         except TargetRefused as refused:
             p.reason = refused.reason
             p.state = RolloutState.REFUSED
@@ -369,8 +383,54 @@ class RolloutWorkflow:
         await self._hooks.at("after_promote")
         await self._target.release()
 
+    async def _stop(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
+        """Put stable back and end ``final``; nothing cancels the restore once it has begun.
+
+        A cancel that arrives meanwhile (``temporal workflow cancel``, a release closing its
+        children) is recorded, and honoured once stable is back and read back.
+        """
+        if not workflow.patched(RESTORE_FIRST):
+            await self._roll_back(reason, final)
+            return
+        stopping = asyncio.ensure_future(self._restore_first(reason, final))
+        cancelled = False
+        while not stopping.done():
+            try:
+                await asyncio.shield(stopping)
+            except asyncio.CancelledError:
+                if not stopping.done() and not cancelled:
+                    self._audit("cancel", "cancel asked while stable is put back: after it")
+                cancelled = True
+        stopping.result()
+        if cancelled:
+            raise asyncio.CancelledError()
+
+    async def _restore_first(self, reason: str, final: RolloutState) -> None:
+        """The router first: people, hooks and the report are told while it is put back."""
+        p = self._p
+        begins = p.stopping_as is None  # not a run carrying on a restore the router refused
+        if begins:
+            p.reason = reason
+            p.stopping_as = final
+            self._audit("rollback", f"restoring stable: {reason}")
+            p.state = RolloutState.ROLLING_BACK
+            self._publish()
+        # Started first, so the restore's shift is the first thing the run schedules.
+        restoring = asyncio.ensure_future(
+            self._target.restore(self._observes, self._notices.say_later, for_good=True)
+        )
+        if begins:
+            self._notices.rollback_starting(reason)
+        if not await restoring:
+            await continue_in_new_run(self._input, p)
+        await self._hooks.at("on_rollback", reason=reason)
+        await self._end_restored(reason, final)
+
     async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
-        """Put stable back (the compensation stack in reverse), then end ``final``."""
+        """Put stable back (the compensation stack in reverse), then end ``final``.
+
+        The order of runs recorded before the restore came first (``RESTORE_FIRST``).
+        """
         p = self._p
         p.reason = reason
         self._audit("rollback", f"restoring stable: {reason}")
@@ -379,10 +439,15 @@ class RolloutWorkflow:
         await self._notices.rollback_started(reason)
         await self._target.restore(read_back=self._observes)
         await self._hooks.at("on_rollback", reason=reason)
+        await self._end_restored(reason, final)
+
+    async def _end_restored(self, reason: str, final: RolloutState) -> None:
+        p = self._p
         p.state = final
         self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
         self._publish()
         await write_report(p)
+        await self._notices.drain()
         await self._notices.ended(final.value.replace("_", " "), reason)
         await self._target.release()
 

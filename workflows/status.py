@@ -60,6 +60,7 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         stage_started_at=p.stage_entered_at,
         window_hold=p.window_hold,
         window_opens_at=p.window_opens_at,
+        restore_blocked=p.restore_blocked,
     )
 
 

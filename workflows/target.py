@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimAnswer,
         Compensation,
         EventKind,
+        Notification,
         Plan,
         RequestMatch,
         RolloutState,
@@ -42,6 +43,9 @@ SHIFT_RETRY = RetryPolicy(
 )
 SHIFT_DEADLINE = timedelta(minutes=10)
 RESTORE_ATTEMPTS_BEFORE_ALERT = 5
+RESTORE_WAIT_CAP_S = 300  # a router refusing for good is tried again every 5 minutes at most
+RESTORE_ROUNDS_PER_RUN = 100  # failed rounds a run keeps in its history before a new run
+CANARY_GONE = "CanaryGone"
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 CLAIM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
@@ -78,12 +82,23 @@ class Target:
 
     # -- ownership ----------------------------------------------------------------------------
 
-    async def claim(self) -> None:
-        """Own the router's target, or raise TargetRefused naming the rollout that owns it."""
+    async def claim(self, notice: Notification | None = None) -> None:
+        """Own the router's target, or raise TargetRefused naming the rollout that owns it.
+
+        The claim carries what puts stable back, and ``notice`` to tell people, so the lease
+        can restore the target itself if this rollout ends without doing so (terminated).
+        """
         p, plan = self._p, self._plan
+        claim = self._claim().model_copy(
+            update={
+                "owner_run_id": workflow.info().run_id,
+                "restore": self.request(0),
+                "notice": notice,
+            }
+        )
         answer: ClaimAnswer = await workflow.execute_activity_method(
             TargetLeases.claim_target,
-            self._claim(),
+            claim,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=CLAIM_RETRY,
             summary=f"claim {plan.router.target_key()}",
@@ -221,13 +236,20 @@ class Target:
 
     # -- putting stable back --------------------------------------------------------------------
 
-    async def restore(self, read_back: bool) -> None:
+    async def restore(
+        self, read_back: bool, tell: Notify | None = None, for_good: bool = False
+    ) -> bool:
         """Run the compensation stack in reverse; restoring traffic never gives up.
 
         With ``read_back`` each restore is read back once the stack is empty, and one that a
-        reload undid is asserted again until it holds.
+        reload undid is asserted again until it holds. ``tell`` says a failing restore
+        without holding it up. ``for_good`` (runs since restores came first): a canary server
+        the router no longer has counts as restored, people are paged at rounds 1, 2, 4, 8...
+        rather than at every round, and after ``RESTORE_ROUNDS_PER_RUN`` failed rounds this
+        returns False, for the run to go on restoring in a new one; True once stable is back.
         """
         p, plan = self._p, self._plan
+        tell = tell or self._notify
         failures = 0
         restored: list[Compensation] = []
         while p.compensations:
@@ -245,17 +267,27 @@ class Target:
                     summary=compensation.description,
                 )
             except ActivityError as error:
+                if for_good and error_type(error) == CANARY_GONE:
+                    self._audit("restore", f"{root_message(error)}: counted as restored")
+                    p.compensations.pop()
+                    continue
                 failures += 1
+                p.restore_rounds += 1
                 metering.restore_failing(plan)
-                await self._notify(
-                    EventKind.RESTORE_FAILING,
-                    f"Rollback of {plan.service} cannot {compensation.description} after"
-                    f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
-                    f" ({root_message(error)}); still retrying",
-                )
-                await workflow.sleep(
-                    timedelta(seconds=min(30 * failures, 300)), summary="retry restore"
-                )
+                wait = timedelta(seconds=min(30 * failures, RESTORE_WAIT_CAP_S))
+                if not for_good or _pages_at(p.restore_rounds):
+                    await tell(
+                        EventKind.RESTORE_FAILING,
+                        f"Rollback of {plan.service} cannot {compensation.description} after"
+                        f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
+                        f" ({root_message(error)}); still retrying",
+                    )
+                if for_good:
+                    p.restore_blocked = blocked_text(plan, compensation, error, wait)
+                    self._publish()
+                    if p.restore_rounds % RESTORE_ROUNDS_PER_RUN == 0:
+                        return False
+                await workflow.sleep(wait, summary="retry restore")
                 continue
             restored.append(p.compensations.pop())
             if not p.compensations and read_back:
@@ -269,6 +301,8 @@ class Target:
                     )
         p.canary_weight = 0
         p.canary_match = None
+        p.restore_blocked = ""
+        return True
 
     async def _holds(self, compensation: Compensation) -> bool:
         """Whether the router still routes what this compensation restored."""
@@ -281,6 +315,33 @@ class Target:
             f" the restore to {compensation.shift.split}: restoring again",
         )
         return False
+
+
+def _pages_at(rounds: int) -> bool:
+    """Page at the 1st, 2nd, 4th, 8th... failed round: loud at first, then rarer."""
+    return rounds & (rounds - 1) == 0
+
+
+def blocked_text(
+    plan: Plan, compensation: Compensation, error: BaseException, wait: timedelta
+) -> str:
+    """What stops stable from coming back, and what a person must do about it."""
+    return (
+        f"stable is not back: {plan.router.describe()} refuses to"
+        f" {compensation.description} ({root_message(error)}). Make the router accept the"
+        f" change (fix its runtime API, its config or the server names), or put stable back"
+        f" by hand; the rollout tries again every {int(wait.total_seconds())} s and ends"
+        " once the router routes all traffic to stable"
+    )
+
+
+def error_type(error: BaseException) -> str:
+    """The application error type under an activity error ('' when there is none)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+        if isinstance(error, ApplicationError):
+            return error.type or ""
+    return ""
 
 
 def _raise_if_cancelled() -> None:

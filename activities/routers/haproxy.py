@@ -9,7 +9,13 @@ from __future__ import annotations
 import re
 import socket
 
-from activities.errors import RouterError, RouterRefused, RouterUnreachable
+from activities.errors import (
+    CanaryGone,
+    RouterError,
+    RouterRefused,
+    RouterUnreachable,
+    ServerMissing,
+)
 from activities.routers import haproxy_match
 from plans import HAProxyRouter, RequestMatch, TrafficSplit
 from plans.text import SAFE_NAME
@@ -38,7 +44,12 @@ class HAProxyRuntime:
         """
         if split.match is not None:
             self.set_match(split.match)
-        self._set_weights(stable, canary, split)
+        try:
+            self._set_weights(stable, canary, split)
+        except ServerMissing as missing:
+            if missing.server != canary or split != TrafficSplit.canary_percent(0):
+                raise
+            self._restore_without(canary, stable, split, missing)
         if split.match is None and self.match_map is not None:
             self.set_match(None)
         after = self.get_split(stable, canary)
@@ -49,6 +60,24 @@ class HAProxyRuntime:
                 " an operator, or a reload)"
             )
         return after
+
+    def _restore_without(
+        self, canary: str, stable: str, split: TrafficSplit, missing: ServerMissing
+    ) -> None:
+        """Put stable back when the canary server is gone (removed mid-incident): stable gets
+        its whole weight, and the answer says nothing routes to the canary any more."""
+        self.set_weight(stable, split.stable_weight)
+        if self.match_map is not None:
+            self.set_match(None)
+        if (now := self.get_weight(stable)) != split.stable_weight:
+            raise RouterError(
+                f"HAProxy backend {self.backend!r} reports stable {stable!r} at weight {now}"
+                f" right after being set to {split.stable_weight}"
+            )
+        raise CanaryGone(
+            f"HAProxy backend {self.backend!r} no longer has the canary server {canary!r},"
+            f" so nothing routes to it; stable {stable!r} has weight {now} ({missing})"
+        )
 
     def _set_weights(self, stable: str, canary: str, split: TrafficSplit) -> None:
         before = self._get_weights(stable, canary)
@@ -264,10 +293,11 @@ class HAProxyRuntime:
                 f" one of its backends (HAProxy said: {said})"
             )
         if said.startswith("No such server"):
-            return RouterRefused(
+            return ServerMissing(
                 f"HAProxy backend {self.backend!r} has no server {server!r}: make the plan's"
                 f" stable and canary names match the backend's 'server' lines"
-                f" (HAProxy said: {said})"
+                f" (HAProxy said: {said})",
+                server,
             )
         if said.startswith("Permission denied"):
             return RouterRefused(
