@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from plans import RolloutState, RolloutStatus, parse_plan
+from plans.hook_signing import signature_headers
 from plans.hooks import Hook, HookPayload, payload_body, sign, verify_signature
 from plans.state import AuditEvent
 from starter.render import audit_table
@@ -155,9 +158,23 @@ def test_the_readme_example_loads_and_its_verify_snippet_agrees() -> None:
     snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
     scope: dict[str, Any] = {}
     exec(snippet, scope)  # the few lines a receiver copies
-    body = payload_body(payload())
-    assert scope["verify"](body, sign(body, "k3y"), "k3y")
-    assert not scope["verify"](body, sign(body, "k3y"), "other")
+    body, now = payload_body(payload()), datetime.now(UTC)
+    new, old = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    headers = signature_headers("rollout-shop/r1/cab", body, [f"whsec_{new}", f"whsec_{old}"], now)
+    for secret in (new, old):
+        assert scope["verify"](body, headers, base64.b64decode(secret))
+    assert not scope["verify"](body, headers, b"other-key")
+    assert not scope["verify"](body + b" ", headers, base64.b64decode(new))
+    stale = signature_headers(
+        "rollout-shop/r1/cab", body, [f"whsec_{new}"], now - timedelta(minutes=6)
+    )
+    assert not scope["verify"](body, stale, base64.b64decode(new))
+    garbage = {
+        "webhook-id": "\u00e9",
+        "webhook-timestamp": "\u0661",
+        "webhook-signature": "v1,\udcff",
+    }
+    assert not scope["verify"](body, garbage, base64.b64decode(new))
 
 
 def test_a_hook_answer_with_brackets_shows_as_written_in_the_audit_trail() -> None:
