@@ -51,7 +51,10 @@ def approvals() -> Iterator[Approvals]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            state.signed.append(verify_signature(body, self.headers[SIGNATURE_HEADER], SECRET))
+            state.signed.append(
+                verify_signature(body, self.headers, SECRET)  # the webhook-* headers
+                and verify_signature(body, self.headers[SIGNATURE_HEADER], SECRET)  # deprecated
+            )
             state.asks.append(json.loads(body))
             if state.approved.is_set():
                 status, answer = 200, b'{"approved": true}'
