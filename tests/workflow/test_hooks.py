@@ -181,7 +181,12 @@ async def test_a_202_at_a_stage_end_asks_again_on_time_while_the_stage_is_watche
 @pytest.mark.parametrize(
     ("failure", "said"),
     [
-        (ApplicationError("hook cab: answered 500: boom", type="HookUnreachable"), "answered 500"),
+        (
+            ApplicationError(
+                "hook cab answered 500 Internal Server Error: boom", type="HookServerError"
+            ),
+            "HookServerError: hook cab answered 500 Internal Server Error: boom",
+        ),
         (ApplicationError("hook cab: no answer within 10s", type="HookUnreachable"), "within 10s"),
     ],
 )
@@ -229,7 +234,7 @@ async def test_on_rollback_hooks_run_after_stable_is_back(
 async def test_failing_checks_count_to_their_limit_and_notify_hooks_never_block(
     env: WorkflowEnvironment, hooked: str, doubles: Doubles, receiver: Receiver
 ) -> None:
-    down = ApplicationError("hook chat: answered 503", type="HookUnreachable")
+    down = ApplicationError("hook chat answered 503 Service Unavailable", type="HookServerError")
     receiver.script["chat"] = [down, down]
     receiver.script["tests"] = [HookAnswer(status=409, excerpt="2 failed")]
     hooks = [
@@ -241,8 +246,8 @@ async def test_failing_checks_count_to_their_limit_and_notify_hooks_never_block(
     assert (await settle(env, handle)).state == RolloutState.PROMOTED
     events = hook_events(await status_of(handle))
     assert (
-        "notify hook chat at before_rollout (ask 1): HookUnreachable: hook chat: answered 503"
-        in events
+        "notify hook chat at before_rollout (ask 1):"
+        " HookServerError: hook chat answered 503 Service Unavailable" in events
     )
     assert any("failure 1 of 2 in a row" in e for e in events)
     assert [c.call.payload.phase for c in receiver.calls[:2]] == ["before_rollout"] * 2
