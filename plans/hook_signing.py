@@ -119,7 +119,12 @@ def _header(headers: Mapping[str, object] | HeaderLookup, name: str) -> str | No
 
 def _keys(secret: str | Sequence[str]) -> list[tuple[str, bytes]]:
     """Each usable secret with its key; a malformed one is skipped, so that a check never raises."""
-    secrets = signing_secrets(secret) if isinstance(secret, str) else list(secret)
+    if isinstance(secret, str):
+        secrets = signing_secrets(secret)
+    elif isinstance(secret, list | tuple):
+        secrets = list(secret)
+    else:
+        return []
     usable = []
     for one in secrets:
         try:
