@@ -1,8 +1,9 @@
 """The end-of-rollout report: an activity that writes the run's report to the report store.
 
 The store is a folder the worker is configured with (``ROLLOUT_REPORT_DIR``; `rollout dev
-up` points it beside the dev stack). The activity needs a client to read the run's
-history and to ask its status, so it is bound to one.
+up` points it beside the dev stack) and owns: the folder is refused when another user owns
+it or may write in it. The activity needs a client to read the run's history and to ask
+its status, so it is bound to one.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from plans.state import ReportRequest
+
+REPORT_DIR_ENV = "ROLLOUT_REPORT_DIR"
 
 
 class ReportWriter:
@@ -32,11 +36,15 @@ class ReportWriter:
         # Imported here: matplotlib is heavy, and the workflow module imports this one.
         from activities.notifiers.messages import RunLink
         from activities.report.gather import gather, report_dir
-        from activities.report.render import folder_for, write
+        from activities.report.render import store
+        from activities.storage import StoreRefused
 
         report = await gather(self.client, request.workflow_id, request.run_id)
         report.ui_url = RunLink(self.client.namespace, request.workflow_id).ui_url()
-        folder = folder_for(self.store or report_dir(), report)
-        written = write(report, folder)
-        activity.logger.info("report of %s written to %s", request.workflow_id, folder)
+        try:
+            written = await store(report, self.store or report_dir(), REPORT_DIR_ENV)
+        except StoreRefused as error:
+            # No retry fixes a folder's owner or mode: say so once, in the run's history.
+            raise ApplicationError(str(error), type="StoreRefused", non_retryable=True) from None
+        activity.logger.info("report of %s written to %s", request.workflow_id, written["html"])
         return written["html"].resolve().as_uri()

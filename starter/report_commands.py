@@ -67,8 +67,17 @@ async def cmd_report(args: argparse.Namespace) -> int:
         raise
     report.ui_url = ui_link(wid)
     root = os.environ.get("ROLLOUT_REPORT_DIR") or _store(Path(args.dir))
-    out = Path(args.out) if args.out else folder_for(root, report)
-    written = write(report, out, (args.format,) if args.format else FORMATS)
+    formats = (args.format,) if args.format else FORMATS
+    if args.out:
+        written = write(report, args.out, formats, setting="--out")
+    else:
+        written = write(
+            report,
+            folder_for(root, report),
+            formats,
+            within=Path(root),
+            setting="--out or ROLLOUT_REPORT_DIR",
+        )
     state = report.state.replace("_", " ")
     print(f"report of {wid} ({state}):")
     for path in written.values():

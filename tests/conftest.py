@@ -1,4 +1,4 @@
-"""What holds for the whole suite: the order it runs in, and where workers write reports.
+"""What holds for the whole suite: the order it runs in, and where workers write files.
 
 With two pytest workers taking whole modules (scripts/test.sh), a long fault module left
 for last would keep one worker busy while the other has nothing to do; so the modules that
@@ -44,3 +44,20 @@ def report_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("ROLLOUT_REPORT_DIR", None)
     else:
         os.environ["ROLLOUT_REPORT_DIR"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def notice_record(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Workers and notify activities the tests run keep the record of sent messages here.
+
+    Without ``ROLLOUT_NOTIFY_DIR`` they would keep it in the user's state folder, under the
+    home folder; the variable set here reaches every worker process a test spawns.
+    """
+    folder = tmp_path_factory.mktemp("notices")
+    before = os.environ.get("ROLLOUT_NOTIFY_DIR")
+    os.environ["ROLLOUT_NOTIFY_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("ROLLOUT_NOTIFY_DIR", None)
+    else:
+        os.environ["ROLLOUT_NOTIFY_DIR"] = before

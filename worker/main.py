@@ -13,6 +13,7 @@ import tempfile
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worker.config import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, connect, end_process, task_queue
@@ -62,11 +63,16 @@ environment:
   ROLLOUT_TEMPLATE_DIR      a folder of message templates (<event>.j2) that replace the
                             defaults; a plan's notify.templates win over it
   ROLLOUT_NOTIFY_DIR        where the keys of sent notifications are kept, so a retried
-                            activity sends nothing twice (default: a folder in the temporary
-                            folder); workers that share it share the record
+                            activity sends nothing twice (default: notices in
+                            $XDG_STATE_HOME/durable-rollouts, else in
+                            ~/.local/state/durable-rollouts); workers that share it share
+                            the record
   ROLLOUT_REPORT_DIR        where each rollout's report is written when it ends (default:
                             rollout-reports in the current folder); its file URL is linked
-                            from the final message and the run's details in the Temporal UI
+                            from the final message and the run's details in the Temporal UI.
+                            Both folders are made (mode 750) if missing, and refused when
+                            another user owns them or may write in them; files in them are
+                            written whole (through a rename) with mode 640.
   ROLLOUT_WORKFLOW_SANDBOX  on: run workflows in the SDK's sandbox (about a third more
                             worker CPU); off (default): the tests run every workflow in the
                             sandbox instead
@@ -82,7 +88,7 @@ The worker does not look for a dev stack: `rollout dev up` starts one of its own
 exit codes:
   {EXIT_STOPPED}    stopped by SIGTERM or Ctrl-C (SIGINT), also while still starting: a clean stop
   {EXIT_ERROR}    cannot reach Temporal, or the worker failed (the error is printed)
-  {EXIT_USAGE}    usage error
+  {EXIT_USAGE}    usage error, or a setting it refuses (e.g. a folder it may not use)
 """
 
 
@@ -177,6 +183,20 @@ def sticky_timeout() -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def prepare_folders() -> None:
+    """Make the folders the worker writes in; refuse one another user owns or may write in."""
+    # At start, not at the first notification: a record that cannot be kept would otherwise
+    # lose every message quietly (a failed notification only logs).
+    from activities.notifiers.sent import SentRecord
+    from activities.reports import REPORT_DIR_ENV
+    from activities.storage import owned_folder
+
+    SentRecord().ready()
+    configured = os.environ.get(REPORT_DIR_ENV)
+    if configured:
+        owned_folder(Path(configured), REPORT_DIR_ENV)
+
+
 def keep_bytecode() -> None:
     """Let the workflow sandbox load compiled bytecode instead of compiling the source again.
 
@@ -259,10 +279,13 @@ def main(argv: list[str] | None = None) -> None:
         parser().parse_args(argv)
     except SystemExit as exit_:
         end_process(EXIT_USAGE if exit_.code else EXIT_STOPPED)
+    from activities.storage import StoreRefused
+
     try:
         sandbox_wanted()
         sticky_timeout()
-    except ValueError as error:
+        prepare_folders()
+    except (ValueError, StoreRefused) as error:
         print(f"rollout-worker: {error}", file=sys.stderr)
         end_process(EXIT_USAGE)
     code = EXIT_STOPPED

@@ -1,91 +1,101 @@
 """One PNG per gate: the canary's and the stable's values over the whole rollout, the limit,
-the stage boundaries and the checks that failed. Drawn with matplotlib's Agg backend (no
-display needed)."""
+the stage boundaries and the checks that failed. Drawn with matplotlib's Agg canvas (no
+display needed).
+
+The worker draws in threads, off its event loop. pyplot keeps global state (its figure
+registry) and is not meant for threads, so each plot is a ``Figure`` of its own on its own
+``FigureCanvasAgg``; matplotlib's docs still call artists unsafe across threads, so plots are
+drawn one at a time (the GIL would serialize most of the work anyway).
+"""
 
 from __future__ import annotations
 
 import io
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from activities.report.model import GateSeries, Report
 
 CANARY, STABLE, LIMIT, FAILED = "#d9480f", "#1c7ed6", "#868e96", "#c92a2a"
 
+_drawing = threading.Lock()
+
 
 def gate_png(report: Report, series: GateSeries) -> bytes:
     """The gate's plot as PNG bytes."""
+    with _drawing:
+        return _draw(report, series)
+
+
+def _draw(report: Report, series: GateSeries) -> bytes:
     scale, unit = _scale(series.unit)
-    figure, axes = plt.subplots(figsize=(10.5, 3.6), dpi=100)
-    try:
-        lines: tuple[tuple[Any, dict[str, Any]], ...] = (
-            (series.canary, {"color": CANARY, "label": _named("canary", report.canary)}),
-            (series.stable, {"color": STABLE, "label": _named("stable", report.stable)}),
-            (
-                series.limit,
-                {"color": LIMIT, "linestyle": "--", "label": f"limit {series.threshold}"},
-            ),
+    figure = Figure(figsize=(10.5, 3.6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    lines: tuple[tuple[Any, dict[str, Any]], ...] = (
+        (series.canary, {"color": CANARY, "label": _named("canary", report.canary)}),
+        (series.stable, {"color": STABLE, "label": _named("stable", report.stable)}),
+        (
+            series.limit,
+            {"color": LIMIT, "linestyle": "--", "label": f"limit {series.threshold}"},
+        ),
+    )
+    for points, style in lines:
+        if points:
+            axes.plot([_x(p.at) for p in points], [p.value * scale for p in points], **style)
+    checked = [c for c in series.checks if c.canary is not None]
+    passed = [c for c in checked if c.outcome != "fail"]
+    failed = [c for c in checked if c.outcome == "fail"]
+    if passed:
+        axes.scatter(
+            [_x(c.at) for c in passed],
+            [(c.canary or 0.0) * scale for c in passed],
+            s=14,
+            color=CANARY,
+            zorder=3,
+            label="check",
         )
-        for points, style in lines:
-            if points:
-                axes.plot([_x(p.at) for p in points], [p.value * scale for p in points], **style)
-        checked = [c for c in series.checks if c.canary is not None]
-        passed = [c for c in checked if c.outcome != "fail"]
-        failed = [c for c in checked if c.outcome == "fail"]
-        if passed:
-            axes.scatter(
-                [_x(c.at) for c in passed],
-                [(c.canary or 0.0) * scale for c in passed],
-                s=14,
-                color=CANARY,
-                zorder=3,
-                label="check",
-            )
-        if failed:
-            axes.scatter(
-                [_x(c.at) for c in failed],
-                [(c.canary or 0.0) * scale for c in failed],
-                s=60,
-                marker="x",
-                color=FAILED,
-                zorder=4,
-                label="failed check",
-            )
-        # Stage names just above the frame: inside it they would cross the lines.
-        for stage in report.stages:
-            axes.axvline(_x(stage.start), color="#495057", linewidth=0.8, linestyle=":")
-            axes.annotate(
-                f"{stage.name} {stage.weight}%",
-                (_x(stage.start), 1.0),
-                xycoords=axes.get_xaxis_transform(),
-                xytext=(2, 3),
-                textcoords="offset points",
-                fontsize=8,
-                color="#495057",
-            )
-        if report.ended_at is not None:
-            axes.axvline(_x(report.ended_at), color="#495057", linewidth=0.8)
-        axes.set_title(f"{series.gate} ({series.kind})", loc="left", fontsize=11, pad=16)
-        axes.set_ylabel(unit)
-        axes.xaxis_date(tz=UTC)
-        axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
-        axes.grid(alpha=0.25)
-        if axes.get_legend_handles_labels()[0]:
-            axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        figure.autofmt_xdate()
-        figure.tight_layout()
-        out = io.BytesIO()
-        figure.savefig(out, format="png")
-        return out.getvalue()
-    finally:
-        plt.close(figure)
+    if failed:
+        axes.scatter(
+            [_x(c.at) for c in failed],
+            [(c.canary or 0.0) * scale for c in failed],
+            s=60,
+            marker="x",
+            color=FAILED,
+            zorder=4,
+            label="failed check",
+        )
+    # Stage names just above the frame: inside it they would cross the lines.
+    for stage in report.stages:
+        axes.axvline(_x(stage.start), color="#495057", linewidth=0.8, linestyle=":")
+        axes.annotate(
+            f"{stage.name} {stage.weight}%",
+            (_x(stage.start), 1.0),
+            xycoords=axes.get_xaxis_transform(),
+            xytext=(2, 3),
+            textcoords="offset points",
+            fontsize=8,
+            color="#495057",
+        )
+    if report.ended_at is not None:
+        axes.axvline(_x(report.ended_at), color="#495057", linewidth=0.8)
+    axes.set_title(f"{series.gate} ({series.kind})", loc="left", fontsize=11, pad=16)
+    axes.set_ylabel(unit)
+    axes.xaxis_date(tz=UTC)
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
+    axes.grid(alpha=0.25)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
 
 
 def _named(role: str, server: str) -> str:

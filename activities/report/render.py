@@ -1,8 +1,13 @@
 """A report written out: Markdown (with its PNGs beside it), HTML (images embedded, opens
-offline) or JSON (the model, for other tools)."""
+offline) or JSON (the model, for other tools).
+
+Each file is written whole through a rename (``activities.storage``), so a retried report
+activity or a second worker writing the same run's report leaves one whole version of each.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from datetime import datetime
@@ -13,6 +18,7 @@ import jinja2
 
 from activities.report import plots
 from activities.report.model import Report
+from activities.storage import owned_folder, write_whole
 from plans import format_duration
 from plans.gates.base import format_value
 
@@ -27,32 +33,47 @@ def folder_for(root: str | Path, report: Report) -> Path:
     )
 
 
-def write(report: Report, out: str | Path, formats: tuple[str, ...] = FORMATS) -> dict[str, Path]:
+async def store(report: Report, root: str | Path, setting: str) -> dict[str, Path]:
+    """Write the report into its folder of the store ``root``, drawn and written off the loop."""
+    # Drawing takes about 0.1 s a gate: on the event loop it would hold up every other
+    # activity and workflow task of the worker for seconds.
+    return await asyncio.to_thread(
+        write, report, folder_for(root, report), FORMATS, within=Path(root), setting=setting
+    )
+
+
+def write(
+    report: Report,
+    out: str | Path,
+    formats: tuple[str, ...] = FORMATS,
+    *,
+    within: Path | None = None,
+    setting: str = "the report folder",
+) -> dict[str, Path]:
     """Write the report in ``formats`` into the folder ``out``; the paths written, by format."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = owned_folder(Path(out), setting, within=within)
     written: dict[str, Path] = {}
     images = (
         {s.gate: plots.gate_png(report, s) for s in report.gates} if set(formats) - {"json"} else {}
     )
     if "json" in formats:
         written["json"] = folder / "report.json"
-        written["json"].write_text(report.model_dump_json(indent=2) + "\n")
+        write_whole(written["json"], (report.model_dump_json(indent=2) + "\n").encode())
     if "md" in formats:
         files = {}
         for gate, png in images.items():
             name = f"gate-{_safe(gate)}.png"
-            (folder / name).write_bytes(png)
+            write_whole(folder / name, png)
             files[gate] = name
         written["md"] = folder / "report.md"
-        written["md"].write_text(render("report.md.j2", report, files))
+        write_whole(written["md"], render("report.md.j2", report, files).encode())
     if "html" in formats:
         embedded = {
             gate: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
             for gate, png in images.items()
         }
         written["html"] = folder / "report.html"
-        written["html"].write_text(render("report.html.j2", report, embedded))
+        write_whole(written["html"], render("report.html.j2", report, embedded).encode())
     return written
 
 

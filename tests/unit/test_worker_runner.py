@@ -1,14 +1,22 @@
-"""The worker's settings from the environment: its workflow runner and its sticky timeout."""
+"""The worker's settings from the environment: its workflow runner, its sticky timeout and
+the folders it writes in."""
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from worker.main import sticky_timeout, workflow_runner
+from worker.main import prepare_folders, sticky_timeout, workflow_runner
+
+WORKER = str(Path(sys.executable).parent / "rollout-worker")
 
 
 @pytest.mark.parametrize("value", [None, "", "off", "OFF "])
@@ -53,3 +61,29 @@ def test_a_sticky_timeout_that_is_not_seconds_is_refused_by_name(
     monkeypatch.setenv("ROLLOUT_STICKY_TIMEOUT", value)
     with pytest.raises(ValueError, match=f"from 1 to 600, not '{value}'"):
         sticky_timeout()
+
+
+def test_the_worker_makes_its_folders_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROLLOUT_NOTIFY_DIR", str(tmp_path / "state" / "notices"))
+    monkeypatch.setenv("ROLLOUT_REPORT_DIR", str(tmp_path / "reports"))
+    prepare_folders()
+    for made in (tmp_path / "state" / "notices", tmp_path / "reports"):
+        assert stat.S_IMODE(made.stat().st_mode) == 0o750
+
+
+def test_a_worker_given_a_folder_others_may_write_refuses_to_start(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml"),
+        "ROLLOUT_NOTIFY_DIR": str(shared),
+    }
+    done = subprocess.run([WORKER], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert f"rollout-worker: {shared} may be written by others (mode 777)" in done.stderr
+    assert "ROLLOUT_NOTIFY_DIR" in done.stderr and "Traceback" not in done.stderr
