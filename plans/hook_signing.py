@@ -61,7 +61,10 @@ def secret_key(secret: str) -> bytes:
     if not secret.startswith(SECRET_PREFIX):
         if not secret:
             raise ValueError("a secret is empty")
-        return secret.encode()
+        try:
+            return secret.encode()
+        except UnicodeEncodeError:  # bytes the environment could not decode; none is shown
+            raise ValueError(f"a secret is not UTF-8 text; {NEW_SECRET_HINT}") from None
     encoded = secret[len(SECRET_PREFIX) :]
     try:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)

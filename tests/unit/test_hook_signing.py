@@ -125,6 +125,7 @@ def test_a_variable_holds_one_raw_secret_or_several_whsec_ones() -> None:
         ("whsec_" + base64.b64encode(b"x" * 8).decode(), "holds 8 bytes, not 24 to 64"),
         ("whsec_" + base64.b64encode(b"x" * 65).decode(), "holds 65 bytes"),
         ("", "empty"),
+        ("raw\udcff", "not UTF-8 text"),  # how os.environ holds bytes it cannot decode
     ],
 )
 def test_a_bad_secret_cannot_sign_and_the_error_says_how_to_make_one(secret: str, why: str) -> None:
