@@ -205,12 +205,21 @@ def keep_bytecode() -> None:
     a bytecode cache each of those imports compiles workflows/rollout.py again: at a thousand
     rollouts that was a third of the worker's CPU. PYTHONDONTWRITEBYTECODE, common in
     containers, forbids the cache next to the source, so the worker keeps one of its own in
-    the temporary folder.
+    the temporary folder. Its name there can be guessed: a folder someone else made under it
+    first (to plant compiled code the worker would run) is refused, and the cache stays off.
     """
     if not sys.dont_write_bytecode:
         return
     if sys.pycache_prefix is None:
-        sys.pycache_prefix = os.path.join(tempfile.gettempdir(), f"rollout-worker-{os.getuid()}")
+        from activities.storage import StoreRefused, owned_folder
+
+        folder = Path(tempfile.gettempdir()) / f"rollout-worker-{os.getuid()}"
+        try:
+            owned_folder(folder, "PYTHONPYCACHEPREFIX")
+        except StoreRefused as refused:
+            log.warning("compiled code is not cached: %s", refused)
+            return
+        sys.pycache_prefix = str(folder)
     sys.dont_write_bytecode = False
 
 

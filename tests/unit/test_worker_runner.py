@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from worker.main import prepare_folders, sticky_timeout, workflow_runner
+from worker.main import keep_bytecode, prepare_folders, sticky_timeout, workflow_runner
 
 WORKER = str(Path(sys.executable).parent / "rollout-worker")
 
@@ -87,3 +88,21 @@ def test_a_worker_given_a_folder_others_may_write_refuses_to_start(tmp_path: Pat
     assert done.returncode == 2
     assert f"rollout-worker: {shared} may be written by others (mode 777)" in done.stderr
     assert "ROLLOUT_NOTIFY_DIR" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_bytecode_cache_is_a_folder_of_the_workers_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    folder = tmp_path / f"rollout-worker-{os.getuid()}"
+    # Someone got to the predictable name first, to plant compiled code: the cache stays off.
+    folder.mkdir()
+    folder.chmod(0o777)
+    keep_bytecode()
+    assert sys.pycache_prefix is None and sys.dont_write_bytecode
+    folder.rmdir()
+    keep_bytecode()
+    assert sys.pycache_prefix == str(folder) and not sys.dont_write_bytecode
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o750
