@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError
 
 from plans import text
+from plans.approvals import ApprovalRule
 from plans.durations import Duration
 from plans.errors import PlanError
 from plans.loading import load_plan_data, location, parse_plan
@@ -85,6 +86,11 @@ class FleetPlan(Strict):
 
     def child_id(self, target: str) -> str:
         return target_workflow_id(self.service, target)
+
+    @property
+    def approval_rule(self) -> ApprovalRule:
+        """Who may move the release forward: the plan's approvers, alike for every target."""
+        return next(iter(self.targets.values())).approval_rule
 
     def wave_of(self, target: str) -> int:
         return next(i for i, wave in enumerate(self.waves) if target in wave.targets)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from plans.approvals import ParentRelease
 from plans.plan import Plan
 from plans.state import RolloutProgress
 
@@ -27,6 +28,9 @@ class RolloutInput(BaseModel):
         default=CHECKS_PER_RUN, ge=1, description="continue-as-new after this many checks"
     )
     visibility: bool = Field(default=False, description="upsert the Rollout* search attributes")
+    release: ParentRelease | None = Field(
+        default=None, description="the release this target's rollout runs under, if any"
+    )
 
     @model_validator(mode="before")
     @classmethod

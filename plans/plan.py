@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from plans import text
+from plans.approvals import ApprovalRule, Principal
 from plans.bluegreen import BlueGreen
 from plans.durations import format_duration
 from plans.gates import Gate, GateBase
@@ -75,6 +76,16 @@ class Plan(Strict):
     smoke: Smoke | None = Field(
         default=None, description="requests to the canary before it gets any user traffic"
     )
+    approvers: Annotated[list[Principal], Field(max_length=100)] = Field(
+        default_factory=list,
+        description="principals or groups of the worker's allowed_signers who may go forward",
+    )
+    approvals: int = Field(
+        default=1, ge=1, le=10, description="distinct verified people an approve or promote needs"
+    )
+    not_by_starter: bool = Field(
+        default=False, description="whoever started the rollout may not move it forward"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
@@ -115,6 +126,7 @@ class Plan(Strict):
         problems += self._query_problems()
         problems += self._gate_stage_problems()
         problems += hook_problems(self.hooks, [s.name for s in self.stages])
+        problems += self._approval_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -135,6 +147,31 @@ class Plan(Strict):
         # The plan is frozen once validated; this is still its validation.
         object.__setattr__(self, "stages", stages)
         return []
+
+    def _approval_problems(self) -> list[str]:
+        """``approvals`` and ``not_by_starter`` only mean something with ``approvers``."""
+        problems = []
+        if not self.approvers:
+            if self.approvals > 1:
+                problems.append(
+                    f"approvals: {self.approvals} people from whom? list them (or their groups)"
+                    " in approvers"
+                )
+            if self.not_by_starter:
+                problems.append("not_by_starter: list the people who may approve in approvers")
+        dupes = sorted(n for n, count in Counter(self.approvers).items() if count > 1)
+        if dupes:
+            problems.append(f"approvers: listed twice: {', '.join(dupes)}")
+        return problems
+
+    @property
+    def approval_rule(self) -> ApprovalRule:
+        """Who may move this rollout forward, as the workflow applies it."""
+        return ApprovalRule(
+            approvers=list(self.approvers),
+            approvals=self.approvals,
+            not_by_starter=self.not_by_starter,
+        )
 
     def _match_problems(self) -> list[str]:
         """Stages with ``match`` on a router that cannot route by header or cookie."""
