@@ -79,6 +79,13 @@ environment:
   ROLLOUT_STICKY_TIMEOUT    seconds a rollout's next workflow task waits for this worker,
                             which holds the rollout in memory, before any worker may take it
                             and rebuild it from its history (default {STICKY_TIMEOUT_S:g})
+  ROLLOUT_ALLOWED_SIGNERS   the allowed_signers file (OpenSSH's, as git uses) of the people
+                            whose signed forward commands (approve, promote, resume, override,
+                            retry, freeze remove) the worker verifies; read at each check
+  ROLLOUT_APPROVER_GROUPS   optional: a file of `group: principal, principal` lines, for plans
+                            whose approvers name groups
+  ROLLOUT_REQUIRE_SIGNED    on: every plan's forward commands need a verified person, not only
+                            plans that name approvers (default: off)
   and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token),
   notify.webhook_url_env (a webhook URL) and each notify.channels url_env (an apprise URL),
   read by the activities at each use, so secrets never enter a workflow's history.
@@ -111,6 +118,7 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
 
     from activities.fanout import signal_targets
     from activities.freezes import FreezeReader
+    from activities.identity import verify_command
     from activities.ownership import TargetLeases
     from activities.reports import ReportWriter
     from activities.rollout import ALL_ACTIVITIES
@@ -128,6 +136,7 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
         activities=[
             *ALL_ACTIVITIES,
             signal_targets,
+            verify_command,
             *TargetLeases(client).activities(),
             *FreezeReader(client).activities(),
             *ScheduledStarts(client).activities(),
