@@ -113,7 +113,7 @@ class Signer(BaseModel):
         return self.principals[0]
 
     def describe(self) -> str:
-        return f"verified {self.name} ({self.fingerprint})"
+        return who(self.name, self.fingerprint)
 
     def one_of(self, names: list[str]) -> bool:
         """Whether any of the signer's principals or groups is among ``names``."""
@@ -193,14 +193,19 @@ def required(rule: ApprovalRule, answer: ProofAnswer | None) -> bool:
     return rule.named or (answer is not None and answer.required)
 
 
-def needs_signature(kind: str, rule: ApprovalRule, how: str) -> str:
+def needs_signature(kind: str, rule: ApprovalRule, how: str, what: str = "this rollout") -> str:
     """The refusal of an unsigned forward command, with the way to do it right."""
-    who = f"one of {rule.listed()}" if rule.named else "a person the worker knows"
+    whom = f"one of {rule.listed()}" if rule.named else "a person the worker knows"
     noun = "approval" if kind == "approve" else f"{kind} command"
     return (
-        f"{kind}: this rollout needs a signed {noun} from {who}; run {how} with your SSH"
+        f"{kind}: {what} needs a signed {noun} from {whom}; run {how} with your SSH"
         f" key configured ({SEE})"
     )
+
+
+def who(by: str, verified: str) -> str:
+    """A sender as the audit shows them: verified with their key's fingerprint, or claimed."""
+    return f"verified {by} ({verified})" if verified else f"claimed {by}"
 
 
 def judge(
@@ -213,6 +218,7 @@ def judge(
     now: datetime,
     ledger: ApprovalLedger,
     how: str,
+    what: str = "this rollout",
 ) -> Judgement:
     """Whether a command goes forward on this signature, under the plan's rule.
 
@@ -224,7 +230,7 @@ def judge(
     """
     needed = required(rule, answer)
     if signed is None:
-        return Judgement(refusal=needs_signature(kind, rule, how) if needed else "")
+        return Judgement(refusal=needs_signature(kind, rule, how, what) if needed else "")
     claim = signed.claim()
     if claim is None:
         return Judgement(refusal=f"{kind}: the signed text is not a command; sign with `{how}`")

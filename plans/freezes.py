@@ -12,6 +12,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, model_validator
 
 from plans import text
+from plans.approvals import ApprovalLedger, SignedCommand, who
 
 FREEZE_CALENDAR_ID = "rollout-freezes"
 ALL_SERVICES = "*"
@@ -50,6 +51,36 @@ class Freeze(FreezeRequest):
     def describe(self) -> str:
         who = "all services" if self.service == ALL_SERVICES else self.service
         return f"freeze {self.id} of {who} until {self.end:%Y-%m-%d %H:%M} UTC ({self.reason})"
+
+
+class FreezeRemoval(BaseModel):
+    """``rollout freeze remove``: which freeze, who and why; signed where the worker requires."""
+
+    id: str = Field(min_length=1, max_length=40)
+    by: str = Field(default="unknown", max_length=200)
+    reason: str = Field(default="", max_length=500)
+    signed: SignedCommand | None = None
+
+
+class RemovedFreeze(BaseModel):
+    """A freeze that was removed: who removed it (verified or claimed), why and when."""
+
+    freeze: Freeze
+    by: str
+    verified: str = Field(default="", description="the remover's key fingerprint, if verified")
+    reason: str = ""
+    at: datetime
+
+    def describe(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return f"{self.freeze.describe()} removed by {who(self.by, self.verified)}{why}"
+
+
+class CalendarRecord(BaseModel):
+    """What the calendar carries into its next run beside the freezes: removals, nonces."""
+
+    removals: list[RemovedFreeze] = Field(default_factory=list)
+    ledger: ApprovalLedger = Field(default_factory=ApprovalLedger)
 
 
 def freeze_holding(freezes: list[Freeze], service: str, at: datetime) -> Freeze | None:

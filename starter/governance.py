@@ -25,12 +25,22 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.freezes import calendar_freezes
 from plans import RolloutError
-from plans.freezes import ALL_SERVICES, FREEZE_CALENDAR_ID, Freeze, FreezeRequest
+from plans.approvals import FREEZE_REMOVE
+from plans.freezes import (
+    ALL_SERVICES,
+    FREEZE_CALENDAR_ID,
+    Freeze,
+    FreezeRemoval,
+    FreezeRequest,
+    RemovedFreeze,
+)
 from plans.inputs import ScheduledRollout
 from plans.windows import zone
+from starter import signing
 from starter.connection import connect_client
 from starter.render import out
 from worker.config import task_queue
@@ -82,13 +92,42 @@ async def add_freeze(client: Client, request: FreezeRequest, queue: str) -> Free
     return freeze
 
 
-async def remove_freeze(client: Client, freeze_id: str, queue: str) -> Freeze:
+async def remove_freeze(
+    client: Client, removal: FreezeRemoval | str, queue: str, key: str | None = None
+) -> Freeze:
+    """Remove a freeze (by id, or saying who and why), signed with the operator's SSH key."""
+    if isinstance(removal, str):
+        removal = FreezeRemoval(id=removal)
     handle = await calendar(client, queue)
+    if removal.signed is None:
+        described = await handle.describe()
+        text = signing.claim(
+            FREEZE_REMOVE,
+            FREEZE_CALENDAR_ID,
+            signing.first_run_id(described),
+            by=removal.by,
+            reason=removal.reason,
+            subject=removal.id,
+        )
+        removal = removal.model_copy(update={"signed": await signing.maybe_sign(text, key)})
     try:
-        freeze: Freeze = await handle.execute_update(FreezeCalendar.remove, freeze_id)
+        freeze: Freeze = await handle.execute_update(FreezeCalendar.remove, removal)
     except WorkflowUpdateFailedError as error:
         raise RolloutError(str(getattr(error.cause, "message", error))) from None
     return freeze
+
+
+async def recent_removals(client: Client) -> list[RemovedFreeze]:
+    """The freezes removed lately (by whom, why); none when there is no calendar."""
+    try:
+        removed: list[RemovedFreeze] = await client.get_workflow_handle(FREEZE_CALENDAR_ID).query(
+            FreezeCalendar.removals
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+    return removed
 
 
 def freeze_request(args: argparse.Namespace) -> FreezeRequest:
@@ -114,13 +153,16 @@ async def cmd_freeze(args: argparse.Namespace) -> int:
     request = freeze_request(args) if args.action == "add" else None
     if args.action == "remove" and not args.id:
         raise RolloutError("freeze remove: give the freeze's id (`rollout freeze list`)")
+    if args.action == "remove" and not args.reason:
+        raise RolloutError("freeze remove: give --reason (why the freeze may end early)")
     client = await connect_client()
     queue = args.task_queue or task_queue()
     if request is not None:
         freeze = await add_freeze(client, request, queue)
         out.print(f"added {escape(freeze.describe())}, from {freeze.start:%Y-%m-%d %H:%M} UTC")
     elif args.action == "remove":
-        freeze = await remove_freeze(client, args.id, queue)
+        removal = FreezeRemoval(id=args.id, by=args.by, reason=args.reason)
+        freeze = await remove_freeze(client, removal, queue, args.key)
         out.print(f"removed {escape(freeze.describe())}")
     else:
         freezes = await calendar_freezes(client)
@@ -128,6 +170,8 @@ async def cmd_freeze(args: argparse.Namespace) -> int:
             out.print(f"{escape(f.describe())} from {f.start:%Y-%m-%d %H:%M} UTC, by {f.by}")
         if not freezes:
             out.print("no freezes")
+        for removed in (await recent_removals(client))[-5:]:
+            out.print(f"{removed.at:%Y-%m-%d %H:%M} UTC: {escape(removed.describe())}")
     return 0
 
 
@@ -237,8 +281,14 @@ def add_parsers(sub: Any, by: str) -> None:
     p.add_argument("--from", dest="start", help="add: start, e.g. 2026-12-20T18:00 (default now)")
     p.add_argument("--until", help="add: end, e.g. 2027-01-04T08:00")
     p.add_argument("--tz", default="UTC", help="the zone of --from/--until (default: UTC)")
-    p.add_argument("--reason", default="", help="add: why, shown to whoever waits")
-    p.add_argument("--by", default=by, help="add: who (default: %(default)s)")
+    p.add_argument(
+        "--reason", default="", help="add: why, shown to whoever waits; remove: why it may end"
+    )
+    p.add_argument("--by", default=by, help="who (default: %(default)s)")
+    p.add_argument(
+        "--key",
+        help="remove: the SSH private key that signs it (default as for `rollout approve`)",
+    )
     p.add_argument("--task-queue", help="the workers' task queue (default as for start)")
     p.set_defaults(run=cmd_freeze)
 

@@ -15,6 +15,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.worker import Worker
 
 from activities.freezes import FreezeReader, calendar_freezes
+from activities.identity import verify_command
 from plans import CommandKind, GateOutcome, OperatorCommand, Plan, RolloutError, RolloutState
 from plans.freezes import Freeze, FreezeRequest
 from plans.windows import zone
@@ -341,7 +342,7 @@ async def test_the_freeze_calendar_adds_lists_and_removes(env) -> None:
         env.client,
         task_queue=queue,
         workflows=[FreezeCalendar],
-        activities=FreezeReader(env.client).activities(),
+        activities=[*FreezeReader(env.client).activities(), verify_command],
     ):
         now = await env.get_current_time()
         request = FreezeRequest(
