@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from plans.approvals import ApprovalLedger
+from plans.approvals import who as sender
 from plans.fleet import FleetPlan
 from plans.state import AuditEvent, CommandKind, OperatorCommand
 
@@ -71,7 +74,7 @@ class TargetSignals(BaseModel):
 
     workflow_ids: list[str]
     signal: str = Field(description="the rollout's signal: the command's kind")
-    body: dict[str, str] = Field(description="the signal's body: by and reason")
+    body: dict[str, Any] = Field(description="the signal's body: by, reason and what was signed")
 
 
 class ReleaseCommandRecord(BaseModel):
@@ -86,6 +89,11 @@ class ReleaseCommandRecord(BaseModel):
     note: str = ""
     sent_to: list[str] = Field(default_factory=list)
     not_sent: dict[str, str] = Field(default_factory=dict, description="target -> why not")
+    verified: str = Field(default="", description="the sender's key fingerprint, if verified")
+
+    def who(self) -> str:
+        """``verified ana (SHA256:...)`` or ``claimed ana``: what the audit shows of the sender."""
+        return sender(self.by, self.verified)
 
 
 class ReleaseProgress(BaseModel):
@@ -107,6 +115,9 @@ class ReleaseProgress(BaseModel):
     events: list[AuditEvent] = Field(default_factory=list)
     run_count: int = 1
     waves_this_run: int = 0
+    approvals: ApprovalLedger = Field(
+        default_factory=ApprovalLedger, description="signed commands: nonces used, who approved"
+    )
 
     def start_next_run(self) -> None:
         """Count the new run; its waves start from none."""
