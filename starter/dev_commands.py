@@ -18,6 +18,7 @@ from demo import loadgen
 from plans import Plan, RolloutStatus
 from starter import devstack, fleetstack, reading, render, starting
 from starter.connection import connect_client, ui_link
+from starter.devtrust import ALLOWED_SIGNERS, user_name
 from starter.exits import exit_code
 from starter.processes import StackError
 from starter.render import err, out
@@ -51,6 +52,8 @@ def cmd_dev_up(args: argparse.Namespace) -> int:
         f"use it from any folder: export ROLLOUT_DIR={folder}",
         f"  (or: export TEMPORAL_ADDRESS={info.temporal_address})",
         f"stop it with: rollout dev down --dir {folder}",
+        f"its worker trusts your SSH key for signed approvals ({info.dir}/{ALLOWED_SIGNERS}):"
+        f" a plan may name `approvers: [{user_name()}]`",
     ]
     for line in lines:
         err.print(escape(line), soft_wrap=True)

@@ -9,7 +9,6 @@ stack's folder for a user who had none. ``ssh-keygen -Y sign`` signs the command
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import secrets
 import tempfile
@@ -23,9 +22,9 @@ from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 from plans import OperatorCommand, RolloutError
 from plans.approvals import FORWARD, SIGNING_NAMESPACE, START, CommandClaim, SignedCommand
 from starter.connection import stack_dir
+from starter.devtrust import DEV_KEY, user_name
 
 SIGNING_KEY_ENV = "ROLLOUT_SIGNING_KEY"
-DEV_KEY = "signing_key"  # in the dev stack's folder, with .pub beside it
 TIMEOUT_S = 30.0
 
 
@@ -42,14 +41,6 @@ class SigningKey:
 
     def describe(self) -> str:
         return str(self.path) if self.path is not None else "the ssh-agent's first key"
-
-
-def user_name() -> str:
-    """The local user's name: who the CLI says is acting when nobody says otherwise."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def default_key() -> Path | None:
@@ -196,9 +187,9 @@ async def signed(
     return command if signature is None else command.model_copy(update={"signed": signature})
 
 
-async def claim_start(handle: WorkflowHandle[Any, Any], key: str | None, by: str) -> str:
+async def claim_start(handle: WorkflowHandle[Any, Any], key: str | None) -> str:
     """Tell a new rollout (or release), signed, who started it; a note when that failed."""
-    text = claim(START, handle.id, handle.result_run_id or "", by=by)
+    text = claim(START, handle.id, handle.result_run_id or "", by=user_name())
     try:
         signature = await maybe_sign(text, key)
     except SigningFailed as failed:

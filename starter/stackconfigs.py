@@ -25,6 +25,7 @@ from demo.configs import (
     plan_yaml,
     prometheus_config,
 )
+from starter.devtrust import write_dev_trust
 from starter.processes import LOCALHOST, StackError
 from starter.stackinfo import StackInfo, save
 
@@ -139,6 +140,8 @@ def write_configs(info: StackInfo) -> None:
         if info.flag_file is not None:
             # Everyone on the stable, as a stack that was stopped mid-rollout would not be.
             Path(info.flag_file).write_text(flag_json(flag_definition()))
+        # The worker verifies signed forward commands of the local user's keys.
+        write_dev_trust(dir)
         if info.alertmanager_url is not None:
             (dir / "alert-rules.yml").write_text(alert_rules())
             (dir / "alertmanager.yml").write_text(render_alertmanager(info))

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from plans.visibility import ROLLOUT_ATTRIBUTES
+from starter.devtrust import ALLOWED_SIGNERS
 from starter.processes import (
     LOCALHOST,
     StackError,
@@ -226,6 +227,8 @@ def worker_env(info: StackInfo) -> dict[str, str]:
         "ROLLOUT_NOTIFY_DIR": str(Path(info.dir) / "notices"),
         # Each rollout's report is written here when it ends (`rollout report` reads anew).
         "ROLLOUT_REPORT_DIR": str(Path(info.dir) / "reports"),
+        # Signed approvals of the local user's keys (starter.devtrust) are verified here.
+        "ROLLOUT_ALLOWED_SIGNERS": str(Path(info.dir) / ALLOWED_SIGNERS),
     }
 
 

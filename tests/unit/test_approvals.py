@@ -34,6 +34,7 @@ from plans.approvals import (
     judge,
 )
 from starter import signing
+from starter.devtrust import write_dev_trust
 from tests.keys import Keys, made_keys, trusting
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -278,6 +279,7 @@ async def test_without_a_named_key_the_home_key_then_the_dev_stack_key_sign(
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     assert await signing.signing_key() is None
     (stack / signing.DEV_KEY).write_bytes(keys.key("dev").read_bytes())
+    (stack / signing.DEV_KEY).chmod(0o600)
     assert await signing.signing_key() == signing.SigningKey(path=stack / signing.DEV_KEY)
     (home / ".ssh" / "id_ed25519").write_bytes(keys.key("ana").read_bytes())
     assert await signing.signing_key() == signing.SigningKey(path=home / ".ssh" / "id_ed25519")
@@ -307,3 +309,38 @@ async def test_a_key_held_by_ssh_agent_signs(
         agent.wait(10)
     answer = await verify_command(ProofRequest(signed=made))
     assert answer.signer is not None and answer.signer.name == "bo"
+
+
+# -- the dev stack trusts the local user ----------------------------------------------------
+
+
+async def test_the_dev_stack_trusts_the_users_key_or_one_it_makes(
+    keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, stack = tmp_path / "home", tmp_path / "stack"
+    (home / ".ssh").mkdir(parents=True)
+    stack.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USER", "newcomer")
+    monkeypatch.setenv("ROLLOUT_DIR", str(stack))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.delenv(signing.SIGNING_KEY_ENV, raising=False)
+    # No key at all: one is made in the stack's folder, and `rollout` signs with it.
+    trusted = write_dev_trust(stack)
+    assert (stack / signing.DEV_KEY).is_file()
+    monkeypatch.setenv(ALLOWED_SIGNERS_ENV, str(trusted))
+    key = await signing.signing_key()
+    assert key == signing.SigningKey(path=stack / signing.DEV_KEY)
+    answer = await verify_command(ProofRequest(signed=await signing.sign(text(), key)))
+    assert answer.signer is not None and answer.signer.name == "newcomer"
+    # The user's own key, once there, is the one trusted and used.
+    for suffix in ("", ".pub"):
+        own_file = home / ".ssh" / f"id_ed25519{suffix}"
+        own_file.write_bytes(Path(f"{keys.key('ana')}{suffix}").read_bytes())
+        own_file.chmod(0o600)
+    write_dev_trust(stack)
+    assert trusted.read_text().count("\n") == 1
+    own = await signing.signing_key()
+    assert own == signing.SigningKey(path=home / ".ssh" / "id_ed25519")
+    answer = await verify_command(ProofRequest(signed=await signing.sign(text(), own)))
+    assert answer.signer is not None and answer.signer.fingerprint == keys.fingerprint("ana")
