@@ -1,0 +1,175 @@
+"""Going forward takes a verified person: a workflow's side of signed commands.
+
+The worker checks a signature in a local activity (``activities.identity``), since workflow
+code may not run ssh-keygen; the rules (``plans.approvals``) decide on what it found. Only
+forward commands take this path, and only where a plan names approvers, the command is
+signed, or (in runs started since) the worker may require it, so histories recorded before
+replay as they were. Rollouts and releases share it, each with its own ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.identity import verify_command
+    from plans import OperatorCommand
+    from plans.approvals import (
+        FORWARD,
+        START,
+        ApprovalLedger,
+        ApprovalRule,
+        Judgement,
+        Origin,
+        ParentRelease,
+        ProofAnswer,
+        ProofRequest,
+        SignedCommand,
+        claim_refusal,
+        count_approval,
+        judge,
+        needs_signature,
+        who,
+    )
+
+# Runs since ask the worker about every forward command: it may require signatures of all.
+WORKER_POLICY = "worker-signing-policy"
+VERIFY_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200))
+VERIFY_TIMEOUT = timedelta(seconds=30)
+
+
+class Consent:
+    """Judges who sends forward commands; keeps the nonces and approvals in ``ledger``."""
+
+    def __init__(
+        self,
+        rule: ApprovalRule,
+        ledger: ApprovalLedger,
+        service: str,
+        release: ParentRelease | None = None,
+    ) -> None:
+        self._rule = rule
+        self.ledger = ledger
+        self._service = service
+        self._release = release
+
+    def asks(self, command: OperatorCommand) -> bool:
+        """Whether this command takes the verifying path."""
+        if command.kind.value not in FORWARD:
+            return False
+        return self._rule.named or command.signed is not None or workflow.patched(WORKER_POLICY)
+
+    def unsigned_refusal(self, command: OperatorCommand, target: str = "") -> str:
+        """The refusal the CLI gets at once for an unsigned forward command the plan forbids."""
+        kind = command.kind.value
+        if kind in FORWARD and self._rule.named and command.signed is None:
+            return needs_signature(kind, self._rule, self.how(kind, target))
+        return ""
+
+    def how(self, kind: str, target: str = "") -> str:
+        """The command line that sends ``kind`` here."""
+        parent = self._parent()
+        target = target or (parent.target if parent is not None else "")
+        return f"rollout {kind} {self._service}" + (f" --target {target}" if target else "")
+
+    async def judge(self, command: OperatorCommand, target: str = "") -> Judgement:
+        """Ask the worker who signed the command, then apply the plan's rule to the answer.
+
+        ``target`` is the release's target a command to a release names.
+        """
+        kind = command.kind.value
+        answer = await self._ask(command.signed, kind)
+        judged = judge(
+            self._rule,
+            answer,
+            command.signed,
+            kind=kind,
+            origins=self._origins(target),
+            now=workflow.now(),
+            ledger=self._with_starter(),
+            how=self.how(kind, target),
+        )
+        if judged.signer is not None and judged.claim is not None:
+            # A verified claim is used up whatever became of it: it cannot be sent again later.
+            self.ledger.remember(judged.claim, workflow.now())
+        return judged
+
+    def count(self, key: str, judged: Judgement) -> tuple[bool, str]:
+        """Whether enough distinct people have sent ``key`` now (``approvals``), and a note."""
+        return count_approval(self._rule, self.ledger, key, judged.signer)
+
+    async def started_by(self, inputs: tuple[Any, ...]) -> str:
+        """Take a signed claim of who started this workflow; an audit line that says how it went."""
+        ledger = self.ledger
+        try:
+            signed = SignedCommand.model_validate(inputs[0] if len(inputs) == 1 else None)
+        except ValidationError:
+            return "start claim refused: the body must be a signed command from `rollout start`"
+        if ledger.starter is not None:
+            return f"start claim refused: the start was claimed by {ledger.starter.describe()}"
+        answer = await self._ask(signed, START)
+        ledger.start_claimed = True
+        claim = signed.claim()
+        if claim is None or answer.signer is None:
+            why = answer.problem or answer.setup or "the signed text is not a start claim"
+            return f"start claim refused: {why}"
+        now = workflow.now()
+        why = claim_refusal(
+            claim, kind=START, origins=self._origins()[:1], now=now, ledger=ledger, how="rollout"
+        )
+        ledger.remember(claim, now)
+        if why or ledger.starter is not None:
+            return f"start claim refused: {why or 'the start was claimed meanwhile'}"
+        ledger.starter = answer.signer
+        return f"started by {answer.signer.describe()}"
+
+    @staticmethod
+    def audit_line(kind: str, by: str, verified: str, refusal: str, note: str) -> str:
+        """A command as the audit tells it: who (verified or claimed) and what became of it."""
+        fate = f"refused: {refusal}" if refusal else "taken" + (f" ({note})" if note else "")
+        return f"{kind} by {who(by, verified)}: {fate}"
+
+    async def _ask(self, signed: SignedCommand | None, kind: str) -> ProofAnswer:
+        answer: ProofAnswer = await workflow.execute_local_activity(
+            verify_command,
+            ProofRequest(signed=signed),
+            start_to_close_timeout=VERIFY_TIMEOUT,
+            retry_policy=VERIFY_RETRY,
+            summary=f"who signed {kind}?" if signed is not None else f"may {kind} go unsigned?",
+        )
+        return answer
+
+    def _parent(self) -> ParentRelease | None:
+        """The release this rollout runs under, if Temporal says it is the parent."""
+        parent = workflow.info().parent
+        release = self._release
+        if release is None or parent is None or parent.workflow_id != release.workflow_id:
+            return None
+        return release
+
+    def _origins(self, target: str = "") -> list[Origin]:
+        """Where claims may come from: this workflow's runs, and the release it runs under."""
+        info = workflow.info()
+        runs = [info.first_execution_run_id, info.run_id]
+        origins = [Origin(workflow_id=info.workflow_id, run_ids=runs, targets=[target])]
+        release = self._parent()
+        if release is not None:
+            # Signed for the release: for all its targets, or for this one by name.
+            targets = ["", release.target]
+            origins.append(
+                Origin(workflow_id=release.workflow_id, run_ids=[release.run_id], targets=targets)
+            )
+        return origins
+
+    def _with_starter(self) -> ApprovalLedger:
+        """The ledger, with the release's verified starter for a target that has none."""
+        release = self._parent()
+        ledger = self.ledger
+        if ledger.starter is None and release is not None and release.starter is not None:
+            ledger.starter = release.starter
+        return ledger
