@@ -6,11 +6,20 @@ itself asks ``owner_running``, and the claim starts that workflow.
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+from datetime import timedelta
+
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
-from plans import TargetClaim
+from plans import OwnerEnd, TargetClaim
+
+WATCH_FOR = timedelta(hours=1)  # one watch's length; the lease then watches again
+HEARTBEAT_EVERY = timedelta(seconds=10)
+STILL_RUNNING = "OwnerStillRunning"
 
 
 async def holder(client: Client, lease_id: str) -> tuple[TargetClaim, str] | None:
@@ -49,3 +58,55 @@ class Owners:
         """Whether the rollout holding a lease still runs (the lease ends itself if not)."""
         running, _ = await is_running(self.client, owner)
         return running
+
+    @activity.defn(name="owner_ended")
+    async def owner_ended(self, claim: TargetClaim) -> OwnerEnd:
+        """Wait until the rollout holding the lease ends (up to ``WATCH_FOR``), and say how.
+
+        The wait is one long poll on the owner's close event, following its new runs, so the
+        lease learns of a terminate at once without asking again and again. An owner still
+        running after the watch fails it with ``STILL_RUNNING``, for a retry to watch again.
+        """
+        beating = asyncio.create_task(_heartbeat())
+        try:
+            how = await _wait_for_end(self.client, claim)
+            if not how:
+                # Retried by the lease's retry policy: a new watch, with no history written.
+                raise ApplicationError(f"{claim.owner} still runs", type=STILL_RUNNING)
+            running, run_id = await is_running(self.client, claim.owner)
+        finally:
+            beating.cancel()
+        return OwnerEnd(how=how, running=running, run_id=run_id)
+
+
+async def _wait_for_end(client: Client, claim: TargetClaim) -> str:
+    """How the owner's run (and the runs it continued as) ended; '' when still running."""
+    handle = client.get_workflow_handle(claim.owner, run_id=claim.owner_run_id or None)
+    try:
+        await asyncio.wait_for(handle.result(follow_runs=True), WATCH_FOR.total_seconds())
+    except builtins.TimeoutError:
+        return ""
+    except WorkflowFailureError as failure:
+        return _how(failure.cause)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return "gone"
+    return "completed"
+
+
+def _how(cause: BaseException) -> str:
+    if isinstance(cause, TerminatedError):
+        return "terminated"
+    if isinstance(cause, CancelledError):
+        return "cancelled"
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    return "failed"
+
+
+async def _heartbeat() -> None:
+    """Beat while the watch waits: a lost worker is noticed, and a cancel reaches the wait."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_EVERY.total_seconds())

@@ -30,8 +30,9 @@ class TargetLeases:
         self.client = client
 
     def activities(self) -> list[Callable[..., Any]]:
-        """The three activities, bound to this client, for a worker to register."""
-        return [self.claim_target, self.release_target, Owners(self.client).owner_running]
+        """The ownership activities, bound to this client, for a worker to register."""
+        owners = Owners(self.client)
+        return [self.claim_target, self.release_target, owners.owner_running, owners.owner_ended]
 
     @activity.defn(name="claim_target")
     async def claim_target(self, claim: TargetClaim) -> ClaimAnswer:

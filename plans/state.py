@@ -461,6 +461,20 @@ class ClaimAnswer(BaseModel):
     """Whether the claim was granted; if not, which rollout owns the target."""
 
     claimed: bool
+class OwnerEnd(BaseModel):
+    """How the rollout holding a lease ended, seen by the lease, and whether its id runs again."""
+
+    how: str = Field(description="completed, failed, cancelled, terminated, timed out, or ''")
+    running: bool = Field(description="a run of the owner's workflow id runs now (a reset)")
+    run_id: str = ""
+
+    @property
+    def left_traffic(self) -> bool:
+        """Ended without running its own end (its restore or its promotion): terminated, or
+        timed out by a workflow timeout."""
+        return not self.running and self.how in ("terminated", "timed out")
+
+
     owner: str
     owner_run_id: str = ""
     since: datetime | None = None

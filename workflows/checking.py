@@ -25,7 +25,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.state import Look, RolloutProgress, Seen
     from workflows import decisions
-    from workflows.target import Target, root_message
+    from workflows.failures import root_message
+    from workflows.target import Target
 
 RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")

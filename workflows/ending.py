@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.reports import ReportWriter
     from plans.state import ReportRequest, RolloutProgress
-    from workflows.target import root_message
+    from workflows.failures import root_message
 
 # Runs recorded before reports replay without the report activity; every run since writes one.
 REPORT_AT_END = "report-at-end"

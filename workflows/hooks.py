@@ -34,8 +34,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.state import RolloutProgress
     from workflows import decisions
+    from workflows.failures import root_message
     from workflows.notices import Notices
-    from workflows.target import root_message
 
 DEFAULT_RETRY_AFTER = timedelta(seconds=30)
 WAIT_SHARE = 100  # asks again after at least 1/100 of the time already waited

@@ -2,9 +2,15 @@
 
 Temporal runs at most one workflow per id, which makes the claim race-free: of two
 rollouts that start on one target at the same moment, one starts the lease and the
-other finds it. The owner releases the lease when it ends; a lease whose owner ended
-without releasing it (terminated) ends itself at its next look at the owner, and a
-claimant that meets it first takes it over (``activities.ownership``, ``activities.owners``).
+other finds it. The owner releases the lease when it ends.
+
+A rollout that is terminated (or times out) runs no code of its own at its end, so it
+cannot put stable back. Its lease watches it (one long poll on its close event) and does:
+within seconds of the terminate it sets the split the claim names (100% stable), reads it
+back, tells the owner's channels, and ends saying so in its result and details. A reset
+owner runs on under the same id and is watched on. A canary server the router no longer
+has counts as restored; any other refusal is tried again (every 5 minutes at most) with
+the lease held, so no other rollout moves the target meanwhile.
 """
 
 from __future__ import annotations
@@ -14,12 +20,19 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.owners import Owners
-    from plans import TargetClaim
+    from activities.owners import WATCH_FOR, Owners
+    from activities.rollout import notify, read_traffic, shift_traffic
+    from plans import OwnerEnd, ShiftRequest, TargetClaim
+    from workflows.failures import CANARY_GONE, error_type, root_message
 
 OWNER_LOOK_EVERY = timedelta(minutes=10)
+RESTORE_WAIT_CAP = 300  # seconds between tries of a restore the router refuses, at most
+
+# Leases started since watch their owner's end and put stable back after a terminate.
+WATCH_AND_RESTORE = "lease-watches-and-restores"
 
 
 @workflow.defn(name="TargetLease")
@@ -33,6 +46,101 @@ class TargetLease:
 
     @workflow.run
     async def run(self, claim: TargetClaim) -> str:
+        if not workflow.patched(WATCH_AND_RESTORE):
+            return await self._look_now_and_then(claim)
+        while True:
+            watching = workflow.start_activity_method(
+                Owners.owner_ended,
+                claim,
+                start_to_close_timeout=WATCH_FOR + timedelta(minutes=1),
+                heartbeat_timeout=timedelta(seconds=30),
+                # A watch that ends with the owner running fails, and its retry watches on.
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+                summary=f"wait for {claim.owner} to end",
+            )
+            await workflow.wait_condition(lambda: self._released or watching.done())  # noqa: B023
+            if self._released:
+                watching.cancel()
+                return f"released by {claim.owner}"
+            ended: OwnerEnd = await watching
+            if self._released:
+                return f"released by {claim.owner}"
+            if ended.left_traffic and claim.restore is not None:
+                return await self._restore(claim, claim.restore, ended.how)
+            if not ended.running:
+                return f"{claim.owner} ended ({ended.how}) without releasing it"
+            # Running again after a reset: watch the run there is now.
+            claim = claim.model_copy(update={"owner_run_id": ended.run_id})
+            self._claim = claim
+            if workflow.info().is_continue_as_new_suggested():
+                workflow.continue_as_new(claim)
+
+    async def _restore(self, claim: TargetClaim, restore: ShiftRequest, how: str) -> str:
+        """Put stable back for an owner that ended without doing so; tell; say so."""
+        workflow.set_current_details(f"{claim.owner} was {how}: putting stable back")
+        rounds = 0
+        while True:
+            try:
+                await workflow.execute_activity(
+                    shift_traffic,
+                    restore,
+                    start_to_close_timeout=restore.router.shift_timeout,
+                    retry_policy=RetryPolicy(
+                        maximum_interval=timedelta(seconds=10), maximum_attempts=5
+                    ),
+                    summary=f"{claim.owner} was {how}: restore 100% stable",
+                )
+                split = await workflow.execute_local_activity(
+                    read_traffic,
+                    restore,
+                    start_to_close_timeout=restore.router.read_timeout,
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                    summary="read the split back",
+                )
+                if split.routes_like(restore.split):
+                    done = f"stable put back on {claim.target} and read back: {split}"
+                    break
+            except ActivityError as error:
+                if error_type(error) == CANARY_GONE:
+                    done = f"stable has {claim.target} alone: {root_message(error)}"
+                    break
+                rounds += 1
+                workflow.set_current_details(
+                    f"{claim.owner} was {how}; stable is not back: {root_message(error)}."
+                    " Make the router accept the change, or put stable back by hand;"
+                    " this lease tries again and ends once stable is read back"
+                )
+                if workflow.info().is_continue_as_new_suggested():
+                    workflow.continue_as_new(claim)
+            await workflow.sleep(
+                timedelta(seconds=min(10 * 2**rounds, RESTORE_WAIT_CAP)),
+                summary="try the restore again",
+            )
+        said = f"{claim.owner} was {how} without a rollback; its lease restored: {done}"
+        workflow.set_current_details(said)
+        await self._tell(claim, said)
+        return said
+
+    async def _tell(self, claim: TargetClaim, said: str) -> None:
+        """The owner's channels hear it as a rollback; a lost message stops nothing."""
+        if claim.notice is None:
+            return
+        message = claim.notice.model_copy(update={"text": said})
+        if message.notice is not None:
+            message.notice = message.notice.model_copy(
+                update={"reason": said, "at": workflow.now(), "weight": 0}
+            )
+        with contextlib.suppress(ActivityError):
+            await workflow.execute_activity(
+                notify,
+                message,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="tell the owner's channels",
+            )
+
+    async def _look_now_and_then(self, claim: TargetClaim) -> str:
+        """Leases started before: look at the owner every ``OWNER_LOOK_EVERY``, restore nothing."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(

@@ -32,8 +32,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.notify import WEBHOOK_EVENTS
     from plans.state import RolloutProgress
+    from workflows.failures import root_message
     from workflows.status import stages_line
-    from workflows.target import root_message
 
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 NOTIFY_TIMEOUT = timedelta(seconds=30)

@@ -46,9 +46,9 @@ with workflow.unsafe.imports_passed_through():
     from plans.state import AuditEvent
     from plans.visibility import RELEASE, RELEASE_WORKFLOW, SERVICE, STATE, TARGET, VERSION
     from workflows import release_decisions as decide
+    from workflows.failures import root_message
     from workflows.rollout import RolloutWorkflow
     from workflows.runs import continue_in_new_run, run_is_full
-    from workflows.target import root_message
 
 MAX_EVENTS_KEPT = 300
 MAX_COMMANDS_KEPT = 100

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
     from workflows.ending import write_report
+    from workflows.failures import root_message
     from workflows.hooks import Hooks
     from workflows.notices import Notices
     from workflows.runs import continue_in_new_run, run_is_full
@@ -46,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         rolled_back,
         status_of,
     )
-    from workflows.target import Target, TargetRefused, root_message
+    from workflows.target import Target, TargetRefused
     from workflows.windows import Windows
 
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.state import RolloutProgress
     from plans.visibility import service_of
     from workflows import metering
+    from workflows.failures import CANARY_GONE, error_type, root_message
 
 SHIFT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -45,7 +46,6 @@ SHIFT_DEADLINE = timedelta(minutes=10)
 RESTORE_ATTEMPTS_BEFORE_ALERT = 5
 RESTORE_WAIT_CAP_S = 300  # a router refusing for good is tried again every 5 minutes at most
 RESTORE_ROUNDS_PER_RUN = 100  # failed rounds a run keeps in its history before a new run
-CANARY_GONE = "CanaryGone"
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 CLAIM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
@@ -274,7 +274,8 @@ class Target:
                 failures += 1
                 p.restore_rounds += 1
                 metering.restore_failing(plan)
-                wait = timedelta(seconds=min(30 * failures, RESTORE_WAIT_CAP_S))
+                rounds = p.restore_rounds if for_good else failures
+                wait = timedelta(seconds=min(30 * rounds, RESTORE_WAIT_CAP_S))
                 if not for_good or _pages_at(p.restore_rounds):
                     await tell(
                         EventKind.RESTORE_FAILING,
@@ -335,15 +336,6 @@ def blocked_text(
     )
 
 
-def error_type(error: BaseException) -> str:
-    """The application error type under an activity error ('' when there is none)."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-        if isinstance(error, ApplicationError):
-            return error.type or ""
-    return ""
-
-
 def _raise_if_cancelled() -> None:
     """Surface a cancellation that arrived while a shift we wait for completed anyway.
 
@@ -353,10 +345,3 @@ def _raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError()
-
-
-def root_message(error: BaseException) -> str:
-    """The innermost cause's message: what actually went wrong under the activity wrapper."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return str(error) or type(error).__name__
