@@ -353,7 +353,7 @@ def _alerts_parser(sub: Any) -> None:
         "serve",
         **_page("serve Alertmanager's webhook until SIGTERM or Ctrl-C"),
         epilog="A firing alert acts on the rollout its service label names when a rule"
-        " matches its labels and it started after the rollout's current stage did; the"
+        " matches its labels and it started after the rollout first shifted traffic; the"
         " command is sent as the user alertmanager with the alert's name, summary and link"
         " as the reason, once per alert (fingerprint and start). Without --rules:"
         ' severity="critical" rolls back. Requests need Authorization: Bearer <token>.',
@@ -390,6 +390,24 @@ def _alerts_parser(sub: Any) -> None:
         type=serve.env_name,
         metavar="VAR",
         help="post notify alerts to the Slack-compatible webhook URL in this variable",
+    )
+    p.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help=f"serve HTTPS with this PEM certificate (chain); with --tls-key (default:"
+        f" ${serve.TLS_CERT_ENV})",
+    )
+    p.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        help=f"the certificate's unencrypted PEM private key (default: ${serve.TLS_KEY_ENV})",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=serve.seconds,
+        default=serve.HEADER_TIMEOUT_S,
+        metavar="SECONDS",
+        help="close a connection whose request headers take longer (default: %(default)g)",
     )
     p.set_defaults(run=serve.cmd_alerts_serve)
 

@@ -2,8 +2,9 @@
 
 Nothing here talks to Temporal or the network, so every decision is tested as data.
 An alert acts on its service's rollout only when it fires, a rule matches its labels, it
-was not handled before, and it started after the rollout's current stage did: an alert that
-was already firing when the stage began says nothing about what that stage changed.
+was not handled before, and it started after the rollout first shifted traffic: an alert
+that was already firing before the canary had any says nothing about the rollout, while one
+that started in an earlier stage still does (Alertmanager may send it late, or again).
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from plans import CommandKind, OperatorCommand, RolloutStatus
-from plans.text import SAFE_NAME, clip, quote
+from plans.text import SAFE_NAME, quote
 from starter.alerts.payload import Alert
 from starter.alerts.rules import AlertAction, Rule, Rules
 
 BY = "alertmanager"
-# OperatorCommand takes 2,000 characters of reason; the alert's summary gets most of it.
-SUMMARY_CHARS = 1_200
+# OperatorCommand.reason's max_length: the whole reason fits it, whatever the alert carries.
+REASON_CHARS = 2_000
+# The name and the link are clipped first; the summary gets the room that is left.
+NAME_CHARS = 200
 URL_CHARS = 600
 # How many handled alerts are remembered; an alert group repeats every repeat_interval (4h
 # by default), and a busy receiver sees far fewer distinct alerts than this in that time.
@@ -37,6 +41,8 @@ class Outcome(StrEnum):
     NOTIFIED = "notified"  # notify: logged, and posted when a webhook is set
     DUPLICATE = "duplicate"  # handled before: a repeated notification of the same alert
     SKIPPED = "skipped"  # nothing to do, and why
+    DEFERRED = "deferred"  # Temporal could not be asked: the answer is 503, Alertmanager retries
+    FAILED = "failed"  # this alert could not be handled (a retry would fail the same way)
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,14 @@ def screen(alert: Alert, rules: Rules, service_label: str, handled: Handled) -> 
     return Screened(alert, service, action, rule)
 
 
-def judge(screened: Screened, status: RolloutStatus) -> Report | None:
-    """None when the alert acts on this running rollout, else the report of why it does not."""
+def judge(
+    screened: Screened, status: RolloutStatus, first_shift_at: datetime | None = None
+) -> Report | None:
+    """None when the alert acts on this running rollout, else the report of why it does not.
+
+    ``first_shift_at`` is when the rollout first shifted traffic; unknown (None), the current
+    stage's start stands in for it, which may turn away an alert of an earlier stage.
+    """
     alert, service, action = screened.alert, screened.service, screened.action
     if status.state.final:
         return report(
@@ -137,12 +149,23 @@ def judge(screened: Screened, status: RolloutStatus) -> Report | None:
             service=service,
             action=action,
         )
-    if alert.starts_at <= started:
+    if first_shift_at is not None:
+        if alert.starts_at <= first_shift_at:
+            return report(
+                alert,
+                Outcome.SKIPPED,
+                f"it started at {alert.starts_at.isoformat()}, before the rollout first shifted"
+                f" traffic at {first_shift_at.isoformat()}: it is not about this rollout",
+                service=service,
+                action=action,
+            )
+    elif alert.starts_at <= started:
         return report(
             alert,
             Outcome.SKIPPED,
             f"it started at {alert.starts_at.isoformat()}, before stage {status.stage_name!r}"
-            f" did at {started.isoformat()}: it is not about this stage",
+            f" did at {started.isoformat()}, and when the rollout first shifted traffic is not"
+            " known: it is not about this stage",
             service=service,
             action=action,
         )
@@ -150,14 +173,27 @@ def judge(screened: Screened, status: RolloutStatus) -> Report | None:
 
 
 def reason(alert: Alert) -> str:
-    """The command's reason: the alert's name, its summary and where it came from."""
+    """The command's reason: the alert's name, its summary and where it came from.
+
+    At most REASON_CHARS long, however long the alert's fields are.
+    """
     summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
-    text = f"alert {alert.name or 'unnamed'}"
-    if summary:
-        text += f": {clip(summary.strip(), SUMMARY_CHARS)}"
-    if alert.generator_url:
-        text += f" ({clip(alert.generator_url, URL_CHARS)})"
-    return text
+    text = f"alert {within(alert.name or 'unnamed', NAME_CHARS)}"
+    link = f" ({within(alert.generator_url, URL_CHARS)})" if alert.generator_url else ""
+    if summary.strip():
+        room = REASON_CHARS - len(text) - len(": ") - len(link)
+        text += f": {within(summary.strip(), room)}"
+    return within(text + link, REASON_CHARS)
+
+
+def within(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, saying how long it was when it is cut."""
+    if len(text) <= limit:
+        return text
+    said = f"\u2026 ({len(text):,} characters)"
+    if limit <= len(said):
+        return text[: max(limit, 0)]
+    return text[: limit - len(said)] + said
 
 
 COMMANDS = {AlertAction.ROLLBACK: CommandKind.ROLLBACK, AlertAction.PAUSE: CommandKind.PAUSE}

@@ -4,27 +4,32 @@ aiohttp serves it: one small, maintained package whose server runs on the same a
 as the Temporal client, so a handler awaits the rollout's status and the command directly
 (no thread hand-off as with http.server), and it caps request bodies and stops cleanly.
 
-Answers: 401 without the right bearer token and 400 for a body that is not a notification,
-both before anything reaches Temporal; 200 with one report per alert once each was handled
-or skipped (a service without a running rollout is skipped: Alertmanager must not retry
-it forever); 503 when Temporal could not be asked, so that Alertmanager tries again (what
-was sent before stays remembered, and is not sent twice).
+Answers, every one as JSON: 401 without the right bearer token and 400 for a body that is
+not a notification, both before anything reaches Temporal; 200 with one report per alert
+once each was handled on its own (a service without a running rollout is skipped, and an
+alert that cannot be handled is reported as failed: Alertmanager must not retry those
+forever); 503 with the same reports when Temporal could not be asked about some alert, so
+that Alertmanager tries again (what was sent before stays remembered, and is not sent twice).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from collections import defaultdict
-from datetime import timedelta
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.notifiers.messages import Message
 from plans import Channel, RolloutError, RolloutStatus, WebhookChannel
+from plans.text import clip
 from starter import reading
 from starter.alerts.decide import (
     Handled,
@@ -37,6 +42,7 @@ from starter.alerts.decide import (
     report,
     screen,
 )
+from starter.alerts.history import first_shift
 from starter.alerts.payload import Alert, MalformedNotification, parse_notification
 from starter.alerts.rules import AlertAction, Rules
 from starter.operations import CommandRefused, NoSuchRollout, send_command, workflow_id
@@ -47,6 +53,13 @@ PATHS = ("/alerts", "/")
 HEALTH_PATH = "/-/healthy"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 STATUS_TIMEOUT = timedelta(seconds=5)
+# First shifts remembered, one per rollout (a rollout's chain of runs): far more rollouts
+# than run at once.
+FIRST_SHIFTS_REMEMBERED = 1_000
+HOW_TO_SEND = (
+    "send Authorization: Bearer <token> (Alertmanager: the webhook's"
+    " http_config.authorization.credentials_file)"
+)
 
 
 class Notifier(Protocol):
@@ -57,6 +70,14 @@ class Notifier(Protocol):
 
 class TemporalUnavailable(RolloutError):
     """Temporal could not be asked about a rollout; Alertmanager should try again."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A running rollout as the receiver sees it: its status and the first of its runs."""
+
+    status: RolloutStatus
+    first_run_id: str
 
 
 class AlertReceiver:
@@ -82,10 +103,11 @@ class AlertReceiver:
         self.notifier = notifier
         self.notify_channel = notify_channel
         self.handled = handled or Handled()
+        self._first_shifts: OrderedDict[str, datetime] = OrderedDict()
 
     def app(self) -> web.Application:
         """The aiohttp application: the webhook on PATHS, a health check on HEALTH_PATH."""
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_as_json])
         for path in PATHS:
             app.router.add_post(path, self.receive)
         app.router.add_get(HEALTH_PATH, _healthy)
@@ -93,12 +115,14 @@ class AlertReceiver:
 
     async def receive(self, request: web.Request) -> web.Response:
         """One notification: check the token, read the body, then handle each alert."""
-        if not self._authorized(request.headers.get("Authorization", "")):
-            log.warning("refused a request from %s: no valid bearer token", request.remote)
+        refused = self.refusal(request.headers.get("Authorization"))
+        if refused is not None:
+            log.warning("refused a request from %s: %s", request.remote, refused)
+            challenge = 'Bearer realm="rollout alerts"'
+            if request.headers.get("Authorization") is not None:
+                challenge += ', error="invalid_token"'
             return web.json_response(
-                {"error": "a bearer token is required: Authorization: Bearer <token>"},
-                status=401,
-                headers={"WWW-Authenticate": 'Bearer realm="rollout alerts"'},
+                {"error": refused}, status=401, headers={"WWW-Authenticate": challenge}
             )
         body = await request.read()
         try:
@@ -113,80 +137,134 @@ class AlertReceiver:
                 group.truncated_alerts,
                 group.group_key,
             )
-        try:
-            reports = await self.handle(group.alerts)
-        except TemporalUnavailable as error:
-            log.error("could not handle a notification, Alertmanager will retry: %s", error)
-            return web.json_response({"error": str(error)}, status=503)
-        return web.json_response(
-            {"truncated_alerts": group.truncated_alerts, "alerts": [r.as_json() for r in reports]}
-        )
+        reports = await self.handle(group.alerts)
+        answer = {
+            "truncated_alerts": group.truncated_alerts,
+            "alerts": [r.as_json() for r in reports],
+        }
+        deferred = [r for r in reports if r.outcome == Outcome.DEFERRED]
+        if deferred:
+            why = (
+                f"Temporal could not be asked about {len(deferred)} of {len(reports)} alert(s)"
+                f" ({deferred[0].detail}); Alertmanager retries the notification, and what"
+                " was sent is not sent twice"
+            )
+            log.error("%s", why)
+            return web.json_response({"error": why, **answer}, status=503)
+        return web.json_response(answer)
 
-    def _authorized(self, header: str) -> bool:
+    def refusal(self, header: str | None) -> str | None:
+        """None for the right bearer token, else what is wrong with the Authorization header."""
+        if header is None or not header.strip():
+            return f"no bearer token came with the request: {HOW_TO_SEND}"
         scheme, _, credentials = header.strip().partition(" ")
         if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(credentials.strip().encode(), self._token)
+            return f"the Authorization header does not hold a bearer token: {HOW_TO_SEND}"
+        try:
+            given = credentials.strip().encode()
+        except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
+            return f"the bearer token is not UTF-8 text: {HOW_TO_SEND}"
+        if not given:
+            return f"the bearer token is empty: {HOW_TO_SEND}"
+        if not hmac.compare_digest(given, self._token):
+            return (
+                "the bearer token is wrong: send the one in the receiver's --token-env variable"
+                " (the same as Alertmanager's credentials_file)"
+            )
+        return None
 
     async def handle(self, alerts: list[Alert]) -> list[Report]:
-        """Screen every alert, then act per service, the heaviest action first."""
-        reports: list[Report] = []
-        by_service: dict[str, list[Screened]] = defaultdict(list)
-        for alert in alerts:
-            found = screen(alert, self.rules, self.service_label, self.handled)
+        """A report per alert, in the notification's order; each alert is handled on its own.
+
+        Services are handled side by side; one service's alerts one at a time, the heaviest
+        action first. An alert that fails is reported and never stops the others.
+        """
+        reports: dict[int, Report] = {}
+        by_service: dict[str, list[tuple[int, Screened]]] = defaultdict(list)
+        for index, alert in enumerate(alerts):
+            try:
+                found = screen(alert, self.rules, self.service_label, self.handled)
+            except Exception as error:  # one alert's fault never blocks the others
+                found = _failed(alert, error)
             if isinstance(found, Report):
                 _log(found)
-                reports.append(found)
+                reports[index] = found
             else:
-                by_service[found.service].append(found)
-        for service, screened in by_service.items():
-            async with self.handled.one_at_a_time(service):
-                reports += await self._act_on(service, screened)
-        return reports
+                by_service[found.service].append((index, found))
+        done = await asyncio.gather(
+            *(self._service(service, items) for service, items in by_service.items())
+        )
+        for answers in done:
+            reports.update(answers)
+        return [reports[index] for index in sorted(reports)]
 
-    async def _act_on(self, service: str, screened: list[Screened]) -> list[Report]:
+    async def _service(self, service: str, items: list[tuple[int, Screened]]) -> dict[int, Report]:
+        async with self.handled.one_at_a_time(service):
+            try:
+                return await self._act_on(service, items)
+            except Exception as error:
+                return {index: _failed(item.alert, error, item) for index, item in items}
+
+    async def _act_on(self, service: str, items: list[tuple[int, Screened]]) -> dict[int, Report]:
         # Another delivery of the same alerts may have been handled while this one waited.
-        fresh = []
-        reports: list[Report] = []
-        for item in screened:
+        fresh: list[tuple[int, Screened]] = []
+        reports: dict[int, Report] = {}
+        for index, item in items:
             again = screen(item.alert, self.rules, self.service_label, self.handled)
             if isinstance(again, Report):
-                reports.append(again)
+                reports[index] = again
                 _log(again)
             else:
-                fresh.append(again)
+                fresh.append((index, again))
         if not fresh:
             return reports
-        status = await self._running_status(service)
+        rollout: Rollout | str | TemporalUnavailable
+        try:
+            rollout = await self._running(service)
+        except TemporalUnavailable as error:
+            rollout = error
         taken: Report | None = None
-        for item in sorted(fresh, key=lambda s: -s.action.weight):
-            found: Report | None
-            if isinstance(status, str):
-                found = report(
-                    item.alert, Outcome.SKIPPED, status, service=service, action=item.action
-                )
-            else:
-                found = judge(item, status)
-                if found is None and taken is not None and item.action != AlertAction.NOTIFY:
-                    # The heavier command just taken stands for this alert too.
-                    found = report(
-                        item.alert,
-                        Outcome.SKIPPED,
-                        f"covered by the {taken.action} just sent for alert {taken.alert}",
-                        service=service,
-                        action=item.action,
-                    )
-                    self.handled.remember(item.alert.key, found.detail)
-                elif found is None:
-                    found = await self._act(item, status)
-                    if found.outcome == Outcome.SENT:
-                        taken = found
+        for index, item in sorted(fresh, key=lambda pair: -pair[1].action.weight):
+            try:
+                found = await self._one(item, rollout, taken)
+            except TemporalUnavailable as error:
+                found = _deferred(item, error)
+            except Exception as error:  # one alert's fault never blocks the others
+                found = _failed(item.alert, error, item)
+            if found.outcome == Outcome.SENT:
+                taken = found
             _log(found)
-            reports.append(found)
+            reports[index] = found
         return reports
 
-    async def _running_status(self, service: str) -> RolloutStatus | str:
-        """The rollout's status, or why there is no running rollout to act on."""
+    async def _one(
+        self, item: Screened, rollout: Rollout | str | TemporalUnavailable, taken: Report | None
+    ) -> Report:
+        """What becomes of one alert of a service whose rollout was looked up."""
+        if isinstance(rollout, TemporalUnavailable):
+            return _deferred(item, rollout)
+        if isinstance(rollout, str):
+            return report(
+                item.alert, Outcome.SKIPPED, rollout, service=item.service, action=item.action
+            )
+        found = judge(item, rollout.status, await self._first_shift_for(item, rollout))
+        if found is not None:
+            return found
+        if taken is not None and item.action != AlertAction.NOTIFY:
+            # The heavier command just taken stands for this alert too.
+            found = report(
+                item.alert,
+                Outcome.SKIPPED,
+                f"covered by the {taken.action} just sent for alert {taken.alert}",
+                service=item.service,
+                action=item.action,
+            )
+            self.handled.remember(item.alert.key, found.detail)
+            return found
+        return await self._act(item, rollout.status)
+
+    async def _running(self, service: str) -> Rollout | str:
+        """The running rollout, or why there is none to act on."""
         handle = self.client.get_workflow_handle(workflow_id(service))
         try:
             description = await handle.describe(rpc_timeout=STATUS_TIMEOUT)
@@ -200,11 +278,46 @@ class AlertReceiver:
             state = description.status.name.lower() if description.status else "closed"
             return f"the rollout of {service} is not running ({state})"
         try:
-            return await reading.status(self.client, service, rpc_timeout=STATUS_TIMEOUT)
+            status = await reading.status(self.client, service, rpc_timeout=STATUS_TIMEOUT)
         except NoSuchRollout:
             return f"no rollout of {service} ({workflow_id(service)}) found"
         except (RolloutError, RPCError) as error:
             raise TemporalUnavailable(str(error)) from None
+        info = description.raw_description.workflow_execution_info
+        return Rollout(status, info.first_run_id or description.run_id)
+
+    async def _first_shift_for(self, item: Screened, rollout: Rollout) -> datetime | None:
+        """When the rollout first shifted traffic, read only when the alert needs it."""
+        status = rollout.status
+        started = status.stage_started_at
+        if started is None or status.state.final or item.alert.starts_at > started:
+            return None  # judge decides without it
+        if status.stage_index == 0:
+            return started  # the first stage's shift is the first shift
+        key = f"{workflow_id(item.service)}/{rollout.first_run_id}"
+        known = self._first_shifts.get(key)
+        if known is not None:
+            return known
+        try:
+            found = await first_shift(
+                self.client,
+                workflow_id(item.service),
+                rollout.first_run_id,
+                rpc_timeout=STATUS_TIMEOUT,
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise TemporalUnavailable(
+                    f"cannot read the history of {workflow_id(item.service)}: {error}"
+                ) from None
+            # Past the namespace's retention: the current stage's start is all there is.
+            log.warning("the first run of %s is gone: %s", workflow_id(item.service), error)
+            return None
+        if found is not None:
+            self._first_shifts[key] = found
+            while len(self._first_shifts) > FIRST_SHIFTS_REMEMBERED:
+                self._first_shifts.popitem(last=False)
+        return found
 
     async def _act(self, item: Screened, status: RolloutStatus) -> Report:
         """Send the action's command (or notify) and remember the alert as handled."""
@@ -256,8 +369,61 @@ class AlertReceiver:
         return report(alert, Outcome.NOTIFIED, detail, service=service, action=AlertAction.NOTIFY)
 
 
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error the receiver answers is JSON with an ``error`` that says what to fix."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return web.json_response(
+            {"error": _http_error(request, error)}, status=error.status, headers=headers
+        )
+    except Exception:
+        log.exception("failed on %s %s from %s", request.method, request.path, request.remote)
+        return web.json_response(
+            {"error": "the receiver failed on this request: its log says why"}, status=500
+        )
+
+
+def _http_error(request: web.Request, error: web.HTTPException) -> str:
+    if error.status == 413:
+        return (
+            f"the body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB: lower the webhook's"
+            " max_alerts in Alertmanager"
+        )
+    if error.status == 404:
+        return f"nothing at {clip(request.path, 100)}: Alertmanager posts to {PATHS[0]}"
+    if error.status == 405:
+        return (
+            f"{clip(request.method, 20)} is not answered here: Alertmanager POSTs to"
+            f" {PATHS[0]}; GET {HEALTH_PATH} is the health check"
+        )
+    return error.reason
+
+
 async def _healthy(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
+
+
+def _deferred(item: Screened, error: TemporalUnavailable) -> Report:
+    return report(
+        item.alert, Outcome.DEFERRED, str(error), service=item.service, action=item.action
+    )
+
+
+def _failed(alert: Alert, error: Exception, item: Screened | None = None) -> Report:
+    log.exception("could not handle alert %s (%s)", alert.name or "?", alert.fingerprint or "-")
+    return report(
+        alert,
+        Outcome.FAILED,
+        f"could not be handled ({type(error).__name__}: {clip(str(error), 300)}); the"
+        " receiver's log has the details",
+        service=item.service if item else None,
+        action=item.action if item else None,
+    )
 
 
 def _log(found: Report) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
+import ssl
 import sys
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("rollout.alerts")
 DEFAULT_LISTEN = "127.0.0.1:9095"
 DEFAULT_TOKEN_ENV = "ROLLOUT_ALERT_TOKEN"
+TLS_CERT_ENV = "ROLLOUT_ALERT_TLS_CERT"
+TLS_KEY_ENV = "ROLLOUT_ALERT_TLS_KEY"
+# Alertmanager sends its headers at once; a client that takes longer is holding a connection.
+HEADER_TIMEOUT_S = 10.0
 
 
 class UsageError(RolloutError):
@@ -73,11 +79,38 @@ def rules_from(path: str | None) -> Rules:
     return DEFAULT_RULES if path is None else load_rules(path)
 
 
+def seconds(text: str) -> float:
+    """A positive number of seconds (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
+
+
+def tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """The certificate and key to serve TLS with (options, else the environment), or None."""
+    cert = cert or os.environ.get(TLS_CERT_ENV) or None
+    key = key or os.environ.get(TLS_KEY_ENV) or None
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        missing = "--tls-cert" if cert is None else "--tls-key"
+        raise UsageError(
+            f"TLS needs both a certificate and its key: give {missing} too (or"
+            f" {TLS_CERT_ENV} and {TLS_KEY_ENV})"
+        )
+    return cert, key
+
+
 async def cmd_alerts_serve(args: argparse.Namespace) -> int:
     """Check the options, then serve until asked to stop; exit 0 after a clean stop."""
     from temporalio.client import Client
 
     from activities.notifiers.webhook import WebhookNotifier
+    from starter.alerts.listen import tls_context
     from starter.alerts.receiver import AlertReceiver
     from starter.connection import use_dev_stack_when_unset
     from worker.config import connect_config
@@ -87,6 +120,8 @@ async def cmd_alerts_serve(args: argparse.Namespace) -> int:
     host, port = args.listen
     token = token_from(args.token_env)
     rules = rules_from(args.rules)
+    files = tls_files(args.tls_cert, args.tls_key)
+    tls = tls_context(*files) if files else None
     channel = None
     if args.notify_webhook_env is not None:
         channel = WebhookChannel(url_env=args.notify_webhook_env)
@@ -106,42 +141,53 @@ async def cmd_alerts_serve(args: argparse.Namespace) -> int:
         notifier=WebhookNotifier() if channel else None,
         notify_channel=channel,
     )
-    await serve(receiver, host, port, stop)
+    await serve(receiver, host, port, stop, tls=tls, header_timeout=args.header_timeout)
     return 0
 
 
 async def serve(
-    receiver: AlertReceiver, host: str, port: int, stop: asyncio.Event | None = None
+    receiver: AlertReceiver,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+    *,
+    tls: ssl.SSLContext | None = None,
+    header_timeout: float = HEADER_TIMEOUT_S,
 ) -> None:
     """Serve on host:port until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
-    from aiohttp import web
-
+    from starter.alerts.listen import listening
     from starter.alerts.receiver import PATHS
 
-    runner = web.AppRunner(receiver.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as error:
-            raise UsageError(
-                f"cannot listen on {host}:{port} ({error.strerror or error}): choose another"
-                " --listen"
-            ) from None
+    app = receiver.app()
+    async with listening(app, host, port, tls=tls, header_timeout=header_timeout) as bound_port:
         rules = "; ".join(rule.describe() for rule in receiver.rules.rules)
         log.info(
-            "listening on http://%s:%d%s for Alertmanager; service label %r; rules: %s",
+            "listening on %s://%s:%d%s for Alertmanager; service label %r; rules: %s",
+            "https" if tls else "http",
             host,
-            port,
+            bound_port,
             PATHS[0],
             receiver.service_label,
             rules,
         )
+        if tls is None and not is_loopback(host):
+            log.warning(
+                "serving plain HTTP on %s: the bearer token crosses the network readable;"
+                " give --tls-cert and --tls-key",
+                host,
+            )
         await (stop or _stop_on_signals()).wait()
         log.info("stopping")
-    finally:
-        await runner.cleanup()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (a loopback address or localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _stop_on_signals() -> asyncio.Event:

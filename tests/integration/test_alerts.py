@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import ssl
 import sys
 import time
 import uuid
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from activities.routers.haproxy import HAProxyRuntime
@@ -32,8 +34,10 @@ from tests.activities.conftest import reply, serve
 from tests.integration.conftest import fast_plan
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 from tests.stack_plans import error_rate_plan
+from tests.unit.test_alert_listen import make_certificate
 
 pytestmark = pytest.mark.integration
+DEPLOYED_ALERTMANAGER = Path(__file__).resolve().parents[2] / "deploy/alertmanager/alertmanager.yml"
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +235,7 @@ async def test_several_alerts_for_one_rollout_make_one_command(
     response = await post(stack.alerts_url, token, notification(*alerts))
     assert response.status_code == 200
     details = {a["alert"] + ":" + a["outcome"]: a["detail"] for a in response.json()["alerts"]}
-    assert "not about this stage" in details["CanaryErrors:skipped"]
+    assert "not about this rollout" in details["CanaryErrors:skipped"]
     assert {"A:sent", "B:skipped"} <= set(details) or {"B:sent", "A:skipped"} <= set(details)
     covered = details.get("B:skipped") or details["A:skipped"]
     assert covered.startswith("covered by the rollback just sent for alert")
@@ -241,7 +245,7 @@ async def test_several_alerts_for_one_rollout_make_one_command(
     assert (await asyncio.to_thread(router.get_weight, "canary")) == 0
 
 
-async def test_an_alert_that_started_before_the_stage_changes_nothing(
+async def test_an_alert_that_started_before_the_first_shift_changes_nothing(
     stack: devstack.StackInfo,
     client: Client,
     router: HAProxyRuntime,
@@ -257,10 +261,57 @@ async def test_an_alert_that_started_before_the_stage_changes_nothing(
     response = await post(stack.alerts_url, token, notification(old))
     assert response.status_code == 200
     [report] = response.json()["alerts"]
-    assert report["outcome"] == "skipped" and "not about this stage" in report["detail"]
+    assert report["outcome"] == "skipped" and "not about this rollout" in report["detail"]
+    assert "before the rollout first shifted traffic" in report["detail"]
     status = await operations.status(client, plan.service)
     assert status.state == RolloutState.BAKING and not status.commands
     assert (await asyncio.to_thread(router.get_weight, "canary")) == 30
+
+
+async def test_an_alert_that_started_two_stages_ago_acts(
+    stack: devstack.StackInfo,
+    client: Client,
+    router: HAProxyRuntime,
+    token: str,
+    rollouts: list[str],
+) -> None:
+    # Alertmanager may send an alert late (group_wait, a retry, an outage of the receiver):
+    # one that began in the first stage is about the rollout in the third.
+    stages = [
+        {"name": "first", "weight": 10, "bake": "6s", "check_every": "1s"},
+        {"name": "second", "weight": 20, "bake": "5s", "check_every": "1s"},
+        {"name": "third", "weight": 30, "bake": "10m", "check_every": "2s"},
+    ]
+    plan = fast_plan(stack, stages)
+    await started(client, stack, plan, rollouts)
+
+    async def third() -> RolloutStatus | None:
+        status = await operations.status(client, plan.service)
+        return status if status.stage_index == 2 and status.stage_started_at else None
+
+    status = await until(third, f"{plan.service} in its third stage", timeout=90)
+    assert status.stage_started_at is not None
+    first_stage = next(
+        e.at for e in status.events if e.kind == "stage" and e.text.startswith("stage 1/3")
+    )
+    assert (await asyncio.to_thread(router.get_weight, "canary")) == 30
+    assert stack.alerts_url is not None
+    labels = {"alertname": "EarlyErrors", "severity": "critical", "service": plan.service}
+    early = alert(plan.service, first_stage + timedelta(seconds=1), labels=labels)
+    before = alert(plan.service, first_stage - timedelta(minutes=5))  # before any shift
+    response = await post(stack.alerts_url, token, notification(before, early))
+    assert response.status_code == 200, response.text
+    older, acted = response.json()["alerts"]
+    assert acted["alert"] == "EarlyErrors" and acted["outcome"] == "sent", acted
+    assert older["outcome"] == "skipped", older
+    assert "before the rollout first shifted traffic" in older["detail"]
+
+    await _ended(client.get_workflow_handle(plan.workflow_id))
+    status = await operations.status(client, plan.service)
+    assert status.state == RolloutState.ROLLED_BACK
+    [command] = [c for c in status.commands if c.by == "alertmanager"]
+    assert command.reason.startswith("alert EarlyErrors:")
+    assert (await asyncio.to_thread(router.get_weight, "canary")) == 0
 
 
 async def test_alerts_for_no_running_rollout_are_answered_200(
@@ -288,9 +339,17 @@ async def test_the_stacks_receiver_wants_its_token_and_a_notification(
 
 @contextlib.contextmanager
 def receiver(
-    stack: devstack.StackInfo, folder: Path, rules: str, *flags: str, **env: str
+    stack: devstack.StackInfo,
+    folder: Path,
+    rules: str,
+    *flags: str,
+    ca: Path | None = None,
+    **env: str,
 ) -> Iterator[str]:
-    """Another `rollout alerts serve` with these rules and flags: its URL (token "t")."""
+    """Another `rollout alerts serve` with these rules and flags: its URL (token "t").
+
+    With ``ca`` it serves HTTPS (its flags name the certificate), checked against ``ca``.
+    """
     path = folder / "rules.yaml"
     path.write_text(rules)
     listen = f"{LOCALHOST}:{free_port()}"
@@ -299,9 +358,17 @@ def receiver(
     env = {"TEMPORAL_ADDRESS": stack.temporal_address, "OTHER_TOKEN": "t", **env}
     log = folder / "receiver.log"
     pid = spawn(argv, log, env=env)
+    scheme = "https" if ca else "http"
+
+    def healthy() -> bool:
+        verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{scheme}://{listen}/-/healthy", verify=verify).is_success
+        return False
+
     try:
-        wait_ready("receiver", pid, log, lambda: http_ok(f"http://{listen}/-/healthy"))
-        yield f"http://{listen}/alerts"
+        wait_ready("receiver", pid, log, healthy)
+        yield f"{scheme}://{listen}/alerts"
     finally:
         stop_all({"receiver": pid})
 
@@ -415,3 +482,141 @@ async def test_a_notify_rule_posts_to_the_webhook_and_leaves_the_rollout_alone(
     status = await operations.status(client, plan.service)
     assert status.state == RolloutState.BAKING and not status.commands
     assert (await asyncio.to_thread(router.get_weight, "canary")) == 10
+
+
+async def test_a_long_summary_beside_a_good_alert_each_acts_on_its_own(
+    stack: devstack.StackInfo,
+    client: Client,
+    router: HAProxyRuntime,
+    rollouts: list[str],
+    tmp_path: Path,
+) -> None:
+    # A 2,500-character summary with a long name and link once made a reason past the
+    # command's 2,000-character cap: the whole notification failed with 500, forever.
+    plan = fast_plan(stack, long_stage(15))
+    await started(client, stack, plan, rollouts)
+    status = await baking(client, plan.service)
+    assert status.stage_started_at is not None
+    after = status.stage_started_at + timedelta(seconds=1)
+    rules = (
+        "rules:\n"
+        "  - match: {severity: critical}\n    action: rollback\n"
+        "  - match: {team: payments}\n    action: notify\n"
+    )
+    long_name = "CanaryErrors" + "X" * 178  # 190 characters: kept whole
+    long = alert(
+        plan.service,
+        after,
+        labels={"alertname": long_name, "severity": "critical", "service": plan.service},
+        annotations={"summary": "the canary fails: " + "details " * 320},
+        generatorURL="http://prometheus.example:9090/graph?g0.expr=" + "x" * 700,
+    )
+    good_labels = {"alertname": "PaymentsSlow", "team": "payments", "service": plan.service}
+    good = alert(plan.service, after, labels=good_labels)
+    hook = contextlib.contextmanager(serve)(
+        lambda handler, got: reply(handler, 200, b"ok", "text/plain")
+    )
+    with (
+        hook as webhook,
+        receiver(
+            stack,
+            tmp_path,
+            rules,
+            "--notify-webhook-env",
+            "CHAT_HOOK",
+            CHAT_HOOK=f"{webhook.url}/hook",
+        ) as url,
+    ):
+        response = await post(url, "t", notification(long, good))
+        assert response.status_code == 200, response.text
+        clipped, acted = response.json()["alerts"]
+        assert acted["alert"] == "PaymentsSlow" and acted["outcome"] == "notified", acted
+        assert "posted to the webhook from $CHAT_HOOK" in acted["detail"]
+        assert clipped["alert"] == long_name and clipped["outcome"] == "sent", clipped
+        [got] = webhook.received
+    assert json.loads(got.body)["text"].startswith("alert PaymentsSlow: canary answers 31%")
+
+    await _ended(client.get_workflow_handle(plan.workflow_id))
+    status = await operations.status(client, plan.service)
+    assert status.state == RolloutState.ROLLED_BACK
+    [command] = [c for c in status.commands if c.by == "alertmanager"]
+    assert len(command.reason) <= 2000
+    assert command.reason.startswith(f"alert {long_name}: the canary fails: details")
+    assert "characters)" in command.reason  # clipped, saying how long it was
+    assert (await asyncio.to_thread(router.get_weight, "canary")) == 0
+
+
+@contextlib.contextmanager
+def alertmanager_to(
+    receiver_url: str, folder: Path, token_file: Path, ca_file: Path
+) -> Iterator[str]:
+    """A real Alertmanager whose only receiver is deploy/'s `rollouts`, aimed at receiver_url.
+
+    Its http_config (bearer token from a file, TLS checked against a CA file and server
+    name) is the production file's; only the URL and the files' paths are this test's.
+    """
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    assert binary is not None
+    production = yaml.safe_load(DEPLOYED_ALERTMANAGER.read_text())
+    [rollouts] = [r for r in production["receivers"] if r["name"] == "rollouts"]
+    [webhook] = rollouts["webhook_configs"]
+    webhook["url"] = receiver_url
+    webhook["http_config"]["authorization"]["credentials_file"] = str(token_file)
+    webhook["http_config"]["tls_config"]["ca_file"] = str(ca_file)
+    route = {"receiver": "rollouts", "group_wait": "0s", "group_interval": "1s"}
+    config = folder / "alertmanager.yml"
+    config.write_text(yaml.safe_dump({"route": route, "receivers": [rollouts]}))
+    port = free_port()
+    argv = [binary, f"--config.file={config}", f"--storage.path={folder / 'am-data'}"]
+    argv += [f"--web.listen-address={LOCALHOST}:{port}", "--cluster.listen-address="]
+    log = folder / "alertmanager.log"
+    pid = spawn(argv, log)
+    try:
+        url = f"http://{LOCALHOST}:{port}"
+        wait_ready("alertmanager", pid, log, lambda: http_ok(f"{url}/-/ready"))
+        yield url
+    finally:
+        stop_all({"alertmanager": pid})
+
+
+async def test_alertmanager_sends_over_tls_with_its_token_file_and_the_rollout_rolls_back(
+    stack: devstack.StackInfo,
+    client: Client,
+    router: HAProxyRuntime,
+    rollouts: list[str],
+    tmp_path: Path,
+) -> None:
+    # The production wiring (deploy/): the receiver serves HTTPS; Alertmanager reads the
+    # token from credentials_file and checks the certificate against ca_file as "alerts".
+    cert, key = make_certificate(tmp_path, "DNS:alerts,IP:127.0.0.1")
+    token_file = tmp_path / "rollout-alert-token"
+    token_file.write_text("t\n")
+    plan = fast_plan(stack, long_stage(25))
+    await started(client, stack, plan, rollouts)
+    status = await baking(client, plan.service)
+    assert status.stage_started_at is not None
+    rules = "rules:\n  - match: {severity: critical}\n    action: rollback\n"
+    flags = ("--tls-cert", str(cert), "--tls-key", str(key))
+    with (
+        receiver(stack, tmp_path, rules, *flags, ca=cert) as url,
+        alertmanager_to(url, tmp_path, token_file, cert) as alertmanager,
+    ):
+        firing = {
+            "labels": {"alertname": "CanaryErrorsTls", "severity": "critical",
+                       "service": plan.service},
+            "annotations": {"summary": "sent by Alertmanager over TLS"},
+            "startsAt": (status.stage_started_at + timedelta(seconds=1)).isoformat(),
+        }  # fmt: skip
+        async with httpx.AsyncClient(timeout=30) as http:
+            posted = await http.post(f"{alertmanager}/api/v2/alerts", json=[firing])
+        assert posted.status_code == 200, posted.text
+        handle = client.get_workflow_handle(plan.workflow_id)
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), timeout=60)
+        log = (tmp_path / "receiver.log").read_text()
+    assert "listening on https://" in log
+    assert "sent rollback" in log and "alert=CanaryErrorsTls" in log
+    status = await operations.status(client, plan.service)
+    [command] = [c for c in status.commands if c.by == "alertmanager"]
+    assert command.reason == "alert CanaryErrorsTls: sent by Alertmanager over TLS"
+    assert (await asyncio.to_thread(router.get_weight, "canary")) == 0

@@ -136,6 +136,7 @@ def test_the_production_stack_has_every_part(services: dict[str, Any]) -> None:
         "worker",
         "prometheus",
         "alertmanager",
+        "alerts",
         "grafana",
     } <= set(services)
     assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
@@ -151,6 +152,37 @@ def test_the_production_stack_has_every_part(services: dict[str, Any]) -> None:
         source = mount.split(":")[0]
         if source.startswith("./"):
             assert (DEPLOY / source).exists(), f"{source} is mounted but missing"
+
+
+def test_alertmanager_reaches_the_receiver_over_tls_with_a_token_file(
+    services: dict[str, Any],
+) -> None:
+    receiver, alertmanager = services["alerts"], services["alertmanager"]
+    assert "python -m starter alerts serve --listen 0.0.0.0:9095" in " ".join(receiver["command"])
+    assert "ports" not in receiver  # only Alertmanager reaches it, on the stack's network
+    env = receiver["environment"]
+    assert env["ROLLOUT_ALERT_TLS_CERT"] == "/run/secrets/alerts_tls_cert"
+    assert env["ROLLOUT_ALERT_TLS_KEY"] == "/run/secrets/alerts_tls_key"
+    assert {"rollout_alert_token", "alerts_tls_cert", "alerts_tls_key"} <= set(receiver["secrets"])
+    assert "/run/secrets/rollout_alert_token" in " ".join(receiver["command"])
+
+    config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    [rollouts] = [r for r in config["receivers"] if r["name"] == "rollouts"]
+    [webhook] = rollouts["webhook_configs"]
+    assert webhook["url"] == "https://alerts:9095/alerts"
+    http = webhook["http_config"]
+    assert http["authorization"] == {
+        "type": "Bearer",
+        "credentials_file": "/run/secrets/rollout_alert_token",
+    }
+    assert http["tls_config"] == {"ca_file": "/run/secrets/alerts_tls_ca", "server_name": "alerts"}
+    assert {"rollout_alert_token", "alerts_tls_ca"} <= set(alertmanager["secrets"])
+    [route] = [r for r in config["route"]["routes"] if r["receiver"] == "rollouts"]
+    assert route["continue"] is True  # people are still paged
+    assert 'alertname!~"Rollout.*"' in route["matchers"]  # the rollouts' own alerts never act
+    compose = yaml.safe_load(COMPOSE.read_text())
+    for name in ("rollout_alert_token", "alerts_tls_cert", "alerts_tls_key", "alerts_tls_ca"):
+        assert compose["secrets"][name]["file"].startswith("./secrets/")
 
 
 def test_the_setup_creates_every_search_attribute_rollouts_publish(

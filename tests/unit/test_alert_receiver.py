@@ -66,6 +66,20 @@ async def test_without_the_right_token_the_answer_is_401(
     assert "bearer token" in (await response.json())["error"]
 
 
+async def test_a_wrong_token_and_a_missing_one_are_told_apart(
+    http: TestClient[Any, Any],
+) -> None:
+    missing = await http.post("/alerts", data=body())
+    wrong = await http.post("/alerts", data=body(), headers=bearer("not-the-token"))
+    assert missing.status == wrong.status == 401
+    said_missing, said_wrong = (await missing.json())["error"], (await wrong.json())["error"]
+    assert said_missing.startswith("no bearer token came with the request")
+    assert said_wrong.startswith("the bearer token is wrong")
+    # RFC 6750: a request without credentials gets the bare challenge, a bad token its error.
+    assert "error=" not in missing.headers["WWW-Authenticate"]
+    assert 'error="invalid_token"' in wrong.headers["WWW-Authenticate"]
+
+
 async def test_the_scheme_is_read_case_blind_as_http_says(http: TestClient[Any, Any]) -> None:
     resolved = body(alert_data(status="resolved"))
     response = await http.post(
@@ -104,15 +118,32 @@ async def test_alerts_with_nothing_to_do_are_answered_without_temporal(
 async def test_an_alert_that_needs_temporal_gets_503_so_alertmanager_retries(
     http: TestClient[Any, Any],
 ) -> None:
-    response = await http.post("/alerts", data=body(), headers=bearer())
+    resolved = alert_data(status="resolved")
+    response = await http.post("/alerts", data=body(alert_data(), resolved), headers=bearer())
     assert response.status == 503
-    assert "cannot reach Temporal" in (await response.json())["error"]
+    answer = await response.json()
+    assert "cannot reach Temporal" in answer["error"]
+    # Still a report per alert: the one Temporal was needed for is deferred, not lost.
+    assert [a["outcome"] for a in answer["alerts"]] == ["deferred", "skipped"]
+    assert "cannot reach Temporal" in answer["alerts"][0]["detail"]
 
 
-async def test_a_body_past_the_limit_is_refused(http: TestClient[Any, Any]) -> None:
+async def test_a_body_past_the_limit_is_refused_as_json(http: TestClient[Any, Any]) -> None:
     huge = json.dumps({"version": "4", "pad": "x" * (5 * 1024 * 1024)}).encode()
     response = await http.post("/alerts", data=huge, headers=bearer())
     assert response.status == 413
+    assert response.content_type == "application/json"
+    assert "larger than 4 MiB" in (await response.json())["error"]
+
+
+async def test_every_error_is_answered_as_json(http: TestClient[Any, Any]) -> None:
+    nowhere = await http.post("/nowhere", data=body(), headers=bearer())
+    assert nowhere.status == 404 and nowhere.content_type == "application/json"
+    assert "Alertmanager posts to /alerts" in (await nowhere.json())["error"]
+    wrong_method = await http.get("/alerts")
+    assert wrong_method.status == 405 and wrong_method.content_type == "application/json"
+    assert "POST" in wrong_method.headers["Allow"]
+    assert "GET /-/healthy is the health check" in (await wrong_method.json())["error"]
 
 
 async def test_the_health_check_needs_no_token(http: TestClient[Any, Any]) -> None:

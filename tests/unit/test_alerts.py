@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from plans import CommandKind, RolloutState, RolloutStatus
+from plans import CommandKind, OperatorCommand, RolloutState, RolloutStatus
 from plans.errors import PlanError
 from starter.alerts.decide import (
     BY,
+    REASON_CHARS,
     Handled,
     Outcome,
     Report,
@@ -22,6 +23,7 @@ from starter.alerts.decide import (
     judge,
     reason,
     screen,
+    within,
 )
 from starter.alerts.payload import Alert, MalformedNotification, parse_notification
 from starter.alerts.rules import (
@@ -313,6 +315,27 @@ def test_an_alert_older_than_the_stage_does_not_act() -> None:
     skipped(judge(at_the_start, baking()), "not about this stage")
 
 
+FIRST_SHIFT = STAGE_START - timedelta(minutes=30)  # two stages before "early" began
+
+
+def test_an_alert_that_started_in_an_earlier_stage_acts() -> None:
+    two_stages_ago = an_alert(startsAt="2026-11-22T09:40:00Z")
+    item = screened(screen(two_stages_ago, DEFAULT_RULES, "service", Handled()))
+    assert judge(item, baking(), FIRST_SHIFT) is None
+
+
+def test_an_alert_older_than_the_first_shift_does_not_act() -> None:
+    older = an_alert(startsAt="2026-11-22T09:29:00Z")
+    item = screened(screen(older, DEFAULT_RULES, "service", Handled()))
+    skipped(
+        judge(item, baking(), FIRST_SHIFT),
+        "before the rollout first shifted traffic at 2026-11-22T09:30:00+00:00",
+    )
+    at_the_shift = an_alert(startsAt="2026-11-22T09:30:00Z")
+    item = screened(screen(at_the_shift, DEFAULT_RULES, "service", Handled()))
+    skipped(judge(item, baking(), FIRST_SHIFT), "not about this rollout")
+
+
 def test_an_alert_in_another_zone_is_compared_as_the_same_instant() -> None:
     later = an_alert(startsAt="2026-11-22T11:00:01+01:00")
     item = screened(screen(later, DEFAULT_RULES, "service", Handled()))
@@ -344,6 +367,38 @@ def test_a_long_summary_still_makes_a_valid_command() -> None:
     sent = command(item)
     assert sent is not None and len(sent.reason) <= 2000
     assert "50,000 characters" in sent.reason
+
+
+@pytest.mark.parametrize(
+    ("name", "summary", "url"),
+    [
+        ("N" * 300, "x" * 2_500, "http://p/" + "y" * 700),  # made a 2,149-character reason
+        ("N" * 5_000, "x" * 5_000, "http://p/" + "y" * 5_000),
+        ("CanaryErrors", "\u00e9" * 10_000, ""),
+        ("N" * 5_000, "", "http://p/" + "y" * 5_000),
+    ],
+)
+def test_the_reason_always_fits_the_commands_cap(name: str, summary: str, url: str) -> None:
+    labels = {"alertname": name, "severity": "critical", "service": "checkout"}
+    alert = an_alert(labels=labels, annotations={"summary": summary}, generatorURL=url)
+    text = reason(alert)
+    assert len(text) <= REASON_CHARS
+    assert text.startswith("alert NNN" if name.startswith("N") else "alert CanaryErrors")
+    sent = command(screened(screen(alert, DEFAULT_RULES, "service", Handled())))
+    assert sent is not None and sent.reason == text
+
+
+def test_the_reason_cap_is_the_commands() -> None:
+    [limit] = [m.max_length for m in OperatorCommand.model_fields["reason"].metadata]
+    assert limit == REASON_CHARS
+
+
+def test_within_cuts_to_the_limit_and_says_how_long_the_text_was() -> None:
+    assert within("short", 10) == "short"
+    cut = within("z" * 3_000, 100)
+    assert len(cut) == 100 and cut.endswith("\u2026 (3,000 characters)")
+    assert within("z" * 3_000, 5) == "zzzzz"
+    assert within("z" * 3_000, 0) == ""
 
 
 def test_the_reason_falls_back_to_the_description_then_to_the_name() -> None:
