@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from plans import text
+from plans.addresses import url_refusal
 from plans.durations import Duration
 from plans.hook_signing import LEGACY_SIGNATURE_HEADER, SIGNED_HEADERS
 from plans.hook_signing import sign as sign  # re-exported: receivers import these from here
@@ -78,6 +79,9 @@ def _url(v: str) -> str:
         raise ValueError(f"{text.quote(v)}: unknown placeholder(s) {unknown}: use {known}")
     if re.search(r"\$(?!\w|\{\w+\})", v):
         raise ValueError(f"{text.quote(v)}: a '$' that is no placeholder: write $name or ${{name}}")
+    refused = url_refusal(v)
+    if refused is not None:
+        raise ValueError(f"{text.quote(v)}: {refused}")
     return v
 
 

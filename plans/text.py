@@ -13,6 +13,9 @@ from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from plans.addresses import url_refusal
+from plans.variables import refused_everywhere
+
 # Names end up inside queries (PromQL label matchers, URLs) and router commands (HAProxy's
 # runtime API), so they may hold nothing that could close a string, open a selector or
 # start a new command.
@@ -103,11 +106,14 @@ def check_name(value: str, what: str) -> str:
 
 
 def check_env(value: str | None) -> str | None:
-    """``value`` if it can name an environment variable (or is None)."""
+    """``value`` if it can name an environment variable a plan may read (or is None)."""
     if value is not None and not ENV_NAME.fullmatch(value):
         raise ValueError(
             f"{quote(value)} is not an environment variable name: use letters, digits and '_'"
         )
+    never = refused_everywhere(value) if value is not None else None
+    if never is not None:
+        raise ValueError(never)
     return value
 
 
@@ -147,9 +153,12 @@ def fill(text: str, values: dict[str, str]) -> str:
 
 
 def check_url(value: str, pattern: re.Pattern[str], fix: str) -> str:
-    """``value`` when ``pattern`` matches it whole with a valid port (group 2), else why not."""
+    """``value`` if ``pattern`` matches it whole, with a valid port (group 2) and host, else why."""
     match = pattern.fullmatch(value)
     port = match.group(2) if match is not None else None
     if match is None or (port is not None and not 0 < int(port) < 65536):
         raise ValueError(f"{quote(value)}: {fix}")
+    refused = url_refusal(value)
+    if refused is not None:
+        raise ValueError(f"{quote(value)}: {refused}")
     return value

@@ -14,6 +14,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from plans.variables import refused_everywhere
+
 SAFE_FIRST = string.ascii_letters + string.digits
 SAFE_REST = SAFE_FIRST + "_.:-"
 ENV_FIRST = string.ascii_letters + "_"
@@ -44,7 +46,7 @@ env_names = st.builds(
     lambda first, rest: first + rest,
     st.sampled_from(ENV_FIRST),
     st.text(ENV_REST, max_size=40),
-)
+).filter(lambda name: refused_everywhere(name) is None)  # TEMPORAL_* is never a plan's
 
 
 def duration(low_s: int, high_s: int) -> st.SearchStrategy[tuple[str, int]]:
