@@ -1,16 +1,18 @@
 """Calling hooks and the smoke check over HTTP.
 
 The worker reads each hook's headers and signing secrets from its own environment at call
-time, so neither enters the workflow's history. A receiver that cannot be reached or times
-out (``HookUnreachable``) or that answers 5xx (``HookServerError``) is retried; a hook whose
-variables are missing or malformed is refused (``HookRefused``: no retry cures it); any
-other answer is returned for the workflow to judge.
+time, so neither enters the workflow's history, and only variables it gives plans
+(``activities.plan_secrets``); requests go out under the outbound policy
+(``activities.outbound``), and a 2xx answer's body is never shown. A receiver that cannot
+be reached or times out (``HookUnreachable``) or that answers 5xx (``HookServerError``) is
+retried; a hook whose variables are missing, malformed or not given to plans, or whose
+address the policy refuses, is refused (``HookRefused``: no retry cures it); any other
+answer is returned for the workflow to judge.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +22,17 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.outbound import (
+    Answer,
+    OutboundError,
+    OutboundRefused,
+    OutboundTimeout,
+    shared_session,
+)
+from activities.plan_secrets import SecretRefused, plan_secret
 from plans import text
 from plans.hook_signing import message_id, signature_headers, signing_secrets
 from plans.hooks import (
-    EXCERPT_CHARS,
     IDEMPOTENCY_HEADER,
     Hook,
     HookAnswer,
@@ -41,7 +50,7 @@ def _unreachable(message: str) -> ApplicationError:
     return ApplicationError(message, type="HookUnreachable")
 
 
-def _server_error(what: str, response: httpx.Response) -> ApplicationError:
+def _server_error(what: str, response: Answer) -> ApplicationError:
     """A 5xx is an answer, retried like no answer but told apart from one."""
     # The standard reason phrase, not the server's own: nothing it chose beyond the excerpt.
     status = f"{response.status_code} {httpx.codes.get_reason_phrase(response.status_code)}"
@@ -54,7 +63,10 @@ def _signed(hook: Hook, key: str, body: bytes, what: str) -> dict[str, str]:
     """The signature headers for exactly ``body``, with every secret the hook's variable holds."""
     if hook.secret_env is None:
         return {}
-    value = os.environ.get(hook.secret_env)
+    try:
+        value = plan_secret(hook.secret_env, f"{what}: secret_env")
+    except SecretRefused as error:
+        raise _refused(str(error)) from None
     if not value or not value.strip():
         raise _refused(f"{what}: its secret ${hook.secret_env} is not set in the worker")
     try:
@@ -68,18 +80,26 @@ def _from_env(variables: dict[str, str], what: str) -> dict[str, str]:
     """Header values from the worker's environment; a missing variable is named, never its value."""
     values = {}
     for header, variable in variables.items():
-        value = os.environ.get(variable)
+        try:
+            value = plan_secret(variable, f"{what}: headers_env.{header}")
+        except SecretRefused as error:
+            raise _refused(str(error)) from None
         if value is None:
             raise _refused(f"{what}: header {header} reads ${variable}, which the worker lacks")
         values[header] = value
     return values
 
 
-def _excerpt(response: httpx.Response) -> str:
-    return " ".join(response.text[:EXCERPT_CHARS].split())
+def _excerpt(response: Answer) -> str:
+    """The start of a refusal's body, cleaned; a 2xx's body is the receiver's, never shown."""
+    return "" if 200 <= response.status_code < 300 else response.excerpt()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+# A hook is asked for its status (and a 202's retry_after); more of its body is not read.
+HOOK_MAX_BYTES = 64 * 1024
+
+
+def _retry_after(response: Answer) -> float | None:
     """A 202's ``{"retry_after": N}``, else its Retry-After header in seconds, else None."""
     try:
         data = response.json()
@@ -115,14 +135,22 @@ def call_hook(call: HookCall) -> HookAnswer:
         "hook": hook.name,
     }
     url = text.fill(hook.url, {k: quote(v, safe="") for k, v in values.items()})
-    sent = {"content": body} if hook.method != "GET" else {}
     try:
-        with httpx.Client(timeout=hook.timeout.total_seconds()) as http:
-            response = http.request(hook.method, url, headers=headers, **sent)  # type: ignore[arg-type]
-    except httpx.TimeoutException:
+        response = shared_session().fetch(
+            hook.method,
+            url,
+            headers=list(headers.items()),
+            content=body if hook.method != "GET" else None,
+            deadline_s=hook.timeout.total_seconds(),
+            max_bytes=HOOK_MAX_BYTES,
+            truncate=True,
+        )
+    except OutboundRefused as error:
+        raise _refused(f"{what}: {error}") from None
+    except OutboundTimeout:
         raise _unreachable(f"{what}: no answer within {hook.timeout.total_seconds():g}s") from None
-    except httpx.HTTPError as error:
-        raise _unreachable(f"{what}: {type(error).__name__}: {error}") from None
+    except OutboundError as error:
+        raise _unreachable(f"{what}: {error}") from None
     if response.status_code >= 500:
         raise _server_error(what, response)
     excerpt = _excerpt(response)
@@ -134,22 +162,29 @@ def call_hook(call: HookCall) -> HookAnswer:
 @activity.defn(name="smoke_check")
 def smoke_check(smoke: Smoke) -> HookAnswer:
     """Send the smoke requests; the first that misses its status or body fragment fails it."""
-    headers = _from_env(smoke.headers_env, "smoke")
-    last: httpx.Response | None = None
+    headers = list(_from_env(smoke.headers_env, "smoke").items())
+    last: Answer | None = None
     try:
-        with httpx.Client(timeout=smoke.timeout.total_seconds()) as http:
-            for n in range(1, smoke.requests + 1):
-                last = http.get(smoke.url, headers=headers)
-                if last.status_code != smoke.expect_status:
-                    why = f"request {n} of {smoke.requests} answered {last.status_code},"
-                    why += f" not {smoke.expect_status}: {_excerpt(last)}"
-                    return HookAnswer(status=last.status_code, error=why.strip(": "))
-                if smoke.expect_body and smoke.expect_body not in last.text:
-                    why = f"request {n} of {smoke.requests}: the body lacks"
-                    why += f" {json.dumps(smoke.expect_body)}: {_excerpt(last)}"
-                    return HookAnswer(status=last.status_code, error=why)
-    except httpx.HTTPError as error:
-        raise _unreachable(f"smoke: {smoke.url}: {type(error).__name__}: {error}") from None
+        for n in range(1, smoke.requests + 1):
+            last = shared_session().fetch(
+                "GET",
+                smoke.url,
+                headers=headers,
+                deadline_s=smoke.timeout.total_seconds(),
+                truncate=True,  # the fragment is looked for in the first megabyte
+            )
+            if last.status_code != smoke.expect_status:
+                why = f"request {n} of {smoke.requests} answered {last.status_code},"
+                why += f" not {smoke.expect_status}: {_excerpt(last)}"
+                return HookAnswer(status=last.status_code, error=why.strip(": "))
+            if smoke.expect_body and smoke.expect_body not in last.text:
+                why = f"request {n} of {smoke.requests}: the body lacks"
+                why += f" {json.dumps(smoke.expect_body)}"
+                return HookAnswer(status=last.status_code, error=why)
+    except OutboundRefused as error:
+        raise _refused(f"smoke: {smoke.url}: {error}") from None
+    except OutboundError as error:
+        raise _unreachable(f"smoke: {smoke.url}: {error}") from None
     assert last is not None
     excerpt = f"{smoke.requests} request(s) answered {smoke.expect_status}"
     return HookAnswer(status=last.status_code, excerpt=excerpt)

@@ -117,7 +117,8 @@ def test_a_signed_call_verifies_and_carries_the_payload(
     )
     before = len(receiver.received)
     answer = ask(request)
-    assert answer.ok and answer.status == 200 and answer.excerpt.startswith("<h1>approved")
+    assert answer.ok and answer.status == 200
+    assert answer.excerpt == ""  # a 2xx body is the receiver's, never copied into history
     (got,) = receiver.received[before:]
     assert got.path == "/ok/shop/ten"
     assert got.headers["Authorization"] == "Bearer t0ken"
@@ -145,7 +146,7 @@ def test_an_unsigned_call_has_no_signature(receiver: HTTPRecorder) -> None:
 def test_202_brings_its_retry_after(receiver: HTTPRecorder) -> None:
     answer = ask(call(receiver.url + "/later"))
     assert answer.later and not answer.ok and answer.retry_after_s == 45
-    assert "CHG-1" in answer.excerpt
+    assert answer.excerpt == ""  # its body is read for retry_after only
 
 
 def test_a_refusal_is_an_answer(receiver: HTTPRecorder) -> None:
@@ -169,7 +170,7 @@ def test_a_500_is_reported_as_answered_and_retried_like_no_answer(
     assert slow.value.type == "HookUnreachable" and "no answer within 0.3s" in slow.value.message
     with pytest.raises(ApplicationError) as refused:
         ask(call(f"http://127.0.0.1:{free_port()}/"))  # nothing listens there
-    assert refused.value.type == "HookUnreachable" and "ConnectError" in refused.value.message
+    assert refused.value.type == "HookUnreachable" and "cannot be reached" in refused.value.message
 
 
 def test_a_missing_secret_is_refused_and_named_not_shown(
