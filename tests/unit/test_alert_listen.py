@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from temporalio.client import Client
 
 from starter.alerts.listen import listening
@@ -124,6 +126,19 @@ async def test_a_request_that_is_not_http_gets_400_json(port: int, raw: bytes) -
     assert status == 400, content
     assert headers["content-type"].startswith("application/json")
     assert json.loads(content)["error"].startswith("not an HTTP request this receiver can read")
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(value=st.binary(max_size=300).filter(lambda b: b"\r" not in b and b"\n" not in b))
+async def test_any_authorization_bytes_get_a_json_4xx_never_a_5xx(port: int, value: bytes) -> None:
+    status, headers, content = await answer_to(port, request_with(value, body()))
+    assert status in (400, 401), content
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(content)["error"]
 
 
 async def test_the_right_token_on_the_same_raw_path_is_taken(port: int) -> None:
