@@ -112,3 +112,40 @@ async def test_cancelling_the_release_rolls_its_running_targets_back(server) -> 
     for region in REGIONS:
         assert doubles.weights_of(region) == [10, 0]
         assert doubles.new_weight(region) == 0
+
+
+async def test_a_release_closing_while_a_target_restores_waits_for_its_stable(server) -> None:
+    doubles = FleetDoubles()
+    fleet = make_fleet(
+        waves=[{"targets": ["staging"]}],
+        targets={"staging": {"placeholders": {"region": "staging"}}},
+    )
+    child = fleet.child_id("staging")
+    async with fleet_worker(server, doubles) as queue:
+        handle = await start(server.client, fleet, queue)
+
+        async def at_ten() -> bool:
+            return await weights(server, [child]) == [10]
+
+        await eventually(at_ten, "staging at 10%")
+        doubles.restore_refusals["staging"] = 3  # the router refuses the first restores
+        await server.client.get_workflow_handle(child).signal(
+            "rollback", {"by": "ana", "reason": "pager"}
+        )
+
+        async def refused_once() -> bool:
+            return "staging" in doubles.refused
+
+        await eventually(refused_once, "a restore refused")
+        # Closing the release cancels its children: mid-restore, that must not end it.
+        await handle.terminate(reason="closing the release")
+        await eventually(lambda: all_closed(server, [child]), "the target closed")
+        found = await statuses(server, [child])
+        status = await server.client.get_workflow_handle(child).query(
+            "status", result_type=RolloutStatus
+        )
+    assert found == [WorkflowExecutionStatus.CANCELED]
+    assert doubles.refused == ["staging"] * 3
+    assert doubles.weights_of("staging") == [10, 0] and doubles.new_weight("staging") == 0
+    assert status.canary_weight == 0
+    assert any(e.kind == "cancel" for e in status.events)

@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.fanout import signal_targets
+from activities.identity import verify_command
 from plans import (
     ClaimAnswer,
     GateCheck,
@@ -51,6 +52,9 @@ class FleetDoubles:
     claims: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Backends whose router refuses this many restores (to 0%) before taking one.
+    restore_refusals: dict[str, int] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # a backend per restore refused
 
     def new_weight(self, backend: str) -> int:
         """The new version's share of the backend's traffic now."""
@@ -74,6 +78,10 @@ class FleetDoubles:
         def shift_traffic(req: ShiftRequest) -> TrafficSplit:
             backend = req.router.backend  # type: ignore[union-attr]
             with self.lock:
+                if req.split.canary_weight == 0 and self.restore_refusals.get(backend, 0) > 0:
+                    self.restore_refusals[backend] -= 1
+                    self.refused.append(backend)
+                    raise RuntimeError(f"the admin API of {backend} is away")
                 self.splits[backend] = (req.canary, req.split)
                 self.shifts.append((backend, self.new_weight(backend)))
             return req.split
@@ -116,6 +124,7 @@ class FleetDoubles:
 
         return [
             signal_targets,  # the real one: it only signals the rollouts, through Temporal
+            verify_command,  # the real one: it only runs ssh-keygen
             freezes_for,
             write_report,
             shift_traffic,
