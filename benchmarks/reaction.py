@@ -7,11 +7,17 @@ Each run starts a rollout at canary 20%, waits until it bakes, then:
 - resume, then rollback the same way: time from sending until HAProxy's admin socket reports
   canary weight 0 (polled every 5 ms);
 - on a second rollout, rollback with ``temporal workflow signal`` (a new CLI process, as an
-  operator would type it): time from launching the CLI until canary weight 0.
+  operator would type it): time from launching the CLI until canary weight 0;
+- on a third, whose plan has an ``on: event`` hook on ``rollback_started`` (20 retries) and a
+  notification channel, both aimed at a server that accepts connections and never answers:
+  the same rollback, reported as ``rollback_dead_hooks_*`` beside ``rollback_*``;
+- then, ``--terminate-runs`` times (at least 5), a rollout at 50% is terminated (``temporal
+  workflow terminate``'s path): time until its lease has put the canary back to weight 0.
 
-    .venv/bin/python benchmarks/reaction.py [--runs 20] [--dir DIR]
+    .venv/bin/python benchmarks/reaction.py [--runs 20] [--terminate-runs 5] [--dir DIR]
 
-Goal: rollback p50 <= 150 ms, p95 <= 500 ms.
+Goals: rollback p50 <= 150 ms, p95 <= 500 ms; with dead hooks and channels, p95 within 1.2x
+of the run without them; terminate -> canary 0 p95 <= 30 s.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ import math
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
+from activities.owners import holder
 from activities.routers.haproxy import HAProxyRuntime
 from plans import (
     CommandKind,
@@ -54,13 +63,16 @@ from tests.stack_plans import error_rate_plan
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 POLL_S = 0.005
 GOAL = {"rollback_p50_ms": 150.0, "rollback_p95_ms": 500.0}
+DEAD_HOOKS_RATIO = 1.2
+TERMINATE_GOAL_S = 30.0
+DEAD_URL_ENV = "ROLLOUT_BENCH_DEAD_URL"
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float, digits: int = 1) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return round(ordered[rank - 1], 1)
+    return round(ordered[rank - 1], digits)
 
 
 def summary(name: str, values: list[float]) -> dict[str, float]:
@@ -71,9 +83,37 @@ def summary(name: str, values: list[float]) -> dict[str, float]:
     }
 
 
-def plan_for(stack: devstack.StackInfo, service: str) -> Plan:
-    stages = [{"name": "twenty", "weight": 20, "bake": "10m", "check_every": "30s"}]
-    return parse_plan(error_rate_plan(stack, service, stages, window="30s"))
+def plan_for(stack: devstack.StackInfo, service: str, weight: int = 20, dead: str = "") -> Plan:
+    """The rollout each run starts; with ``dead`` (a URL nothing answers at) its plan has a
+    hook on ``rollback_started`` and a channel, both aimed there."""
+    stages = [{"name": "canary", "weight": weight, "bake": "10m", "check_every": "30s"}]
+    data = error_rate_plan(stack, service, stages, window="30s")
+    if dead:
+        data["hooks"] = [
+            {
+                "name": "pager",
+                "on": "event",
+                "mode": "notify",
+                "events": ["rollback_started"],
+                "url": f"{dead}/hook",
+                "retries": 20,
+                "timeout": "5s",
+            }
+        ]
+        data["notify"] = {"channels": [{"name": "ops", "url_env": DEAD_URL_ENV}]}
+    return parse_plan(data)
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A loopback server that takes connections and never answers; its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
 
 
 class CanaryWatch:
@@ -115,10 +155,11 @@ async def wait_status(
 
 
 async def started(
-    client: Client, stack: devstack.StackInfo
+    client: Client, stack: devstack.StackInfo, weight: int = 20, dead: str = ""
 ) -> tuple[str, WorkflowHandle[Any, Any]]:
     service = f"reaction-{uuid.uuid4().hex[:8]}"
-    handle = await operations.start_rollout(client, plan_for(stack, service), stack.task_queue)
+    plan = plan_for(stack, service, weight, dead)
+    handle = await operations.start_rollout(client, plan, stack.task_queue)
     await wait_status(client, service, lambda s: s.state == RolloutState.BAKING)
     return service, handle
 
@@ -130,7 +171,7 @@ async def ended(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 async def one_run(
-    client: Client, stack: devstack.StackInfo, runtime: HAProxyRuntime
+    client: Client, stack: devstack.StackInfo, runtime: HAProxyRuntime, dead: str
 ) -> dict[str, float]:
     service, handle = await started(client, stack)
     command = OperatorCommand(kind=CommandKind.PAUSE, by="bench", reason="pause")
@@ -166,7 +207,18 @@ async def one_run(
         raise RuntimeError(f"temporal workflow signal failed: {error.decode()}")
     cli_restored = await asyncio.to_thread(watch.wait, 30.0)
     await ended(handle)
+
+    service, handle = await started(client, stack, dead=dead)
+    watch = CanaryWatch(runtime, 0)
+    dead_sent = time.perf_counter()
+    await operations.send_command(client, service, rollback)
+    dead_restored = await asyncio.to_thread(watch.wait, 30.0)
+    # The run would go on telling the dead hook and channel for minutes: end it and its
+    # lease (stable is back, read above) so the next run can claim the target.
+    await handle.terminate("benchmark: the rollback was measured")
+    await end_lease(client, stack)
     return {
+        "rollback_dead_hooks": (dead_restored - dead_sent) * 1000,
         "pause": (paused - sent) * 1000,
         "pause_ack": (acked - sent) * 1000,
         "rollback": (restored - rollback_sent) * 1000,
@@ -174,6 +226,36 @@ async def one_run(
         "cli_signal_rollback": (cli_restored - launched) * 1000,
         "cli_signal_exit": (cli_exited - launched) * 1000,
     }
+
+
+async def terminate_run(
+    client: Client, stack: devstack.StackInfo, runtime: HAProxyRuntime
+) -> float:
+    """Seconds from terminating a rollout at 50% until HAProxy routes no request to the canary."""
+    _, handle = await started(client, stack, weight=50)
+    watch = CanaryWatch(runtime, 0)
+    sent = time.perf_counter()
+    await handle.terminate("benchmark: terminate at 50%")
+    restored = await asyncio.to_thread(watch.wait, 120.0)
+    await wait_lease_free(client, stack)
+    return restored - sent
+
+
+async def end_lease(client: Client, stack: devstack.StackInfo) -> None:
+    """Terminate the target's lease, if one runs."""
+    lease_id = plan_for(stack, "any").target_lease_id
+    with contextlib.suppress(RPCError):
+        await client.get_workflow_handle(lease_id).terminate("benchmark: run measured")
+
+
+async def wait_lease_free(client: Client, stack: devstack.StackInfo, timeout: float = 60) -> None:
+    """Wait until the target's lease has ended, so the next run can claim the target."""
+    lease_id = plan_for(stack, "any").target_lease_id
+    deadline = time.perf_counter() + timeout
+    while await holder(client, lease_id) is not None:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the lease {lease_id} did not end in {timeout:g}s")
+        await asyncio.sleep(0.05)
 
 
 def machine() -> dict[str, Any]:
@@ -200,26 +282,49 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def measure(stack: devstack.StackInfo, runs: int) -> dict[str, Any]:
+async def measure(
+    stack: devstack.StackInfo, runs: int, terminate_runs: int, dead: str
+) -> dict[str, Any]:
     client = await Client.connect(
         stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
     )
     runtime = HAProxyRuntime(
         HAProxyRouter(runtime_api=stack.haproxy_admin_tcp, backend=stack.haproxy_backend)
     )
-    await one_run(client, stack, runtime)  # warm-up: first workflow tasks, connections
+    await one_run(client, stack, runtime, dead)  # warm-up: first workflow tasks, connections
     samples: dict[str, list[float]] = {}
     for _ in range(runs):
-        for key, value in (await one_run(client, stack, runtime)).items():
+        await wait_lease_free(client, stack)
+        for key, value in (await one_run(client, stack, runtime, dead)).items():
             samples.setdefault(key, []).append(value)
-    result: dict[str, Any] = {"runs": runs}
-    for key in ("rollback", "pause", "rollback_ack", "pause_ack", "cli_signal_rollback"):
+    terminates = []
+    for _ in range(terminate_runs):
+        await wait_lease_free(client, stack)
+        terminates.append(await terminate_run(client, stack, runtime))
+    result: dict[str, Any] = {"runs": runs, "terminate_runs": terminate_runs}
+    for key in (
+        "rollback",
+        "rollback_dead_hooks",
+        "pause",
+        "rollback_ack",
+        "pause_ack",
+        "cli_signal_rollback",
+    ):
         result |= summary(key, samples[key])
     result |= summary("cli_signal_exit", samples["cli_signal_exit"])
+    result["terminate_restore_p50_s"] = percentile(terminates, 50, digits=3)
+    result["terminate_restore_p95_s"] = percentile(terminates, 95, digits=3)
+    result["terminate_restore_max_s"] = round(max(terminates), 3)
+    dead_ratio = result["rollback_dead_hooks_p95_ms"] / max(result["rollback_p95_ms"], 1e-9)
+    result["rollback_dead_hooks_p95_ratio"] = round(dead_ratio, 2)
     result["goal"] = {
         **GOAL,
         "met": result["rollback_p50_ms"] <= GOAL["rollback_p50_ms"]
         and result["rollback_p95_ms"] <= GOAL["rollback_p95_ms"],
+        "dead_hooks_p95_ratio": DEAD_HOOKS_RATIO,
+        "dead_hooks_met": dead_ratio <= DEAD_HOOKS_RATIO,
+        "terminate_restore_p95_s": TERMINATE_GOAL_S,
+        "terminate_met": result["terminate_restore_p95_s"] <= TERMINATE_GOAL_S,
     }
     result["poll_ms"] = POLL_S * 1000
     result["machine"] = machine()
@@ -229,18 +334,24 @@ async def measure(stack: devstack.StackInfo, runs: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--terminate-runs", type=int, default=5)
     parser.add_argument("--dir", help="an existing dev stack's folder (default: a fresh one)")
     args = parser.parse_args()
+    if args.terminate_runs < 5:
+        parser.error("--terminate-runs: at least 5, for a p95 worth the name")
     own = args.dir is None
     directory = Path(args.dir or tempfile.mkdtemp(prefix="reaction-"))
     # A stack of its own stops with it, also on SIGTERM (`timeout`) or Ctrl-C.
     with contextlib.ExitStack() as cleanup:
+        dead = cleanup.enter_context(silent_server())
+        # The worker a stack of its own starts reads the dead channel's URL from here.
+        os.environ[DEAD_URL_ENV] = dead.replace("http://", "json://")
         if own:
             cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
             stack = cleanup.enter_context(devstack.running(directory))
         else:
             stack = devstack.load(directory)
-        result = asyncio.run(measure(stack, args.runs))
+        result = asyncio.run(measure(stack, args.runs, args.terminate_runs, dead))
     print(json.dumps(result, indent=2))
 
 
