@@ -4,23 +4,30 @@ The source's language (``plans.sources.web``) renders each gate's query into a r
 the URL (and body) with ``$target`` filled in for the side being measured, and the
 JSONPath that picks the value. Whatever does not give a number is no number, with the
 reason: a missing field, a string, an HTTP error, a timeout. The judge makes that
-inconclusive, never a pass.
+inconclusive, never a pass. Requests go out under the outbound policy
+(``activities.outbound``), and the reason never quotes the answer: whatever an endpoint
+says instead of a number stays out of the verdict, and so out of the history.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from activities.errors import MetricsRefused, MetricsTimeout, MetricsUnavailable
 from activities.metrics.reading import Reading, Series
+from activities.outbound import (
+    Answer,
+    OutboundError,
+    OutboundRefused,
+    OutboundTimeout,
+    OutboundTooLarge,
+    Session,
+)
+from activities.plan_secrets import plan_secret
 from plans.sources.web import WebRequest, WebSource, compiled_path
 
 MAX_ANSWER_BYTES = 1024 * 1024
-SHOWN_CHARS = 80
 
 
 class WebProvider:
@@ -30,18 +37,15 @@ class WebProvider:
         self.spec = spec
         headers = dict(spec.headers)
         for header, env in spec.secret_headers.items():
-            value = os.environ.get(env, "").strip()
+            value = (plan_secret(env, f"secret_headers.{header}") or "").strip()
             if not value:
                 raise MetricsRefused(
                     f"environment variable {env} is not set or empty: put the value of the"
                     f" {header} header there in the worker's environment"
                 )
             headers[header] = value
-        self._client = httpx.Client(
-            headers=headers,
-            timeout=spec.timeout.total_seconds(),
-            follow_redirects=False,
-        )
+        self._headers = list(headers.items())
+        self._session = Session()
 
     def query(self, request: str) -> Reading:
         """The one number the request's JSONPath picks from the answer."""
@@ -91,7 +95,7 @@ class WebProvider:
         try:
             data = answer.json()
         except ValueError:
-            return None, f"{asked.url} answered {_shown(answer.text)!r}, not JSON"
+            return None, f"{asked.url} answered something that is not JSON"
         found = [match.value for match in path.find(data)]
         if not found:
             return None, f"no field at {asked.path} in the answer of {asked.url}"
@@ -99,17 +103,24 @@ class WebProvider:
             return list(found[0]), ""
         return found, ""
 
-    def _answer(self, asked: WebRequest) -> httpx.Response:
+    def _answer(self, asked: WebRequest) -> Answer:
         try:
-            answer = self._client.request(
-                asked.method, asked.url, content=asked.body.encode() if asked.body else None
+            answer = self._session.fetch(
+                asked.method,
+                asked.url,
+                headers=self._headers,
+                content=asked.body.encode() if asked.body else None,
+                deadline_s=self.spec.timeout.total_seconds(),
+                max_bytes=MAX_ANSWER_BYTES,
             )
-        except httpx.TimeoutException:
+        except OutboundTimeout:
             raise MetricsTimeout(
                 f"{asked.url} did not answer within {self.spec.timeout.total_seconds():g}s"
             ) from None
-        except httpx.HTTPError as error:
-            raise MetricsUnavailable(f"{asked.url} cannot be reached: {error}") from None
+        except (OutboundRefused, OutboundTooLarge) as error:
+            raise MetricsRefused(f"{asked.url}: {error}") from None
+        except OutboundError as error:
+            raise MetricsUnavailable(f"{asked.url}: {error}") from None
         if answer.status_code >= 500:
             raise MetricsUnavailable(f"{asked.url} answered HTTP {answer.status_code}")
         if answer.status_code >= 400:
@@ -122,23 +133,15 @@ class WebProvider:
                 f"{asked.url} answered HTTP {answer.status_code} (a redirect): write the URL"
                 " it points to"
             )
-        if len(answer.content) > MAX_ANSWER_BYTES:
-            raise MetricsRefused(f"{asked.url} answered more than {MAX_ANSWER_BYTES:,} bytes")
         return answer
 
     def close(self) -> None:
         """Close the connection pool."""
-        self._client.close()
+        self._session.close()
 
 
 def _number(value: Any, asked: WebRequest) -> Reading:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return Reading(
-            None, f"{asked.path} in the answer of {asked.url} is {_shown(value)!r}, not a number"
-        )
+        # What stood there instead is the endpoint's text: not shown (see the module's doc).
+        return Reading(None, f"the answer of {asked.url} was not a number at {asked.path}")
     return Reading(float(value))
-
-
-def _shown(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "\u2026"
