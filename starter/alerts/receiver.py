@@ -42,7 +42,7 @@ from starter.alerts.decide import (
     report,
     screen,
 )
-from starter.alerts.history import first_shift
+from starter.alerts.first_shift import first_shift
 from starter.alerts.payload import Alert, MalformedNotification, parse_notification
 from starter.alerts.rules import AlertAction, Rules
 from starter.operations import CommandRefused, NoSuchRollout, send_command, workflow_id
