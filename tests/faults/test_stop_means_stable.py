@@ -12,7 +12,15 @@ from temporalio.exceptions import CancelledError
 from activities.owners import holder
 from plans import RolloutState
 from starter import devstack, operations
-from tests.faults.chaos import AdminGate, baking, eventually, haproxy, quick_plan, until
+from tests.faults.chaos import (
+    AdminGate,
+    baking,
+    eventually,
+    haproxy,
+    quick_plan,
+    temporal_cli,
+    until,
+)
 from tests.faults.test_router_outage import pending_shift
 
 pytestmark = pytest.mark.integration
@@ -101,3 +109,39 @@ async def test_a_cancel_while_the_restore_fails_waits_for_stable_and_ends_cancel
     final = await operations.status(client, plan.service)
     assert final.state == RolloutState.ROLLED_BACK
     assert any(e.kind == "cancel" for e in final.events)
+
+
+async def test_a_reset_rollout_goes_on_and_its_lease_watches_the_new_run(
+    stack: devstack.StackInfo, client: Client, launched: list[str]
+) -> None:
+    plan = quick_plan(stack, [{"name": "half", "weight": 50, "bake": "8s", "check_every": "1s"}])
+    handle = await operations.start_rollout(client, plan, stack.task_queue)
+    launched.append(plan.workflow_id)
+    await until(client, plan.service, baking(0), what="baking at 50%")
+    first_run = (await handle.describe()).run_id
+    code, _, err = await temporal_cli(
+        stack,
+        "workflow", "reset", "--workflow-id", plan.workflow_id,
+        "--type", "FirstWorkflowTask", "--reason", "redo the rollout",
+    )  # fmt: skip
+    assert code == 0, err
+    # The reset ends the old run as terminated; the new run goes on under the same id, and
+    # the lease, seeing it run, does not pull the split out from under it.
+    new_run = (await client.get_workflow_handle(plan.workflow_id).describe()).run_id
+    assert new_run != first_run
+    await asyncio.sleep(3)
+    assert await canary_weight(stack) == 50
+    held = await holder(client, plan.target_lease_id)
+    assert held is not None and held[0].owner == plan.workflow_id
+    result = await asyncio.wait_for(
+        client.get_workflow_handle(plan.workflow_id).result(), timeout=60
+    )
+    assert result["state"] == RolloutState.PROMOTED
+    assert await canary_weight(stack) == 100
+
+    async def freed() -> bool:
+        return await holder(client, plan.target_lease_id) is None
+
+    await eventually(freed, 30, "the lease to end")
+    said = await client.get_workflow_handle(plan.target_lease_id).result()
+    assert said == f"released by {plan.workflow_id}"
