@@ -9,7 +9,6 @@ worker with an ``activity_executor`` thread pool.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from activities.metrics import MetricProvider, provider_for
 from activities.notifiers.delivery import deliver
 from activities.notifiers.messages import RunLink
 from activities.notifiers.sent import SentRecord
+from activities.plan_secrets import plan_secret
 from activities.routers import router_for
 from plans import GateCheck, MetricsSource, Notification, ShiftRequest, TrafficSplit, Verdict
 from plans.state import Look, Seen
@@ -110,7 +110,9 @@ def _provider(source: MetricsSource) -> MetricProvider:
     rollouts. The key holds the current values of the variables the source reads its
     secrets from, so a rotated token takes effect.
     """
-    secrets = tuple(os.environ.get(name, "") for name in source.secret_variables())
+    secrets = tuple(
+        plan_secret(name, "the metrics source") or "" for name in source.secret_variables()
+    )
     key = (source.model_dump_json(), secrets)
     cache: dict[tuple[str, tuple[str, ...]], MetricProvider]
     cache = _providers.__dict__.setdefault("cache", {})

@@ -5,7 +5,7 @@ the same instant query ``--times`` times through each client and reports the CPU
 the calling thread per query (``time.thread_time``, which leaves out the wait for the
 answer) and the wall time:
 
-- ``provider``: the worker's ``PrometheusProvider`` (a urllib3 pool);
+- ``provider``: the worker's ``PrometheusProvider`` (an httpcore pool, ``activities.outbound``);
 - ``requests_session``: a bare ``requests.Session.get`` of the same URL, the transport
   prometheus-api-client is built on (its one transport setting is such a session), set
   not to read the environment again for each request;

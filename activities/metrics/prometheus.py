@@ -1,63 +1,52 @@
-"""Prometheus instant and range queries over the HTTP API, on one urllib3 connection pool.
+"""Prometheus instant and range queries over the HTTP API, through the outbound policy.
 
 prometheus-api-client was the client until it showed as the cost of a check: at a thousand
-rollouts it was the largest single part of the worker's time under py-spy. Nearly all of
-its cost is requests' own, and its one transport setting is a ``requests.Session``, so no
-configuration of it avoids that. `benchmarks/prometheus_query.py`, one run: 1.50 ms of CPU
-a query through prometheus-api-client, 1.33 ms through a bare requests session, 0.64 ms
-through this provider.
+rollouts it was the largest single part of the worker's time under py-spy, nearly all of
+it requests' own. The provider asks through ``activities.outbound``, the one way the worker
+sends requests to what plans name: the policy's address checks, a byte cap and one deadline
+per query. ``benchmarks/prometheus_query.py`` measures what a query costs the worker.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import netrc
 import os
-import re
-import urllib.request
+import ssl
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
-
-import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, ProxyError
+from urllib.parse import urlencode, urlsplit
 
 from activities.errors import MetricsError, MetricsRefused, MetricsTimeout, MetricsUnavailable
 from activities.metrics.reading import Reading, Series
+from activities.outbound import (
+    OutboundError,
+    OutboundRefused,
+    OutboundTimeout,
+    OutboundTooLarge,
+    Session,
+    excerpt,
+)
+from activities.plan_secrets import plan_secret
 from plans import PrometheusSource
 
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)")
+# A range query over a day at one point a minute is about 1,440 points, some 40 kB of
+# JSON a series; an answer a hundred times that long is a query to aggregate, not to read.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
-def pool_for(url: str, timeout_s: float) -> urllib3.PoolManager:
-    """A connection pool for ``url`` that reads the environment once (proxy, CA bundle).
+def session_for(url: str) -> Session:
+    """A session that reads the environment once: proxies, and a CA bundle for https.
 
     The worker's environment does not change while it runs, so reading the proxy and CA
     variables when the provider is made is the same answer, once. No retries: they belong
     to the caller's policy (see activities.gates), not to the HTTP layer.
     """
-    settings: dict[str, Any] = {
-        "retries": False,
-        "timeout": urllib3.Timeout(total=timeout_s),
-        "maxsize": 4,
-    }
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        settings["ca_certs"] = bundle
-    proxy = _proxy_for(url)
-    if proxy:
-        return urllib3.ProxyManager(proxy, **settings)
-    return urllib3.PoolManager(**settings)
-
-
-def _proxy_for(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (``HTTP(S)_PROXY``, ``NO_PROXY``), if any."""
-    parts = urlsplit(url)
-    proxies = urllib.request.getproxies_environment()
-    if urllib.request.proxy_bypass(parts.hostname or ""):  # NO_PROXY
-        return None
-    return proxies.get(parts.scheme) or proxies.get("all")
+    context = ssl.create_default_context(cafile=bundle or None)
+    return Session(ssl_context=context, max_connections=4)
 
 
 def _netrc_login(url: str) -> tuple[str, str] | None:
@@ -82,7 +71,7 @@ class PrometheusProvider:
         self.timeout = spec.timeout.total_seconds()
         headers: dict[str, str] = {"Accept": "application/json"}
         if spec.bearer_token_env:
-            token = os.environ.get(spec.bearer_token_env, "").strip()
+            token = (plan_secret(spec.bearer_token_env, "bearer_token_env") or "").strip()
             if not token:
                 raise MetricsRefused(
                     f"environment variable {spec.bearer_token_env} is not set or empty: put the"
@@ -92,10 +81,10 @@ class PrometheusProvider:
         else:
             login = _netrc_login(self.url)
             if login:
-                basic = urllib3.make_headers(basic_auth=":".join(login))
-                headers["Authorization"] = basic["authorization"]
-        self._headers = headers
-        self._pool = pool_for(self.url, self.timeout)
+                basic = base64.b64encode(":".join(login).encode()).decode("ascii")
+                headers["Authorization"] = f"Basic {basic}"
+        self._headers = list(headers.items())
+        self._session = session_for(self.url)
 
     def query(self, promql: str) -> Reading:
         """One instant query, reduced to a single number."""
@@ -114,37 +103,40 @@ class PrometheusProvider:
     def _get(self, path: str, fields: Mapping[str, str]) -> Any:
         """One GET of the HTTP API: its ``data.result``, or the project's error for why not."""
         try:
-            answer = self._pool.request(
-                "GET", self.url + path, fields=fields, headers=self._headers
+            answer = self._session.fetch(
+                "GET",
+                f"{self.url}{path}?{urlencode(fields)}",
+                headers=self._headers,
+                deadline_s=self.timeout,
+                max_bytes=MAX_ANSWER_BYTES,
             )
-        except HTTPError as error:
+        except OutboundError as error:
             raise self._request_error(error) from None
-        if answer.status != 200:
-            raise self._http_error(answer.status, answer.data)
+        if answer.status_code != 200:
+            raise self._http_error(answer.status_code, answer.content)
         try:
-            return json.loads(answer.data)["data"]["result"]
+            return json.loads(answer.content)["data"]["result"]
         except (ValueError, KeyError, TypeError):
             raise MetricsRefused(
                 f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
             ) from None
 
     def close(self) -> None:
-        """Close the pool's connections."""
-        self._pool.clear()
+        """Close the connections."""
+        self._session.close()
 
-    def _request_error(self, error: HTTPError) -> MetricsError:
-        reason = getattr(error, "reason", None) or error
-        timed_out = isinstance(reason, urllib3.exceptions.TimeoutError)
-        if timed_out and not isinstance(reason, NewConnectionError):
+    def _request_error(self, error: OutboundError) -> MetricsError:
+        if isinstance(error, OutboundTimeout):
             return MetricsTimeout(
                 f"no answer from {self.url} within {self.timeout:g}s: Prometheus is overloaded"
                 " or the query is too heavy"
             )
-        if isinstance(reason, NewConnectionError | ProxyError | OSError):
-            found = _ERRNO.search(str(reason))
-            why = found.group(1).strip() if found else "connection failed"
-            return MetricsUnavailable(f"cannot connect to {self.url}: {why}")
-        return MetricsUnavailable(f"request to {self.url} failed: {type(reason).__name__}")
+        if isinstance(error, OutboundTooLarge):
+            return MetricsRefused(f"{error}: aggregate the query, or shorten its range")
+        if isinstance(error, OutboundRefused):
+            return MetricsRefused(f"{self.url}: {error}")
+        why = str(error).removeprefix(f"{urlsplit(self.url).hostname} cannot be reached: ")
+        return MetricsUnavailable(f"cannot connect to {self.url}: {why}")
 
     def _http_error(self, status: int, body: bytes) -> MetricsRefused | MetricsUnavailable:
         said = _prometheus_error(body)
@@ -209,16 +201,17 @@ def _number(text: Any) -> Reading:
     try:
         return Reading(float(text))
     except (TypeError, ValueError):
-        return Reading(None, f"the query returned {text!r}, not a number")
+        # A string result is the server's text, not a measurement: not shown.
+        return Reading(None, "the query returned something that is not a number")
 
 
 def _prometheus_error(body: bytes) -> str:
-    """The ``error`` field of an error answer, or the start of the answer's text."""
+    """The ``error`` field of an error answer, or the start of the answer's text, cleaned."""
     text = body.decode("utf-8", "replace")
     try:
         data = json.loads(text)
     except ValueError:
-        return text.strip()[:300]
+        return excerpt(text)
     if isinstance(data, dict) and "error" in data:
-        return str(data["error"])
-    return text.strip()[:300]
+        return excerpt(str(data["error"]))
+    return excerpt(text)

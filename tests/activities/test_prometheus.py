@@ -191,6 +191,7 @@ def test_time_budget_covers_every_gate() -> None:
 def test_bearer_token_comes_from_the_named_variable(
     prometheus_proxy: HTTPRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ROLLOUT_PLAN_SECRETS", "PROM_*")
     monkeypatch.setenv("PROM_TOKEN", "s3cret-token")
     provider = provider_for(source(prometheus_proxy.url, bearer_token_env="PROM_TOKEN"))
     before = len(prometheus_proxy.received)
@@ -225,6 +226,7 @@ def test_a_proxy_named_in_the_environment_carries_the_queries(
 
 
 def test_unset_token_variable_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLOUT_PLAN_SECRETS", "PROM_*")
     monkeypatch.delenv("PROM_TOKEN_UNSET", raising=False)
     with pytest.raises(MetricsRefused, match="PROM_TOKEN_UNSET is not set"):
         provider_for(source("http://127.0.0.1:9090", bearer_token_env="PROM_TOKEN_UNSET"))

@@ -178,6 +178,7 @@ def test_check_gates_unreachable_prometheus_is_inconclusive_not_an_error() -> No
 def test_check_gates_unset_token_names_the_variable(
     prometheus: Prometheus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ROLLOUT_PLAN_SECRETS", "NO_SUCH_PROM_TOKEN")
     monkeypatch.delenv("NO_SUCH_PROM_TOKEN", raising=False)
     req = GateCheck(
         source=PrometheusSource(url=prometheus.url, bearer_token_env="NO_SUCH_PROM_TOKEN"),
@@ -189,7 +190,7 @@ def test_check_gates_unset_token_names_the_variable(
     )
     verdicts = ActivityEnvironment().run(check_gates, req)
     assert [v.outcome for v in verdicts] == [GateOutcome.INCONCLUSIVE] * 2
-    assert all("NO_SUCH_PROM_TOKEN" in v.reason for v in verdicts)
+    assert all("NO_SUCH_PROM_TOKEN is not set" in v.reason for v in verdicts)
 
 
 def test_check_gates_timeout_has_a_margin() -> None:
