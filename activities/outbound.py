@@ -43,7 +43,14 @@ Resolver = Callable[[str, int], Sequence[str]]
 
 
 class OutboundError(SideEffectError):
-    """A request to an address a plan names did not get an answer."""
+    """A request to an address a plan names did not get an answer.
+
+    ``reason`` says why without naming the host, for callers whose URL is a secret.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class OutboundRefused(OutboundError):
@@ -138,7 +145,8 @@ class OutboundPolicy:
         try:
             found = [ipaddress.ip_address(a.split("%", 1)[0]) for a in self.resolve(host, port)]
         except (OSError, UnicodeError) as error:
-            raise OutboundUnreachable(f"cannot resolve {host}: {_reason(error)}") from None
+            why = f"its host cannot be resolved: {_reason(error)}"
+            raise OutboundUnreachable(f"cannot resolve {host}: {_reason(error)}", why) from None
         if not found:
             raise OutboundUnreachable(f"cannot resolve {host}: it has no address")
         for address in found:
@@ -360,11 +368,13 @@ class Session:
                 body, cut = _read(response, deadline, max_bytes, truncate, host)
                 status, raw = response.status, response.headers
         except httpcore.TimeoutException:
-            raise OutboundTimeout(f"{host} did not answer within {deadline_s:g}s") from None
+            why = f"no answer within {deadline_s:g}s"
+            raise OutboundTimeout(f"{host} did not answer within {deadline_s:g}s", why) from None
         except (httpcore.UnsupportedProtocol, httpcore.LocalProtocolError) as error:
             raise OutboundRefused(f"cannot send this request to {host}: {error}") from None
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError) as error:
-            raise OutboundUnreachable(f"{host} cannot be reached: {_reason(error)}") from None
+            why = _reason(error)
+            raise OutboundUnreachable(f"{host} cannot be reached: {why}", why) from None
         finally:
             _DEADLINE.reset(token)
         return Answer(status, httpx.Headers(raw), body, cut)

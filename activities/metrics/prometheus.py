@@ -135,8 +135,7 @@ class PrometheusProvider:
             return MetricsRefused(f"{error}: aggregate the query, or shorten its range")
         if isinstance(error, OutboundRefused):
             return MetricsRefused(f"{self.url}: {error}")
-        why = str(error).removeprefix(f"{urlsplit(self.url).hostname} cannot be reached: ")
-        return MetricsUnavailable(f"cannot connect to {self.url}: {why}")
+        return MetricsUnavailable(f"cannot connect to {self.url}: {error.reason}")
 
     def _http_error(self, status: int, body: bytes) -> MetricsRefused | MetricsUnavailable:
         said = _prometheus_error(body)

@@ -7,6 +7,7 @@ of logs (apprise's and urllib3's, which print URLs and paths) and of error messa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -18,7 +19,9 @@ import apprise
 from activities.errors import NotifierRefused, NotifierUnreachable
 from activities.notifiers.channel_url import channel_url
 from activities.notifiers.messages import Message
+from activities.outbound import OutboundError, OutboundRefused, current_policy, excerpt
 from plans import AppriseChannel, Channel, Severity
+from plans.addresses import host_refusal
 
 # While messages are being sent: each one's secret parts, to the variable they came from.
 # Not a context variable: apprise sends from threads of its own, which do not inherit one.
@@ -82,6 +85,33 @@ NOTIFY_TYPES = {
 }
 
 
+# Apprise's generic web kinds, whose host is where the message goes; other kinds reach
+# their service's own host, and what stands in the host place is often a token.
+WEB_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+
+
+async def _within_policy(url: str, variable: str) -> None:
+    """Refuse a URL the outbound policy does not let the worker reach.
+
+    A generic web URL's host is checked as every request's is, resolved; apprise then
+    connects by itself. Any other kind's host is checked only as written: looking up a
+    token in DNS would tell the resolver a secret.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        if parts.scheme.lower() in WEB_SCHEMES:
+            policy = current_policy()
+            port = parts.port or (443 if parts.scheme.lower().endswith("s") else 80)
+            await asyncio.to_thread(policy.addresses, host, port)
+        elif host and (refused := host_refusal(host)) is not None:
+            raise OutboundRefused(refused)
+    except OutboundRefused as error:
+        raise NotifierRefused(f"the URL in {variable}: {hide(str(error))}") from None
+    except (OutboundError, ValueError):
+        return  # apprise says what it cannot reach, as before
+
+
 class AppriseNotifier:
     """Sends a rendered message to the apprise URL in the channel's environment variable."""
 
@@ -92,9 +122,11 @@ class AppriseNotifier:
         variable = channel.url_env
         url = channel_url(
             variable,
+            f"notify.channels ({channel.name}).url_env",
             f"put the apprise URL of channel {channel.name!r} there in the worker's environment",
         )
         with _hidden(variable, url):
+            await _within_policy(url, variable)
             sender = apprise.Apprise(asset=apprise.AppriseAsset(secure_logging=True))
             if not sender.add(url):
                 raise NotifierRefused(
@@ -111,7 +143,9 @@ class AppriseNotifier:
                 body_format=apprise.NotifyFormat.TEXT,
             )
             if not result:
-                said = "; ".join(hide(e.message) for e in result.logs() if e.level != "DEBUG")
+                said = excerpt(
+                    "; ".join(hide(e.message) for e in result.logs() if e.level != "DEBUG")
+                )
                 raise NotifierUnreachable(
                     f"{channel.describe()} did not take the message" + (f": {said}" if said else "")
                 )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 from activities.errors import NotifierRefused
+from activities.plan_secrets import plan_secret
 
 
-def channel_url(variable: str, fix: str) -> str:
-    """The URL in environment variable ``variable``; NotifierRefused saying ``fix`` if unset."""
-    url = os.environ.get(variable, "").strip()
+def channel_url(variable: str, field: str, fix: str) -> str:
+    """The URL in ``variable`` (named by the plan's ``field``); NotifierRefused saying ``fix``
+    if it is unset, SecretRefused if the worker does not give it to plans."""
+    url = (plan_secret(variable, field) or "").strip()
     if not url:
         raise NotifierRefused(f"environment variable {variable} is not set or empty: {fix}")
     return url

@@ -2,38 +2,30 @@
 
 The URL is a secret (whoever has it can post): it is read from the environment
 variable the channel names, and kept out of logs, error messages and workflow history.
+The request goes out under the outbound policy (``activities.outbound``); the answer's
+body is never read beyond a little and never shown (error pages often quote the URL).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from contextvars import ContextVar
-
-import httpx
+from urllib.parse import urlsplit
 
 from activities.errors import NotifierRefused, NotifierUnreachable
 from activities.notifiers.channel_url import channel_url
 from activities.notifiers.messages import Message
+from activities.outbound import (
+    OutboundError,
+    OutboundRefused,
+    OutboundTimeout,
+    shared_session,
+)
 from plans import Channel, WebhookChannel
 
-# While a webhook is being posted, the name of the variable holding its URL.
-_POSTING: ContextVar[str | None] = ContextVar("posting_webhook", default=None)
-
-
-class _HideWebhookURL(logging.Filter):
-    """httpx logs every request's URL at INFO; show the variable's name instead of ours."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        variable = _POSTING.get()
-        if variable is not None and isinstance(record.args, tuple):
-            record.args = tuple(
-                f"<webhook URL from ${variable}>" if isinstance(arg, httpx.URL) else arg
-                for arg in record.args
-            )
-        return True
-
-
-logging.getLogger("httpx").addFilter(_HideWebhookURL())
+log = logging.getLogger(__name__)
+ANSWER_BYTES = 16 * 1024
 
 
 class WebhookNotifier:
@@ -49,31 +41,40 @@ class WebhookNotifier:
         variable = channel.url_env
         url = channel_url(
             variable,
+            "notify.webhook_url_env",
             "put the webhook URL there in the worker's environment, or remove"
             " notify.webhook_url_env from the plan",
         )
-        body = {"text": message.text, "service": message.service, "state": message.state}
-        token = _POSTING.set(variable)
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(url, json=body)
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise NotifierRefused(
                 f"environment variable {variable} does not hold an http(s) URL: put the"
                 " webhook URL there"
-            ) from None
-        except httpx.TimeoutException:
+            )
+        body = {"text": message.text, "service": message.service, "state": message.state}
+        try:
+            answer = await asyncio.to_thread(
+                shared_session().fetch,
+                "POST",
+                url,
+                headers=[("Content-Type", "application/json")],
+                content=json.dumps(body).encode(),
+                deadline_s=self.timeout,
+                max_bytes=ANSWER_BYTES,
+                truncate=True,
+            )
+        except OutboundRefused as error:
+            raise NotifierRefused(f"the webhook from ${variable}: {error}") from None
+        except OutboundTimeout:
             raise NotifierUnreachable(
                 f"the webhook from ${variable} did not answer within {self.timeout:g}s"
             ) from None
-        except httpx.HTTPError as error:
-            # httpx's messages can quote the URL; name only the kind of failure.
+        except OutboundError as error:
+            # Only the reason: the message names the host, which is part of the secret URL.
             raise NotifierUnreachable(
-                f"cannot post to the webhook from ${variable}: {type(error).__name__}"
+                f"cannot post to the webhook from ${variable}: {error.reason}"
             ) from None
-        finally:
-            _POSTING.reset(token)
-        status = response.status_code
+        status = answer.status_code
+        log.info("POST <webhook URL from $%s>: HTTP %s", variable, status)
         if 200 <= status < 300:
             return
         if status in (408, 429) or status >= 500:
