@@ -394,6 +394,8 @@ class RolloutWorkflow:
             await self._roll_back(reason, final)
             return
         stopping = asyncio.ensure_future(self._restore_first(reason, final))
+        if self._p.state == RolloutState.PROMOTED:
+            return  # cancelled while telling of the promotion: the new version is stable now
         cancelled = False
         while not stopping.done():
             try:
