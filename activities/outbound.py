@@ -130,18 +130,13 @@ class OutboundPolicy:
 
         Requests through a proxy get only this check: the proxy resolves the name.
         """
-        refused = host_refusal(host)
-        if refused is not None:
-            raise OutboundRefused(f"{refused}: the worker sends no request there")
-        if self.hosts is None or self.hosts.allows_name(host):
-            return
-        address = literal_address(host)
-        if address is None or not self.hosts.allows_address(address):
+        self._refuse_written(host)
+        if not self._listed(host):
             raise OutboundRefused(self._not_listed(host))
 
     def addresses(self, host: str, port: int) -> list[IPAddress]:
         """The addresses to connect to for ``host``, every one of them allowed, or why not."""
-        self.check_name(host)
+        self._refuse_written(host)
         try:
             found = [ipaddress.ip_address(a.split("%", 1)[0]) for a in self.resolve(host, port)]
         except (OSError, UnicodeError) as error:
@@ -156,10 +151,22 @@ class OutboundPolicy:
                     f"{host} resolves where the worker sends no request: {refused}"
                 )
         hosts = self.hosts
-        listed = hosts is None or hosts.allows_name(host)
-        if hosts is not None and not listed and not all(hosts.allows_address(a) for a in found):
+        in_range = hosts is not None and all(hosts.allows_address(a) for a in found)
+        if not self._listed(host) and not in_range:
             raise OutboundRefused(self._not_listed(host))
         return found
+
+    def _refuse_written(self, host: str) -> None:
+        refused = host_refusal(host)
+        if refused is not None:
+            raise OutboundRefused(f"{refused}: the worker sends no request there")
+
+    def _listed(self, host: str) -> bool:
+        """Whether the allowlist (if any) names ``host``, or holds the address it is written as."""
+        if self.hosts is None or self.hosts.allows_name(host):
+            return True
+        address = literal_address(host)
+        return address is not None and self.hosts.allows_address(address)
 
     def _not_listed(self, host: str) -> str:
         assert self.hosts is not None
