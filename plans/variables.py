@@ -11,6 +11,7 @@ worker's own settings and ``TEMPORAL_*`` never: plan validation refuses those al
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ WORKER_SETTINGS = frozenset(
         "ROLLOUT_STICKY_TIMEOUT",
     }
 )
+_ENTRY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\*?|\*")
 # Plan fields holding variable names that do not end in ``_env``.
 _SECRET_MAPS = frozenset({"secret_headers"})
 
@@ -75,6 +77,12 @@ class VariableAllowlist:
         entries = [e.strip() for e in (setting or "").split(",") if e.strip()]
         if not entries:
             return cls()
+        for entry in entries:
+            if not _ENTRY.fullmatch(entry):
+                raise ValueError(
+                    f"{ALLOWLIST_ENV} holds {entry!r}: list variable names (PROMETHEUS_TOKEN)"
+                    " and prefixes ending in * (SLACK_*), separated by commas"
+                )
         names = frozenset(e for e in entries if not e.endswith("*"))
         prefixes = tuple(e.removesuffix("*") for e in entries if e.endswith("*"))
         return cls(names=names, prefixes=prefixes, setting=",".join(entries))

@@ -86,9 +86,18 @@ environment:
                             whose approvers name groups
   ROLLOUT_REQUIRE_SIGNED    on: every plan's forward commands need a verified person, not only
                             plans that name approvers (default: off)
+  ROLLOUT_PLAN_SECRETS      the variables plans may name for their secrets: names and
+                            prefixes, e.g. PROMETHEUS_TOKEN,SLACK_* (default: ROLLOUT_*);
+                            TEMPORAL_* and the worker's own settings never. A rollout
+                            naming another is refused when it starts, saying which
+  ROLLOUT_OUTBOUND_HOSTS    optional: the only hosts requests for plans go to (metric
+                            sources, web gates, hooks, notifications): names, *.domain,
+                            address ranges, e.g. prometheus.internal,*.corp.example,10.0.0.0/8.
+                            Link-local and cloud metadata addresses are refused always
   and the variables a plan names: metrics.bearer_token_env (a Prometheus bearer token),
-  notify.webhook_url_env (a webhook URL) and each notify.channels url_env (an apprise URL),
-  read by the activities at each use, so secrets never enter a workflow's history.
+  notify.webhook_url_env (a webhook URL), each notify.channels url_env (an apprise URL),
+  a web source's secret_headers and a hook's headers_env and secret_env, read by the
+  activities at each use, so secrets never enter a workflow's history.
 
 The worker does not look for a dev stack: `rollout dev up` starts one of its own.
 
@@ -297,13 +306,17 @@ def main(argv: list[str] | None = None) -> None:
         parser().parse_args(argv)
     except SystemExit as exit_:
         end_process(EXIT_USAGE if exit_.code else EXIT_STOPPED)
+    from activities.outbound import OutboundRefused, current_policy
+    from activities.plan_secrets import allowlist
     from activities.storage import StoreRefused
 
     try:
         sandbox_wanted()
         sticky_timeout()
         prepare_folders()
-    except (ValueError, StoreRefused) as error:
+        allowlist()
+        current_policy()
+    except (ValueError, StoreRefused, OutboundRefused) as error:
         print(f"rollout-worker: {error}", file=sys.stderr)
         end_process(EXIT_USAGE)
     code = EXIT_STOPPED

@@ -90,6 +90,32 @@ def test_a_worker_given_a_folder_others_may_write_refuses_to_start(tmp_path: Pat
     assert "ROLLOUT_NOTIFY_DIR" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        (
+            "ROLLOUT_PLAN_SECRETS",
+            "PROMETHEUS-TOKEN",
+            "ROLLOUT_PLAN_SECRETS holds 'PROMETHEUS-TOKEN'",
+        ),
+        ("ROLLOUT_OUTBOUND_HOSTS", "http://x", "ROLLOUT_OUTBOUND_HOSTS holds 'http://x'"),
+    ],
+)
+def test_a_worker_refuses_to_start_with_a_malformed_plan_policy(
+    name: str, value: str, said: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml"),
+        name: value,
+    }
+    done = subprocess.run([WORKER], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"rollout-worker: {said}")
+    assert "Traceback" not in done.stderr
+
+
 def test_the_bytecode_cache_is_a_folder_of_the_workers_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
