@@ -228,5 +228,5 @@ def test_every_variable_a_plan_names_is_found_with_its_field() -> None:
 
 @pytest.mark.parametrize("setting", ["PROMETHEUS-TOKEN", "A B", "SLACK_*_URL", "$HOME"])
 def test_a_malformed_variable_allowlist_says_how_to_write_it(setting: str) -> None:
-    with pytest.raises(ValueError, match="list variable names .* and prefixes ending in"):
+    with pytest.raises(ValueError, match=r"list variable names .* and prefixes ending in"):
         VariableAllowlist.parse(f"ROLLOUT_TOKEN,{setting}")
