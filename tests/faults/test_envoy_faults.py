@@ -135,7 +135,10 @@ async def test_restore_keeps_retrying_while_envoys_admin_is_away_and_restores_on
     webhook = Webhook()
     try:
         with webhook.serving():
-            env = {"FAULTS_WEBHOOK_URL": webhook.url("/hooks/rollouts")}
+            env = {
+                "FAULTS_WEBHOOK_URL": webhook.url("/hooks/rollouts"),
+                "ROLLOUT_PLAN_SECRETS": "FAULTS_WEBHOOK_URL",
+            }
             with own_worker(stack, Path(stack.dir) / "logs", env) as worker:
                 plan = envoy_plan(
                     stack,

@@ -80,7 +80,10 @@ async def test_restore_keeps_retrying_tells_people_and_restores_once_the_api_is_
     webhook = Webhook()
     try:
         with webhook.serving():
-            env = {"FAULTS_WEBHOOK_URL": webhook.url("/hooks/rollouts")}
+            env = {
+                "FAULTS_WEBHOOK_URL": webhook.url("/hooks/rollouts"),
+                "ROLLOUT_PLAN_SECRETS": "FAULTS_WEBHOOK_URL",
+            }
             with own_worker(stack, Path(stack.dir) / "logs", env) as worker:
                 plan = quick_plan(
                     stack,

@@ -64,6 +64,7 @@ async def run_with_secrets(
     env = {
         "FUZZ_WEBHOOK_URL": webhook.url(f"/services/{hook_secret}"),
         "FUZZ_PROMETHEUS_TOKEN": token_secret,
+        "ROLLOUT_PLAN_SECRETS": "FUZZ_WEBHOOK_URL,FUZZ_PROMETHEUS_TOKEN",
     }
     with own_worker(stack, Path(stack.dir) / "logs", env) as worker:
         plan = quick_plan(

@@ -60,6 +60,7 @@ async def test_channels_hear_their_events_and_no_url_leaks(
                     f"?from=rollouts@example.com&to=oncall-{secret}@example.com"
                 ),
                 "ROLLOUT_NOTIFY_DIR": str(tmp_path / "sent"),
+                "ROLLOUT_PLAN_SECRETS": "IT_*",  # the worker gives plans these variables
                 "TEMPORAL_UI_URL": stack.ui_url,
             }
             with own_worker(stack, Path(stack.dir) / "logs", env) as worker:
