@@ -275,9 +275,7 @@ class Plan(Strict):
     @property
     def target_lease_id(self) -> str:
         """Workflow id of the lease on this plan's traffic target; one holder at a time."""
-        key = self.router.target_key()
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return f"target-{self.router.kind}-{digest}"
+        return target_lease_id(self.router)
 
     def gates_for(self, stage: Stage) -> list[Gate]:
         return [self.gates[i] for i in self._gate_indexes(stage)]
@@ -296,6 +294,12 @@ class Plan(Strict):
 
     def total_bake(self) -> timedelta:
         return sum((s.bake for s in self.stages), timedelta())
+
+
+def target_lease_id(router: Router) -> str:
+    """Workflow id of the lease on a router's traffic target (`rollout status` looks it up too)."""
+    digest = hashlib.sha256(router.target_key().encode()).hexdigest()[:16]
+    return f"target-{router.kind}-{digest}"
 
 
 def _longer_and_longer(

@@ -312,6 +312,7 @@ class RolloutStatus(BaseModel):
     restore_blocked: str = Field(
         default="", description="why stable is not back yet and what a person must do"
     )
+    asked: ShiftRequest | None = None  # the split the run last set or now sets (None: old worker)
 
     def at(self, now: datetime) -> RolloutStatus:
         """The same status with the bake clock read at ``now`` instead of at ``as_of``.

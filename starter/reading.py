@@ -16,7 +16,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from plans import RolloutError, RolloutStatus, format_duration
+from plans import RolloutError, RolloutState, RolloutStatus, format_duration
 from starter.records import (
     TemporalRecords,
     last_poll,
@@ -26,6 +26,7 @@ from starter.records import (
     worker_polls,
 )
 from starter.runs import ENDED_QUERY_TIMEOUT, QUERY_TIMEOUT, no_such_rollout, workflow_id
+from starter.traffic import ObservedStatus, read_traffic
 from workflows.rollout import RolloutWorkflow
 
 
@@ -48,15 +49,49 @@ async def status(
     return answer.at(datetime.now(UTC))
 
 
-async def read_status(client: Client, service: str) -> RolloutStatus | TemporalRecords:
+async def read_status(
+    client: Client, service: str, *, traffic: bool = True
+) -> RolloutStatus | TemporalRecords:
     """The status from the workflow's query when a worker answers, else Temporal's records.
+
+    With ``traffic`` (what `rollout status` shows), the router is read too, once and
+    bounded, with the restores done on the run's behalf: see ``starter.traffic``.
+    """
+    handle = client.get_workflow_handle(workflow_id(service))
+    description = await _describe(handle, service)
+    answer = await _answer(client, service, handle, description)
+    if not traffic:
+        return answer
+    return await with_traffic(client, answer, description)
+
+
+async def with_traffic(
+    client: Client, answer: RolloutStatus | TemporalRecords, run: WorkflowExecutionDescription
+) -> RolloutStatus | TemporalRecords:
+    """The answer with what the router routes now beside what the run last asked for."""
+    if answer.asked is None:
+        return answer  # a worker older than `asked`, or a run that never asked for a split
+    if isinstance(answer, TemporalRecords):
+        promoted = answer.final_state == RolloutState.PROMOTED
+        reading = await read_traffic(client, answer.asked, run, promoted)
+        return answer.model_copy(update={"traffic": reading})
+    promoted = answer.state == RolloutState.PROMOTED
+    reading = await read_traffic(client, answer.asked, run, promoted)
+    return ObservedStatus(**dict(answer), traffic=reading)
+
+
+async def _answer(
+    client: Client,
+    service: str,
+    handle: WorkflowHandle[Any, Any],
+    description: WorkflowExecutionDescription,
+) -> RolloutStatus | TemporalRecords:
+    """The workflow's own answer, or Temporal's records when no worker gives one.
 
     The pollers come first: with no worker polling the task queue the query is not sent at
     all (Temporal would hold it until its timeout); with one, the query gets QUERY_TIMEOUT,
     or ENDED_QUERY_TIMEOUT for a run that has ended (the worker replays it first).
     """
-    handle = client.get_workflow_handle(workflow_id(service))
-    description = await _describe(handle, service)
     queue = description.task_queue
     pollers = await task_queue_pollers(client, queue)
     now = datetime.now(UTC)
@@ -114,7 +149,7 @@ async def watch(
     A worker outage does not end the watch; the run's end does.
     """
     while True:
-        answer = await read_status(client, service)
+        answer = await read_status(client, service, traffic=False)
         yield answer
         if answer.closed if isinstance(answer, TemporalRecords) else answer.state.final:
             return

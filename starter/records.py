@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import (
     PendingActivityState,
     PendingWorkflowTaskState,
@@ -13,13 +15,25 @@ from temporalio.api.enums.v1 import (
     TaskQueueType,
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    GetWorkflowExecutionHistoryRequest,
+)
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 
-from plans import RolloutResult, RolloutState, Verdict, format_duration
+from plans import (
+    RolloutResult,
+    RolloutState,
+    ShiftRequest,
+    TrafficSplit,
+    Verdict,
+    format_duration,
+)
+from plans.inputs import RolloutInput
 from plans.visibility import ROLLOUT_ATTRIBUTES
 from starter.history import HistoryLine, history_tail, utc
 from starter.runs import QUERY_TIMEOUT, Ending, ended_how, workflow_id
+from starter.traffic import TrafficReading
 
 ROLLOUT_ATTRIBUTE_NAMES = frozenset(key.name for key in ROLLOUT_ATTRIBUTES)
 
@@ -63,9 +77,22 @@ class TemporalRecords(BaseModel):
     worker: str = Field(description="why no worker answered, in a sentence")
     last_poll_at: datetime | None = None
     pollers: list[Poller] = Field(default_factory=list)
-    state: str | None = Field(default=None, description="RolloutState, as last published")
+    state: str | None = Field(
+        default=None,
+        description="while the run runs, RolloutState as last published; once it has ended,"
+        " how: its final state, else Temporal's (terminated, timed_out, canceled, ...)",
+    )
+    published_state: str | None = Field(default=None, description="RolloutState, as last published")
     stage: str | None = Field(default=None, description="RolloutStage, as last published")
-    canary_weight: int | None = Field(default=None, description="RolloutWeight")
+    canary_weight: int | None = Field(
+        default=None, description="RolloutWeight: the canary weight the run last set"
+    )
+    asked: ShiftRequest | None = Field(
+        default=None, description="what the run last asked its router for (from its plan)"
+    )
+    traffic: TrafficReading | None = Field(
+        default=None, description="what the router routes now, read by `rollout status`"
+    )
     version: str | None = Field(default=None, description="RolloutVersion")
     search_attributes: dict[str, str | int] = Field(default_factory=dict)
     summary: str = Field(default="", description="the run's static summary")
@@ -140,9 +167,18 @@ async def records(
     if description.status not in (None, WorkflowExecutionStatus.RUNNING):
         handle = client.get_workflow_handle(workflow_id(service), result_type=RolloutResult)
         ending = await ended_how(handle, description.status)
-    lines, check_at, verdicts = await history_tail(client, description.id, description.run_id)
+    (lines, check_at, verdicts), start = await asyncio.gather(
+        history_tail(client, description.id, description.run_id),
+        run_input(client, description.id, description.run_id),
+    )
     last = last_poll(pollers)
     weight = attributes.get("RolloutWeight")
+    published = _text(attributes.get("RolloutState"))
+    if description.status in (None, WorkflowExecutionStatus.RUNNING):
+        state = published
+    else:
+        # The published state stopped where the run was: a terminated run is not "baking".
+        state = ending.state.value if ending.state is not None else status_name
     return TemporalRecords(
         service=service,
         workflow_id=description.id,
@@ -155,9 +191,11 @@ async def records(
         worker=worker,
         last_poll_at=last.last_access if last is not None else None,
         pollers=pollers,
-        state=_text(attributes.get("RolloutState")),
+        state=state,
+        published_state=published,
         stage=_text(attributes.get("RolloutStage")),
         canary_weight=weight if isinstance(weight, int) else None,
+        asked=asked_of(start, weight if isinstance(weight, int) else None),
         version=_text(attributes.get("RolloutVersion")),
         search_attributes=attributes,
         summary=await description.static_summary() or "",
@@ -185,6 +223,46 @@ async def records(
         events=lines,
         as_of=datetime.now(UTC),
     )
+
+
+async def run_input(client: Client, workflow: str, run_id: str) -> RolloutInput | None:
+    """The input the run started with (its first event), or None when it cannot be read."""
+    answer = await client.workflow_service.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow, run_id=run_id),
+            maximum_page_size=1,
+        ),
+        timeout=QUERY_TIMEOUT,
+    )
+    events = answer.history.events
+    if not events or not events[0].HasField("workflow_execution_started_event_attributes"):
+        return None
+    payloads = events[0].workflow_execution_started_event_attributes.input.payloads
+    if not payloads:
+        return None
+    try:
+        [value] = await client.data_converter.decode([payloads[0]], [RolloutInput])
+    except (ValueError, TypeError):
+        return None  # an input this CLI cannot read: the records do without it
+    return value if isinstance(value, RolloutInput) else None
+
+
+def asked_of(start: RolloutInput | None, weight: int | None) -> ShiftRequest | None:
+    """What the run last asked for: its plan's router at the weight it last published (or
+    carried into this run when it publishes none)."""
+    if start is None:
+        return None
+    plan, progress = start.plan, start.progress
+    match = None
+    if weight is None and progress is not None:
+        weight, match = progress.canary_weight, progress.canary_match
+    elif progress is not None and progress.canary_weight == weight:
+        match = progress.canary_match
+    if weight is None:
+        return None
+    split = TrafficSplit.canary_percent(weight, match)
+    return ShiftRequest(router=plan.router, stable=plan.stable, canary=plan.canary, split=split)
 
 
 def last_poll(pollers: list[Poller]) -> Poller | None:

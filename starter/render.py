@@ -9,8 +9,16 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from plans import GateOutcome, RolloutState, RolloutStatus, Verdict, format_duration
+from plans import (
+    GateOutcome,
+    RolloutState,
+    RolloutStatus,
+    ShiftRequest,
+    Verdict,
+    format_duration,
+)
 from starter.records import TemporalRecords
+from starter.traffic import ObservedStatus, TrafficReading, share
 
 out = Console(highlight=False)
 """Where results go: standard output."""
@@ -61,6 +69,11 @@ def headline(status: RolloutStatus) -> Text:
     text = Text()
     text.append(f"{status.service} {status.version}  ")
     text.append(status.state.value.replace("_", " "), style=STATE_STYLE.get(status.state, "bold"))
+    restored = (
+        status.traffic.restored if isinstance(status, ObservedStatus) and status.traffic else None
+    )
+    if restored is not None:
+        text.append(", then put back on stable", style="bold red")
     text.append(f"  canary {status.canary_weight}%")
     if status.canary_match:
         text.append(f" + {status.canary_match}")
@@ -152,8 +165,55 @@ def command_table(status: RolloutStatus, last: int = 10) -> Table:
     return table
 
 
+def traffic_view(asked: ShiftRequest | None, traffic: TrafficReading | None) -> Text | None:
+    """``Traffic:`` what the router routes now and what the run last asked for; then the
+    restores done on the run's behalf, and what a person must do if anything is left."""
+    if asked is None:
+        return None
+    text = Text("Traffic: ", style="bold")
+    if traffic is None:
+        text.append(f"the run last asked {asked.router.describe()} for {share(asked.split)}")
+        return text
+    if traffic.routes is not None:
+        text.append(f"routes {share(traffic.routes)} now", style="bold")
+        text.append(f" ({traffic.router})")
+    else:
+        text.append(traffic.unreadable, style="yellow")
+    text.append(f" | last asked {share(asked.split)}")
+    explained = traffic.restored is not None  # a restore made it differ, said just below
+    if traffic.routes is not None and not traffic.routes.routes_like(asked.split) and not explained:
+        text.append(" (not what the run asked for)", style="yellow")
+    for restore in traffic.restores:
+        if restore.done:
+            text.append("\nRestored: ", style="bold green")
+        elif restore.running:
+            text.append("\nRestoring: ", style="bold yellow")
+        else:
+            text.append("\nRestore failed: ", style="bold red")
+        text.append(restore.text)
+    if traffic.todo:
+        text.append("\nAction needed: ", style="bold red")
+        text.append(traffic.todo, style="red")
+    return text
+
+
+def blocked_view(status: RolloutStatus) -> Text | None:
+    """A rollback the router refuses for good: why, and what a person must do, in red."""
+    if not status.restore_blocked:
+        return None
+    text = Text("RESTORE BLOCKED: ", style="bold red")
+    text.append(status.restore_blocked, style="red")
+    return text
+
+
 def status_view(status: RolloutStatus) -> Group:
-    parts: list[Table | Text] = [headline(status), stage_line(status)]
+    parts: list[Table | Text] = [headline(status)]
+    if (blocked := blocked_view(status)) is not None:
+        parts.append(blocked)
+    traffic = status.traffic if isinstance(status, ObservedStatus) else None
+    if (lines := traffic_view(status.asked, traffic)) is not None:
+        parts.append(lines)
+    parts.append(stage_line(status))
     if status.verdicts:
         parts.append(verdict_table(status))
     if status.events:
@@ -170,6 +230,8 @@ def records_view(records: TemporalRecords) -> Group:
     header.append(f"{records.service}")
     if records.version:
         header.append(f" {records.version}")
+    if records.closed and records.state:
+        header.append(f"  {records.state.replace('_', ' ')}", style=_state_style(records.state))
     header.append("  from Temporal's records", style="bold yellow")
     lines = Text()
     lines.append(records.worker, style="yellow")
@@ -181,10 +243,13 @@ def records_view(records: TemporalRecords) -> Group:
     if records.ended:
         lines.append("\nended: ")
         lines.append(records.ended, style=_ending_style(records))
-    if records.state or records.stage or records.canary_weight is not None:
+    if (traffic := traffic_view(records.asked, records.traffic)) is not None:
+        lines.append("\n")
+        lines.append(traffic)
+    if records.published_state or records.stage or records.canary_weight is not None:
         lines.append("\nlast published: ")
-        if records.state:
-            lines.append(records.state, style=_state_style(records.state))
+        if records.published_state:
+            lines.append(records.published_state, style=_state_style(records.published_state))
         if records.stage:
             lines.append(f"  stage {records.stage!r}")
         if records.canary_weight is not None:
@@ -288,4 +353,6 @@ def progress_line(status: RolloutStatus) -> str:
         parts.append(gates)
     if status.reason and status.state.final:
         parts.append(f"reason: {status.reason}")
+    if status.restore_blocked:
+        parts.append(f"RESTORE BLOCKED: {status.restore_blocked}")
     return " | ".join(parts)

@@ -12,7 +12,15 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from plans import Plan, RolloutResult, RolloutState, RolloutStatus, Verdict
+from plans import (
+    Plan,
+    RolloutResult,
+    RolloutState,
+    RolloutStatus,
+    ShiftRequest,
+    TrafficSplit,
+    Verdict,
+)
 from plans.bluegreen import KEEP_BLUE, PREVIEW
 from plans.durations import format_duration
 from plans.state import RolloutProgress
@@ -61,7 +69,21 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         window_hold=p.window_hold,
         window_opens_at=p.window_opens_at,
         restore_blocked=p.restore_blocked,
+        asked=asked_of(plan, p),
     )
+
+
+def asked_of(plan: Plan, progress: RolloutProgress) -> ShiftRequest | None:
+    """What the run last asked its router for: stable while it rolls back, else the split it
+    set (none yet is stable's 100%); None for a run refused its target, which asked nothing."""
+    p = progress
+    if p.state == RolloutState.REFUSED:
+        return None
+    if p.state == RolloutState.ROLLING_BACK:
+        split = TrafficSplit.canary_percent(0)
+    else:
+        split = TrafficSplit.canary_percent(p.canary_weight, p.canary_match)
+    return ShiftRequest(router=plan.router, stable=plan.stable, canary=plan.canary, split=split)
 
 
 def sentence(plan: Plan, progress: RolloutProgress) -> str:

@@ -12,6 +12,7 @@ from temporalio.exceptions import CancelledError
 from activities.owners import holder
 from plans import RolloutState
 from starter import devstack, operations
+from starter.exits import EXIT_FROM_RECORDS
 from tests.faults.chaos import (
     AdminGate,
     baking,
@@ -22,6 +23,7 @@ from tests.faults.chaos import (
     until,
 )
 from tests.faults.test_router_outage import pending_shift
+from tests.status_cli import flat, rollout_status, status_json
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +36,11 @@ async def canary_weight(stack: devstack.StackInfo) -> int:
 
 
 async def test_a_rollout_terminated_at_half_is_put_back_on_stable_by_its_lease(
-    stack: devstack.StackInfo, client: Client, launched: list[str]
+    stack: devstack.StackInfo,
+    client: Client,
+    launched: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     plan = quick_plan(stack, [{"name": "half", "weight": 50, "bake": "10m", "check_every": "1s"}])
     handle = await operations.start_rollout(client, plan, stack.task_queue)
@@ -61,6 +67,21 @@ async def test_a_rollout_terminated_at_half_is_put_back_on_stable_by_its_lease(
     assert "stable put back" in said and "read back" in said
     described = await lease.describe()
     assert described.status == WorkflowExecutionStatus.COMPLETED
+    # `rollout status` says the run was terminated, what HAProxy routes now, and who restored.
+    code, shown = await status_json(stack, monkeypatch, capsys, plan.service)
+    assert code == EXIT_FROM_RECORDS and shown["source"] == "records"
+    assert shown["state"] == "terminated" and shown["published_state"] == "baking"
+    assert shown["asked"]["split"]["canary_weight"] == 50
+    assert shown["traffic"]["routes"]["canary_weight"] == 0, shown["traffic"]
+    [restore] = shown["traffic"]["restores"]
+    assert restore["workflow_id"] == plan.target_lease_id and restore["done"] is True
+    assert restore["text"] == said and shown["traffic"]["todo"] == ""
+    code, printed = await rollout_status(stack, monkeypatch, capsys, plan.service)
+    assert code == EXIT_FROM_RECORDS
+    text = flat(printed)
+    assert f"{plan.service} v2 terminated from Temporal's records" in text
+    assert "Traffic: routes canary 0% now (haproxy" in text and "| last asked canary 50%" in text
+    assert f"Restored: {said}" in text and "Action needed" not in text
     # The next rollout of the target starts from stable, and is not held up by the last one.
     again = quick_plan(stack, [{"name": "a", "weight": 20, "bake": "5s", "check_every": "1s"}])
     assert await canary_weight(stack) == 0

@@ -19,6 +19,7 @@ from plans.release import ReleaseResult, ReleaseState, TargetState
 from starter import devstack, releases
 from starter.fleetstack import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.status_cli import flat, rollout_status, status_json
 
 pytestmark = pytest.mark.integration
 RELEASE_WAIT_S = 300.0
@@ -123,7 +124,12 @@ async def test_a_faulty_target_halts_the_release_and_leaves_the_others(
 
 
 async def test_rollback_all_puts_every_region_back_on_stable(
-    client: Client, stack: devstack.StackInfo, fleet: FleetStack, healthy: None
+    client: Client,
+    stack: devstack.StackInfo,
+    fleet: FleetStack,
+    healthy: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     east = fleet.targets["us-east"]
     httpx.post(east.canary_url + "fault", json={"error_rate": 0.5, "latency_ms": 0}, timeout=5)
@@ -136,3 +142,16 @@ async def test_rollback_all_puts_every_region_back_on_stable(
         assert await answered_by(parts.app_url) == {"stable": 30}, name
     assert result.targets["staging"] == TargetState.RESTORED
     assert result.targets["eu"] == TargetState.RESTORED
+    # The target's own rollout was promoted; its status shows the release's restore.
+    code, shown = await status_json(stack, monkeypatch, capsys, "demo", "--target", "staging")
+    assert code == 0 and shown["state"] == "promoted"
+    assert shown["asked"]["split"]["canary_weight"] == 100
+    assert shown["traffic"]["routes"]["canary_weight"] == 0, shown["traffic"]
+    [restore] = shown["traffic"]["restores"]
+    assert restore["workflow_id"] == "rollout-demo-staging-restore" and restore["done"] is True
+    assert shown["traffic"]["todo"] == ""
+    code, printed = await rollout_status(stack, monkeypatch, capsys, "demo", "--target", "staging")
+    text = flat(printed)
+    assert code == 0 and "promoted, then put back on stable" in text, text
+    assert "Traffic: routes canary 0% now" in text and "| last asked canary 100%" in text
+    assert "Restored: the release put stable back through rollout-demo-staging-restore" in text

@@ -164,6 +164,7 @@ def records(**changes: object) -> TemporalRecords:
         worker="no worker has polled task queue 'rollouts' since 2026-11-22 10:20:00 UTC"
         " (10m ago, by 4242@host)",
         state="baking",
+        published_state="baking",
         stage="early",
         canary_weight=25,
         version="v2",

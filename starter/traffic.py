@@ -1,0 +1,274 @@
+"""What users get now: the router read from the CLI, and restores done on a run's behalf.
+
+A run's own status says what it asked its router for; once it has ended outside its own
+code (a terminate) or a release put its target back through another workflow, that is
+no longer what users get. `rollout status` reads the router itself, once and bounded, and
+looks up who else put stable back: the target's lease for a terminated run, the release's
+``-restore`` rollout for a promoted target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
+
+from activities.routers import router_for
+from plans import (
+    HAProxyRouter,
+    RolloutResult,
+    RolloutState,
+    RolloutStatus,
+    ShiftRequest,
+    TargetClaim,
+    TrafficSplit,
+)
+from plans.plan import target_lease_id
+from plans.state import AuditEvent
+from starter.runs import QUERY_TIMEOUT, ended_how
+from workflows.release import RESTORE_SUFFIX
+
+ROUTER_READ_BOUND = timedelta(seconds=2)
+"""How long `rollout status` waits for the router: a status stays quick when one is away."""
+
+# The lease's result names a restore it made for a terminated owner (workflows/lease.py).
+LEASE_RESTORED = "; its lease restored: "
+# Statuses of a run that ended without running its own end: its lease may have restored.
+LEFT_TRAFFIC = (WorkflowExecutionStatus.TERMINATED, WorkflowExecutionStatus.TIMED_OUT)
+
+
+class Restore(BaseModel):
+    """Stable put back on a run's behalf: by its target's lease or by its release."""
+
+    workflow_id: str = Field(description="the workflow that restores: the lease or the restore")
+    running: bool = Field(description="still at it")
+    done: bool = Field(description="ended having put stable back")
+    text: str = Field(description="what it says of itself: its result, or what it does now")
+
+
+class TrafficReading(BaseModel):
+    """What the router routes now, read by `rollout status`, and who else put stable back."""
+
+    router: str = Field(description="the router in words")
+    routes: TrafficSplit | None = Field(default=None, description="the split read just now")
+    unreadable: str = Field(default="", description="why the router could not be read from here")
+    restores: list[Restore] = Field(default_factory=list)
+    todo: str = Field(
+        default="",
+        description="what a person must do: the canary still gets traffic and"
+        " nothing puts stable back",
+    )
+
+    @property
+    def restored(self) -> Restore | None:
+        """The restore that put stable back on the run's behalf, if one did."""
+        return next((r for r in self.restores if r.done), None)
+
+
+class ObservedStatus(RolloutStatus):
+    """The workflow's status answer with what `rollout status` read of the router beside it."""
+
+    traffic: TrafficReading | None = None
+
+
+# RolloutStatus names AuditEvent before plans.state defines it; the subclass resolves it here.
+ObservedStatus.model_rebuild(_types_namespace={"AuditEvent": AuditEvent})
+
+
+async def read_traffic(
+    client: Client, asked: ShiftRequest, run: WorkflowExecutionDescription, promoted: bool
+) -> TrafficReading:
+    """The router's split now and the restores done for the run ``run`` (when it has ended).
+
+    ``promoted``: the run ended with the canary as the new stable, so a canary with all the
+    traffic is what it meant to leave.
+    """
+    lookups: list[Any] = [read_router(asked)]
+    if run.close_time is not None and run.status in LEFT_TRAFFIC:
+        lookups.append(_lease_restore(client, asked, run))
+    if run.close_time is not None and run.status == WorkflowExecutionStatus.COMPLETED:
+        lookups.append(_release_restore(client, run))
+    split, *found = await asyncio.gather(*lookups)
+    reading = TrafficReading(
+        router=asked.router.describe(),
+        routes=split if isinstance(split, TrafficSplit) else None,
+        unreadable=split if isinstance(split, str) else "",
+        restores=[r for r in found if r is not None],
+    )
+    if run.close_time is not None:
+        reading.todo = todo(asked, reading, promoted)
+    return reading
+
+
+def todo(asked: ShiftRequest, reading: TrafficReading, promoted: bool) -> str:
+    """What a person must do for a run that has ended, or '' when nothing is left to do.
+
+    Something is left when the router still sends traffic to the canary, nobody is putting
+    stable back, and the canary is not there as the promoted version (or a restore was
+    meant to take it away).
+    """
+    routes = reading.routes
+    if routes is None or not (routes.percent > 0 or routes.match is not None):
+        return ""
+    if any(r.running for r in reading.restores):
+        return ""
+    if promoted and not reading.restores:
+        return ""
+    request = asked
+    text = (
+        f"the run has ended and nothing is putting stable back: {reading.router} still sends"
+        f" {share(routes)} to {request.canary!r}. Put stable back by hand: {request.canary!r}"
+        f" weight 0, {request.stable!r} weight 100"
+    )
+    if isinstance(request.router, HAProxyRouter):
+        backend = request.router.backend
+        text += (
+            f" (on HAProxy's runtime API {request.router.runtime_api}: `set weight"
+            f" {backend}/{request.canary} 0` and `set weight {backend}/{request.stable} 100`)"
+        )
+    return text
+
+
+def share(split: TrafficSplit) -> str:
+    """``canary 50%``, with the requests a match sends, for one line of text."""
+    matched = f" and every request with {split.match.describe()}" if split.match else ""
+    return f"canary {split.percent:g}%{matched}"
+
+
+# -- the router, from here ---------------------------------------------------------------------
+
+
+async def read_router(asked: ShiftRequest) -> TrafficSplit | str:
+    """The split the router has now, or why it cannot be read from this machine."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[TrafficSplit] = loop.create_future()
+
+    def read() -> None:
+        try:
+            split = router_for(asked.router).get_split(asked.stable, asked.canary)
+        except Exception as error:  # any failure is the answer: it is shown, not raised
+            _settle(loop, answer, error)
+        else:
+            _settle(loop, answer, split)
+
+    # A daemon thread, not the loop's executor: a router that never answers must not hold
+    # the CLI's exit (asyncio.run waits for the executor's threads).
+    threading.Thread(target=read, name="read-router", daemon=True).start()
+    where = asked.router.describe()
+    bound = ROUTER_READ_BOUND.total_seconds()
+    try:
+        return await asyncio.wait_for(answer, bound)
+    except TimeoutError:
+        return f"cannot read {where} from here: no answer within {bound:g}s"
+    except Exception as error:
+        return f"cannot read {where} from here: {error}"
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    answer: asyncio.Future[TrafficSplit],
+    outcome: TrafficSplit | Exception,
+) -> None:
+    """Hand the thread's outcome to the loop, unless the wait is over or the loop is gone."""
+
+    def settle() -> None:
+        if answer.done():  # the wait gave up already
+            return
+        if isinstance(outcome, Exception):
+            answer.set_exception(outcome)
+        else:
+            answer.set_result(outcome)
+
+    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+        loop.call_soon_threadsafe(settle)
+
+
+# -- restores done on the run's behalf -----------------------------------------------------------
+
+
+async def _lease_restore(
+    client: Client, asked: ShiftRequest, run: WorkflowExecutionDescription
+) -> Restore | None:
+    """The target lease's restore for this run, ended without a rollback: done or under way."""
+    lease_id = target_lease_id(asked.router)
+    handle = client.get_workflow_handle(lease_id)
+    try:
+        lease = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+        claim = TargetClaim.model_validate(await lease.memo())
+    except (RPCError, ValueError):
+        return None
+    if claim.owner != run.id:
+        return None
+    if lease.status == WorkflowExecutionStatus.RUNNING:
+        details = await _current_details(handle)
+        return Restore(
+            workflow_id=lease_id,
+            running=True,
+            done=False,
+            text=details or f"the target's lease notices {run.id} ended and puts stable back",
+        )
+    # A lease that closed before this run did belongs to an earlier run of the same id.
+    if lease.close_time is None or run.close_time is None or lease.close_time < run.close_time:
+        return None
+    try:
+        said = await client.get_workflow_handle(lease_id, run_id=lease.run_id).result(
+            follow_runs=False, rpc_timeout=QUERY_TIMEOUT
+        )
+    except (RPCError, WorkflowFailureError):
+        return None
+    if not isinstance(said, str) or LEASE_RESTORED not in said:
+        return None
+    return Restore(workflow_id=lease_id, running=False, done=True, text=said)
+
+
+async def _current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    """A running workflow's current details (what the UI shows), or '' when none answers."""
+    bound = QUERY_TIMEOUT.total_seconds()
+    try:
+        metadata = await asyncio.wait_for(
+            handle.query(
+                "__temporal_workflow_metadata",
+                result_type=WorkflowMetadata,
+                rpc_timeout=QUERY_TIMEOUT,
+            ),
+            bound,
+        )
+    except (RPCError, WorkflowQueryFailedError, TimeoutError):
+        return ""
+    return metadata.current_details if isinstance(metadata, WorkflowMetadata) else ""
+
+
+async def _release_restore(client: Client, run: WorkflowExecutionDescription) -> Restore | None:
+    """The release's rollout that put this promoted target back on stable, if one ran since."""
+    restore_id = run.id + RESTORE_SUFFIX
+    handle = client.get_workflow_handle(restore_id, result_type=RolloutResult)
+    try:
+        restore = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+    except RPCError:
+        return None
+    if run.close_time is None or restore.start_time < run.close_time:
+        return None  # an earlier release's restore
+    said = f"the release puts stable back through {restore_id}"
+    if restore.status == WorkflowExecutionStatus.RUNNING:
+        return Restore(workflow_id=restore_id, running=True, done=False, text=said)
+    ending = await ended_how(handle, restore.status)
+    # The restore is a rollout to stable: its promotion is stable back.
+    if ending.state == RolloutState.PROMOTED:
+        said = f"the release put stable back through {restore_id}"
+        return Restore(workflow_id=restore_id, running=False, done=True, text=said)
+    said = f"the release's restore {restore_id} did not put stable back: {ending.text}"
+    return Restore(workflow_id=restore_id, running=False, done=False, text=said)
