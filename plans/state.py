@@ -458,10 +458,6 @@ class TargetClaim(BaseModel):
     )
 
 
-class ClaimAnswer(BaseModel):
-    """Whether the claim was granted; if not, which rollout owns the target."""
-
-    claimed: bool
 class OwnerEnd(BaseModel):
     """How the rollout holding a lease ended, seen by the lease, and whether its id runs again."""
 
@@ -476,6 +472,10 @@ class OwnerEnd(BaseModel):
         return not self.running and self.how in ("terminated", "timed out")
 
 
+class ClaimAnswer(BaseModel):
+    """Whether the claim was granted; if not, which rollout owns the target."""
+
+    claimed: bool
     owner: str
     owner_run_id: str = ""
     since: datetime | None = None
