@@ -393,9 +393,9 @@ class RolloutWorkflow:
         if not workflow.patched(RESTORE_FIRST):
             await self._roll_back(reason, final)
             return
-        stopping = asyncio.ensure_future(self._restore_first(reason, final))
         if self._p.state == RolloutState.PROMOTED:
             return  # cancelled while telling of the promotion: the new version is stable now
+        stopping = asyncio.ensure_future(self._restore_first(reason, final))
         cancelled = False
         while not stopping.done():
             try:
