@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from plans.approvals import ApprovalLedger, SignedCommand
 from plans.freezes import Freeze
 from plans.gates import Gate, GateBase
 from plans.match import RequestMatch
@@ -60,6 +61,7 @@ class OperatorCommand(BaseModel):
     kind: CommandKind
     by: str = Field(default="unknown", max_length=200)
     reason: str = Field(default="", max_length=2000)
+    signed: SignedCommand | None = None  # with the sender's SSH key (plans.approvals)
 
 
 class CommandRecord(BaseModel):
@@ -72,6 +74,7 @@ class CommandRecord(BaseModel):
     accepted: bool
     note: str = ""
     via: str = "signal"
+    verified: str = Field(default="", description="the sender's key fingerprint, if verified")
 
 
 class TrafficSplit(BaseModel):
@@ -428,6 +431,7 @@ class RolloutProgress(BaseModel):
     restore_blocked: str = Field(
         default="", description="why stable is not back yet and what a person must do"
     )
+    approvals: ApprovalLedger = Field(default_factory=ApprovalLedger)  # signed commands' record
 
     def start_next_run(self) -> None:
         """Count the new run; its checks start from none."""

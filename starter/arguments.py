@@ -132,6 +132,10 @@ ROUTER_OPTION: dict[str, Any] = {
     " (the load goes through Envoy), or a feature flag in a flagd file (DIR/flags.json) that"
     " the demo services evaluate per user id (default: %(default)s)",
 }
+KEY_HELP = (
+    "the SSH private key that signs forward commands (default: $ROLLOUT_SIGNING_KEY, else"
+    " ssh-agent's first key, else ~/.ssh/id_ed25519, else the dev stack's key)"
+)
 DIR_HELP = "the dev stack's folder: configs, logs, the Temporal database (default: %(default)s)"
 
 
@@ -185,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
         help="the workers' task queue (default: $ROLLOUT_TASK_QUEUE, else the dev stack's,"
         " else rollouts)",
     )
+    p.add_argument("--key", help=KEY_HELP.replace("forward commands", "who started it"))
     p.set_defaults(run=cmd_start)
 
     p = sub.add_parser(
@@ -224,6 +229,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--by", default=_user(), help="who, for the audit trail (default: %(default)s)"
         )
+        p.add_argument("--key", help=KEY_HELP)
         p.set_defaults(run=cmd_command, command=kind.value)
 
     p = sub.add_parser(

@@ -11,9 +11,9 @@ from temporalio.client import Client
 from plans import OperatorCommand, RolloutError, format_duration
 from plans.fleet import FleetPlan, release_workflow_id
 from plans.release import ReleaseCommand
-from starter import releases
+from starter import releases, signing
 from starter.connection import connect_client, ui_link
-from starter.render import out
+from starter.render import err, out
 from worker.config import task_queue
 
 FOLLOW_EVERY_S = 1.0
@@ -44,6 +44,8 @@ async def start(args: argparse.Namespace, fleet: FleetPlan) -> int:
     handle = await releases.start_release(client, fleet, args.task_queue or task_queue())
     out.print(f"started {fleet.workflow_id} (run {handle.result_run_id})")
     out.print(f"Temporal UI: {ui_link(fleet.workflow_id)}")
+    if fleet.approval_rule.named and (note := await signing.claim_start(handle, args.key)):
+        err.print(note)
     if not args.follow:
         return 0
     return await follow(client, fleet.service)
@@ -81,7 +83,7 @@ async def status(args: argparse.Namespace, client: Client) -> int:
 
 async def command(args: argparse.Namespace, client: Client, op: OperatorCommand) -> int:
     record = await releases.send_release_command(
-        client, args.service, ReleaseCommand(command=op, target=args.target)
+        client, args.service, ReleaseCommand(command=op, target=args.target), key=args.key
     )
     for line in releases.command_lines(record):
         out.print(line)

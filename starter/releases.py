@@ -18,6 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from plans import RolloutError, RolloutStatus, format_duration
+from plans.approvals import FORWARD
 from plans.fleet import FleetPlan, release_workflow_id
 from plans.release import (
     ReleaseCommand,
@@ -28,6 +29,7 @@ from plans.release import (
     TargetState,
 )
 from plans.visibility import rollout_workflow_id
+from starter import signing
 from starter.exits import EXIT_ABORTED, EXIT_PROMOTED, EXIT_ROLLED_BACK
 from starter.steering import CommandRefused
 from workflows.release import ReleaseWorkflow
@@ -114,10 +116,19 @@ async def target_statuses(client: Client, status: ReleaseStatus) -> dict[str, Ro
 
 
 async def send_release_command(
-    client: Client, service: str, command: ReleaseCommand
+    client: Client, service: str, command: ReleaseCommand, key: str | None = None
 ) -> ReleaseCommandRecord:
-    """Send a command to the release: taken (with where it went), or refused with why."""
+    """Send a command to the release: taken (with where it went), or refused with why.
+
+    Forward commands are signed for the release (and the target they name) with the
+    operator's SSH key when they have one; the release's targets take them on its word.
+    """
     handle = client.get_workflow_handle(release_workflow_id(service))
+    if command.command.kind.value in FORWARD:
+        op = await signing.signed(
+            command.command, await handle.describe(), key, target=command.target or ""
+        )
+        command = command.model_copy(update={"command": op})
     try:
         # By name: the typed reference does not fit an async update handler in mypy.
         record: ReleaseCommandRecord = await handle.execute_update(

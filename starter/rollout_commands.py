@@ -12,10 +12,11 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from plans import CommandKind, OperatorCommand, Plan, RolloutError, format_duration, visibility
+from plans.approvals import who
 from plans.fleet import FleetPlan, load_any
 from plans.visibility import ROLLOUT_WORKFLOW, service_of
 from plans.windows import Windows
-from starter import reading, release_commands, releases, render, starting, steering
+from starter import reading, release_commands, releases, render, signing, starting, steering
 from starter.connection import connect_client, ui_link
 from starter.exits import EXIT_ERROR, EXIT_FROM_RECORDS, exit_code, records_exit_code
 from starter.records import TemporalRecords
@@ -78,6 +79,8 @@ async def cmd_start(args: argparse.Namespace) -> int:
     owned = await starting.await_target(client, plan, handle, timeout=CLAIM_WAIT_S)
     out.print(f"started {plan.workflow_id} (run {handle.result_run_id})")
     out.print(f"Temporal UI: {ui_link(plan.workflow_id)}")
+    if plan.approvers and (note := await signing.claim_start(handle, args.key)):
+        err.print(note)
     if not owned:
         err.print(
             f"note: no worker has picked the rollout up within {CLAIM_WAIT_S:g}s; it claims"
@@ -161,8 +164,9 @@ async def cmd_command(args: argparse.Namespace) -> int:
         return await release_commands.command(args, client, command)
     if getattr(args, "target", None):
         raise release_commands.no_release_for_target(args.service, args.target)
-    record = await steering.send_command(client, args.service, command)
-    out.print(f"[green]{record.kind}[/] taken for {args.service} (by {record.by})")
+    record = await steering.send_command(client, args.service, command, key=args.key)
+    sender = who(record.by, record.verified) + (f"; {record.note}" if record.note else "")
+    out.print(f"[green]{record.kind}[/] taken for {args.service} (by {escape(sender)})")
     return 0
 
 

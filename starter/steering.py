@@ -8,16 +8,22 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFai
 from temporalio.service import RPCError, RPCStatusCode
 
 from plans import CommandRecord, OperatorCommand, RolloutError, RolloutResult
+from starter import signing
 from starter.runs import NoSuchRollout, ended_how, workflow_id
-from workflows.rollout import RolloutWorkflow
 
 
 class CommandRefused(RolloutError):
     """The workflow refused a command; the message says why."""
 
 
-async def send_command(client: Client, service: str, command: OperatorCommand) -> CommandRecord:
-    """Send a command as an update: it is taken now, or refused with the reason."""
+async def send_command(
+    client: Client, service: str, command: OperatorCommand, *, key: str | None = None
+) -> CommandRecord:
+    """Send a command as an update: it is taken now, or refused with the reason.
+
+    Forward commands are signed with the operator's SSH key when they have one (``key``
+    names it; see ``starter.signing``).
+    """
     handle = client.get_workflow_handle(workflow_id(service), result_type=RolloutResult)
     try:
         description = await handle.describe()
@@ -30,10 +36,16 @@ async def send_command(client: Client, service: str, command: OperatorCommand) -
         raise CommandRefused(
             f"{command.kind.value}: rollout of {service} has ended ({ending.text})"
         )
+    command = await signing.signed(command, description, key)
     try:
-        return await handle.execute_update(
-            RolloutWorkflow.command, command, rpc_timeout=timedelta(seconds=30)
+        # By name: the typed reference does not fit an async update handler in mypy.
+        record: CommandRecord = await handle.execute_update(
+            "command", command, result_type=CommandRecord, rpc_timeout=timedelta(seconds=30)
         )
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         raise CommandRefused(str(getattr(cause, "message", cause))) from None
+    if not record.accepted:
+        # Refused after the validator let it through: the worker found the signature wanting.
+        raise CommandRefused(record.note)
+    return record

@@ -9,6 +9,8 @@ replay as they were. Rollouts and releases share it, each with its own ledger.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.identity import verify_command
     from plans import OperatorCommand
     from plans.approvals import (
+        COUNTED,
         FORWARD,
         START,
         ApprovalLedger,
@@ -30,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ProofAnswer,
         ProofRequest,
         SignedCommand,
+        Signer,
         claim_refusal,
         count_approval,
         judge,
@@ -41,6 +45,38 @@ with workflow.unsafe.imports_passed_through():
 WORKER_POLICY = "worker-signing-policy"
 VERIFY_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200))
 VERIFY_TIMEOUT = timedelta(seconds=30)
+
+
+@dataclass
+class Vetted:
+    """What became of a command: refused (and why), held for more approvals, or taken."""
+
+    refusal: str = ""
+    signer: Signer | None = None
+    enough: bool = True
+    note: str = ""
+    asked: bool = False  # it took the verifying path, so the audit tells who sent it
+
+    @property
+    def takes(self) -> bool:
+        return not self.refusal and self.enough
+
+    def by(self, claimed: str) -> str:
+        return self.signer.name if self.signer is not None else claimed
+
+    @property
+    def verified(self) -> str:
+        return self.signer.fingerprint if self.signer is not None else ""
+
+    def audit_line(self, kind: str, claimed: str) -> str:
+        """The command as the audit tells it: who (verified or claimed), what became of it."""
+        if self.refusal:
+            fate = f"refused: {self.refusal}"
+        elif not self.enough:
+            fate = f"counted: {self.note}"
+        else:
+            fate = "taken" + (f" ({self.note})" if self.note else "")
+        return f"{kind} by {who(self.by(claimed), self.verified)}: {fate}"
 
 
 class Consent:
@@ -99,9 +135,27 @@ class Consent:
             self.ledger.remember(judged.claim, workflow.now())
         return judged
 
-    def count(self, key: str, judged: Judgement) -> tuple[bool, str]:
-        """Whether enough distinct people have sent ``key`` now (``approvals``), and a note."""
-        return count_approval(self._rule, self.ledger, key, judged.signer)
+    async def vet(
+        self, command: OperatorCommand, refusal: Callable[[], str], step: int, target: str = ""
+    ) -> Vetted:
+        """Refused by the state (``refusal``), by its signature, or taken (perhaps counted).
+
+        ``step`` is what an approve or promote is counted for (a stage, a wave): ``approvals``
+        asks for that many distinct verified people at one step. A release leaves the
+        counting of what it forwards to one ``target`` to that target's rollout.
+        """
+        why = refusal()
+        if why or not self.asks(command):
+            return Vetted(refusal=why)
+        judged = await self.judge(command, target)
+        # The workflow may have moved on while the worker checked the signature.
+        why = judged.refusal or refusal()
+        kind = command.kind.value
+        enough, note = True, ""
+        if not why and kind in COUNTED and not target:
+            key = f"{kind}:{step}"
+            enough, note = count_approval(self._rule, self.ledger, key, judged.signer)
+        return Vetted(refusal=why, signer=judged.signer, enough=enough, note=note, asked=True)
 
     async def started_by(self, inputs: tuple[Any, ...]) -> str:
         """Take a signed claim of who started this workflow; an audit line that says how it went."""
@@ -127,12 +181,6 @@ class Consent:
             return f"start claim refused: {why or 'the start was claimed meanwhile'}"
         ledger.starter = answer.signer
         return f"started by {answer.signer.describe()}"
-
-    @staticmethod
-    def audit_line(kind: str, by: str, verified: str, refusal: str, note: str) -> str:
-        """A command as the audit tells it: who (verified or claimed) and what became of it."""
-        fate = f"refused: {refusal}" if refusal else "taken" + (f" ({note})" if note else "")
-        return f"{kind} by {who(by, verified)}: {fate}"
 
     async def _ask(self, signed: SignedCommand | None, kind: str) -> ProofAnswer:
         answer: ProofAnswer = await workflow.execute_local_activity(

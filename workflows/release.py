@@ -22,13 +22,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.fanout import signal_targets
-    from plans import OperatorCommand, RolloutResult, RolloutState
+    from plans import RolloutResult, RolloutState
+    from plans.approvals import ParentRelease
     from plans.fleet import restore_plan
     from plans.inputs import RolloutInput
     from plans.release import (
@@ -40,12 +40,13 @@ with workflow.unsafe.imports_passed_through():
         ReleaseState,
         ReleaseStatus,
         TargetRun,
-        TargetSignals,
         TargetState,
     )
     from plans.state import AuditEvent
     from plans.visibility import RELEASE, RELEASE_WORKFLOW, SERVICE, STATE, TARGET, VERSION
+    from workflows import forwarding
     from workflows import release_decisions as decide
+    from workflows.consent import Consent
     from workflows.failures import root_message
     from workflows.rollout import RolloutWorkflow
     from workflows.runs import continue_in_new_run, run_is_full
@@ -53,12 +54,9 @@ with workflow.unsafe.imports_passed_through():
 MAX_EVENTS_KEPT = 300
 MAX_COMMANDS_KEPT = 100
 RESTORE_SUFFIX = "-restore"
-# Commands reach the targets through one activity that signals them all at once.
-FAN_OUT_AT_ONCE = "fan-out-at-once"
-FAN_OUT_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
-)
-FAN_OUT_DEADLINE = timedelta(minutes=2)
+# With not_by_starter, targets learn who started the release when they start: the first wave
+# waits this long at most for `rollout start`'s signed claim.
+STARTER_WAIT = timedelta(minutes=1)
 
 
 @workflow.defn(name=RELEASE_WORKFLOW)
@@ -78,6 +76,13 @@ class ReleaseWorkflow:
     @workflow.run
     async def run(self, input: ReleaseInput) -> ReleaseResult:
         p, fleet = self._p, self._fleet
+        if fleet.approval_rule.not_by_starter and not p.approvals.start_claimed:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: p.approvals.start_claimed,
+                    timeout=STARTER_WAIT,
+                    timeout_summary="who started the release?",
+                )
         try:
             while p.wave_index < len(fleet.waves) and not self._stopped():
                 await self._wait_for_turn()
@@ -191,7 +196,16 @@ class ReleaseWorkflow:
         try:
             result = await workflow.execute_child_workflow(
                 RolloutWorkflow.run,
-                RolloutInput(plan=fleet.targets[name], visibility=self._input.visibility),
+                RolloutInput(
+                    plan=fleet.targets[name],
+                    visibility=self._input.visibility,
+                    release=ParentRelease(
+                        workflow_id=fleet.workflow_id,
+                        run_id=workflow.info().first_execution_run_id,
+                        target=name,
+                        starter=p.approvals.starter,
+                    ),
+                ),
                 id=run.workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 search_attributes=self._child_attributes(name),
@@ -336,6 +350,7 @@ class ReleaseWorkflow:
     @command.validator
     def _validate_command(self, command: ReleaseCommand) -> None:
         why = decide.refusal(self._fleet, self._p, command)
+        why = why or self._consent.unsigned_refusal(command.command, command.target or "")
         if why:
             raise ApplicationError(why, type="CommandRefused", non_retryable=True)
 
@@ -353,6 +368,16 @@ class ReleaseWorkflow:
             )
             return
         await self._take(command)
+
+    @workflow.signal(name="started_by")
+    async def started_by(self, *inputs: Any) -> None:
+        """Who started the release, signed by `rollout start`: its targets' starter too."""
+        self._audit("start", await self._consent.started_by(inputs))
+
+    @property
+    def _consent(self) -> Consent:
+        fleet = self._fleet
+        return Consent(fleet.approval_rule, self._p.approvals, fleet.service)
 
     @workflow.query(name="status")
     def status(self) -> ReleaseStatus:
@@ -375,25 +400,27 @@ class ReleaseWorkflow:
         )
 
     async def _take(self, command: ReleaseCommand) -> ReleaseCommandRecord:
-        why = decide.refusal(self._fleet, self._p, command)
-        op = command.command
+        op, p = command.command, self._p
+        # The release verifies a forward command; each target it forwards it to checks the
+        # same signature (made for the release, and for it or all targets) before taking it.
+        vetted = await self._consent.vet(
+            op, lambda: decide.refusal(self._fleet, p, command), p.wave_index, command.target or ""
+        )
         record = ReleaseCommandRecord(
             kind=op.kind.value,
-            by=op.by,
+            by=vetted.by(op.by),
             reason=op.reason,
             at=workflow.now(),
             target=command.target,
-            accepted=not why,
-            note=why,
+            accepted=not vetted.refusal,
+            note=vetted.refusal or vetted.note,
+            verified=vetted.verified,
         )
-        if not why:
+        if vetted.takes:
             sent, record.not_sent = decide.reach(self._p, command)
             decide.apply(self._p, command, workflow.now())
-            # All at once: a rollback reaches the last target as soon as the first.
-            if workflow.patched(FAN_OUT_AT_ONCE):
-                answers = await self._forward_at_once(sent, op)
-            else:
-                answers = await asyncio.gather(*(self._forward(name, op) for name in sent))
+            ids = [p.targets[name].workflow_id for name in sent]
+            answers = await forwarding.forward(self._fleet.workflow_id, ids, op)
             for name, why_not in zip(sent, answers, strict=True):
                 if why_not:
                     record.not_sent[name] = why_not
@@ -402,49 +429,15 @@ class ReleaseWorkflow:
         self._record(record)
         return record
 
-    def _body(self, op: OperatorCommand) -> dict[str, str]:
-        via = f"via {self._fleet.workflow_id}"
-        return {"by": op.by, "reason": f"{op.reason} ({via})" if op.reason else via}
-
-    async def _forward_at_once(self, names: list[str], op: OperatorCommand) -> list[str]:
-        """Send the command to the targets' rollouts together; per target '' or why not."""
-        if not names:
-            return []
-        request = TargetSignals(
-            workflow_ids=[self._p.targets[n].workflow_id for n in names],
-            signal=op.kind.value,
-            body=self._body(op),
-        )
-        try:
-            answers: list[str] = await workflow.execute_activity(
-                signal_targets,
-                request,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=FAN_OUT_DEADLINE,
-                retry_policy=FAN_OUT_RETRY,
-                summary=f"{op.kind.value} to {len(names)} target(s)",
-            )
-        except ActivityError as error:
-            return [f"could not be sent: {root_message(error)}"] * len(names)
-        return answers
-
-    async def _forward(self, name: str, op: OperatorCommand) -> str:
-        """Send the command to a target's rollout as a signal; '' when sent, else why not."""
-        run = self._p.targets[name]
-        body = self._body(op)
-        try:
-            await workflow.get_external_workflow_handle(run.workflow_id).signal(op.kind.value, body)
-        except Exception as error:  # the target ended between the look and the signal
-            return f"could not be sent: {root_message(error)}"
-        return ""
-
     def _record(self, record: ReleaseCommandRecord) -> None:
         commands = self._p.commands
         commands.append(record)
         del commands[: max(len(commands) - MAX_COMMANDS_KEPT, 0)]
         where = f" on {record.target}" if record.target else ""
         verdict = "taken" if record.accepted else f"refused: {record.note}"
-        self._audit("command", f"{record.kind}{where} by {record.by}: {verdict}")
+        if record.accepted and record.note:
+            verdict += f" ({record.note})"
+        self._audit("command", f"{record.kind}{where} by {record.who()}: {verdict}")
 
     # -- what people see ----------------------------------------------------------------------
 

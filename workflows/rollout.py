@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import decisions, metering
     from workflows.checking import discount_unobserved, judge_gates, observe_and_judge
+    from workflows.consent import Consent
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
     from workflows.ending import write_report
@@ -460,76 +461,93 @@ class RolloutWorkflow:
     # -- operator commands --------------------------------------------------------------------
     # One method per signal, alike on purpose: Temporal binds each signal name to a method,
     # and these names are what the Temporal CLI and UI and a release fanning out send.
+    # A forward command may wait for the worker to say who signed it (workflows.consent).
 
     @workflow.signal(name="pause")
-    def pause(self, *inputs: Any) -> None:
-        self._on_signal(CommandKind.PAUSE, inputs)
+    async def pause(self, *inputs: Any) -> None:
+        await self._on_signal(CommandKind.PAUSE, inputs)
 
     @workflow.signal(name="resume")
-    def resume(self, *inputs: Any) -> None:
-        self._on_signal(CommandKind.RESUME, inputs)
+    async def resume(self, *inputs: Any) -> None:
+        await self._on_signal(CommandKind.RESUME, inputs)
 
     @workflow.signal(name="approve")
-    def approve(self, *inputs: Any) -> None:
-        self._on_signal(CommandKind.APPROVE, inputs)
+    async def approve(self, *inputs: Any) -> None:
+        await self._on_signal(CommandKind.APPROVE, inputs)
 
     @workflow.signal(name="promote")
-    def promote(self, *inputs: Any) -> None:
-        self._on_signal(CommandKind.PROMOTE, inputs)
+    async def promote(self, *inputs: Any) -> None:
+        await self._on_signal(CommandKind.PROMOTE, inputs)
 
     @workflow.signal(name="rollback")
-    def rollback(self, *inputs: Any) -> None:
-        self._on_signal(CommandKind.ROLLBACK, inputs)
+    async def rollback(self, *inputs: Any) -> None:
+        await self._on_signal(CommandKind.ROLLBACK, inputs)
 
     @workflow.signal(name="abort")
-    def abort(self, *inputs: Any) -> None:
-        self._on_signal(CommandKind.ABORT, inputs)
+    async def abort(self, *inputs: Any) -> None:
+        await self._on_signal(CommandKind.ABORT, inputs)
 
     @workflow.signal(name="retry")
-    def retry(self, *inputs: Any) -> None:
-        self._on_signal(CommandKind.RETRY, inputs)
+    async def retry(self, *inputs: Any) -> None:
+        await self._on_signal(CommandKind.RETRY, inputs)
 
     @workflow.signal(name="override")
-    def override(self, *inputs: Any) -> None:
-        self._on_signal(CommandKind.OVERRIDE, inputs)
+    async def override(self, *inputs: Any) -> None:
+        await self._on_signal(CommandKind.OVERRIDE, inputs)
+
+    @workflow.signal(name="started_by")
+    async def started_by(self, *inputs: Any) -> None:
+        """Who started the rollout, signed by `rollout start`: what not_by_starter goes by."""
+        self._audit("start", await self._consent.started_by(inputs))
 
     @workflow.update(name="command")
-    def command(self, command: OperatorCommand) -> CommandRecord:
+    async def command(self, command: OperatorCommand) -> CommandRecord:
         """The CLI's way in: refused commands are rejected by the validator and say why."""
-        return self._handle(command, via="update")
+        return await self._handle(command, via="update")
 
     @command.validator
     def _validate_command(self, command: OperatorCommand) -> None:
         why = decisions.refusal(self._plan, self._p, command, workflow.now())
-        if why:
+        if why := why or self._consent.unsigned_refusal(command):
             raise ApplicationError(why, type="CommandRefused", non_retryable=True)
 
     @workflow.query(name="status")
     def status(self) -> RolloutStatus:
         return status_of(self._plan, self._p, workflow.now())
 
-    def _on_signal(self, kind: CommandKind, inputs: tuple[Any, ...]) -> None:
+    @property
+    def _consent(self) -> Consent:
+        plan = self._plan
+        return Consent(plan.approval_rule, self._p.approvals, plan.service, self._input.release)
+
+    async def _on_signal(self, kind: CommandKind, inputs: tuple[Any, ...]) -> None:
         command = decisions.signal_command(kind, inputs, workflow.now())
         if isinstance(command, CommandRecord):
             self._record(command)
         else:
-            self._handle(command, via="signal")
+            await self._handle(command, via="signal")
 
-    def _handle(self, command: OperatorCommand, via: str) -> CommandRecord:
+    async def _handle(self, command: OperatorCommand, via: str) -> CommandRecord:
+        def refusal() -> str:
+            return decisions.refusal(self._plan, self._p, command, workflow.now())
+
+        vetted = await self._consent.vet(command, refusal, self._p.stage_index)
         now = workflow.now()
-        why = decisions.refusal(self._plan, self._p, command, now)
-        if not why:
+        if vetted.takes:
             decisions.apply_command(self._p, command, now)
         record = CommandRecord(
             kind=command.kind.value,
-            by=command.by,
+            by=vetted.by(command.by),
             reason=command.reason,
             at=now,
-            accepted=not why,
-            note=why,
+            accepted=not vetted.refusal,
+            note=vetted.refusal or vetted.note,
             via=via,
+            verified=vetted.verified,
         )
         self._record(record)
+        if vetted.asked:
+            self._audit("command", vetted.audit_line(record.kind, command.by))
         return record
 
     def _record(self, record: CommandRecord) -> None:

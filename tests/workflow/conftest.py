@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.identity import verify_command
 from plans import (
     ClaimAnswer,
     GateCheck,
@@ -172,7 +173,9 @@ class Doubles:
                 raise OSError("report store is read-only")
             return f"file:///reports/{request.workflow_id}/report.html"
 
+        # The real check of who signed a command: it only runs ssh-keygen here.
         return [
+            verify_command,
             write_report,
             freezes_for,
             shift_traffic,

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.freezes import FreezeReader, calendar_freezes
-from activities.identity import REQUIRE_ENV, verify_command
-from plans import RolloutError
-from plans.approvals import FREEZE_REMOVE
+from activities.identity import ALLOWED_SIGNERS_ENV, GROUPS_ENV, REQUIRE_ENV, verify_command
+from plans import (
+    CommandKind,
+    CommandRecord,
+    OperatorCommand,
+    Plan,
+    RolloutError,
+    RolloutState,
+)
+from plans.approvals import FREEZE_REMOVE, CommandClaim
 from plans.freezes import FREEZE_CALENDAR_ID, Freeze, FreezeRemoval, FreezeRequest
 from starter import governance, signing
+from starter.operations import CommandRefused, send_command, start_rollout
 from tests.keys import Keys, made_keys, trusting
+from tests.workflow.conftest import Doubles, make_plan, skip
+from tests.workflow.test_rollout_workflow import finish, rolled_back, settle, status_of, until
 from workflows.freezes import FreezeCalendar
 
 
@@ -114,3 +128,226 @@ async def test_a_removal_says_who_and_why_even_unsigned(
     await governance.remove_freeze(env.client, unsigned, calendar)
     removed = (await governance.recent_removals(env.client))[-1]
     assert removed.describe().endswith("removed by claimed kim: the launch moved")
+
+
+# -- rollouts: a plan that names approvers --------------------------------------------------
+
+
+@pytest.fixture
+def no_own_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator running these tests has no SSH key `rollout` would find by itself."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ROLLOUT_DIR", str(tmp_path / "no-stack"))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.delenv(signing.SIGNING_KEY_ENV, raising=False)
+
+
+SIGNAL_TAKEN_S = 1.5
+# The time-skipping server fails a workflow task that a command arrives during while a query
+# of the last one is answered; the tests let the rollout's last task finish first.
+QUIET_S = 0.5
+
+
+async def waiting_for_approval(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    await until(handle, lambda s: s.state == RolloutState.AWAITING_APPROVAL, env)
+    await asyncio.sleep(QUIET_S)
+
+
+def gated(**overrides: Any) -> Plan:
+    """A plan whose first stage waits for an approval from the sre-leads."""
+    return make_plan(
+        approvers=["sre-leads"],
+        stages=[
+            {"name": "canary", "weight": 10, "bake": "1m", "check_every": "1m", "approval": True},
+            {"name": "full", "weight": 100, "bake": "10m", "check_every": "10m"},
+        ],
+        **overrides,
+    )
+
+
+async def signed(
+    env: WorkflowEnvironment,
+    keys: Keys,
+    person: str,
+    kind: CommandKind,
+    handle: WorkflowHandle[Any, Any],
+    **claimed: Any,
+) -> OperatorCommand:
+    """``kind`` signed by ``person`` for the rollout's first run, at the test server's time."""
+    fields: dict[str, Any] = {
+        "kind": kind.value,
+        "workflow_id": handle.id,
+        "run_id": handle.first_execution_run_id or handle.result_run_id,
+        "by": person,
+        "at": await env.get_current_time(),
+        "nonce": secrets.token_hex(16),
+    }
+    text = CommandClaim.model_validate(fields | claimed)
+    signature = await signing.sign(text, signing.SigningKey(path=keys.key(person)))
+    return OperatorCommand(kind=kind, by=person, signed=signature)
+
+
+async def recorded(handle: WorkflowHandle[Any, Any], count: int) -> CommandRecord:
+    """The ``count``-th command the rollout recorded, once it took the signal just sent.
+
+    A signal's forward command waits for the worker's check of its signature, a local
+    activity; the time-skipping test server fails a workflow task that any read of the run
+    (a query, its history) arrives in the middle of, so the test gives the check a moment
+    before it looks (a real server answers such reads after the task).
+    """
+    await asyncio.sleep(SIGNAL_TAKEN_S)
+    for _ in range(100):
+        commands = (await status_of(handle)).commands
+        if len(commands) >= count:
+            return commands[count - 1]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the rollout recorded fewer than {count} commands")
+
+
+async def test_only_a_verified_approver_moves_it_forward(
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None
+) -> None:
+    plan = gated()
+    handle = await start_rollout(env.client, plan, worker)
+    await waiting_for_approval(env, handle)
+
+    # The CLI without a key: refused at once, saying how to do it right.
+    with pytest.raises(CommandRefused) as unsigned:
+        await send_command(env.client, plan.service, OperatorCommand(kind=CommandKind.APPROVE))
+    assert str(unsigned.value) == (
+        "approve: this rollout needs a signed approval from one of [sre-leads]; run rollout"
+        f' approve {plan.service} with your SSH key configured (see README "Approvers")'
+    )
+    # The Temporal UI (or `temporal workflow signal`): a forged name, recorded as refused.
+    await handle.signal("promote", {"by": "cab"})
+    ui = await recorded(handle, 1)
+    assert (ui.kind, ui.by, ui.verified, ui.accepted) == ("promote", "cab", "", False)
+    assert ui.note.startswith("promote: this rollout needs a signed promote command from one of")
+    # Signed by a key the worker does not know.
+    stranger = await signed(env, trust, "mallory", CommandKind.APPROVE, handle)
+    with pytest.raises(CommandRefused, match=r"signed by key SHA256:.* does not list"):
+        await send_command(env.client, plan.service, stranger)
+    # Signed by an approver, but for another run of the rollout, or another command.
+    elsewhere = await signed(env, trust, "ana", CommandKind.APPROVE, handle, run_id="older-run")
+    with pytest.raises(CommandRefused, match="signature is for another run of rollout-"):
+        await send_command(env.client, plan.service, elsewhere)
+    moved = await signed(env, trust, "ana", CommandKind.PROMOTE, handle)
+    await handle.signal("approve", {"by": "ana", "signed": moved.signed.model_dump()})
+    assert "the signature is for 'promote', not 'approve'" in (await recorded(handle, 4)).note
+
+    status = await status_of(handle)
+    assert doubles.shifts == [10] and status.state == RolloutState.AWAITING_APPROVAL
+    assert sum(not c.accepted for c in status.commands) == 4
+    audit = [e.text for e in status.events if e.kind == "command"]
+    assert audit[0].startswith("promote by claimed cab: refused: promote: this rollout needs")
+    mallory = trust.fingerprint("mallory")
+    unknown = f"approve by claimed mallory: refused: approve: signed by key {mallory}"
+    assert any(a.startswith(unknown) for a in audit)
+
+    good = await signed(env, trust, "ana", CommandKind.APPROVE, handle)
+    record = await send_command(env.client, plan.service, good)
+    assert record.accepted and record.by == "ana" and record.verified == trust.fingerprint("ana")
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED and doubles.shifts == [10, 100]
+    final = await status_of(handle)
+    verified = f"approve by verified ana ({trust.fingerprint('ana')}): taken"
+    assert verified in [e.text for e in final.events]
+
+
+async def test_the_cli_signs_with_the_operators_key(
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None
+) -> None:
+    plan = gated()
+    handle = await start_rollout(env.client, plan, worker)
+    await waiting_for_approval(env, handle)
+    ask = OperatorCommand(kind=CommandKind.APPROVE, by="whoever", reason="dashboards green")
+    record = await send_command(env.client, plan.service, ask, key=str(trust.key("bo")))
+    assert (record.by, record.verified) == ("bo", trust.fingerprint("bo"))
+    assert (await settle(env, handle)).state == RolloutState.PROMOTED
+
+
+async def test_stopping_needs_no_signature(
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None
+) -> None:
+    plan = gated()
+    handle = await start_rollout(env.client, plan, worker)
+    await waiting_for_approval(env, handle)
+    await handle.signal("pause", {"by": "anyone"})
+    assert (await recorded(handle, 1)).accepted
+    await handle.signal("rollback", {"by": "anyone", "reason": "looks wrong"})
+    await rolled_back(env, handle)
+    assert doubles.shifts == [10, 0]
+
+
+async def test_a_signed_command_is_good_once_even_across_runs(
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None
+) -> None:
+    plan = make_plan(
+        approvers=["ana"],
+        stages=[{"name": "a", "weight": 10, "bake": "1h", "check_every": "30s"}],
+    )
+    handle = await start_rollout(env.client, plan, worker, checks_per_run=2)
+    await send_command(env.client, plan.service, OperatorCommand(kind=CommandKind.PAUSE))
+    by_bo = await signed(env, trust, "bo", CommandKind.RESUME, handle)
+    with pytest.raises(CommandRefused, match=r"verified bo \(SHA256:.*\) is not one of the"):
+        await send_command(env.client, plan.service, by_bo)
+    resume = await signed(env, trust, "ana", CommandKind.RESUME, handle)
+    assert (await send_command(env.client, plan.service, resume)).accepted
+    await send_command(env.client, plan.service, OperatorCommand(kind=CommandKind.PAUSE))
+    await until(handle, lambda s: s.run_count >= 2, env, step=timedelta(seconds=30))
+    await asyncio.sleep(QUIET_S)
+    # The same signed resume again, two minutes on and in a new run: refused.
+    await handle.signal("resume", {"by": "ana", "signed": resume.signed.model_dump()})
+    replayed = await recorded(handle, 5)
+    assert not replayed.accepted and "this signed command was used already" in replayed.note
+    later = await signed(env, trust, "ana", CommandKind.RESUME, handle)
+    await skip(env, timedelta(minutes=6))
+    await asyncio.sleep(QUIET_S)
+    with pytest.raises(CommandRefused, match="more than 5 minutes from the worker's time"):
+        await send_command(env.client, plan.service, later)
+    assert (await status_of(handle)).paused
+    await finish(env, handle)
+
+
+async def test_not_by_starter_and_two_approvals(
+    env, worker, doubles: Doubles, keys: Keys, no_own_key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    people = [(name, name) for name in ("ana", "bo", "cy")]
+    monkeypatch.setenv(ALLOWED_SIGNERS_ENV, str(keys.allowed_signers(*people)))
+    monkeypatch.setenv(GROUPS_ENV, str(keys.groups("sre-leads: ana, bo, cy\n")))
+    trust = keys
+    plan = gated(approvals=2, not_by_starter=True)
+    handle = await start_rollout(env.client, plan, worker)
+    unclaimed = await signed(env, trust, "bo", CommandKind.APPROVE, handle)
+    await waiting_for_approval(env, handle)
+    with pytest.raises(CommandRefused, match="nobody verified started this rollout"):
+        await send_command(env.client, plan.service, unclaimed)
+    # ana started it (`rollout start` signs that); she may not approve it herself.
+    start = await signed(env, trust, "ana", CommandKind.APPROVE, handle)
+    claim = start.signed.claim()
+    text = claim.model_copy(update={"kind": "start"})
+    await handle.signal(
+        "started_by", await signing.sign(text, signing.SigningKey(path=trust.key("ana")))
+    )
+    assert any(
+        e.text.startswith("started by verified ana") for e in (await status_of(handle)).events
+    )
+    own = await signed(env, trust, "ana", CommandKind.APPROVE, handle)
+    with pytest.raises(CommandRefused, match="ana started this rollout and not_by_starter is set"):
+        await send_command(env.client, plan.service, own)
+    first = await send_command(
+        env.client, plan.service, await signed(env, trust, "bo", CommandKind.APPROVE, handle)
+    )
+    assert first.accepted and "1 of 2 approvals (bo)" in first.note
+    again = await send_command(
+        env.client, plan.service, await signed(env, trust, "bo", CommandKind.APPROVE, handle)
+    )
+    assert "bo approved already" in again.note
+    assert (await status_of(handle)).state == RolloutState.AWAITING_APPROVAL
+    assert doubles.shifts == [10]
+    second = await send_command(
+        env.client, plan.service, await signed(env, trust, "cy", CommandKind.APPROVE, handle)
+    )
+    assert second.accepted and second.note == "approved by bo, cy"
+    assert (await settle(env, handle)).state == RolloutState.PROMOTED
+    assert doubles.shifts == [10, 100]

@@ -1,0 +1,74 @@
+"""A release's commands, sent on to its targets' rollouts with what the operator signed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.fanout import signal_targets
+    from plans import OperatorCommand
+    from plans.release import TargetSignals
+    from workflows.failures import root_message
+
+# Commands reach the targets through one activity that signals them all at once.
+FAN_OUT_AT_ONCE = "fan-out-at-once"
+FAN_OUT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
+)
+FAN_OUT_DEADLINE = timedelta(minutes=2)
+
+
+def body(release_id: str, op: OperatorCommand) -> dict[str, Any]:
+    """The signal's body: who and why, and the signature a target checks again."""
+    via = f"via {release_id}"
+    sent: dict[str, Any] = {"by": op.by, "reason": f"{op.reason} ({via})" if op.reason else via}
+    if op.signed is not None:
+        sent["signed"] = op.signed.model_dump()
+    return sent
+
+
+async def forward(release_id: str, workflow_ids: list[str], op: OperatorCommand) -> list[str]:
+    """Send the command to these rollouts; per rollout, in order, '' when sent or why not.
+
+    All at once: a rollback reaches the last target as soon as the first.
+    """
+    if workflow.patched(FAN_OUT_AT_ONCE):
+        return await _at_once(release_id, workflow_ids, op)
+    return list(await asyncio.gather(*(_one(release_id, w, op) for w in workflow_ids)))
+
+
+async def _at_once(release_id: str, workflow_ids: list[str], op: OperatorCommand) -> list[str]:
+    if not workflow_ids:
+        return []
+    request = TargetSignals(
+        workflow_ids=workflow_ids, signal=op.kind.value, body=body(release_id, op)
+    )
+    try:
+        answers: list[str] = await workflow.execute_activity(
+            signal_targets,
+            request,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=FAN_OUT_DEADLINE,
+            retry_policy=FAN_OUT_RETRY,
+            summary=f"{op.kind.value} to {len(workflow_ids)} target(s)",
+        )
+    except ActivityError as error:
+        return [f"could not be sent: {root_message(error)}"] * len(workflow_ids)
+    return answers
+
+
+async def _one(release_id: str, workflow_id: str, op: OperatorCommand) -> str:
+    """Send the command as a signal (releases recorded before the one activity did)."""
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal(
+            op.kind.value, body(release_id, op)
+        )
+    except Exception as error:  # the target ended between the look and the signal
+        return f"could not be sent: {root_message(error)}"
+    return ""
