@@ -17,6 +17,7 @@ from plans import (
     Verdict,
     format_duration,
 )
+from plans.approvals import who
 from starter.records import TemporalRecords
 from starter.traffic import ObservedStatus, TrafficReading, share
 
@@ -157,7 +158,8 @@ def command_table(status: RolloutStatus, last: int = 10) -> Table:
         table.add_row(
             f"{record.at:{WHEN}}",
             record.kind,
-            record.by,
+            # As text: who sent it, verified by their key's fingerprint or only claimed.
+            Text(who(record.by, record.verified)),
             record.reason,
             record.via,
             taken,

@@ -165,7 +165,8 @@ async def cmd_command(args: argparse.Namespace) -> int:
     if getattr(args, "target", None):
         raise release_commands.no_release_for_target(args.service, args.target)
     record = await steering.send_command(client, args.service, command, key=args.key)
-    sender = who(record.by, record.verified) + (f"; {record.note}" if record.note else "")
+    sender = who(record.by, record.verified) if record.verified else record.by
+    sender += f"; {record.note}" if record.note else ""
     out.print(f"[green]{record.kind}[/] taken for {args.service} (by {escape(sender)})")
     return 0
 

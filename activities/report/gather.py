@@ -20,6 +20,7 @@ from activities.names import CHECKS, LOOK, SHIFT_TRAFFIC
 from activities.report import series
 from activities.report.model import CheckMark, Report, StageSpan, TimelineEntry
 from plans import Plan, RolloutStatus, TrafficSplit, Verdict
+from plans.approvals import who
 from plans.inputs import RolloutInput
 from plans.state import CommandRecord, Seen, ShiftRequest
 
@@ -320,7 +321,8 @@ def timeline_of(facts: Facts, status: RolloutStatus | None) -> list[TimelineEntr
 def _command(c: CommandRecord) -> TimelineEntry:
     fate = "accepted" if c.accepted else f"refused: {c.note}"
     why = f" because {c.reason!r}" if c.reason else ""
-    return TimelineEntry(at=c.at, kind="command", text=f"{c.kind} by {c.by}{why} ({fate})")
+    sender = who(c.by, c.verified)
+    return TimelineEntry(at=c.at, kind="command", text=f"{c.kind} by {sender}{why} ({fate})")
 
 
 def report_dir() -> str:

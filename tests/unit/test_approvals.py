@@ -19,6 +19,7 @@ from activities.identity import (
     trust_from_env,
     verify_command,
 )
+from plans import CommandRecord
 from plans.approvals import (
     MAX_NONCES_KEPT,
     MAX_SKEW,
@@ -35,7 +36,9 @@ from plans.approvals import (
 )
 from starter import signing
 from starter.devtrust import write_dev_trust
+from starter.render import command_table
 from tests.keys import Keys, made_keys, trusting
+from tests.unit.test_render import status, text_of
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HERE = [Origin(workflow_id="rollout-checkout", run_ids=["first-run", "this-run"])]
@@ -344,3 +347,14 @@ async def test_the_dev_stack_trusts_the_users_key_or_one_it_makes(
     assert own == signing.SigningKey(path=home / ".ssh" / "id_ed25519")
     answer = await verify_command(ProofRequest(signed=await signing.sign(text(), own)))
     assert answer.signer is not None and answer.signer.fingerprint == keys.fingerprint("ana")
+
+
+def test_status_tells_a_verified_sender_from_a_claimed_one() -> None:
+    records = [
+        CommandRecord(kind="promote", by="cab", reason="", at=NOW, accepted=False, note="no"),
+        CommandRecord(
+            kind="approve", by="ana", reason="", at=NOW, accepted=True, verified="SHA256:x"
+        ),
+    ]
+    shown = text_of(command_table(status(commands=records)))
+    assert "claimed cab" in shown and "verified ana (SHA256:x)" in shown
