@@ -460,6 +460,13 @@ class TargetClaim(BaseModel):
     notice: Notification | None = Field(
         default=None, description="the message the owner's channels get if the lease restores"
     )
+    # What the worker admits before any request: the plan's variables and written hosts.
+    variables: list[tuple[str, str]] = Field(
+        default_factory=list, description="(field, variable) the plan names for its secrets"
+    )
+    hosts: list[tuple[str, str]] = Field(
+        default_factory=list, description="(field, host) of each URL the plan writes out"
+    )
 
 
 class OwnerEnd(BaseModel):
@@ -483,6 +490,7 @@ class ClaimAnswer(BaseModel):
     owner: str
     owner_run_id: str = ""
     since: datetime | None = None
+    refused: str = Field(default="", description="why this worker refuses the plan, if it does")
 
 
 class Look(BaseModel):
