@@ -134,6 +134,19 @@ class OutboundPolicy:
         if not self._listed(host):
             raise OutboundRefused(self._not_listed(host))
 
+    def written_refusal(self, host: str) -> str | None:
+        """Why requests to ``host`` will be refused whatever it resolves to, or None.
+
+        A name the allowlist does not list may still resolve into a range it does: that
+        is known only when the request is sent.
+        """
+        try:
+            self.check_name(host)
+        except OutboundRefused as refused:
+            unsure = self.hosts is not None and self.hosts.networks and not literal_address(host)
+            return None if unsure and host_refusal(host) is None else str(refused)
+        return None
+
     def addresses(self, host: str, port: int) -> list[IPAddress]:
         """The addresses to connect to for ``host``, every one of them allowed, or why not."""
         self._refuse_written(host)

@@ -31,7 +31,9 @@ with workflow.unsafe.imports_passed_through():
         TargetClaim,
         TrafficSplit,
     )
+    from plans.addresses import written_hosts
     from plans.state import RolloutProgress
+    from plans.variables import named_variables
     from plans.visibility import service_of
     from workflows import metering
     from workflows.failures import CANARY_GONE, error_type, root_message
@@ -86,7 +88,9 @@ class Target:
         """Own the router's target, or raise TargetRefused naming the rollout that owns it.
 
         The claim carries what puts stable back, and ``notice`` to tell people, so the lease
-        can restore the target itself if this rollout ends without doing so (terminated).
+        can restore the target itself if this rollout ends without doing so (terminated);
+        and the variables and hosts the plan names, which the worker refuses right there,
+        before any request, when its policy does not give them to plans.
         """
         p, plan = self._p, self._plan
         claim = self._claim().model_copy(
@@ -94,6 +98,8 @@ class Target:
                 "owner_run_id": workflow.info().run_id,
                 "restore": self.request(0),
                 "notice": notice,
+                "variables": named_variables(plan),
+                "hosts": written_hosts(plan),
             }
         )
         answer: ClaimAnswer = await workflow.execute_activity_method(
@@ -107,6 +113,8 @@ class Target:
             p.owns_target = True
             self._audit("target", f"owns {plan.router.target_key()}")
             return
+        if answer.refused:
+            raise TargetRefused(f"this worker does not run the plan as written: {answer.refused}")
         since = f", started {answer.since:%Y-%m-%d %H:%M:%S} UTC" if answer.since else ""
         raise TargetRefused(
             f"{plan.router.describe()} is being moved by {answer.owner}"
