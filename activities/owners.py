@@ -20,6 +20,12 @@ from plans import OwnerEnd, TargetClaim
 WATCH_FOR = timedelta(hours=1)  # one watch's length; the lease then watches again
 HEARTBEAT_EVERY = timedelta(seconds=10)
 STILL_RUNNING = "OwnerStillRunning"
+RELEASE_TARGET = "release_target"
+ENDED_BY_ITSELF = (
+    WorkflowExecutionStatus.COMPLETED,
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED,
+)
 
 
 async def holder(client: Client, lease_id: str) -> tuple[TargetClaim, str] | None:
@@ -58,6 +64,27 @@ class Owners:
         """Whether the rollout holding a lease still runs (the lease ends itself if not)."""
         running, _ = await is_running(self.client, owner)
         return running
+
+    @activity.defn(name="owner_closing")
+    async def owner_closing(self, claim: TargetClaim) -> bool:
+        """Whether the owner's run (``claim.owner_run_id``) is ending by itself.
+
+        Closed on its own (completed, failed, cancelled), or running with its
+        ``release_target`` under way: only then is a release the owner's. Anyone may send
+        the lease a signal; nobody else can make the owner's run release.
+        """
+        handle = self.client.get_workflow_handle(claim.owner, run_id=claim.owner_run_id or None)
+        try:
+            described = await handle.describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        if described.status in ENDED_BY_ITSELF:
+            return True
+        pending = described.raw_description.pending_activities
+        running = described.status == WorkflowExecutionStatus.RUNNING
+        return running and any(a.activity_type.name == RELEASE_TARGET for a in pending)
 
     @activity.defn(name="owner_ended")
     async def owner_ended(self, claim: TargetClaim) -> OwnerEnd:

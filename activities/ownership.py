@@ -7,6 +7,7 @@ names its owner, so anyone can read who holds it without a worker.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,9 @@ from plans import ClaimAnswer, TargetClaim
 from workflows.lease import TargetLease
 
 _CLAIM_ROUNDS = 5
+# How long a release waits for the lease to end (it ends itself later when this runs out).
+RELEASE_POLLS = 50
+RELEASE_POLL_S = 0.2
 
 
 class TargetLeases:
@@ -33,7 +37,13 @@ class TargetLeases:
     def activities(self) -> list[Callable[..., Any]]:
         """The ownership activities, bound to this client, for a worker to register."""
         owners = Owners(self.client)
-        return [self.claim_target, self.release_target, owners.owner_running, owners.owner_ended]
+        return [
+            self.claim_target,
+            self.release_target,
+            owners.owner_running,
+            owners.owner_ended,
+            owners.owner_closing,
+        ]
 
     @activity.defn(name="claim_target")
     async def claim_target(self, claim: TargetClaim) -> ClaimAnswer:
@@ -92,16 +102,25 @@ class TargetLeases:
 
     @activity.defn(name="release_target")
     async def release_target(self, claim: TargetClaim) -> bool:
-        """Release the lease if ``claim.owner`` holds it; True when it did."""
+        """Release the lease if ``claim.owner`` holds it; True when it did.
+
+        The release names this run; the lease frees the target once it has seen this
+        activity under way in that run (``owner_closing``), so the wait here is short.
+        """
         held = await holder(self.client, claim.lease_id)
         if held is None or held[0].owner != claim.owner:
             return False
+        lease = self.client.get_workflow_handle(claim.lease_id, run_id=held[1])
+        asked = {"owner": claim.owner, "run_id": activity.info().workflow_run_id}
         try:
-            await self.client.get_workflow_handle(claim.lease_id, run_id=held[1]).signal(
-                TargetLease.release, claim.owner
-            )
+            await lease.signal(TargetLease.release, asked)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             return False
+        for _ in range(RELEASE_POLLS):
+            if not (await is_running(self.client, claim.lease_id))[0]:
+                break
+            activity.heartbeat()
+            await asyncio.sleep(RELEASE_POLL_S)
         return True

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -33,6 +34,8 @@ RESTORE_WAIT_CAP = 300  # seconds between tries of a restore the router refuses,
 
 # Leases started since watch their owner's end and put stable back after a terminate.
 WATCH_AND_RESTORE = "lease-watches-and-restores"
+# Leases started since free the target on a release only once they see the owner ending.
+CONFIRMED_RELEASE = "lease-confirms-release"
 
 
 @workflow.defn(name="TargetLease")
@@ -163,10 +166,29 @@ class TargetLease:
                 workflow.continue_as_new(claim)
 
     @workflow.signal(name="release")
-    def release(self, owner: str) -> None:
-        """Only the owner's release counts: a stray signal must not free the target."""
-        if owner == self._claim.owner:
-            self._released = True
+    async def release(self, asked: Any) -> None:
+        """Only the owner's release counts: a stray signal must not free the target.
+
+        Anyone can send this signal and type the owner's id, so (in leases started since)
+        the lease first sees for itself that the owner's run is ending by itself: its
+        release under way, or its run closed on its own (``Owners.owner_closing``).
+        """
+        body = asked if isinstance(asked, dict) else {"owner": asked}
+        if body.get("owner") != self._claim.owner:
+            return
+        if workflow.patched(CONFIRMED_RELEASE):
+            run = self._claim.model_copy(update={"owner_run_id": str(body.get("run_id", ""))})
+            closing = await workflow.execute_activity_method(
+                Owners.owner_closing,
+                run,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+                summary=f"is {run.owner} releasing?",
+            )
+            if not closing:
+                workflow.logger.warning("A release not from %s's ending run: ignored", run.owner)
+                return
+        self._released = True
 
     @workflow.query(name="owner")
     def owner(self) -> TargetClaim:

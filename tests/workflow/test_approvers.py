@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from temporalio.worker import Worker
 
 from activities.freezes import FreezeReader, calendar_freezes
 from activities.identity import ALLOWED_SIGNERS_ENV, GROUPS_ENV, REQUIRE_ENV, verify_command
+from activities.owners import holder
+from activities.ownership import TargetLeases
 from plans import (
     CommandKind,
     CommandRecord,
@@ -32,7 +35,10 @@ from starter.operations import CommandRefused, send_command, start_rollout
 from tests.keys import Keys, made_keys, trusting
 from tests.workflow.conftest import Doubles, make_plan, skip
 from tests.workflow.test_rollout_workflow import finish, rolled_back, settle, status_of, until
+from tests.workflow.test_target import owner_watch
 from workflows.freezes import FreezeCalendar
+from workflows.lease import TargetLease
+from workflows.rollout import RolloutWorkflow
 
 
 @pytest.fixture
@@ -351,3 +357,42 @@ async def test_not_by_starter_and_two_approvals(
     assert second.accepted and second.note == "approved by bo, cy"
     assert (await settle(env, handle)).state == RolloutState.PROMOTED
     assert doubles.shifts == [10, 100]
+
+
+# -- the lease: a typed name frees no target ------------------------------------------------
+
+
+@pytest.fixture
+async def lease_worker(env: WorkflowEnvironment, doubles: Doubles) -> AsyncIterator[str]:
+    """A worker with the real TargetLease workflow and its claim, release and owner checks."""
+    queue = f"lease-{uuid.uuid4().hex[:6]}"
+    stand_ins = [a for a in doubles.activities() if "target" not in a.__name__]
+    ownership = [a for a in TargetLeases(env.client).activities() if a.__name__ != "owner_ended"]
+    with ThreadPoolExecutor(8) as executor:
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[RolloutWorkflow, TargetLease],
+            activities=[*stand_ins, *ownership, owner_watch(env.client)],
+            activity_executor=executor,
+        ):
+            yield queue
+
+
+async def test_a_release_signal_from_anyone_but_the_ending_owner_frees_nothing(
+    env, lease_worker, doubles: Doubles
+) -> None:
+    plan = make_plan(service="held", stages=[{"name": "a", "weight": 20, "bake": "1h"}])
+    handle = await start_rollout(env.client, plan, lease_worker)
+    await until(handle, lambda s: s.state == RolloutState.BAKING, env)
+    lease = env.client.get_workflow_handle(plan.target_lease_id)
+    owner_run = (await handle.describe()).run_id
+    await lease.signal("release", "rollout-held")  # the owner's name, typed
+    await lease.signal("release", {"owner": "rollout-held", "run_id": owner_run})
+    await asyncio.sleep(SIGNAL_TAKEN_S)
+    held = await holder(env.client, plan.target_lease_id)
+    assert held is not None and held[0].owner == "rollout-held"
+    # The owner's own release, as it ends, frees the target at once.
+    assert (await settle(env, handle)).state == RolloutState.PROMOTED
+    assert await holder(env.client, plan.target_lease_id) is None
+    assert await lease.result() == "released by rollout-held"
