@@ -230,3 +230,45 @@ def test_every_variable_a_plan_names_is_found_with_its_field() -> None:
 def test_a_malformed_variable_allowlist_says_how_to_write_it(setting: str) -> None:
     with pytest.raises(ValueError, match=r"list variable names .* and prefixes ending in"):
         VariableAllowlist.parse(f"ROLLOUT_TOKEN,{setting}")
+
+
+def test_the_claim_refuses_what_the_workers_policy_does_not_give_plans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from activities.admission import refusals
+    from plans import TargetClaim, parse_plan
+    from plans.addresses import written_hosts
+
+    plan = parse_plan(
+        {
+            **VALID_PLAN,
+            "metrics": {"kind": "prometheus", "url": "http://prometheus.internal:9090"},
+            "hooks": [{"name": "cab", "on": "before_rollout", "url": "http://10.2.3.4/cab"}],
+            "sources": {"tasks": {"kind": "web", "url": "http://$target:8080/s"}},  # filled in
+            "notify": {
+                "webhook_url_env": "HOME",
+                "channels": [{"name": "t", "url_env": "ROLLOUT_T"}],
+            },
+        }
+    )
+    assert written_hosts(plan) == [
+        ("metrics.url", "prometheus.internal"),
+        ("hooks.0.url", "10.2.3.4"),
+    ]
+    claim = TargetClaim(
+        lease_id="target-x",
+        target="t",
+        owner="rollout-shop",
+        service="shop",
+        variables=named_variables(plan),
+        hosts=written_hosts(plan),
+    )
+    monkeypatch.delenv("ROLLOUT_PLAN_SECRETS", raising=False)
+    monkeypatch.setenv("ROLLOUT_OUTBOUND_HOSTS", "prometheus.internal")
+    found = refusals(claim)
+    assert len(found) == 2
+    assert found[0].startswith("notify.webhook_url_env names the environment variable HOME,")
+    assert found[1].startswith("hooks.0.url: 10.2.3.4 is not among the hosts this worker")
+    monkeypatch.setenv("ROLLOUT_PLAN_SECRETS", "ROLLOUT_*,HOME")
+    monkeypatch.setenv("ROLLOUT_OUTBOUND_HOSTS", "prometheus.internal,10.0.0.0/8")
+    assert refusals(claim) == []
