@@ -371,3 +371,20 @@ def test_a_variable_the_worker_allows_is_read(
     assert answer.status == 204
     (request,) = server.requests
     assert b"\r\nAuthorization: Bearer t0ken\r\n" in request
+
+
+def test_a_refusals_body_reaches_the_history_only_as_a_short_clean_excerpt(
+    raw_server: Any,
+) -> None:
+    body = b"\x1b[31mCAB says no\x1b[0m\r\n\x07" + b"because " * 2000
+
+    def refuse(conn: socket.socket, _: RawServer) -> None:
+        head = f"HTTP/1.1 403 Forbidden\r\nContent-Length: {len(body)}\r\n\r\n"
+        conn.sendall(head.encode() + body)
+
+    server = raw_server(refuse)
+    answer = ask_hook(hook_call(server.url + "/cab"))
+    assert answer.status == 403 and not answer.ok
+    assert answer.excerpt.startswith("[31mCAB says no [0m because because")
+    assert len(answer.excerpt) <= 200
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in answer.excerpt)
