@@ -140,6 +140,9 @@ async def send_release_command(
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         raise CommandRefused(str(getattr(cause, "message", cause))) from None
+    if not record.accepted:
+        # Refused after the validator let it through: the worker found the signature wanting.
+        raise CommandRefused(record.note)
     return record
 
 

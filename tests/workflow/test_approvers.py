@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -29,11 +31,16 @@ from plans import (
     RolloutState,
 )
 from plans.approvals import FREEZE_REMOVE, CommandClaim
+from plans.fleet import FleetPlan
 from plans.freezes import FREEZE_CALENDAR_ID, Freeze, FreezeRemoval, FreezeRequest
+from plans.release import ReleaseCommand, ReleaseState
 from starter import governance, signing
 from starter.operations import CommandRefused, send_command, start_rollout
+from starter.releases import send_release_command
 from tests.keys import Keys, made_keys, trusting
 from tests.workflow.conftest import Doubles, make_plan, skip
+from tests.workflow.fleet_doubles import FleetDoubles, fleet_worker, make_fleet, start
+from tests.workflow.fleet_doubles import until as release_until
 from tests.workflow.test_rollout_workflow import finish, rolled_back, settle, status_of, until
 from tests.workflow.test_target import owner_watch
 from workflows.freezes import FreezeCalendar
@@ -396,3 +403,106 @@ async def test_a_release_signal_from_anyone_but_the_ending_owner_frees_nothing(
     assert (await settle(env, handle)).state == RolloutState.PROMOTED
     assert await holder(env.client, plan.target_lease_id) is None
     assert await lease.result() == "released by rollout-held"
+
+
+# -- a release: it verifies, its targets check the same signature -----------------------------
+
+
+def approved_fleet(**overrides: Any) -> FleetPlan:
+    """Two targets in two waves; each target's first stage, and the second wave, need approval."""
+    stages = [
+        {"name": "canary", "weight": 10, "bake": "1m", "check_every": "1m", "approval": True},
+        {"name": "full", "weight": 100, "bake": "10m", "check_every": "10m"},
+    ]
+    return make_fleet(
+        approvers=["sre-leads"],
+        stages=stages,
+        targets={name: {"placeholders": {"region": name}} for name in ("staging", "eu")},
+        waves=[{"targets": ["staging"]}, {"targets": ["eu"], "approval": True}],
+        **overrides,
+    )
+
+
+async def for_release(
+    env: WorkflowEnvironment,
+    keys: Keys,
+    person: str,
+    kind: CommandKind,
+    release: WorkflowHandle[Any, Any],
+    target: str = "",
+) -> ReleaseCommand:
+    """``kind`` signed by ``person`` for the release (and ``target``), at the server's time."""
+    signed_command = await signed(env, keys, person, kind, release, target=target)
+    return ReleaseCommand(command=signed_command, target=target or None)
+
+
+async def child_waits(env: WorkflowEnvironment, fleet: FleetPlan, target: str) -> Any:
+    child = env.client.get_workflow_handle(fleet.child_id(target))
+    for _ in range(200):
+        with contextlib.suppress(RPCError):
+            if (await status_of(child)).state == RolloutState.AWAITING_APPROVAL:
+                await asyncio.sleep(QUIET_S)
+                return child
+        await skip(env, timedelta(minutes=1))
+    raise AssertionError(f"{target} never waited for approval")
+
+
+async def test_a_release_forwards_a_verified_approval_and_its_targets_check_it(
+    env, trust: Keys, no_own_key: None
+) -> None:
+    doubles = FleetDoubles()
+    fleet = approved_fleet()
+    async with fleet_worker(env, doubles) as queue:
+        release = await start(env.client, fleet, queue)
+        staging = await child_waits(env, fleet, "staging")
+        unsigned = ReleaseCommand(
+            command=OperatorCommand(kind=CommandKind.APPROVE), target="staging"
+        )
+        with pytest.raises(CommandRefused, match=f"run rollout approve {fleet.service} --target"):
+            await send_release_command(env.client, fleet.service, unsigned)
+        approve = await for_release(env, trust, "ana", CommandKind.APPROVE, release, "staging")
+        record = await send_release_command(env.client, fleet.service, approve)
+        assert record.sent_to == ["staging"] and record.who().startswith("verified ana (SHA256:")
+        taken = await recorded(staging, 1)
+        assert (taken.by, taken.verified, taken.accepted) == ("ana", trust.fingerprint("ana"), True)
+        # The same signed approval again: used already.
+        with pytest.raises(CommandRefused, match="was used already"):
+            await send_release_command(env.client, fleet.service, approve)
+        # The second wave waits for a release-wide approval, verified too.
+        await release_until(env, release, lambda s: s.state == ReleaseState.AWAITING_APPROVAL)
+        await asyncio.sleep(QUIET_S)
+        wave = await for_release(env, trust, "bo", CommandKind.APPROVE, release)
+        assert (await send_release_command(env.client, fleet.service, wave)).accepted
+        eu = await child_waits(env, fleet, "eu")
+        # Signed for the release's staging target, it is refused by eu, sent straight there.
+        forged = {"by": "ana", "signed": approve.command.signed.model_dump()}
+        await eu.signal("approve", forged)
+        assert "names target 'staging', not this rollout's target" in (await recorded(eu, 1)).note
+        assert doubles.weights_of("eu") == [10]
+        await release.terminate("test over")
+
+
+async def test_not_by_starter_reaches_the_targets_of_a_release(
+    env, trust: Keys, no_own_key: None
+) -> None:
+    doubles = FleetDoubles()
+    fleet = approved_fleet(not_by_starter=True)
+    async with fleet_worker(env, doubles) as queue:
+        release = await start(env.client, fleet, queue)
+        start_text = (await for_release(env, trust, "ana", CommandKind.APPROVE, release)).command
+        claim = start_text.signed.claim()
+        text = claim.model_copy(update={"kind": "start"})
+        await release.signal(
+            "started_by", await signing.sign(text, signing.SigningKey(path=trust.key("ana")))
+        )
+        staging = await child_waits(env, fleet, "staging")
+        own = await for_release(env, trust, "ana", CommandKind.APPROVE, release, "staging")
+        with pytest.raises(CommandRefused, match="ana started this rollout"):
+            await send_release_command(env.client, fleet.service, own)
+        # Straight to the target, the starter's own signature is refused there too.
+        await staging.signal("approve", {"by": "ana", "signed": own.command.signed.model_dump()})
+        assert "ana started this rollout" in (await recorded(staging, 1)).note
+        other = await for_release(env, trust, "bo", CommandKind.APPROVE, release, "staging")
+        assert (await send_release_command(env.client, fleet.service, other)).accepted
+        assert (await recorded(staging, 2)).accepted
+        await release.terminate("test over")
