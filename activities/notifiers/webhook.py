@@ -31,8 +31,10 @@ ANSWER_BYTES = 16 * 1024
 class WebhookNotifier:
     """Posts ``{"text", "service", "state"}`` to the URL in the channel's environment variable."""
 
-    def __init__(self, timeout: float = 10.0) -> None:
+    def __init__(self, timeout: float = 10.0, *, for_plans: bool = True) -> None:
         self.timeout = timeout
+        # False for a channel the operator configures (the alert receiver's): see channel_url.
+        self.for_plans = for_plans
 
     async def send(self, channel: Channel, message: Message) -> None:
         """POST the message; 2xx is delivered, 4xx is refused, anything else may be retried."""
@@ -44,6 +46,7 @@ class WebhookNotifier:
             "notify.webhook_url_env",
             "put the webhook URL there in the worker's environment, or remove"
             " notify.webhook_url_env from the plan",
+            from_plan=self.for_plans,
         )
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise NotifierRefused(

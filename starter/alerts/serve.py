@@ -138,7 +138,7 @@ async def cmd_alerts_serve(args: argparse.Namespace) -> int:
         token,
         rules=rules,
         service_label=args.service_label,
-        notifier=WebhookNotifier() if channel else None,
+        notifier=WebhookNotifier(for_plans=False) if channel else None,
         notify_channel=channel,
     )
     await serve(receiver, host, port, stop, tls=tls, header_timeout=args.header_timeout)
