@@ -16,6 +16,7 @@ from plans.gates import (
     format_value,
     gate_from,
 )
+from plans.leases import ClaimAnswer, OwnerEnd, TargetClaim
 from plans.loading import load_plan, parse_plan
 from plans.match import RequestMatch
 from plans.notify import (
@@ -33,7 +34,6 @@ from plans.routers import EnvoyRouter, FlagdRouter, HAProxyRouter, Router, Route
 from plans.sources import PRESETS, MetricsSource, PrometheusSource, SourceModel
 from plans.stage import Stage
 from plans.state import (
-    ClaimAnswer,
     CommandKind,
     CommandRecord,
     Compensation,
@@ -43,13 +43,11 @@ from plans.state import (
     Notice,
     Notification,
     OperatorCommand,
-    OwnerEnd,
     RolloutResult,
     RolloutState,
     RolloutStatus,
     ShiftRequest,
     StageBrief,
-    TargetClaim,
     TrafficSplit,
     Verdict,
 )
