@@ -168,14 +168,14 @@ async def waiting_for_approval(env: WorkflowEnvironment, handle: WorkflowHandle[
 
 def gated(**overrides: Any) -> Plan:
     """A plan whose first stage waits for an approval from the sre-leads."""
-    return make_plan(
-        approvers=["sre-leads"],
-        stages=[
+    fields: dict[str, Any] = {
+        "approvers": ["sre-leads"],
+        "stages": [
             {"name": "canary", "weight": 10, "bake": "1m", "check_every": "1m", "approval": True},
             {"name": "full", "weight": 100, "bake": "10m", "check_every": "10m"},
         ],
-        **overrides,
-    )
+    }
+    return make_plan(**(fields | overrides))
 
 
 async def signed(
@@ -267,15 +267,62 @@ async def test_only_a_verified_approver_moves_it_forward(
     assert verified in [e.text for e in final.events]
 
 
-async def test_the_cli_signs_with_the_operators_key(
+async def test_the_cli_signs_the_start_and_the_commands_with_the_operators_key(
     env, worker, doubles: Doubles, trust: Keys, no_own_key: None
 ) -> None:
+    plan = gated(not_by_starter=True)
+    handle = await start_rollout(env.client, plan, worker)
+    assert await signing.claim_start(handle, str(trust.key("ana"))) == ""
+    await waiting_for_approval(env, handle)
+    assert any(
+        e.text.startswith("started by verified ana") for e in (await status_of(handle)).events
+    )
+    ask = OperatorCommand(kind=CommandKind.APPROVE, by="whoever", reason="dashboards green")
+    with pytest.raises(CommandRefused, match="ana started this rollout"):
+        await send_command(env.client, plan.service, ask, key=str(trust.key("ana")))
+    record = await send_command(env.client, plan.service, ask, key=str(trust.key("bo")))
+    assert (record.by, record.verified) == ("bo", trust.fingerprint("bo"))
+    assert (await settle(env, handle)).state == RolloutState.PROMOTED
+
+
+async def test_until_the_worker_has_a_trust_file_it_says_how_to_set_one_up(
+    env, worker, doubles: Doubles, keys: Keys, no_own_key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ALLOWED_SIGNERS_ENV, raising=False)
     plan = gated()
     handle = await start_rollout(env.client, plan, worker)
     await waiting_for_approval(env, handle)
-    ask = OperatorCommand(kind=CommandKind.APPROVE, by="whoever", reason="dashboards green")
-    record = await send_command(env.client, plan.service, ask, key=str(trust.key("bo")))
-    assert (record.by, record.verified) == ("bo", trust.fingerprint("bo"))
+    good = await signed(env, keys, "ana", CommandKind.APPROVE, handle)
+    with pytest.raises(CommandRefused) as refused:
+        await send_command(env.client, plan.service, good)
+    assert str(refused.value).startswith(
+        "approve: the worker cannot verify signatures: the worker has no allowed_signers file:"
+        " set ROLLOUT_ALLOWED_SIGNERS on the worker"
+    )
+    assert "`rollout dev up` makes one" in str(refused.value)
+    assert doubles.shifts == [10]
+    await finish(env, handle)
+
+
+async def test_a_worker_that_requires_it_asks_every_plan_for_a_verified_person(
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = gated(approvers=[])
+    handle = await start_rollout(env.client, plan, worker)
+    await waiting_for_approval(env, handle)
+    monkeypatch.setenv(REQUIRE_ENV, "on")
+    await handle.signal("approve", {"by": "lee"})
+    refused = await recorded(handle, 1)
+    assert not refused.accepted and refused.note.startswith(
+        "approve: this rollout needs a signed approval from a person the worker knows"
+    )
+    monkeypatch.delenv(REQUIRE_ENV)
+    # Off again: a plan without approvers takes a name as typed, and says it was claimed.
+    record = await send_command(
+        env.client, plan.service, OperatorCommand(kind=CommandKind.APPROVE, by="lee")
+    )
+    assert record.accepted and (record.by, record.verified) == ("lee", "")
+    assert "approve by claimed lee: taken" in [e.text for e in (await status_of(handle)).events]
     assert (await settle(env, handle)).state == RolloutState.PROMOTED
 
 
@@ -342,9 +389,9 @@ async def test_not_by_starter_and_two_approvals(
     await handle.signal(
         "started_by", await signing.sign(text, signing.SigningKey(path=trust.key("ana")))
     )
-    assert any(
-        e.text.startswith("started by verified ana") for e in (await status_of(handle)).events
-    )
+    await asyncio.sleep(SIGNAL_TAKEN_S)
+    events = (await status_of(handle)).events
+    assert any(e.text.startswith("started by verified ana (SHA256:") for e in events)
     own = await signed(env, trust, "ana", CommandKind.APPROVE, handle)
     with pytest.raises(CommandRefused, match="ana started this rollout and not_by_starter is set"):
         await send_command(env.client, plan.service, own)
