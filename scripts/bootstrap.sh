@@ -39,12 +39,15 @@ need_packages() {
     command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 ||
         missing+=(prometheus-alertmanager)
     command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+    # ssh-keygen signs operators' commands and checks them in the worker (approvers).
+    command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
     need_optional chromium "the test that looks at a rollout report in headless Chromium"
     [ ${#missing[@]} -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "Missing: ${missing[*]}. Install HAProxy 2.4+, Prometheus 2.x and Alertmanager 0.25+" >&2
-        echo "with your package manager so that 'haproxy', 'prometheus' and 'alertmanager' (or" >&2
-        echo "'prometheus-alertmanager') are on PATH, then run this again." >&2
+        echo "Missing: ${missing[*]}. Install HAProxy 2.4+, Prometheus 2.x, Alertmanager 0.25+" >&2
+        echo "and OpenSSH's client with your package manager so that 'haproxy', 'prometheus'," >&2
+        echo "'alertmanager' (or 'prometheus-alertmanager') and 'ssh-keygen' are on PATH, then" >&2
+        echo "run this again." >&2
         exit 1
     fi
     local sudo=""
