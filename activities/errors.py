@@ -15,6 +15,7 @@ class SideEffectError(RolloutError):
     """Base of the errors raised by routers, metric providers and notifiers."""
 
     retryable: ClassVar[bool] = True
+    reported_as: ClassVar[str] = ""  # the error type activities report, if not the class's name
 
 
 class RouterError(SideEffectError):
@@ -28,7 +29,9 @@ class RouterRefused(RouterError):
 
 
 class ServerMissing(RouterRefused):
-    """The router has no server by the name the plan gives."""
+    """The router has no server by the name the plan gives (reported as RouterRefused)."""
+
+    reported_as: ClassVar[str] = "RouterRefused"
 
     def __init__(self, message: str, server: str) -> None:
         super().__init__(message)

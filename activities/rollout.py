@@ -45,7 +45,9 @@ def _reported() -> Iterator[None]:
         yield
     except SideEffectError as error:
         raise ApplicationError(
-            str(error), type=type(error).__name__, non_retryable=not error.retryable
+            str(error),
+            type=error.reported_as or type(error).__name__,
+            non_retryable=not error.retryable,
         ) from None
 
 
