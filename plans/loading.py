@@ -194,6 +194,8 @@ def _load_yaml(text: str, source: str) -> Any:
         _check_yaml_shape(text)
         return yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as error:
+        if "maximum nesting depth" in str(error):  # PyYAML 6.0.4's own limit, met first
+            raise _invalid([_TOO_DEEP], source) from None
         raise _invalid([f"not valid YAML: {error}"], source) from None
     except _TooBig as error:
         raise _invalid([str(error)], source) from None
