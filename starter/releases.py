@@ -31,7 +31,7 @@ from plans.release import (
 from plans.visibility import rollout_workflow_id
 from starter import signing
 from starter.exits import EXIT_ABORTED, EXIT_PROMOTED, EXIT_ROLLED_BACK
-from starter.steering import CommandRefused
+from starter.steering import CommandRefused, refused
 from workflows.release import ReleaseWorkflow
 from workflows.rollout import RolloutWorkflow
 
@@ -121,11 +121,13 @@ async def send_release_command(
     """Send a command to the release: taken (with where it went), or refused with why.
 
     Forward commands are signed for the release (and the target they name) with the
-    operator's SSH key when they have one; the release's targets take them on its word.
+    operator's SSH key when they have one; the release checks the signature, and each
+    target it forwards the command to checks it again.
     """
     handle = client.get_workflow_handle(release_workflow_id(service))
+    unsigned = ""
     if command.command.kind.value in FORWARD:
-        op = await signing.signed(
+        op, unsigned = await signing.signed(
             command.command, await handle.describe(), key, target=command.target or ""
         )
         command = command.model_copy(update={"command": op})
@@ -139,10 +141,10 @@ async def send_release_command(
         )
     except WorkflowUpdateFailedError as error:
         cause = error.cause
-        raise CommandRefused(str(getattr(cause, "message", cause))) from None
+        raise CommandRefused(refused(str(getattr(cause, "message", cause)), unsigned)) from None
     if not record.accepted:
         # Refused after the validator let it through: the worker found the signature wanting.
-        raise CommandRefused(record.note)
+        raise CommandRefused(refused(record.note, unsigned))
     return record
 
 

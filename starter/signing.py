@@ -171,10 +171,15 @@ async def signed(
     description: WorkflowExecutionDescription,
     key: str | None = None,
     target: str = "",
-) -> OperatorCommand:
-    """A forward command signed for this workflow's run when the operator has a key."""
+) -> tuple[OperatorCommand, str]:
+    """A forward command signed for this workflow's run when the operator has a key.
+
+    A key found by itself that cannot sign (a passphrase and no ssh-agent, say) leaves the
+    command unsigned, since the plan may need no signature; the second value then says why,
+    for a refusal to quote. A key named with ``key`` or ROLLOUT_SIGNING_KEY must sign.
+    """
     if command.kind.value not in FORWARD or command.signed is not None:
-        return command
+        return command, ""
     text = claim(
         command.kind.value,
         description.id,
@@ -183,8 +188,15 @@ async def signed(
         reason=command.reason,
         target=target,
     )
-    signature = await maybe_sign(text, key)
-    return command if signature is None else command.model_copy(update={"signed": signature})
+    try:
+        signature = await maybe_sign(text, key)
+    except SigningFailed as failed:
+        if key or os.environ.get(SIGNING_KEY_ENV):
+            raise
+        return command, f"it went unsigned: {failed}"
+    if signature is None:
+        return command, ""
+    return command.model_copy(update={"signed": signature}), ""
 
 
 async def claim_start(handle: WorkflowHandle[Any, Any], key: str | None) -> str:

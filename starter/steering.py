@@ -36,7 +36,7 @@ async def send_command(
         raise CommandRefused(
             f"{command.kind.value}: rollout of {service} has ended ({ending.text})"
         )
-    command = await signing.signed(command, description, key)
+    command, unsigned = await signing.signed(command, description, key)
     try:
         # By name: the typed reference does not fit an async update handler in mypy.
         record: CommandRecord = await handle.execute_update(
@@ -44,8 +44,13 @@ async def send_command(
         )
     except WorkflowUpdateFailedError as error:
         cause = error.cause
-        raise CommandRefused(str(getattr(cause, "message", cause))) from None
+        raise CommandRefused(refused(str(getattr(cause, "message", cause)), unsigned)) from None
     if not record.accepted:
         # Refused after the validator let it through: the worker found the signature wanting.
-        raise CommandRefused(record.note)
+        raise CommandRefused(refused(record.note, unsigned))
     return record
+
+
+def refused(why: str, unsigned: str) -> str:
+    """A refusal, with why the command went unsigned when signing it failed."""
+    return f"{why} ({unsigned})" if unsigned else why

@@ -326,6 +326,24 @@ async def test_a_worker_that_requires_it_asks_every_plan_for_a_verified_person(
     assert (await settle(env, handle)).state == RolloutState.PROMOTED
 
 
+async def test_a_key_that_cannot_sign_is_named_in_the_refusal(
+    env, worker, doubles: Doubles, trust: Keys, tmp_path: Path, no_own_key: None
+) -> None:
+    broken = tmp_path / "home" / ".ssh" / "id_ed25519"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("not a key\n")
+    broken.chmod(0o600)
+    plan = gated()
+    handle = await start_rollout(env.client, plan, worker)
+    await waiting_for_approval(env, handle)
+    with pytest.raises(CommandRefused) as refused:
+        await send_command(env.client, plan.service, OperatorCommand(kind=CommandKind.APPROVE))
+    said = str(refused.value)
+    assert said.startswith("approve: this rollout needs a signed approval from one of [sre-leads]")
+    assert f"(it went unsigned: could not sign the approve command with {broken}:" in said
+    await finish(env, handle)
+
+
 async def test_stopping_needs_no_signature(
     env, worker, doubles: Doubles, trust: Keys, no_own_key: None
 ) -> None:
