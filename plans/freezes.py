@@ -72,7 +72,7 @@ class RemovedFreeze(BaseModel):
     at: datetime
 
     def describe(self) -> str:
-        why = f": {self.reason}" if self.reason else ""
+        why = f": {self.reason}" if self.reason else " (no reason given)"
         return f"{self.freeze.describe()} removed by {who(self.by, self.verified)}{why}"
 
 

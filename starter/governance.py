@@ -153,8 +153,6 @@ async def cmd_freeze(args: argparse.Namespace) -> int:
     request = freeze_request(args) if args.action == "add" else None
     if args.action == "remove" and not args.id:
         raise RolloutError("freeze remove: give the freeze's id (`rollout freeze list`)")
-    if args.action == "remove" and not args.reason:
-        raise RolloutError("freeze remove: give --reason (why the freeze may end early)")
     client = await connect_client()
     queue = args.task_queue or task_queue()
     if request is not None:

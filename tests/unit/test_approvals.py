@@ -34,6 +34,7 @@ from plans.approvals import (
     count_approval,
     judge,
 )
+from plans.freezes import Freeze, RemovedFreeze
 from starter import signing
 from starter.devtrust import write_dev_trust
 from starter.render import command_table
@@ -358,3 +359,18 @@ def test_status_tells_a_verified_sender_from_a_claimed_one() -> None:
     ]
     shown = text_of(command_table(status(commands=records)))
     assert "claimed cab" in shown and "verified ana (SHA256:x)" in shown
+
+
+def test_a_removed_freeze_says_who_removed_it_and_why() -> None:
+    freeze = Freeze(
+        service="checkout",
+        start=NOW,
+        end=NOW + timedelta(days=1),
+        reason="year end",
+        id="f1a2b001",
+        added_at=NOW,
+    )
+    verified = RemovedFreeze(freeze=freeze, by="ana", verified="SHA256:x", reason="done", at=NOW)
+    assert verified.describe().endswith("removed by verified ana (SHA256:x): done")
+    claimed = RemovedFreeze(freeze=freeze, by="kim", at=NOW)
+    assert claimed.describe().endswith("removed by claimed kim (no reason given)")
