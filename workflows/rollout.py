@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         rolled_back,
         status_of,
     )
+    from workflows.stopping import Stopping
     from workflows.target import Target, TargetRefused
     from workflows.windows import Windows
 
@@ -61,14 +62,11 @@ OWN_AND_OBSERVE = "own-and-observe-target"
 # Runs since read the router and judge the gates in one local activity a check.
 ONE_LOOK = "one-look-per-check"
 
-# Runs since put stable back before they tell anyone, and let no cancel stop the restore.
-RESTORE_FIRST = "restore-first"
-
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
 
 
 @workflow.defn(name=ROLLOUT_WORKFLOW)
-class RolloutWorkflow:
+class RolloutWorkflow(Stopping):
     """Shift, bake while checking, wait for approval where asked, stage after stage."""
 
     @workflow.init
@@ -129,15 +127,6 @@ class RolloutWorkflow:
             await self._stop("rollout was cancelled")
             raise
         return result_of(plan, p)
-
-    async def _go_on_restoring(self) -> RolloutResult:
-        """A new run of a rollback whose restore the router kept refusing: carry on with it."""
-        p = self._p
-        final = p.stopping_as or RolloutState.ROLLED_BACK
-        await self._stop(p.reason, final)
-        if final == RolloutState.ROLLED_BACK:
-            raise rolled_back(self._plan, p)
-        return result_of(self._plan, p)
 
     # -- a stage, as the runbook has it -------------------------------------------------------
 
@@ -383,76 +372,6 @@ class RolloutWorkflow:
         await write_report(p)
         await self._notices.promoted()
         await self._hooks.at("after_promote")
-        await self._target.release()
-
-    async def _stop(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
-        """Put stable back and end ``final``; nothing cancels the restore once it has begun.
-
-        A cancel that arrives meanwhile (``temporal workflow cancel``, a release closing its
-        children) is recorded, and honoured once stable is back and read back.
-        """
-        if not workflow.patched(RESTORE_FIRST):
-            await self._roll_back(reason, final)
-            return
-        if self._p.state == RolloutState.PROMOTED:
-            return  # cancelled while telling of the promotion: the new version is stable now
-        stopping = asyncio.ensure_future(self._restore_first(reason, final))
-        cancelled = False
-        while not stopping.done():
-            try:
-                await asyncio.shield(stopping)
-            except asyncio.CancelledError:
-                if not stopping.done() and not cancelled:
-                    self._audit("cancel", "cancel asked while stable is put back: after it")
-                cancelled = True
-        stopping.result()
-        if cancelled:
-            raise asyncio.CancelledError()
-
-    async def _restore_first(self, reason: str, final: RolloutState) -> None:
-        """The router first: people, hooks and the report are told while it is put back."""
-        p = self._p
-        begins = p.stopping_as is None  # not a run carrying on a restore the router refused
-        if begins:
-            p.reason = reason
-            p.stopping_as = final
-            self._audit("rollback", f"restoring stable: {reason}")
-            p.state = RolloutState.ROLLING_BACK
-            self._publish()
-        # Started first, so the restore's shift is the first thing the run schedules.
-        restoring = asyncio.ensure_future(
-            self._target.restore(self._observes, self._notices.say_later, for_good=True)
-        )
-        if begins:
-            self._notices.rollback_starting(reason)
-        if not await restoring:
-            await continue_in_new_run(self._input, p)
-        await self._hooks.at("on_rollback", reason=reason)
-        await self._end_restored(reason, final)
-
-    async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
-        """Put stable back (the compensation stack in reverse), then end ``final``.
-
-        The order of runs recorded before the restore came first (``RESTORE_FIRST``).
-        """
-        p = self._p
-        p.reason = reason
-        self._audit("rollback", f"restoring stable: {reason}")
-        p.state = RolloutState.ROLLING_BACK
-        self._publish()
-        await self._notices.rollback_started(reason)
-        await self._target.restore(read_back=self._observes)
-        await self._hooks.at("on_rollback", reason=reason)
-        await self._end_restored(reason, final)
-
-    async def _end_restored(self, reason: str, final: RolloutState) -> None:
-        p = self._p
-        p.state = final
-        self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
-        self._publish()
-        await write_report(p)
-        await self._notices.drain()
-        await self._notices.ended(final.value.replace("_", " "), reason)
         await self._target.release()
 
     def _failed_step(self) -> str:

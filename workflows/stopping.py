@@ -1,0 +1,123 @@
+"""How a rollout stops: stable back first, with nothing cancelling it, then the end told.
+
+Mixed into ``RolloutWorkflow``: these steps drive the run's own parts (its target, its
+notices, its hooks) and write its progress, so they live beside it rather than behind
+callbacks. Deterministic workflow code, like the rest of ``workflows/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from plans import Plan, RolloutResult, RolloutState
+    from plans.inputs import RolloutInput
+    from plans.state import RolloutProgress
+    from workflows.ending import write_report
+    from workflows.hooks import Hooks
+    from workflows.notices import Notices
+    from workflows.runs import continue_in_new_run
+    from workflows.status import result_of, rolled_back
+    from workflows.target import Target
+
+# Runs since put stable back before they tell anyone, and let no cancel stop the restore.
+RESTORE_FIRST = "restore-first"
+
+
+class Stopping:
+    """The rollout's stop: the compensation stack run to its end, then the run's end."""
+
+    _input: RolloutInput
+    _plan: Plan
+    _p: RolloutProgress
+    _observes: bool
+    _target: Target
+    _notices: Notices
+    _hooks: Hooks
+
+    def _audit(self, kind: str, text: str) -> None:
+        raise NotImplementedError  # the workflow's audit trail
+
+    def _publish(self) -> None:
+        raise NotImplementedError  # the workflow's details and search attributes
+
+    async def _go_on_restoring(self) -> RolloutResult:
+        """A new run of a rollback whose restore the router kept refusing: carry on with it."""
+        p = self._p
+        final = p.stopping_as or RolloutState.ROLLED_BACK
+        await self._stop(p.reason, final)
+        if final == RolloutState.ROLLED_BACK:
+            raise rolled_back(self._plan, p)
+        return result_of(self._plan, p)
+
+    async def _stop(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
+        """Put stable back and end ``final``; nothing cancels the restore once it has begun.
+
+        A cancel that arrives meanwhile (``temporal workflow cancel``, a release closing its
+        children) is recorded, and honoured once stable is back and read back.
+        """
+        if not workflow.patched(RESTORE_FIRST):
+            await self._roll_back(reason, final)
+            return
+        if self._p.state == RolloutState.PROMOTED:
+            return  # cancelled while telling of the promotion: the new version is stable now
+        stopping = asyncio.ensure_future(self._restore_first(reason, final))
+        cancelled = False
+        while not stopping.done():
+            try:
+                await asyncio.shield(stopping)
+            except asyncio.CancelledError:
+                if not stopping.done() and not cancelled:
+                    self._audit("cancel", "cancel asked while stable is put back: after it")
+                cancelled = True
+        stopping.result()
+        if cancelled:
+            raise asyncio.CancelledError()
+
+    async def _restore_first(self, reason: str, final: RolloutState) -> None:
+        """The router first: people, hooks and the report are told while it is put back."""
+        p = self._p
+        begins = p.stopping_as is None  # not a run carrying on a restore the router refused
+        if begins:
+            p.reason = reason
+            p.stopping_as = final
+            self._audit("rollback", f"restoring stable: {reason}")
+            p.state = RolloutState.ROLLING_BACK
+            self._publish()
+        # Started first, so the restore's shift is the first thing the run schedules.
+        restoring = asyncio.ensure_future(
+            self._target.restore(self._observes, self._notices.say_later, for_good=True)
+        )
+        if begins:
+            self._notices.rollback_starting(reason)
+        if not await restoring:
+            await continue_in_new_run(self._input, p)
+        await self._hooks.at("on_rollback", reason=reason)
+        await self._end_restored(reason, final)
+
+    async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
+        """Put stable back (the compensation stack in reverse), then end ``final``.
+
+        The order of runs recorded before the restore came first (``RESTORE_FIRST``).
+        """
+        p = self._p
+        p.reason = reason
+        self._audit("rollback", f"restoring stable: {reason}")
+        p.state = RolloutState.ROLLING_BACK
+        self._publish()
+        await self._notices.rollback_started(reason)
+        await self._target.restore(read_back=self._observes)
+        await self._hooks.at("on_rollback", reason=reason)
+        await self._end_restored(reason, final)
+
+    async def _end_restored(self, reason: str, final: RolloutState) -> None:
+        p = self._p
+        p.state = final
+        self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
+        self._publish()
+        await write_report(p)
+        await self._notices.drain()
+        await self._notices.ended(final.value.replace("_", " "), reason)
+        await self._target.release()
