@@ -260,6 +260,9 @@ def main() -> None:
     parser.add_argument("--hooks", action="store_true", help="only two runs with hooks")
     args = parser.parse_args()
     prefix = args.prefix
+    # The plans name HISTORY_* variables: the stack's worker gives plans those, as a
+    # deployment would through its allowlist.
+    os.environ["ROLLOUT_PLAN_SECRETS"] = "HISTORY_*"
     if args.notify:
         receive_notifications()
     hooks_url = receive_hooks() if args.hooks else ""

@@ -62,6 +62,14 @@ def test_the_three_kinds_of_run_are_kept() -> None:
     }
     # Recorded with hooks and a smoke check (`capture_histories.py --hooks`).
     assert {p.stem for p in HISTORIES} >= {"hooks_promoted", "hooks_rolled_back"}
+    # Recorded since a rollback puts stable back first and no cancel stops it, and forward
+    # commands ask the worker who signed them (`--prefix stop_ --notify`, `--hooks`).
+    assert {p.stem for p in HISTORIES} >= {
+        "stop_promoted",
+        "stop_rolled_back",
+        "stop_continued_as_new",
+        "stop_hooks_rolled_back",
+    }
 
 
 @pytest.mark.parametrize("name", ["promoted", "owned_promoted", "input_promoted"])
