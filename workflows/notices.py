@@ -153,17 +153,21 @@ class Notices:
             notice=notice.model_copy(update={"key": f"{notice.key}/lease"}),
         )
 
-    def rollback_starting(self, reason: str) -> None:
-        """Tell people stable is being put back, without holding the restore up."""
+    def rollback_starting(self, reason: str, asked: Callable[[], bool]) -> None:
+        """Tell people stable is being put back once ``asked`` holds (the router has answered
+        the restore, yes or no), without holding the restore up."""
         self._restoring = [c.description for c in reversed(self._p.compensations)]
-        self.in_background(
-            self.tell(
-                EventKind.ROLLBACK_STARTED,
-                f"Rollback of {self._plan.service} {self._plan.version} started: {reason}",
-                reason=reason,
-                restored=self._restoring,
-                wait=False,
-            )
+        self.in_background(self._rollback_told(reason, asked, self._p.canary_weight))
+
+    async def _rollback_told(self, reason: str, asked: Callable[[], bool], weight: int) -> None:
+        await workflow.wait_condition(asked)
+        await self.tell(
+            EventKind.ROLLBACK_STARTED,
+            f"Rollback of {self._plan.service} {self._plan.version} started: {reason}",
+            reason=reason,
+            restored=self._restoring,
+            wait=False,
+            weight=weight,
         )
 
     async def say_later(self, kind: EventKind, text: str) -> None:
@@ -195,11 +199,13 @@ class Notices:
         reason: str = "",
         restored: list[str] | None = None,
         wait: bool = True,
+        weight: int | None = None,
     ) -> None:
         """Send the event to every channel that hears it; a lost message stops nothing.
 
         Without ``wait`` the message goes out while the workflow goes on (a rollback does
         not wait for a slow receiver); it is waited for before the next event is told.
+        ``weight``: the canary's when the event happened, if not its weight now.
         """
         plan, p = self._plan, self._p
         await self._settle()
@@ -217,7 +223,7 @@ class Notices:
             text=text,
             service=plan.service,
             state=p.state.value,
-            notice=self._notice(kind, reason, restored or []),
+            notice=self._notice(kind, reason, restored or [], weight),
         )
         self._pending = workflow.start_activity(
             notify,
@@ -245,7 +251,9 @@ class Notices:
             self._more = workflow.patched(MORE_EVENTS)
         return self._more
 
-    def _notice(self, kind: EventKind, reason: str, restored: list[str]) -> Notice:
+    def _notice(
+        self, kind: EventKind, reason: str, restored: list[str], weight: int | None = None
+    ) -> Notice:
         plan, p = self._plan, self._p
         info = workflow.info()
         index = min(p.stage_index, len(plan.stages) - 1)
@@ -261,7 +269,7 @@ class Notices:
             stage=stage.name,
             stage_index=index,
             stage_count=len(plan.stages),
-            weight=p.canary_weight,
+            weight=p.canary_weight if weight is None else weight,
             stages=[
                 StageBrief(
                     name=s.name,

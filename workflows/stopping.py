@@ -91,7 +91,10 @@ class Stopping:
             self._target.restore(self._observes, self._notices.say_later, for_good=True)
         )
         if begins:
-            self._notices.rollback_starting(reason)
+            # Told once the router has answered the restore: nothing goes ahead of it.
+            self._notices.rollback_starting(
+                reason, lambda: restoring.done() or p.restore_rounds > 0
+            )
         if not await restoring:
             await continue_in_new_run(self._input, p)
         await self._hooks.at("on_rollback", reason=reason)

@@ -13,7 +13,13 @@ def test_a_new_run_passes_plan_progress_and_settings_in_one_model() -> None:
     decoded = RolloutInput.model_validate(start.model_dump(mode="json"))
     assert decoded == start
     assert decoded.progress is None
-    assert set(start.model_dump()) == {"plan", "progress", "checks_per_run", "visibility"}
+    assert set(start.model_dump()) == {
+        "plan",
+        "progress",
+        "checks_per_run",
+        "visibility",
+        "release",
+    }
 
 
 def test_a_plan_alone_reads_as_the_input_of_an_earlier_run() -> None:
