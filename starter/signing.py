@@ -8,7 +8,6 @@ stack's folder for a user who had none. ``ssh-keygen -Y sign`` signs the command
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import tempfile
@@ -19,6 +18,7 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 
+from activities.identity.programs import run_bounded
 from plans import OperatorCommand, RolloutError
 from plans.approvals import FORWARD, SIGNING_NAMESPACE, START, CommandClaim, SignedCommand
 from starter.connection import stack_dir
@@ -140,24 +140,13 @@ async def maybe_sign(text: CommandClaim, explicit: str | None = None) -> SignedC
 
 async def _run(*argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        return await run_bounded(*argv, stdin=stdin, timeout_s=TIMEOUT_S)
     except FileNotFoundError:
         raise SigningFailed(
             f"{argv[0]} is not installed: install openssh-client to sign commands"
         ) from None
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin or b""), TIMEOUT_S)
     except TimeoutError:
-        process.kill()
-        await process.wait()
         raise SigningFailed(f"{argv[0]} did not answer within {TIMEOUT_S:g}s") from None
-    code = process.returncode if process.returncode is not None else -1
-    return code, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def first_run_id(description: WorkflowExecutionDescription) -> str:

@@ -8,12 +8,12 @@ that verifies never blocks its workflows.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import tempfile
 from pathlib import Path
 
 from activities.identity.base import SignatureRefused
+from activities.identity.programs import run_bounded
 from plans.approvals import SEE, SIGNING_NAMESPACE, Signer
 
 SSH_KEYGEN = "ssh-keygen"
@@ -90,26 +90,14 @@ class SshSignatures:
 async def _keygen(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     """Run ssh-keygen; its exit code, standard output and standard error."""
     try:
-        process = await asyncio.create_subprocess_exec(
-            SSH_KEYGEN,
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        return await run_bounded(SSH_KEYGEN, *args, stdin=stdin, timeout_s=TIMEOUT_S)
     except FileNotFoundError:
         raise SignatureRefused(
             "the worker cannot check SSH signatures: ssh-keygen is not installed there"
             " (install openssh-client)"
         ) from None
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin or b""), TIMEOUT_S)
     except TimeoutError:
-        process.kill()
-        await process.wait()
         raise SignatureRefused(f"ssh-keygen took longer than {TIMEOUT_S:g}s to check") from None
-    code = process.returncode if process.returncode is not None else -1
-    return code, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def _last_line(text: str) -> str:
