@@ -17,7 +17,9 @@ that answers 200), so the histories hold the notify activities of each event. Wi
 `--hooks` it records only two runs with hooks and a smoke check (``hooks_promoted``: a gate
 that answers 202 before it says yes, at the end of a stage that stays checked, a check, a
 notify and an event hook; ``hooks_rolled_back``: a gate that refuses, and an on_rollback
-hook after the restore), served by a local receiver.
+hook after the restore), served by a local receiver. With `--leases` it records only two
+target leases into tests/histories/lease/ (``released`` by a promoted rollout, ``restored``:
+stable put back after its owner was terminated).
 """
 
 from __future__ import annotations
@@ -253,11 +255,40 @@ async def capture_hooks(info: devstack.StackInfo, prefix: str, url: str) -> None
     export(info, refused.workflow_id, handle.result_run_id or "", prefix + "hooks_rolled_back")
 
 
+async def lease_run(client: Client, lease_id: str) -> str:
+    """The run id of the target's lease that closed last, once no lease runs."""
+    for _ in range(600):
+        runs = [w async for w in client.list_workflows(f"WorkflowId = '{lease_id}'")]
+        if runs and all(r.close_time is not None for r in runs):
+            return max(runs, key=lambda r: r.close_time or r.start_time).run_id
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"the lease {lease_id} did not end")
+
+
+async def capture_leases(info: devstack.StackInfo, prefix: str) -> None:
+    """A lease released by a promoted rollout, and one that put stable back after a terminate."""
+    client = await Client.connect(info.temporal_address, data_converter=pydantic_data_converter)
+    quick = [{"name": "ten", "weight": 10, "bake": "6s", "check_every": "1s"}]
+    promoted = plan(info, "lease-promoted", quick)
+    handle = await operations.start_rollout(client, promoted, info.task_queue)
+    await handle.result()
+    lease_id = promoted.target_lease_id
+    export(info, lease_id, await lease_run(client, lease_id), f"lease/{prefix}released")
+    half = [{"name": "half", "weight": 50, "bake": "1m", "check_every": "1s"}]
+    terminated = plan(info, "lease-terminated", half)
+    handle = await operations.start_rollout(client, terminated, info.task_queue)
+    while (await operations.status(client, terminated.service)).state != RolloutState.BAKING:
+        await asyncio.sleep(0.2)
+    await handle.terminate("history: the lease puts stable back")
+    export(info, lease_id, await lease_run(client, lease_id), f"lease/{prefix}restored")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prefix", default="", help="put before each file's name")
     parser.add_argument("--notify", action="store_true", help="plans tell two channels")
     parser.add_argument("--hooks", action="store_true", help="only two runs with hooks")
+    parser.add_argument("--leases", action="store_true", help="only two target leases")
     args = parser.parse_args()
     prefix = args.prefix
     # The plans name HISTORY_* variables: the stack's worker gives plans those, as a
@@ -270,7 +301,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         info = devstack.up(Path(folder))
         try:
-            if hooks_url:
+            if args.leases:
+                (OUT / "lease").mkdir(exist_ok=True)
+                asyncio.run(capture_leases(info, prefix))
+            elif hooks_url:
                 asyncio.run(capture_hooks(info, prefix, hooks_url))
             else:
                 asyncio.run(capture(info, prefix))
