@@ -24,6 +24,7 @@ from temporalio import activity
 from activities.identity.base import SignatureRefused, Verifier
 from activities.identity.sshsig import SshSignatures
 from plans.approvals import PRINCIPAL, SEE, ProofAnswer, ProofRequest
+from plans.files import UnreadableFile, read_small_text
 
 ALLOWED_SIGNERS_ENV = "ROLLOUT_ALLOWED_SIGNERS"
 GROUPS_ENV = "ROLLOUT_APPROVER_GROUPS"
@@ -76,14 +77,13 @@ def verifier_from_env(environ: Mapping[str, str]) -> Verifier | str:
 def read_groups(path: Path) -> dict[str, frozenset[str]]:
     """Groups by name from a file of ``group: principal, principal`` lines (``#`` comments)."""
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_GROUPS_BYTES + 1)
-    except OSError as error:
-        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
-    if len(data) > MAX_GROUPS_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_GROUPS_BYTES:,} bytes")
+        text = read_small_text(
+            path, MAX_GROUPS_BYTES, f"{path} is larger than {MAX_GROUPS_BYTES:,} bytes"
+        )
+    except UnreadableFile as error:
+        raise ValueError(str(error)) from None
     groups: dict[str, frozenset[str]] = {}
-    for number, raw in enumerate(data.decode(errors="replace").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
