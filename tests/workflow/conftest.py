@@ -14,17 +14,21 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.identity import verify_command
+from activities.ownership import TargetLeases
 from plans import (
     ClaimAnswer,
     GateCheck,
     GateOutcome,
     Notification,
+    OwnerEnd,
     Plan,
     ShiftRequest,
     TargetClaim,
@@ -35,6 +39,7 @@ from plans import (
 from plans.freezes import Freeze
 from plans.state import Look, ReportRequest, Seen
 from starter.operations import SEARCH_ATTRIBUTES
+from workflows.lease import TargetLease
 from workflows.rollout import RolloutWorkflow
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
@@ -242,3 +247,44 @@ def make_plan(service: str | None = None, **overrides: Any) -> Plan:
     }
     data.update(overrides)
     return parse_plan(data)
+
+
+def owner_watch(client: Client) -> Callable[..., Any]:
+    """The lease's watch of its owner, one look a try: the test server skips no time while an
+    activity runs, so the real watch's long poll would hold its clock still."""
+
+    @activity.defn(name="owner_ended")
+    async def owner_ended(claim: TargetClaim) -> OwnerEnd:
+        described = await client.get_workflow_handle(claim.owner).describe()
+        if described.status == WorkflowExecutionStatus.RUNNING and (
+            described.run_id == claim.owner_run_id or not claim.owner_run_id
+        ):
+            raise ApplicationError("still runs", next_retry_delay=timedelta(minutes=1))
+        if described.status == WorkflowExecutionStatus.RUNNING:  # a reset run
+            return OwnerEnd(how="terminated", running=True, run_id=described.run_id or "")
+        how = {
+            WorkflowExecutionStatus.TERMINATED: "terminated",
+            WorkflowExecutionStatus.TIMED_OUT: "timed out",
+            WorkflowExecutionStatus.CANCELED: "cancelled",
+            WorkflowExecutionStatus.FAILED: "failed",
+        }.get(described.status or WorkflowExecutionStatus.COMPLETED, "completed")
+        return OwnerEnd(how=how, running=False, run_id=described.run_id or "")
+
+    return owner_ended
+
+
+@pytest.fixture
+async def leased(env: WorkflowEnvironment, doubles: Doubles) -> AsyncIterator[str]:
+    """A worker with the real TargetLease workflow and claim/release activities."""
+    queue = f"lease-{uuid.uuid4().hex[:6]}"
+    stand_ins = [a for a in doubles.activities() if "target" not in a.__name__]
+    ownership = [a for a in TargetLeases(env.client).activities() if a.__name__ != "owner_ended"]
+    with ThreadPoolExecutor(8) as executor:
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[RolloutWorkflow, TargetLease],
+            activities=[*stand_ins, *ownership, owner_watch(env.client)],
+            activity_executor=executor,
+        ):
+            yield queue

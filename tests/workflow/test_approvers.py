@@ -7,7 +7,6 @@ import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from temporalio.worker import Worker
 from activities.freezes import FreezeReader, calendar_freezes
 from activities.identity import ALLOWED_SIGNERS_ENV, GROUPS_ENV, REQUIRE_ENV, verify_command
 from activities.owners import holder
-from activities.ownership import TargetLeases
 from plans import (
     CommandKind,
     CommandRecord,
@@ -42,10 +40,7 @@ from tests.workflow.conftest import Doubles, make_plan, skip
 from tests.workflow.fleet_doubles import FleetDoubles, fleet_worker, make_fleet, start
 from tests.workflow.fleet_doubles import until as release_until
 from tests.workflow.test_rollout_workflow import finish, rolled_back, settle, status_of, until
-from tests.workflow.test_target import owner_watch
 from workflows.freezes import FreezeCalendar
-from workflows.lease import TargetLease
-from workflows.rollout import RolloutWorkflow
 
 
 @pytest.fixture
@@ -434,28 +429,11 @@ async def test_not_by_starter_and_two_approvals(
 # -- the lease: a typed name frees no target ------------------------------------------------
 
 
-@pytest.fixture
-async def lease_worker(env: WorkflowEnvironment, doubles: Doubles) -> AsyncIterator[str]:
-    """A worker with the real TargetLease workflow and its claim, release and owner checks."""
-    queue = f"lease-{uuid.uuid4().hex[:6]}"
-    stand_ins = [a for a in doubles.activities() if "target" not in a.__name__]
-    ownership = [a for a in TargetLeases(env.client).activities() if a.__name__ != "owner_ended"]
-    with ThreadPoolExecutor(8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=queue,
-            workflows=[RolloutWorkflow, TargetLease],
-            activities=[*stand_ins, *ownership, owner_watch(env.client)],
-            activity_executor=executor,
-        ):
-            yield queue
-
-
 async def test_a_release_signal_from_anyone_but_the_ending_owner_frees_nothing(
-    env, lease_worker, doubles: Doubles
+    env, leased, doubles: Doubles
 ) -> None:
     plan = make_plan(service="held", stages=[{"name": "a", "weight": 20, "bake": "1h"}])
-    handle = await start_rollout(env.client, plan, lease_worker)
+    handle = await start_rollout(env.client, plan, leased)
     await until(handle, lambda s: s.state == RolloutState.BAKING, env)
     lease = env.client.get_workflow_handle(plan.target_lease_id)
     owner_run = (await handle.describe()).run_id

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.owners import holder
-from activities.ownership import TargetLeases
-from plans import OwnerEnd, RolloutState, TargetClaim, TrafficSplit
+from plans import RolloutState, TrafficSplit
 from starter.operations import start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip
 from tests.workflow.test_rollout_workflow import settle, status_of, until
-from workflows.lease import TargetLease
-from workflows.rollout import RolloutWorkflow
 
 WEBHOOK = {"webhook_url_env": "ROLLOUT_TEST_WEBHOOK"}
 
@@ -77,47 +68,6 @@ async def test_a_restore_is_asserted_again_until_it_holds(env, worker, doubles) 
 
 
 # -- ownership, with the real lease workflow and activities ---------------------------------
-
-
-def owner_watch(client: Client) -> Callable[..., Any]:
-    """The lease's watch of its owner, one look a try: the test server skips no time while an
-    activity runs, so the real watch's long poll would hold its clock still."""
-
-    @activity.defn(name="owner_ended")
-    async def owner_ended(claim: TargetClaim) -> OwnerEnd:
-        described = await client.get_workflow_handle(claim.owner).describe()
-        if described.status == WorkflowExecutionStatus.RUNNING and (
-            described.run_id == claim.owner_run_id or not claim.owner_run_id
-        ):
-            raise ApplicationError("still runs", next_retry_delay=timedelta(minutes=1))
-        if described.status == WorkflowExecutionStatus.RUNNING:  # a reset run
-            return OwnerEnd(how="terminated", running=True, run_id=described.run_id or "")
-        how = {
-            WorkflowExecutionStatus.TERMINATED: "terminated",
-            WorkflowExecutionStatus.TIMED_OUT: "timed out",
-            WorkflowExecutionStatus.CANCELED: "cancelled",
-            WorkflowExecutionStatus.FAILED: "failed",
-        }.get(described.status or WorkflowExecutionStatus.COMPLETED, "completed")
-        return OwnerEnd(how=how, running=False, run_id=described.run_id or "")
-
-    return owner_ended
-
-
-@pytest.fixture
-async def leased(env: WorkflowEnvironment, doubles: Doubles) -> AsyncIterator[str]:
-    """A worker with the real TargetLease workflow and claim/release activities."""
-    queue = f"lease-{uuid.uuid4().hex[:6]}"
-    stand_ins = [a for a in doubles.activities() if "target" not in a.__name__]
-    ownership = [a for a in TargetLeases(env.client).activities() if a.__name__ != "owner_ended"]
-    with ThreadPoolExecutor(8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=queue,
-            workflows=[RolloutWorkflow, TargetLease],
-            activities=[*stand_ins, *ownership, owner_watch(env.client)],
-            activity_executor=executor,
-        ):
-            yield queue
 
 
 async def refusal(env: WorkflowEnvironment, handle) -> str:
