@@ -48,7 +48,7 @@ from scipy.stats import beta
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.judge import Side, judge_gate
-from plans import Gate, GateOutcome, parse_plan
+from plans import Gate, GateOutcome, StatisticalGate, parse_plan
 from plans.state import RolloutProgress
 from workflows.decisions import judge_checks
 
@@ -228,7 +228,7 @@ def _error_side(s: Streams, version: str, end: int, gate: Gate) -> Side:
     window = int(gate.window.total_seconds())
     requests = s.requests[version][end - window : end]
     errors = s.errors[version][end - window : end]
-    if gate.kind != "statistical":
+    if not isinstance(gate, StatisticalGate):
         n, bad = float(requests.sum()), float(errors.sum())
         return Side(value=bad / n if n else math.nan, samples=n)
     step = int(gate.step.total_seconds())
@@ -242,7 +242,7 @@ def _latency_side(s: Streams, version: str, end: int, gate: Gate) -> Side:
     window = int(gate.window.total_seconds())
     steps = s.buckets[version][(end - window) // STEP_S : end // STEP_S]
     samples = float(steps.sum())
-    if gate.test == "mann-whitney":
+    if isinstance(gate, StatisticalGate) and gate.test == "mann-whitney":
         stride = int(gate.step.total_seconds()) // STEP_S
         points = tuple(
             _quantile(0.95, steps[i : i + stride].sum(axis=0)) for i in range(0, len(steps), stride)
