@@ -1,6 +1,12 @@
 """How often the gates roll back a healthy canary, and how fast they catch a bad one.
 
-Run ``python benchmarks/judge_quality.py``; it prints one JSON object.
+It prints one JSON object. The README's judge table comes from (fixed seed, about 40 s on
+2 cores)::
+
+    .venv/bin/python benchmarks/judge_quality.py
+
+``--quick`` runs every cell with a few stages in one process (a second or two): the same
+JSON, for the tests, not for the numbers.
 
 Synthetic canary/stable streams go through the same code as a rollout: the gates are
 parsed from a plan (presets, defaults and validation included), each check's numbers go
@@ -28,6 +34,7 @@ p95, failure_limit 1, no minimum of requests.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -64,6 +71,7 @@ TRAFFIC = (10, 100, 1000)
 STARVED_RPS = 0.5  # below every gate's min_samples: the judge must not pass it
 HEALTHY_STAGES = 700
 REGRESSED_STAGES = 400
+QUICK_STAGES = 3  # per cell, healthy or regressed, with --quick
 BUCKETS = np.array(
     [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, np.inf]
 )
@@ -341,22 +349,33 @@ def _looks(results: list[StageResult]) -> dict[str, float]:
     }
 
 
-def _tasks() -> Iterator[tuple[str, float, int, int]]:
+def _tasks(healthy: int, regressed: int) -> Iterator[tuple[str, float, int, int]]:
     seeds = np.random.SeedSequence(SEED).spawn(len(SCENARIOS) * len(TRAFFIC))
     index = 0
     for scenario in SCENARIOS:
         for rps in TRAFFIC if scenario != "starved" else (STARVED_RPS,):
-            stages = HEALTHY_STAGES if scenario == "healthy" else REGRESSED_STAGES
+            stages = healthy if scenario == "healthy" else regressed
             yield scenario, rps, stages, int(seeds[index].generate_state(1)[0])
             index += 1
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_STAGES} stages a cell, in this process"
+    )
+    args = parser.parse_args()
     started = time.perf_counter()
-    tasks = list(_tasks())
-    workers = min(len(tasks), os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        cells = list(pool.map(run_cell, tasks))
+    healthy_stages, regressed_stages = (
+        (QUICK_STAGES, QUICK_STAGES) if args.quick else (HEALTHY_STAGES, REGRESSED_STAGES)
+    )
+    tasks = list(_tasks(healthy_stages, regressed_stages))
+    if args.quick:
+        cells = [run_cell(task) for task in tasks]
+    else:
+        workers = min(len(tasks), os.cpu_count() or 1)
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            cells = list(pool.map(run_cell, tasks))
     names = list(judges())
     detail: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     healthy: dict[str, list[StageResult]] = {name: [] for name in names}
@@ -392,8 +411,8 @@ def main() -> None:
         "repeated_looks": {name: _looks(healthy[name]) for name in names},
         "settings": {
             "seed": SEED,
-            "healthy_stages_per_traffic_level": HEALTHY_STAGES,
-            "regressed_stages_per_cell": REGRESSED_STAGES,
+            "healthy_stages_per_traffic_level": healthy_stages,
+            "regressed_stages_per_cell": regressed_stages,
             "checks_per_stage": CHECKS,
             "check_every_s": CHECK_S,
             "traffic_rps_canary": list(TRAFFIC),
