@@ -21,7 +21,7 @@ class ScheduledStarts:
     @activity.defn(name="start_scheduled_rollout")
     async def start_scheduled_rollout(self, scheduled: ScheduledRollout) -> str:
         """Start the rollout as `rollout start` does; a service still rolling out is skipped."""
-        from starter.starting import AlreadyRolling, start_rollout
+        from client.starting import AlreadyRolling, start_rollout
 
         plan = scheduled.plan
         try:

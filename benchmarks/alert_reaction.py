@@ -33,10 +33,11 @@ import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
 from benchmarks.reaction import CanaryWatch, ended, machine, plan_for, summary, wait_status
+from client import operations
 from plans import HAProxyRouter, RolloutState
-from starter import devstack, operations
 
 GOAL = {"p95_ms": 500.0}
 

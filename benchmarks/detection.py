@@ -30,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
+from devstack.parts import LOAD_RPS
 from plans import HAProxyRouter, Plan, RolloutState, parse_plan
-from starter import devstack, operations
-from starter.stackparts import LOAD_RPS
 from tests.stack_plans import stack_plan
 
 RUNS = 3

@@ -32,13 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import releases
+from devstack.fleet import FleetStack, fleet_plan, load_fleet
+from devstack.processes import stop_all
 from plans import CommandKind, HAProxyRouter, OperatorCommand, TrafficSplit
 from plans.fleet import parse_fleet
 from plans.release import ReleaseCommand
-from starter import devstack, releases
-from starter.fleetstack import FleetStack, fleet_plan, load_fleet
-from starter.processes import stop_all
 
 POLL_S = 0.005
 GOAL_P95_MS = 1000.0

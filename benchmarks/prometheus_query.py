@@ -35,7 +35,7 @@ QUERY = (
 
 
 def start_prometheus(folder: Path) -> tuple[int, str]:
-    from starter.processes import LOCALHOST, free_port, http_ok, spawn, wait_ready
+    from devstack.processes import LOCALHOST, free_port, http_ok, spawn, wait_ready
 
     binary = shutil.which("prometheus") or "/usr/bin/prometheus"
     port = free_port()
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--times", type=int, default=2000)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from starter.processes import signals_interrupt, stop_all
+    from devstack.processes import signals_interrupt, stop_all
 
     with signals_interrupt(), tempfile.TemporaryDirectory(prefix="prom-query-") as tmp:
         pid, url = start_prometheus(Path(tmp))

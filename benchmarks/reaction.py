@@ -47,8 +47,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+import devstack
 from activities.owners import holder
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from plans import (
     CommandKind,
     HAProxyRouter,
@@ -57,7 +59,6 @@ from plans import (
     RolloutState,
     parse_plan,
 )
-from starter import devstack, operations
 from tests.stack_plans import error_rate_plan
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")

@@ -113,7 +113,7 @@ async def serve_bare(queue: str) -> None:
     from temporalio.worker import Worker
 
     sys.path.insert(0, str(_root()))
-    from worker.config import connect
+    from client.connection import connect
     from worker.main import _runtime, sticky_timeout, workflow_runner
 
     client = await connect(_runtime())
@@ -267,7 +267,7 @@ def worker_samples(port: int) -> list[tuple[str, str, float]]:
     """The worker's metrics now: (name without ``temporal_`` and ``_total``, labels, value)."""
     import urllib.request
 
-    from starter.processes import LOCALHOST
+    from devstack.processes import LOCALHOST
 
     url = f"http://{LOCALHOST}:{port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as answer:
@@ -310,7 +310,7 @@ async def started(client: Any, workflow_id: str, start: Callable[[], Awaitable[A
     from temporalio.exceptions import WorkflowAlreadyStartedError
     from temporalio.service import RPCError, RPCStatusCode
 
-    from starter.operations import AlreadyRolling
+    from client.operations import AlreadyRolling
 
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
@@ -354,7 +354,7 @@ async def wind_down(handles: list[Any], pids: dict[str, int]) -> None:
 
     Beside the hog a busy dev server has timed out terminates; the worker must stop anyway.
     """
-    from starter.processes import stop_all
+    from devstack.processes import stop_all
 
     try:
         await gather_limited(
@@ -377,7 +377,7 @@ async def gather_limited(
 
 
 def start_worker(stack: Any, kind: str, queue: str, log: Path, metrics_port: int) -> int:
-    from starter.processes import LOCALHOST, spawn
+    from devstack.processes import LOCALHOST, spawn
 
     env = {
         "TEMPORAL_ADDRESS": stack.temporal_address,
@@ -421,8 +421,8 @@ def start_fleet_haproxy(stack: Any, count: int, folder: Path) -> tuple[int, str]
 
     Returns its pid and runtime API address; it listens on loopback only.
     """
-    from starter.devstack import _find_binaries
-    from starter.processes import LOCALHOST, free_port, spawn, tcp_open
+    from devstack.processes import LOCALHOST, free_port, spawn, tcp_open
+    from devstack.stack import _find_binaries
 
     admin = free_port()
     lines = [
@@ -460,7 +460,7 @@ def start_hog(folder: Path, limit_s: float) -> int:
     """
     import shutil
 
-    from starter.processes import spawn
+    from devstack.processes import spawn
 
     binary = shutil.which(HOG[0])
     if binary is None:
@@ -487,8 +487,8 @@ def goal_met(run: dict[str, Any]) -> bool:
 async def one_count(
     client: Any, stack: Any, kind: str, count: int, every_s: float, window_s: float, logs: Path
 ) -> dict[str, Any]:
-    from starter import operations
-    from starter.processes import free_port
+    from client import operations
+    from devstack.processes import free_port
 
     queue = f"scale-{kind}-{count}-{uuid.uuid4().hex[:6]}"
     fleet_pid, runtime_api = start_fleet_haproxy(stack, count, logs) if kind == "ours" else (0, "")
@@ -634,7 +634,7 @@ async def measure(
     from temporalio.client import Client
     from temporalio.contrib.pydantic import pydantic_data_converter
 
-    from starter.processes import stop_all
+    from devstack.processes import stop_all
 
     client = await Client.connect(
         stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
@@ -710,9 +710,9 @@ def main() -> None:
     sys.path.insert(0, str(_root()))
     import tempfile
 
+    import devstack
     from benchmarks.reaction import machine
-    from starter import devstack
-    from starter.processes import signals_interrupt
+    from devstack.processes import signals_interrupt
 
     own = args.dir is None
     directory = Path(args.dir or tempfile.mkdtemp(prefix="scale-"))

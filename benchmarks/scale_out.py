@@ -110,7 +110,7 @@ def identity(pid: int) -> str:
 
 def kill9(pid: int) -> None:
     """SIGKILL the worker's whole process group and wait until it is gone."""
-    from starter.processes import pid_alive
+    from devstack.processes import pid_alive
 
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
@@ -143,7 +143,7 @@ async def seen(client: Any, plan: Any, killed: str, killed_at: datetime) -> Roll
     """Read one ended rollout back: its shifts, stage events, checks and who ran what."""
     from temporalio.api.enums.v1 import EventType
 
-    from starter import operations
+    from client import operations
     from tests.faults.chaos import expected_stage_events, scheduled_shifts, stage_events
 
     history = await client.get_workflow_handle(plan.workflow_id).fetch_history()
@@ -180,8 +180,8 @@ async def scale_out(
     stack: Any, client: Any, count: int, bake_s: float, every_s: float, logs: Path
 ) -> dict[str, Any]:
     """Run the scenario on ``stack``; the measurement, with every rollout as it was seen."""
-    from starter import operations
-    from starter.processes import free_port, stop_all
+    from client import operations
+    from devstack.processes import free_port, stop_all
 
     queue = f"scale-out-{uuid.uuid4().hex[:6]}"
     fleet_pid, runtime_api = start_fleet_haproxy(stack, count, logs)
@@ -294,9 +294,9 @@ def main() -> None:
     args = parser.parse_args()
     import shutil
 
+    import devstack
     from benchmarks.reaction import machine
-    from starter import devstack
-    from starter.processes import signals_interrupt
+    from devstack.processes import signals_interrupt
 
     own = not args.dir
     directory = Path(args.dir or tempfile.mkdtemp(prefix="scale-out-"))

@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+import devstack
 from activities.routers import TrafficRouter, router_for
 from demo import loadgen
 from demo.configs import ENVOY_RUNTIME_PREFIX
 from plans import EnvoyRouter, FlagdRouter, HAProxyRouter, TrafficSplit
-from starter import devstack
 
 POLL_S = 0.002
 LADDER = [0, 5, 10, 25, 50, 75, 100, 75, 50, 25, 10, 5]

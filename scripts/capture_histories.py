@@ -42,9 +42,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import devstack  # noqa: E402
 from activities.routers.haproxy import HAProxyRuntime  # noqa: E402
 from plans import RolloutState, parse_plan  # noqa: E402
-from starter import devstack, operations  # noqa: E402
+from starter import operations  # noqa: E402
 from tests.stack_plans import error_rate_plan  # noqa: E402
 
 OUT = ROOT / "tests" / "histories"

@@ -6,11 +6,11 @@ import argparse
 import getpass
 from typing import Any
 
+from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE
 from plans import CommandKind
 from plans.templates import TEMPLATES
+from receiver import serve
 from starter import governance
-from starter.alerts import serve
-from starter.connection import DEFAULT_DIR, stack_dir
 from starter.dev_commands import cmd_demo, cmd_dev_down, cmd_dev_fault, cmd_dev_up
 from starter.exits import (
     EXIT_ABORTED,
@@ -31,7 +31,7 @@ from starter.rollout_commands import (
     cmd_status,
     cmd_validate,
 )
-from worker.config import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE
+from starter.server import DEFAULT_DIR, stack_dir
 
 DESCRIPTION = (
     "`rollout`: validate plans, start rollouts, watch and steer them, and run the dev stack."

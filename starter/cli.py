@@ -17,11 +17,11 @@ from typing import Any, NoReturn
 from rich.markup import escape
 from temporalio.service import RPCError
 
+from client.connection import end_process
 from plans import PlanError, RolloutError
 from starter.arguments import parser
 from starter.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID
 from starter.render import err
-from worker.config import end_process
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

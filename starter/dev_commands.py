@@ -14,17 +14,20 @@ from pathlib import Path
 from rich.markup import escape
 from temporalio.client import Client
 
+import devstack
+from client import reading, starting
 from demo import loadgen
+from devstack import fleet as fleetstack
+from devstack.info import StackInfo, describe, dump
+from devstack.processes import StackError
+from devstack.trust import ALLOWED_SIGNERS, user_name
 from plans import Plan, RolloutStatus
-from starter import devstack, fleetstack, reading, render, starting
-from starter.connection import connect_client, ui_link
-from starter.devtrust import ALLOWED_SIGNERS, user_name
+from starter import render
 from starter.exits import exit_code
-from starter.processes import StackError
 from starter.render import err, out
 from starter.report_commands import report_link
 from starter.rollout_commands import load
-from starter.stackinfo import StackInfo, describe, dump
+from starter.server import connect_client, ui_link
 
 # Requests a second on blue-green's preview route while the demo runs: enough for the
 # pre-promotion gates' 50 samples in a 30s window.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from client.records import TemporalRecords
 from plans import RolloutState
-from starter.records import TemporalRecords
 
 EXIT_PROMOTED = 0
 EXIT_ERROR = 1

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import httpx
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import releases
+from devstack.fleet import DEFAULT_TARGETS, fleet_plan, load_fleet, parse_targets
+from devstack.info import describe
+from devstack.processes import StackError
 from plans import HAProxyRouter, TrafficSplit
 from plans.fleet import parse_fleet
-from starter import devstack, release_commands, releases
-from starter.connection import connect_client, ui_link
-from starter.fleetstack import DEFAULT_TARGETS, fleet_plan, load_fleet, parse_targets
-from starter.processes import StackError
+from starter import release_commands
 from starter.render import out
-from starter.stackinfo import describe
+from starter.server import connect_client, ui_link
 
 FAULT_ERROR_RATE = 0.5
 AGE_OUT_S = 15.0  # the gate's 10s window, and a scrape or two

@@ -28,6 +28,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.freezes import calendar_freezes
+from client.connection import task_queue
 from plans import RolloutError
 from plans.approvals import FREEZE_REMOVE
 from plans.freezes import (
@@ -41,9 +42,8 @@ from plans.freezes import (
 from plans.inputs import ScheduledRollout
 from plans.windows import zone
 from starter import signing
-from starter.connection import connect_client
 from starter.render import out
-from worker.config import task_queue
+from starter.server import connect_client
 from workflows.freezes import FreezeCalendar
 from workflows.scheduled import ScheduledStart
 

@@ -8,13 +8,14 @@ import asyncio
 from rich.markup import escape
 from temporalio.client import Client
 
+from client import releases
+from client.connection import task_queue
 from plans import OperatorCommand, RolloutError, format_duration
 from plans.fleet import FleetPlan, release_workflow_id
 from plans.release import ReleaseCommand
-from starter import releases, signing
-from starter.connection import connect_client, ui_link
+from starter import signing
 from starter.render import err, out
-from worker.config import task_queue
+from starter.server import connect_client, ui_link
 
 FOLLOW_EVERY_S = 1.0
 

@@ -9,6 +9,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from client.records import TemporalRecords
 from plans import (
     GateOutcome,
     RolloutState,
@@ -18,7 +19,6 @@ from plans import (
     format_duration,
 )
 from plans.approvals import who
-from starter.records import TemporalRecords
 from starter.traffic import ObservedStatus, TrafficReading, share
 
 out = Console(highlight=False)

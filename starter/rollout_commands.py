@@ -11,18 +11,19 @@ from rich.markup import escape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from client import reading, releases, starting, steering
+from client.connection import task_queue
+from client.records import TemporalRecords
+from client.runs import NoSuchRollout, workflow_id
 from plans import CommandKind, OperatorCommand, Plan, RolloutError, format_duration, visibility
 from plans.approvals import who
 from plans.fleet import FleetPlan, load_any
 from plans.visibility import ROLLOUT_WORKFLOW, service_of
 from plans.windows import Windows
-from starter import reading, release_commands, releases, render, signing, starting, steering
-from starter.connection import connect_client, ui_link
+from starter import release_commands, render, signing
 from starter.exits import EXIT_ERROR, EXIT_FROM_RECORDS, exit_code, records_exit_code
-from starter.records import TemporalRecords
 from starter.render import err, out
-from starter.runs import NoSuchRollout, workflow_id
-from worker.config import task_queue
+from starter.server import connect_client, ui_link
 
 CLAIM_WAIT_S = 15.0
 

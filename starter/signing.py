@@ -19,10 +19,10 @@ from typing import Any
 from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 
 from activities.identity.programs import run_bounded
+from devstack.trust import DEV_KEY, user_name
 from plans import OperatorCommand, RolloutError
 from plans.approvals import FORWARD, SIGNING_NAMESPACE, START, CommandClaim, SignedCommand
-from starter.connection import stack_dir
-from starter.devtrust import DEV_KEY, user_name
+from starter.server import stack_dir
 
 SIGNING_KEY_ENV = "ROLLOUT_SIGNING_KEY"
 TIMEOUT_S = 30.0

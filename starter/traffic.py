@@ -28,6 +28,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from activities.routers import router_for
+from client.runs import QUERY_TIMEOUT, ended_how
 from plans import (
     HAProxyRouter,
     RolloutResult,
@@ -39,7 +40,6 @@ from plans import (
 )
 from plans.plan import target_lease_id
 from plans.state import AuditEvent
-from starter.runs import QUERY_TIMEOUT, ended_how
 from workflows.release import RESTORE_SUFFIX
 
 ROUTER_READ_BOUND = timedelta(seconds=2)

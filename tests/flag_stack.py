@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+import devstack
 from activities.routers import FlagdFile
 from plans import FlagdRouter, Plan, TrafficSplit, parse_plan
-from starter import devstack
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 USERS = 1000  # the population /split evaluates: the load generator's user-0 ... user-999

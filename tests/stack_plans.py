@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starter.stackinfo import StackInfo
+from devstack.info import StackInfo
 
 
 def stack_plan(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from starter import devstack
+import devstack
 from starter.arguments import parser
 
 

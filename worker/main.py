@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from worker.config import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, connect, end_process, task_queue
+from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, connect, end_process, task_queue
 
 if TYPE_CHECKING:
     from temporalio.client import Client

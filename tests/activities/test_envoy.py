@@ -15,8 +15,8 @@ import yaml
 from activities.errors import RouterError, RouterRefused, RouterUnreachable
 from activities.routers import EnvoyRuntime, router_for
 from demo.configs import ENVOY_RUNTIME_PREFIX, EnvoyLayout, envoy_config
+from devstack.stack import envoy_binary
 from plans import EnvoyRouter, TrafficSplit
-from starter.devstack import envoy_binary
 
 from .conftest import Received, free_port, reply, serve, stop, wait_for
 

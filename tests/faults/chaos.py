@@ -26,10 +26,11 @@ import psutil
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
+from devstack.processes import LOCALHOST, family_of, pid_alive, spawn, stop_all
 from plans import HAProxyRouter, Plan, RolloutState, RolloutStatus, TrafficSplit, parse_plan
-from starter import devstack, operations
-from starter.processes import LOCALHOST, family_of, pid_alive, spawn, stop_all
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 ROOT = Path(__file__).resolve().parents[2]

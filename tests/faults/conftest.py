@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from starter import devstack
+import devstack
 from tests.faults.chaos import reset_router
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from starter import stackparts
-from starter.devstack import _find_binaries
-from starter.processes import StackError, pid_alive, stop_all
-from starter.stackinfo import StackInfo, load, save
+from devstack import parts as stackparts
+from devstack.info import StackInfo, load, save
+from devstack.processes import StackError, pid_alive, stop_all
+from devstack.stack import _find_binaries
 
 
 def restart(dir: Path, name: str) -> StackInfo:

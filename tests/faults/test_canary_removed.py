@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+import devstack
+from client import operations
 from plans import RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import baking, haproxy, quick_plan, until
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,9 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
+import devstack
+from client import operations
 from plans import CommandKind, OperatorCommand, RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import (
     AdminGate,
     WeightRecorder,

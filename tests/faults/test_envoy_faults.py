@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+import devstack
 from activities.routers.envoy import EnvoyRuntime
+from client import operations
 from demo.configs import ENVOY_RUNTIME_PREFIX
 from plans import EnvoyRouter, Plan, RolloutResult, RolloutState, TrafficSplit, parse_plan
-from starter import devstack, operations
 from tests.faults.chaos import AdminGate, Webhook, baking, eventually, own_worker, until
 from tests.faults.restart import restart
 from tests.faults.test_router_outage import pending_shift

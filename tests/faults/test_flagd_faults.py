@@ -12,9 +12,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+import devstack
+from client import operations
 from demo.configs import flag_definition, flag_json
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import baking, eventually, until
 from tests.flag_stack import (
     evaluated,

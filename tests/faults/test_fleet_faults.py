@@ -20,12 +20,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import releases
+from devstack.fleet import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from plans import CommandKind, HAProxyRouter, OperatorCommand, TrafficSplit
 from plans.fleet import parse_fleet
 from plans.release import ReleaseCommand, ReleaseResult, ReleaseState, TargetState
-from starter import devstack, releases
-from starter.fleetstack import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from tests.faults.chaos import AdminGate, kill9
 from tests.faults.restart import restart
 from tests.stack.conftest import ANY_PORTS, missing_binaries

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+import devstack
+from client import operations
 from plans import CommandKind, GateOutcome, OperatorCommand, RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import (
     WeightRecorder,
     baking,

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+import devstack
+from client import operations
 from plans import RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import haproxy, own_worker, quick_plan
 from tests.faults.conftest import clean_router, client, launched, stack, stack_dir
 from tests.fuzz.test_secrets import exported_history

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+import devstack
+from client import operations
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import (
     AdminGate,
     Webhook,

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+import devstack
 from benchmarks.scale_out import scale_out
+from client import operations
 from plans import CommandKind, OperatorCommand
-from starter import devstack, operations
 from tests.faults.chaos import baking, eventually, quick_plan, until
 from workflows import metering
 

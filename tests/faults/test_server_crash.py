@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+import devstack
+from client import operations
+from devstack.processes import tcp_open
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
-from starter.processes import tcp_open
 from tests.faults.chaos import (
     WeightRecorder,
     baking,

@@ -9,9 +9,10 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
+import devstack
 from activities.owners import holder
+from client import operations
 from plans import RolloutState
-from starter import devstack, operations
 from starter.exits import EXIT_FROM_RECORDS
 from tests.faults.chaos import (
     AdminGate,

@@ -13,8 +13,9 @@ import pytest
 import yaml
 from temporalio.client import Client
 
+import devstack
+from client import operations
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import (
     WeightRecorder,
     baking,

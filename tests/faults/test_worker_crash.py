@@ -11,8 +11,9 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+import devstack
+from client import operations
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import (
     AdminGate,
     WeightRecorder,

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from starter.alerts.decide import Outcome
-from starter.alerts.payload import MalformedNotification, parse_notification
-from starter.processes import LOCALHOST, free_port, http_ok, spawn, stop_all, wait_ready
+from devstack.processes import LOCALHOST, free_port, http_ok, spawn, stop_all, wait_ready
+from receiver.decide import Outcome
+from receiver.payload import MalformedNotification, parse_notification
 from tests.stack.conftest import missing_binaries
 
 TOKEN = "fuzz-token"

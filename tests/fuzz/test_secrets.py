@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+import devstack
+from client import operations
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import Webhook, own_worker, quick_plan, temporal_cli
 from tests.faults.conftest import clean_router, client, launched, stack, stack_dir
 

@@ -16,8 +16,9 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError
 
+import devstack
+from client import operations
 from plans import RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import baking, haproxy, quick_plan, temporal_cli, until
 from tests.faults.conftest import clean_router, client, launched, stack, stack_dir
 

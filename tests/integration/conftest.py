@@ -15,9 +15,10 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from plans import HAProxyRouter, Plan, TrafficSplit, parse_plan
-from starter import devstack, operations
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 from tests.stack_plans import error_rate_plan
 

@@ -26,10 +26,11 @@ import pytest
 import yaml
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
+from devstack.processes import LOCALHOST, free_port, http_ok, spawn, stop_all, wait_ready
 from plans import CommandKind, OperatorCommand, Plan, RolloutState, RolloutStatus, parse_plan
-from starter import devstack, operations
-from starter.processes import LOCALHOST, free_port, http_ok, spawn, stop_all, wait_ready
 from tests.activities.conftest import reply, serve
 from tests.integration.conftest import fast_plan
 from tests.stack.conftest import ANY_PORTS, missing_binaries

@@ -12,10 +12,11 @@ import pytest
 import yaml
 from temporalio.client import Client
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
+from devstack.trust import ALLOWED_SIGNERS, user_name
 from plans import RolloutState, parse_plan
-from starter import devstack, operations
-from starter.devtrust import ALLOWED_SIGNERS, user_name
 from tests.stack_plans import error_rate_plan
 
 pytestmark = pytest.mark.integration

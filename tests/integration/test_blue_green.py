@@ -11,10 +11,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from demo import loadgen
 from plans import CommandKind, OperatorCommand, Plan, RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.integration.conftest import fast_plan, who_answers
 
 pytestmark = pytest.mark.integration

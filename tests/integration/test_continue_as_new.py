@@ -13,8 +13,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client import operations
 from plans import GateOutcome, RolloutState
-from starter import operations
 from tests.workflow.conftest import Doubles, make_plan, verdicts
 from workflows.rollout import RolloutWorkflow
 

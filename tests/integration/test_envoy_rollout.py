@@ -14,10 +14,11 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+import devstack
 from activities.routers.envoy import EnvoyRuntime
+from client import operations
 from demo.configs import ENVOY_RUNTIME_PREFIX
 from plans import EnvoyRouter, Plan, RolloutResult, RolloutState, TrafficSplit, parse_plan
-from starter import devstack, operations
 from tests.integration.conftest import failed_with_faulty_canary
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 

@@ -14,8 +14,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+import devstack
+from client import operations
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.flag_stack import (
     answers_for_users,
     evaluated,

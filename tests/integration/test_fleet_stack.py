@@ -12,12 +12,13 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import releases
+from devstack.fleet import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from plans import HAProxyRouter, TrafficSplit
 from plans.fleet import parse_fleet
 from plans.release import ReleaseResult, ReleaseState, TargetState
-from starter import devstack, releases
-from starter.fleetstack import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 from tests.status_cli import flat, rollout_status, status_json
 

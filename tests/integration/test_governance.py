@@ -19,13 +19,15 @@ from temporalio.client import (
     WorkflowExecutionStatus,
 )
 
+import devstack
 from activities.freezes import calendar_freezes
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from plans import RolloutState
 from plans.freezes import FreezeRequest
 from plans.inputs import ScheduledRollout
 from plans.windows import zone
-from starter import devstack, governance, operations
+from starter import governance
 from tests.integration.conftest import fast_plan
 from tests.integration.test_status import rollout
 

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from plans import RolloutState
 from plans.hooks import SIGNATURE_HEADER, verify_signature
-from starter import devstack, operations
 from tests.integration.conftest import fast_plan
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,9 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from plans import (
     CommandKind,
     HAProxyRouter,
@@ -26,7 +28,6 @@ from plans import (
     RolloutState,
     TrafficSplit,
 )
-from starter import devstack, operations
 from tests.integration.conftest import fast_plan
 
 pytestmark = pytest.mark.integration

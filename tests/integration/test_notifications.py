@@ -17,8 +17,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from temporalio.client import Client
 
+import devstack
+from client import operations
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.activities.conftest import free_port
 from tests.faults.chaos import Webhook, own_worker, quick_plan
 from tests.faults.conftest import clean_router, client, launched, stack, stack_dir

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from plans import RolloutResult, RolloutState
-from starter import devstack, operations
 from tests.integration.conftest import failed_with_faulty_canary, fast_plan, who_answers
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,10 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from plans import RolloutState
-from starter import devstack, operations
 from tests.faults.chaos import OwnWorker
 from tests.integration.conftest import fast_plan
 

@@ -8,9 +8,10 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
+import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client import operations
 from plans import RolloutState
-from starter import devstack, operations
 from starter.cli import main as rollout_main
 from tests.integration.conftest import fast_plan
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from starter import devstack
-from starter.processes import LOCALHOST
-from starter.stackinfo import ALERT_PORTS, DEFAULT_PORTS
+import devstack
+from devstack.info import ALERT_PORTS, DEFAULT_PORTS
+from devstack.processes import LOCALHOST
 
 # The stacks tests start in-process take any free ports, never the dev stack's defaults: a
 # fault test that restarts one of its servers must find the server's port free again, and

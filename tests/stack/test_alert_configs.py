@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from demo.configs import ALERT_NAME, alert_rules
-from starter.stackconfigs import render_prometheus, write_configs
-from starter.stackinfo import ALERT_PORTS, DEFAULT_PORTS, stack_info
+from devstack.configs import render_prometheus, write_configs
+from devstack.info import ALERT_PORTS, DEFAULT_PORTS, stack_info
 
 
 def test_without_alerts_prometheus_has_no_alerting(tmp_path: Path) -> None:

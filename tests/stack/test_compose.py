@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from demo import compose
-from starter.stackinfo import DEFAULT_PORTS, NAMESPACE, TASK_QUEUE
-from starter.stackparts import SEARCH_ATTRIBUTES, SQLITE_PRAGMAS
+from devstack.info import DEFAULT_PORTS, NAMESPACE, TASK_QUEUE
+from devstack.parts import SEARCH_ATTRIBUTES, SQLITE_PRAGMAS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -122,8 +122,8 @@ def test_envoy_shares_the_workers_network_and_runs_the_wheels_version(
 
 
 def test_envoy_accepts_the_compose_config_and_the_plan_is_valid() -> None:
+    from devstack.stack import envoy_binary
     from plans import EnvoyRouter, load_plan
-    from starter.devstack import envoy_binary
 
     checked = subprocess.run(
         [envoy_binary(), "--mode", "validate", "-c", str(compose.FOLDER / "envoy.yaml")],

@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+import devstack
 from demo import loadgen
 from demo.configs import HAProxyLayout, demo_plan, haproxy_config, prometheus_config
 from demo.service import DemoServer, Fault
+from devstack.configs import render_haproxy, render_prometheus
+from devstack.info import DEFAULT_PORTS, stack_info
+from devstack.processes import choose_ports, port_is_free
 from plans import parse_plan
-from starter import devstack
-from starter.processes import choose_ports, port_is_free
-from starter.stackconfigs import render_haproxy, render_prometheus
-from starter.stackinfo import DEFAULT_PORTS, stack_info
 
 
 @pytest.fixture

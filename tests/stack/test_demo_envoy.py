@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+import devstack
 from demo.configs import ENVOY_RUNTIME_PREFIX
-from starter import devstack
-from starter.stackinfo import load
+from devstack.info import load
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROLLOUT = str(Path(sys.executable).parent / "rollout")

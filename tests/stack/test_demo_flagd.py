@@ -129,10 +129,10 @@ def test_a_flagd_stack_writes_its_flag_file_and_plan_and_runs_its_services_on_it
 ) -> None:
     import json
 
+    from devstack import parts as stackparts
+    from devstack.configs import render_haproxy, write_configs
+    from devstack.info import DEFAULT_PORTS, describe, stack_info
     from plans import load_plan
-    from starter import stackparts
-    from starter.stackconfigs import render_haproxy, write_configs
-    from starter.stackinfo import DEFAULT_PORTS, describe, stack_info
 
     info = stack_info(tmp_path, dict(DEFAULT_PORTS), "flagd")
     write_configs(info)
@@ -152,8 +152,8 @@ def test_a_flagd_stack_writes_its_flag_file_and_plan_and_runs_its_services_on_it
 
 
 def test_the_haproxy_stack_is_unchanged(tmp_path: Path) -> None:
-    from starter import stackparts
-    from starter.stackinfo import DEFAULT_PORTS, stack_info
+    from devstack import parts as stackparts
+    from devstack.info import DEFAULT_PORTS, stack_info
 
     info = stack_info(tmp_path, dict(DEFAULT_PORTS))
     assert info.router == "haproxy" and info.flag_file is None
@@ -164,8 +164,8 @@ def test_the_haproxy_stack_is_unchanged(tmp_path: Path) -> None:
 def test_up_refuses_a_running_stack_of_the_other_router(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from starter import devstack
-    from starter.stackinfo import DEFAULT_PORTS, stack_info
+    import devstack
+    from devstack.info import DEFAULT_PORTS, stack_info
 
     running = stack_info(tmp_path, dict(DEFAULT_PORTS), "flagd")
     monkeypatch.setattr(devstack, "is_up", lambda dir: True)

@@ -13,9 +13,9 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from starter import devstack
-from starter.processes import StackError, pid_alive, port_is_free
-from starter.stackinfo import DEFAULT_PORTS, dump
+import devstack
+from devstack.info import DEFAULT_PORTS, dump
+from devstack.processes import StackError, pid_alive, port_is_free
 
 pytestmark = pytest.mark.integration
 

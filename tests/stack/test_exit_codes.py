@@ -23,9 +23,10 @@ import yaml
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+import devstack
+from client import operations
+from devstack.processes import pid_alive
 from plans import RolloutState
-from starter import devstack, operations
-from starter.processes import pid_alive
 from tests.integration import conftest as integration
 from tests.stack_plans import error_rate_plan
 

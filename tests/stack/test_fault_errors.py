@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from starter import devstack
-from starter.processes import LOCALHOST, free_port
-from starter.stackinfo import DEFAULT_PORTS, stack_info
-from starter.stackparts import SEARCH_ATTRIBUTES, missing_search_attributes
+import devstack
+from devstack.info import DEFAULT_PORTS, stack_info
+from devstack.parts import SEARCH_ATTRIBUTES, missing_search_attributes
+from devstack.processes import LOCALHOST, free_port
 from tests.stack.conftest import missing_binaries
 
 ROLLOUT = str(Path(sys.executable).parent / "rollout")

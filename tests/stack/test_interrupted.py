@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from starter.processes import pid_alive
+from devstack.processes import pid_alive
 from tests.stack.conftest import missing_binaries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -99,7 +99,7 @@ SCRIPT = """
 import sys
 from pathlib import Path
 
-from starter import devstack
+import devstack
 
 with devstack.running(Path(sys.argv[1]), with_worker=False):
     print("up", flush=True)

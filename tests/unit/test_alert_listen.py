@@ -1,6 +1,6 @@
 """The receiver on a real socket: garbage headers, headers that never finish, and TLS.
 
-Each test serves the receiver as `rollout alerts serve` does (``starter.alerts.listen``) and
+Each test serves the receiver as `rollout alerts serve` does (``receiver.listen``) and
 talks to it over TCP: raw bytes where an HTTP client would refuse to send them, and a real
 TLS client against a certificate made here with openssl. Its Temporal client points where
 nothing listens, so every answer here comes from the receiver itself.
@@ -26,13 +26,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client
 
-from starter.alerts.listen import listening
-from starter.alerts.receiver import AlertReceiver
-from starter.alerts.rules import DEFAULT_RULES
-from starter.alerts.serve import HEADER_TIMEOUT_S, TLS_CERT_ENV, TLS_KEY_ENV, tls_files
+from devstack.processes import free_port
+from receiver.listen import listening
+from receiver.receiver import AlertReceiver
+from receiver.rules import DEFAULT_RULES
+from receiver.serve import HEADER_TIMEOUT_S, TLS_CERT_ENV, TLS_KEY_ENV, tls_files
 from starter.arguments import parser
 from starter.cli import run_command
-from starter.processes import free_port
 from tests.unit.test_alerts import alert_data, body
 
 TOKEN = "t0ken-for-tests"
@@ -305,7 +305,7 @@ async def test_tls_in_process_with_the_environments_files(
     monkeypatch.setenv(TLS_KEY_ENV, str(key))
     files = tls_files(None, None)
     assert files == (str(cert), str(key))
-    from starter.alerts.listen import tls_context
+    from receiver.listen import tls_context
 
     receiver = await receiver_app()
     async with listening(receiver.app(), LOCAL, 0, tls=tls_context(*files)) as bound:

@@ -22,13 +22,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from temporalio.client import Client
 
-from starter import devstack
-from starter.alerts.decide import Handled
-from starter.alerts.receiver import AlertReceiver
-from starter.alerts.rules import DEFAULT_RULES
+import devstack
+from devstack.info import ALERT_PORTS, DEFAULT_PORTS, stack_info
+from devstack.processes import free_port
+from receiver.decide import Handled
+from receiver.receiver import AlertReceiver
+from receiver.rules import DEFAULT_RULES
 from starter.cli import run_command
-from starter.processes import free_port
-from starter.stackinfo import ALERT_PORTS, DEFAULT_PORTS, stack_info
 from tests.unit.test_alerts import alert_data, body
 
 TOKEN = "t0ken-for-tests"

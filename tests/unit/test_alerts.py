@@ -12,7 +12,7 @@ import pytest
 
 from plans import CommandKind, OperatorCommand, RolloutState, RolloutStatus
 from plans.errors import PlanError
-from starter.alerts.decide import (
+from receiver.decide import (
     BY,
     REASON_CHARS,
     Handled,
@@ -25,8 +25,8 @@ from starter.alerts.decide import (
     screen,
     within,
 )
-from starter.alerts.payload import Alert, MalformedNotification, parse_notification
-from starter.alerts.rules import (
+from receiver.payload import Alert, MalformedNotification, parse_notification
+from receiver.rules import (
     DEFAULT_RULES,
     AlertAction,
     RulesError,

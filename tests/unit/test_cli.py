@@ -219,7 +219,7 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_a_profile_address_wins_over_a_dev_stack(tmp_path, monkeypatch) -> None:
-    from starter import connection
+    from starter import server as connection
 
     for name in ("TEMPORAL_ADDRESS", "TEMPORAL_PROFILE"):
         monkeypatch.delenv(name, raising=False)

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import yaml
 
+import devstack
+from devstack.configs import write_configs
+from devstack.info import DEFAULT_PORTS, ENVOY_PORTS, describe, load, stack_info
+from devstack.parts import envoy_argv, loadgen_argv
 from plans import EnvoyRouter, HAProxyRouter, load_plan
-from starter import devstack
 from starter.cli import parser
-from starter.stackconfigs import write_configs
-from starter.stackinfo import DEFAULT_PORTS, ENVOY_PORTS, describe, load, stack_info
-from starter.stackparts import envoy_argv, loadgen_argv
 from tests.unit.test_cli import no_temporal, run  # noqa: F401 (autouse fixture)
 
 PORTS = {name: 41000 + i for i, name in enumerate(DEFAULT_PORTS)}

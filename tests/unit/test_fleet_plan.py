@@ -139,7 +139,7 @@ def test_is_fleet() -> None:
 
 
 def test_the_dev_stack_fleet_plan_is_valid() -> None:
-    from starter.fleetstack import FleetStack, FleetTargetParts, fleet_plan
+    from devstack.fleet import FleetStack, FleetTargetParts, fleet_plan
 
     parts = FleetTargetParts(app_port=1, stable_port=2, canary_port=3)
     stack = FleetStack(

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+import devstack
 import starter.arguments
-from starter import devstack
+from devstack.info import DEFAULT_PORTS, stack_info
 from starter.cli import main, parser
-from starter.stackinfo import DEFAULT_PORTS, stack_info
 from tests.unit.test_cli import no_temporal, run  # noqa: F401 (autouse fixture)
 
 WORKER = str(Path(sys.executable).parent / "rollout-worker")

@@ -13,12 +13,12 @@ from pydantic import ValidationError
 
 from activities.routers.haproxy_match import entries, map_key, match_of
 from demo.configs import HAProxyLayout, demo_plan, haproxy_config
+from devstack.configs import render_haproxy
+from devstack.info import DEFAULT_PORTS, stack_info
 from plans import HAProxyRouter, PlanError, RequestMatch, TrafficSplit, parse_plan
 from plans.state import RolloutProgress
 from starter import render
 from starter.cli import main
-from starter.stackconfigs import render_haproxy
-from starter.stackinfo import DEFAULT_PORTS, stack_info
 from workflows.status import sentence, status_of
 
 MAP = "/etc/haproxy/app-canary.map"

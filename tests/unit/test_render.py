@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
+from client.operations import HistoryLine, PendingActivity, TemporalRecords
 from plans import CommandRecord, GateOutcome, RolloutState, RolloutStatus, Verdict
 from plans.state import AuditEvent
 from starter import render
-from starter.operations import HistoryLine, PendingActivity, TemporalRecords
 
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from temporalio.service import RPCError, RPCStatusCode
 
 from benchmarks.scale import wind_down
-from starter.processes import pid_alive, spawn
+from devstack.processes import pid_alive, spawn
 
 
 class Unanswered:

@@ -13,9 +13,9 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, TerminatedError
 
+from client import operations, reading
+from client.operations import CommandRefused, Poller
 from plans import CommandKind, OperatorCommand, RolloutResult, RolloutState, RolloutStatus
-from starter import operations, reading
-from starter.operations import CommandRefused, Poller
 
 AS_OF = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from client.records import TemporalRecords, asked_of
 from plans import RolloutState, RolloutStatus, ShiftRequest, TrafficSplit, parse_plan
 from plans.inputs import RolloutInput
 from plans.state import RolloutProgress
 from starter import render, traffic
-from starter.records import TemporalRecords, asked_of
 from starter.traffic import ObservedStatus, Restore, TrafficReading
 from workflows.status import status_of
 

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.identity import verify_command
 from activities.ownership import TargetLeases
+from client.operations import SEARCH_ATTRIBUTES
 from plans import (
     ClaimAnswer,
     GateCheck,
@@ -38,7 +39,6 @@ from plans import (
 )
 from plans.freezes import Freeze
 from plans.state import Look, ReportRequest, Seen
-from starter.operations import SEARCH_ATTRIBUTES
 from workflows.lease import TargetLease
 from workflows.rollout import RolloutWorkflow
 

@@ -20,6 +20,8 @@ from temporalio.worker import Worker
 from activities.freezes import FreezeReader, calendar_freezes
 from activities.identity import ALLOWED_SIGNERS_ENV, GROUPS_ENV, REQUIRE_ENV, verify_command
 from activities.owners import holder
+from client.operations import CommandRefused, send_command, start_rollout
+from client.releases import send_release_command
 from plans import (
     CommandKind,
     CommandRecord,
@@ -33,8 +35,6 @@ from plans.fleet import FleetPlan
 from plans.freezes import FREEZE_CALENDAR_ID, Freeze, FreezeRemoval, FreezeRequest
 from plans.release import ReleaseCommand, ReleaseState
 from starter import governance, signing
-from starter.operations import CommandRefused, send_command, start_rollout
-from starter.releases import send_release_command
 from tests.keys import Keys, made_keys, trusting
 from tests.workflow.conftest import Doubles, make_plan, skip
 from tests.workflow.fleet_doubles import FleetDoubles, fleet_worker, make_fleet, start

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from client.operations import send_command, start_rollout
 from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState
-from starter.operations import send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, until
 

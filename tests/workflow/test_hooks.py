@@ -15,9 +15,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client.operations import send_command, start_rollout
 from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState
 from plans.hooks import HookAnswer, HookCall, Smoke
-from starter.operations import send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
 from workflows.hooks import next_wait

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 
+from client.operations import start_rollout
 from plans import RequestMatch, RolloutState, ShiftRequest, TrafficSplit
-from starter.operations import start_rollout
 from tests.workflow.conftest import Doubles, make_plan
 from tests.workflow.test_rollout_workflow import settle, status_of, until
 

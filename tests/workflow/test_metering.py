@@ -15,8 +15,8 @@ from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client.operations import send_command, start_rollout
 from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState, TrafficSplit
-from starter.operations import send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
 from workflows import metering

@@ -11,8 +11,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from client.operations import send_command, start_rollout
 from plans import CommandKind, GateOutcome, Notification, OperatorCommand, RolloutState
-from starter.operations import send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
 from workflows.notices import MORE_EVENTS

@@ -8,8 +8,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from client.operations import CommandRefused, send_command, start_rollout
 from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState
-from starter.operations import CommandRefused, send_command, start_rollout
 from tests.workflow.conftest import IGNORES_MISSING_DATA, Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
 

@@ -310,8 +310,8 @@ async def test_the_cli_functions_start_show_and_steer_a_release(env) -> None:
     from rich.console import Console
     from temporalio.common import SearchAttributeKey
 
-    from starter import releases
-    from starter.steering import CommandRefused
+    from client import releases
+    from client.steering import CommandRefused
 
     doubles = FleetDoubles()
     fleet = make_fleet(

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client.operations import AlreadyRolling, CommandRefused, send_command, start_rollout
 from plans import (
     CommandKind,
     Compensation,
@@ -24,7 +25,6 @@ from plans import (
     TrafficSplit,
 )
 from plans.state import RolloutProgress
-from starter.operations import AlreadyRolling, CommandRefused, send_command, start_rollout
 from tests.workflow.conftest import IGNORES_MISSING_DATA, Doubles, make_plan, skip, verdicts
 from workflows.rollout import RolloutWorkflow
 

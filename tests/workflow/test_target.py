@@ -11,8 +11,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.owners import holder
+from client.operations import start_rollout
 from plans import RolloutState, TrafficSplit
-from starter.operations import start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip
 from tests.workflow.test_rollout_workflow import settle, status_of, until
 

@@ -16,11 +16,11 @@ from temporalio.worker import Worker
 
 from activities.freezes import FreezeReader, calendar_freezes
 from activities.identity import verify_command
+from client.operations import CommandRefused, send_command, start_rollout
 from plans import CommandKind, GateOutcome, OperatorCommand, Plan, RolloutError, RolloutState
 from plans.freezes import Freeze, FreezeRequest
 from plans.windows import zone
 from starter import governance
-from starter.operations import CommandRefused, send_command, start_rollout
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import finish, rolled_back, settle, status_of, until
 from workflows.freezes import FreezeCalendar

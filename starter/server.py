@@ -7,9 +7,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+import devstack
+from client.connection import connect
 from plans import RolloutError
-from starter import devstack
-from worker.config import connect
 
 DEFAULT_DIR = Path(".rollout")
 

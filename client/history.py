@@ -16,9 +16,9 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from activities.names import CHECKS, LOOK
+from client.runs import QUERY_TIMEOUT
 from plans import Verdict, format_duration
 from plans.state import Seen
-from starter.runs import QUERY_TIMEOUT
 
 HISTORY_TAIL = 60
 EVENTS_SHOWN = 8

@@ -21,6 +21,8 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 
+from client.history import HistoryLine, history_tail, utc
+from client.runs import QUERY_TIMEOUT, Ending, ended_how, workflow_id
 from plans import (
     RolloutResult,
     RolloutState,
@@ -31,8 +33,6 @@ from plans import (
 )
 from plans.inputs import RolloutInput
 from plans.visibility import ROLLOUT_ATTRIBUTES
-from starter.history import HistoryLine, history_tail, utc
-from starter.runs import QUERY_TIMEOUT, Ending, ended_how, workflow_id
 from starter.traffic import TrafficReading
 
 ROLLOUT_ATTRIBUTE_NAMES = frozenset(key.name for key in ROLLOUT_ATTRIBUTES)

@@ -11,8 +11,8 @@ import getpass
 import subprocess
 from pathlib import Path
 
+from devstack.processes import StackError
 from plans.approvals import PRINCIPAL, SIGNING_NAMESPACE
-from starter.processes import StackError
 
 ALLOWED_SIGNERS = "allowed_signers"
 DEV_KEY = "signing_key"  # made in the stack's folder for a user without a key, .pub beside it

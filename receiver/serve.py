@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from plans import RolloutError, WebhookChannel
 from plans.text import ENV_NAME
-from starter.alerts.rules import DEFAULT_RULES, LABEL_NAME, Rules, load_rules
+from receiver.rules import DEFAULT_RULES, LABEL_NAME, Rules, load_rules
 
 if TYPE_CHECKING:
-    from starter.alerts.receiver import AlertReceiver
+    from receiver.receiver import AlertReceiver
 
 # The server's modules (aiohttp, the Temporal client) are imported when it starts, not
 # whenever the `rollout` CLI builds its help.
@@ -110,10 +110,10 @@ async def cmd_alerts_serve(args: argparse.Namespace) -> int:
     from temporalio.client import Client
 
     from activities.notifiers.webhook import WebhookNotifier
-    from starter.alerts.listen import tls_context
-    from starter.alerts.receiver import AlertReceiver
-    from starter.connection import use_dev_stack_when_unset
-    from worker.config import connect_config
+    from client.connection import connect_config
+    from receiver.listen import tls_context
+    from receiver.receiver import AlertReceiver
+    from starter.server import use_dev_stack_when_unset
 
     # Asked to stop while still starting, it stops as soon as it listens.
     stop = _stop_on_signals()
@@ -155,8 +155,8 @@ async def serve(
     header_timeout: float = HEADER_TIMEOUT_S,
 ) -> None:
     """Serve on host:port until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
-    from starter.alerts.listen import listening
-    from starter.alerts.receiver import PATHS
+    from receiver.listen import listening
+    from receiver.receiver import PATHS
 
     app = receiver.app()
     async with listening(app, host, port, tls=tls, header_timeout=header_timeout) as bound_port:

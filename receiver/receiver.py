@@ -28,10 +28,11 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.notifiers.messages import Message
+from client import reading
+from client.operations import CommandRefused, NoSuchRollout, send_command, workflow_id
 from plans import Channel, RolloutError, RolloutStatus, WebhookChannel
 from plans.text import clip
-from starter import reading
-from starter.alerts.decide import (
+from receiver.decide import (
     Handled,
     Outcome,
     Report,
@@ -42,10 +43,9 @@ from starter.alerts.decide import (
     report,
     screen,
 )
-from starter.alerts.first_shift import first_shift
-from starter.alerts.payload import Alert, MalformedNotification, parse_notification
-from starter.alerts.rules import AlertAction, Rules
-from starter.operations import CommandRefused, NoSuchRollout, send_command, workflow_id
+from receiver.first_shift import first_shift
+from receiver.payload import Alert, MalformedNotification, parse_notification
+from receiver.rules import AlertAction, Rules
 
 log = logging.getLogger("rollout.alerts")
 

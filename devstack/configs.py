@@ -25,9 +25,9 @@ from demo.configs import (
     plan_yaml,
     prometheus_config,
 )
-from starter.devtrust import write_dev_trust
-from starter.processes import LOCALHOST, StackError
-from starter.stackinfo import StackInfo, save
+from devstack.info import StackInfo, save
+from devstack.processes import LOCALHOST, StackError
+from devstack.trust import write_dev_trust
 
 
 def on_loopback(info: StackInfo) -> dict[str, str]:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from plans.visibility import ROLLOUT_ATTRIBUTES
-from starter.devtrust import ALLOWED_SIGNERS
-from starter.processes import (
+from devstack.info import StackInfo, save
+from devstack.processes import (
     LOCALHOST,
     StackError,
     http_ok,
@@ -23,7 +22,8 @@ from starter.processes import (
     tcp_open,
     wait_ready,
 )
-from starter.stackinfo import StackInfo, save
+from devstack.trust import ALLOWED_SIGNERS
+from plans.visibility import ROLLOUT_ATTRIBUTES
 
 LOAD_RPS = 40
 LOAD_USERS = 1000  # flagd: the user ids the load generator sends (user-0 ... user-999)
@@ -227,7 +227,7 @@ def worker_env(info: StackInfo) -> dict[str, str]:
         "ROLLOUT_NOTIFY_DIR": str(Path(info.dir) / "notices"),
         # Each rollout's report is written here when it ends (`rollout report` reads anew).
         "ROLLOUT_REPORT_DIR": str(Path(info.dir) / "reports"),
-        # Signed approvals of the local user's keys (starter.devtrust) are verified here.
+        # Signed approvals of the local user's keys (devstack.trust) are verified here.
         "ROLLOUT_ALLOWED_SIGNERS": str(Path(info.dir) / ALLOWED_SIGNERS),
     }
 

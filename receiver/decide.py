@@ -19,8 +19,8 @@ from enum import StrEnum
 
 from plans import CommandKind, OperatorCommand, RolloutStatus
 from plans.text import SAFE_NAME, quote
-from starter.alerts.payload import Alert
-from starter.alerts.rules import AlertAction, Rule, Rules
+from receiver.payload import Alert
+from receiver.rules import AlertAction, Rule, Rules
 
 BY = "alertmanager"
 # OperatorCommand.reason's max_length: the whole reason fits it, whatever the alert carries.

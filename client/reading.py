@@ -16,8 +16,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from plans import RolloutError, RolloutState, RolloutStatus, format_duration
-from starter.records import (
+from client.records import (
     TemporalRecords,
     last_poll,
     last_poll_text,
@@ -25,7 +24,8 @@ from starter.records import (
     task_queue_pollers,
     worker_polls,
 )
-from starter.runs import ENDED_QUERY_TIMEOUT, QUERY_TIMEOUT, no_such_rollout, workflow_id
+from client.runs import ENDED_QUERY_TIMEOUT, QUERY_TIMEOUT, no_such_rollout, workflow_id
+from plans import RolloutError, RolloutState, RolloutStatus, format_duration
 from starter.traffic import ObservedStatus, read_traffic
 from workflows.rollout import RolloutWorkflow
 

@@ -6,8 +6,8 @@ stack's demo plan moves Envoy's weights.
 Everything listens on 127.0.0.1 and lives in one folder (configs, logs, the Temporal
 database, Prometheus data) described by ``DIR/stack.json``. ``up`` starts the processes
 in the background, ``down`` stops them by pid, ``fault`` makes the canary misbehave.
-This module is the stack's lifecycle; ``stackinfo`` (its description), ``stackconfigs``
-(its files) and ``stackparts`` (each process) hold the rest.
+This module is the stack's lifecycle; ``info`` (its description), ``configs``
+(its files) and ``parts`` (each process) hold the rest.
 """
 
 from __future__ import annotations
@@ -26,19 +26,9 @@ from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
 
-from starter import fleetstack
-from starter.processes import (
-    PortTaken,
-    StackError,
-    choose_ports,
-    listens,
-    pid_alive,
-    signals_held,
-    signals_interrupt,
-    stop_all,
-)
-from starter.stackconfigs import write_configs
-from starter.stackinfo import (
+from devstack import fleet as fleetstack
+from devstack.configs import write_configs
+from devstack.info import (
     ALERT_PORTS,
     ALERT_ROLES,
     DEFAULT_PORTS,
@@ -51,7 +41,7 @@ from starter.stackinfo import (
     stack_file,
     stack_info,
 )
-from starter.stackparts import (
+from devstack.parts import (
     alertmanager_argv,
     await_alertmanager,
     await_demo,
@@ -67,6 +57,16 @@ from starter.stackparts import (
     start_haproxy,
     start_worker,
     temporal_argv,
+)
+from devstack.processes import (
+    PortTaken,
+    StackError,
+    choose_ports,
+    listens,
+    pid_alive,
+    signals_held,
+    signals_interrupt,
+    stop_all,
 )
 
 # Starts of the whole stack when a port is lost to another program in the meantime.

@@ -18,9 +18,9 @@ import yaml
 from pydantic import BaseModel
 
 from demo.configs import CANARY_SERVER, HEADER, STABLE_SERVER, plan_yaml
-from starter.processes import LOCALHOST, StackError, choose_ports, http_ok, listens, tcp_open
-from starter.stackinfo import StackInfo
-from starter.stackparts import await_ready, launch, server_argv
+from devstack.info import StackInfo
+from devstack.parts import await_ready, launch, server_argv
+from devstack.processes import LOCALHOST, StackError, choose_ports, http_ok, listens, tcp_open
 
 FLEET_FILE = "fleet.json"
 TARGET_RPS = 10

@@ -17,6 +17,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.steering import CommandRefused, refused
 from plans import RolloutError, RolloutStatus, format_duration
 from plans.approvals import FORWARD
 from plans.fleet import FleetPlan, release_workflow_id
@@ -31,7 +32,6 @@ from plans.release import (
 from plans.visibility import rollout_workflow_id
 from starter import signing
 from starter.exits import EXIT_ABORTED, EXIT_PROMOTED, EXIT_ROLLED_BACK
-from starter.steering import CommandRefused, refused
 from workflows.release import ReleaseWorkflow
 from workflows.rollout import RolloutWorkflow
 

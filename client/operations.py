@@ -6,9 +6,9 @@ One module per concern (``starting``, ``steering``, ``reading``, ``records``, ``
 
 from __future__ import annotations
 
-from starter.history import HistoryLine, event_text, history_tail
-from starter.reading import follow, read_status, status, watch
-from starter.records import (
+from client.history import HistoryLine, event_text, history_tail
+from client.reading import follow, read_status, status, watch
+from client.records import (
     PendingActivity,
     Poller,
     TemporalRecords,
@@ -16,8 +16,8 @@ from starter.records import (
     task_queue_pollers,
     worker_polls,
 )
-from starter.runs import QUERY_TIMEOUT, Ending, NoSuchRollout, ended_how, workflow_id
-from starter.starting import (
+from client.runs import QUERY_TIMEOUT, Ending, NoSuchRollout, ended_how, workflow_id
+from client.starting import (
     SEARCH_ATTRIBUTES,
     AlreadyRolling,
     TargetOwned,
@@ -27,7 +27,7 @@ from starter.starting import (
     start_rollout,
     summary,
 )
-from starter.steering import CommandRefused, send_command
+from client.steering import CommandRefused, send_command
 
 __all__ = [
     "QUERY_TIMEOUT",

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from demo.configs import BACKEND, FLAG
-from starter.processes import LOCALHOST, StackError
+from devstack.processes import LOCALHOST, StackError
 
 NAMESPACE = "default"
 TASK_QUEUE = "rollouts"

@@ -7,9 +7,9 @@ from datetime import timedelta
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.runs import NoSuchRollout, ended_how, workflow_id
 from plans import CommandRecord, OperatorCommand, RolloutError, RolloutResult
 from starter import signing
-from starter.runs import NoSuchRollout, ended_how, workflow_id
 
 
 class CommandRefused(RolloutError):

@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_request import BaseRequest
 
 from plans.text import clip
-from starter.alerts.serve import HEADER_TIMEOUT_S, UsageError
+from receiver.serve import HEADER_TIMEOUT_S, UsageError
 
 log = logging.getLogger("rollout.alerts")
 

@@ -1,0 +1,38 @@
+"""The embedded dev stack: everything a rollout needs, on loopback, in one folder.
+
+``rollout dev up`` starts it and ``rollout dev down`` stops it by pid. ``stack`` is its
+lifecycle (up, down, status, fault); ``info`` describes a running stack (``stack.json``);
+``configs`` writes each process's files; ``parts`` starts each process; ``processes``
+starts and stops programs by pid; ``fleet`` is the many-target stack a fleet demo uses;
+``trust`` holds the dev stack's signing key and allowed signers.
+"""
+
+from devstack.processes import choose_ports
+from devstack.stack import (
+    StackError,
+    StackInfo,
+    down,
+    envoy_binary,
+    fault,
+    is_up,
+    load,
+    running,
+    stack_file,
+    status,
+    up,
+)
+
+__all__ = [
+    "StackError",
+    "StackInfo",
+    "choose_ports",
+    "down",
+    "envoy_binary",
+    "fault",
+    "is_up",
+    "load",
+    "running",
+    "stack_file",
+    "status",
+    "up",
+]
