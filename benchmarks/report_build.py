@@ -7,6 +7,9 @@ PNGs, HTML with them embedded, and JSON, ``--runs`` times in a temporary folder.
 
     .venv/bin/python benchmarks/report_build.py [--runs 20] [--history report_rolled_back]
 
+Its figures come from ``.venv/bin/python benchmarks/report_build.py`` (the defaults).
+``--quick`` builds once: the same JSON, for the tests.
+
 Goal: p95 <= 1 s for a one-gate rollout, beyond the Prometheus queries. Each gate adds
 one plot: on the dev stack the demo's six-gate report took 2.1 s in its write_report
 activity, its twelve range queries and the status query included.
@@ -48,7 +51,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--history", default="report_rolled_back")
+    parser.add_argument("--quick", action="store_true", help="--runs 1")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
     text = (HISTORIES / f"{args.history}.json").read_text()
     history = WorkflowHistory.from_json("rollout-benchmark", text)
     builds, writes = [], []
