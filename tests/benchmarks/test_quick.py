@@ -1,0 +1,197 @@
+"""Every benchmark's quick mode runs and prints what its full run would: a benchmark that a
+change broke fails here, not months later when someone wants its numbers again.
+
+Each test runs ``benchmarks/NAME.py --quick`` as a subprocess with the project's Python and
+checks the JSON it prints: its keys, and values that make sense (not just exit 0). The
+benchmarks that need real servers start them as they always do (a dev stack of their own
+on free ports, a Prometheus); every process a benchmark starts carries a marker in its
+environment, and the test fails if any of them outlives the benchmark (and stops it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MARKER = "ROLLOUT_BENCH_QUICK_RUN"
+
+
+def started_by(run: str) -> list[psutil.Process]:
+    """Live processes whose environment carries the marker of ``run``."""
+    found = []
+    for process in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get(MARKER) == run and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+    return found
+
+
+def stop(processes: list[psutil.Process]) -> None:
+    """SIGTERM, then SIGKILL what is still alive after 10 s, by pid."""
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    """The JSON object the output ends with (the SDK's core may log lines before it)."""
+    decoder = json.JSONDecoder()
+    starts = [0] if stdout.startswith("{") else []
+    starts += [i + 1 for i, c in enumerate(stdout) if c == "\n" and stdout[i + 1 : i + 2] == "{"]
+    for start in starts:
+        with contextlib.suppress(json.JSONDecodeError):
+            value, end = decoder.raw_decode(stdout, start)
+            if isinstance(value, dict) and not stdout[end:].strip():
+                return value
+    raise AssertionError(f"no JSON object ends the output:\n{stdout[-3000:]}")
+
+
+def quick(
+    name: str,
+    folder: Path,
+    *args: str,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``benchmarks/NAME.py --quick`` and return the JSON it printed.
+
+    Temporary folders (dev stacks included) go under ``folder``. A run past ``timeout`` is
+    sent SIGTERM, so that it stops what it started, and fails the test.
+    """
+    run = uuid.uuid4().hex
+    argv = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick", *args]
+    environment = {**os.environ, "TMPDIR": str(folder), MARKER: run, **(env or {})}
+    began = time.monotonic()
+    process = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)
+            try:
+                stdout, stderr = process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+            pytest.fail(f"{name} --quick ran past {timeout:g}s:\n{stderr[-3000:]}")
+    finally:
+        left = started_by(run)
+        stop(left)
+    assert not left, f"{name} --quick left running: {[p.pid for p in left]}"
+    assert process.returncode == 0, f"{name} --quick exited {process.returncode}:\n{stderr[-3000:]}"
+    print(f"{name} --quick: {time.monotonic() - began:.1f}s")
+    return last_json(stdout)
+
+
+@pytest.fixture
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Short: a dev stack's HAProxy socket lives under it, and its path must fit sun_path.
+    return tmp_path_factory.mktemp("q")
+
+
+def share(value: Any) -> bool:
+    return isinstance(value, int | float) and 0 <= value <= 1
+
+
+# -- no server, or the time-skipping test server ----------------------------------------------
+
+
+def test_judge_quality(folder: Path) -> None:
+    out = quick("judge_quality", folder)
+    judges = ("statistical", "relative", "threshold", "naive")
+    assert set(out) >= {"false_rollback_rate", "detect_x2_within_5_checks_100rps", "naive"}
+    assert set(out["by_kind"]) == {"threshold", "relative", "statistical"}
+    assert set(out["repeated_looks"]) == set(out["detail"]) == set(judges)
+    assert share(out["false_rollback_rate"]) and share(out["false_rollback_rate_95_upper"])
+    assert out["settings"]["checks_per_stage"] == 10
+    for name in judges:
+        rows = {(row["scenario"], row["rps"]): row for row in out["detail"][name]}
+        assert len(rows) == 19, name
+        for row in rows.values():
+            assert row["stages"] >= 1
+            assert all(share(row[key]) for key in ("rolled_back", "paused", "promoted"))
+            assert row["rolled_back"] + row["paused"] + row["promoted"] <= 1 + 1e-9
+        # A starved canary is never passed nor rolled back by the gated judges.
+        if name != "naive":
+            assert rows[("starved", 0.5)]["paused"] == 1.0, name
+    # The recommended judge catches a five-fold error rate at any traffic.
+    statistical = {(row["scenario"], row["rps"]): row for row in out["detail"]["statistical"]}
+    for rps in (10, 100, 1000):
+        assert statistical[("errors x5", rps)]["rolled_back"] == 1.0
+        assert statistical[("healthy", rps)]["rolled_back"] == 0.0
+
+
+def test_validation(folder: Path) -> None:
+    out = quick("validation", folder)
+    caps = out["caps"]
+    assert set(out) == {
+        "caps", "gates", "gates_uncapped", "stages_x_gates", "biggest_allowed", "refused"
+    }  # fmt: skip
+    for n, timed in out["gates"].items():
+        assert timed["refused"] == (int(n) > caps["gates"]), n
+        assert 0 <= timed["seconds"] < 10
+    assert out["gates_uncapped"] and not any(t["refused"] for t in out["gates_uncapped"].values())
+    assert not any(t["refused"] for t in out["stages_x_gates"].values())
+    biggest = out["biggest_allowed"]
+    assert biggest["file_bytes"] > 100_000
+    assert not biggest["parse_plan"]["refused"] and not biggest["load_plan"]["refused"]
+    assert set(out["refused"]) == {
+        "version_5mb", "gates_60000", "alias_bomb", "one_mb_of_small_values", "nested_100000_deep"
+    }  # fmt: skip
+    for key, refused in out["refused"].items():
+        assert refused["refused"], key
+        assert 0 < refused["message_bytes"] < 1000, key
+        assert refused["seconds"] < 10, key
+
+
+def test_history(folder: Path) -> None:
+    out = quick("history", folder)
+    assert out["check_every"] == "6h" and out["checks_per_run"] == 10
+    assert out["checks"] == 28
+    # 28 checks, a new run every 10: three runs, none much past its share.
+    assert out["runs"] == 3
+    assert out["events_total"] > out["checks"]
+    assert 3 < out["events_per_check"] < 20
+    assert out["max_events_per_run"] < out["events_total"]
+    assert out["wall_s"] >= 0 and out["ms_per_check"] > 0
+
+
+def test_report_build(folder: Path) -> None:
+    out = quick("report_build", folder)
+    assert out["runs"] == 1 and out["events"] > 10
+    assert 0 < out["build_median_s"] < 30 and 0 < out["write_median_s"] < 30
+    assert out["total_max_s"] >= out["total_p95_s"] > 0
+
+
+def test_rebuild_cost(folder: Path) -> None:
+    out = quick("rebuild_cost", folder, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert out["rebuilds"] == 3
+    assert out["history"].startswith("recorded now")
+    assert out["events"] > 50
+    assert 0 < out["cpu_ms_per_rebuild"] < 10_000 and out["wall_ms_per_rebuild"] > 0
+    assert out["bytecode"] == "not written"
