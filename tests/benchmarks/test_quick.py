@@ -24,6 +24,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.stack.conftest import missing_binaries
+
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "ROLLOUT_BENCH_QUICK_RUN"
 
@@ -195,3 +197,29 @@ def test_rebuild_cost(folder: Path) -> None:
     assert out["events"] > 50
     assert 0 < out["cpu_ms_per_rebuild"] < 10_000 and out["wall_ms_per_rebuild"] > 0
     assert out["bytecode"] == "not written"
+
+
+# -- real servers: Prometheus, or a dev stack of the benchmark's own ------------------------------
+
+
+@pytest.fixture
+def servers() -> None:
+    """Skip (fail on CI) where the real stack's servers are missing."""
+    missing = missing_binaries()
+    if missing:
+        message = f"the benchmark needs {', '.join(missing)}: run scripts/bootstrap.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.integration
+def test_prometheus_query(folder: Path, servers: None) -> None:
+    out = quick("prometheus_query", folder)
+    assert out["times"] == 20 and "prometheus_http_requests_total" in out["query"]
+    assert {"provider", "requests_session"} <= set(out["clients"])
+    for name, measured in out["clients"].items():
+        assert len(measured["runs"]) == 2, name
+        assert 0 < measured["cpu_ms_per_query"] < 1000, name
+        assert 0 < measured["wall_ms_per_query"] < 10_000, name
+        assert measured["cpu_ms_per_query"] == min(r["cpu_ms_per_query"] for r in measured["runs"])
