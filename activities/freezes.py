@@ -11,9 +11,9 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
-from plans.freezes import ALL_SERVICES, FREEZE_CALENDAR_ID, Freeze
+from client.freezes import calendar_freezes
+from plans.freezes import ALL_SERVICES, Freeze
 
 
 class FreezeReader:
@@ -28,18 +28,3 @@ class FreezeReader:
         """The freezes now known that hold ``service`` (its own and those of all services)."""
         freezes = await calendar_freezes(self.client)
         return [f for f in freezes if f.service in (service, ALL_SERVICES)]
-
-
-async def calendar_freezes(client: Client) -> list[Freeze]:
-    """Every freeze the calendar holds; none when there is no calendar yet."""
-    # Imported here: the calendar's module imports this activity (a cycle at the top).
-    from workflows.freezes import FreezeCalendar
-
-    handle = client.get_workflow_handle(FREEZE_CALENDAR_ID)
-    try:
-        freezes: list[Freeze] = await handle.query(FreezeCalendar.freezes)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return []
-        raise
-    return freezes

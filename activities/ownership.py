@@ -13,14 +13,13 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities import admission
-from activities.owners import Owners, holder, is_running
+from activities.owners import Owners
+from client import leases
+from client.leases import holder, is_running
 from plans import ClaimAnswer, TargetClaim
-from workflows.lease import TargetLease
 
 _CLAIM_ROUNDS = 5
 # How long a release waits for the lease to end (it ends itself later when this runs out).
@@ -59,16 +58,7 @@ class TargetLeases:
         queue = activity.info().task_queue
         for _ in range(_CLAIM_ROUNDS):
             try:
-                await self.client.start_workflow(
-                    TargetLease.run,
-                    claim,
-                    id=claim.lease_id,
-                    task_queue=queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    memo=claim.model_dump(mode="json"),
-                    static_summary=f"{claim.target}: moved by {claim.owner}",
-                )
+                await leases.start_lease(self.client, claim, queue)
                 return ClaimAnswer(claimed=True, owner=claim.owner)
             except WorkflowAlreadyStartedError:
                 pass
@@ -80,21 +70,19 @@ class TargetLeases:
                 return ClaimAnswer(claimed=True, owner=claim.owner)
             running, owner_run = await is_running(self.client, current.owner)
             if running:
-                described = await self.client.get_workflow_handle(current.owner).describe()
                 return ClaimAnswer(
                     claimed=False,
                     owner=current.owner,
                     owner_run_id=owner_run,
-                    since=described.start_time,
+                    since=await leases.started_at(self.client, current.owner),
                 )
             # Its owner ended without a release (terminated): end that lease run only.
-            try:
-                await self.client.get_workflow_handle(claim.lease_id, run_id=lease_run).terminate(
-                    reason=f"{current.owner} has ended; {claim.owner} takes the target over"
-                )
-            except RPCError as error:
-                if error.status != RPCStatusCode.NOT_FOUND:
-                    raise
+            await leases.end_lease_run(
+                self.client,
+                claim.lease_id,
+                lease_run,
+                f"{current.owner} has ended; {claim.owner} takes the target over",
+            )
         raise ApplicationError(
             f"could not claim {claim.target}: the lease changed hands {_CLAIM_ROUNDS} times"
             " while claiming; trying again"
@@ -110,13 +98,8 @@ class TargetLeases:
         held = await holder(self.client, claim.lease_id)
         if held is None or held[0].owner != claim.owner:
             return False
-        lease = self.client.get_workflow_handle(claim.lease_id, run_id=held[1])
         asked = {"owner": claim.owner, "run_id": activity.info().workflow_run_id}
-        try:
-            await lease.signal(TargetLease.release, asked)
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
+        if not await leases.ask_release(self.client, claim.lease_id, held[1], asked):
             return False
         for _ in range(RELEASE_POLLS):
             if not (await is_running(self.client, claim.lease_id))[0]:

@@ -1,4 +1,4 @@
-"""The rollout's Temporal activities, registered under the names in ``activities.names``.
+"""The rollout's Temporal activities, registered under the names in ``plans.messages``.
 
 Errors a user can fix come back as non-retryable ``ApplicationError``s whose ``type``
 is the project exception's class name (``RouterRefused``, ``NotifierRefused``...);
@@ -20,7 +20,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import gates as gate_checks
-from activities import names
 from activities.errors import RouterRefused, SideEffectError
 from activities.hooks import HOOK_ACTIVITIES
 from activities.metrics import MetricProvider, provider_for
@@ -29,9 +28,17 @@ from activities.notifiers.messages import RunLink
 from activities.notifiers.sent import SentRecord
 from activities.plan_secrets import plan_secret
 from activities.routers import router_for
-from plans import GateCheck, MetricsSource, Notification, ShiftRequest, TrafficSplit, Verdict
+from plans import (
+    GateCheck,
+    MetricsSource,
+    Notification,
+    ShiftRequest,
+    TrafficSplit,
+    Verdict,
+    messages,
+)
+from plans.metric_names import SHIFT_SECONDS, SHIFTS
 from plans.state import Look, Seen
-from workflows.metering import SHIFT_SECONDS, SHIFTS
 
 # A split that cannot be read is asked for once more after this, as the read activity's
 # retry policy does.
@@ -51,7 +58,7 @@ def _reported() -> Iterator[None]:
         ) from None
 
 
-@activity.defn(name=names.SHIFT_TRAFFIC)
+@activity.defn(name=messages.SHIFT_TRAFFIC)
 def shift_traffic(req: ShiftRequest) -> TrafficSplit:
     """Set the stable/canary weights on the router and return what it routes now."""
     activity.logger.info("shifting %s to %s on %s", req.canary, req.split, req.router.describe())
@@ -95,7 +102,7 @@ def _within_limits(req: ShiftRequest) -> None:
         )
 
 
-@activity.defn(name=names.READ_TRAFFIC)
+@activity.defn(name=messages.READ_TRAFFIC)
 def read_traffic(req: ShiftRequest) -> TrafficSplit:
     """The router's current stable/canary weights (``req.split`` is ignored)."""
     with _reported():
@@ -124,7 +131,7 @@ def _provider(source: MetricsSource) -> MetricProvider:
     return provider
 
 
-@activity.defn(name=names.CHECK_GATES)
+@activity.defn(name=messages.CHECK_GATES)
 def check_gates(req: GateCheck) -> list[Verdict]:
     """One verdict per gate; an unreachable source or a bad query makes gates inconclusive.
 
@@ -162,7 +169,7 @@ def _heartbeat() -> Callable[[], None]:
     return activity.heartbeat
 
 
-@activity.defn(name=names.LOOK)
+@activity.defn(name=messages.LOOK)
 def look(req: Look) -> Seen:
     """A check in one activity: the router's split (or why not), then the gates' verdicts.
 
@@ -198,7 +205,7 @@ def check_gates_timeout(req: GateCheck) -> timedelta:
 _sent = SentRecord()
 
 
-@activity.defn(name=names.NOTIFY)
+@activity.defn(name=messages.NOTIFY)
 async def notify(message: Notification) -> None:
     """Render the message and deliver it to its channels, once per event and channel.
 

@@ -48,9 +48,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 import devstack
-from activities.owners import holder
 from activities.routers.haproxy import HAProxyRuntime
 from client import operations
+from client.leases import holder
 from plans import (
     CommandKind,
     HAProxyRouter,

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 from temporalio.client import Client
@@ -18,10 +19,17 @@ from temporalio.runtime import Runtime
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_TASK_QUEUE = "rollouts"
+# The dev stack's folder, where a client finds its server and its signing key when unset.
+DEFAULT_STACK_DIR = Path(".rollout")
 
 
 def task_queue() -> str:
     return os.environ.get("ROLLOUT_TASK_QUEUE", DEFAULT_TASK_QUEUE)
+
+
+def stack_dir() -> Path:
+    """The dev stack's folder: $ROLLOUT_DIR, else ./.rollout."""
+    return Path(os.environ.get("ROLLOUT_DIR", DEFAULT_STACK_DIR))
 
 
 def connect_config() -> dict[str, Any]:

@@ -15,9 +15,9 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverse
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
-from activities.names import CHECKS, LOOK
 from client.runs import QUERY_TIMEOUT
 from plans import Verdict, format_duration
+from plans.messages import CHECKS, LOOK
 from plans.state import Seen
 
 HISTORY_TAIL = 60

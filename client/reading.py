@@ -16,6 +16,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from client import calls
 from client.records import (
     TemporalRecords,
     last_poll,
@@ -25,9 +26,8 @@ from client.records import (
     worker_polls,
 )
 from client.runs import ENDED_QUERY_TIMEOUT, QUERY_TIMEOUT, no_such_rollout, workflow_id
-from plans import RolloutError, RolloutState, RolloutStatus, format_duration
-from starter.traffic import ObservedStatus, read_traffic
-from workflows.rollout import RolloutWorkflow
+from plans import RolloutError, RolloutStatus, format_duration
+from plans.messages import ROLLOUT_STATUS
 
 
 async def status(
@@ -39,7 +39,7 @@ async def status(
     """
     handle = client.get_workflow_handle(workflow_id(service))
     try:
-        answer = await handle.query(RolloutWorkflow.status, rpc_timeout=rpc_timeout)
+        answer = await calls.ask(handle, ROLLOUT_STATUS, rpc_timeout=rpc_timeout)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise no_such_rollout(service) from None
@@ -49,35 +49,19 @@ async def status(
     return answer.at(datetime.now(UTC))
 
 
-async def read_status(
-    client: Client, service: str, *, traffic: bool = True
-) -> RolloutStatus | TemporalRecords:
-    """The status from the workflow's query when a worker answers, else Temporal's records.
+async def read_status(client: Client, service: str) -> RolloutStatus | TemporalRecords:
+    """The status from the workflow's query when a worker answers, else Temporal's records."""
+    answer, _ = await read_run(client, service)
+    return answer
 
-    With ``traffic`` (what `rollout status` shows), the router is read too, once and
-    bounded, with the restores done on the run's behalf: see ``starter.traffic``.
-    """
+
+async def read_run(
+    client: Client, service: str
+) -> tuple[RolloutStatus | TemporalRecords, WorkflowExecutionDescription]:
+    """The status as ``read_status`` gives it, and the run's description beside it."""
     handle = client.get_workflow_handle(workflow_id(service))
     description = await _describe(handle, service)
-    answer = await _answer(client, service, handle, description)
-    if not traffic:
-        return answer
-    return await with_traffic(client, answer, description)
-
-
-async def with_traffic(
-    client: Client, answer: RolloutStatus | TemporalRecords, run: WorkflowExecutionDescription
-) -> RolloutStatus | TemporalRecords:
-    """The answer with what the router routes now beside what the run last asked for."""
-    if answer.asked is None:
-        return answer  # a worker older than `asked`, or a run that never asked for a split
-    if isinstance(answer, TemporalRecords):
-        promoted = answer.final_state == RolloutState.PROMOTED
-        reading = await read_traffic(client, answer.asked, run, promoted)
-        return answer.model_copy(update={"traffic": reading})
-    promoted = answer.state == RolloutState.PROMOTED
-    reading = await read_traffic(client, answer.asked, run, promoted)
-    return ObservedStatus(**dict(answer), traffic=reading)
+    return await _answer(client, service, handle, description), description
 
 
 async def _answer(
@@ -108,7 +92,7 @@ async def _answer(
     try:
         # The client retries some answers within the call, so the bound is kept here too.
         answer: RolloutStatus = await asyncio.wait_for(
-            handle.query(RolloutWorkflow.status, rpc_timeout=bound), bound.total_seconds()
+            calls.ask(handle, ROLLOUT_STATUS, rpc_timeout=bound), bound.total_seconds()
         )
     except (RPCError, TimeoutError) as error:
         if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:
@@ -149,7 +133,7 @@ async def watch(
     A worker outage does not end the watch; the run's end does.
     """
     while True:
-        answer = await read_status(client, service, traffic=False)
+        answer = await read_status(client, service)
         yield answer
         if answer.closed if isinstance(answer, TemporalRecords) else answer.state.final:
             return

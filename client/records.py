@@ -32,8 +32,8 @@ from plans import (
     format_duration,
 )
 from plans.inputs import RolloutInput
+from plans.traffic import TrafficReading
 from plans.visibility import ROLLOUT_ATTRIBUTES
-from starter.traffic import TrafficReading
 
 ROLLOUT_ATTRIBUTE_NAMES = frozenset(key.name for key in ROLLOUT_ATTRIBUTES)
 

@@ -1,12 +1,10 @@
-"""Releases across a fleet from the command line: start one, read it as a tree, steer it."""
+"""Releases across a fleet: start one, read its status and its targets', steer it."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from rich.markup import escape
-from rich.tree import Tree
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -17,23 +15,20 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client import calls, signing
 from client.steering import CommandRefused, refused
-from plans import RolloutError, RolloutStatus, format_duration
+from plans import RolloutError, RolloutStatus
 from plans.approvals import FORWARD
 from plans.fleet import FleetPlan, release_workflow_id
+from plans.messages import RELEASE, RELEASE_COMMAND, RELEASE_STATUS, ROLLOUT_STATUS
 from plans.release import (
     ReleaseCommand,
     ReleaseCommandRecord,
     ReleaseInput,
-    ReleaseState,
     ReleaseStatus,
     TargetState,
 )
 from plans.visibility import rollout_workflow_id
-from starter import signing
-from starter.exits import EXIT_ABORTED, EXIT_PROMOTED, EXIT_ROLLED_BACK
-from workflows.release import ReleaseWorkflow
-from workflows.rollout import RolloutWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 
@@ -47,8 +42,9 @@ async def start_release(
 ) -> WorkflowHandle[Any, Any]:
     """Start ``release-<service>``; a second one while the first runs is refused by name."""
     try:
-        return await client.start_workflow(
-            ReleaseWorkflow.run,
+        return await calls.start(
+            client,
+            RELEASE,
             ReleaseInput(fleet=fleet, visibility=visibility),
             id=fleet.workflow_id,
             task_queue=queue,
@@ -93,9 +89,7 @@ async def shows_release(client: Client, service: str) -> bool:
 async def release_status(client: Client, service: str) -> ReleaseStatus:
     handle = client.get_workflow_handle(release_workflow_id(service))
     try:
-        answer: ReleaseStatus = await handle.query(
-            ReleaseWorkflow.status, rpc_timeout=QUERY_TIMEOUT
-        )
+        answer = await calls.ask(handle, RELEASE_STATUS, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as error:
         raise RolloutError(f"cannot read the release of {service!r}: {error.message}") from None
     return answer
@@ -109,7 +103,7 @@ async def target_statuses(client: Client, status: ReleaseStatus) -> dict[str, Ro
             continue  # a restored target's rollout shows the promotion it no longer has
         handle = client.get_workflow_handle(run.workflow_id)
         try:
-            found[name] = await handle.query(RolloutWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+            found[name] = await calls.ask(handle, ROLLOUT_STATUS, rpc_timeout=QUERY_TIMEOUT)
         except Exception:  # a target whose rollout cannot answer is shown from the release
             continue
     return found
@@ -132,12 +126,8 @@ async def send_release_command(
         )
         command = command.model_copy(update={"command": op})
     try:
-        # By name: the typed reference does not fit an async update handler in mypy.
-        record: ReleaseCommandRecord = await handle.execute_update(
-            "command",
-            command,
-            result_type=ReleaseCommandRecord,
-            rpc_timeout=timedelta(seconds=30),
+        record = await calls.update(
+            handle, RELEASE_COMMAND, command, rpc_timeout=timedelta(seconds=30)
         )
     except WorkflowUpdateFailedError as error:
         cause = error.cause
@@ -146,74 +136,3 @@ async def send_release_command(
         # Refused after the validator let it through: the worker found the signature wanting.
         raise CommandRefused(refused(record.note, unsigned))
     return record
-
-
-def release_exit_code(state: ReleaseState) -> int:
-    """0 promoted, 3 halted or rolled back, 4 aborted (as for one rollout)."""
-    if state == ReleaseState.PROMOTED:
-        return EXIT_PROMOTED
-    if state in (ReleaseState.HALTED, ReleaseState.ROLLED_BACK):
-        return EXIT_ROLLED_BACK
-    return EXIT_ABORTED
-
-
-_COLOURS = {
-    TargetState.PROMOTED: "green",
-    TargetState.RUNNING: "cyan",
-    TargetState.ROLLED_BACK: "red",
-    TargetState.FAILED: "red",
-    TargetState.ABORTED: "yellow",
-    TargetState.RESTORED: "yellow",
-}
-
-
-def release_tree(status: ReleaseStatus, targets: dict[str, RolloutStatus]) -> Tree:
-    """The release, each wave, each target with its stage, weight, state and last verdicts."""
-    head = f"[bold]release {escape(status.service)} {escape(status.version)}[/]: {status.state}"
-    if status.paused and status.state != ReleaseState.PAUSED:
-        head += " (paused: no new target starts)"
-    tree = Tree(head + f"  (on failure: {status.on_target_failure})")
-    for wave in status.waves:
-        extras = []
-        if wave.approval:
-            extras.append("approval")
-        if wave.max_parallel:
-            extras.append(f"max_parallel {wave.max_parallel}")
-        if wave.bake_between_s:
-            extras.append(f"bake_between {format_duration(timedelta(seconds=wave.bake_between_s))}")
-        more = f" ({', '.join(extras)})" if extras else ""
-        branch = tree.add(f"wave {wave.index + 1}{more}: {wave.state}")
-        for name in wave.targets:
-            branch.add(_target_line(name, status, targets.get(name)))
-    if status.failed_target or (status.reason and status.state.final):
-        tree.add(f"[bold]{escape(status.reason)}[/]")
-    return tree
-
-
-def _target_line(name: str, status: ReleaseStatus, child: RolloutStatus | None) -> str:
-    run = status.targets[name]
-    colour = _COLOURS.get(run.state, "dim")
-    line = f"[{colour}]{escape(name)}[/] {run.state}"
-    if child is not None:
-        shown = "" if child.state.value == run.state.value else f" | {child.state}"
-        line += (
-            f"{shown} | stage {child.stage_index + 1}/{child.stage_count}"
-            f" {escape(child.stage_name)} | canary {child.canary_weight}%"
-        )
-        verdicts = ", ".join(f"{g}={v.outcome}" for g, v in child.verdicts.items())
-        if verdicts:
-            line += f" | {escape(verdicts)}"
-    if run.reason and run.state != TargetState.PROMOTED:
-        line += f" | {escape(run.reason)}"
-    return line
-
-
-def command_lines(record: ReleaseCommandRecord) -> list[str]:
-    """What a taken command reached, and where it did not go and why."""
-    where = f" on {record.target}" if record.target else ""
-    lines = [f"[green]{record.kind}[/] taken for the release{where} (by {escape(record.by)})"]
-    if record.sent_to:
-        lines.append(f"  sent to: {', '.join(record.sent_to)}")
-    for name, why in record.not_sent.items():
-        lines.append(f"  not sent to {name}: {escape(why)}")
-    return lines

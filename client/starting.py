@@ -11,12 +11,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from activities import owners
+from client import calls, leases
 from plans import Plan, RolloutError, RolloutResult, format_duration
 from plans.inputs import CHECKS_PER_RUN, RolloutInput
+from plans.messages import ROLLOUT
 from plans.state import RolloutProgress
 from plans.visibility import ROLLOUT_ATTRIBUTES
-from workflows.rollout import RolloutWorkflow
 
 SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {
     key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in ROLLOUT_ATTRIBUTES
@@ -84,7 +84,7 @@ async def start_rollout(
     *,
     progress: RolloutProgress | None = None,
     checks_per_run: int = CHECKS_PER_RUN,
-) -> WorkflowHandle[RolloutWorkflow, RolloutResult]:
+) -> WorkflowHandle[Any, RolloutResult]:
     """Start the rollout; refuse it while another rollout of the service is running.
 
     ``progress`` starts it from a given state (tests do); ``checks_per_run`` sets how many
@@ -98,8 +98,9 @@ async def start_rollout(
     )
     short, details = summary(plan)
     try:
-        return await client.start_workflow(
-            RolloutWorkflow.run,
+        return await calls.start(
+            client,
+            ROLLOUT,
             start,
             id=plan.workflow_id,
             task_queue=task_queue,
@@ -133,7 +134,7 @@ async def await_target(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        held = await owners.holder(client, plan.target_lease_id)
+        held = await leases.holder(client, plan.target_lease_id)
         if held is not None and held[0].owner == plan.workflow_id:
             return True
         described = await handle.describe()

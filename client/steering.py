@@ -7,9 +7,9 @@ from datetime import timedelta
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client import signing
 from client.runs import NoSuchRollout, ended_how, workflow_id
 from plans import CommandRecord, OperatorCommand, RolloutError, RolloutResult
-from starter import signing
 
 
 class CommandRefused(RolloutError):
@@ -22,7 +22,7 @@ async def send_command(
     """Send a command as an update: it is taken now, or refused with the reason.
 
     Forward commands are signed with the operator's SSH key when they have one (``key``
-    names it; see ``starter.signing``).
+    names it; see ``client.signing``).
     """
     handle = client.get_workflow_handle(workflow_id(service), result_type=RolloutResult)
     try:

@@ -7,24 +7,15 @@ gets a new key in the stack's folder, which `rollout` then finds by itself.
 
 from __future__ import annotations
 
-import getpass
 import subprocess
 from pathlib import Path
 
+from client.signing import DEV_KEY, user_name
 from devstack.processes import StackError
 from plans.approvals import PRINCIPAL, SIGNING_NAMESPACE
 
 ALLOWED_SIGNERS = "allowed_signers"
-DEV_KEY = "signing_key"  # made in the stack's folder for a user without a key, .pub beside it
 TIMEOUT_S = 10.0
-
-
-def user_name() -> str:
-    """The local user's name: who the CLI says is acting when nobody says otherwise."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def write_dev_trust(folder: Path) -> Path:

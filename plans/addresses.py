@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-if TYPE_CHECKING:
-    from plans.plan import Plan
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -128,22 +124,3 @@ def url_refusal(url: str) -> str | None:
     if found is None:
         return None
     return f"{found}: a plan may not send requests there (the worker refuses it too)"
-
-
-def written_hosts(plan: Plan) -> list[tuple[str, str]]:
-    """(field, host) of each URL a plan writes out for the worker to send requests to.
-
-    Metric sources, hooks and the smoke check; a host with a placeholder is known only when
-    the worker fills it in, and is checked then.
-    """
-    urls = [("metrics.url", getattr(plan.metrics, "url", None))]
-    urls += [(f"sources.{n}.url", getattr(s, "url", None)) for n, s in plan.sources.items()]
-    urls += [(f"hooks.{i}.url", hook.url) for i, hook in enumerate(plan.hooks)]
-    if plan.smoke is not None:
-        urls.append(("smoke.url", plan.smoke.url))
-    found = []
-    for field, url in urls:
-        host = urlsplit(url).hostname if isinstance(url, str) else None
-        if host and "$" not in host:
-            found.append((field, host))
-    return found

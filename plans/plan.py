@@ -7,6 +7,7 @@ import hashlib
 from collections import Counter
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -318,3 +319,22 @@ def _longer_and_longer(
             longest.append(seconds)
             found.append((position, window))
     return steps
+
+
+def written_hosts(plan: Plan) -> list[tuple[str, str]]:
+    """(field, host) of each URL a plan writes out for the worker to send requests to.
+
+    Metric sources, hooks and the smoke check; a host with a placeholder is known only when
+    the worker fills it in, and is checked then.
+    """
+    urls = [("metrics.url", getattr(plan.metrics, "url", None))]
+    urls += [(f"sources.{n}.url", getattr(s, "url", None)) for n, s in plan.sources.items()]
+    urls += [(f"hooks.{i}.url", hook.url) for i, hook in enumerate(plan.hooks)]
+    if plan.smoke is not None:
+        urls.append(("smoke.url", plan.smoke.url))
+    found = []
+    for field, url in urls:
+        host = urlsplit(url).hostname if isinstance(url, str) else None
+        if host and "$" not in host:
+            found.append((field, host))
+    return found

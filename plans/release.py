@@ -143,6 +143,10 @@ class WaveStatus(BaseModel):
     state: str = Field(description="done, running, waiting, approval, or not started")
 
 
+# The rollout a release starts to put a promoted target back: its id is the target's plus this.
+RESTORE_SUFFIX = "-restore"
+
+
 class ReleaseStatus(BaseModel):
     """What `rollout status` shows of a release; each target's own status comes from its run."""
 

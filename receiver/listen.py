@@ -22,8 +22,16 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_request import BaseRequest
 
+from plans import RolloutError
 from plans.text import clip
-from receiver.serve import HEADER_TIMEOUT_S, UsageError
+
+# Alertmanager sends its headers at once; a client that takes longer is holding a connection.
+HEADER_TIMEOUT_S = 10.0
+
+
+class UsageError(RolloutError):
+    """A receiver that cannot start as asked; the message says what to change."""
+
 
 log = logging.getLogger("rollout.alerts")
 

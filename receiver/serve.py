@@ -13,8 +13,9 @@ import ssl
 import sys
 from typing import TYPE_CHECKING
 
-from plans import RolloutError, WebhookChannel
+from plans import WebhookChannel
 from plans.text import ENV_NAME
+from receiver.listen import HEADER_TIMEOUT_S, UsageError
 from receiver.rules import DEFAULT_RULES, LABEL_NAME, Rules, load_rules
 
 if TYPE_CHECKING:
@@ -28,12 +29,6 @@ DEFAULT_LISTEN = "127.0.0.1:9095"
 DEFAULT_TOKEN_ENV = "ROLLOUT_ALERT_TOKEN"
 TLS_CERT_ENV = "ROLLOUT_ALERT_TLS_CERT"
 TLS_KEY_ENV = "ROLLOUT_ALERT_TLS_KEY"
-# Alertmanager sends its headers at once; a client that takes longer is holding a connection.
-HEADER_TIMEOUT_S = 10.0
-
-
-class UsageError(RolloutError):
-    """A receiver that cannot start as asked; the message says what to change."""
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -113,7 +108,6 @@ async def cmd_alerts_serve(args: argparse.Namespace) -> int:
     from client.connection import connect_config
     from receiver.listen import tls_context
     from receiver.receiver import AlertReceiver
-    from starter.server import use_dev_stack_when_unset
 
     # Asked to stop while still starting, it stops as soon as it listens.
     stop = _stop_on_signals()
@@ -130,7 +124,6 @@ async def cmd_alerts_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    use_dev_stack_when_unset()
     # Lazy: the receiver starts (and answers 503) while Temporal is still coming up.
     client = await Client.connect(**connect_config(), lazy=True)
     receiver = AlertReceiver(

@@ -6,11 +6,12 @@ import argparse
 import getpass
 from typing import Any
 
-from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE
+from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, stack_dir
+from client.connection import DEFAULT_STACK_DIR as DEFAULT_DIR
 from plans import CommandKind
 from plans.templates import TEMPLATES
-from receiver import serve
-from starter import governance
+from receiver import listen, serve
+from starter import governance, server
 from starter.dev_commands import cmd_demo, cmd_dev_down, cmd_dev_fault, cmd_dev_up
 from starter.exits import (
     EXIT_ABORTED,
@@ -31,7 +32,6 @@ from starter.rollout_commands import (
     cmd_status,
     cmd_validate,
 )
-from starter.server import DEFAULT_DIR, stack_dir
 
 DESCRIPTION = (
     "`rollout`: validate plans, start rollouts, watch and steer them, and run the dev stack."
@@ -411,11 +411,11 @@ def _alerts_parser(sub: Any) -> None:
     p.add_argument(
         "--header-timeout",
         type=serve.seconds,
-        default=serve.HEADER_TIMEOUT_S,
+        default=listen.HEADER_TIMEOUT_S,
         metavar="SECONDS",
         help="close a connection whose request headers take longer (default: %(default)g)",
     )
-    p.set_defaults(run=serve.cmd_alerts_serve)
+    p.set_defaults(run=server.cmd_alerts_serve)
 
 
 def _user() -> str:

@@ -16,11 +16,12 @@ from temporalio.client import Client
 
 import devstack
 from client import reading, starting
+from client.signing import user_name
 from demo import loadgen
 from devstack import fleet as fleetstack
 from devstack.info import StackInfo, describe, dump
 from devstack.processes import StackError
-from devstack.trust import ALLOWED_SIGNERS, user_name
+from devstack.trust import ALLOWED_SIGNERS
 from plans import Plan, RolloutStatus
 from starter import render
 from starter.exits import exit_code

@@ -22,29 +22,20 @@ from temporalio.client import (
     ScheduleRange,
     ScheduleSpec,
     ScheduleState,
-    WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError, RPCStatusCode
 
-from activities.freezes import calendar_freezes
 from client.connection import task_queue
+from client.freezes import add_freeze, calendar_freezes, recent_removals, remove_freeze
 from plans import RolloutError
-from plans.approvals import FREEZE_REMOVE
 from plans.freezes import (
     ALL_SERVICES,
-    FREEZE_CALENDAR_ID,
-    Freeze,
     FreezeRemoval,
     FreezeRequest,
-    RemovedFreeze,
 )
 from plans.inputs import ScheduledRollout
 from plans.windows import zone
-from starter import signing
 from starter.render import out
 from starter.server import connect_client
-from workflows.freezes import FreezeCalendar
 from workflows.scheduled import ScheduledStart
 
 SCHEDULE_PREFIX = "rollout-schedule-"
@@ -69,65 +60,6 @@ def known_zone(tz: str) -> Any:
 
 
 # -- freezes ---------------------------------------------------------------------------------
-
-
-async def calendar(client: Client, queue: str) -> Any:
-    """The freeze calendar's handle, started if it was not running."""
-    return await client.start_workflow(
-        FreezeCalendar.run,
-        None,
-        id=FREEZE_CALENDAR_ID,
-        task_queue=queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary="rollout freezes: `rollout freeze list`",
-    )
-
-
-async def add_freeze(client: Client, request: FreezeRequest, queue: str) -> Freeze:
-    handle = await calendar(client, queue)
-    try:
-        freeze: Freeze = await handle.execute_update(FreezeCalendar.add, request)
-    except WorkflowUpdateFailedError as error:
-        raise RolloutError(f"freeze refused: {getattr(error.cause, 'message', error)}") from None
-    return freeze
-
-
-async def remove_freeze(
-    client: Client, removal: FreezeRemoval | str, queue: str, key: str | None = None
-) -> Freeze:
-    """Remove a freeze (by id, or saying who and why), signed with the operator's SSH key."""
-    if isinstance(removal, str):
-        removal = FreezeRemoval(id=removal)
-    handle = await calendar(client, queue)
-    if removal.signed is None:
-        described = await handle.describe()
-        text = signing.claim(
-            FREEZE_REMOVE,
-            FREEZE_CALENDAR_ID,
-            signing.first_run_id(described),
-            by=removal.by,
-            reason=removal.reason,
-            subject=removal.id,
-        )
-        removal = removal.model_copy(update={"signed": await signing.maybe_sign(text, key)})
-    try:
-        freeze: Freeze = await handle.execute_update(FreezeCalendar.remove, removal)
-    except WorkflowUpdateFailedError as error:
-        raise RolloutError(str(getattr(error.cause, "message", error))) from None
-    return freeze
-
-
-async def recent_removals(client: Client) -> list[RemovedFreeze]:
-    """The freezes removed lately (by whom, why); none when there is no calendar."""
-    try:
-        removed: list[RemovedFreeze] = await client.get_workflow_handle(FREEZE_CALENDAR_ID).query(
-            FreezeCalendar.removals
-        )
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return []
-        raise
-    return removed
 
 
 def freeze_request(args: argparse.Namespace) -> FreezeRequest:

@@ -8,12 +8,12 @@ import asyncio
 from rich.markup import escape
 from temporalio.client import Client
 
-from client import releases
+from client import releases, signing
 from client.connection import task_queue
 from plans import OperatorCommand, RolloutError, format_duration
 from plans.fleet import FleetPlan, release_workflow_id
 from plans.release import ReleaseCommand
-from starter import signing
+from starter import release_view
 from starter.render import err, out
 from starter.server import connect_client, ui_link
 
@@ -58,7 +58,7 @@ async def follow(client: Client, service: str) -> int:
     while True:
         status = await releases.release_status(client, service)
         children = await releases.target_statuses(client, status)
-        tree = releases.release_tree(status, children)
+        tree = release_view.release_tree(status, children)
         with out.capture() as captured:
             out.print(tree)
         shown = captured.get()
@@ -66,7 +66,7 @@ async def follow(client: Client, service: str) -> int:
             out.print(tree)
             last = shown
         if status.state.final:
-            return releases.release_exit_code(status.state)
+            return release_view.release_exit_code(status.state)
         await asyncio.sleep(FOLLOW_EVERY_S)
 
 
@@ -77,7 +77,7 @@ async def status(args: argparse.Namespace, client: Client) -> int:
         return 0
     if args.watch:
         return await follow(client, args.service)
-    out.print(releases.release_tree(answer, await releases.target_statuses(client, answer)))
+    out.print(release_view.release_tree(answer, await releases.target_statuses(client, answer)))
     out.print(f"Temporal UI: {ui_link(release_workflow_id(args.service))}")
     return 0
 
@@ -86,7 +86,7 @@ async def command(args: argparse.Namespace, client: Client, op: OperatorCommand)
     record = await releases.send_release_command(
         client, args.service, ReleaseCommand(command=op, target=args.target), key=args.key
     )
-    for line in releases.command_lines(record):
+    for line in release_view.command_lines(record):
         out.print(line)
     return 0
 

@@ -19,7 +19,8 @@ from plans import (
     format_duration,
 )
 from plans.approvals import who
-from starter.traffic import ObservedStatus, TrafficReading, share
+from plans.traffic import ObservedStatus, TrafficReading
+from starter.traffic import share
 
 out = Console(highlight=False)
 """Where results go: standard output."""

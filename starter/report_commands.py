@@ -13,9 +13,10 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.connection import stack_dir
 from client.runs import no_such_rollout, workflow_id
 from plans import RolloutError, format_duration
-from starter.server import connect_client, stack_dir, ui_link
+from starter.server import connect_client, ui_link
 
 REPORT_HELP = (
     "`rollout report SERVICE` writes the report of the service's latest rollout (running or"

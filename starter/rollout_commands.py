@@ -11,7 +11,7 @@ from rich.markup import escape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from client import reading, releases, starting, steering
+from client import reading, releases, signing, starting, steering
 from client.connection import task_queue
 from client.records import TemporalRecords
 from client.runs import NoSuchRollout, workflow_id
@@ -20,7 +20,7 @@ from plans.approvals import who
 from plans.fleet import FleetPlan, load_any
 from plans.visibility import ROLLOUT_WORKFLOW, service_of
 from plans.windows import Windows
-from starter import release_commands, render, signing
+from starter import release_commands, render, traffic
 from starter.exits import EXIT_ERROR, EXIT_FROM_RECORDS, exit_code, records_exit_code
 from starter.render import err, out
 from starter.server import connect_client, ui_link
@@ -116,7 +116,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         args.service = f"{args.service}-{args.target}"  # the target's own rollout
     elif await releases.shows_release(client, args.service):
         return await release_commands.status(args, client)
-    answer = await reading.read_status(client, args.service)
+    answer = await traffic.read_status(client, args.service)
     records = isinstance(answer, TemporalRecords)
     if args.json:
         print(json.dumps(render.as_json(answer), indent=2))
@@ -150,7 +150,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
             live.update(render.watch_view(answer, note))
             await asyncio.sleep(1)
             try:
-                answer = await reading.read_status(client, args.service)
+                answer = await traffic.read_status(client, args.service)
             except NoSuchRollout:
                 raise
             except (RolloutError, RPCError) as error:

@@ -15,7 +15,6 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Client,
@@ -28,6 +27,8 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from activities.routers import router_for
+from client import reading
+from client.records import TemporalRecords
 from client.runs import QUERY_TIMEOUT, ended_how
 from plans import (
     HAProxyRouter,
@@ -39,8 +40,8 @@ from plans import (
     TrafficSplit,
 )
 from plans.plan import target_lease_id
-from plans.state import AuditEvent
-from workflows.release import RESTORE_SUFFIX
+from plans.release import RESTORE_SUFFIX
+from plans.traffic import ObservedStatus, Restore, TrafficReading
 
 ROUTER_READ_BOUND = timedelta(seconds=2)
 """How long `rollout status` waits for the router: a status stays quick when one is away."""
@@ -51,42 +52,21 @@ LEASE_RESTORED = "; its lease restored: "
 LEFT_TRAFFIC = (WorkflowExecutionStatus.TERMINATED, WorkflowExecutionStatus.TIMED_OUT)
 
 
-class Restore(BaseModel):
-    """Stable put back on a run's behalf: by its target's lease or by its release."""
+async def read_status(client: Client, service: str) -> RolloutStatus | TemporalRecords:
+    """The status `rollout status` shows: the run's answer and what its router routes now.
 
-    workflow_id: str = Field(description="the workflow that restores: the lease or the restore")
-    running: bool = Field(description="still at it")
-    done: bool = Field(description="ended having put stable back")
-    text: str = Field(description="what it says of itself: its result, or what it does now")
-
-
-class TrafficReading(BaseModel):
-    """What the router routes now, read by `rollout status`, and who else put stable back."""
-
-    router: str = Field(description="the router in words")
-    routes: TrafficSplit | None = Field(default=None, description="the split read just now")
-    unreadable: str = Field(default="", description="why the router could not be read from here")
-    restores: list[Restore] = Field(default_factory=list)
-    todo: str = Field(
-        default="",
-        description="what a person must do: the canary still gets traffic and"
-        " nothing puts stable back",
-    )
-
-    @property
-    def restored(self) -> Restore | None:
-        """The restore that put stable back on the run's behalf, if one did."""
-        return next((r for r in self.restores if r.done), None)
-
-
-class ObservedStatus(RolloutStatus):
-    """The workflow's status answer with what `rollout status` read of the router beside it."""
-
-    traffic: TrafficReading | None = None
-
-
-# RolloutStatus names AuditEvent before plans.state defines it; the subclass resolves it here.
-ObservedStatus.model_rebuild(_types_namespace={"AuditEvent": AuditEvent})
+    The router is read once and bounded, with the restores done on the run's behalf.
+    """
+    answer, run = await reading.read_run(client, service)
+    if answer.asked is None:
+        return answer  # a worker older than `asked`, or a run that never asked for a split
+    if isinstance(answer, TemporalRecords):
+        promoted = answer.final_state == RolloutState.PROMOTED
+        found = await read_traffic(client, answer.asked, run, promoted)
+        return answer.model_copy(update={"traffic": found})
+    promoted = answer.state == RolloutState.PROMOTED
+    found = await read_traffic(client, answer.asked, run, promoted)
+    return ObservedStatus(**dict(answer), traffic=found)
 
 
 async def read_traffic(

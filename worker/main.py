@@ -247,7 +247,7 @@ def _runtime() -> Runtime | None:
         return None
     from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-    from workflows.metering import BUCKETS
+    from plans.metric_names import BUCKETS
 
     metrics = PrometheusConfig(bind_address=address, histogram_bucket_overrides=BUCKETS)
     return Runtime(telemetry=TelemetryConfig(metrics=metrics))

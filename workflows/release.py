@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.fleet import restore_plan
     from plans.inputs import RolloutInput
     from plans.release import (
+        RESTORE_SUFFIX,
         ReleaseCommand,
         ReleaseCommandRecord,
         ReleaseInput,
@@ -53,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_EVENTS_KEPT = 300
 MAX_COMMANDS_KEPT = 100
-RESTORE_SUFFIX = "-restore"
 # With not_by_starter, targets learn who started the release when they start: the first wave
 # waits this long at most for `rollout start`'s signed claim.
 STARTER_WAIT = timedelta(minutes=1)

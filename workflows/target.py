@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         TargetClaim,
         TrafficSplit,
     )
-    from plans.addresses import written_hosts
+    from plans.plan import written_hosts
     from plans.state import RolloutProgress
     from plans.variables import named_variables
     from plans.visibility import service_of

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from activities.identity.base import SignatureRefused
-from activities.identity.programs import run_bounded
+from client.programs import run_bounded
 from plans.approvals import SEE, SIGNING_NAMESPACE, Signer
 
 SSH_KEYGEN = "ssh-keygen"

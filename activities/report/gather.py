@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,12 +15,13 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
 
-from activities.names import CHECKS, LOOK, SHIFT_TRAFFIC
 from activities.report import series
-from activities.report.model import CheckMark, Report, StageSpan, TimelineEntry
+from activities.report.model import CheckMark, Facts, Report, Shift, StageSpan, TimelineEntry
+from client import calls
 from plans import Plan, RolloutStatus, TrafficSplit, Verdict
 from plans.approvals import who
 from plans.inputs import RolloutInput
+from plans.messages import CHECKS, LOOK, ROLLOUT_STATUS, SHIFT_TRAFFIC
 from plans.state import CommandRecord, Seen, ShiftRequest
 
 QUERY_TIMEOUT = timedelta(seconds=3)
@@ -29,30 +29,6 @@ QUERY_TIMEOUT = timedelta(seconds=3)
 
 class ReportUnavailable(Exception):
     """The run's history cannot be read, or holds no rollout."""
-
-
-@dataclass
-class Shift:
-    at: datetime
-    weight: int
-    summary: str
-    done_at: datetime | None = None
-    read_back: int | None = None
-
-
-@dataclass
-class Facts:
-    """What the histories of a rollout's runs say, event by event."""
-
-    plan: Plan | None = None
-    run_ids: list[str] = field(default_factory=list)
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    end_state: str = ""
-    end_reason: str = ""
-    shifts: list[Shift] = field(default_factory=list)
-    checks: list[tuple[datetime, list[Verdict]]] = field(default_factory=list)
-    signals: list[TimelineEntry] = field(default_factory=list)
 
 
 async def gather(
@@ -252,11 +228,8 @@ async def _summary(converter: DataConverter, event: HistoryEvent) -> str:
 
 async def _status(handle: WorkflowHandle[Any, Any]) -> RolloutStatus | None:
     """The workflow's own account (audit trail, commands), when a worker answers."""
-    # Imported here: the workflow module imports the report activity (a cycle at the top).
-    from workflows.rollout import RolloutWorkflow
-
     try:
-        answer = await handle.query(RolloutWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        answer = await calls.ask(handle, ROLLOUT_STATUS, rpc_timeout=QUERY_TIMEOUT)
     except Exception:
         return None
     return answer if isinstance(answer, RolloutStatus) else None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import BaseModel, Field
+
+from plans import Plan, Verdict
 
 
 class Point(BaseModel):
@@ -102,3 +105,27 @@ class Report(BaseModel):
     baseline: list[BaselineRow] = Field(default_factory=list)
     incident: Incident | None = None
     ui_url: str = ""
+
+
+@dataclass
+class Shift:
+    at: datetime
+    weight: int
+    summary: str
+    done_at: datetime | None = None
+    read_back: int | None = None
+
+
+@dataclass
+class Facts:
+    """What the histories of a rollout's runs say, event by event."""
+
+    plan: Plan | None = None
+    run_ids: list[str] = field(default_factory=list)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_state: str = ""
+    end_reason: str = ""
+    shifts: list[Shift] = field(default_factory=list)
+    checks: list[tuple[datetime, list[Verdict]]] = field(default_factory=list)
+    signals: list[TimelineEntry] = field(default_factory=list)

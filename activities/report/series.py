@@ -25,7 +25,7 @@ from plans.gates.threshold import ThresholdGate
 from plans.sources.prometheus import PrometheusSource
 
 if TYPE_CHECKING:
-    from activities.report.gather import Facts
+    from activities.report.model import Facts
 
 # About this many points per series, whatever the rollout's length.
 POINTS = 240

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from plans import text
 from plans.durations import format_duration
 from plans.presets import Preset
 from plans.text import Strict
 
-if TYPE_CHECKING:
-    from plans.gates.base import GateBase
+
+class GateQueries(Protocol):
+    """What a source reads of a gate (``plans.gates.base.GateBase`` has it all)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def samples_query(self) -> str | None: ...
+    @property
+    def window(self) -> timedelta: ...
 
 
 class QueryLanguage(Protocol):
@@ -70,7 +80,7 @@ class SourceModel(Strict):
             filled["target"] = values["canary"]
         return filled
 
-    def query_problems(self, gate: GateBase, given: list[str]) -> list[tuple[str, str]]:
+    def query_problems(self, gate: GateQueries, given: list[str]) -> list[tuple[str, str]]:
         """(field, problem) for each of the gate's queries this source cannot run.
 
         ``given`` are the placeholders the plan and its router fill in.
@@ -94,7 +104,7 @@ class SourceModel(Strict):
                 problems.append((field, f"unknown placeholder(s) {named}: use {shown}"))
         return problems
 
-    def version_problems(self, gate: GateBase) -> list[str]:
+    def version_problems(self, gate: GateQueries) -> list[str]:
         """How a gate that compares versions fails to ask for each through ``$target``."""
         problems = []
         for field, query in (("query", gate.query), ("samples_query", gate.samples_query)):
@@ -114,7 +124,7 @@ class SourceModel(Strict):
                 )
         return problems
 
-    def windows(self, gate: GateBase) -> list[tuple[str, str, float]]:
+    def windows(self, gate: GateQueries) -> list[tuple[str, str, float]]:
         """(field, window as shown, seconds) of each span of data the gate's queries read."""
         found = []
         for field, query in (("query", gate.query), ("samples_query", gate.samples_query)):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
@@ -21,10 +21,7 @@ from temporalio import workflow
 
 from plans import text
 from plans.durations import Duration, format_duration
-from plans.sources.base import QueryLanguage, SourceModel
-
-if TYPE_CHECKING:
-    from plans.gates.base import GateBase
+from plans.sources.base import GateQueries, QueryLanguage, SourceModel
 
 _URL = re.compile(r"https?://([A-Za-z0-9._$:{}-]+|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?(/\S*)?")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
@@ -124,7 +121,7 @@ class WebSource(SourceModel):
             path=query,
         ).text()
 
-    def query_problems(self, gate: GateBase, given: list[str]) -> list[tuple[str, str]]:
+    def query_problems(self, gate: GateQueries, given: list[str]) -> list[tuple[str, str]]:
         problems = super().query_problems(gate, given)
         for field, query in (("query", gate.query), ("samples_query", gate.samples_query)):
             # The parser builds its tables through sys.modules, which a workflow's sandbox
@@ -156,7 +153,7 @@ class WebSource(SourceModel):
                 )
         return problems
 
-    def version_problems(self, gate: GateBase) -> list[str]:
+    def version_problems(self, gate: GateQueries) -> list[str]:
         """A gate comparing versions asks the endpoint for each: ``$target`` in URL or body."""
         named = text.placeholders_in(self.url + (self.body or ""))
         if "target" in named:
@@ -166,7 +163,7 @@ class WebSource(SourceModel):
             " url or body must name it with $target (filled with the canary, then the stable)"
         ]
 
-    def windows(self, gate: GateBase) -> list[tuple[str, str, float]]:
+    def windows(self, gate: GateQueries) -> list[tuple[str, str, float]]:
         """The gate's window, when the URL or body asks the endpoint for it (``$window``)."""
         asked = "window" in text.placeholders_in(self.url + (self.body or ""))
         if not asked:

@@ -17,9 +17,8 @@ from temporalio.client import Client, WorkflowFailureError
 import devstack
 from benchmarks.scale_out import scale_out
 from client import operations
-from plans import CommandKind, OperatorCommand
+from plans import CommandKind, OperatorCommand, metric_names
 from tests.faults.chaos import baking, eventually, quick_plan, until
-from workflows import metering
 
 pytestmark = pytest.mark.integration
 
@@ -63,25 +62,25 @@ async def test_the_worker_serves_its_rollout_metrics_and_prometheus_scrapes_them
 
     samples = await asyncio.to_thread(scrape, stack.worker_metrics)
     service = plan.service
-    assert total(samples, metering.STARTED, service, 'strategy="canary"') == 1
-    assert total(samples, metering.ENDED, service, 'outcome="rolled_back"') == 1
-    assert total(samples, metering.ROLLBACKS, service) == 1
-    assert total(samples, metering.COMMANDS, service, 'kind="rollback"', 'fate="accepted"') == 1
-    assert total(samples, metering.CHECKS, service, 'state="baking"') >= 2
-    assert total(samples, metering.VERDICTS, service, 'gate="error-rate"') >= 2
-    assert total(samples, f"{metering.RESTORE_SECONDS}_count", service) == 1
-    assert total(samples, metering.CANARY_WEIGHT, service) == 0
+    assert total(samples, metric_names.STARTED, service, 'strategy="canary"') == 1
+    assert total(samples, metric_names.ENDED, service, 'outcome="rolled_back"') == 1
+    assert total(samples, metric_names.ROLLBACKS, service) == 1
+    assert total(samples, metric_names.COMMANDS, service, 'kind="rollback"', 'fate="accepted"') == 1
+    assert total(samples, metric_names.CHECKS, service, 'state="baking"') >= 2
+    assert total(samples, metric_names.VERDICTS, service, 'gate="error-rate"') >= 2
+    assert total(samples, f"{metric_names.RESTORE_SECONDS}_count", service) == 1
+    assert total(samples, metric_names.CANARY_WEIGHT, service) == 0
     # The SDK's labels come along: which workflow type and task queue counted it.
-    started = [f for n, f, _ in samples if n == metering.STARTED and service in f]
+    started = [f for n, f, _ in samples if n == metric_names.STARTED and service in f]
     assert 'workflow_type="RolloutWorkflow"' in started[0]
     assert f'task_queue="{stack.task_queue}"' in started[0]
-    shifts = [(f, v) for n, f, v in samples if n == metering.SHIFTS]
+    shifts = [(f, v) for n, f, v in samples if n == metric_names.SHIFTS]
     assert any('router="haproxy"' in f and 'outcome="done"' in f and v >= 2 for f, v in shifts)
-    assert any(n == f"{metering.SHIFT_SECONDS}_count" and v >= 2 for n, _, v in samples)
+    assert any(n == f"{metric_names.SHIFT_SECONDS}_count" and v >= 2 for n, _, v in samples)
 
     async def scraped() -> bool:
         url = f"{stack.prometheus_url}/api/v1/query?query=" + urllib.request.quote(
-            f'{metering.ENDED}{{service="{service}"}}'
+            f'{metric_names.ENDED}{{service="{service}"}}'
         )
         with urllib.request.urlopen(url, timeout=5) as answer:
             return b'"outcome":"rolled_back"' in answer.read()

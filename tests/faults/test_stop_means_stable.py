@@ -10,8 +10,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import CancelledError
 
 import devstack
-from activities.owners import holder
 from client import operations
+from client.leases import holder
 from plans import RolloutState
 from starter.exits import EXIT_FROM_RECORDS
 from tests.faults.chaos import (

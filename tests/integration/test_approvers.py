@@ -15,7 +15,8 @@ from temporalio.client import Client
 import devstack
 from activities.routers.haproxy import HAProxyRuntime
 from client import operations
-from devstack.trust import ALLOWED_SIGNERS, user_name
+from client.signing import user_name
+from devstack.trust import ALLOWED_SIGNERS
 from plans import RolloutState, parse_plan
 from tests.stack_plans import error_rate_plan
 

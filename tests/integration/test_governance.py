@@ -20,9 +20,9 @@ from temporalio.client import (
 )
 
 import devstack
-from activities.freezes import calendar_freezes
 from activities.routers.haproxy import HAProxyRuntime
 from client import operations
+from client.freezes import calendar_freezes
 from plans import RolloutState
 from plans.freezes import FreezeRequest
 from plans.inputs import ScheduledRollout

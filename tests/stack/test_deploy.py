@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from plans.metric_names import EXPORTED, HISTOGRAMS
 from plans.visibility import ROLLOUT_ATTRIBUTES
-from workflows.metering import EXPORTED, HISTOGRAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -30,7 +30,8 @@ from devstack.processes import free_port
 from receiver.listen import listening
 from receiver.receiver import AlertReceiver
 from receiver.rules import DEFAULT_RULES
-from receiver.serve import HEADER_TIMEOUT_S, TLS_CERT_ENV, TLS_KEY_ENV, tls_files
+from receiver.listen import HEADER_TIMEOUT_S
+from receiver.serve import TLS_CERT_ENV, TLS_KEY_ENV, tls_files
 from starter.arguments import parser
 from starter.cli import run_command
 from tests.unit.test_alerts import alert_data, body

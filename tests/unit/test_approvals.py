@@ -19,6 +19,7 @@ from activities.identity import (
     trust_from_env,
     verify_command,
 )
+from client import signing
 from devstack.trust import write_dev_trust
 from plans import CommandRecord
 from plans.approvals import (
@@ -36,7 +37,6 @@ from plans.approvals import (
     judge,
 )
 from plans.freezes import Freeze, RemovedFreeze
-from starter import signing
 from starter.render import command_table
 from tests.keys import Keys, made_keys, trusting
 from tests.unit.test_render import status, text_of

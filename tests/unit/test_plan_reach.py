@@ -237,7 +237,7 @@ def test_the_claim_refuses_what_the_workers_policy_does_not_give_plans(
 ) -> None:
     from activities.admission import refusals
     from plans import TargetClaim, parse_plan
-    from plans.addresses import written_hosts
+    from plans.plan import written_hosts
 
     plan = parse_plan(
         {

@@ -243,7 +243,7 @@ class _SlowAnswer:
     async def describe(self, rpc_timeout: timedelta) -> Any:
         return SimpleNamespace(status=self.status, task_queue="rollouts")
 
-    async def query(self, _query: Any, rpc_timeout: timedelta) -> RolloutStatus:
+    async def query(self, _query: Any, rpc_timeout: timedelta, **_options: Any) -> RolloutStatus:
         self.bounds.append(rpc_timeout)
         await asyncio.sleep(self.delay_s)
         return baking(state=RolloutState.ROLLED_BACK, bake_clock_running=False)

@@ -17,8 +17,8 @@ from client.records import TemporalRecords, asked_of
 from plans import RolloutState, RolloutStatus, ShiftRequest, TrafficSplit, parse_plan
 from plans.inputs import RolloutInput
 from plans.state import RolloutProgress
+from plans.traffic import ObservedStatus, Restore, TrafficReading
 from starter import render, traffic
-from starter.traffic import ObservedStatus, Restore, TrafficReading
 from workflows.status import status_of
 
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -17,9 +17,11 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.freezes import FreezeReader, calendar_freezes
+from activities.freezes import FreezeReader
 from activities.identity import ALLOWED_SIGNERS_ENV, GROUPS_ENV, REQUIRE_ENV, verify_command
-from activities.owners import holder
+from client import signing
+from client.freezes import calendar_freezes
+from client.leases import holder
 from client.operations import CommandRefused, send_command, start_rollout
 from client.releases import send_release_command
 from plans import (
@@ -34,7 +36,7 @@ from plans.approvals import FREEZE_REMOVE, CommandClaim
 from plans.fleet import FleetPlan
 from plans.freezes import FREEZE_CALENDAR_ID, Freeze, FreezeRemoval, FreezeRequest
 from plans.release import ReleaseCommand, ReleaseState
-from starter import governance, signing
+from starter import governance
 from tests.keys import Keys, made_keys, trusting
 from tests.workflow.conftest import Doubles, make_plan, skip
 from tests.workflow.fleet_doubles import FleetDoubles, fleet_worker, make_fleet, start

@@ -16,10 +16,16 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from client.operations import send_command, start_rollout
-from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState, TrafficSplit
+from plans import (
+    CommandKind,
+    GateOutcome,
+    OperatorCommand,
+    RolloutState,
+    TrafficSplit,
+    metric_names,
+)
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
-from workflows import metering
 from workflows.rollout import RolloutWorkflow
 from workflows.target import RESTORE_ATTEMPTS_BEFORE_ALERT
 
@@ -43,7 +49,7 @@ class Metered:
                 sorted((k, str(v)) for k, v in update.attributes.items() if k not in SDK_LABELS)
             )
             key, name = (update.metric.name, labels), update.metric.name
-            if name in (metering.CANARY_WEIGHT, metering.GATE_VALUE):
+            if name in (metric_names.CANARY_WEIGHT, metric_names.GATE_VALUE):
                 self.gauges[key] = float(update.value)
             else:
                 self.counted[key] += int(update.value) if name.endswith("_total") else 1
@@ -98,18 +104,23 @@ async def test_a_rollout_counts_its_checks_drift_commands_and_end(
 
     metered.read()
     service = plan.service
-    assert metered.count(metering.STARTED, service, ("strategy", "canary")) == 1
-    assert metered.count(metering.ENDED, service, ("outcome", "promoted")) == 1
-    assert metered.count(metering.DRIFT, service) == 1
-    assert metered.count(metering.COMMANDS, service, ("kind", "resume"), ("fate", "refused")) == 1
-    assert metered.count(metering.COMMANDS, service, ("kind", "approve"), ("fate", "accepted")) == 1
-    assert metered.count(metering.CHECKS, service, ("state", "awaiting_approval")) >= 2
-    every_check = sum(n for (name, _), n in metered.counted.items() if name == metering.CHECKS)
+    assert metered.count(metric_names.STARTED, service, ("strategy", "canary")) == 1
+    assert metered.count(metric_names.ENDED, service, ("outcome", "promoted")) == 1
+    assert metered.count(metric_names.DRIFT, service) == 1
+    assert (
+        metered.count(metric_names.COMMANDS, service, ("kind", "resume"), ("fate", "refused")) == 1
+    )
+    assert (
+        metered.count(metric_names.COMMANDS, service, ("kind", "approve"), ("fate", "accepted"))
+        == 1
+    )
+    assert metered.count(metric_names.CHECKS, service, ("state", "awaiting_approval")) >= 2
+    every_check = sum(n for (name, _), n in metered.counted.items() if name == metric_names.CHECKS)
     assert every_check == checks
     passed = (("gate", "error-rate"), ("outcome", "pass"))
-    assert metered.count(metering.VERDICTS, service, *passed) == checks
-    assert metered.count(metering.ROLLBACKS, service) == 0
-    assert metered.gauges[(metering.CANARY_WEIGHT, (("service", service),))] == 100
+    assert metered.count(metric_names.VERDICTS, service, *passed) == checks
+    assert metered.count(metric_names.ROLLBACKS, service) == 0
+    assert metered.gauges[(metric_names.CANARY_WEIGHT, (("service", service),))] == 100
 
 
 async def test_a_rollback_counts_its_failing_gate_restore_failures_and_time_to_restore(
@@ -126,10 +137,10 @@ async def test_a_rollback_counts_its_failing_gate_restore_failures_and_time_to_r
 
     metered.read()
     service = plan.service
-    assert metered.count(metering.ROLLBACKS, service) == 1
-    assert metered.count(metering.RESTORE_FAILURES, service) == 1
-    assert metered.count(metering.RESTORE_SECONDS, service) == 1
-    assert metered.count(metering.ENDED, service, ("outcome", "rolled_back")) == 1
+    assert metered.count(metric_names.ROLLBACKS, service) == 1
+    assert metered.count(metric_names.RESTORE_FAILURES, service) == 1
+    assert metered.count(metric_names.RESTORE_SECONDS, service) == 1
+    assert metered.count(metric_names.ENDED, service, ("outcome", "rolled_back")) == 1
     failed = (("gate", "error-rate"), ("outcome", "fail"))
-    assert metered.count(metering.VERDICTS, service, *failed) == 3  # the plan's failure_limit
-    assert metered.gauges[(metering.CANARY_WEIGHT, (("service", service),))] == 0
+    assert metered.count(metric_names.VERDICTS, service, *failed) == 3  # the plan's failure_limit
+    assert metered.gauges[(metric_names.CANARY_WEIGHT, (("service", service),))] == 0

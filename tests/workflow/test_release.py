@@ -312,6 +312,7 @@ async def test_the_cli_functions_start_show_and_steer_a_release(env) -> None:
 
     from client import releases
     from client.steering import CommandRefused
+    from starter import release_view
 
     doubles = FleetDoubles()
     fleet = make_fleet(
@@ -343,7 +344,7 @@ async def test_the_cli_functions_start_show_and_steer_a_release(env) -> None:
         children = await releases.target_statuses(env.client, status)
         assert set(children) == set(REGIONS)
         console = Console(width=200, record=True)
-        console.print(releases.release_tree(status, children))
+        console.print(release_view.release_tree(status, children))
         shown = console.export_text()
         assert f"release {fleet.service} v2" in shown
         assert "wave 1: done" in shown and "wave 2 (approval): running" in shown
@@ -356,4 +357,4 @@ async def test_the_cli_functions_start_show_and_steer_a_release(env) -> None:
         await closed(env, fleet.workflow_id)
         final = await releases.release_status(env.client, fleet.service)
     assert final.state == ReleaseState.PROMOTED
-    assert releases.release_exit_code(final.state) == 0
+    assert release_view.release_exit_code(final.state) == 0

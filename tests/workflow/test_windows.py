@@ -14,8 +14,9 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.worker import Worker
 
-from activities.freezes import FreezeReader, calendar_freezes
+from activities.freezes import FreezeReader
 from activities.identity import verify_command
+from client.freezes import calendar_freezes
 from client.operations import CommandRefused, send_command, start_rollout
 from plans import CommandKind, GateOutcome, OperatorCommand, Plan, RolloutError, RolloutState
 from plans.freezes import Freeze, FreezeRequest

@@ -8,6 +8,7 @@ stack's folder for a user who had none. ``ssh-keygen -Y sign`` signs the command
 
 from __future__ import annotations
 
+import getpass
 import os
 import secrets
 import tempfile
@@ -18,14 +19,23 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 
-from activities.identity.programs import run_bounded
-from devstack.trust import DEV_KEY, user_name
+from client.connection import stack_dir
+from client.programs import run_bounded
 from plans import OperatorCommand, RolloutError
 from plans.approvals import FORWARD, SIGNING_NAMESPACE, START, CommandClaim, SignedCommand
-from starter.server import stack_dir
 
 SIGNING_KEY_ENV = "ROLLOUT_SIGNING_KEY"
+# The dev stack makes this key in its folder for a user who has none (.pub beside it).
+DEV_KEY = "signing_key"
 TIMEOUT_S = 30.0
+
+
+def user_name() -> str:
+    """The local user's name: who the CLI says is acting when nobody says otherwise."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 class SigningFailed(RolloutError):
