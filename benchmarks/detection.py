@@ -1,6 +1,7 @@
 """Seconds from a canary starting to fail until HAProxy routes nothing to it, on the real stack.
 
-Run ``python benchmarks/detection.py``; it prints one JSON object. It starts the dev stack
+Run ``.venv/bin/python benchmarks/detection.py`` (the command behind the README's figures: three
+runs); it prints one JSON object. It starts the dev stack
 (Temporal dev server, HAProxy, Prometheus scraping every second, the demo service with its
 load, a worker) in a temporary folder, and for each run starts a rollout whose only stage
 holds the canary at 20% behind a statistical error-rate gate (HAProxy's counters, the
@@ -11,12 +12,17 @@ runtime API reports weight 0 for the canary. The stack is stopped at the end, al
 The bound is what the judge can promise: a scrape interval for the errors to reach
 Prometheus, ``failure_limit`` checks ``check_every`` apart, and 2 s for the activities
 and the shift back.
+
+``--quick`` measures one run, on a stack on free ports, without waiting for a previous
+run's errors to leave the window (there are none): the same JSON, for the tests.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,8 +39,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 import devstack
 from activities.routers.haproxy import HAProxyRuntime
 from client import operations
+from client.connection import end_process
 from devstack.parts import LOAD_RPS
 from plans import HAProxyRouter, Plan, RolloutState, parse_plan
+from tests.stack.conftest import ANY_PORTS
 from tests.stack_plans import stack_plan
 
 RUNS = 3
@@ -68,13 +76,14 @@ def detection_plan(info: devstack.StackInfo) -> Plan:
 
 
 async def one_run(
-    info: devstack.StackInfo, client: Client, router: HAProxyRuntime
+    info: devstack.StackInfo, client: Client, router: HAProxyRuntime, after_errors: bool = True
 ) -> dict[str, Any]:
     """Start a rollout, let it pass, break the canary, time the way back to 0%."""
     directory = Path(info.dir)
     await asyncio.to_thread(devstack.fault, directory, 0.0, 0)
-    # The previous run's errors must leave the gate's window before the next canary starts.
-    await asyncio.sleep(WINDOW_S + 2 * SCRAPE_INTERVAL_S)
+    if after_errors:
+        # The previous run's errors must leave the gate's window before the next canary starts.
+        await asyncio.sleep(WINDOW_S + 2 * SCRAPE_INTERVAL_S)
     plan = detection_plan(info)
     handle = await operations.start_rollout(client, plan, info.task_queue)
     deadline = time.monotonic() + TIMEOUT_S
@@ -113,14 +122,17 @@ async def one_run(
     }
 
 
-async def measure(info: devstack.StackInfo) -> dict[str, Any]:
+async def measure(info: devstack.StackInfo, quick: bool = False) -> dict[str, Any]:
     client = await Client.connect(
         info.temporal_address, namespace=info.namespace, data_converter=pydantic_data_converter
     )
     router = HAProxyRuntime(
         HAProxyRouter(runtime_api=f"unix://{info.haproxy_socket}", backend=info.haproxy_backend)
     )
-    runs = [await one_run(info, client, router) for _ in range(RUNS)]
+    if quick:
+        runs = [await one_run(info, client, router, after_errors=False)]
+    else:
+        runs = [await one_run(info, client, router) for _ in range(RUNS)]
     times = [run["fault_to_restore_s"] for run in runs]
     bound = SCRAPE_INTERVAL_S + CHECK_EVERY_S * FAILURE_LIMIT + 2
     return {
@@ -143,11 +155,18 @@ async def measure(info: devstack.StackInfo) -> dict[str, Any]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one run, on free ports")
+    args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="rollout-detect-"))
+    ports = ANY_PORTS if args.quick else None
     # The stack stops with the benchmark, also on SIGTERM (`timeout`) or Ctrl-C.
-    with devstack.running(directory, with_worker=True) as info:
-        report = asyncio.run(measure(info))
+    with devstack.running(directory, with_worker=True, ports=ports) as info:
+        report = asyncio.run(measure(info, args.quick))
+    shutil.rmtree(directory, ignore_errors=True)
     print(json.dumps(report, indent=1))
+    # The SDK's native threads must not outlive a finalizing interpreter.
+    end_process(0)
 
 
 if __name__ == "__main__":

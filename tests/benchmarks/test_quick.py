@@ -223,3 +223,20 @@ def test_prometheus_query(folder: Path, servers: None) -> None:
         assert 0 < measured["cpu_ms_per_query"] < 1000, name
         assert 0 < measured["wall_ms_per_query"] < 10_000, name
         assert measured["cpu_ms_per_query"] == min(r["cpu_ms_per_query"] for r in measured["runs"])
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_detection(folder: Path, servers: None) -> None:
+    out = quick("detection", folder, timeout=180)
+    assert len(out["runs"]) == 1
+    run = out["runs"][0]
+    assert run["rolled_back"] and run["state"] == "rolled_back", run
+    assert "error-rate" in run["reason"]
+    assert 0 < run["fault_to_restore_s"] < 60
+    assert (
+        out["fault_to_restore_s"] == out["median_fault_to_restore_s"] == run["fault_to_restore_s"]
+    )
+    assert out["bound_s"] == 7.0 and isinstance(out["within_bound"], bool)
+    assert out["settings"]["canary_weight"] == 20 and out["settings"]["failure_limit"] == 2
