@@ -9,6 +9,10 @@ echo "== ruff" && ruff check . && ruff format --check .
 echo "== mypy" && mypy plans workflows activities worker starter demo client devstack receiver
 # The layers and no cycles between sibling modules (contracts in pyproject.toml).
 echo "== imports" && lint-imports
+# The documentation site, every link and anchor checked; built outside the checkout.
+site=$(mktemp -d)
+echo "== docs" && NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$site"
+rm -rf "$site"
 # Two pytest workers, each taking whole modules (a module shares one real stack among its
 # tests): most tests wait on real servers and timers, so two at a time fit on 2 cores.
 # PYTEST_WORKERS=0 runs them one after another.
