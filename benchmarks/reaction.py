@@ -18,6 +18,10 @@ Each run starts a rollout at canary 20%, waits until it bakes, then:
 
 Goals: rollback p50 <= 150 ms, p95 <= 500 ms; with dead hooks and channels, p95 within 1.2x
 of the run without them; terminate -> canary 0 p95 <= 30 s.
+
+The README's table comes from ``.venv/bin/python benchmarks/reaction.py --runs 20
+--terminate-runs 10``. ``--quick`` measures one run and one terminate without a warm-up,
+on a stack on free ports: the same JSON, for the tests, not for the numbers.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from temporalio.service import RPCError
 import devstack
 from activities.routers.haproxy import HAProxyRuntime
 from client import operations
+from client.connection import end_process
 from client.leases import holder
 from plans import (
     CommandKind,
@@ -59,6 +64,7 @@ from plans import (
     RolloutState,
     parse_plan,
 )
+from tests.stack.conftest import ANY_PORTS
 from tests.stack_plans import error_rate_plan
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -284,7 +290,7 @@ def machine() -> dict[str, Any]:
 
 
 async def measure(
-    stack: devstack.StackInfo, runs: int, terminate_runs: int, dead: str
+    stack: devstack.StackInfo, runs: int, terminate_runs: int, dead: str, warm_up: bool = True
 ) -> dict[str, Any]:
     client = await Client.connect(
         stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
@@ -292,7 +298,8 @@ async def measure(
     runtime = HAProxyRuntime(
         HAProxyRouter(runtime_api=stack.haproxy_admin_tcp, backend=stack.haproxy_backend)
     )
-    await one_run(client, stack, runtime, dead)  # warm-up: first workflow tasks, connections
+    if warm_up:
+        await one_run(client, stack, runtime, dead)  # first workflow tasks, connections
     samples: dict[str, list[float]] = {}
     for _ in range(runs):
         await wait_lease_free(client, stack)
@@ -337,8 +344,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--terminate-runs", type=int, default=5)
     parser.add_argument("--dir", help="an existing dev stack's folder (default: a fresh one)")
+    parser.add_argument(
+        "--quick", action="store_true", help="one run, one terminate, no warm-up, free ports"
+    )
     args = parser.parse_args()
-    if args.terminate_runs < 5:
+    if args.quick:
+        args.runs, args.terminate_runs = 1, 1
+    elif args.terminate_runs < 5:
         parser.error("--terminate-runs: at least 5, for a p95 worth the name")
     own = args.dir is None
     directory = Path(args.dir or tempfile.mkdtemp(prefix="reaction-"))
@@ -349,11 +361,16 @@ def main() -> None:
         os.environ[DEAD_URL_ENV] = dead.replace("http://", "json://")
         if own:
             cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
-            stack = cleanup.enter_context(devstack.running(directory))
+            ports = ANY_PORTS if args.quick else None
+            stack = cleanup.enter_context(devstack.running(directory, ports=ports))
         else:
             stack = devstack.load(directory)
-        result = asyncio.run(measure(stack, args.runs, args.terminate_runs, dead))
+        result = asyncio.run(
+            measure(stack, args.runs, args.terminate_runs, dead, warm_up=not args.quick)
+        )
     print(json.dumps(result, indent=2))
+    # The SDK's native threads must not outlive a finalizing interpreter.
+    end_process(0)
 
 
 if __name__ == "__main__":

@@ -240,3 +240,34 @@ def test_detection(folder: Path, servers: None) -> None:
     )
     assert out["bound_s"] == 7.0 and isinstance(out["within_bound"], bool)
     assert out["settings"]["canary_weight"] == 20 and out["settings"]["failure_limit"] == 2
+
+
+def latencies(out: dict[str, Any], name: str, limit_ms: float) -> None:
+    """``name``'s p50 <= p95 <= max, each above 0 and below ``limit_ms``."""
+    p50, p95, most = (out[f"{name}_{q}_ms"] for q in ("p50", "p95", "max"))
+    assert 0 < p50 <= p95 <= most < limit_ms, (name, p50, p95, most)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_reaction(folder: Path, servers: None) -> None:
+    out = quick("reaction", folder, timeout=180)
+    assert out["runs"] == 1 and out["terminate_runs"] == 1
+    for name in ("rollback", "rollback_dead_hooks", "pause", "rollback_ack", "pause_ack"):
+        latencies(out, name, 30_000)
+    latencies(out, "cli_signal_rollback", 30_000)
+    latencies(out, "cli_signal_exit", 30_000)
+    assert 0 < out["terminate_restore_p95_s"] <= out["terminate_restore_max_s"] < 120
+    assert out["rollback_dead_hooks_p95_ratio"] > 0
+    assert {"met", "dead_hooks_met", "terminate_met"} <= set(out["goal"])
+    assert out["machine"]["cores"] >= 1 and "temporal" in out["machine"]["temporal_cli"]
+
+
+@pytest.mark.integration
+def test_alert_reaction(folder: Path, servers: None) -> None:
+    out = quick("alert_reaction", folder, timeout=90)
+    assert out["runs"] == 1
+    latencies(out, "alert_rollback", 30_000)
+    latencies(out, "receiver_answer", 30_000)
+    assert out["goal"]["alert_rollback_p95_ms"] == 500.0 and isinstance(out["goal"]["met"], bool)
