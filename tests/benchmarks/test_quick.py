@@ -271,3 +271,12 @@ def test_alert_reaction(folder: Path, servers: None) -> None:
     latencies(out, "alert_rollback", 30_000)
     latencies(out, "receiver_answer", 30_000)
     assert out["goal"]["alert_rollback_p95_ms"] == 500.0 and isinstance(out["goal"]["met"], bool)
+
+
+@pytest.mark.integration
+def test_fleet(folder: Path, servers: None) -> None:
+    out = quick("fleet", folder, timeout=120)
+    [measured] = out["rollback_to_every_backend_at_stable"]
+    assert measured["targets"] == 2 and measured["rounds"] == 1
+    latencies(out | {f"rollback_{k}": v for k, v in measured.items()}, "rollback", 120_000)
+    assert out["goal_p95_ms"] == 1000.0 and isinstance(out["goal_met"], bool)
