@@ -1,10 +1,9 @@
 """Prometheus instant and range queries over the HTTP API, through the outbound policy.
 
-prometheus-api-client was the client until it showed as the cost of a check: at a thousand
-rollouts it was the largest single part of the worker's time under py-spy, nearly all of
-it requests' own. The provider asks through ``activities.outbound``, the one way the worker
-sends requests to what plans name: the policy's address checks, a byte cap and one deadline
-per query. ``benchmarks/prometheus_query.py`` measures what a query costs the worker.
+The provider asks through ``activities.outbound``, the one way the worker sends requests to
+what plans name: the policy's address checks, a byte cap and one deadline per query.
+``benchmarks/prometheus_query.py`` measures what a query costs the worker; its figures, and
+why this replaced prometheus-api-client, are in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
