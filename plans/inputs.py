@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from plans.approvals import ParentRelease
 from plans.plan import Plan
@@ -31,28 +29,6 @@ class RolloutInput(BaseModel):
     release: ParentRelease | None = Field(
         default=None, description="the release this target's rollout runs under, if any"
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plan_alone(cls, data: Any) -> Any:
-        # Runs started before this input existed passed the plan itself as the first argument.
-        if isinstance(data, dict) and "plan" not in data and "service" in data:
-            return {"plan": data}
-        return data
-
-    def carrying(self, legacy_progress: dict[str, Any] | None) -> RolloutInput:
-        """This input with the progress such an earlier run passed as its second argument.
-
-        That progress held the run's settings too; they are taken out of it here.
-        """
-        if legacy_progress is None:
-            return self
-        return RolloutInput(
-            plan=self.plan,
-            progress=RolloutProgress.model_validate(legacy_progress),
-            checks_per_run=legacy_progress.get("checks_per_run", CHECKS_PER_RUN),
-            visibility=legacy_progress.get("visibility", False),
-        )
 
 
 class ScheduledRollout(BaseModel):

@@ -3,10 +3,9 @@
 Starts the dev stack in a temporary folder, runs three short rollouts on it (one
 promoted, one rolled back by its gate, one that continues-as-new mid-bake), exports
 each history with `temporal workflow show --output json` into tests/histories/ and stops
-the stack. Run it whenever the workflow changes in a way that needs `workflow.patched`,
-with a prefix so that the histories of earlier code stay beside the new ones:
-
-    .venv/bin/python scripts/capture_histories.py --prefix owned_
+the stack. Run it (with --notify, then --hooks, then --leases) whenever the workflow changes
+in a way recorded histories would not replay on: raise HISTORY_VERSION (plans/versions.py),
+drop the histories of the version before and record this one's (docs/upgrading.md).
 
 The promoted run also meets a drift (HAProxy's canary weight set to 0 behind its back),
 and a fourth run is refused because the promoted one owns the same backend. A fifth
@@ -44,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
 from activities.routers.haproxy import HAProxyRuntime  # noqa: E402
+from client import operations  # noqa: E402
 from plans import RolloutState, parse_plan  # noqa: E402
-from starter import operations  # noqa: E402
 from tests.stack_plans import error_rate_plan  # noqa: E402
 
 OUT = ROOT / "tests" / "histories"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, connect, end_process, task_queue
+from worker.drain import OtherVersionsRunning, refuse_other_versions
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -28,6 +29,7 @@ log = logging.getLogger("rollout-worker")
 EXIT_STOPPED = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_OTHER_VERSIONS = 3
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 STICKY_TIMEOUT_S = 30.0
@@ -101,20 +103,34 @@ environment:
 
 The worker does not look for a dev stack: `rollout dev up` starts one of its own.
 
+Before it polls, the worker lists the product's running workflows on its task queue and
+refuses to start while any was written by another history version (each run records its
+version in its memo, history_version): its code could not replay them. Let those runs
+finish on workers of their version first (docs/upgrading.md).
+
 exit codes:
   {EXIT_STOPPED}    stopped by SIGTERM or Ctrl-C (SIGINT), also while still starting: a clean stop
   {EXIT_ERROR}    cannot reach Temporal, or the worker failed (the error is printed)
   {EXIT_USAGE}    usage error, or a setting it refuses (e.g. a folder it may not use)
+  {EXIT_OTHER_VERSIONS}    runs of another history version run on the task queue (they are named)
 """
 
 
 def parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+    arguments = argparse.ArgumentParser(
         prog="rollout-worker",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    arguments.add_argument(
+        "--drain-check",
+        choices=("on", "off"),
+        default="on",
+        help="off: start even while runs of another history version run on the task queue;"
+        " they then fail their workflow tasks until ended or reset (default: on)",
+    )
+    return arguments
 
 
 CACHED_WORKFLOWS = 4_000  # two per rollout, for 2,000 rollouts on one worker
@@ -253,8 +269,12 @@ def _runtime() -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=metrics))
 
 
-async def serve() -> None:
-    """Poll until SIGTERM or SIGINT, then let running tasks finish and return."""
+async def serve(drain_check: bool = True) -> None:
+    """Poll until SIGTERM or SIGINT, then let running tasks finish and return.
+
+    With ``drain_check``, first refuse (OtherVersionsRunning) to take over runs of another
+    history version.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
@@ -272,6 +292,8 @@ async def serve() -> None:
     stopping.cancel()
     client = connecting.result()
     queue = task_queue()
+    if drain_check:
+        await refuse_other_versions(client, queue)
     keep_bytecode()
     with ThreadPoolExecutor(max_workers=64, thread_name_prefix="activity") as executor:
         worker = build_worker(client, queue, executor)
@@ -303,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     # from here on inherit the mask, so the signals reach the main thread's handlers.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        parser().parse_args(argv)
+        args = parser().parse_args(argv)
     except SystemExit as exit_:
         end_process(EXIT_USAGE if exit_.code else EXIT_STOPPED)
     from activities.outbound import OutboundRefused, current_policy
@@ -325,9 +347,12 @@ def main(argv: list[str] | None = None) -> None:
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
         log.info("starting")
-        asyncio.run(serve())
+        asyncio.run(serve(drain_check=args.drain_check == "on"))
     except KeyboardInterrupt:
         log.info("stopped before polling")
+    except OtherVersionsRunning as refused:
+        print(f"rollout-worker: {refused}", file=sys.stderr)
+        code = EXIT_OTHER_VERSIONS
     except RuntimeError as error:
         # What Client.connect raises when the server cannot be reached.
         address = os.environ.get("TEMPORAL_ADDRESS", "the configured address")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.rollout import check_gates, check_gates_timeout, look, look_timeout
+    from activities.rollout import look, look_timeout
     from plans import (
         Gate,
         GateCheck,
@@ -28,57 +26,27 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import root_message
     from workflows.target import Target
 
-RequestT = TypeVar("RequestT")
-ResultT = TypeVar("ResultT")
-
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 
 
-async def judge_gates(plan: Plan, stage: Stage, gates: list[Gate]) -> list[Verdict]:
-    """One verdict per gate; a check that cannot run makes every gate inconclusive."""
-    if not gates:
-        return []
-    try:
-        # A local activity: its result is one marker in history instead of an activity's
-        # three events and a workflow task of its own, which keeps week-long runs small.
-        request = gate_check(plan, gates)
-        verdicts = await _check_locally(
-            check_gates, request, check_gates_timeout(request), stage, gates
-        )
-    except ActivityError as error:
-        verdicts = inconclusive(gates, f"gate check failed: {root_message(error)}")
-    return verdicts
-
-
-async def _check_locally(
-    check: Callable[[RequestT], ResultT],
-    request: RequestT,
-    timeout: timedelta,
-    stage: Stage,
-    gates: list[Gate],
-) -> ResultT:
-    """Run one of the check's local activities, retried as checks are, summed up for people."""
-    return await workflow.execute_local_activity(
-        check,
-        request,
-        start_to_close_timeout=timeout,
-        retry_policy=CHECK_RETRY,
-        summary=f"check {len(gates)} gate(s) at {stage.weight}%",
-    )
-
-
 async def observe_and_judge(
-    plan: Plan, stage: Stage, gates: list[Gate], target: Target, weight: int, one_look: bool
+    plan: Plan, stage: Stage, gates: list[Gate], target: Target, weight: int
 ) -> tuple[TrafficSplit | None, list[Verdict]]:
-    """Read the router back and judge the gates: in one local activity, or (older runs) two."""
-    if not one_look:
-        split, verdicts = await asyncio.gather(
-            target.read(target.request(weight)), judge_gates(plan, stage, gates)
-        )
-        return split, verdicts
+    """Read the router back and judge the gates, in one local activity.
+
+    A local activity: its result is one marker in history instead of an activity's three
+    events and a workflow task of its own, which keeps week-long runs small. A look that
+    cannot run leaves the split unread and every gate inconclusive.
+    """
     request = Look(read=target.request(weight), check=gate_check(plan, gates) if gates else None)
     try:
-        seen = await _check_locally(look, request, look_timeout(request), stage, gates)
+        seen = await workflow.execute_local_activity(
+            look,
+            request,
+            start_to_close_timeout=look_timeout(request),
+            retry_policy=CHECK_RETRY,
+            summary=f"check {len(gates)} gate(s) at {stage.weight}%",
+        )
     except ActivityError as error:
         reason = root_message(error)
         seen = Seen(unreadable=reason, verdicts=inconclusive(gates, f"check failed: {reason}"))

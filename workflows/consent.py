@@ -2,9 +2,8 @@
 
 The worker checks a signature in a local activity (``activities.identity``), since workflow
 code may not run ssh-keygen; the rules (``plans.approvals``) decide on what it found. Only
-forward commands take this path, and only where a plan names approvers, the command is
-signed, or (in runs started since) the worker may require it, so histories recorded before
-replay as they were. Rollouts and releases share it, each with its own ledger.
+forward commands take this path: the worker may require a signature of every one, even
+where the plan names no approvers. Rollouts and releases share it, each with its own ledger.
 """
 
 from __future__ import annotations
@@ -41,8 +40,6 @@ with workflow.unsafe.imports_passed_through():
         who,
     )
 
-# Runs since ask the worker about every forward command: it may require signatures of all.
-WORKER_POLICY = "worker-signing-policy"
 VERIFY_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200))
 VERIFY_TIMEOUT = timedelta(seconds=30)
 
@@ -95,10 +92,9 @@ class Consent:
         self._release = release
 
     def asks(self, command: OperatorCommand) -> bool:
-        """Whether this command takes the verifying path."""
-        if command.kind.value not in FORWARD:
-            return False
-        return self._rule.named or command.signed is not None or workflow.patched(WORKER_POLICY)
+        """Whether this command takes the verifying path: every forward command does, since the
+        worker may require signatures where the plan names no approvers."""
+        return command.kind.value in FORWARD
 
     def unsigned_refusal(self, command: OperatorCommand, target: str = "") -> str:
         """The refusal the CLI gets at once for an unsigned forward command the plan forbids."""

@@ -18,16 +18,12 @@ with workflow.unsafe.imports_passed_through():
     from plans.state import ReportRequest, RolloutProgress
     from workflows.failures import root_message
 
-# Runs recorded before reports replay without the report activity; every run since writes one.
-REPORT_AT_END = "report-at-end"
 REPORT_TIMEOUT = timedelta(minutes=2)
 REPORT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=2)
 
 
 async def write_report(progress: RolloutProgress) -> None:
     """Write the run's report and link it from the run's details; failures are only logged."""
-    if not workflow.patched(REPORT_AT_END):
-        return
     info = workflow.info()
     try:
         url = await workflow.execute_activity_method(

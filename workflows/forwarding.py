@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -16,8 +15,6 @@ with workflow.unsafe.imports_passed_through():
     from plans.release import TargetSignals
     from workflows.failures import root_message
 
-# Commands reach the targets through one activity that signals them all at once.
-FAN_OUT_AT_ONCE = "fan-out-at-once"
 FAN_OUT_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
@@ -38,12 +35,6 @@ async def forward(release_id: str, workflow_ids: list[str], op: OperatorCommand)
 
     All at once: a rollback reaches the last target as soon as the first.
     """
-    if workflow.patched(FAN_OUT_AT_ONCE):
-        return await _at_once(release_id, workflow_ids, op)
-    return list(await asyncio.gather(*(_one(release_id, w, op) for w in workflow_ids)))
-
-
-async def _at_once(release_id: str, workflow_ids: list[str], op: OperatorCommand) -> list[str]:
     if not workflow_ids:
         return []
     request = TargetSignals(
@@ -61,14 +52,3 @@ async def _at_once(release_id: str, workflow_ids: list[str], op: OperatorCommand
     except ActivityError as error:
         return [f"could not be sent: {root_message(error)}"] * len(workflow_ids)
     return answers
-
-
-async def _one(release_id: str, workflow_id: str, op: OperatorCommand) -> str:
-    """Send the command as a signal (releases recorded before the one activity did)."""
-    try:
-        await workflow.get_external_workflow_handle(workflow_id).signal(
-            op.kind.value, body(release_id, op)
-        )
-    except Exception as error:  # the target ended between the look and the signal
-        return f"could not be sent: {root_message(error)}"
-    return ""

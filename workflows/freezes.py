@@ -28,11 +28,10 @@ with workflow.unsafe.imports_passed_through():
         FreezeRequest,
         RemovedFreeze,
     )
+    from workflows.runs import record_history_version
 
 UPDATES_PER_RUN = 500
 MAX_REMOVALS_KEPT = 50
-# Runs since ask the worker whether a removal needs a verified person, and who signed it.
-SIGNED_REMOVAL = "freeze-removal-signed"
 
 
 @workflow.defn(name="FreezeCalendar")
@@ -52,6 +51,7 @@ class FreezeCalendar:
         self, freezes: list[Freeze] | None = None, record: CalendarRecord | None = None
     ) -> None:
         """``record``: the removals and used nonces, from the previous run."""
+        record_history_version()
         while True:
             await self._idle()
             if self._updates >= UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested():
@@ -99,10 +99,8 @@ class FreezeCalendar:
         """Remove a freeze: a FreezeRemoval (who, why, signed), or its id alone (older CLIs)."""
         self._updates += 1
         removal = _removal(body)
-        verified = ""
-        if workflow.patched(SIGNED_REMOVAL):
-            by, verified = await self._judge(removal)
-            removal = removal.model_copy(update={"by": by})
+        by, verified = await self._judge(removal)
+        removal = removal.model_copy(update={"by": by})
         found = next((f for f in self._freezes if f.id == removal.id), None)
         if found is None:
             raise ApplicationError(f"no freeze {removal.id!r}: it was removed meanwhile")

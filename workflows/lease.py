@@ -28,14 +28,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.rollout import notify, read_traffic, shift_traffic
     from plans import OwnerEnd, ShiftRequest, TargetClaim
     from workflows.failures import CANARY_GONE, error_type, root_message
+    from workflows.runs import record_history_version
 
-OWNER_LOOK_EVERY = timedelta(minutes=10)
 RESTORE_WAIT_CAP = 300  # seconds between tries of a restore the router refuses, at most
-
-# Leases started since watch their owner's end and put stable back after a terminate.
-WATCH_AND_RESTORE = "lease-watches-and-restores"
-# Leases started since free the target on a release only once they see the owner ending.
-CONFIRMED_RELEASE = "lease-confirms-release"
 
 
 @workflow.defn(name="TargetLease")
@@ -49,8 +44,7 @@ class TargetLease:
 
     @workflow.run
     async def run(self, claim: TargetClaim) -> str:
-        if not workflow.patched(WATCH_AND_RESTORE):
-            return await self._look_now_and_then(claim)
+        record_history_version()
         while True:
             watching = workflow.start_activity_method(
                 Owners.owner_ended,
@@ -142,52 +136,28 @@ class TargetLease:
                 summary="tell the owner's channels",
             )
 
-    async def _look_now_and_then(self, claim: TargetClaim) -> str:
-        """Leases started before: look at the owner every ``OWNER_LOOK_EVERY``, restore nothing."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._released,
-                    timeout=OWNER_LOOK_EVERY,
-                    timeout_summary=f"held by {claim.owner}",
-                )
-            if self._released:
-                return f"released by {claim.owner}"
-            alive = await workflow.execute_activity_method(
-                Owners.owner_running,
-                claim.owner,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
-                summary=f"is {claim.owner} still running?",
-            )
-            if not alive:
-                return f"{claim.owner} ended without releasing it"
-            if workflow.info().is_continue_as_new_suggested():
-                workflow.continue_as_new(claim)
-
     @workflow.signal(name="release")
     async def release(self, asked: Any) -> None:
         """Only the owner's release counts: a stray signal must not free the target.
 
-        Anyone can send this signal and type the owner's id, so (in leases started since)
-        the lease first sees for itself that the owner's run is ending by itself: its
-        release under way, or its run closed on its own (``Owners.owner_closing``).
+        Anyone can send this signal and type the owner's id, so the lease first sees for
+        itself that the owner's run is ending by itself: its release under way, or its run
+        closed on its own (``Owners.owner_closing``).
         """
         body = asked if isinstance(asked, dict) else {"owner": asked}
         if body.get("owner") != self._claim.owner:
             return
-        if workflow.patched(CONFIRMED_RELEASE):
-            run = self._claim.model_copy(update={"owner_run_id": str(body.get("run_id", ""))})
-            closing = await workflow.execute_activity_method(
-                Owners.owner_closing,
-                run,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5),
-                summary=f"is {run.owner} releasing?",
-            )
-            if not closing:
-                workflow.logger.warning("A release not from %s's ending run: ignored", run.owner)
-                return
+        run = self._claim.model_copy(update={"owner_run_id": str(body.get("run_id", ""))})
+        closing = await workflow.execute_activity_method(
+            Owners.owner_closing,
+            run,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=5),
+            summary=f"is {run.owner} releasing?",
+        )
+        if not closing:
+            workflow.logger.warning("A release not from %s's ending run: ignored", run.owner)
+            return
         self._released = True
 
     @workflow.query(name="owner")

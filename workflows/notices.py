@@ -30,17 +30,12 @@ with workflow.unsafe.imports_passed_through():
         StageBrief,
         Verdict,
     )
-    from plans.notify import WEBHOOK_EVENTS
     from plans.state import RolloutProgress
     from workflows.failures import root_message
     from workflows.status import stages_line
 
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 NOTIFY_TIMEOUT = timedelta(seconds=30)
-
-# Events added with channels: runs recorded before never scheduled them, and replay them
-# without; every run since tells them to the channels that hear them.
-MORE_EVENTS = "notify-more-events"
 
 
 class Notices:
@@ -49,7 +44,6 @@ class Notices:
     def __init__(self, plan: Plan, progress: RolloutProgress) -> None:
         self._plan = plan
         self._p = progress
-        self._more: bool | None = None
         self._restoring: list[str] = []
         self._pending: workflow.ActivityHandle[None] | None = None
         self._background: list[asyncio.Future[None]] = []
@@ -107,17 +101,6 @@ class Notices:
             EventKind.PROMOTED,
             f"Rollout of {plan.service} {plan.version} promoted: {p.reason}",
             reason=p.reason,
-        )
-
-    async def rollback_started(self, reason: str) -> None:
-        """Stable is being put back; what will be undone is kept for the end's message."""
-        self._restoring = [c.description for c in reversed(self._p.compensations)]
-        await self.tell(
-            EventKind.ROLLBACK_STARTED,
-            f"Rollback of {self._plan.service} {self._plan.version} started: {reason}",
-            reason=reason,
-            restored=self._restoring,
-            wait=False,  # putting stable back waits for no receiver
         )
 
     async def ended(self, word: str, reason: str) -> None:
@@ -214,8 +197,6 @@ class Notices:
         channels = plan.notify.channels_for(kind)
         if not channels:
             return
-        if kind not in WEBHOOK_EVENTS and not self._tells_more():
-            return
         p.notices += 1
         message = Notification(
             channel=channels[0],
@@ -245,11 +226,6 @@ class Notices:
         except ActivityError as error:
             # A lost message must not stop a rollout, nor a rollback.
             workflow.logger.warning("Notification failed: %s", root_message(error))
-
-    def _tells_more(self) -> bool:
-        if self._more is None:
-            self._more = workflow.patched(MORE_EVENTS)
-        return self._more
 
     def _notice(
         self, kind: EventKind, reason: str, restored: list[str], weight: int | None = None

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.consent import Consent
     from workflows.failures import root_message
     from workflows.rollout import RolloutWorkflow
-    from workflows.runs import continue_in_new_run, run_is_full
+    from workflows.runs import continue_in_new_run, record_history_version, run_is_full
 
 MAX_EVENTS_KEPT = 300
 MAX_COMMANDS_KEPT = 100
@@ -76,6 +76,7 @@ class ReleaseWorkflow:
     @workflow.run
     async def run(self, input: ReleaseInput) -> ReleaseResult:
         p, fleet = self._p, self._fleet
+        record_history_version()
         if fleet.approval_rule.not_by_starter and not p.approvals.start_claimed:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(

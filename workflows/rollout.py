@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.state import AuditEvent, RolloutProgress
     from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import decisions, metering
-    from workflows.checking import discount_unobserved, judge_gates, observe_and_judge
+    from workflows.checking import discount_unobserved, observe_and_judge
     from workflows.consent import Consent
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import root_message
     from workflows.hooks import Hooks
     from workflows.notices import Notices
-    from workflows.runs import continue_in_new_run, run_is_full
+    from workflows.runs import continue_in_new_run, record_history_version, run_is_full
     from workflows.status import (
         changed_verdicts,
         keep_blue_text,
@@ -55,13 +55,6 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_EVENTS_KEPT = 300
 
-# Runs recorded before rollouts owned their target and read it back at every check
-# replay without either; every run started since takes the newer path.
-OWN_AND_OBSERVE = "own-and-observe-target"
-
-# Runs since read the router and judge the gates in one local activity a check.
-ONE_LOOK = "one-look-per-check"
-
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
 
 
@@ -70,17 +63,11 @@ class RolloutWorkflow(Stopping):
     """Shift, bake while checking, wait for approval where asked, stage after stage."""
 
     @workflow.init
-    def __init__(self, input: RolloutInput, legacy_progress: dict[str, Any] | None = None) -> None:
-        # A second parameter keeps runs started before RolloutInput replayable; the SDK then
-        # decodes by type only when both arguments are present, so a new run's one argument
-        # arrives as a dict and is read here.
-        input = RolloutInput.model_validate(input).carrying(legacy_progress)
+    def __init__(self, input: RolloutInput) -> None:
         self._input = input
         self._plan = plan = input.plan
         self._p = p = input.progress or RolloutProgress()
         self._published: tuple[Any, ...] = ()
-        self._observes = False
-        self._one_look = False
         self._notices = Notices(self._plan, self._p)
         self._target = Target(self._plan, self._p, self._audit, self._notices.say, self._publish)
         self._windows = Windows(
@@ -92,14 +79,10 @@ class RolloutWorkflow(Stopping):
         )
 
     @workflow.run
-    async def run(
-        self, input: RolloutInput, legacy_progress: dict[str, Any] | None = None
-    ) -> RolloutResult:
-        """``legacy_progress``: the second argument of runs started before RolloutInput."""
+    async def run(self, input: RolloutInput) -> RolloutResult:
         p, plan = self._p, self._plan
-        self._observes = workflow.patched(OWN_AND_OBSERVE)
-        self._one_look = self._observes and workflow.patched(ONE_LOOK)
-        if self._observes and not p.owns_target:
+        record_history_version()
+        if not p.owns_target:
             await self._claim_target()
         if p.stopping_as is not None:  # a restore the router refused, carried into this run
             return await self._go_on_restoring()
@@ -173,17 +156,16 @@ class RolloutWorkflow(Stopping):
         A rollback or an abort asked for ends the stage with an exception.
         """
         p = self._p
-        # Observed stages look at the router at every check even when they have no gates.
-        checked = self._observes or bool(self._plan.gates_for(stage))
         while True:
             self._stop_if_asked()
             if p.promote_requested:
                 return
             now = workflow.now()
-            if checked and self._needs_fresh_look(stage, now):
+            # Every stage looks at the router at every check, even one without gates.
+            if self._needs_fresh_look(stage, now):
                 p.next_check_at = now
             assert p.next_check_at is not None
-            if checked and now >= p.next_check_at:
+            if now >= p.next_check_at:
                 await self._check(stage)
                 continue
             if until(self._plan, p, now):
@@ -195,8 +177,6 @@ class RolloutWorkflow(Stopping):
                 raise _Abort(unfinished)
             if self._set_waiting_state(now) == RolloutState.AWAITING_APPROVAL:
                 await self._notices.awaiting_approval()
-            if not checked:
-                p.next_check_at = now + stage.check_every
             if run_is_full(p.checks_this_run, self._input.checks_per_run):
                 await continue_in_new_run(self._input, p)
             await self._wait(stage, now)
@@ -212,8 +192,7 @@ class RolloutWorkflow(Stopping):
         """A stage passes on a fresh look, never on a bake nobody watched the end of."""
         p = self._p
         return decisions.baked(self._plan, p, now) and (
-            p.stage_checks == 0
-            or (self._observes and decisions.unobserved(stage, p.last_check_at, now))
+            p.stage_checks == 0 or decisions.unobserved(stage, p.last_check_at, now)
         )
 
     async def _wait(self, stage: Stage, now: datetime) -> None:
@@ -293,15 +272,10 @@ class RolloutWorkflow(Stopping):
         gates = plan.gates_for(stage)
         p.checks += 1
         p.checks_this_run += 1
-        if self._observes:
-            discount_unobserved(stage, p, workflow.now(), self._audit)
-            p.last_check_at = workflow.now()
-            split, verdicts = await observe_and_judge(
-                plan, stage, gates, self._target, p.canary_weight, self._one_look
-            )
-            await self._target.repair_drift(split)
-        else:
-            verdicts = await judge_gates(self._plan, stage, gates)
+        discount_unobserved(stage, p, workflow.now(), self._audit)
+        p.last_check_at = workflow.now()
+        split, verdicts = await observe_and_judge(plan, stage, gates, self._target, p.canary_weight)
+        await self._target.repair_drift(split)
         p.stage_checks += 1
         # Keep the cadence of the schedule, not of when each check happened to finish.
         due = (p.next_check_at or workflow.now()) + stage.check_every

@@ -1,4 +1,5 @@
-"""History stays bounded: after its share of work a long workflow goes on in a new run."""
+"""History stays bounded and versioned: each run says which history version wrote it, and
+after its share of work a long workflow goes on in a new run (which keeps the memo)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import NoReturn, Protocol, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
+
+from plans.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
 
 
 class Carried(Protocol):
@@ -16,6 +19,16 @@ class Carried(Protocol):
 
 
 InputT = TypeVar("InputT", bound=BaseModel)
+
+
+def record_history_version() -> None:
+    """Say in the run's memo which history version writes it, unless its start said so.
+
+    For runs started without the memo (the Temporal UI, an older CLI); continue-as-new
+    carries the memo into the next run.
+    """
+    if workflow.memo_value(HISTORY_MEMO_KEY, None) != HISTORY_VERSION:
+        workflow.upsert_memo({HISTORY_MEMO_KEY: HISTORY_VERSION})
 
 
 def run_is_full(done: int, per_run: int) -> bool:

@@ -16,6 +16,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from plans.inputs import ScheduledRollout
+    from workflows.runs import record_history_version
 
 SCHEDULED_START = "ScheduledStart"
 
@@ -24,6 +25,7 @@ SCHEDULED_START = "ScheduledStart"
 class ScheduledStart:
     @workflow.run
     async def run(self, scheduled: ScheduledRollout) -> str:
+        record_history_version()
         outcome: str = await workflow.execute_activity(
             "start_scheduled_rollout",
             scheduled,

@@ -22,9 +22,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import result_of, rolled_back
     from workflows.target import Target
 
-# Runs since put stable back before they tell anyone, and let no cancel stop the restore.
-RESTORE_FIRST = "restore-first"
-
 
 class Stopping:
     """The rollout's stop: the compensation stack run to its end, then the run's end."""
@@ -32,7 +29,6 @@ class Stopping:
     _input: RolloutInput
     _plan: Plan
     _p: RolloutProgress
-    _observes: bool
     _target: Target
     _notices: Notices
     _hooks: Hooks
@@ -58,9 +54,6 @@ class Stopping:
         A cancel that arrives meanwhile (``temporal workflow cancel``, a release closing its
         children) is recorded, and honoured once stable is back and read back.
         """
-        if not workflow.patched(RESTORE_FIRST):
-            await self._roll_back(reason, final)
-            return
         if self._p.state == RolloutState.PROMOTED:
             return  # cancelled while telling of the promotion: the new version is stable now
         stopping = asyncio.ensure_future(self._restore_first(reason, final))
@@ -87,9 +80,7 @@ class Stopping:
             p.state = RolloutState.ROLLING_BACK
             self._publish()
         # Started first, so the restore's shift is the first thing the run schedules.
-        restoring = asyncio.ensure_future(
-            self._target.restore(self._observes, self._notices.say_later, for_good=True)
-        )
+        restoring = asyncio.ensure_future(self._target.restore(self._notices.say_later))
         if begins:
             # Told once the router has answered the restore: nothing goes ahead of it.
             self._notices.rollback_starting(
@@ -97,21 +88,6 @@ class Stopping:
             )
         if not await restoring:
             await continue_in_new_run(self._input, p)
-        await self._hooks.at("on_rollback", reason=reason)
-        await self._end_restored(reason, final)
-
-    async def _roll_back(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
-        """Put stable back (the compensation stack in reverse), then end ``final``.
-
-        The order of runs recorded before the restore came first (``RESTORE_FIRST``).
-        """
-        p = self._p
-        p.reason = reason
-        self._audit("rollback", f"restoring stable: {reason}")
-        p.state = RolloutState.ROLLING_BACK
-        self._publish()
-        await self._notices.rollback_started(reason)
-        await self._target.restore(read_back=self._observes)
         await self._hooks.at("on_rollback", reason=reason)
         await self._end_restored(reason, final)
 

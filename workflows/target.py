@@ -244,20 +244,17 @@ class Target:
 
     # -- putting stable back --------------------------------------------------------------------
 
-    async def restore(
-        self, read_back: bool, tell: Notify | None = None, for_good: bool = False
-    ) -> bool:
+    async def restore(self, tell: Notify) -> bool:
         """Run the compensation stack in reverse; restoring traffic never gives up.
 
-        With ``read_back`` each restore is read back once the stack is empty, and one that a
-        reload undid is asserted again until it holds. ``tell`` says a failing restore
-        without holding it up. ``for_good`` (runs since restores came first): a canary server
-        the router no longer has counts as restored, people are paged at rounds 1, 2, 4, 8...
-        rather than at every round, and after ``RESTORE_ROUNDS_PER_RUN`` failed rounds this
-        returns False, for the run to go on restoring in a new one; True once stable is back.
+        Each restore is read back once the stack is empty, and one that a reload undid is
+        asserted again until it holds. ``tell`` says a failing restore without holding it up.
+        A canary server the router no longer has counts as restored; people are paged at
+        rounds 1, 2, 4, 8... rather than at every round, and after ``RESTORE_ROUNDS_PER_RUN``
+        failed rounds this returns False, for the run to go on restoring in a new one; True
+        once stable is back.
         """
         p, plan = self._p, self._plan
-        tell = tell or self._notify
         failures = 0
         restored: list[Compensation] = []
         while p.compensations:
@@ -275,31 +272,29 @@ class Target:
                     summary=compensation.description,
                 )
             except ActivityError as error:
-                if for_good and error_type(error) == CANARY_GONE:
+                if error_type(error) == CANARY_GONE:
                     self._audit("restore", f"{root_message(error)}: counted as restored")
                     p.compensations.pop()
                     continue
                 failures += 1
                 p.restore_rounds += 1
                 metering.restore_failing(plan)
-                rounds = p.restore_rounds if for_good else failures
-                wait = timedelta(seconds=min(30 * rounds, RESTORE_WAIT_CAP_S))
-                if not for_good or _pages_at(p.restore_rounds):
+                wait = timedelta(seconds=min(30 * p.restore_rounds, RESTORE_WAIT_CAP_S))
+                if _pages_at(p.restore_rounds):
                     await tell(
                         EventKind.RESTORE_FAILING,
                         f"Rollback of {plan.service} cannot {compensation.description} after"
                         f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
                         f" ({root_message(error)}); still retrying",
                     )
-                if for_good:
-                    p.restore_blocked = blocked_text(plan, compensation, error, wait)
-                    self._publish()
-                    if p.restore_rounds % RESTORE_ROUNDS_PER_RUN == 0:
-                        return False
+                p.restore_blocked = blocked_text(plan, compensation, error, wait)
+                self._publish()
+                if p.restore_rounds % RESTORE_ROUNDS_PER_RUN == 0:
+                    return False
                 await workflow.sleep(wait, summary="retry restore")
                 continue
             restored.append(p.compensations.pop())
-            if not p.compensations and read_back:
+            if not p.compensations:
                 drifted = [c for c in restored if not await self._holds(c)]
                 restored = []
                 if drifted:

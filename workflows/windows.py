@@ -9,8 +9,7 @@ and an operator's override, which lets one increase through.
 
 Freezes are read (a local activity querying the ``FreezeCalendar``) before each increase
 and again when a wait for an opening ends, so a freeze added while a rollout bakes or
-waits holds its next increase. Only runs started since the ``release-windows`` patch do any
-of this: earlier runs replay the commands they recorded.
+waits holds its next increase.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from plans.state import RolloutProgress
     from plans.windows import opening_text
 
-WINDOWS_PATCH = "release-windows"
 UNREADABLE_RETRY = timedelta(minutes=1)
 # While a freeze holds the rollout, the calendar is read again this often: a freeze removed
 # (or shortened) lets the increase go within the hour.
@@ -50,17 +48,10 @@ class Windows:
     ) -> None:
         self._plan, self._p = plan, progress
         self._audit, self._notify, self._publish = audit, notify, publish
-        self._on: bool | None = None
         self._unreadable_until: datetime | None = None
         self._look_again_at: datetime | None = None
         # The rollout's own: raises its rollback or abort when one was asked for.
         self.stop_if_asked: Callable[[], None] = lambda: None
-
-    def applies(self) -> bool:
-        """Windows and freezes hold this run: it is new enough to keep them."""
-        if self._on is None:
-            self._on = workflow.patched(WINDOWS_PATCH)
-        return self._on
 
     @property
     def waiting(self) -> bool:
@@ -188,16 +179,13 @@ class Windows:
         """Before a shift: with ``hold``, wait with nothing to check meanwhile (the first shift
         when it sends the canary traffic, not a blue-green preview at 0%; a promotion); later
         shifts waited at the end of their stage. Then use up an override that let it through."""
-        if self.applies():
-            if hold:
-                await self.hold(last)
-            await self.passed(what)
+        if hold:
+            await self.hold(last)
+        await self.passed(what)
 
     async def watch(self, watch: Callable[[], Awaitable[None]]) -> None:
         """Between stages: ``watch`` (the stage's checks, until the window opens) as long as
         a fresh read of the freezes still finds the next increase held."""
-        if not self.applies():
-            return
         await self.refresh()
         while not self.is_open(workflow.now()) and not self._p.promote_requested:
             await watch()

@@ -1,8 +1,11 @@
-"""RolloutInput: one argument for new runs, and the two of earlier runs still read."""
+"""RolloutInput: the one argument of a rollout run, carried whole into its next run."""
 
 from __future__ import annotations
 
-from plans.inputs import CHECKS_PER_RUN, RolloutInput
+import pytest
+from pydantic import ValidationError
+
+from plans.inputs import RolloutInput
 from plans.state import RolloutProgress
 from tests.workflow.conftest import make_plan
 
@@ -22,27 +25,16 @@ def test_a_new_run_passes_plan_progress_and_settings_in_one_model() -> None:
     }
 
 
-def test_a_plan_alone_reads_as_the_input_of_an_earlier_run() -> None:
-    plan = make_plan()
-    decoded = RolloutInput.model_validate(plan.model_dump(mode="json"))
-    assert decoded.plan == plan
-    assert decoded.progress is None
-    assert decoded.checks_per_run == CHECKS_PER_RUN
-    assert decoded.visibility is False
+def test_the_next_run_keeps_the_settings_and_carries_the_progress() -> None:
+    start = RolloutInput(plan=make_plan(), checks_per_run=2, visibility=True)
+    carried = start.model_copy(update={"progress": RolloutProgress(stage_index=1, checks=12)})
+    decoded = RolloutInput.model_validate(carried.model_dump(mode="json"))
+    assert decoded.progress is not None and decoded.progress.stage_index == 1
+    assert (decoded.checks_per_run, decoded.visibility) == (2, True)
 
 
-def test_settings_come_out_of_an_earlier_runs_progress() -> None:
-    plan = make_plan()
-    legacy = RolloutProgress(stage_index=1, checks=12).model_dump(mode="json")
-    legacy.update(checks_per_run=2, visibility=True, cancel_reason="")
-    carried = RolloutInput(plan=plan).carrying(legacy)
-    assert carried.progress is not None
-    assert carried.progress.stage_index == 1 and carried.progress.checks == 12
-    assert carried.checks_per_run == 2
-    assert carried.visibility is True
-    assert "checks_per_run" not in carried.progress.model_dump()
-
-
-def test_no_progress_from_an_earlier_run_changes_nothing() -> None:
-    start = RolloutInput(plan=make_plan(), checks_per_run=3)
-    assert start.carrying(None) is start
+def test_a_plan_alone_is_not_an_input() -> None:
+    # The plan passed alone was the argument of runs of history version 1, which drain
+    # before a worker of this version starts (docs/upgrading.md).
+    with pytest.raises(ValidationError):
+        RolloutInput.model_validate(make_plan().model_dump(mode="json"))

@@ -47,7 +47,7 @@ async def test_a_rolled_back_run_has_its_incident() -> None:
 
 
 async def test_a_drift_repaired_is_no_new_stage() -> None:
-    report = await report_of("report_promoted.json")
+    report = await report_of("promoted.json")
     assert report.state == "promoted"
     assert [(s.name, s.weight) for s in report.stages] == [("ten", 10), ("full", 100)]
     shifts = [e.text for e in report.timeline if e.kind == "shift"]

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.workflow.test_replay import assert_of_this_version
 from worker.main import workflow_runner
 from workflows.lease import TargetLease
 
@@ -27,6 +28,7 @@ def test_the_recorded_leases_are_kept() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_lease_history_replays_without_nondeterminism(path: Path) -> None:
+    assert_of_this_version(path)
     history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
     replayer = Replayer(
         workflows=[TargetLease],

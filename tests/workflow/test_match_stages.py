@@ -71,9 +71,9 @@ async def test_a_rollback_clears_the_match(env, worker, doubles: Doubles) -> Non
 
 
 def test_the_matched_history_holds_shifts_with_and_without_a_match() -> None:
-    # tests/histories/match_matched.json (scripts/capture_histories.py) replays in
+    # tests/histories/matched.json (scripts/capture_histories.py) replays in
     # test_replay.py; this says it is the run it claims to be.
-    path = Path(__file__).parent.parent / "histories" / "match_matched.json"
+    path = Path(__file__).parent.parent / "histories" / "matched.json"
     splits = []
     for event in json.loads(path.read_text())["events"]:
         scheduled = event.get("activityTaskScheduledEventAttributes")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import (
@@ -26,6 +29,17 @@ from tests.workflow.fleet_doubles import (
 from workflows.release import ReleaseWorkflow
 
 REGIONS = ("staging", "eu", "us-west", "us-east")
+
+
+async def keep(handle: Any, name: str) -> None:
+    """With ROLLOUT_CAPTURE_HISTORIES=1, keep the run's history in tests/histories/release/
+    as ``name``.json, for the replay test of this version of the workflow."""
+    if os.environ.get("ROLLOUT_CAPTURE_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    folder = Path(__file__).parent.parent / "histories" / "release"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(history.to_json())
 
 
 def failing_in(region: str) -> FleetDoubles:
@@ -176,6 +190,7 @@ async def test_rollback_all_puts_every_promoted_target_back_newest_first(env) ->
         await closed(env, fleet.workflow_id)
         error, result = await failed_result(handle)
         status = await release_status(handle)
+        await keep(handle, "rolled_back_all")
     assert error.type == "ReleaseRolledBack"
     assert result.state == ReleaseState.ROLLED_BACK
     assert result.failed_target == "us-east"
@@ -277,6 +292,7 @@ async def test_operator_rollback_of_the_release_mid_wave_restores_every_target(e
         assert record.not_sent["staging"].startswith("promoted")
         await closed(env, fleet.workflow_id)
         error, result = await failed_result(handle)
+        await keep(handle, "commanded_rollback")
     assert error.type == "ReleaseRolledBack"
     assert result.state == ReleaseState.ROLLED_BACK
     assert result.reason == "rolled back by ana: bad data"
@@ -297,6 +313,7 @@ async def test_the_release_continues_as_new_between_waves_without_repeating_one(
         latest = env.client.get_workflow_handle(fleet.workflow_id)
         status = await release_status(latest)
         result = ReleaseResult.model_validate(await latest.result())
+        await keep(handle, "promoted_continued_as_new")
     assert result.state == ReleaseState.PROMOTED
     assert status.run_count == 3
     assert handle.result_run_id != (await latest.describe()).run_id

@@ -2,9 +2,9 @@
 
 tests/histories/release/ holds a release that continued-as-new between waves (its first
 run), one that halted and rolled every promoted target back (rollback_all), and an
-operator's rollback of a release sent to its targets before and after the targets were
-signalled by one activity at once (``commanded_rollback_signals``/``_at_once``), recorded
-on the time-skipping server with activity doubles.
+operator's rollback of a release sent to its targets (``commanded_rollback``), recorded on
+the time-skipping server with activity doubles by tests/workflow/test_release.py with
+ROLLOUT_CAPTURE_HISTORIES=1.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.workflow.test_replay import assert_of_this_version
 from workflows.release import ReleaseWorkflow
 from workflows.rollout import RolloutWorkflow
 
@@ -28,13 +29,13 @@ def test_the_recorded_releases_are_kept() -> None:
     assert {p.stem for p in HISTORIES} >= {
         "promoted_continued_as_new",
         "rolled_back_all",
-        "commanded_rollback_signals",
-        "commanded_rollback_at_once",
+        "commanded_rollback",
     }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_release_history_replays_without_nondeterminism(path: Path) -> None:
+    assert_of_this_version(path)
     history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
     kinds = {event.event_type for event in history.events}
     assert EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED in kinds

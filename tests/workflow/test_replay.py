@@ -1,7 +1,10 @@
-"""Histories of earlier runs replay on today's workflow code without non-determinism.
+"""Histories of this history version replay on today's workflow code without non-determinism.
 
-A running multi-day rollout survives a worker upgrade only if this holds. The histories
-in tests/histories/ come from real runs on the dev server (scripts/capture_histories.py).
+A running multi-day rollout survives a worker restart or replacement only if this holds.
+Runs of an earlier history version drain before a worker of this one starts (worker/drain.py,
+docs/upgrading.md), so only histories of this version are kept: tests/histories/ holds real
+runs on the dev server (scripts/capture_histories.py) and two from the time-skipping server.
+Re-record them all, and raise HISTORY_VERSION, when a change stops them replaying.
 """
 
 from __future__ import annotations
@@ -10,73 +13,55 @@ import json
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from plans.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
 from worker.main import workflow_runner
 from workflows.rollout import RolloutWorkflow
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 
 
-def test_the_three_kinds_of_run_are_kept() -> None:
-    # The first three come from runs before rollouts owned and read back their target.
-    assert {p.stem for p in HISTORIES} >= {"promoted", "rolled_back", "continued_as_new"}
+def test_the_kinds_of_run_of_this_version_are_kept() -> None:
+    # `scripts/capture_histories.py --notify`: every event told to a webhook and a channel.
     assert {p.stem for p in HISTORIES} >= {
-        "owned_promoted",
-        "owned_refused",
-        "owned_rolled_back",
-        "owned_continued_as_new",
+        "promoted",  # with a pause and a resume, and a drift repaired
+        "refused",  # the target owned by another rollout
+        "rolled_back",  # by its gate
+        "matched",  # a header match, its drift, then a rollback by command
+        "continued_as_new",  # mid-bake
     }
-    # Recorded since the workflow takes one RolloutInput.
-    assert {p.stem for p in HISTORIES} >= {
-        "input_promoted",
-        "input_refused",
-        "input_rolled_back",
-        "input_continued_as_new",
-    }
-    # Recorded before channels heard events, by the code of then, with the plan's webhook:
-    # the notify activities of old runs, as a new worker meets them.
-    assert {p.stem for p in HISTORIES} >= {
-        "webhook_promoted",
-        "webhook_refused",
-        "webhook_rolled_back",
-        "webhook_continued_as_new",
-    }
-    # Recorded since channels hear events (`capture_histories.py --notify`): each event's
-    # notify activity, the new ones on the notify-more-events patch.
-    assert {p.stem for p in HISTORIES} >= {
-        "notify_promoted",
-        "notify_refused",
-        "notify_rolled_back",
-        "notify_continued_as_new",
-    }
-    # Recorded since a rollout writes its report when it ends (`--prefix report_ --notify`):
-    # the write_report activity on the report-at-end patch, before the final message.
-    assert {p.stem for p in HISTORIES} >= {
-        "report_promoted",
-        "report_refused",
-        "report_rolled_back",
-        "report_continued_as_new",
-    }
-    # Recorded with hooks and a smoke check (`capture_histories.py --hooks`).
+    # `--hooks`: a gate answering 202 then yes, a check, a notify and an event hook, a smoke
+    # check; a gate that refuses and an on_rollback hook after the restore.
     assert {p.stem for p in HISTORIES} >= {"hooks_promoted", "hooks_rolled_back"}
-    # Recorded since a rollback puts stable back first and no cancel stops it, and forward
-    # commands ask the worker who signed them (`--prefix stop_ --notify`, `--hooks`).
-    assert {p.stem for p in HISTORIES} >= {
-        "stop_promoted",
-        "stop_rolled_back",
-        "stop_continued_as_new",
-        "stop_hooks_rolled_back",
-    }
+    # tests/workflow/test_windows.py with ROLLOUT_CAPTURE_HISTORIES=1.
+    assert {p.stem for p in HISTORIES} >= {"windows_dst", "windows_freeze"}
 
 
-@pytest.mark.parametrize("name", ["promoted", "owned_promoted", "input_promoted"])
-def test_runs_since_rollout_input_start_with_one_argument(name: str) -> None:
-    events = json.loads((HISTORIES[0].parent / f"{name}.json").read_text())["events"]
-    arguments = events[0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"]
-    assert len(arguments) == (1 if name.startswith("input_") else 2)
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+def test_each_run_records_its_history_version_and_no_patch(path: Path) -> None:
+    assert_of_this_version(path)
+
+
+def assert_of_this_version(path: Path) -> None:
+    """The run recorded this history version in its memo, and took no patch branch."""
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    upserted = [
+        e.workflow_properties_modified_event_attributes.upserted_memo.fields
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED
+    ]
+    started = history.events[0].workflow_execution_started_event_attributes.memo.fields
+    recorded = [f[HISTORY_MEMO_KEY] for f in [started, *upserted] if HISTORY_MEMO_KEY in f]
+    assert recorded and all(
+        pydantic_data_converter.payload_converter.from_payload(r) == HISTORY_VERSION
+        for r in recorded
+    )
+    markers = {e.marker_recorded_event_attributes.marker_name for e in history.events}
+    assert "core_patch" not in markers
 
 
 @pytest.mark.parametrize("sandbox", ["on", "off"])
