@@ -12,7 +12,9 @@ On a dev stack of its own (or ``--dir``), for each router:
     .venv/bin/python benchmarks/shift.py [--shifts 60] [--flips 20] [--rps 100] [--dir DIR]
 
 Goals: HAProxy and Envoy p95 <= 100 ms, flagd p95 <= its poll interval + 200 ms, and no
-failed request across flips. The last line is one JSON object.
+failed request across flips. The last line is one JSON object. The README's table comes from
+``.venv/bin/python benchmarks/shift.py`` (the defaults). ``--quick`` (3 shifts a router,
+2 flips at 20 requests/s, stacks on free ports) prints the same JSON, for the tests.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from activities.routers import TrafficRouter, router_for
 from demo import loadgen
 from demo.configs import ENVOY_RUNTIME_PREFIX
 from plans import EnvoyRouter, FlagdRouter, HAProxyRouter, TrafficSplit
+from tests.stack.conftest import ANY_PORTS
 
 POLL_S = 0.002
 LADDER = [0, 5, 10, 25, 50, 75, 100, 75, 50, 25, 10, 5]
@@ -114,7 +117,8 @@ def flagd(stack: devstack.StackInfo, shifts: int) -> dict[str, Any]:
             return int(answer["canary"])
 
         expected: dict[int, int] = {}
-        for weight in sorted(set(LADDER)):
+        # Each weight the shifts go to (and the one they start from).
+        for weight in sorted({LADDER[i % len(LADDER)] for i in range(shifts + 1)}):
             router.set_split("stable", "canary", TrafficSplit.canary_percent(weight))
             time.sleep(3 * poll / 1000 + 0.5)
             while (count := canary_users()) != canary_users():
@@ -164,7 +168,12 @@ MEASURES: dict[str, Callable[[devstack.StackInfo, int], dict[str, Any]]] = {
 }
 
 
-def on_stack(router: str, dir: str | None, run: Callable[[devstack.StackInfo], Any]) -> Any:
+def on_stack(
+    router: str,
+    dir: str | None,
+    run: Callable[[devstack.StackInfo], Any],
+    ports: dict[str, int] | None = None,
+) -> Any:
     """``run`` on the stack in ``dir``, or on a fresh one with ``router`` stopped after it."""
     if dir is not None:
         return run(devstack.load(Path(dir)))
@@ -173,7 +182,7 @@ def on_stack(router: str, dir: str | None, run: Callable[[devstack.StackInfo], A
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
         stack = cleanup.enter_context(
-            devstack.running(directory, with_worker=False, router=router)  # type: ignore[arg-type]
+            devstack.running(directory, with_worker=False, router=router, ports=ports)  # type: ignore[arg-type]
         )
         return run(stack)
 
@@ -189,7 +198,12 @@ def main() -> None:
     parser.add_argument(
         "--dir", help="an existing dev stack's folder, for one router (default: fresh stacks)"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="3 shifts, 2 flips at 20/s, free ports"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.shifts, args.flips, args.rps = 3, 2, 20.0
     routers: dict[str, Any] = {}
     flips: dict[str, Any] = {}
     for name in args.routers.split(","):
@@ -199,7 +213,7 @@ def main() -> None:
             if name == "haproxy":
                 flips.update(asyncio.run(blue_green(stack, args.flips, args.rps)))
 
-        on_stack(name, args.dir, run)
+        on_stack(name, args.dir, run, ANY_PORTS if args.quick else None)
     met = all(r["p95_ms"] <= r["goal_p95_ms"] for r in routers.values())
     result = {
         "routers": routers,

@@ -280,3 +280,22 @@ def test_fleet(folder: Path, servers: None) -> None:
     assert measured["targets"] == 2 and measured["rounds"] == 1
     latencies(out | {f"rollback_{k}": v for k, v in measured.items()}, "rollback", 120_000)
     assert out["goal_p95_ms"] == 1000.0 and isinstance(out["goal_met"], bool)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_shift(folder: Path, servers: None) -> None:
+    out = quick("shift", folder, timeout=180)
+    assert set(out["routers"]) == {"haproxy", "envoy", "flagd"}
+    for name, measured in out["routers"].items():
+        assert measured["shifts"] == 3, name
+        assert 0 <= measured["p50_ms"] <= measured["p95_ms"] <= measured["max_ms"] < 30_000, name
+        assert measured["goal_p95_ms"] > 0, name
+    assert out["routers"]["flagd"]["poll_ms"] > 0
+    flips = out["blue_green"]
+    assert flips["flips"] == 2 and flips["rps"] == 20.0
+    assert flips["requests"] > 20 and flips["failed_requests"] == 0, flips
+    # Both colours answered: the flips moved the traffic.
+    assert {"canary/200", "stable/200"} <= set(flips["answers"]), flips
+    assert isinstance(out["goal"]["met"], bool)
