@@ -201,11 +201,20 @@ class Windows:
         p.overrides -= 1
         who = next((c for c in reversed(p.commands) if c.kind == "override" and c.accepted), None)
         by = f" by {who.by}" + (f": {who.reason}" if who and who.reason else "") if who else ""
-        self._audit("override", f"{what} let through a closed window{by}")
+        held = self.holder(workflow.now())
+        self._audit("override", f"{what} let through {held}{by}")
         await self._notify(
-            f"Rollout of {self._plan.service} {self._plan.version}: {what} overrides its"
-            f" release window{by}"
+            f"Rollout of {self._plan.service} {self._plan.version}: {what} overrides {held}{by}"
         )
+
+    def holder(self, now: datetime) -> str:
+        """What holds an increase at ``now``, in words: a freeze, the calendar, or the window."""
+        freeze = freeze_holding(self._p.freezes, self._plan.service, now)
+        if freeze is not None:
+            return f"a freeze ({freeze.describe()})"
+        if self._unreadable_until is not None and now < self._unreadable_until:
+            return "a freeze calendar that could not be read"
+        return "its release window"
 
     async def hold(self, last: Callable[[], CommandRecord | None]) -> None:
         """Wait, without checks (nothing to check yet), until the window opens and a fresh

@@ -230,6 +230,9 @@ async def test_override_lets_one_increase_through_and_is_told(env, worker, doubl
     assert doubles.shifts == [10]
     assert second.window_opens_at is not None
     assert any("overrides its release window by lee: security fix" in n for n in doubles.notes)
+    first = await status_of(handle)
+    (line,) = [e.text for e in first.events if e.kind == "override"]
+    assert line == "shift to 'canary' let through its release window by lee: security fix"
     await skip(env, timedelta(minutes=1))
     assert doubles.shifts == [10]
     result = await settle(env, handle)
@@ -334,7 +337,11 @@ async def test_override_lets_one_increase_through_a_freeze(env, worker, doubles)
     result = await settle(env, handle, step=timedelta(hours=2))
     assert result.state == RolloutState.PROMOTED
     final = await status_of(handle)
-    assert any(e.kind == "override" and "sam: incident fix" in e.text for e in final.events)
+    # The audit names the freeze that held the rollout, not a window.
+    (line,) = [e.text for e in final.events if e.kind == "override"]
+    held = f"shift to 'canary' let through a freeze (freeze {doubles.freezes[0].id} "
+    assert line.startswith(held)
+    assert line.endswith("by sam: incident fix") and "window" not in line
 
 
 async def test_the_freeze_calendar_adds_lists_and_removes(env) -> None:
