@@ -22,7 +22,8 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
 
-from demo.configs import CANARY_SERVER, FLAG, STABLE_SERVER, flag_definition, flag_json
+from demo.configs import CANARY_SERVER, FLAG, STABLE_SERVER
+from demo.example_plans import flag_definition, flag_json
 
 # flagd's provider (0.6) polls a flag file at its `deadline_ms`; FLAGD_OFFLINE_POLL_MS is not
 # read in file mode. Half a second keeps a shift's effect quick and costs one stat() each.

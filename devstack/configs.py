@@ -9,22 +9,17 @@ import os
 import secrets
 from pathlib import Path
 
-from demo.configs import (
-    EnvoyLayout,
-    HAProxyLayout,
-    alert_rules,
-    alertmanager_config,
+from demo.configs import EnvoyLayout, HAProxyLayout, envoy_config, haproxy_config
+from demo.example_plans import (
     blue_green_plan,
     demo_plan,
-    envoy_config,
     envoy_demo_plan,
     flag_definition,
     flag_json,
     flagd_demo_plan,
-    haproxy_config,
     plan_yaml,
-    prometheus_config,
 )
+from demo.monitoring import alert_rules, alertmanager_config, prometheus_config
 from devstack.info import StackInfo, save
 from devstack.processes import LOCALHOST, StackError
 from devstack.trust import write_dev_trust

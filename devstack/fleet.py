@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from demo.configs import CANARY_SERVER, HEADER, STABLE_SERVER, plan_yaml
+from demo.configs import CANARY_SERVER, HEADER, STABLE_SERVER
+from demo.example_plans import plan_yaml
 from devstack.info import StackInfo
 from devstack.parts import await_ready, launch, server_argv
 from devstack.processes import LOCALHOST, StackError, choose_ports, http_ok, listens, tcp_open

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -31,7 +30,6 @@ from activities.notifiers.messages import Message
 from client import reading
 from client.operations import CommandRefused, NoSuchRollout, send_command, workflow_id
 from plans import Channel, RolloutError, RolloutStatus, WebhookChannel
-from plans.text import clip
 from receiver.decide import (
     Handled,
     Outcome,
@@ -45,13 +43,21 @@ from receiver.decide import (
 )
 from receiver.first_shift import first_shift
 from receiver.payload import Alert, MalformedNotification, parse_notification
+from receiver.replies import (
+    HEALTH_PATH,
+    MAX_BODY_BYTES,
+    PATHS,
+    TemporalUnavailable,
+    deferred,
+    errors_as_json,
+    failed,
+    healthy,
+    log_report,
+)
 from receiver.rules import AlertAction, Rules
 
 log = logging.getLogger("rollout.alerts")
 
-PATHS = ("/alerts", "/")
-HEALTH_PATH = "/-/healthy"
-MAX_BODY_BYTES = 4 * 1024 * 1024
 STATUS_TIMEOUT = timedelta(seconds=5)
 # First shifts remembered, one per rollout (a rollout's chain of runs): far more rollouts
 # than run at once.
@@ -66,10 +72,6 @@ class Notifier(Protocol):
     """Where ``notify`` alerts are posted (the worker's Slack-compatible webhook notifier)."""
 
     async def send(self, channel: Channel, message: Message) -> None: ...
-
-
-class TemporalUnavailable(RolloutError):
-    """Temporal could not be asked about a rollout; Alertmanager should try again."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class AlertReceiver:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_as_json])
         for path in PATHS:
             app.router.add_post(path, self.receive)
-        app.router.add_get(HEALTH_PATH, _healthy)
+        app.router.add_get(HEALTH_PATH, healthy)
         return app
 
     async def receive(self, request: web.Request) -> web.Response:
@@ -185,9 +187,9 @@ class AlertReceiver:
             try:
                 found = screen(alert, self.rules, self.service_label, self.handled)
             except Exception as error:  # one alert's fault never blocks the others
-                found = _failed(alert, error)
+                found = failed(alert, error)
             if isinstance(found, Report):
-                _log(found)
+                log_report(found)
                 reports[index] = found
             else:
                 by_service[found.service].append((index, found))
@@ -203,7 +205,7 @@ class AlertReceiver:
             try:
                 return await self._act_on(service, items)
             except Exception as error:
-                return {index: _failed(item.alert, error, item) for index, item in items}
+                return {index: failed(item.alert, error, item) for index, item in items}
 
     async def _act_on(self, service: str, items: list[tuple[int, Screened]]) -> dict[int, Report]:
         # Another delivery of the same alerts may have been handled while this one waited.
@@ -213,7 +215,7 @@ class AlertReceiver:
             again = screen(item.alert, self.rules, self.service_label, self.handled)
             if isinstance(again, Report):
                 reports[index] = again
-                _log(again)
+                log_report(again)
             else:
                 fresh.append((index, again))
         if not fresh:
@@ -228,12 +230,12 @@ class AlertReceiver:
             try:
                 found = await self._one(item, rollout, taken)
             except TemporalUnavailable as error:
-                found = _deferred(item, error)
+                found = deferred(item, error)
             except Exception as error:  # one alert's fault never blocks the others
-                found = _failed(item.alert, error, item)
+                found = failed(item.alert, error, item)
             if found.outcome == Outcome.SENT:
                 taken = found
-            _log(found)
+            log_report(found)
             reports[index] = found
         return reports
 
@@ -242,7 +244,7 @@ class AlertReceiver:
     ) -> Report:
         """What becomes of one alert of a service whose rollout was looked up."""
         if isinstance(rollout, TemporalUnavailable):
-            return _deferred(item, rollout)
+            return deferred(item, rollout)
         if isinstance(rollout, str):
             return report(
                 item.alert, Outcome.SKIPPED, rollout, service=item.service, action=item.action
@@ -367,65 +369,3 @@ class AlertReceiver:
             except RolloutError as error:
                 detail += f"; could not post it: {error}"
         return report(alert, Outcome.NOTIFIED, detail, service=service, action=AlertAction.NOTIFY)
-
-
-@web.middleware
-async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error the receiver answers is JSON with an ``error`` that says what to fix."""
-    try:
-        return await handler(request)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
-        return web.json_response(
-            {"error": _http_error(request, error)}, status=error.status, headers=headers
-        )
-    except Exception:
-        log.exception("failed on %s %s from %s", request.method, request.path, request.remote)
-        return web.json_response(
-            {"error": "the receiver failed on this request: its log says why"}, status=500
-        )
-
-
-def _http_error(request: web.Request, error: web.HTTPException) -> str:
-    if error.status == 413:
-        return (
-            f"the body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB: lower the webhook's"
-            " max_alerts in Alertmanager"
-        )
-    if error.status == 404:
-        return f"nothing at {clip(request.path, 100)}: Alertmanager posts to {PATHS[0]}"
-    if error.status == 405:
-        return (
-            f"{clip(request.method, 20)} is not answered here: Alertmanager POSTs to"
-            f" {PATHS[0]}; GET {HEALTH_PATH} is the health check"
-        )
-    return error.reason
-
-
-async def _healthy(request: web.Request) -> web.Response:
-    return web.Response(text="ok\n")
-
-
-def _deferred(item: Screened, error: TemporalUnavailable) -> Report:
-    return report(
-        item.alert, Outcome.DEFERRED, str(error), service=item.service, action=item.action
-    )
-
-
-def _failed(alert: Alert, error: Exception, item: Screened | None = None) -> Report:
-    log.exception("could not handle alert %s (%s)", alert.name or "?", alert.fingerprint or "-")
-    return report(
-        alert,
-        Outcome.FAILED,
-        f"could not be handled ({type(error).__name__}: {clip(str(error), 300)}); the"
-        " receiver's log has the details",
-        service=item.service if item else None,
-        action=item.action if item else None,
-    )
-
-
-def _log(found: Report) -> None:
-    level = logging.INFO if found.outcome != Outcome.REFUSED else logging.WARNING
-    log.log(level, "%s", found.line())

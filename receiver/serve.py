@@ -149,7 +149,7 @@ async def serve(
 ) -> None:
     """Serve on host:port until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
     from receiver.listen import listening
-    from receiver.receiver import PATHS
+    from receiver.replies import PATHS
 
     app = receiver.app()
     async with listening(app, host, port, tls=tls, header_timeout=header_timeout) as bound_port:

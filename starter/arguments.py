@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 from typing import Any
 
 from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, stack_dir
 from client.connection import DEFAULT_STACK_DIR as DEFAULT_DIR
+from client.signing import user_name
 from plans import CommandKind
 from plans.templates import TEMPLATES
-from receiver import listen, serve
-from starter import governance, server
+from starter import alert_commands, governance
+from starter.alert_commands import help_page
 from starter.dev_commands import cmd_demo, cmd_dev_down, cmd_dev_fault, cmd_dev_up
 from starter.exits import (
     EXIT_ABORTED,
@@ -139,11 +139,6 @@ KEY_HELP = (
 DIR_HELP = "the dev stack's folder: configs, logs, the Temporal database (default: %(default)s)"
 
 
-def _page(help: str) -> dict[str, Any]:
-    """Keyword arguments for add_parser: the same sentence in the list and on the page."""
-    return {"help": help, "description": help[0].upper() + help[1:] + "."}
-
-
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="rollout",
@@ -153,13 +148,13 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = root.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", **_page("check a plan offline and name every wrong field"))
+    p = sub.add_parser("validate", **help_page("check a plan offline and name every wrong field"))
     p.add_argument("plan", help="the plan file (YAML); exit 2 when it is not valid")
     p.set_defaults(run=cmd_validate)
 
     p = sub.add_parser(
         "init",
-        **_page("write a plan file from a template, with a comment on every field, to edit"),
+        **help_page("write a plan file from a template, with a comment on every field, to edit"),
         epilog=TEMPLATE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -176,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_init)
 
     p = sub.add_parser(
-        "start", **_page("start a rollout from a plan; print its workflow id and UI link")
+        "start", **help_page("start a rollout from a plan; print its workflow id and UI link")
     )
     p.add_argument("plan", help="the plan file (YAML); it is validated first")
     p.add_argument(
@@ -194,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "status",
-        **_page("show where a rollout stands: state, stage, weights, gates, audit trail"),
+        **help_page("show where a rollout stands: state, stage, weights, gates, audit trail"),
         epilog="Exit 0: the workflow answered. Exit 5: no worker answered within 2 s, and what"
         " is shown is Temporal's own records of the run (run state, the Rollout* search"
         " attributes, the last gate check and events in its history, the task queue's last"
@@ -227,14 +222,14 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--target", help=TARGET_HELP)
         p.add_argument("--reason", default="", help="why; kept in the audit trail")
         p.add_argument(
-            "--by", default=_user(), help="who, for the audit trail (default: %(default)s)"
+            "--by", default=user_name(), help="who, for the audit trail (default: %(default)s)"
         )
         p.add_argument("--key", help=KEY_HELP)
         p.set_defaults(run=cmd_command, command=kind.value)
 
     p = sub.add_parser(
         "list",
-        **_page("list the running rollouts, or the workflows a visibility query matches"),
+        **help_page("list the running rollouts, or the workflows a visibility query matches"),
     )
     p.add_argument(
         "--query",
@@ -246,19 +241,19 @@ def parser() -> argparse.ArgumentParser:
     add_report_parser(sub, DIR_HELP)
 
     p = sub.add_parser(
-        "setup", **_page("register the Rollout* search attributes on the cluster, once")
+        "setup", **help_page("register the Rollout* search attributes on the cluster, once")
     )
     p.set_defaults(run=cmd_setup)
 
     dev = sub.add_parser(
         "dev",
-        **_page(
+        **help_page(
             "run the dev stack on 127.0.0.1: Temporal, HAProxy, Prometheus, the demo service,"
             " load and a worker"
         ),
     ).add_subparsers(dest="dev", required=True, metavar="ACTION")
     p = dev.add_parser(
-        "up", **_page("start the dev stack in the background and print its stack.json")
+        "up", **help_page("start the dev stack in the background and print its stack.json")
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
     p.add_argument("--router", **ROUTER_OPTION)
@@ -275,11 +270,11 @@ def parser() -> argparse.ArgumentParser:
         " to them all",
     )
     p.set_defaults(run=cmd_dev_up)
-    p = dev.add_parser("down", **_page("stop every process the dev stack started, by pid"))
+    p = dev.add_parser("down", **help_page("stop every process the dev stack started, by pid"))
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
     p.set_defaults(run=cmd_dev_down)
     p = dev.add_parser(
-        "fault", **_page("make a demo version fail or slow down, live (0 and 0 heal it)")
+        "fault", **help_page("make a demo version fail or slow down, live (0 and 0 heal it)")
     )
     p.add_argument(
         "--error-rate",
@@ -304,7 +299,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        **_page(
+        **help_page(
             "start the dev stack and a real rollout on it, followed live (exit codes as for"
             " start --follow)"
         ),
@@ -345,81 +340,6 @@ def parser() -> argparse.ArgumentParser:
         help="with --fleet: on a failing target, put every promoted target back on stable too",
     )
     p.set_defaults(run=cmd_demo)
-    _alerts_parser(sub)
-    governance.add_parsers(sub, _user())
+    alert_commands.add_parser(sub)
+    governance.add_parsers(sub, user_name())
     return root
-
-
-def _alerts_parser(sub: Any) -> None:
-    """`rollout alerts serve`: Alertmanager's webhook receiver."""
-    alerts = sub.add_parser(
-        "alerts", **_page("receive Alertmanager's alerts and roll back (or pause) their rollouts")
-    ).add_subparsers(dest="alerts", required=True, metavar="ACTION")
-    p = alerts.add_parser(
-        "serve",
-        **_page("serve Alertmanager's webhook until SIGTERM or Ctrl-C"),
-        epilog="A firing alert acts on the rollout its service label names when a rule"
-        " matches its labels and it started after the rollout first shifted traffic; the"
-        " command is sent as the user alertmanager with the alert's name, summary and link"
-        " as the reason, once per alert (fingerprint and start). Without --rules:"
-        ' severity="critical" rolls back. Requests need Authorization: Bearer <token>.',
-    )
-    p.add_argument(
-        "--listen",
-        type=serve.listen_address,
-        default=serve.listen_address(serve.DEFAULT_LISTEN),
-        metavar="HOST:PORT",
-        help=f"where to listen; the webhook's path is /alerts (default: {serve.DEFAULT_LISTEN})",
-    )
-    p.add_argument(
-        "--token-env",
-        type=serve.env_name,
-        default=serve.DEFAULT_TOKEN_ENV,
-        metavar="VAR",
-        help="the environment variable holding the bearer token Alertmanager sends"
-        " (default: %(default)s); the receiver does not start without it",
-    )
-    p.add_argument(
-        "--rules",
-        metavar="FILE",
-        help="YAML rules mapping alert labels to rollback, pause or notify (first match wins)",
-    )
-    p.add_argument(
-        "--service-label",
-        type=serve.label_name,
-        default="service",
-        metavar="LABEL",
-        help="the alert label naming the rollout's service (default: %(default)s)",
-    )
-    p.add_argument(
-        "--notify-webhook-env",
-        type=serve.env_name,
-        metavar="VAR",
-        help="post notify alerts to the Slack-compatible webhook URL in this variable",
-    )
-    p.add_argument(
-        "--tls-cert",
-        metavar="FILE",
-        help=f"serve HTTPS with this PEM certificate (chain); with --tls-key (default:"
-        f" ${serve.TLS_CERT_ENV})",
-    )
-    p.add_argument(
-        "--tls-key",
-        metavar="FILE",
-        help=f"the certificate's unencrypted PEM private key (default: ${serve.TLS_KEY_ENV})",
-    )
-    p.add_argument(
-        "--header-timeout",
-        type=serve.seconds,
-        default=listen.HEADER_TIMEOUT_S,
-        metavar="SECONDS",
-        help="close a connection whose request headers take longer (default: %(default)g)",
-    )
-    p.set_defaults(run=server.cmd_alerts_serve)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from temporalio.client import Client
@@ -10,7 +9,6 @@ from temporalio.client import Client
 import devstack
 from client.connection import connect, stack_dir
 from plans import RolloutError
-from receiver import serve
 
 
 def use_dev_stack_when_unset() -> devstack.StackInfo | None:
@@ -58,9 +56,3 @@ def ui_link(workflow_id: str) -> str:
         info = use_dev_stack_when_unset()
         base = info.ui_url if info is not None else "http://localhost:8233"
     return f"{base.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
-
-
-async def cmd_alerts_serve(args: argparse.Namespace) -> int:
-    """`rollout alerts serve`: the receiver, talking to the server every command talks to."""
-    use_dev_stack_when_unset()
-    return await serve.cmd_alerts_serve(args)

@@ -1,6 +1,6 @@
 """The dev stack with ``--router flagd``: its plans, its flag file, and what its users get.
 
-Not product code: the product's own plan is ``demo.configs.flagd_demo_plan``.
+Not product code: the product's own plan is ``demo.example_plans.flagd_demo_plan``.
 """
 
 from __future__ import annotations

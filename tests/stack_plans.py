@@ -1,6 +1,6 @@
 """Plans for the real dev stack, shared by the tests, the benchmarks and the scripts.
 
-Not product code: the product's own demo plan is ``demo.configs.demo_plan``.
+Not product code: the product's own demo plan is ``demo.example_plans.demo_plan``.
 """
 
 from __future__ import annotations

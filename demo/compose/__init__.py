@@ -1,4 +1,4 @@
-"""docker-compose's config files, rendered by demo.configs exactly like the dev stack's.
+"""docker-compose's config files, rendered by the demo package exactly like the dev stack's.
 
 ``python -m demo.compose`` rewrites them; ``python -m demo.compose --check`` exits 1 when a
 committed file differs from what the generator produces.
@@ -8,22 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demo.configs import (
-    EnvoyLayout,
-    HAProxyLayout,
-    alert_rules,
-    alertmanager_config,
+from demo.configs import EnvoyLayout, HAProxyLayout, envoy_config, haproxy_config
+from demo.example_plans import (
     blue_green_plan,
     demo_plan,
-    envoy_config,
     envoy_demo_plan,
     flag_definition,
     flag_json,
     flagd_demo_plan,
-    haproxy_config,
     plan_yaml,
-    prometheus_config,
 )
+from demo.monitoring import alert_rules, alertmanager_config, prometheus_config
 
 FOLDER = Path(__file__).parent
 # Ports inside the compose network; docker-compose.yml publishes them on 127.0.0.1.

@@ -15,7 +15,8 @@ import pytest
 from activities.errors import RouterRefused, RouterUnreachable
 from activities.rollout import read_traffic
 from activities.routers import FlagdFile, router_for
-from demo.configs import FLAG, flag_definition
+from demo.configs import FLAG
+from demo.example_plans import flag_definition
 from demo.flags import FlagReader, write_flag_file
 from plans import FlagdRouter, PlanError, RequestMatch, ShiftRequest, TrafficSplit, parse_plan
 

@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 import devstack
 from client import operations
-from demo.configs import flag_definition, flag_json
+from demo.example_plans import flag_definition, flag_json
 from plans import RolloutResult, RolloutState
 from tests.faults.chaos import baking, eventually, until
 from tests.flag_stack import (

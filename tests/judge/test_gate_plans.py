@@ -266,7 +266,7 @@ def test_placeholders_are_checked_in_the_samples_query() -> None:
 
 
 def test_the_demo_plan_mixes_kinds() -> None:
-    from demo.configs import demo_plan
+    from demo.example_plans import demo_plan
 
     parsed = parse_plan(copy.deepcopy(demo_plan("tcp://127.0.0.1:9999", "http://p:9090")))
     kinds = {g.name: (g.kind, g.dry_run) for g in parsed.gates}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from demo.configs import TASK_SUCCESS
+from demo.example_plans import TASK_SUCCESS
 from plans import PlanError, parse_plan
 from plans.sources import WebSource
 from plans.state import GateCheck

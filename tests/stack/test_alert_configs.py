@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from demo.configs import ALERT_NAME, alert_rules
+from demo.monitoring import ALERT_NAME, alert_rules
 from devstack.configs import render_prometheus, write_configs
 from devstack.info import ALERT_PORTS, DEFAULT_PORTS, stack_info
 

@@ -15,7 +15,9 @@ import pytest
 
 import devstack
 from demo import loadgen
-from demo.configs import HAProxyLayout, demo_plan, haproxy_config, prometheus_config
+from demo.configs import HAProxyLayout, haproxy_config
+from demo.example_plans import demo_plan
+from demo.monitoring import prometheus_config
 from demo.service import DemoServer, Fault
 from devstack.configs import render_haproxy, render_prometheus
 from devstack.info import DEFAULT_PORTS, stack_info

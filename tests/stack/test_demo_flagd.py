@@ -11,7 +11,8 @@ import pytest
 
 from activities.routers import FlagdFile
 from demo import loadgen
-from demo.configs import FLAG, flag_definition
+from demo.configs import FLAG
+from demo.example_plans import flag_definition
 from demo.flags import FlagReader, write_flag_file
 from demo.service import DemoServer, Fault
 from plans import FlagdRouter, TrafficSplit

@@ -27,10 +27,9 @@ from hypothesis import strategies as st
 from temporalio.client import Client
 
 from devstack.processes import free_port
-from receiver.listen import listening
+from receiver.listen import HEADER_TIMEOUT_S, listening
 from receiver.receiver import AlertReceiver
 from receiver.rules import DEFAULT_RULES
-from receiver.listen import HEADER_TIMEOUT_S
 from receiver.serve import TLS_CERT_ENV, TLS_KEY_ENV, tls_files
 from starter.arguments import parser
 from starter.cli import run_command

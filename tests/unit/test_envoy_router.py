@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from demo.configs import envoy_demo_plan
+from demo.example_plans import envoy_demo_plan
 from plans import EnvoyRouter, PlanError, parse_plan
 from plans.routers import ROUTER_KINDS
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from demo.configs import flagd_demo_plan
+from demo.example_plans import flagd_demo_plan
 from plans import FlagdRouter, PlanError, parse_plan
 
 

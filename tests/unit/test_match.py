@@ -12,7 +12,8 @@ import yaml
 from pydantic import ValidationError
 
 from activities.routers.haproxy_match import entries, map_key, match_of
-from demo.configs import HAProxyLayout, demo_plan, haproxy_config
+from demo.configs import HAProxyLayout, haproxy_config
+from demo.example_plans import demo_plan
 from devstack.configs import render_haproxy
 from devstack.info import DEFAULT_PORTS, stack_info
 from plans import HAProxyRouter, PlanError, RequestMatch, TrafficSplit, parse_plan

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from demo.configs import demo_plan
+from demo.example_plans import demo_plan
 from plans import (
     HAProxyRouter,
     Plan,
