@@ -32,6 +32,13 @@ benchmark (SIGTERM, Ctrl-C) stops it too. Each entry of the JSON's ``runs`` says
 Goal, at 1,000 concurrent rollouts, in every run (quiet and beside the hog): a throughput
 ratio to bare >= 0.9, and a share of late checks at most 5 points above bare's in the same
 run; on the quiet machine, late checks <= 5% as well.
+
+The README's tables each name their command: the first, ``.venv/bin/python
+benchmarks/scale.py --counts 100,500,1000 --every 30 --window 120``; the latest, at 1,000
+rollouts quiet and beside the hog, ``.venv/bin/python benchmarks/scale.py --counts 1000
+--hog``. ``--quick`` runs 4 rollouts checked every 2 s for a 4 s window, then 4 bare
+workflows, on a stack on free ports: the same JSON, for the tests, not for the numbers.
+
 Only the standard library and temporalio are imported at the top: the bare workflow below
 runs in Temporal's sandbox, which re-imports this module.
 """
@@ -345,7 +352,7 @@ async def until_baking(client: Any, queue: str, count: int, every_s: float) -> i
             baking = (await client.count_workflows(query)).count
         if baking >= count:
             return 0
-        await asyncio.sleep(5.0)
+        await asyncio.sleep(min(5.0, every_s))
     return count - baking
 
 
@@ -700,7 +707,14 @@ def main() -> None:
     parser.add_argument(
         "--only-hog", action="store_true", help="only the run beside the hog (implies --hog)"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="--counts 4 --every 2 --window 4, on free ports",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.counts, args.every, args.window = "4", 2.0, 4.0
     args.hog = args.hog or args.only_hog
     import shutil
 
@@ -712,7 +726,9 @@ def main() -> None:
 
     import devstack
     from benchmarks.reaction import machine
+    from client.connection import end_process
     from devstack.processes import signals_interrupt
+    from tests.stack.conftest import ANY_PORTS
 
     own = args.dir is None
     directory = Path(args.dir or tempfile.mkdtemp(prefix="scale-"))
@@ -723,7 +739,10 @@ def main() -> None:
         cleanup.enter_context(signals_interrupt())
         if own:
             cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
-            stack = cleanup.enter_context(devstack.running(directory, with_worker=False))
+            ports = ANY_PORTS if args.quick else None
+            stack = cleanup.enter_context(
+                devstack.running(directory, with_worker=False, ports=ports)
+            )
         else:
             stack = devstack.load(directory)
         result = asyncio.run(
@@ -745,6 +764,8 @@ def main() -> None:
     }
     result["machine"] = machine()
     print(json.dumps(result, indent=2))
+    # The SDK's native threads must not outlive a finalizing interpreter.
+    end_process(0)
 
 
 if __name__ == "__main__":

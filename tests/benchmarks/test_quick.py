@@ -299,3 +299,28 @@ def test_shift(folder: Path, servers: None) -> None:
     # Both colours answered: the flips moved the traffic.
     assert {"canary/200", "stable/200"} <= set(flips["answers"]), flips
     assert isinstance(out["goal"]["met"], bool)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_scale(folder: Path, servers: None) -> None:
+    out = quick("scale", folder, timeout=180)
+    [run] = out["runs"]
+    assert run["rollouts"] == 4 and run["hog"] is False
+    assert share(run["late_check_share"]) and run["ratio_vs_bare"] > 0
+    for kind in ("ours", "bare"):
+        measured = run[kind]
+        assert measured["workflows"] == 4, kind
+        assert 0 < measured["checks_done"] <= measured["checks_due"], (kind, measured)
+        assert measured["checks_per_s"] > 0 and measured["expected_checks_per_s"] == 2.0, kind
+        assert share(measured["late_check_share"]), kind
+        assert measured["not_baking_after_warm_up"] == 0, kind
+        assert measured["worker_peak_rss_mb"] > 10, kind
+        assert measured["worker_cpu_ms_per_check"] > 0, kind
+        assert {"temporal", "prometheus", "worker"} == set(measured["cpu_wait_per_s"]), kind
+        assert set(measured["worker_counters_in_window"]) >= {"sticky_cache_hit"}, kind
+    # The goal is judged at 1,000 rollouts only.
+    assert out["goal"]["rollouts"] == 1000 and out["goal"]["met"] is False
+    assert out["settings"] == {"every_s": 2.0, "window_s": 4.0, "late_after_s": 1.0, "hog": None}
+    assert out["machine"]["cores"] >= 1
