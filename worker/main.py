@@ -181,8 +181,8 @@ def workflow_runner() -> WorkflowRunner:
     """The SDK's sandbox only where ROLLOUT_WORKFLOW_SANDBOX=on.
 
     The sandbox imports a workflow's modules afresh for every run it loads and enters them
-    again for each payload of each activation: at 300 rollouts the worker spends 27% less
-    CPU outside it (`benchmarks/scale.py`), and beside a busy neighbour the checks ran late.
+    again for each payload of each activation, a large part of the worker's CPU at scale
+    (measured in benchmarks/README.md).
     What the sandbox guards against (a workflow reading the clock, the network or shared
     state) is guarded in the tests instead: every workflow test and every replay of a kept
     history runs in the sandbox, so workflow code that breaks its rules fails there.
@@ -236,8 +236,8 @@ def keep_bytecode() -> None:
 
     With ROLLOUT_WORKFLOW_SANDBOX=on the sandbox imports a workflow's module afresh for every
     run the worker loads (a new run, or one replayed after an eviction or a restart). Without
-    a bytecode cache each of those imports compiles workflows/rollout.py again: at a thousand
-    rollouts that was a third of the worker's CPU. PYTHONDONTWRITEBYTECODE, common in
+    a bytecode cache each of those imports compiles workflows/rollout.py again (its cost is
+    in benchmarks/README.md). PYTHONDONTWRITEBYTECODE, common in
     containers, forbids the cache next to the source, so the worker keeps one of its own in
     the temporary folder. Its name there can be guessed: a folder someone else made under it
     first (to plant compiled code the worker would run) is refused, and the cache stays off.
