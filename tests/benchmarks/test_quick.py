@@ -324,3 +324,18 @@ def test_scale(folder: Path, servers: None) -> None:
     assert out["goal"]["rollouts"] == 1000 and out["goal"]["met"] is False
     assert out["settings"] == {"every_s": 2.0, "window_s": 4.0, "late_after_s": 1.0, "hog": None}
     assert out["machine"]["cores"] >= 1
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_scale_out(folder: Path, servers: None) -> None:
+    out = quick("scale_out", folder, timeout=180)
+    assert out["rollouts"] == 2 and out["bake_s"] == 4.0 and out["every_s"] == 1.0
+    # Every rollout promoted, each shift and stage once, by the one worker left.
+    assert out["wrong"] == [] and out["correct"] == out["promoted"] == 2, out
+    assert 1 <= out["held_by_killed_worker"] <= 2
+    assert len(out["workers_after_kill"]) == 1
+    assert 0 < out["longest_check_gap_s"] < 120
+    assert out["longest_check_gap_moved_s"] is not None
+    assert 0 < out["all_ended_after_kill_s"] < 120
