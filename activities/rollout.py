@@ -37,8 +37,8 @@ from plans import (
     Verdict,
     messages,
 )
+from plans.checks import CheckRequest, Observation
 from plans.metric_names import SHIFT_SECONDS, SHIFTS
-from plans.state import Look, Seen
 
 # A split that cannot be read is asked for once more after this, as the read activity's
 # retry policy does.
@@ -170,7 +170,7 @@ def _heartbeat() -> Callable[[], None]:
 
 
 @activity.defn(name=messages.LOOK)
-def look(req: Look) -> Seen:
+def look(req: CheckRequest) -> Observation:
     """A check in one activity: the router's split (or why not), then the gates' verdicts.
 
     One local activity a check instead of two halves what the worker converts and
@@ -188,10 +188,10 @@ def look(req: Look) -> Seen:
                 break
             time.sleep(READ_AGAIN_S)
     verdicts = check_gates(req.check) if req.check is not None else []
-    return Seen(split=split, unreadable=unreadable, verdicts=verdicts)
+    return Observation(split=split, unreadable=unreadable, verdicts=verdicts)
 
 
-def look_timeout(req: Look) -> timedelta:
+def look_timeout(req: CheckRequest) -> timedelta:
     """Two reads of the router, the pause between them, and the whole gate check."""
     check = check_gates_timeout(req.check) if req.check is not None else timedelta()
     return 2 * req.read.router.read_timeout + timedelta(seconds=READ_AGAIN_S) + check

@@ -46,8 +46,9 @@ from plans import (
     Verdict,
     parse_plan,
 )
+from plans.checks import CheckRequest, Observation
 from plans.inputs import RolloutInput
-from plans.state import Look, ReportRequest, Seen
+from plans.state import ReportRequest
 from workflows.rollout import RolloutWorkflow
 
 SAFE = [(5, "1d"), (10, "1d"), (25, "1d"), (50, "1d"), (75, "1d"), (100, "2d")]
@@ -73,9 +74,9 @@ def check_gates(req: GateCheck) -> list[Verdict]:
 
 
 @activity.defn(name="look")
-def look(req: Look) -> Seen:
+def look(req: CheckRequest) -> Observation:
     verdicts = check_gates(req.check) if req.check is not None else []
-    return Seen(split=req.read.split, verdicts=verdicts)
+    return Observation(split=req.read.split, verdicts=verdicts)
 
 
 @activity.defn(name="notify")

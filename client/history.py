@@ -18,7 +18,7 @@ from temporalio.converter import DataConverter
 from client.runs import QUERY_TIMEOUT
 from plans import Verdict, format_duration
 from plans.messages import CHECKS, LOOK
-from plans.state import Seen
+from plans.checks import Observation
 
 HISTORY_TAIL = 60
 EVENTS_SHOWN = 8
@@ -155,15 +155,15 @@ async def _gate_check(converter: DataConverter, event: HistoryEvent) -> list[Ver
         kind = data.get("activity_type")
         if kind not in CHECKS or "result" not in details:
             return None
-        # A look (one activity a check) carries the verdicts in its Seen; older runs
+        # A look (one activity a check) carries the verdicts in its Observation; older runs
         # recorded the gate check alone.
-        shape = Seen if kind == LOOK else list[Verdict]
+        shape = Observation if kind == LOOK else list[Verdict]
         decoded = await converter.decode(list(details["result"].payloads), [shape])
     except (KeyError, IndexError, ValueError, TypeError, AttributeError):
         # Not a marker this project wrote, or one of an SDK that lays them out otherwise.
         return None
     found = decoded[0] if decoded else None
-    if isinstance(found, Seen):
+    if isinstance(found, Observation):
         # A look at a stage without gates judged nothing: an older check may have.
         return found.verdicts or None
     return found if isinstance(found, list) else None

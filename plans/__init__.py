@@ -4,6 +4,7 @@ This package imports none of the others, so activities, workflows, the worker an
 the starter can all depend on it.
 """
 
+from plans.checks import GateCheck
 from plans.durations import Duration, format_duration, parse_duration
 from plans.errors import PlanError, RolloutError
 from plans.gates import (
@@ -19,6 +20,7 @@ from plans.gates import (
 from plans.leases import ClaimAnswer, OwnerEnd, TargetClaim
 from plans.loading import load_plan, parse_plan
 from plans.match import RequestMatch
+from plans.notices import Notice, Notification, StageBrief
 from plans.notify import (
     AppriseChannel,
     Channel,
@@ -38,16 +40,12 @@ from plans.state import (
     CommandRecord,
     Compensation,
     GateAction,
-    GateCheck,
     GateOutcome,
-    Notice,
-    Notification,
     OperatorCommand,
     RolloutResult,
     RolloutState,
     RolloutStatus,
     ShiftRequest,
-    StageBrief,
     TrafficSplit,
     Verdict,
 )

@@ -11,7 +11,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from plans.state import Notification, ShiftRequest
+from plans.notices import Notification
+from plans.state import ShiftRequest
 
 
 class TargetClaim(BaseModel):

@@ -1,20 +1,18 @@
-"""What moves between the workflow, its activities and the operator: commands, verdicts, status."""
+"""A rollout's state and what moves with it between the workflow, its activities and the
+operator: commands, traffic splits, verdicts, the status and the result."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from plans.approvals import ApprovalLedger, SignedCommand
 from plans.freezes import Freeze
-from plans.gates import Gate, GateBase
 from plans.match import RequestMatch
-from plans.notify import Channel, EventKind
 from plans.routers import Router
-from plans.sources import MetricsSource
 
 
 class RolloutState(StrEnum):
@@ -186,86 +184,6 @@ class GateAction(BaseModel):
     limit: int = 1
     severity: str = "critical"
     check: int = Field(default=0, description="the rollout's check count when it was asked for")
-
-
-class GateCheck(BaseModel):
-    """Evaluate these gates, each against its source, with the plan's placeholders."""
-
-    source: MetricsSource = Field(description="the plan's metrics: gates that name no source")
-    sources: dict[str, MetricsSource] = Field(
-        default_factory=dict, description="the named sources these gates read"
-    )
-    gates: list[Gate]
-    placeholders: dict[str, str]
-
-    def source_for(self, gate: GateBase) -> MetricsSource:
-        return self.source if gate.source is None else self.sources[gate.source]
-
-
-class StageBrief(BaseModel):
-    """A stage as a message shows it: the plan's timeline."""
-
-    name: str
-    weight: int
-    bake_s: float = 0.0
-    approval: bool = False
-
-
-class Notice(BaseModel):
-    """An event for people, as data; the activity renders it with the channel's templates.
-
-    ``key`` names the event once for the whole rollout (its workflow id and first run, the
-    event, the stage, a sequence number carried across continue-as-new): a message already
-    sent under a key is never sent again, whatever retries or runs follow.
-    """
-
-    kind: EventKind
-    key: str
-    service: str
-    version: str
-    strategy: str = "canary"
-    stage: str = ""
-    stage_index: int = -1
-    stage_count: int = 0
-    weight: int = Field(default=0, description="the canary's share of traffic now, in percent")
-    stages: list[StageBrief] = Field(default_factory=list)
-    verdicts: list[Verdict] = Field(default_factory=list)
-    reason: str = ""
-    restored: list[str] = Field(default_factory=list, description="what a rollback put back")
-    at: datetime | None = None
-    report_url: str | None = Field(default=None, description="the run's report, when it has one")
-    templates_dir: str | None = Field(default=None, description="the plan's own templates")
-
-
-class Notification(BaseModel):
-    """A message for people and the channels it goes to (whose secrets the activity reads).
-
-    Runs recorded before channels subscribed to events send one ``channel`` and ``text``
-    only; since then ``channels`` and ``notice`` come too, and ``text`` stays the one line
-    the plan's ``webhook_url_env`` has always received.
-    """
-
-    channel: Channel | None = None
-    text: str
-    service: str = ""
-    state: str = ""
-    channels: list[Channel] = Field(default_factory=list)
-    notice: Notice | None = None
-
-    def targets(self) -> list[Channel]:
-        """Every channel this message goes to."""
-        if self.channels:
-            return list(self.channels)
-        return [self.channel] if self.channel is not None else []
-
-    @model_validator(mode="before")
-    @classmethod
-    def _webhook_variable(cls, data: Any) -> Any:
-        # Notifications scheduled before channels had models name the webhook's variable.
-        if isinstance(data, dict) and "webhook_url_env" in data and "channel" not in data:
-            data = dict(data)
-            data["channel"] = {"kind": "webhook", "url_env": data.pop("webhook_url_env")}
-        return data
 
 
 class RolloutStatus(BaseModel):
@@ -444,18 +362,3 @@ class ReportRequest(BaseModel):
 
     workflow_id: str
     run_id: str
-
-
-class Look(BaseModel):
-    """One check's look: read the router back, then judge the gates (when there are any)."""
-
-    read: ShiftRequest
-    check: GateCheck | None = None
-
-
-class Seen(BaseModel):
-    """What a look found: the split (or why it could not be read) and the gates' verdicts."""
-
-    split: TrafficSplit | None = None
-    unreadable: str = Field(default="", description="why the split could not be read, if not")
-    verdicts: list[Verdict] = Field(default_factory=list)

@@ -21,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
         format_duration,
     )
-    from plans.state import Look, RolloutProgress, Seen
+    from plans.checks import CheckRequest, Observation
+    from plans.state import RolloutProgress
     from workflows import decisions
     from workflows.failures import root_message
     from workflows.target import Target
@@ -35,12 +36,14 @@ async def observe_and_judge(
     """Read the router back and judge the gates, in one local activity.
 
     A local activity: its result is one marker in history instead of an activity's three
-    events and a workflow task of its own, which keeps week-long runs small. A look that
+    events and a workflow task of its own, which keeps week-long runs small. A check that
     cannot run leaves the split unread and every gate inconclusive.
     """
-    request = Look(read=target.request(weight), check=gate_check(plan, gates) if gates else None)
+    request = CheckRequest(
+        read=target.request(weight), check=gate_check(plan, gates) if gates else None
+    )
     try:
-        seen = await workflow.execute_local_activity(
+        found: Observation = await workflow.execute_local_activity(
             look,
             request,
             start_to_close_timeout=look_timeout(request),
@@ -49,8 +52,10 @@ async def observe_and_judge(
         )
     except ActivityError as error:
         reason = root_message(error)
-        seen = Seen(unreadable=reason, verdicts=inconclusive(gates, f"check failed: {reason}"))
-    return target.observed(seen.split, seen.unreadable), seen.verdicts
+        found = Observation(
+            unreadable=reason, verdicts=inconclusive(gates, f"check failed: {reason}")
+        )
+    return target.observed(found.split, found.unreadable), found.verdicts
 
 
 def gate_check(plan: Plan, gates: list[Gate]) -> GateCheck:

@@ -22,7 +22,8 @@ from plans import Plan, RolloutStatus, TrafficSplit, Verdict
 from plans.approvals import who
 from plans.inputs import RolloutInput
 from plans.messages import CHECKS, LOOK, ROLLOUT_STATUS, SHIFT_TRAFFIC
-from plans.state import CommandRecord, Seen, ShiftRequest
+from plans.checks import Observation
+from plans.state import CommandRecord, ShiftRequest
 
 QUERY_TIMEOUT = timedelta(seconds=3)
 
@@ -201,12 +202,12 @@ async def _verdicts(converter: DataConverter, event: HistoryEvent) -> list[Verdi
         kind = data.get("activity_type")
         if kind not in CHECKS or "result" not in details:
             return []
-        shape = Seen if kind == LOOK else list[Verdict]
+        shape = Observation if kind == LOOK else list[Verdict]
         decoded = await converter.decode(list(details["result"].payloads), [shape])
     except (KeyError, IndexError, ValueError, TypeError, AttributeError):
         return []
     found = decoded[0] if decoded else None
-    if isinstance(found, Seen):
+    if isinstance(found, Observation):
         return found.verdicts
     return found if isinstance(found, list) else []
 

@@ -30,7 +30,7 @@ from plans import (
     WebhookChannel,
     gate_from,
 )
-from plans.state import Look
+from plans.checks import CheckRequest
 
 from .conftest import HAProxy, HTTPRecorder, Prometheus, free_port
 
@@ -136,7 +136,7 @@ def test_one_look_reads_the_router_and_judges_the_gates(
         gates=[gate_from(name="up", query='up{job="$service"}', min=1)],
         placeholders={"service": "prometheus"},
     )
-    seen = env.run(look, Look(read=shift(haproxy.unix_api, 99), check=check))
+    seen = env.run(look, CheckRequest(read=shift(haproxy.unix_api, 99), check=check))
     assert seen.split == TrafficSplit(stable_weight=70, canary_weight=30)
     assert seen.unreadable == ""
     assert [(v.gate, v.outcome, v.value) for v in seen.verdicts] == [("up", GateOutcome.PASS, 1.0)]
@@ -152,7 +152,7 @@ def test_one_look_at_a_router_that_is_away_still_judges_the_gates(
         gates=[gate_from(name="up", query='up{job="$service"}', min=1)],
         placeholders={"service": "prometheus"},
     )
-    request = Look(read=shift(api, 0), check=check)
+    request = CheckRequest(read=shift(api, 0), check=check)
     seen = ActivityEnvironment().run(look, request)
     assert seen.split is None
     assert seen.unreadable.startswith(f"nothing listens on {api[6:]}")

@@ -9,8 +9,8 @@ import pytest
 
 from demo.example_plans import TASK_SUCCESS
 from plans import PlanError, parse_plan
+from plans.checks import GateCheck
 from plans.sources import WebSource
-from plans.state import GateCheck
 
 TASKS = {"kind": "web", "url": "http://127.0.0.1:8090/tasks?version=$target&window=$window"}
 SUCCESS = {**TASK_SUCCESS, "min_samples": 50, "window": "30s"}  # the demo plan's web gate

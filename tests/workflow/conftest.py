@@ -37,8 +37,9 @@ from plans import (
     Verdict,
     parse_plan,
 )
+from plans.checks import CheckRequest, Observation
 from plans.freezes import Freeze
-from plans.state import Look, ReportRequest, Seen
+from plans.state import ReportRequest
 from workflows.lease import TargetLease
 from workflows.rollout import RolloutWorkflow
 
@@ -144,10 +145,10 @@ class Doubles:
             return self.judge(len(self.checks), req)
 
         @activity.defn(name="look")
-        def look(req: Look) -> Seen:
+        def look(req: CheckRequest) -> Observation:
             split = read_traffic(req.read)
             verdicts = check_gates(req.check) if req.check is not None else []
-            return Seen(split=split, verdicts=verdicts)
+            return Observation(split=split, verdicts=verdicts)
 
         @activity.defn(name="notify")
         def notify(req: Notification) -> None:

@@ -28,10 +28,11 @@ from plans import (
     TrafficSplit,
     Verdict,
 )
+from plans.checks import CheckRequest, Observation
 from plans.fleet import FleetPlan, parse_fleet
 from plans.freezes import Freeze
 from plans.release import ReleaseInput, ReleaseStatus
-from plans.state import Look, ReportRequest, Seen
+from plans.state import ReportRequest
 from tests.workflow.conftest import skip, verdicts
 from workflows.release import ReleaseWorkflow
 from workflows.rollout import RolloutWorkflow
@@ -95,10 +96,10 @@ class FleetDoubles:
             return self.judge(req.placeholders["backend"], req)
 
         @activity.defn(name="look")
-        def look(req: Look) -> Seen:
+        def look(req: CheckRequest) -> Observation:
             split = read(req.read)
             found = check_gates(req.check) if req.check is not None else []
-            return Seen(split=split, verdicts=found)
+            return Observation(split=split, verdicts=found)
 
         @activity.defn(name="notify")
         def notify(req: Notification) -> None:
