@@ -20,9 +20,9 @@ from activities.report.model import CheckMark, Facts, Report, Shift, StageSpan, 
 from client import calls
 from plans import Plan, RolloutStatus, TrafficSplit, Verdict
 from plans.approvals import who
+from plans.checks import Observation
 from plans.inputs import RolloutInput
 from plans.messages import CHECKS, LOOK, ROLLOUT_STATUS, SHIFT_TRAFFIC
-from plans.checks import Observation
 from plans.state import CommandRecord, ShiftRequest
 
 QUERY_TIMEOUT = timedelta(seconds=3)
