@@ -27,11 +27,11 @@ with workflow.unsafe.imports_passed_through():
         format_duration,
     )
     from plans.inputs import RolloutInput
-    from plans.state import AuditEvent, RolloutProgress
+    from plans.state import RolloutProgress
     from plans.visibility import ROLLOUT_WORKFLOW
-    from workflows import decisions, metering
+    from workflows import clock, decisions, metering
     from workflows.checking import discount_unobserved, observe_and_judge
-    from workflows.consent import Consent
+    from workflows.commands import CommandLog
     from workflows.decisions import Abort as _Abort
     from workflows.decisions import RollBack as _RollBack
     from workflows.ending import write_report
@@ -53,8 +53,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.windows import Windows
 
 
-MAX_EVENTS_KEPT = 300
-
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
 
 
@@ -67,6 +65,7 @@ class RolloutWorkflow(Stopping):
         self._input = input
         self._plan = plan = input.plan
         self._p = p = input.progress or RolloutProgress()
+        self._commands = CommandLog(plan, p, input.release)
         self._published: tuple[Any, ...] = ()
         self._notices = Notices(self._plan, self._p)
         self._target = Target(self._plan, self._p, self._audit, self._notices.say, self._publish)
@@ -95,7 +94,7 @@ class RolloutWorkflow(Stopping):
                 await self._run_stage(plan.stages[p.stage_index])
                 if p.promote_requested:
                     break
-                self._next_stage()
+                clock.next_stage(p)
             await self._promote()
         except _Abort as abort:
             await self._stop(abort.reason, final=RolloutState.ABORTED)
@@ -117,7 +116,7 @@ class RolloutWorkflow(Stopping):
         """Shift, bake while checking, then wait for approval if the stage asks for it."""
         if self._p.shifted_stage < self._p.stage_index:
             first = self._p.shifted_stage < 0 and (stage.weight > 0 or stage.match is not None)
-            await self._windows.before(f"shift to {stage.name!r}", self._last_command, first)
+            await self._windows.before(f"shift to {stage.name!r}", self._commands.last, first)
             await self._hooks.before_stage(stage)
             await self._enter(stage)
         await self._watch(stage, until=decisions.bake_done)
@@ -199,31 +198,27 @@ class RolloutWorkflow(Stopping):
         """Sleep until the next check or the end of the bake; a command wakes it at once."""
         p = self._p
         assert p.next_check_at is not None
-        timeout = (p.next_check_at - now).total_seconds()
-        summary = f"next check of stage {stage.name!r}"
         remaining = decisions.bake_remaining(self._plan, p, now)
-        if p.clock_running_since is not None and 0 < remaining < timeout:
-            timeout, summary = remaining, f"bake {stage.name!r} {format_duration(stage.bake)}"
-        abort_at = decisions.abort_due(self._plan, p, now)
-        if abort_at is not None and 0 < (abort_at - now).total_seconds() < timeout:
-            timeout, summary = (abort_at - now).total_seconds(), f"abort {stage.name!r} unfinished"
-        opens = self._windows.wake_at()
-        if opens is not None and 0 < (opens - now).total_seconds() < timeout:
-            timeout, summary = (opens - now).total_seconds(), self._windows.timer_summary()
-        asks = self._hooks.wake_at()
-        if asks is not None and 0 < (asks - now).total_seconds() < timeout:
-            timeout, summary = (asks - now).total_seconds(), "a hook asks again"
-        seen = self._last_command()
+        timeout, summary = clock.first_wake(
+            now,
+            (p.next_check_at, f"next check of stage {stage.name!r}"),
+            [
+                (
+                    remaining if p.clock_running_since else None,
+                    f"bake {stage.name!r} {format_duration(stage.bake)}",
+                ),
+                (decisions.abort_due(self._plan, p, now), f"abort {stage.name!r} unfinished"),
+                (self._windows.wake_at(), self._windows.timer_summary()),
+                (self._hooks.wake_at(), "a hook asks again"),
+            ],
+        )
+        seen = self._commands.last()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._last_command() is not seen,
+                lambda: self._commands.last() is not seen,
                 timeout=timedelta(seconds=max(timeout, 0.001)),
                 timeout_summary=summary,
             )
-
-    def _last_command(self) -> CommandRecord | None:
-        commands = self._p.commands
-        return commands[-1] if commands else None
 
     async def _missed_deadline(self, stage: Stage, now: datetime) -> None:
         p = self._p
@@ -240,23 +235,9 @@ class RolloutWorkflow(Stopping):
             decisions.pause(p, now, "deadline")
         await self._notices.deadline_missed(why, stage.on_deadline)
 
-    def _next_stage(self) -> None:
-        p = self._p
-        p.stage_index += 1
-        p.bake_elapsed_s = 0.0
-        p.clock_running_since = None
-        p.stage_checks = 0
-
     def _set_waiting_state(self, now: datetime) -> RolloutState:
         p = self._p
-        if p.paused:
-            state = RolloutState.PAUSED
-        elif decisions.awaiting_approval(self._plan, p, now):
-            state = RolloutState.AWAITING_APPROVAL
-        elif self._windows.waiting:
-            state = RolloutState.WAITING_FOR_WINDOW
-        else:
-            state = RolloutState.BAKING
+        state = clock.waiting_state(self._plan, p, now, self._windows.waiting)
         if state != p.state:
             if state == RolloutState.AWAITING_APPROVAL:
                 workflow.logger.info("Stage awaits approval")
@@ -326,7 +307,7 @@ class RolloutWorkflow(Stopping):
         p = self._p
         await self._hooks.at("before_promote", next_weight=100)
         if p.canary_weight != 100:
-            await self._windows.before("promotion", self._last_command)
+            await self._windows.before("promotion", self._commands.last)
             await self._target.shift(100, "promote: shift canary to 100%")
         if p.rollback_requested:
             raise _RollBack(p.reason)
@@ -354,111 +335,63 @@ class RolloutWorkflow(Stopping):
     # -- operator commands --------------------------------------------------------------------
     # One method per signal, alike on purpose: Temporal binds each signal name to a method,
     # and these names are what the Temporal CLI and UI and a release fanning out send.
-    # A forward command may wait for the worker to say who signed it (workflows.consent).
+    # Each hands its command to the command log (workflows.commands), which takes or refuses it.
 
     @workflow.signal(name="pause")
     async def pause(self, *inputs: Any) -> None:
-        await self._on_signal(CommandKind.PAUSE, inputs)
+        await self._commands.on_signal(CommandKind.PAUSE, inputs)
 
     @workflow.signal(name="resume")
     async def resume(self, *inputs: Any) -> None:
-        await self._on_signal(CommandKind.RESUME, inputs)
+        await self._commands.on_signal(CommandKind.RESUME, inputs)
 
     @workflow.signal(name="approve")
     async def approve(self, *inputs: Any) -> None:
-        await self._on_signal(CommandKind.APPROVE, inputs)
+        await self._commands.on_signal(CommandKind.APPROVE, inputs)
 
     @workflow.signal(name="promote")
     async def promote(self, *inputs: Any) -> None:
-        await self._on_signal(CommandKind.PROMOTE, inputs)
+        await self._commands.on_signal(CommandKind.PROMOTE, inputs)
 
     @workflow.signal(name="rollback")
     async def rollback(self, *inputs: Any) -> None:
-        await self._on_signal(CommandKind.ROLLBACK, inputs)
+        await self._commands.on_signal(CommandKind.ROLLBACK, inputs)
 
     @workflow.signal(name="abort")
     async def abort(self, *inputs: Any) -> None:
-        await self._on_signal(CommandKind.ABORT, inputs)
+        await self._commands.on_signal(CommandKind.ABORT, inputs)
 
     @workflow.signal(name="retry")
     async def retry(self, *inputs: Any) -> None:
-        await self._on_signal(CommandKind.RETRY, inputs)
+        await self._commands.on_signal(CommandKind.RETRY, inputs)
 
     @workflow.signal(name="override")
     async def override(self, *inputs: Any) -> None:
-        await self._on_signal(CommandKind.OVERRIDE, inputs)
+        await self._commands.on_signal(CommandKind.OVERRIDE, inputs)
 
     @workflow.signal(name="started_by")
     async def started_by(self, *inputs: Any) -> None:
         """Who started the rollout, signed by `rollout start`: what not_by_starter goes by."""
-        self._audit("start", await self._consent.started_by(inputs))
+        await self._commands.started_by(inputs)
 
     @workflow.update(name="command")
     async def command(self, command: OperatorCommand) -> CommandRecord:
         """The CLI's way in: refused commands are rejected by the validator and say why."""
-        return await self._handle(command, via="update")
+        return await self._commands.take(command, via="update")
 
     @command.validator
     def _validate_command(self, command: OperatorCommand) -> None:
-        why = decisions.refusal(self._plan, self._p, command, workflow.now())
-        if why := why or self._consent.unsigned_refusal(command):
+        if why := self._commands.refusal(command):
             raise ApplicationError(why, type="CommandRefused", non_retryable=True)
 
     @workflow.query(name="status")
     def status(self) -> RolloutStatus:
         return status_of(self._plan, self._p, workflow.now())
 
-    @property
-    def _consent(self) -> Consent:
-        plan = self._plan
-        return Consent(plan.approval_rule, self._p.approvals, plan.service, self._input.release)
-
-    async def _on_signal(self, kind: CommandKind, inputs: tuple[Any, ...]) -> None:
-        command = decisions.signal_command(kind, inputs, workflow.now())
-        if isinstance(command, CommandRecord):
-            self._record(command)
-        else:
-            await self._handle(command, via="signal")
-
-    async def _handle(self, command: OperatorCommand, via: str) -> CommandRecord:
-        def refusal() -> str:
-            return decisions.refusal(self._plan, self._p, command, workflow.now())
-
-        vetted = await self._consent.vet(command, refusal, self._p.stage_index)
-        now = workflow.now()
-        if vetted.takes:
-            decisions.apply_command(self._p, command, now)
-        record = CommandRecord(
-            kind=command.kind.value,
-            by=vetted.by(command.by),
-            reason=command.reason,
-            at=now,
-            accepted=not vetted.refusal,
-            note=vetted.refusal or vetted.note,
-            via=via,
-            verified=vetted.verified,
-        )
-        self._record(record)
-        if vetted.asked:
-            self._audit("command", vetted.audit_line(record.kind, command.by))
-        return record
-
-    def _record(self, record: CommandRecord) -> None:
-        """Keep the command; a new last command is what wakes a waiting stage."""
-        commands = self._p.commands
-        commands.append(record)
-        del commands[: max(len(commands) - decisions.MAX_COMMANDS_KEPT, 0)]
-        metering.command(self._plan, record)
-        if record.accepted:
-            workflow.logger.info("Command %s by %s accepted", record.kind, record.by)
-
     # -- what people see ----------------------------------------------------------------------
 
     def _audit(self, kind: str, text: str) -> None:
-        events = self._p.events
-        events.append(AuditEvent(at=workflow.now(), kind=kind, text=text))
-        del events[: max(len(events) - MAX_EVENTS_KEPT, 0)]
-        metering.audited(self._plan, self._p, kind)
+        self._commands.audit(kind, text)
 
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""
