@@ -14,6 +14,8 @@ import asyncio
 from temporalio import activity
 from temporalio.service import RPCError, RPCStatusCode
 
+from client import calls
+from plans.messages import Signal
 from plans.release import TargetSignals
 
 # A target that has ended (or never started) cannot be told anything: no retry helps.
@@ -31,7 +33,9 @@ async def signal_targets(request: TargetSignals) -> list[str]:
         if workflow_id in reached:
             return ""
         try:
-            await client.get_workflow_handle(workflow_id).signal(request.signal, request.body)
+            await calls.tell(
+                client.get_workflow_handle(workflow_id), Signal(request.signal), request.body
+            )
         except RPCError as error:
             if error.status in ENDED:
                 return f"could not be sent: {error.message}"

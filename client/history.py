@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import temporalio.converter
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -180,3 +180,11 @@ async def _decode_text(converter: DataConverter, payload: Payload) -> str:
 def utc(stamp: Timestamp) -> datetime:
     """A protobuf timestamp as an aware datetime in UTC."""
     return stamp.ToDatetime(tzinfo=UTC)
+
+
+async def run_events(
+    client: Client, workflow_id: str, run_id: str, *, rpc_timeout: timedelta | None = None
+) -> list[HistoryEvent]:
+    """Every event of one run's history (``run_id`` '' for the latest run)."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id or None)
+    return [e async for e in handle.fetch_history_events(rpc_timeout=rpc_timeout)]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, NamedTuple
 
 from temporalio.client import (
+    Client,
     WorkflowContinuedAsNewError,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -80,3 +85,32 @@ async def ended_how(
         return Ending(None, status.name.lower() if status else "closed")
     text = result.state.value.replace("_", " ")
     return Ending(result.state, f"{text}: {result.reason}" if result.reason else text)
+
+
+async def executions(
+    client: Client, query: str, *, limit: int | None = None
+) -> AsyncIterator[WorkflowExecution]:
+    """The runs a visibility query finds (``WorkflowType="RolloutWorkflow" AND ...``)."""
+    async for execution in client.list_workflows(query, limit=limit):
+        yield execution
+
+
+async def describe(
+    client: Client, workflow_id: str, *, rpc_timeout: timedelta | None = None
+) -> WorkflowExecutionDescription:
+    """The workflow's latest run as Temporal describes it; RPCError NOT_FOUND when none."""
+    return await client.get_workflow_handle(workflow_id).describe(rpc_timeout=rpc_timeout)
+
+
+async def report_link(client: Client, workflow_id: str, wait_s: float = 120.0) -> str | None:
+    """The report the worker wrote when the rollout ended (from the run's memo), once closed."""
+    handle = client.get_workflow_handle(workflow_id)
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        described = await handle.describe()
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            found = await described.memo_value("report", None)
+            return str(found) if found else None
+        if asyncio.get_running_loop().time() > deadline:
+            return None
+        await asyncio.sleep(0.5)

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from plans.approvals import SignedCommand
 from plans.freezes import Freeze, FreezeRequest, RemovedFreeze
-from plans.inputs import RolloutInput
+from plans.inputs import RolloutInput, ScheduledRollout
 from plans.leases import TargetClaim
 from plans.release import (
     ReleaseCommand,
@@ -99,6 +99,9 @@ FREEZE_ADD = Update[FreezeRequest, Freeze]("add", Freeze)
 FREEZE_REMOVE = Update[Any, Freeze]("remove", Freeze)
 FREEZE_LIST = Query[list[Freeze]]("list", list[Freeze])
 FREEZE_REMOVALS = Query[list[RemovedFreeze]]("removals", list[RemovedFreeze])
+
+# What a Temporal Schedule starts at its time: it starts the rollout (workflows/scheduled.py).
+SCHEDULED_START = WorkflowType[ScheduledRollout, str]("ScheduledStart", str)
 
 # The activities' registered names, as histories record them: the readers of a history
 # (the report, and `rollout status` when no worker answers) meet them there as names.

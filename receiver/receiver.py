@@ -27,7 +27,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.notifiers.messages import Message
-from client import reading
+from client import reading, runs
+from client.first_shift import first_shift
 from client.operations import CommandRefused, NoSuchRollout, send_command, workflow_id
 from plans import Channel, RolloutError, RolloutStatus, WebhookChannel
 from receiver.decide import (
@@ -41,7 +42,6 @@ from receiver.decide import (
     report,
     screen,
 )
-from receiver.first_shift import first_shift
 from receiver.payload import Alert, MalformedNotification, parse_notification
 from receiver.replies import (
     HEALTH_PATH,
@@ -267,9 +267,10 @@ class AlertReceiver:
 
     async def _running(self, service: str) -> Rollout | str:
         """The running rollout, or why there is none to act on."""
-        handle = self.client.get_workflow_handle(workflow_id(service))
         try:
-            description = await handle.describe(rpc_timeout=STATUS_TIMEOUT)
+            description = await runs.describe(
+                self.client, workflow_id(service), rpc_timeout=STATUS_TIMEOUT
+            )
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 return f"no rollout of {service} ({workflow_id(service)}) found"

@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 import devstack
 from client import reading, starting
+from client.runs import report_link
 from client.signing import user_name
 from demo import loadgen
 from devstack import fleet as fleetstack
@@ -26,7 +27,6 @@ from plans import Plan, RolloutStatus
 from starter import render
 from starter.exits import exit_code
 from starter.render import err, out
-from starter.report_commands import report_link
 from starter.rollout_commands import load
 from starter.server import connect_client, ui_link
 

@@ -7,23 +7,17 @@ first ``freeze add``; schedules are Temporal Schedules that run ``ScheduledStart
 from __future__ import annotations
 
 import argparse
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.markup import escape
 from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
     ScheduleCalendarSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
-    ScheduleState,
 )
 
+from client import schedules
 from client.connection import task_queue
 from client.freezes import add_freeze, calendar_freezes, recent_removals, remove_freeze
 from plans import RolloutError
@@ -36,9 +30,6 @@ from plans.inputs import ScheduledRollout
 from plans.windows import zone
 from starter.render import out
 from starter.server import connect_client
-from workflows.scheduled import ScheduledStart
-
-SCHEDULE_PREFIX = "rollout-schedule-"
 
 
 def moment(text: str, tz: str) -> datetime:
@@ -132,32 +123,6 @@ def schedule_spec(at: str | None, cron: str | None, tz: str) -> ScheduleSpec:
     return ScheduleSpec(calendars=[entry], time_zone_name=tz)
 
 
-async def create_schedule(
-    client: Client, scheduled: ScheduledRollout, spec: ScheduleSpec, once: bool
-) -> str:
-    plan = scheduled.plan
-    digest = hashlib.sha256(repr(spec).encode()).hexdigest()[:8]
-    schedule_id = scheduled.schedule_id or f"{SCHEDULE_PREFIX}{plan.service}-{digest}"
-    scheduled = scheduled.model_copy(update={"schedule_id": schedule_id})
-    action = ScheduleActionStartWorkflow(
-        ScheduledStart.run,
-        scheduled,
-        id=f"{schedule_id}-start",
-        task_queue=scheduled.task_queue,
-        static_summary=f"start the rollout of {plan.service} {plan.version}",
-    )
-    state = ScheduleState(
-        note=f"rollout of {plan.service} {plan.version}",
-        limited_actions=once,
-        remaining_actions=1 if once else 0,
-    )
-    policy = SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP)
-    await client.create_schedule(
-        schedule_id, Schedule(action=action, spec=spec, policy=policy, state=state)
-    )
-    return schedule_id
-
-
 async def cmd_schedule(args: argparse.Namespace) -> int:
     from starter.rollout_commands import load
 
@@ -166,29 +131,23 @@ async def cmd_schedule(args: argparse.Namespace) -> int:
         spec = schedule_spec(args.at, args.cron, args.tz)
     client = await connect_client()
     if args.target == "list":
-        count = 0
-        async for entry in await client.list_schedules():
-            if not entry.id.startswith(SCHEDULE_PREFIX):
-                continue
-            info = entry.info
-            upcoming = info.next_action_times[0] if info and info.next_action_times else None
+        found = await schedules.listed(client)
+        for schedule_id, upcoming in found:
             when = f"next {upcoming:%Y-%m-%d %H:%M} UTC" if upcoming else "no more starts"
-            out.print(f"{entry.id}  {when}")
-            count += 1
-        if not count:
+            out.print(f"{schedule_id}  {when}")
+        if not found:
             out.print("no schedules")
         return 0
     if args.target == "delete":
         if not args.schedule_id:
             raise RolloutError("schedule delete: give the schedule's id (`rollout schedule list`)")
-        await client.get_schedule_handle(args.schedule_id).delete()
+        await schedules.delete(client, args.schedule_id)
         out.print(f"deleted {args.schedule_id}")
         return 0
     scheduled = ScheduledRollout(plan=plan, task_queue=args.task_queue or task_queue())
-    schedule_id = await create_schedule(client, scheduled, spec, once=args.at is not None)
-    described = await client.get_schedule_handle(schedule_id).describe()
-    starts = described.info.next_action_times
-    first = f"; first start {starts[0]:%Y-%m-%d %H:%M} UTC" if starts else ""
+    schedule_id = await schedules.create(client, scheduled, spec, once=args.at is not None)
+    start = await schedules.first_start(client, schedule_id)
+    first = f"; first start {start:%Y-%m-%d %H:%M} UTC" if start else ""
     out.print(f"scheduled {schedule_id}{first}")
     return 0
 

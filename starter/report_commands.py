@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.connection import stack_dir
@@ -137,17 +135,3 @@ def _span(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
     return format_duration(timedelta(seconds=round(seconds)))
-
-
-async def report_link(client: Client, wid: str, wait_s: float = 120.0) -> str | None:
-    """The report the worker wrote when the rollout ended (from the run's memo), once closed."""
-    handle = client.get_workflow_handle(wid)
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while True:
-        described = await handle.describe()
-        if described.status != WorkflowExecutionStatus.RUNNING:
-            found = await described.memo_value("report", None)
-            return str(found) if found else None
-        if asyncio.get_running_loop().time() > deadline:
-            return None
-        await asyncio.sleep(0.5)

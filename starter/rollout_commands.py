@@ -11,7 +11,7 @@ from rich.markup import escape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from client import reading, releases, signing, starting, steering
+from client import reading, releases, runs, signing, starting, steering
 from client.connection import task_queue
 from client.records import TemporalRecords
 from client.runs import NoSuchRollout, workflow_id
@@ -181,7 +181,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
     for column in ("service", "state", "stage", "weight", "since", "workflow"):
         table.add_column(column)
     count = 0
-    async for execution in client.list_workflows(query):
+    async for execution in runs.executions(client, query):
         attributes = execution.typed_search_attributes
         run_state = execution.status.name.lower() if execution.status is not None else "-"
         weight = attributes.get(visibility.WEIGHT)

@@ -15,39 +15,28 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
 )
-from temporalio.service import RPCError
 
 from activities.routers import router_for
 from client import reading
 from client.records import TemporalRecords
-from client.runs import QUERY_TIMEOUT, ended_how
+from client.restores import lease_restore, release_restore
 from plans import (
     HAProxyRouter,
-    RolloutResult,
     RolloutState,
     RolloutStatus,
     ShiftRequest,
-    TargetClaim,
     TrafficSplit,
 )
-from plans.plan import target_lease_id
-from plans.release import RESTORE_SUFFIX
-from plans.traffic import ObservedStatus, Restore, TrafficReading
+from plans.traffic import ObservedStatus, TrafficReading
 
 ROUTER_READ_BOUND = timedelta(seconds=2)
 """How long `rollout status` waits for the router: a status stays quick when one is away."""
 
-# The lease's result names a restore it made for a terminated owner (workflows/lease.py).
-LEASE_RESTORED = "; its lease restored: "
 # Statuses of a run that ended without running its own end: its lease may have restored.
 LEFT_TRAFFIC = (WorkflowExecutionStatus.TERMINATED, WorkflowExecutionStatus.TIMED_OUT)
 
@@ -79,9 +68,9 @@ async def read_traffic(
     """
     lookups: list[Any] = [read_router(asked)]
     if run.close_time is not None and run.status in LEFT_TRAFFIC:
-        lookups.append(_lease_restore(client, asked, run))
+        lookups.append(lease_restore(client, asked, run))
     if run.close_time is not None and run.status == WorkflowExecutionStatus.COMPLETED:
-        lookups.append(_release_restore(client, run))
+        lookups.append(release_restore(client, run))
     split, *found = await asyncio.gather(*lookups)
     reading = TrafficReading(
         router=asked.router.describe(),
@@ -175,80 +164,3 @@ def _settle(
 
     with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
         loop.call_soon_threadsafe(settle)
-
-
-# -- restores done on the run's behalf -----------------------------------------------------------
-
-
-async def _lease_restore(
-    client: Client, asked: ShiftRequest, run: WorkflowExecutionDescription
-) -> Restore | None:
-    """The target lease's restore for this run, ended without a rollback: done or under way."""
-    lease_id = target_lease_id(asked.router)
-    handle = client.get_workflow_handle(lease_id)
-    try:
-        lease = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
-        claim = TargetClaim.model_validate(await lease.memo())
-    except (RPCError, ValueError):
-        return None
-    if claim.owner != run.id:
-        return None
-    if lease.status == WorkflowExecutionStatus.RUNNING:
-        details = await _current_details(handle)
-        return Restore(
-            workflow_id=lease_id,
-            running=True,
-            done=False,
-            text=details or f"the target's lease notices {run.id} ended and puts stable back",
-        )
-    # A lease that closed before this run did belongs to an earlier run of the same id.
-    if lease.close_time is None or run.close_time is None or lease.close_time < run.close_time:
-        return None
-    try:
-        said = await client.get_workflow_handle(lease_id, run_id=lease.run_id).result(
-            follow_runs=False, rpc_timeout=QUERY_TIMEOUT
-        )
-    except (RPCError, WorkflowFailureError):
-        return None
-    if not isinstance(said, str) or LEASE_RESTORED not in said:
-        return None
-    return Restore(workflow_id=lease_id, running=False, done=True, text=said)
-
-
-async def _current_details(handle: WorkflowHandle[Any, Any]) -> str:
-    """A running workflow's current details (what the UI shows), or '' when none answers."""
-    bound = QUERY_TIMEOUT.total_seconds()
-    try:
-        metadata = await asyncio.wait_for(
-            handle.query(
-                "__temporal_workflow_metadata",
-                result_type=WorkflowMetadata,
-                rpc_timeout=QUERY_TIMEOUT,
-            ),
-            bound,
-        )
-    except (RPCError, WorkflowQueryFailedError, TimeoutError):
-        return ""
-    return metadata.current_details if isinstance(metadata, WorkflowMetadata) else ""
-
-
-async def _release_restore(client: Client, run: WorkflowExecutionDescription) -> Restore | None:
-    """The release's rollout that put this promoted target back on stable, if one ran since."""
-    restore_id = run.id + RESTORE_SUFFIX
-    handle = client.get_workflow_handle(restore_id, result_type=RolloutResult)
-    try:
-        restore = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
-    except RPCError:
-        return None
-    if run.close_time is None or restore.start_time < run.close_time:
-        return None  # an earlier release's restore
-    said = f"the release puts stable back through {restore_id}"
-    if restore.status == WorkflowExecutionStatus.RUNNING:
-        return Restore(workflow_id=restore_id, running=True, done=False, text=said)
-    ending = await ended_how(handle, restore.status)
-    # The restore is a rollout to stable: its promotion is stable back.
-    if ending.state == RolloutState.PROMOTED:
-        said = f"the release put stable back through {restore_id}"
-        return Restore(workflow_id=restore_id, running=False, done=True, text=said)
-    said = f"the release's restore {restore_id} did not put stable back: {ending.text}"
-    return Restore(workflow_id=restore_id, running=False, done=False, text=said)

@@ -17,7 +17,7 @@ from temporalio.converter import DataConverter
 
 from activities.report import series
 from activities.report.model import CheckMark, Facts, Report, Shift, StageSpan, TimelineEntry
-from client import calls
+from client import calls, history
 from plans import Plan, RolloutStatus, TrafficSplit, Verdict
 from plans.approvals import who
 from plans.checks import Observation
@@ -96,12 +96,7 @@ async def read_runs(client: Client, handle: WorkflowHandle[Any, Any]) -> Facts:
     histories = []
     run_id: str | None = handle.run_id
     for _ in range(1000):  # a chain of continue-as-new, walked back from the newest run
-        events = [
-            e
-            async for e in client.get_workflow_handle(
-                handle.id, run_id=run_id or ""
-            ).fetch_history_events()
-        ]
+        events = await history.run_events(client, handle.id, run_id or "")
         if not events:
             break
         histories.append((run_id, events))

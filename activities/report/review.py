@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities.report.gather import build, read_runs
 from activities.report.model import Report
+from client import runs
 from plans.visibility import ROLLOUT_WORKFLOW, rollout_workflow_id
 
 MAX_RUNS = 500
@@ -69,7 +70,7 @@ async def review(client: Client, since: datetime, until: datetime, service: str 
         query += f" AND WorkflowId = '{rollout_workflow_id(service)}'"
     lines: list[RolloutLine] = []
     failing: Counter[str] = Counter()
-    async for execution in client.list_workflows(query, limit=MAX_RUNS):
+    async for execution in runs.executions(client, query, limit=MAX_RUNS):
         if execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
             continue  # its chain is read from the run that continues it
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)

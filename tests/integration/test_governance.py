@@ -21,7 +21,7 @@ from temporalio.client import (
 
 import devstack
 from activities.routers.haproxy import HAProxyRuntime
-from client import operations
+from client import operations, schedules
 from client.freezes import calendar_freezes
 from plans import RolloutState
 from plans.freezes import FreezeRequest
@@ -61,7 +61,7 @@ async def test_a_schedule_starts_a_rollout_and_skips_while_it_runs(
     scheduled = ScheduledRollout(plan=plan, task_queue=stack.task_queue)
     # Every 20 s: the first start begins the rollout, the next finds it still running.
     spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=20))])
-    schedule_id = await governance.create_schedule(client, scheduled, spec, once=False)
+    schedule_id = await schedules.create(client, scheduled, spec, once=False)
     handle = client.get_schedule_handle(schedule_id)
     try:
         listed = [e.id async for e in await client.list_schedules()]

@@ -128,7 +128,7 @@ async def test_a_rolled_back_rollout_leaves_a_report_with_its_metrics(
 ) -> None:
     from activities.report.model import Report
     from activities.report.review import review
-    from starter.report_commands import report_link
+    from client.runs import report_link
 
     plan = fast_plan(stack, [{"name": "half", "weight": 50, "bake": "2m", "check_every": "2s"}])
     cause = await failed_with_faulty_canary(stack, client, plan, 0.5)

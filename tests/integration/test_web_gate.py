@@ -13,8 +13,7 @@ from temporalio.client import Client
 import devstack
 from activities.routers.haproxy import HAProxyRuntime
 from client import operations
-from demo.example_plans import TASK_SUCCESS
-from demo.example_plans import TASKS_QUERY
+from demo.example_plans import TASK_SUCCESS, TASKS_QUERY
 from plans import Plan, RolloutState, parse_plan
 from tests.integration.conftest import failed_with_faulty_canary
 from tests.stack_plans import error_rate_plan

@@ -10,7 +10,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.owners import holder
+from client.leases import holder
 from client.operations import start_rollout
 from plans import RolloutState, TrafficSplit
 from tests.workflow.conftest import Doubles, make_plan, skip

@@ -1,4 +1,4 @@
-"""When a rollout first shifted traffic, read from its Temporal history.
+"""When a rollout first shifted traffic, read from its Temporal history (for the alert receiver).
 
 An alert acts when it started after the rollout first shifted traffic, in whatever stage
 that was. The status query says when the current stage began, not the first one, and the
