@@ -5,7 +5,7 @@ without Prometheus (its ranges are network time, measured on the real stack by t
 write_report activity's duration in the run's history) and writes it as Markdown with its
 PNGs, HTML with them embedded, and JSON, ``--runs`` times in a temporary folder.
 
-    .venv/bin/python benchmarks/report_build.py [--runs 20] [--history report_rolled_back]
+    .venv/bin/python benchmarks/report_build.py [--runs 20] [--history rolled_back]
 
 Its figures come from ``.venv/bin/python benchmarks/report_build.py`` (the defaults).
 ``--quick`` builds once: the same JSON, for the tests.
@@ -50,7 +50,7 @@ async def once(history: WorkflowHistory, out: Path) -> tuple[float, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--history", default="report_rolled_back")
+    parser.add_argument("--history", default="rolled_back")
     parser.add_argument("--quick", action="store_true", help="--runs 1")
     args = parser.parse_args()
     if args.quick:
