@@ -14,7 +14,8 @@ Prometheus, ``failure_limit`` checks ``check_every`` apart, and 2 s for the acti
 and the shift back.
 
 ``--quick`` measures one run, on a stack on free ports, without waiting for a previous
-run's errors to leave the window (there are none): the same JSON, for the tests.
+run's errors to leave the window (there are none) and breaking the canary once its gate
+has passed: the same JSON, for the tests.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def detection_plan(info: devstack.StackInfo) -> Plan:
 
 
 async def one_run(
-    info: devstack.StackInfo, client: Client, router: HAProxyRuntime, after_errors: bool = True
+    info: devstack.StackInfo,
+    client: Client,
+    router: HAProxyRuntime,
+    after_errors: bool = True,
+    healthy_checks: int = HEALTHY_CHECKS,
 ) -> dict[str, Any]:
     """Start a rollout, let it pass, break the canary, time the way back to 0%."""
     directory = Path(info.dir)
@@ -92,7 +97,7 @@ async def one_run(
         verdict = status.verdicts.get("error-rate")
         split = await asyncio.to_thread(router.get_split, "stable", "canary")
         passed = verdict is not None and verdict.outcome.value == "pass"
-        if split.canary_weight == WEIGHT and passed and status.checks >= HEALTHY_CHECKS:
+        if split.canary_weight == WEIGHT and passed and status.checks >= healthy_checks:
             break
         if status.state.final or time.monotonic() > deadline:
             raise RuntimeError(f"the healthy canary never settled: {status.state} {verdict}")
@@ -130,7 +135,7 @@ async def measure(info: devstack.StackInfo, quick: bool = False) -> dict[str, An
         HAProxyRouter(runtime_api=f"unix://{info.haproxy_socket}", backend=info.haproxy_backend)
     )
     if quick:
-        runs = [await one_run(info, client, router, after_errors=False)]
+        runs = [await one_run(info, client, router, after_errors=False, healthy_checks=1)]
     else:
         runs = [await one_run(info, client, router) for _ in range(RUNS)]
     times = [run["fault_to_restore_s"] for run in runs]

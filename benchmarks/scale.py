@@ -36,7 +36,7 @@ run; on the quiet machine, late checks <= 5% as well.
 The README's tables each name their command: the first, ``.venv/bin/python
 benchmarks/scale.py --counts 100,500,1000 --every 30 --window 120``; the latest, at 1,000
 rollouts quiet and beside the hog, ``.venv/bin/python benchmarks/scale.py --counts 1000
---hog``. ``--quick`` runs 4 rollouts checked every 2 s for a 4 s window, then 4 bare
+--hog``. ``--quick`` runs 4 rollouts checked every second for a 3 s window, then 4 bare
 workflows, on a stack on free ports: the same JSON, for the tests, not for the numbers.
 
 Only the standard library and temporalio are imported at the top: the bare workflow below
@@ -710,11 +710,11 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="--counts 4 --every 2 --window 4, on free ports",
+        help="--counts 4 --every 1 --window 3, on free ports",
     )
     args = parser.parse_args()
     if args.quick:
-        args.counts, args.every, args.window = "4", 2.0, 4.0
+        args.counts, args.every, args.window = "4", 1.0, 3.0
     args.hog = args.hog or args.only_hog
     import shutil
 

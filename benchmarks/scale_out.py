@@ -18,7 +18,7 @@ worker completed each workflow task after the kill.
 
 The README's figures come from ``.venv/bin/python benchmarks/scale_out.py`` (the defaults;
 the earlier run with Temporal's 10 s sticky timeout from ``ROLLOUT_STICKY_TIMEOUT=10
-.venv/bin/python benchmarks/scale_out.py``). ``--quick`` runs 2 rollouts with 4 s bakes on
+.venv/bin/python benchmarks/scale_out.py``). ``--quick`` runs 2 rollouts with 3 s bakes on
 a stack on free ports, the workers' sticky timeout at 2 s (unless ROLLOUT_STICKY_TIMEOUT
 says otherwise) so the killed worker's rollouts move within seconds: the same JSON, for the
 tests, not for the numbers.
@@ -301,11 +301,11 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="--rollouts 2 --bake 4, free ports, the workers' sticky timeout 2 s",
+        help="--rollouts 2 --bake 3, free ports, the workers' sticky timeout 2 s",
     )
     args = parser.parse_args()
     if args.quick:
-        args.rollouts, args.bake, args.every = 2, 4.0, 1.0
+        args.rollouts, args.bake, args.every = 2, 3.0, 1.0
         # The workers this process starts read it from its environment.
         os.environ.setdefault("ROLLOUT_STICKY_TIMEOUT", "2")
     import shutil

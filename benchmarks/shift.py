@@ -13,7 +13,7 @@ On a dev stack of its own (or ``--dir``), for each router:
 
 Goals: HAProxy and Envoy p95 <= 100 ms, flagd p95 <= its poll interval + 200 ms, and no
 failed request across flips. The last line is one JSON object. The README's table comes from
-``.venv/bin/python benchmarks/shift.py`` (the defaults). ``--quick`` (3 shifts a router,
+``.venv/bin/python benchmarks/shift.py`` (the defaults). ``--quick`` (2 shifts a router,
 2 flips at 20 requests/s, stacks on free ports) prints the same JSON, for the tests.
 """
 
@@ -199,11 +199,11 @@ def main() -> None:
         "--dir", help="an existing dev stack's folder, for one router (default: fresh stacks)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="3 shifts, 2 flips at 20/s, free ports"
+        "--quick", action="store_true", help="2 shifts, 2 flips at 20/s, free ports"
     )
     args = parser.parse_args()
     if args.quick:
-        args.shifts, args.flips, args.rps = 3, 2, 20.0
+        args.shifts, args.flips, args.rps = 2, 2, 20.0
     routers: dict[str, Any] = {}
     flips: dict[str, Any] = {}
     for name in args.routers.split(","):
