@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-FIRST = ("faults", "integration", "stack")
+FIRST = ("faults", "integration", "stack", "benchmarks")
 
 
 def _rank(item: pytest.Item) -> int:
