@@ -3,7 +3,7 @@
 A worker rebuilds a workflow (a fresh sandbox, the workflow's module imported into it, the
 history replayed) for every new run, and for every run it has to load again: after a
 restart, an eviction from its cache, or a workflow task moved off its sticky queue. This
-replays one captured history ``--times`` times in one process, as a worker would, and
+replays one history ``--times`` times in one process, as a worker would, and
 reports the CPU time per rebuild.
 
 Python compiles the workflow module for each sandbox unless it finds bytecode; with
@@ -20,11 +20,16 @@ SAFE plan (``benchmarks/history.py``) checked once a day, on the time-skipping t
 server with instant activity doubles, promoted (about 110 events, like the captured run
 below). A stored history replays only on the code that can read it.
 
-The figures in benchmarks/proposals/README.md (118.4 and 102.1 ms without a bytecode
-cache, 93.8 and 90.5 ms with one) came from, on the code of then::
+Today's figures, without and with a bytecode cache::
 
+    PYTHONDONTWRITEBYTECODE=1 .venv/bin/python benchmarks/rebuild_cost.py --times 100
     PYTHONDONTWRITEBYTECODE=1 .venv/bin/python benchmarks/rebuild_cost.py --times 100 \
-        --history tests/histories/owned_promoted.json [--bytecode-cache DIR]
+        --bytecode-cache DIR
+
+The earlier figures in benchmarks/proposals/README.md (118.4 and 102.1 ms without a
+bytecode cache, 93.8 and 90.5 ms with one) came from the same commands with ``--history
+tests/histories/owned_promoted.json`` (121 events), on the code of then: that history was
+dropped when the histories were recorded again on one history version.
 
 ``--quick`` rebuilds three times (a few seconds with the recording): the same JSON, for
 the tests.
