@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,15 +203,26 @@ def test_rebuild_cost(folder: Path) -> None:
 # -- real servers: Prometheus, or a dev stack of the benchmark's own ------------------------------
 
 
-@pytest.fixture
-def servers() -> None:
-    """Skip (fail on CI) where the real stack's servers are missing."""
-    missing = missing_binaries()
+def require(missing: list[str]) -> None:
+    """Skip (fail on CI) where servers the benchmark needs are missing."""
     if missing:
         message = f"the benchmark needs {', '.join(missing)}: run scripts/bootstrap.sh"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def servers() -> None:
+    """The real stack's servers: Temporal's dev server, HAProxy, Prometheus."""
+    require(missing_binaries())
+
+
+@pytest.fixture
+def alert_servers(servers: None) -> None:
+    """The real stack's servers and Alertmanager."""
+    if not (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")):
+        require(["prometheus-alertmanager"])
 
 
 @pytest.mark.integration
@@ -265,7 +277,7 @@ def test_reaction(folder: Path, servers: None) -> None:
 
 
 @pytest.mark.integration
-def test_alert_reaction(folder: Path, servers: None) -> None:
+def test_alert_reaction(folder: Path, alert_servers: None) -> None:
     out = quick("alert_reaction", folder, timeout=90)
     assert out["runs"] == 1
     latencies(out, "alert_rollback", 30_000)
