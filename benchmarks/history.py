@@ -20,6 +20,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,7 +105,7 @@ def write_report(request: ReportRequest) -> str:
     return f"file:///reports/{request.workflow_id}/report.html"
 
 
-ACTIVITIES = [
+ACTIVITIES: list[Callable[..., Any]] = [
     shift_traffic,
     read_traffic,
     check_gates,
