@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.identity import verify_command
+    from plans import messages
     from plans.approvals import FREEZE_REMOVE, ApprovalRule, Origin, ProofRequest, judge
     from plans.freezes import (
         FREEZE_CALENDAR_ID,
@@ -34,7 +35,7 @@ UPDATES_PER_RUN = 500
 MAX_REMOVALS_KEPT = 50
 
 
-@workflow.defn(name="FreezeCalendar")
+@workflow.defn(name=messages.FREEZE_CALENDAR.name)
 class FreezeCalendar:
     """Holds the freezes; rollouts read them before each increase."""
 
@@ -75,7 +76,7 @@ class FreezeCalendar:
         now = workflow.now()
         return [f for f in self._freezes if f.end > now]
 
-    @workflow.update(name="add")
+    @workflow.update(name=messages.FREEZE_ADD.name)
     def add(self, request: FreezeRequest) -> Freeze:
         self._updates += 1
         self._freezes = self._current()
@@ -94,7 +95,7 @@ class FreezeCalendar:
         if len(self._current()) >= MAX_FREEZES:
             raise ApplicationError(f"at most {MAX_FREEZES} freezes: remove some first")
 
-    @workflow.update(name="remove")
+    @workflow.update(name=messages.FREEZE_REMOVE.name)
     async def remove(self, body: Any) -> Freeze:
         """Remove a freeze: a FreezeRemoval (who, why, signed), or its id alone (older CLIs)."""
         self._updates += 1
@@ -159,11 +160,11 @@ class FreezeCalendar:
             raise ApplicationError(why, type="CommandRefused", non_retryable=True)
         return (signer.name, signer.fingerprint) if signer is not None else (removal.by, "")
 
-    @workflow.query(name="list")
+    @workflow.query(name=messages.FREEZE_LIST.name)
     def freezes(self) -> list[Freeze]:
         return self._current()
 
-    @workflow.query(name="removals")
+    @workflow.query(name=messages.FREEZE_REMOVALS.name)
     def removals(self) -> list[RemovedFreeze]:
         """The freezes removed lately, latest last, with who removed them and why."""
         return list(self._record.removals)

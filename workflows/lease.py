@@ -26,14 +26,14 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.owners import WATCH_FOR, Owners
     from activities.rollout import notify, read_traffic, shift_traffic
-    from plans import OwnerEnd, ShiftRequest, TargetClaim
+    from plans import OwnerEnd, ShiftRequest, TargetClaim, messages
     from workflows.failures import CANARY_GONE, error_type, root_message
     from workflows.runs import record_history_version
 
 RESTORE_WAIT_CAP = 300  # seconds between tries of a restore the router refuses, at most
 
 
-@workflow.defn(name="TargetLease")
+@workflow.defn(name=messages.LEASE.name)
 class TargetLease:
     """Held by one rollout; ends when that rollout releases it or is found to have ended."""
 
@@ -136,7 +136,7 @@ class TargetLease:
                 summary="tell the owner's channels",
             )
 
-    @workflow.signal(name="release")
+    @workflow.signal(name=messages.LEASE_RELEASE.name)
     async def release(self, asked: Any) -> None:
         """Only the owner's release counts: a stray signal must not free the target.
 
@@ -160,6 +160,6 @@ class TargetLease:
             return
         self._released = True
 
-    @workflow.query(name="owner")
+    @workflow.query(name=messages.LEASE_OWNER.name)
     def owner(self) -> TargetClaim:
         return self._claim

@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from plans import RolloutResult, RolloutState
+    from plans import RolloutResult, RolloutState, messages
     from plans.approvals import ParentRelease
     from plans.fleet import restore_plan
     from plans.inputs import RolloutInput
@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         TargetState,
     )
     from plans.state import AuditEvent
-    from plans.visibility import RELEASE, RELEASE_WORKFLOW, SERVICE, STATE, TARGET, VERSION
+    from plans.visibility import RELEASE, SERVICE, STATE, TARGET, VERSION
     from workflows import forwarding
     from workflows import release_decisions as decide
     from workflows.consent import Consent
@@ -59,7 +59,7 @@ MAX_COMMANDS_KEPT = 100
 STARTER_WAIT = timedelta(minutes=1)
 
 
-@workflow.defn(name=RELEASE_WORKFLOW)
+@workflow.defn(name=messages.RELEASE.name)
 class ReleaseWorkflow:
     """Wait for the wave's turn, run its targets, judge the wave; halt on a failure."""
 
@@ -343,7 +343,7 @@ class ReleaseWorkflow:
 
     # -- commands: taken by the release, fanned out to its running targets ---------------------
 
-    @workflow.update(name="command")
+    @workflow.update(name=messages.RELEASE_COMMAND.name)
     async def command(self, command: ReleaseCommand) -> ReleaseCommandRecord:
         """The CLI's way in: refused commands are rejected by the validator and say why."""
         return await self._take(command)
@@ -355,7 +355,7 @@ class ReleaseWorkflow:
         if why:
             raise ApplicationError(why, type="CommandRefused", non_retryable=True)
 
-    @workflow.signal(name="release_command")
+    @workflow.signal(name=messages.RELEASE_COMMAND_SIGNAL.name)
     async def release_command(self, body: Any) -> None:
         """The Temporal UI's way in: {"command": {"kind": "pause", "by": ...}, "target": ...}."""
         try:
@@ -370,7 +370,7 @@ class ReleaseWorkflow:
             return
         await self._take(command)
 
-    @workflow.signal(name="started_by")
+    @workflow.signal(name=messages.STARTED_BY.name)
     async def started_by(self, *inputs: Any) -> None:
         """Who started the release, signed by `rollout start`: its targets' starter too."""
         self._audit("start", await self._consent.started_by(inputs))
@@ -380,7 +380,7 @@ class ReleaseWorkflow:
         fleet = self._fleet
         return Consent(fleet.approval_rule, self._p.approvals, fleet.service)
 
-    @workflow.query(name="status")
+    @workflow.query(name=messages.RELEASE_STATUS.name)
     def status(self) -> ReleaseStatus:
         p, fleet = self._p, self._fleet
         return ReleaseStatus(

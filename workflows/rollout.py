@@ -25,10 +25,10 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         Verdict,
         format_duration,
+        messages,
     )
     from plans.inputs import RolloutInput
     from plans.state import RolloutProgress
-    from plans.visibility import ROLLOUT_WORKFLOW
     from workflows import clock, decisions, metering
     from workflows.checking import discount_unobserved, observe_and_judge
     from workflows.commands import CommandLog
@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
 
 
-@workflow.defn(name=ROLLOUT_WORKFLOW)
+@workflow.defn(name=messages.ROLLOUT.name)
 class RolloutWorkflow(Stopping):
     """Shift, bake while checking, wait for approval where asked, stage after stage."""
 
@@ -369,12 +369,12 @@ class RolloutWorkflow(Stopping):
     async def override(self, *inputs: Any) -> None:
         await self._commands.on_signal(CommandKind.OVERRIDE, inputs)
 
-    @workflow.signal(name="started_by")
+    @workflow.signal(name=messages.STARTED_BY.name)
     async def started_by(self, *inputs: Any) -> None:
         """Who started the rollout, signed by `rollout start`: what not_by_starter goes by."""
         await self._commands.started_by(inputs)
 
-    @workflow.update(name="command")
+    @workflow.update(name=messages.ROLLOUT_COMMAND.name)
     async def command(self, command: OperatorCommand) -> CommandRecord:
         """The CLI's way in: refused commands are rejected by the validator and say why."""
         return await self._commands.take(command, via="update")
@@ -384,7 +384,7 @@ class RolloutWorkflow(Stopping):
         if why := self._commands.refusal(command):
             raise ApplicationError(why, type="CommandRefused", non_retryable=True)
 
-    @workflow.query(name="status")
+    @workflow.query(name=messages.ROLLOUT_STATUS.name)
     def status(self) -> RolloutStatus:
         return status_of(self._plan, self._p, workflow.now())
 

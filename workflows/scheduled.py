@@ -15,21 +15,20 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.scheduling import ScheduledStarts
+    from plans import messages
     from plans.inputs import ScheduledRollout
     from workflows.runs import record_history_version
 
-SCHEDULED_START = "ScheduledStart"
 
-
-@workflow.defn(name=SCHEDULED_START)
+@workflow.defn(name=messages.SCHEDULED_START.name)
 class ScheduledStart:
     @workflow.run
     async def run(self, scheduled: ScheduledRollout) -> str:
         record_history_version()
-        outcome: str = await workflow.execute_activity(
-            "start_scheduled_rollout",
+        outcome = await workflow.execute_activity_method(
+            ScheduledStarts.start_scheduled_rollout,
             scheduled,
-            result_type=str,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10)),
             summary=f"start the rollout of {scheduled.plan.service}",
