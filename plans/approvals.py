@@ -23,8 +23,8 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 SIGNING_NAMESPACE = "durable-rollouts"
 MAX_SKEW = timedelta(minutes=5)
 MAX_NONCES_KEPT = 500
-# Where a refusal sends people; the README section that shows the setup.
-SEE = 'see README "Approvers"'
+# Where a refusal sends people: the docs page that shows the setup.
+SEE = 'see docs/governance.md, "Approvers"'
 
 FORWARD = frozenset({"approve", "promote", "resume", "override", "retry"})
 # The commands ``approvals`` counts distinct people for; the others need one verified person.

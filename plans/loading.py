@@ -90,7 +90,7 @@ def _invalid(problems: list[str], source: str) -> PlanError:
 def parse_plan(data: Any, source: str = "plan") -> Plan:
     """Validate plan data (already loaded from YAML/JSON); raise PlanError naming each field."""
     if data is None:
-        raise PlanError(["the plan is empty: write its fields (see the README)"], source)
+        raise PlanError(["the plan is empty: write its fields (see docs/plans.md)"], source)
     if not isinstance(data, dict):
         raise PlanError(
             [f"the plan must be a mapping of fields, not {type(data).__name__}"], source

@@ -59,7 +59,7 @@ class HAProxyRouter(RouterModel):
             return [
                 "match_map: stages with match need the map file HAProxy routes them by:"
                 f" add match_map: /etc/haproxy/{self.backend}-canary.map, and the use-server"
-                " rule that reads it to the backend (see the README's HAProxy section)"
+                " rule that reads it to the backend (see docs/routers.md, HAProxy)"
             ]
         return []
 

@@ -97,7 +97,7 @@ def decide(
 def test_an_unsigned_approval_is_refused_with_the_way_to_sign_it() -> None:
     assert decide(None) == (
         "approve: this rollout needs a signed approval from one of [sre-leads]; run rollout"
-        ' approve checkout with your SSH key configured (see README "Approvers")'
+        ' approve checkout with your SSH key configured (see docs/governance.md, "Approvers")'
     )
 
 

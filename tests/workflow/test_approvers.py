@@ -33,9 +33,9 @@ from plans import (
     RolloutState,
 )
 from plans.approvals import FREEZE_REMOVE, CommandClaim
-from plans.fleet import FleetPlan
 from plans.freezes import FREEZE_CALENDAR_ID, Freeze, FreezeRemoval, FreezeRequest
 from plans.release import ReleaseCommand, ReleaseState
+from plans.release_plan import ReleasePlan
 from starter import governance
 from tests.keys import Keys, made_keys, trusting
 from tests.workflow.conftest import Doubles, make_plan, skip
@@ -105,7 +105,7 @@ async def test_where_the_worker_requires_it_a_freeze_goes_only_with_a_verified_p
     assert str(refused.value) == (
         "freeze-remove: removing a freeze needs a signed freeze-remove command from a person"
         f" the worker knows; run rollout freeze remove {freeze.id} --reason ... with your SSH"
-        ' key configured (see README "Approvers")'
+        ' key configured (see docs/governance.md, "Approvers")'
     )
     stranger = await signed_removal(env, trust, "mallory", freeze.id)
     with pytest.raises(RolloutError, match=r"which the worker's allowed_signers .* does not list"):
@@ -226,7 +226,8 @@ async def test_only_a_verified_approver_moves_it_forward(
         await send_command(env.client, plan.service, OperatorCommand(kind=CommandKind.APPROVE))
     assert str(unsigned.value) == (
         "approve: this rollout needs a signed approval from one of [sre-leads]; run rollout"
-        f' approve {plan.service} with your SSH key configured (see README "Approvers")'
+        f" approve {plan.service} with your SSH key configured"
+        ' (see docs/governance.md, "Approvers")'
     )
     # The Temporal UI (or `temporal workflow signal`): a forged name, recorded as refused.
     await handle.signal("promote", {"by": "cab"})
@@ -453,7 +454,7 @@ async def test_a_release_signal_from_anyone_but_the_ending_owner_frees_nothing(
 # -- a release: it verifies, its targets check the same signature -----------------------------
 
 
-def approved_fleet(**overrides: Any) -> FleetPlan:
+def approved_fleet(**overrides: Any) -> ReleasePlan:
     """Two targets in two waves; each target's first stage, and the second wave, need approval."""
     stages = [
         {"name": "canary", "weight": 10, "bake": "1m", "check_every": "1m", "approval": True},
@@ -481,7 +482,7 @@ async def for_release(
     return ReleaseCommand(command=signed_command, target=target or None)
 
 
-async def child_waits(env: WorkflowEnvironment, fleet: FleetPlan, target: str) -> Any:
+async def child_waits(env: WorkflowEnvironment, fleet: ReleasePlan, target: str) -> Any:
     child = env.client.get_workflow_handle(fleet.child_id(target))
     for _ in range(200):
         with contextlib.suppress(RPCError):
