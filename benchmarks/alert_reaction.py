@@ -9,7 +9,7 @@ through the CLI's path (an update), and the workflow restores the split.
 
     .venv/bin/python benchmarks/alert_reaction.py [--runs 20] [--dir DIR]
 
-Goal: p95 <= 500 ms. The README's table comes from ``.venv/bin/python
+Goal: p95 <= 500 ms. benchmarks/README.md's table comes from ``.venv/bin/python
 benchmarks/alert_reaction.py --runs 20``. ``--quick`` measures one run without a warm-up,
 on a stack on free ports: the same JSON, for the tests, not for the numbers.
 """

@@ -1,13 +1,13 @@
 """Seconds from a canary starting to fail until HAProxy routes nothing to it, on the real stack.
 
-Run ``.venv/bin/python benchmarks/detection.py`` (the command behind the README's figures: three
-runs); it prints one JSON object. It starts the dev stack
-(Temporal dev server, HAProxy, Prometheus scraping every second, the demo service with its
-load, a worker) in a temporary folder, and for each run starts a rollout whose only stage
-holds the canary at 20% behind a statistical error-rate gate (HAProxy's counters, the
-two-proportion test against the stable). Once the gate has passed a few
-checks, the canary starts failing 30% of its requests; the clock runs until HAProxy's
-runtime API reports weight 0 for the canary. The stack is stopped at the end, also on error.
+Run ``.venv/bin/python benchmarks/detection.py`` (the command behind benchmarks/README.md's
+figures: three runs); it prints one JSON object. It starts the dev stack (Temporal dev
+server, HAProxy, Prometheus scraping every second, the demo service with its load, a worker)
+in a temporary folder, and for each run starts a rollout whose only stage holds the canary
+at 20% behind a statistical error-rate gate (HAProxy's counters, the two-proportion test
+against the stable). Once the gate has passed a few checks, the canary starts failing 30% of
+its requests; the clock runs until HAProxy's runtime API reports weight 0 for the canary.
+The stack is stopped at the end, also on error.
 
 The bound is what the judge can promise: a scrape interval for the errors to reach
 Prometheus, ``failure_limit`` checks ``check_every`` apart, and 2 s for the activities

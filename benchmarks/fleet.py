@@ -10,9 +10,10 @@ CPU from the worker.
 
     .venv/bin/python benchmarks/fleet.py [--rounds 7] [--counts 4,12]
 
-Goal: p95 <= 1 s for 12 targets. The last line is one JSON object. The README's table comes
-from ``.venv/bin/python benchmarks/fleet.py`` (the defaults). ``--quick`` measures one round
-for 2 targets without a warm-up, on a stack on free ports: the same JSON, for the tests.
+Goal: p95 <= 1 s for 12 targets. The last line is one JSON object. benchmarks/README.md's
+table comes from ``.venv/bin/python benchmarks/fleet.py`` (the defaults). ``--quick``
+measures one round for 2 targets without a warm-up, on a stack on free ports: the same
+JSON, for the tests.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from client.connection import end_process
 from devstack.fleet import FleetStack, fleet_plan, load_fleet
 from devstack.processes import stop_all
 from plans import CommandKind, HAProxyRouter, OperatorCommand, TrafficSplit
-from plans.fleet import parse_fleet
 from plans.release import ReleaseCommand
+from plans.release_plan import parse_release_plan
 from tests.stack.conftest import ANY_PORTS
 
 POLL_S = 0.005
@@ -80,7 +81,7 @@ async def one_round(client: Client, fleet: FleetStack, queue: str) -> float:
     data["waves"] = [{"targets": list(fleet.targets)}]
     data["stages"] = [{"name": "hold", "weight": 20, "bake": "10m", "check_every": "5m"}]
     data["gates"] = []
-    plan = parse_fleet(data)
+    plan = parse_release_plan(data)
     handle = await releases.start_release(client, plan, queue)
     deadline = time.monotonic() + 120
     while await asyncio.to_thread(canary_weights, runtimes) != [20] * len(runtimes):

@@ -7,7 +7,7 @@ and the wall time.
 
     .venv/bin/python benchmarks/history.py [--check-every 1m] [--checks-per-run 500]
 
-The README's table comes from ``.venv/bin/python benchmarks/history.py`` (checks every
+benchmarks/README.md's table comes from ``.venv/bin/python benchmarks/history.py`` (checks every
 minute) and ``.venv/bin/python benchmarks/history.py --check-every 5m``. ``--quick`` checks
 every 6 hours and continues as new every 10 checks (28 checks, three runs, about a second):
 the same JSON, for the tests.

@@ -1,6 +1,6 @@
 """How often the gates roll back a healthy canary, and how fast they catch a bad one.
 
-It prints one JSON object. The README's judge table comes from (fixed seed, about 40 s on
+It prints one JSON object. benchmarks/README.md's judge table comes from (fixed seed, about 40 s on
 2 cores)::
 
     .venv/bin/python benchmarks/judge_quality.py

@@ -14,7 +14,7 @@ answer) and the wall time:
 
     .venv/bin/python benchmarks/prometheus_query.py [--times 2000]
 
-The README's figures come from ``.venv/bin/python benchmarks/prometheus_query.py`` (the
+benchmarks/README.md's figures come from ``.venv/bin/python benchmarks/prometheus_query.py`` (the
 default 2,000 queries), with prometheus-api-client installed for its row. ``--quick`` asks
 20 times: the same JSON in a few seconds, for the tests.
 """

@@ -19,7 +19,7 @@ Each run starts a rollout at canary 20%, waits until it bakes, then:
 Goals: rollback p50 <= 150 ms, p95 <= 500 ms; with dead hooks and channels, p95 within 1.2x
 of the run without them; terminate -> canary 0 p95 <= 30 s.
 
-The README's table comes from ``.venv/bin/python benchmarks/reaction.py --runs 20
+benchmarks/README.md's table comes from ``.venv/bin/python benchmarks/reaction.py --runs 20
 --terminate-runs 10``. ``--quick`` measures one run and one terminate without a warm-up,
 on a stack on free ports, its dead channel hearing only ``rollback_started`` (its start
 then does not wait for the message about the start to time out, some 18 s): the same JSON,

@@ -33,7 +33,7 @@ Goal, at 1,000 concurrent rollouts, in every run (quiet and beside the hog): a t
 ratio to bare >= 0.9, and a share of late checks at most 5 points above bare's in the same
 run; on the quiet machine, late checks <= 5% as well.
 
-The README's tables each name their command: the first, ``.venv/bin/python
+benchmarks/README.md's tables each name their command: the first, ``.venv/bin/python
 benchmarks/scale.py --counts 100,500,1000 --every 30 --window 120``; the latest, at 1,000
 rollouts quiet and beside the hog, ``.venv/bin/python benchmarks/scale.py --counts 1000
 --hog``. ``--quick`` runs 4 rollouts checked every second for a 3 s window, then 4 bare

@@ -16,7 +16,7 @@ worker completed each workflow task after the kill.
     .venv/bin/python benchmarks/scale_out.py [--rollouts 50] [--bake 20] [--every 1]
         [--dir DIR]
 
-The README's figures come from ``.venv/bin/python benchmarks/scale_out.py`` (the defaults;
+benchmarks/README.md's figures come from ``.venv/bin/python benchmarks/scale_out.py`` (the defaults;
 the earlier run with Temporal's 10 s sticky timeout from ``ROLLOUT_STICKY_TIMEOUT=10
 .venv/bin/python benchmarks/scale_out.py``). ``--quick`` runs 2 rollouts with 3 s bakes on
 a stack on free ports, the workers' sticky timeout at 2 s (unless ROLLOUT_STICKY_TIMEOUT

@@ -12,9 +12,9 @@ On a dev stack of its own (or ``--dir``), for each router:
     .venv/bin/python benchmarks/shift.py [--shifts 60] [--flips 20] [--rps 100] [--dir DIR]
 
 Goals: HAProxy and Envoy p95 <= 100 ms, flagd p95 <= its poll interval + 200 ms, and no
-failed request across flips. The last line is one JSON object. The README's table comes from
-``.venv/bin/python benchmarks/shift.py`` (the defaults). ``--quick`` (2 shifts a router,
-2 flips at 20 requests/s, stacks on free ports) prints the same JSON, for the tests.
+failed request across flips. The last line is one JSON object. benchmarks/README.md's table
+comes from ``.venv/bin/python benchmarks/shift.py`` (the defaults). ``--quick`` (2 shifts a
+router, 2 flips at 20 requests/s, stacks on free ports) prints the same JSON, for the tests.
 """
 
 from __future__ import annotations

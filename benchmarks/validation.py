@@ -15,9 +15,10 @@ Prints one JSON object:
 
     .venv/bin/python benchmarks/validation.py [--counts 500,1000,2000] [--repeat 3] [--limit 60]
 
-The README's figures come from ``.venv/bin/python benchmarks/validation.py`` (the defaults).
-A run longer than ``--limit`` seconds is stopped and reported as ``timed_out``. ``--quick``
-(counts 60 and 120, one repeat) prints the same JSON in about a second, for the tests.
+benchmarks/README.md's figures come from ``.venv/bin/python benchmarks/validation.py`` (the
+defaults). A run longer than ``--limit`` seconds is stopped and reported as ``timed_out``.
+``--quick`` (counts 60 and 120, one repeat) prints the same JSON in about a second, for the
+tests.
 
 Goal: validation time grows linearly with the plan, the biggest allowed plan validates in
 well under a second, and every refusal takes well under a second with a short message.
