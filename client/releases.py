@@ -19,7 +19,6 @@ from client import calls, signing
 from client.steering import CommandRefused, refused
 from plans import RolloutError, RolloutStatus
 from plans.approvals import FORWARD
-from plans.fleet import FleetPlan, release_workflow_id
 from plans.messages import RELEASE, RELEASE_COMMAND, RELEASE_STATUS, ROLLOUT_STATUS
 from plans.release import (
     ReleaseCommand,
@@ -28,6 +27,7 @@ from plans.release import (
     ReleaseStatus,
     TargetState,
 )
+from plans.release_plan import ReleasePlan, release_workflow_id
 from plans.visibility import rollout_workflow_id
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -38,25 +38,25 @@ class AlreadyReleasing(RolloutError):
 
 
 async def start_release(
-    client: Client, fleet: FleetPlan, queue: str, *, visibility: bool = True
+    client: Client, plan: ReleasePlan, queue: str, *, visibility: bool = True
 ) -> WorkflowHandle[Any, Any]:
     """Start ``release-<service>``; a second one while the first runs is refused by name."""
     try:
         return await calls.start(
             client,
             RELEASE,
-            ReleaseInput(fleet=fleet, visibility=visibility),
-            id=fleet.workflow_id,
+            ReleaseInput(fleet=plan, visibility=visibility),
+            id=plan.workflow_id,
             task_queue=queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=f"release {fleet.service} {fleet.version} to"
-            f" {len(fleet.targets)} targets in {len(fleet.waves)} waves",
+            static_summary=f"release {plan.service} {plan.version} to"
+            f" {len(plan.targets)} targets in {len(plan.waves)} waves",
         )
     except WorkflowAlreadyStartedError:
         raise AlreadyReleasing(
-            f"a release of {fleet.service} is already running: workflow {fleet.workflow_id};"
-            f" `rollout status {fleet.service}` shows it"
+            f"a release of {plan.service} is already running: workflow {plan.workflow_id};"
+            f" `rollout status {plan.service}` shows it"
         ) from None
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from plans.approvals import ApprovalLedger
 from plans.approvals import who as sender
-from plans.fleet import FleetPlan
+from plans.release_plan import ReleasePlan
 from plans.state import AuditEvent, CommandKind, OperatorCommand
 
 WAVES_PER_RUN = 10
@@ -128,7 +128,7 @@ class ReleaseProgress(BaseModel):
 class ReleaseInput(BaseModel):
     """The one argument of ReleaseWorkflow; continue-as-new passes it on with the progress."""
 
-    fleet: FleetPlan
+    fleet: ReleasePlan = Field(description="the release plan (its serialized name is kept)")
     progress: ReleaseProgress | None = None
     visibility: bool = Field(default=False, description="upsert and set the search attributes")
     waves_per_run: int = Field(default=WAVES_PER_RUN, ge=1, description="waves before a new run")

@@ -16,7 +16,7 @@ from devstack.fleet import DEFAULT_TARGETS, fleet_plan, load_fleet, parse_target
 from devstack.info import describe
 from devstack.processes import StackError
 from plans import HAProxyRouter, TrafficSplit
-from plans.fleet import parse_fleet
+from plans.release_plan import parse_release_plan
 from starter import release_commands
 from starter.render import out
 from starter.server import connect_client, ui_link
@@ -58,7 +58,7 @@ async def run(args: argparse.Namespace) -> int:
                 HAProxyRuntime(router).set_split, "stable", "canary", TrafficSplit.canary_percent(0)
             )
         policy = "rollback_all" if args.rollback_all else "halt"
-        plan = parse_fleet(fleet_plan(fleet, on_target_failure=policy), fleet.plan_file)
+        plan = parse_release_plan(fleet_plan(fleet, on_target_failure=policy), fleet.plan_file)
         if args.faulty_target:
             out.print(
                 f"the canary of {args.faulty_target} fails {FAULT_ERROR_RATE:.0%} of its"

@@ -11,8 +11,8 @@ from temporalio.client import Client
 from client import releases, signing
 from client.connection import task_queue
 from plans import OperatorCommand, RolloutError, format_duration
-from plans.fleet import FleetPlan, release_workflow_id
 from plans.release import ReleaseCommand
+from plans.release_plan import ReleasePlan, release_workflow_id
 from starter import release_view
 from starter.render import err, out
 from starter.server import connect_client, ui_link
@@ -20,13 +20,13 @@ from starter.server import connect_client, ui_link
 FOLLOW_EVERY_S = 1.0
 
 
-def validate(path: str, fleet: FleetPlan) -> int:
+def validate(path: str, plan: ReleasePlan) -> int:
     out.print(
-        f"[green]ok[/]: {escape(path)} is a valid release of {fleet.service} to"
-        f" {len(fleet.targets)} targets ({fleet.workflow_id}); on a failing target:"
-        f" {fleet.on_target_failure}"
+        f"[green]ok[/]: {escape(path)} is a valid release of {plan.service} to"
+        f" {len(plan.targets)} targets ({plan.workflow_id}); on a failing target:"
+        f" {plan.on_target_failure}"
     )
-    for i, wave in enumerate(fleet.waves, 1):
+    for i, wave in enumerate(plan.waves, 1):
         notes = [f"max {wave.max_parallel} at once"] if wave.max_parallel else []
         if wave.approval:
             notes.append("approval first")
@@ -35,21 +35,21 @@ def validate(path: str, fleet: FleetPlan) -> int:
         more = f" ({', '.join(notes)})" if notes else ""
         out.print(f"  wave {i}: {', '.join(wave.targets)}{more}")
         for name in wave.targets:
-            stages = " -> ".join(f"{s.weight}%" for s in fleet.targets[name].stages)
-            out.print(f"    {name}: {escape(fleet.targets[name].router.describe())}: {stages}")
+            stages = " -> ".join(f"{s.weight}%" for s in plan.targets[name].stages)
+            out.print(f"    {name}: {escape(plan.targets[name].router.describe())}: {stages}")
     return 0
 
 
-async def start(args: argparse.Namespace, fleet: FleetPlan) -> int:
+async def start(args: argparse.Namespace, plan: ReleasePlan) -> int:
     client = await connect_client()
-    handle = await releases.start_release(client, fleet, args.task_queue or task_queue())
-    out.print(f"started {fleet.workflow_id} (run {handle.result_run_id})")
-    out.print(f"Temporal UI: {ui_link(fleet.workflow_id)}")
-    if fleet.approval_rule.named and (note := await signing.claim_start(handle, args.key)):
+    handle = await releases.start_release(client, plan, args.task_queue or task_queue())
+    out.print(f"started {plan.workflow_id} (run {handle.result_run_id})")
+    out.print(f"Temporal UI: {ui_link(plan.workflow_id)}")
+    if plan.approval_rule.named and (note := await signing.claim_start(handle, args.key)):
         err.print(note)
     if not args.follow:
         return 0
-    return await follow(client, fleet.service)
+    return await follow(client, plan.service)
 
 
 async def follow(client: Client, service: str) -> int:

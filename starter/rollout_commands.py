@@ -17,7 +17,7 @@ from client.records import TemporalRecords
 from client.runs import NoSuchRollout, workflow_id
 from plans import CommandKind, OperatorCommand, Plan, RolloutError, format_duration, visibility
 from plans.approvals import who
-from plans.fleet import FleetPlan, load_any
+from plans.release_plan import ReleasePlan, load_any
 from plans.visibility import ROLLOUT_WORKFLOW, service_of
 from plans.windows import Windows
 from starter import release_commands, render, traffic
@@ -33,7 +33,7 @@ CLAIM_WAIT_S = 15.0
 
 def cmd_validate(args: argparse.Namespace) -> int:
     plan = load_any(args.plan)
-    if isinstance(plan, FleetPlan):
+    if isinstance(plan, ReleasePlan):
         return release_commands.validate(args.plan, plan)
     out.print(
         f"[green]ok[/]: {escape(args.plan)} is a valid plan for {plan.service} ({plan.workflow_id})"
@@ -72,7 +72,7 @@ def load(path: str) -> Plan:
 
 async def cmd_start(args: argparse.Namespace) -> int:
     plan = load_any(args.plan)
-    if isinstance(plan, FleetPlan):
+    if isinstance(plan, ReleasePlan):
         return await release_commands.start(args, plan)
     client = await connect_client()
     handle = await starting.start_rollout(client, plan, args.task_queue or task_queue())

@@ -29,7 +29,6 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from plans import RolloutResult, RolloutState, messages
     from plans.approvals import ParentRelease
-    from plans.fleet import restore_plan
     from plans.inputs import RolloutInput
     from plans.release import (
         RESTORE_SUFFIX,
@@ -43,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         TargetRun,
         TargetState,
     )
+    from plans.release_plan import restore_plan
     from plans.state import AuditEvent
     from plans.visibility import RELEASE, SERVICE, STATE, TARGET, VERSION
     from workflows import forwarding
@@ -66,18 +66,18 @@ class ReleaseWorkflow:
     @workflow.init
     def __init__(self, input: ReleaseInput) -> None:
         self._input = input
-        self._fleet = input.fleet
+        self._plan = input.fleet
         self._p = input.progress or ReleaseProgress()
-        for name in self._fleet.targets:
-            self._p.targets.setdefault(name, TargetRun(workflow_id=self._fleet.child_id(name)))
+        for name in self._plan.targets:
+            self._p.targets.setdefault(name, TargetRun(workflow_id=self._plan.child_id(name)))
         self._active: dict[str, asyncio.Task[None]] = {}
         self._published: tuple[Any, ...] = ()
 
     @workflow.run
     async def run(self, input: ReleaseInput) -> ReleaseResult:
-        p, fleet = self._p, self._fleet
+        p, plan = self._p, self._plan
         record_history_version()
-        if fleet.approval_rule.not_by_starter and not p.approvals.start_claimed:
+        if plan.approval_rule.not_by_starter and not p.approvals.start_claimed:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: p.approvals.start_claimed,
@@ -85,7 +85,7 @@ class ReleaseWorkflow:
                     timeout_summary="who started the release?",
                 )
         try:
-            while p.wave_index < len(fleet.waves) and not self._stopped():
+            while p.wave_index < len(plan.waves) and not self._stopped():
                 await self._wait_for_turn()
                 if self._stopped():
                     break
@@ -96,7 +96,7 @@ class ReleaseWorkflow:
                 p.wave_index += 1
                 p.wave_started = False
                 p.waves_this_run += 1
-                if p.wave_index < len(fleet.waves) and run_is_full(
+                if p.wave_index < len(plan.waves) and run_is_full(
                     p.waves_this_run, self._input.waves_per_run
                 ):
                     await continue_in_new_run(self._input, p)
@@ -112,7 +112,7 @@ class ReleaseWorkflow:
     # -- before a wave: bake_between, approval, pause ---------------------------------------
 
     async def _wait_for_turn(self) -> None:
-        p, wave = self._p, self._fleet.waves[self._p.wave_index]
+        p, wave = self._p, self._plan.waves[self._p.wave_index]
         if p.wave_started:
             return
         if p.wave_index > 0 and wave.bake_between > timedelta(0):
@@ -145,7 +145,7 @@ class ReleaseWorkflow:
     # -- a wave: its targets, at most max_parallel at once ----------------------------------
 
     async def _run_wave(self) -> None:
-        p, wave = self._p, self._fleet.waves[self._p.wave_index]
+        p, wave = self._p, self._plan.waves[self._p.wave_index]
         if not p.wave_started:
             p.wave_started = True
             p.wave_ready_at = None
@@ -168,7 +168,7 @@ class ReleaseWorkflow:
             await self._next_change(can_start)
             for name in [n for n, t in self._active.items() if t.done()]:
                 del self._active[name]
-            if p.failed_target and self._fleet.on_target_failure == "rollback_all":
+            if p.failed_target and self._plan.on_target_failure == "rollback_all":
                 # Cancelled, a target's rollout puts its stable back by itself.
                 for name, task in self._active.items():
                     if name not in cancelled:
@@ -188,7 +188,7 @@ class ReleaseWorkflow:
 
     async def _run_target(self, name: str) -> None:
         """Run one target's rollout to its end and record how it ended."""
-        p, fleet, run = self._p, self._fleet, self._p.targets[name]
+        p, plan, run = self._p, self._plan, self._p.targets[name]
         run.state = TargetState.RUNNING
         run.started_at = workflow.now()
         self._audit("target", f"{name}: rollout started ({run.workflow_id})")
@@ -198,10 +198,10 @@ class ReleaseWorkflow:
             result = await workflow.execute_child_workflow(
                 RolloutWorkflow.run,
                 RolloutInput(
-                    plan=fleet.targets[name],
+                    plan=plan.targets[name],
                     visibility=self._input.visibility,
                     release=ParentRelease(
-                        workflow_id=fleet.workflow_id,
+                        workflow_id=plan.workflow_id,
                         run_id=workflow.info().first_execution_run_id,
                         target=name,
                         starter=p.approvals.starter,
@@ -210,8 +210,8 @@ class ReleaseWorkflow:
                 id=run.workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 search_attributes=self._child_attributes(name),
-                static_summary=f"{fleet.service} {fleet.version} on {name}"
-                f" (release {fleet.workflow_id})",
+                static_summary=f"{plan.service} {plan.version} on {name}"
+                f" (release {plan.workflow_id})",
             )
             outcome = RolloutResult.model_validate(result)
             if outcome.state == RolloutState.PROMOTED:
@@ -249,7 +249,7 @@ class ReleaseWorkflow:
             return
         p.failed_target = name
         p.reason = f"target {name} {run.state.value.replace('_', ' ')}: {run.reason}"
-        policy = self._fleet.on_target_failure
+        policy = self._plan.on_target_failure
         self._audit("halt", f"{p.reason}; no further wave starts ({policy})")
 
     def _child_attributes(self, name: str) -> TypedSearchAttributes | None:
@@ -258,18 +258,18 @@ class ReleaseWorkflow:
         return TypedSearchAttributes(
             [
                 SearchAttributePair(TARGET, name),
-                SearchAttributePair(RELEASE, self._fleet.workflow_id),
+                SearchAttributePair(RELEASE, self._plan.workflow_id),
             ]
         )
 
     # -- how a release ends -------------------------------------------------------------------
 
     async def _end(self) -> ReleaseResult:
-        p, fleet = self._p, self._fleet
+        p, plan = self._p, self._plan
         for run in p.targets.values():
             if run.state == TargetState.PENDING:
                 run.state = TargetState.SKIPPED
-        back = self._going_back() or (p.failed_target and fleet.on_target_failure == "rollback_all")
+        back = self._going_back() or (p.failed_target and plan.on_target_failure == "rollback_all")
         if back:
             self._set_state(ReleaseState.ROLLING_BACK)
             await self._restore_promoted()
@@ -281,7 +281,7 @@ class ReleaseWorkflow:
             final = ReleaseState.HALTED
         else:
             final = ReleaseState.PROMOTED
-            p.reason = f"all {len(fleet.targets)} targets promoted"
+            p.reason = f"all {len(plan.targets)} targets promoted"
         self._end_state(final, p.reason)
         await workflow.wait_condition(workflow.all_handlers_finished)
         result = self._result()
@@ -296,7 +296,7 @@ class ReleaseWorkflow:
 
     async def _restore_promoted(self) -> None:
         """Put every promoted target back on stable, newest first, each through a rollout."""
-        p, fleet = self._p, self._fleet
+        p, plan = self._p, self._plan
         for name in reversed(p.promoted_order):
             run = p.targets[name]
             if run.state != TargetState.PROMOTED:
@@ -306,11 +306,11 @@ class ReleaseWorkflow:
             try:
                 await workflow.execute_child_workflow(
                     RolloutWorkflow.run,
-                    RolloutInput(plan=restore_plan(fleet.targets[name])),
+                    RolloutInput(plan=restore_plan(plan.targets[name])),
                     id=restore_id,
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     search_attributes=self._child_attributes(name),
-                    static_summary=f"{fleet.service}: {name} back to stable",
+                    static_summary=f"{plan.service}: {name} back to stable",
                 )
                 run.state = TargetState.RESTORED
                 run.reason = f"promoted, then put back on stable: {p.reason}"
@@ -327,7 +327,7 @@ class ReleaseWorkflow:
     def _result(self) -> ReleaseResult:
         p = self._p
         return ReleaseResult(
-            service=self._fleet.service,
+            service=self._plan.service,
             state=p.state,
             reason=p.reason,
             failed_target=p.failed_target,
@@ -350,7 +350,7 @@ class ReleaseWorkflow:
 
     @command.validator
     def _validate_command(self, command: ReleaseCommand) -> None:
-        why = decide.refusal(self._fleet, self._p, command)
+        why = decide.refusal(self._plan, self._p, command)
         why = why or self._consent.unsigned_refusal(command.command, command.target or "")
         if why:
             raise ApplicationError(why, type="CommandRefused", non_retryable=True)
@@ -377,20 +377,20 @@ class ReleaseWorkflow:
 
     @property
     def _consent(self) -> Consent:
-        fleet = self._fleet
-        return Consent(fleet.approval_rule, self._p.approvals, fleet.service)
+        plan = self._plan
+        return Consent(plan.approval_rule, self._p.approvals, plan.service)
 
     @workflow.query(name=messages.RELEASE_STATUS.name)
     def status(self) -> ReleaseStatus:
-        p, fleet = self._p, self._fleet
+        p, plan = self._p, self._plan
         return ReleaseStatus(
-            service=fleet.service,
-            version=fleet.version,
+            service=plan.service,
+            version=plan.version,
             state=p.state,
             wave_index=p.wave_index,
-            waves=decide.wave_statuses(fleet, p),
+            waves=decide.wave_statuses(plan, p),
             targets=p.targets,
-            on_target_failure=fleet.on_target_failure,
+            on_target_failure=plan.on_target_failure,
             paused=p.paused,
             failed_target=p.failed_target,
             reason=p.reason,
@@ -405,7 +405,7 @@ class ReleaseWorkflow:
         # The release verifies a forward command; each target it forwards it to checks the
         # same signature (made for the release, and for it or all targets) before taking it.
         vetted = await self._consent.vet(
-            op, lambda: decide.refusal(self._fleet, p, command), p.wave_index, command.target or ""
+            op, lambda: decide.refusal(self._plan, p, command), p.wave_index, command.target or ""
         )
         record = ReleaseCommandRecord(
             kind=op.kind.value,
@@ -421,7 +421,7 @@ class ReleaseWorkflow:
             sent, record.not_sent = decide.reach(self._p, command)
             decide.apply(self._p, command, workflow.now())
             ids = [p.targets[name].workflow_id for name in sent]
-            answers = await forwarding.forward(self._fleet.workflow_id, ids, op)
+            answers = await forwarding.forward(self._plan.workflow_id, ids, op)
             for name, why_not in zip(sent, answers, strict=True):
                 if why_not:
                     record.not_sent[name] = why_not
@@ -454,14 +454,14 @@ class ReleaseWorkflow:
 
     def _publish(self) -> None:
         """Current details and search attributes; upserted only when they change."""
-        p, fleet = self._p, self._fleet
+        p, plan = self._p, self._plan
         shown = tuple((n, r.state.value) for n, r in p.targets.items())
         now = (p.state.value, p.wave_index, shown)
         if now == self._published:
             return
         self._published = now
-        lines = [f"release {fleet.service} {fleet.version}: {p.state.value}"]
-        for i, wave in enumerate(fleet.waves):
+        lines = [f"release {plan.service} {plan.version}: {p.state.value}"]
+        for i, wave in enumerate(plan.waves):
             states = ", ".join(f"{t} {p.targets[t].state.value}" for t in wave.targets)
             lines.append(f"wave {i + 1}: {states}")
         if p.reason:
@@ -470,9 +470,9 @@ class ReleaseWorkflow:
         if self._input.visibility:
             workflow.upsert_search_attributes(
                 [
-                    SERVICE.value_set(fleet.service),
-                    VERSION.value_set(fleet.version),
+                    SERVICE.value_set(plan.service),
+                    VERSION.value_set(plan.version),
                     STATE.value_set(p.state.value),
-                    RELEASE.value_set(fleet.workflow_id),
+                    RELEASE.value_set(plan.workflow_id),
                 ]
             )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from plans.fleet import FleetPlan
 from plans.release import (
     RELEASE_WIDE,
     ReleaseCommand,
@@ -13,6 +12,7 @@ from plans.release import (
     TargetState,
     WaveStatus,
 )
+from plans.release_plan import ReleasePlan
 from plans.state import CommandKind
 
 # Commands a target's own rollout takes, when the release forwards them with --target.
@@ -29,14 +29,14 @@ FORWARDED = frozenset(
 )
 
 
-def refusal(fleet: FleetPlan, p: ReleaseProgress, command: ReleaseCommand) -> str:
+def refusal(plan: ReleasePlan, p: ReleaseProgress, command: ReleaseCommand) -> str:
     """Why the release cannot take this command now, or '' when it can."""
     kind = command.command.kind
     if p.state.final:
         return f"{kind.value}: the release has ended ({p.state.value})"
     if command.target is not None:
-        if command.target not in fleet.targets:
-            known = ", ".join(fleet.targets)
+        if command.target not in plan.targets:
+            known = ", ".join(plan.targets)
             return f"{kind.value}: no target {command.target!r} in this release (targets: {known})"
         run = p.targets.get(command.target)
         if run is None or run.state != TargetState.RUNNING:
@@ -112,10 +112,10 @@ def apply(p: ReleaseProgress, command: ReleaseCommand, now: datetime) -> None:
         p.reason = f"aborted by {who}"
 
 
-def wave_statuses(fleet: FleetPlan, p: ReleaseProgress) -> list[WaveStatus]:
+def wave_statuses(plan: ReleasePlan, p: ReleaseProgress) -> list[WaveStatus]:
     """Each wave with where it stands, for the status tree."""
     waves = []
-    for i, wave in enumerate(fleet.waves):
+    for i, wave in enumerate(plan.waves):
         if i < p.wave_index or (i == p.wave_index and p.state == ReleaseState.PROMOTED):
             state = "done"
         elif i > p.wave_index or not p.wave_started:

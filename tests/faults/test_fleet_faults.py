@@ -25,8 +25,8 @@ from activities.routers.haproxy import HAProxyRuntime
 from client import releases
 from devstack.fleet import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from plans import CommandKind, HAProxyRouter, OperatorCommand, TrafficSplit
-from plans.fleet import parse_fleet
 from plans.release import ReleaseCommand, ReleaseResult, ReleaseState, TargetState
+from plans.release_plan import parse_release_plan
 from tests.faults.chaos import AdminGate, kill9
 from tests.faults.restart import restart
 from tests.stack.conftest import ANY_PORTS, missing_binaries
@@ -105,7 +105,7 @@ async def child_starts(client: Client, release_id: str) -> list[str]:
 async def test_worker_killed_mid_wave_neither_repeats_nor_skips(
     stack: devstack.StackInfo, client: Client, fleet: FleetStack
 ) -> None:
-    plan = parse_fleet(fleet_plan(fleet))
+    plan = parse_release_plan(fleet_plan(fleet))
     handle = await releases.start_release(client, plan, stack.task_queue)
     await until_target(client, "eu", TargetState.RUNNING)
     directory = Path(stack.dir)
@@ -124,7 +124,7 @@ async def test_worker_killed_mid_wave_neither_repeats_nor_skips(
 async def test_operator_rollback_while_the_last_wave_shifts(
     stack: devstack.StackInfo, client: Client, fleet: FleetStack
 ) -> None:
-    plan = parse_fleet(fleet_plan(fleet))
+    plan = parse_release_plan(fleet_plan(fleet))
     handle = await releases.start_release(client, plan, stack.task_queue)
     await until_target(client, "us-east", TargetState.RUNNING)
     record = await releases.send_release_command(
@@ -156,7 +156,7 @@ async def test_one_targets_router_down_waits_for_it_while_the_others_go_on(
             "runtime_api": gate.runtime_api,
             "backend": "us-west",
         }
-        plan = parse_fleet(data)
+        plan = parse_release_plan(data)
         handle = await releases.start_release(client, plan, stack.task_queue)
         await until_target(client, "us-east", TargetState.PROMOTED)
         status = await releases.release_status(client, plan.service)

@@ -17,8 +17,8 @@ from activities.routers.haproxy import HAProxyRuntime
 from client import releases
 from devstack.fleet import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from plans import HAProxyRouter, TrafficSplit
-from plans.fleet import parse_fleet
 from plans.release import ReleaseResult, ReleaseState, TargetState
+from plans.release_plan import parse_release_plan
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 from tests.status_cli import flat, rollout_status, status_json
 
@@ -81,7 +81,7 @@ async def answered_by(parts_url: str, requests: int = 30) -> dict[str, int]:
 
 
 async def run_release(client: Client, stack: devstack.StackInfo, plan: dict) -> ReleaseResult:
-    fleet_plan_ = parse_fleet(plan)
+    fleet_plan_ = parse_release_plan(plan)
     handle = await releases.start_release(client, fleet_plan_, stack.task_queue)
     try:
         raw = await asyncio.wait_for(handle.result(), RELEASE_WAIT_S)

@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from plans.errors import PlanError
-from plans.fleet import is_fleet, parse_fleet
 from plans.loading import parse_plan
+from plans.release_plan import is_release_plan, parse_release_plan
 from starter.arguments import parser as rollout_parser
 from worker.main import parser as worker_parser
 
@@ -125,7 +125,9 @@ def test_every_yaml_block_is_a_valid_plan_or_says_what_it_is(block: Block) -> No
             " <!-- fragment --> (part of a plan) or <!-- not a plan: what it is -->"
         )
     try:
-        parse_fleet(data, block.where) if is_fleet(data) else parse_plan(data, block.where)
+        parse_release_plan(data, block.where) if is_release_plan(data) else parse_plan(
+            data, block.where
+        )
     except PlanError as error:
         pytest.fail(f"{block.where}: the plan shown is not valid: {error}")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from plans.errors import PlanError
-from plans.fleet import is_fleet, parse_fleet
+from plans.release_plan import is_release_plan, parse_release_plan
 
 
 def fleet(**overrides: Any) -> dict[str, Any]:
@@ -47,12 +47,12 @@ def fleet(**overrides: Any) -> dict[str, Any]:
 
 def problems(data: dict[str, Any]) -> list[str]:
     with pytest.raises(PlanError) as caught:
-        parse_fleet(data)
+        parse_release_plan(data)
     return caught.value.problems
 
 
 def test_each_target_gets_its_own_plan_with_placeholders_filled() -> None:
-    release = parse_fleet(fleet())
+    release = parse_release_plan(fleet())
     assert list(release.targets) == ["staging", "eu", "us-west", "us-east"]
     eu = release.targets["eu"]
     assert eu.service == "checkout"
@@ -76,7 +76,7 @@ def test_a_target_or_a_wave_may_override_router_and_stages() -> None:
     }
     data["targets"]["staging"]["stages"] = [{"name": "all", "weight": 100, "bake": "1m"}]
     data["waves"][1]["stages"] = [{"name": "half", "weight": 50, "bake": "5m"}]
-    release = parse_fleet(data)
+    release = parse_release_plan(data)
     assert release.targets["staging"].router.backend == "stage"  # type: ignore[union-attr]
     assert [s.name for s in release.targets["staging"].stages] == ["all"]
     assert [s.name for s in release.targets["eu"].stages] == ["half"]
@@ -84,7 +84,10 @@ def test_a_target_or_a_wave_may_override_router_and_stages() -> None:
 
 
 def test_rollback_all_is_read() -> None:
-    assert parse_fleet(fleet(on_target_failure="rollback_all")).on_target_failure == "rollback_all"
+    assert (
+        parse_release_plan(fleet(on_target_failure="rollback_all")).on_target_failure
+        == "rollback_all"
+    )
 
 
 def test_unknown_policy_is_refused() -> None:
@@ -134,8 +137,8 @@ def test_bad_wave_fields_say_where() -> None:
 
 
 def test_is_fleet() -> None:
-    assert is_fleet(fleet())
-    assert not is_fleet({"service": "x"})
+    assert is_release_plan(fleet())
+    assert not is_release_plan({"service": "x"})
 
 
 def test_the_dev_stack_fleet_plan_is_valid() -> None:
@@ -149,6 +152,6 @@ def test_the_dev_stack_fleet_plan_is_valid() -> None:
         prometheus_url="http://127.0.0.1:9090",
         plan_file="fleet.yaml",
     )
-    release = parse_fleet(fleet_plan(stack, on_target_failure="rollback_all"))
+    release = parse_release_plan(fleet_plan(stack, on_target_failure="rollback_all"))
     assert [w.targets for w in release.waves] == [["staging"], ["eu"], ["us-west", "us-east"]]
     assert 'region="us-east"' in release.targets["us-east"].gates[0].query  # type: ignore[union-attr]

@@ -29,9 +29,9 @@ from plans import (
     Verdict,
 )
 from plans.checks import CheckRequest, Observation
-from plans.fleet import FleetPlan, parse_fleet
 from plans.freezes import Freeze
 from plans.release import ReleaseInput, ReleaseStatus
+from plans.release_plan import ReleasePlan, parse_release_plan
 from plans.state import ReportRequest
 from tests.workflow.conftest import skip, verdicts
 from workflows.release import ReleaseWorkflow
@@ -152,7 +152,7 @@ async def fleet_worker(env: WorkflowEnvironment, doubles: FleetDoubles) -> Async
             yield queue
 
 
-def make_fleet(**overrides: Any) -> FleetPlan:
+def make_fleet(**overrides: Any) -> ReleasePlan:
     """Four targets in three waves, each its own HAProxy backend named after its region."""
     data: dict[str, Any] = {
         "service": f"svc-{uuid.uuid4().hex[:6]}",
@@ -184,11 +184,11 @@ def make_fleet(**overrides: Any) -> FleetPlan:
         ],
     }
     data.update(overrides)
-    return parse_fleet(data)
+    return parse_release_plan(data)
 
 
 async def start(
-    client: Client, fleet: FleetPlan, queue: str, **settings: Any
+    client: Client, fleet: ReleasePlan, queue: str, **settings: Any
 ) -> WorkflowHandle[Any, Any]:
     return await client.start_workflow(
         ReleaseWorkflow.run,

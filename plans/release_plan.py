@@ -1,4 +1,4 @@
-"""A fleet plan: one release of a service across targets (environments, regions), in waves.
+"""A release plan: one release of a service across targets (environments, regions), in waves.
 
 The plan is today's rollout plan plus three fields: ``targets`` (each its own router and
 metrics, or the plan's with placeholders such as ``$region`` filled in), ``waves`` (which
@@ -23,7 +23,7 @@ from plans.loading import load_plan_data, location, parse_plan
 from plans.plan import Plan
 from plans.text import Strict
 
-FLEET_FIELDS = frozenset({"targets", "waves", "on_target_failure"})
+RELEASE_PLAN_FIELDS = frozenset({"targets", "waves", "on_target_failure"})
 MAX_TARGETS = 50
 RELEASE_ID_PREFIX = "release-"
 # Placeholders the plan, its router or its sources fill in already: a target may not redefine them.
@@ -38,7 +38,7 @@ FILLED_FIELDS = ("router", "metrics", "sources", "gates", "stable", "canary")
 Name = Annotated[str, text.safe_name("target name")]
 
 
-class FleetTarget(Strict):
+class ReleaseTarget(Strict):
     """One target as the plan writes it; what it leaves out comes from the plan."""
 
     router: dict[str, Any] | None = Field(default=None, description="this target's router")
@@ -65,13 +65,13 @@ class Wave(Strict):
     stages: list[Any] | None = Field(default=None, description="stages for this wave's targets")
 
 
-class _FleetSpec(Strict):
-    targets: dict[Name, FleetTarget]
+class _ReleasePlanSpec(Strict):
+    targets: dict[Name, ReleaseTarget]
     waves: list[Wave] = Field(min_length=1)
     on_target_failure: Literal["halt", "rollback_all"] = "halt"
 
 
-class FleetPlan(Strict):
+class ReleasePlan(Strict):
     """A validated release: each target's rollout plan, the waves and the failure policy."""
 
     service: str
@@ -106,30 +106,32 @@ def target_workflow_id(service: str, target: str) -> str:
     return f"rollout-{service}-{target}"
 
 
-def is_fleet(data: Any) -> bool:
+def is_release_plan(data: Any) -> bool:
     """Whether plan data describes a release across targets rather than one rollout."""
-    return isinstance(data, dict) and bool(FLEET_FIELDS & set(data))
+    return isinstance(data, dict) and bool(RELEASE_PLAN_FIELDS & set(data))
 
 
-def load_any(path: str) -> Plan | FleetPlan:
+def load_any(path: str) -> Plan | ReleasePlan:
     """A plan file: one rollout's plan, or a release's when it names targets and waves."""
     data = load_plan_data(path)
-    return parse_fleet(data, path) if is_fleet(data) else parse_plan(data, path)
+    return parse_release_plan(data, path) if is_release_plan(data) else parse_plan(data, path)
 
 
-def parse_fleet(data: Any, source: str = "plan") -> FleetPlan:
-    """Validate a fleet plan; raise PlanError naming each field as the YAML does."""
+def parse_release_plan(data: Any, source: str = "plan") -> ReleasePlan:
+    """Validate a release plan; raise PlanError naming each field as the YAML does."""
     if not isinstance(data, dict):
         raise PlanError(["the plan must be a mapping of fields with targets and waves"], source)
     try:
-        spec = _FleetSpec.model_validate({k: v for k, v in data.items() if k in FLEET_FIELDS})
+        spec = _ReleasePlanSpec.model_validate(
+            {k: v for k, v in data.items() if k in RELEASE_PLAN_FIELDS}
+        )
     except ValidationError as error:
         problems = [f"{location(e['loc'])}: {_message(e)}" for e in error.errors(include_url=False)]
         raise PlanError(problems, source) from None
     problems = _shape_problems(spec)
     if problems:
         raise PlanError(problems, source)
-    base = {k: v for k, v in data.items() if k not in FLEET_FIELDS}
+    base = {k: v for k, v in data.items() if k not in RELEASE_PLAN_FIELDS}
     plans: dict[str, Plan] = {}
     for name, target in spec.targets.items():
         wave = spec.waves[next(i for i, w in enumerate(spec.waves) if name in w.targets)]
@@ -141,7 +143,7 @@ def parse_fleet(data: Any, source: str = "plan") -> FleetPlan:
     if problems:
         raise PlanError(problems, source)
     first = next(iter(plans.values()))
-    return FleetPlan(
+    return ReleasePlan(
         service=first.service,
         version=first.version,
         targets=plans,
@@ -158,7 +160,7 @@ def _message(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def _shape_problems(spec: _FleetSpec) -> list[str]:
+def _shape_problems(spec: _ReleasePlanSpec) -> list[str]:
     """Targets and waves that do not fit together: each target in exactly one wave."""
     problems = []
     if not spec.targets:
@@ -189,7 +191,7 @@ def _shape_problems(spec: _FleetSpec) -> list[str]:
     return problems
 
 
-def _target_data(base: dict[str, Any], target: FleetTarget, wave: Wave) -> dict[str, Any]:
+def _target_data(base: dict[str, Any], target: ReleaseTarget, wave: Wave) -> dict[str, Any]:
     """The rollout plan of one target: the plan, the target's own fields, its placeholders."""
     data = dict(base)
     if wave.stages is not None:
