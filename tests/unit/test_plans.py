@@ -706,7 +706,7 @@ def test_plan_must_be_a_mapping(data: Any, kind: str) -> None:
 
 
 def test_an_empty_plan_says_so() -> None:
-    assert only_problem(None) == "the plan is empty: write its fields (see the README)"
+    assert only_problem(None) == "the plan is empty: write its fields (see docs/plans.md)"
 
 
 # -- plan files ------------------------------------------------------------------------------
