@@ -22,16 +22,11 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from plans import RolloutResult, RolloutState, messages
-    from plans.approvals import ParentRelease
-    from plans.inputs import RolloutInput
+    from plans import messages
     from plans.release import (
-        RESTORE_SUFFIX,
         ReleaseCommand,
         ReleaseCommandRecord,
         ReleaseInput,
@@ -42,18 +37,13 @@ with workflow.unsafe.imports_passed_through():
         TargetRun,
         TargetState,
     )
-    from plans.release_plan import restore_plan
-    from plans.state import AuditEvent
-    from plans.visibility import RELEASE, SERVICE, STATE, TARGET, VERSION
     from workflows import forwarding
+    from workflows import release_children as children
     from workflows import release_decisions as decide
     from workflows.consent import Consent
-    from workflows.failures import root_message
-    from workflows.rollout import RolloutWorkflow
+    from workflows.release_log import ReleaseLog
     from workflows.runs import continue_in_new_run, record_history_version, run_is_full
 
-MAX_EVENTS_KEPT = 300
-MAX_COMMANDS_KEPT = 100
 # With not_by_starter, targets learn who started the release when they start: the first wave
 # waits this long at most for `rollout start`'s signed claim.
 STARTER_WAIT = timedelta(minutes=1)
@@ -71,7 +61,7 @@ class ReleaseWorkflow:
         for name in self._plan.targets:
             self._p.targets.setdefault(name, TargetRun(workflow_id=self._plan.child_id(name)))
         self._active: dict[str, asyncio.Task[None]] = {}
-        self._published: tuple[Any, ...] = ()
+        self._log = ReleaseLog(input, self._p)
 
     @workflow.run
     async def run(self, input: ReleaseInput) -> ReleaseResult:
@@ -92,7 +82,7 @@ class ReleaseWorkflow:
                 await self._run_wave()
                 if self._stopped():
                     break
-                self._audit("wave", f"wave {p.wave_index + 1} promoted")
+                self._log.audit("wave", f"wave {p.wave_index + 1} promoted")
                 p.wave_index += 1
                 p.wave_started = False
                 p.waves_this_run += 1
@@ -105,7 +95,7 @@ class ReleaseWorkflow:
             for task in self._active.values():
                 task.cancel()
             await asyncio.gather(*self._active.values(), return_exceptions=True)
-            self._end_state(ReleaseState.ROLLED_BACK, "the release was cancelled")
+            self._log.end(ReleaseState.ROLLED_BACK, "the release was cancelled")
             raise
         return await self._end()
 
@@ -119,28 +109,25 @@ class ReleaseWorkflow:
             if p.wave_ready_at is None:
                 p.wave_ready_at = workflow.now() + wave.bake_between
             while not self._stopped() and workflow.now() < p.wave_ready_at:
-                self._set_state(ReleaseState.BETWEEN_WAVES)
+                self._log.set_state(ReleaseState.BETWEEN_WAVES)
                 left = p.wave_ready_at - workflow.now()
                 await self._wait_command(left, f"bake between waves before wave {p.wave_index + 1}")
         while wave.approval and p.wave_index not in p.approved_waves and not self._stopped():
-            self._set_state(ReleaseState.AWAITING_APPROVAL)
+            self._log.set_state(ReleaseState.AWAITING_APPROVAL)
             await self._wait_command(None, "")
         while p.paused and not self._stopped():
-            self._set_state(ReleaseState.PAUSED)
+            self._log.set_state(ReleaseState.PAUSED)
             await self._wait_command(None, "")
 
     async def _wait_command(self, timeout: timedelta | None, summary: str) -> None:
         """Sleep until a command arrives (or ``timeout``): every command changes the list."""
-        seen = self._last_command()
+        seen = self._log.last_command()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._last_command() is not seen,
+                lambda: self._log.last_command() is not seen,
                 timeout=timeout,
                 timeout_summary=summary or None,
             )
-
-    def _last_command(self) -> ReleaseCommandRecord | None:
-        return self._p.commands[-1] if self._p.commands else None
 
     # -- a wave: its targets, at most max_parallel at once ----------------------------------
 
@@ -149,7 +136,7 @@ class ReleaseWorkflow:
         if not p.wave_started:
             p.wave_started = True
             p.wave_ready_at = None
-            self._audit("wave", f"wave {p.wave_index + 1} started: {', '.join(wave.targets)}")
+            self._log.audit("wave", f"wave {p.wave_index + 1} started: {', '.join(wave.targets)}")
         limit = wave.max_parallel or len(wave.targets)
         pending = [t for t in wave.targets if p.targets[t].state == TargetState.PENDING]
 
@@ -162,7 +149,7 @@ class ReleaseWorkflow:
             while can_start() and not self._stopped():
                 name = pending.pop(0)
                 self._active[name] = asyncio.create_task(self._run_target(name))
-            self._set_state(ReleaseState.PAUSED if p.paused else ReleaseState.RUNNING)
+            self._log.set_state(ReleaseState.PAUSED if p.paused else ReleaseState.RUNNING)
             if not self._active and (not pending or self._stopped()):
                 return
             await self._next_change(can_start)
@@ -177,71 +164,29 @@ class ReleaseWorkflow:
 
     async def _next_change(self, can_start: Callable[[], bool]) -> None:
         """Wait until a target ends, a command arrives, or another target may start."""
-        seen = self._last_command()
+        seen = self._log.last_command()
         await workflow.wait_condition(
             lambda: (
                 any(t.done() for t in self._active.values())
-                or self._last_command() is not seen
+                or self._log.last_command() is not seen
                 or (can_start() and not self._stopped())
             )
         )
 
     async def _run_target(self, name: str) -> None:
-        """Run one target's rollout to its end and record how it ended."""
-        p, plan, run = self._p, self._plan, self._p.targets[name]
-        run.state = TargetState.RUNNING
-        run.started_at = workflow.now()
-        self._audit("target", f"{name}: rollout started ({run.workflow_id})")
-        self._publish()
-        cancelled: asyncio.CancelledError | None = None
+        """Run one target; a target that did not promote fails the release, unless it goes back."""
         try:
-            result = await workflow.execute_child_workflow(
-                RolloutWorkflow.run,
-                RolloutInput(
-                    plan=plan.targets[name],
-                    visibility=self._input.visibility,
-                    release=ParentRelease(
-                        workflow_id=plan.workflow_id,
-                        run_id=workflow.info().first_execution_run_id,
-                        target=name,
-                        starter=p.approvals.starter,
-                    ),
-                ),
-                id=run.workflow_id,
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                search_attributes=self._child_attributes(name),
-                static_summary=f"{plan.service} {plan.version} on {name}"
-                f" (release {plan.workflow_id})",
-            )
-            outcome = RolloutResult.model_validate(result)
-            if outcome.state == RolloutState.PROMOTED:
-                run.state = TargetState.PROMOTED
-                p.promoted_order.append(name)
-            else:
-                run.state = TargetState.ABORTED
-            run.reason = outcome.reason
-        except ChildWorkflowError as error:
-            cause = error.cause
-            rolled = isinstance(cause, ApplicationError) and cause.type == "RolledBack"
-            gone = type(cause).__name__ == "CancelledError"
-            run.state = TargetState.ROLLED_BACK if rolled or gone else TargetState.FAILED
-            if gone:
-                run.reason = "cancelled, stable restored"
-            elif isinstance(cause, ApplicationError):
-                run.reason = cause.message
-            else:
-                run.reason = root_message(error)
-        except asyncio.CancelledError as error:
-            run.state = TargetState.ROLLED_BACK
-            run.reason = "cancelled, stable restored"
-            cancelled = error
-        run.ended_at = workflow.now()
-        self._audit("target", f"{name}: {run.state.value}: {run.reason}")
+            await children.run_target(self._input, self._p, self._log, name)
+        except asyncio.CancelledError:
+            self._target_ended(name)
+            raise
+        self._target_ended(name)
+
+    def _target_ended(self, name: str) -> None:
+        run = self._p.targets[name]
         if run.state != TargetState.PROMOTED and not self._going_back():
             self._fail(name, run)
-        self._publish()
-        if cancelled is not None:
-            raise cancelled
+        self._log.publish()
 
     def _fail(self, name: str, run: TargetRun) -> None:
         p = self._p
@@ -250,17 +195,7 @@ class ReleaseWorkflow:
         p.failed_target = name
         p.reason = f"target {name} {run.state.value.replace('_', ' ')}: {run.reason}"
         policy = self._plan.on_target_failure
-        self._audit("halt", f"{p.reason}; no further wave starts ({policy})")
-
-    def _child_attributes(self, name: str) -> TypedSearchAttributes | None:
-        if not self._input.visibility:
-            return None
-        return TypedSearchAttributes(
-            [
-                SearchAttributePair(TARGET, name),
-                SearchAttributePair(RELEASE, self._plan.workflow_id),
-            ]
-        )
+        self._log.audit("halt", f"{p.reason}; no further wave starts ({policy})")
 
     # -- how a release ends -------------------------------------------------------------------
 
@@ -271,8 +206,8 @@ class ReleaseWorkflow:
                 run.state = TargetState.SKIPPED
         back = self._going_back() or (p.failed_target and plan.on_target_failure == "rollback_all")
         if back:
-            self._set_state(ReleaseState.ROLLING_BACK)
-            await self._restore_promoted()
+            self._log.set_state(ReleaseState.ROLLING_BACK)
+            await children.restore_promoted(self._input, p, self._log)
         if p.abort_requested:
             final = ReleaseState.ABORTED
         elif back:
@@ -282,7 +217,7 @@ class ReleaseWorkflow:
         else:
             final = ReleaseState.PROMOTED
             p.reason = f"all {len(plan.targets)} targets promoted"
-        self._end_state(final, p.reason)
+        self._log.end(final, p.reason)
         await workflow.wait_condition(workflow.all_handlers_finished)
         result = self._result()
         if final in (ReleaseState.HALTED, ReleaseState.ROLLED_BACK):
@@ -293,36 +228,6 @@ class ReleaseWorkflow:
                 non_retryable=True,
             )
         return result
-
-    async def _restore_promoted(self) -> None:
-        """Put every promoted target back on stable, newest first, each through a rollout."""
-        p, plan = self._p, self._plan
-        for name in reversed(p.promoted_order):
-            run = p.targets[name]
-            if run.state != TargetState.PROMOTED:
-                continue
-            restore_id = run.workflow_id + RESTORE_SUFFIX
-            self._audit("restore", f"{name}: putting stable back ({restore_id})")
-            try:
-                await workflow.execute_child_workflow(
-                    RolloutWorkflow.run,
-                    RolloutInput(plan=restore_plan(plan.targets[name])),
-                    id=restore_id,
-                    parent_close_policy=ParentClosePolicy.ABANDON,
-                    search_attributes=self._child_attributes(name),
-                    static_summary=f"{plan.service}: {name} back to stable",
-                )
-                run.state = TargetState.RESTORED
-                run.reason = f"promoted, then put back on stable: {p.reason}"
-            except ChildWorkflowError as error:
-                run.reason = f"putting stable back failed: {root_message(error)}"
-            self._audit("restore", f"{name}: {run.state.value}: {run.reason}")
-            self._publish()
-
-    def _end_state(self, final: ReleaseState, reason: str) -> None:
-        self._p.reason = reason
-        self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
-        self._set_state(final)
 
     def _result(self) -> ReleaseResult:
         p = self._p
@@ -362,7 +267,7 @@ class ReleaseWorkflow:
             command = ReleaseCommand.model_validate(body)
         except ValidationError as error:
             note = f"the body must be like {{'command': {{'kind': 'pause', 'by': 'ana'}}}}: {error}"
-            self._record(
+            self._log.command(
                 ReleaseCommandRecord(
                     kind="?", by="unknown", reason="", at=workflow.now(), accepted=False, note=note
                 )
@@ -373,7 +278,7 @@ class ReleaseWorkflow:
     @workflow.signal(name=messages.STARTED_BY.name)
     async def started_by(self, *inputs: Any) -> None:
         """Who started the release, signed by `rollout start`: its targets' starter too."""
-        self._audit("start", await self._consent.started_by(inputs))
+        self._log.audit("start", await self._consent.started_by(inputs))
 
     @property
     def _consent(self) -> Consent:
@@ -427,52 +332,5 @@ class ReleaseWorkflow:
                     record.not_sent[name] = why_not
                 else:
                     record.sent_to.append(name)
-        self._record(record)
+        self._log.command(record)
         return record
-
-    def _record(self, record: ReleaseCommandRecord) -> None:
-        commands = self._p.commands
-        commands.append(record)
-        del commands[: max(len(commands) - MAX_COMMANDS_KEPT, 0)]
-        where = f" on {record.target}" if record.target else ""
-        verdict = "taken" if record.accepted else f"refused: {record.note}"
-        if record.accepted and record.note:
-            verdict += f" ({record.note})"
-        self._audit("command", f"{record.kind}{where} by {record.who()}: {verdict}")
-
-    # -- what people see ----------------------------------------------------------------------
-
-    def _set_state(self, state: ReleaseState) -> None:
-        if state != self._p.state:
-            self._p.state = state
-        self._publish()
-
-    def _audit(self, kind: str, text: str) -> None:
-        events = self._p.events
-        events.append(AuditEvent(at=workflow.now(), kind=kind, text=text))
-        del events[: max(len(events) - MAX_EVENTS_KEPT, 0)]
-
-    def _publish(self) -> None:
-        """Current details and search attributes; upserted only when they change."""
-        p, plan = self._p, self._plan
-        shown = tuple((n, r.state.value) for n, r in p.targets.items())
-        now = (p.state.value, p.wave_index, shown)
-        if now == self._published:
-            return
-        self._published = now
-        lines = [f"release {plan.service} {plan.version}: {p.state.value}"]
-        for i, wave in enumerate(plan.waves):
-            states = ", ".join(f"{t} {p.targets[t].state.value}" for t in wave.targets)
-            lines.append(f"wave {i + 1}: {states}")
-        if p.reason:
-            lines.append(p.reason)
-        workflow.set_current_details("\n".join(lines))
-        if self._input.visibility:
-            workflow.upsert_search_attributes(
-                [
-                    SERVICE.value_set(plan.service),
-                    VERSION.value_set(plan.version),
-                    STATE.value_set(p.state.value),
-                    RELEASE.value_set(plan.workflow_id),
-                ]
-            )
