@@ -9,14 +9,13 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client import calls, signing
-from client.steering import CommandRefused, refused
+from client.steering import commanded
 from plans import RolloutError, RolloutStatus
 from plans.approvals import FORWARD
 from plans.messages import RELEASE, RELEASE_COMMAND, RELEASE_STATUS, ROLLOUT_STATUS
@@ -125,14 +124,4 @@ async def send_release_command(
             command.command, await handle.describe(), key, target=command.target or ""
         )
         command = command.model_copy(update={"command": op})
-    try:
-        record = await calls.update(
-            handle, RELEASE_COMMAND, command, rpc_timeout=timedelta(seconds=30)
-        )
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        raise CommandRefused(refused(str(getattr(cause, "message", cause)), unsigned)) from None
-    if not record.accepted:
-        # Refused after the validator let it through: the worker found the signature wanting.
-        raise CommandRefused(refused(record.note, unsigned))
-    return record
+    return await commanded(handle, RELEASE_COMMAND, command, unsigned)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, Protocol, TypeVar
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
-from client import signing
+from client import calls, signing
 from client.runs import NoSuchRollout, ended_how, workflow_id
 from plans import CommandRecord, OperatorCommand, RolloutError, RolloutResult
+from plans.messages import ROLLOUT_COMMAND, Update
 
 
 class CommandRefused(RolloutError):
@@ -37,11 +44,28 @@ async def send_command(
             f"{command.kind.value}: rollout of {service} has ended ({ending.text})"
         )
     command, unsigned = await signing.signed(command, description, key)
+    return await commanded(handle, ROLLOUT_COMMAND, command, unsigned)
+
+
+class Answered(Protocol):
+    """A command's record: taken, or refused with a note."""
+
+    accepted: bool
+    note: str
+
+
+Record = TypeVar("Record", bound=Answered)
+
+
+async def commanded(
+    handle: WorkflowHandle[Any, Any], update: Update[Any, Record], command: Any, unsigned: str
+) -> Record:
+    """Send a command update; its record when taken, else CommandRefused saying why.
+
+    ``unsigned`` says why the command went unsigned, for a refusal to quote.
+    """
     try:
-        # By name: the typed reference does not fit an async update handler in mypy.
-        record: CommandRecord = await handle.execute_update(
-            "command", command, result_type=CommandRecord, rpc_timeout=timedelta(seconds=30)
-        )
+        record = await calls.update(handle, update, command, rpc_timeout=timedelta(seconds=30))
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         raise CommandRefused(refused(str(getattr(cause, "message", cause)), unsigned)) from None
