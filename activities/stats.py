@@ -82,10 +82,7 @@ def two_proportion(
         scale = factor if upward else 1 / factor
         spread = math.sqrt(var_c + scale * scale * var_s)
         z = (p_c - _tolerated(p_s, factor, margin, upward)) / spread
-        from scipy import stats as scipy_stats  # imported on first use: it takes a second
-
-        p = float(scipy_stats.norm.sf(z) if upward else scipy_stats.norm.cdf(z))
-        return Significance(statistic=z, p_value=p)
+        return Significance(statistic=z, p_value=normal_sf(z if upward else -z))
 
     return _directed(one_side, direction)
 
@@ -130,14 +127,72 @@ def mann_whitney(
         tolerated = [_tolerated(v, factor, margin, upward) for v in stable]
         if len(set(canary) | set(tolerated)) == 1:
             return Significance(statistic=len(canary) * len(stable) / 2, p_value=1.0)
-        from scipy import stats as scipy_stats
-
-        result = scipy_stats.mannwhitneyu(
-            list(canary), tolerated, alternative="greater" if upward else "less"
-        )
-        return Significance(statistic=float(result.statistic), p_value=float(result.pvalue))
+        u, p = _u_test(list(canary), tolerated, greater=upward)
+        return Significance(statistic=u, p_value=p)
 
     return _directed(one_side, direction)
+
+
+def normal_sf(z: float) -> float:
+    """P(Z >= z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def _u_test(x: list[float], y: list[float], *, greater: bool) -> tuple[float, float]:
+    """One-sided Mann-Whitney U test: x's U, and the chance of a U this far out by luck.
+
+    Exact when either side has at most 8 values and no value repeats (the distribution of
+    U under the null hypothesis, counted); otherwise the normal approximation with the tie
+    correction and a continuity correction of one half.
+    """
+    n1, n2 = len(x), len(y)
+    ranks, ties = _average_ranks(x + y)
+    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2
+    u = u1 if greater else n1 * n2 - u1  # the null distribution is symmetric
+    if min(n1, n2) <= 8 and not ties:
+        counts = _u_counts(n1, n2)
+        at_least = sum(counts[math.ceil(u) :])
+        return u1, min(1.0, at_least / sum(counts))
+    n = n1 + n2
+    tie_term = sum(t**3 - t for t in ties)
+    spread = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+    return u1, min(1.0, normal_sf((u - n1 * n2 / 2 - 0.5) / spread))
+
+
+def _average_ranks(values: list[float]) -> tuple[list[float], list[int]]:
+    """1-based ranks, tied values sharing their mean rank; and the size of each tie group."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties: list[int] = []
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start : end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        if end > start:
+            ties.append(end - start + 1)
+        start = end + 1
+    return ranks, ties
+
+
+def _u_counts(n1: int, n2: int) -> list[int]:
+    """How many orderings of n1 + n2 distinct values give each U from 0 to n1 x n2.
+
+    The coefficients of the Gaussian binomial [n1 + n2 choose n1] in q: the product over
+    i = 1..k of (1 - q^(m + i)) / (1 - q^i), with k the smaller side, m the larger.
+    """
+    k, m = min(n1, n2), max(n1, n2)
+    size = k * m + 1
+    poly = [1] + [0] * (size - 1)
+    for i in range(1, k + 1):
+        shift = m + i
+        for j in range(size - 1, shift - 1, -1):  # times (1 - q^(m + i))
+            poly[j] -= poly[j - shift]
+        for j in range(i, size):  # divided by (1 - q^i): a running sum with stride i
+            poly[j] += poly[j - i]
+    return poly
 
 
 def _directed(one_side: Callable[[bool], Significance], direction: str) -> Significance:

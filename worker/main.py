@@ -138,7 +138,7 @@ CACHED_WORKFLOWS = 4_000  # two per rollout, for 2,000 rollouts on one worker
 
 def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Worker:
     """The worker with every workflow and activity of the product registered."""
-    # Imported here: the activities bring numpy and scipy, which `--help` does not need.
+    # Imported here: the activities bring matplotlib and numpy, which `--help` does not need.
     from temporalio.worker import Worker
 
     from activities.fanout import signal_targets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -91,6 +92,47 @@ def test_mann_whitney_directions() -> None:
     assert (down.statistic, down.p_value) == (0, pytest.approx(1 / 70))
     either = mann_whitney([5, 6, 7, 8], [1, 2, 3, 4], direction="either")
     assert either.p_value == pytest.approx(2 / 70)
+
+
+def test_mann_whitney_normal_approximation_with_ties() -> None:
+    # Canary [2, 3], stable [1, 2]: ranks 2.5, 4 and 1, 2.5 (a tie, so not exact).
+    # U1 = 2.5 + 4 - 3 = 3.5; ties [2]: sigma^2 = 4/12 * (5 - 6/12) = 1.5.
+    result = mann_whitney([2, 3], [1, 2])
+    z = (3.5 - 2 - 0.5) / math.sqrt(1.5)
+    assert result.statistic == 3.5
+    assert result.p_value == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)))
+
+
+def test_mann_whitney_exact_with_one_small_side() -> None:
+    # One canary value above 20 stable ones: U = 20 of 21 equally likely ranks, p = 1/21.
+    result = mann_whitney([100.0], [float(v) for v in range(20)])
+    assert (result.statistic, result.p_value) == (20, pytest.approx(1 / 21))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mann_whitney_agrees_with_scipy(seed: int) -> None:
+    # The reference implementation (scipy, in the dev extra), exact and normal cases alike.
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = random.Random(seed)
+    for _ in range(200):
+        pool = rng.choice([3, 10, 10**6])
+        canary = [float(rng.randint(0, pool)) for _ in range(rng.randint(1, 15))]
+        stable = [float(rng.randint(0, pool)) for _ in range(rng.randint(1, 15))]
+        if len(set(canary) | set(stable)) == 1:
+            continue
+        for direction, alternative in (("increase", "greater"), ("decrease", "less")):
+            ours = mann_whitney(canary, stable, direction=direction)
+            theirs = scipy_stats.mannwhitneyu(canary, stable, alternative=alternative)
+            assert ours.statistic == theirs.statistic
+            assert ours.p_value == pytest.approx(float(theirs.pvalue), abs=1e-12)
+
+
+def test_two_proportion_tails_agree_with_scipy() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    up = two_proportion([30], [1000], [10], [1000])
+    down = two_proportion([30], [1000], [10], [1000], direction="decrease")
+    assert up.p_value == pytest.approx(float(scipy_stats.norm.sf(up.statistic)), rel=1e-12)
+    assert down.p_value == pytest.approx(float(scipy_stats.norm.cdf(down.statistic)), rel=1e-12)
 
 
 def test_identical_values_are_no_evidence() -> None:
