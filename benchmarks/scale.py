@@ -428,8 +428,8 @@ def start_fleet_haproxy(stack: Any, count: int, folder: Path) -> tuple[int, str]
 
     Returns its pid and runtime API address; it listens on loopback only.
     """
+    from devstack.binaries import find_binaries
     from devstack.processes import LOCALHOST, free_port, spawn, tcp_open
-    from devstack.stack import _find_binaries
 
     admin = free_port()
     lines = [
@@ -450,7 +450,7 @@ def start_fleet_haproxy(stack: Any, count: int, folder: Path) -> tuple[int, str]
         ]
     config = folder / f"fleet-{count}.cfg"
     config.write_text("\n".join(lines) + "\n")
-    binary = _find_binaries(None).haproxy
+    binary = find_binaries(None).haproxy
     pid = spawn([binary, "-db", "-f", str(config)], folder / f"fleet-{count}.log")
     deadline = time.monotonic() + 30
     while not tcp_open(admin):

@@ -16,11 +16,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from openfeature import api
-from openfeature.contrib.provider.flagd import FlagdProvider
-from openfeature.contrib.provider.flagd.config import ResolverType
-from openfeature.evaluation_context import EvaluationContext
-from openfeature.event import EventDetails, ProviderEvent
+try:
+    from openfeature import api
+    from openfeature.contrib.provider.flagd import FlagdProvider
+    from openfeature.contrib.provider.flagd.config import ResolverType
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.event import EventDetails, ProviderEvent
+except ImportError as missing:  # a production install: the demo service is an extra
+    raise ImportError(
+        f"{missing.name} is not installed: the demo service's flags need the demo extra:"
+        " pip install 'durable-rollouts[demo]'"
+    ) from missing
 
 from demo.configs import CANARY_SERVER, FLAG, STABLE_SERVER
 from demo.example_plans import flag_definition, flag_json

@@ -30,8 +30,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import generate_latest
+try:
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client.exposition import generate_latest
+except ImportError as missing:  # a production install: the demo service is an extra
+    raise ImportError(
+        f"{missing.name} is not installed: the demo service needs the demo extra:"
+        " pip install 'durable-rollouts[demo]'"
+    ) from missing
 
 if TYPE_CHECKING:
     from demo.flags import FlagReader

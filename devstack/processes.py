@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shlex
 import signal
@@ -13,11 +14,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
-import psutil
 
 from plans.errors import RolloutError
+
+# What a production install leaves out: `pip install .` brings the worker, the CLI and the
+# alert receiver; the dev stack and the demo service it runs need the devstack extra.
+DEVSTACK_EXTRA = (
+    "the dev stack and the demo need the devstack extra: pip install 'durable-rollouts[devstack]'"
+    " (in a checkout: bash scripts/bootstrap.sh)"
+)
+# The extra's Python packages, by what imports them: this module, the demo service's
+# metrics and its flag evaluation.
+EXTRA_MODULES = ("psutil", "prometheus_client", "openfeature.contrib.provider.flagd")
 
 LOCALHOST = "127.0.0.1"
 # How far a process's create_time may move between two readings and still be the same process.
@@ -32,6 +43,30 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 class StackError(RolloutError):
     """A dev-stack process that could not be started, became unready or would not stop."""
+
+
+def require_extra() -> None:
+    """Raise StackError naming the devstack extra when one of its packages is missing."""
+    for module in EXTRA_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # its parent package is missing
+            found = False
+        if not found:
+            raise StackError(f"{module.split('.')[0]} is not installed: {DEVSTACK_EXTRA}")
+
+
+class _Missing:
+    """Stands for psutil where it is not installed: any use names the extra to install."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise StackError(f"psutil is not installed: {DEVSTACK_EXTRA}")
+
+
+try:
+    import psutil
+except ImportError:  # a production install: `rollout --help` works, the dev stack cannot
+    psutil = _Missing()  # type: ignore[assignment]
 
 
 def port_is_free(port: int, host: str = LOCALHOST) -> bool:

