@@ -127,15 +127,18 @@ def share(value: Any) -> bool:
 
 def test_judge_quality(folder: Path) -> None:
     out = quick("judge_quality", folder)
-    judges = ("statistical", "relative", "threshold", "naive")
+    judges = set(out["detail"])
+    assert judges >= {"statistical", "relative", "threshold", "naive"}
     assert set(out) >= {"false_rollback_rate", "detect_x2_within_5_checks_100rps", "naive"}
-    assert set(out["by_kind"]) == {"threshold", "relative", "statistical"}
-    assert set(out["repeated_looks"]) == set(out["detail"]) == set(judges)
+    assert set(out["by_kind"]) >= {"threshold", "relative", "statistical"}
+    assert set(out["repeated_looks"]) == judges
     assert share(out["false_rollback_rate"]) and share(out["false_rollback_rate_95_upper"])
     assert out["settings"]["checks_per_stage"] == 10
+    cells = {(row["scenario"], row["rps"]) for row in out["detail"]["statistical"]}
+    assert len(cells) >= 19 and ("starved", 0.5) in cells
     for name in judges:
         rows = {(row["scenario"], row["rps"]): row for row in out["detail"][name]}
-        assert len(rows) == 19, name
+        assert set(rows) == cells, name
         for row in rows.values():
             assert row["stages"] >= 1
             assert all(share(row[key]) for key in ("rolled_back", "paused", "promoted"))
