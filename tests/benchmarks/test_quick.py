@@ -122,6 +122,15 @@ def share(value: Any) -> bool:
     return isinstance(value, int | float) and 0 <= value <= 1
 
 
+def test_every_benchmark_has_a_quick_mode_tested_here() -> None:
+    """A new benchmark gets a ``--quick`` and a test below, named after it."""
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py") if not p.stem.startswith("_")}
+    tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
+    assert scripts - tested == set(), "benchmarks without a quick test here"
+    for name in scripts:
+        assert "--quick" in (ROOT / "benchmarks" / f"{name}.py").read_text(), name
+
+
 # -- no server, or the time-skipping test server ----------------------------------------------
 
 
