@@ -2,53 +2,120 @@
 
 This package imports none of the others, so activities, workflows, the worker and
 the starter can all depend on it.
+
+The names below are imported when first used, so that a program needing one part (the
+CLI validating a plan) does not pay for building every model of the others.
 """
 
-from plans.checks import GateCheck
-from plans.durations import Duration, format_duration, parse_duration
-from plans.errors import PlanError, RolloutError
-from plans.gates import (
-    ComparingGate,
-    Gate,
-    GateBase,
-    RelativeGate,
-    StatisticalGate,
-    ThresholdGate,
-    format_value,
-    gate_from,
-)
-from plans.leases import ClaimAnswer, OwnerEnd, TargetClaim
-from plans.loading import load_plan, parse_plan
-from plans.match import RequestMatch
-from plans.notices import Notice, Notification, StageBrief
-from plans.notify import (
-    AppriseChannel,
-    Channel,
-    EventKind,
-    Notify,
-    Severity,
-    Templates,
-    WebhookChannel,
-)
-from plans.plan import Plan
-from plans.presets import Preset
-from plans.routers import EnvoyRouter, FlagdRouter, HAProxyRouter, Router, RouterModel
-from plans.sources import PRESETS, MetricsSource, PrometheusSource, SourceModel
-from plans.stage import Stage
-from plans.state import (
-    CommandKind,
-    CommandRecord,
-    Compensation,
-    GateAction,
-    GateOutcome,
-    OperatorCommand,
-    RolloutResult,
-    RolloutState,
-    RolloutStatus,
-    ShiftRequest,
-    TrafficSplit,
-    Verdict,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plans.checks import GateCheck
+    from plans.durations import Duration, format_duration, parse_duration
+    from plans.errors import PlanError, RolloutError
+    from plans.gates import (
+        ComparingGate,
+        Gate,
+        GateBase,
+        RelativeGate,
+        StatisticalGate,
+        ThresholdGate,
+        format_value,
+        gate_from,
+    )
+    from plans.leases import ClaimAnswer, OwnerEnd, TargetClaim
+    from plans.loading import load_plan, parse_plan
+    from plans.match import RequestMatch
+    from plans.notices import Notice, Notification, StageBrief
+    from plans.notify import (
+        AppriseChannel,
+        Channel,
+        EventKind,
+        Notify,
+        Severity,
+        Templates,
+        WebhookChannel,
+    )
+    from plans.plan import Plan
+    from plans.presets import Preset
+    from plans.routers import EnvoyRouter, FlagdRouter, HAProxyRouter, Router, RouterModel
+    from plans.sources import PRESETS, MetricsSource, PrometheusSource, SourceModel
+    from plans.stage import Stage
+    from plans.state import (
+        CommandKind,
+        CommandRecord,
+        Compensation,
+        GateAction,
+        GateOutcome,
+        OperatorCommand,
+        RolloutResult,
+        RolloutState,
+        RolloutStatus,
+        ShiftRequest,
+        TrafficSplit,
+        Verdict,
+    )
+
+# Where each public name lives, for __getattr__.
+_HOMES: dict[str, str] = {
+    "GateCheck": "plans.checks",
+    "Duration": "plans.durations",
+    "format_duration": "plans.durations",
+    "parse_duration": "plans.durations",
+    "PlanError": "plans.errors",
+    "RolloutError": "plans.errors",
+    "ComparingGate": "plans.gates",
+    "Gate": "plans.gates",
+    "GateBase": "plans.gates",
+    "RelativeGate": "plans.gates",
+    "StatisticalGate": "plans.gates",
+    "ThresholdGate": "plans.gates",
+    "format_value": "plans.gates",
+    "gate_from": "plans.gates",
+    "ClaimAnswer": "plans.leases",
+    "OwnerEnd": "plans.leases",
+    "TargetClaim": "plans.leases",
+    "load_plan": "plans.loading",
+    "parse_plan": "plans.loading",
+    "RequestMatch": "plans.match",
+    "Notice": "plans.notices",
+    "Notification": "plans.notices",
+    "StageBrief": "plans.notices",
+    "AppriseChannel": "plans.notify",
+    "Channel": "plans.notify",
+    "EventKind": "plans.notify",
+    "Notify": "plans.notify",
+    "Severity": "plans.notify",
+    "Templates": "plans.notify",
+    "WebhookChannel": "plans.notify",
+    "Plan": "plans.plan",
+    "Preset": "plans.presets",
+    "EnvoyRouter": "plans.routers",
+    "FlagdRouter": "plans.routers",
+    "HAProxyRouter": "plans.routers",
+    "Router": "plans.routers",
+    "RouterModel": "plans.routers",
+    "PRESETS": "plans.sources",
+    "MetricsSource": "plans.sources",
+    "PrometheusSource": "plans.sources",
+    "SourceModel": "plans.sources",
+    "Stage": "plans.stage",
+    "CommandKind": "plans.state",
+    "CommandRecord": "plans.state",
+    "Compensation": "plans.state",
+    "GateAction": "plans.state",
+    "GateOutcome": "plans.state",
+    "OperatorCommand": "plans.state",
+    "RolloutResult": "plans.state",
+    "RolloutState": "plans.state",
+    "RolloutStatus": "plans.state",
+    "ShiftRequest": "plans.state",
+    "TrafficSplit": "plans.state",
+    "Verdict": "plans.state",
+}
 
 __all__ = [
     "PRESETS",
@@ -106,3 +173,17 @@ __all__ = [
     "parse_duration",
     "parse_plan",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use, and keep it here."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

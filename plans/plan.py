@@ -22,8 +22,8 @@ from plans.routers import ROUTER_KINDS, Router
 from plans.sources import MetricsSource
 from plans.stage import Stage
 from plans.text import Strict
-from plans.visibility import rollout_workflow_id
 from plans.windows import Windows
+from plans.workflow_ids import rollout_workflow_id
 
 
 def _gate_count(v: Any) -> Any:

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from temporalio.common import SearchAttributeKey
 
+from plans.workflow_ids import RELEASE_WORKFLOW as RELEASE_WORKFLOW
+from plans.workflow_ids import ROLLOUT_WORKFLOW as ROLLOUT_WORKFLOW
+from plans.workflow_ids import WORKFLOW_ID_PREFIX as WORKFLOW_ID_PREFIX
+from plans.workflow_ids import rollout_workflow_id as rollout_workflow_id
+from plans.workflow_ids import service_of as service_of
+
 SERVICE = SearchAttributeKey.for_keyword("RolloutService")
 VERSION = SearchAttributeKey.for_keyword("RolloutVersion")
 STAGE = SearchAttributeKey.for_keyword("RolloutStage")
@@ -27,18 +33,3 @@ ROLLOUT_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[int], ...
     TARGET,
     RELEASE,
 )
-
-WORKFLOW_ID_PREFIX = "rollout-"
-# The rollout's workflow type, as the server and visibility queries name it.
-ROLLOUT_WORKFLOW = "RolloutWorkflow"
-RELEASE_WORKFLOW = "ReleaseWorkflow"
-
-
-def rollout_workflow_id(service: str) -> str:
-    """The workflow id of a service's rollout: one running rollout per service."""
-    return f"{WORKFLOW_ID_PREFIX}{service}"
-
-
-def service_of(workflow_id: str) -> str:
-    """The service a rollout's workflow id names."""
-    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
-from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
-from temporalio import workflow
 
 from plans import text
 from plans.durations import Duration, format_duration
@@ -126,7 +125,7 @@ class WebSource(SourceModel):
         for field, query in (("query", gate.query), ("samples_query", gate.samples_query)):
             # The parser builds its tables through sys.modules, which a workflow's sandbox
             # does not show it; a plan a workflow decodes was checked when it was loaded.
-            if query is None or not query.strip() or workflow.in_workflow():
+            if query is None or not query.strip() or _in_workflow():
                 continue
             try:
                 compiled_path(query)
@@ -174,7 +173,15 @@ class WebSource(SourceModel):
 @functools.lru_cache(maxsize=256)
 def compiled_path(path: str) -> Any:
     """A JSONPath parsed once: the parser builds tables, too slow to run at every check."""
+    from jsonpath_ng.ext.parser import parse as parse_jsonpath
+
     return parse_jsonpath(path)
+
+
+def _in_workflow() -> bool:
+    """Whether this runs inside a workflow; never where Temporal's SDK was not even loaded."""
+    workflow = sys.modules.get("temporalio.workflow")
+    return workflow is not None and bool(workflow.in_workflow())
 
 
 class WebRequest(BaseModel):
