@@ -6,16 +6,18 @@ The client reads TEMPORAL_* variables and the temporal.toml profile (see ``conne
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.envconfig import ClientConfig
-from temporalio.runtime import Runtime
+# The SDK is imported when a client is made: the CLI reads this module's defaults for its
+# help, which must not wait for it.
+if TYPE_CHECKING:
+    from temporalio.client import Client
+    from temporalio.runtime import Runtime
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_TASK_QUEUE = "rollouts"
@@ -32,8 +34,19 @@ def stack_dir() -> Path:
     return Path(os.environ.get("ROLLOUT_DIR", DEFAULT_STACK_DIR))
 
 
+def user_name() -> str:
+    """The local user's name: who the CLI says is acting when nobody says otherwise."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def connect_config() -> dict[str, Any]:
     """Keyword arguments for Client.connect from the environment and config file."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.envconfig import ClientConfig
+
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     config.setdefault("target_host", DEFAULT_ADDRESS)
     config.setdefault("namespace", "default")
@@ -43,6 +56,8 @@ def connect_config() -> dict[str, Any]:
 
 async def connect(runtime: Runtime | None = None) -> Client:
     """A client that speaks pydantic, connected as the environment says."""
+    from temporalio.client import Client
+
     config = connect_config()
     if runtime is not None:
         config["runtime"] = runtime

@@ -8,7 +8,6 @@ stack's folder for a user who had none. ``ssh-keygen -Y sign`` signs the command
 
 from __future__ import annotations
 
-import getpass
 import os
 import secrets
 import tempfile
@@ -20,6 +19,7 @@ from typing import Any
 from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 
 from client.connection import stack_dir
+from client.connection import user_name as user_name
 from client.programs import run_bounded
 from plans import OperatorCommand, RolloutError
 from plans.approvals import FORWARD, SIGNING_NAMESPACE, START, CommandClaim, SignedCommand
@@ -28,14 +28,6 @@ SIGNING_KEY_ENV = "ROLLOUT_SIGNING_KEY"
 # The dev stack makes this key in its folder for a user who has none (.pub beside it).
 DEV_KEY = "signing_key"
 TIMEOUT_S = 30.0
-
-
-def user_name() -> str:
-    """The local user's name: who the CLI says is acting when nobody says otherwise."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 class SigningFailed(RolloutError):

@@ -24,9 +24,7 @@ from aiohttp.web_request import BaseRequest
 
 from plans import RolloutError
 from plans.text import clip
-
-# Alertmanager sends its headers at once; a client that takes longer is holding a connection.
-HEADER_TIMEOUT_S = 10.0
+from receiver.options import HEADER_TIMEOUT_S as HEADER_TIMEOUT_S
 
 
 class UsageError(RolloutError):

@@ -14,9 +14,15 @@ import sys
 from typing import TYPE_CHECKING
 
 from plans import WebhookChannel
-from plans.text import ENV_NAME
 from receiver.listen import HEADER_TIMEOUT_S, UsageError
-from receiver.rules import DEFAULT_RULES, LABEL_NAME, Rules, load_rules
+from receiver.options import DEFAULT_LISTEN as DEFAULT_LISTEN
+from receiver.options import DEFAULT_TOKEN_ENV as DEFAULT_TOKEN_ENV
+from receiver.options import TLS_CERT_ENV, TLS_KEY_ENV
+from receiver.options import env_name as env_name
+from receiver.options import label_name as label_name
+from receiver.options import listen_address as listen_address
+from receiver.options import seconds as seconds
+from receiver.rules import DEFAULT_RULES, Rules, load_rules
 
 if TYPE_CHECKING:
     from receiver.receiver import AlertReceiver
@@ -25,37 +31,6 @@ if TYPE_CHECKING:
 # whenever the `rollout` CLI builds its help.
 
 log = logging.getLogger("rollout.alerts")
-DEFAULT_LISTEN = "127.0.0.1:9095"
-DEFAULT_TOKEN_ENV = "ROLLOUT_ALERT_TOKEN"
-TLS_CERT_ENV = "ROLLOUT_ALERT_TLS_CERT"
-TLS_KEY_ENV = "ROLLOUT_ALERT_TLS_KEY"
-
-
-def listen_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as a host and a port (an argparse type)."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. {DEFAULT_LISTEN}")
-    return host, int(port)
-
-
-def env_name(text: str) -> str:
-    """An environment variable's name (an argparse type)."""
-    if not ENV_NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an environment variable name: use letters, digits and '_'"
-        )
-    return text
-
-
-def label_name(text: str) -> str:
-    """A Prometheus label name (an argparse type)."""
-    if not LABEL_NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a label name: use letters, digits and '_', not starting with a digit"
-        )
-    return text
 
 
 def token_from(variable: str) -> str:
@@ -72,17 +47,6 @@ def token_from(variable: str) -> str:
 
 def rules_from(path: str | None) -> Rules:
     return DEFAULT_RULES if path is None else load_rules(path)
-
-
-def seconds(text: str) -> float:
-    """A positive number of seconds (an argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
-    return value
 
 
 def tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:

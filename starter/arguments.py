@@ -1,18 +1,16 @@
-"""The `rollout` command line: its commands, their options and help, and its exit codes."""
+"""The `rollout` command line: its commands, their options and help, and its exit codes.
+
+Building it imports no command's code (``starter.parsing``): each command names the function
+that runs it, imported when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, stack_dir
+from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, user_name
 from client.connection import DEFAULT_STACK_DIR as DEFAULT_DIR
-from client.signing import user_name
-from plans import CommandKind
-from plans.templates import TEMPLATES
-from starter import alert_commands, governance
-from starter.alert_commands import help_page
-from starter.dev_commands import cmd_demo, cmd_dev_down, cmd_dev_fault, cmd_dev_up
+from starter import subcommands
 from starter.exits import (
     EXIT_ABORTED,
     EXIT_ERROR,
@@ -22,16 +20,7 @@ from starter.exits import (
     EXIT_PROMOTED,
     EXIT_ROLLED_BACK,
 )
-from starter.plan_init import ROUTER_EXAMPLES, TEMPLATE_HELP, cmd_init
-from starter.report_commands import add_parser as add_report_parser
-from starter.rollout_commands import (
-    cmd_command,
-    cmd_list,
-    cmd_setup,
-    cmd_start,
-    cmd_status,
-    cmd_validate,
-)
+from starter.parsing import Command, LazyChoices, Parser, add_json, help_page
 
 DESCRIPTION = (
     "`rollout`: validate plans, start rollouts, watch and steer them, and run the dev stack."
@@ -76,43 +65,43 @@ which Temporal server:
 """
 
 # What each operator command does, for its help: (one line, the paragraph of its page).
-COMMAND_HELP: dict[CommandKind, tuple[str, str]] = {
-    CommandKind.PAUSE: (
+COMMAND_HELP: dict[str, tuple[str, str]] = {
+    "pause": (
         "stop the bake clock and the progression (gates are still checked)",
         "Pause a rollout: the bake clock and the progression stop until `rollout resume`."
         " Gates are still checked while paused, and a failing gate still rolls back.",
     ),
-    CommandKind.RESUME: (
+    "resume": (
         "continue a paused rollout where it stopped",
         "Resume a paused rollout: the bake clock runs again from where it stopped. After a"
         " pause by the gates or a deadline, `rollout retry` also checks the gates at once.",
     ),
-    CommandKind.APPROVE: (
+    "approve": (
         "let a stage that waits for approval go on to the next stage",
         "Approve the current stage of a rollout that waits for approval (`approval: true`)."
         " Refused while the stage is still baking, with the time left.",
     ),
-    CommandKind.PROMOTE: (
+    "promote": (
         "skip the remaining stages and send all traffic to the canary",
         "Promote a rollout: skip the remaining stages and shift 100% of traffic to the"
         " canary; the run ends promoted.",
     ),
-    CommandKind.ROLLBACK: (
+    "rollback": (
         "put all traffic back on stable; the run ends rolled back",
         "Roll a rollout back: the compensation path restores 100% stable traffic, and the"
         " run ends rolled back (Failed in the Temporal UI) with your reason.",
     ),
-    CommandKind.ABORT: (
+    "abort": (
         "put all traffic back on stable; the run ends aborted, not failed",
         "Abort a rollout: stable gets 100% of traffic again, like a rollback, but the run"
         " ends aborted, which does not count as a failure of the release (a freeze, say).",
     ),
-    CommandKind.RETRY: (
+    "retry": (
         "check the gates again at once after a pause by gates or by a deadline",
         "Retry a stage paused by its gates or by its progress deadline: the rollout resumes,"
         " the gates' inconclusive streaks start over and the gates are checked at once.",
     ),
-    CommandKind.OVERRIDE: (
+    "override": (
         "let the next traffic increase through a closed release window",
         "Override a release window for one increase: the rollout's next shift up (or its"
         " promotion) goes ahead now though its windows are closed. Who and why are kept in the"
@@ -125,22 +114,32 @@ TARGET_HELP = (
     "of a running release (release-SERVICE): act on this target's rollout only; without it"
     " the command acts on the whole release (approve: its next wave)"
 )
-ROUTER_OPTION: dict[str, Any] = {
-    "choices": ["haproxy", "envoy", "flagd"],
-    "default": "haproxy",
-    "help": "what the demo plan moves: HAProxy's server weights, Envoy's weighted clusters"
-    " (the load goes through Envoy), or a feature flag in a flagd file (DIR/flags.json) that"
-    " the demo services evaluate per user id (default: %(default)s)",
-}
 KEY_HELP = (
     "the SSH private key that signs forward commands (default: $ROLLOUT_SIGNING_KEY, else"
     " ssh-agent's first key, else ~/.ssh/id_ed25519, else the dev stack's key)"
 )
-DIR_HELP = "the dev stack's folder: configs, logs, the Temporal database (default: %(default)s)"
+
+
+def _templates() -> list[str]:
+    from plans.templates import TEMPLATES
+
+    return list(TEMPLATES)
+
+
+def _routers() -> list[str]:
+    from starter.plan_init import ROUTER_EXAMPLES
+
+    return list(ROUTER_EXAMPLES)
+
+
+def _template_help() -> str:
+    from starter.plan_init import TEMPLATE_HELP
+
+    return TEMPLATE_HELP
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(
+    root = Parser(
         prog="rollout",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -150,25 +149,35 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", **help_page("check a plan offline and name every wrong field"))
     p.add_argument("plan", help="the plan file (YAML); exit 2 when it is not valid")
-    p.set_defaults(run=cmd_validate)
+    add_json(p, "the plan's stages (or a release's waves), or its problems")
+    p.set_defaults(run=Command("starter.plan_commands:cmd_validate"))
 
     p = sub.add_parser(
         "init",
         **help_page("write a plan file from a template, with a comment on every field, to edit"),
-        epilog=TEMPLATE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.epilog_from = _template_help
     p.add_argument("service", help="the service the plan rolls out")
-    p.add_argument("--template", required=True, choices=list(TEMPLATES), help="the kind of rollout")
+    # A metavar, so that argparse reads the choices only when it checks or shows them.
+    p.add_argument(
+        "--template",
+        required=True,
+        choices=LazyChoices(_templates),
+        metavar="TEMPLATE",
+        help="the kind of rollout: %(choices)s",
+    )
     p.add_argument(
         "--router",
         default="haproxy",
-        choices=list(ROUTER_EXAMPLES),
-        help="the traffic router (default: %(default)s)",
+        choices=LazyChoices(_routers),
+        metavar="ROUTER",
+        help="the traffic router: %(choices)s (default: %(default)s)",
     )
     p.add_argument("--out", help="the file to write (default: SERVICE.yaml)")
     p.add_argument("--force", action="store_true", help="replace the file if it exists")
-    p.set_defaults(run=cmd_init)
+    add_json(p, "the file written and its template")
+    p.set_defaults(run=Command("starter.plan_init:cmd_init"))
 
     p = sub.add_parser(
         "start", **help_page("start a rollout from a plan; print its workflow id and UI link")
@@ -185,7 +194,13 @@ def parser() -> argparse.ArgumentParser:
         " else rollouts)",
     )
     p.add_argument("--key", help=KEY_HELP.replace("forward commands", "who started it"))
-    p.set_defaults(run=cmd_start)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run started as one JSON object; with --follow, one JSON object a line"
+        " (JSON Lines): the start, then the status at each change (schema: docs/json.md)",
+    )
+    p.set_defaults(run=Command("starter.rollout_commands:cmd_start"))
 
     p = sub.add_parser(
         "status",
@@ -201,7 +216,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json",
         action="store_true",
-        help='print the status as JSON, for scripts; "source" says "query" or "records"',
+        help='print the status as JSON, for scripts; "source" says "query", "records" or'
+        ' "release" (schema: docs/json.md)',
     )
     p.add_argument(
         "--watch",
@@ -209,12 +225,11 @@ def parser() -> argparse.ArgumentParser:
         help="redraw until the rollout ends, through worker outages;"
         " exit 0 promoted, 3 rolled back, 4 aborted",
     )
-    p.set_defaults(run=cmd_status)
+    p.set_defaults(run=Command("starter.rollout_commands:cmd_status"))
 
-    for kind in CommandKind:
-        short, page = COMMAND_HELP[kind]
+    for kind, (short, page) in COMMAND_HELP.items():
         p = sub.add_parser(
-            kind.value,
+            kind,
             help=short,
             description=page + " The command is taken, or refused with the reason (exit 1).",
         )
@@ -225,7 +240,8 @@ def parser() -> argparse.ArgumentParser:
             "--by", default=user_name(), help="who, for the audit trail (default: %(default)s)"
         )
         p.add_argument("--key", help=KEY_HELP)
-        p.set_defaults(run=cmd_command, command=kind.value)
+        add_json(p, "the command's record (who, verified or not, where it went)")
+        p.set_defaults(run=Command("starter.rollout_commands:cmd_command"), command=kind)
 
     p = sub.add_parser(
         "list",
@@ -236,110 +252,14 @@ def parser() -> argparse.ArgumentParser:
         help="a Temporal visibility query instead of the running rollouts, e.g."
         ' RolloutState="paused" or RolloutService="checkout"',
     )
-    p.set_defaults(run=cmd_list)
-
-    add_report_parser(sub, DIR_HELP)
+    add_json(p, "the rollouts found")
+    p.set_defaults(run=Command("starter.rollout_commands:cmd_list"))
 
     p = sub.add_parser(
         "setup", **help_page("register the Rollout* search attributes on the cluster, once")
     )
-    p.set_defaults(run=cmd_setup)
+    add_json(p, "the search attributes added")
+    p.set_defaults(run=Command("starter.rollout_commands:cmd_setup"))
 
-    dev = sub.add_parser(
-        "dev",
-        **help_page(
-            "run the dev stack on 127.0.0.1: Temporal, HAProxy, Prometheus, the demo service,"
-            " load and a worker"
-        ),
-    ).add_subparsers(dest="dev", required=True, metavar="ACTION")
-    p = dev.add_parser(
-        "up", **help_page("start the dev stack in the background and print its stack.json")
-    )
-    p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
-    p.add_argument("--router", **ROUTER_OPTION)
-    p.add_argument(
-        "--alerts",
-        action="store_true",
-        help="also run Alertmanager and `rollout alerts serve`: Prometheus alerts on the"
-        " canary's error rate, and the alert rolls the demo rollout back",
-    )
-    p.add_argument(
-        "--targets",
-        help="a fleet too: one HAProxy backend per target (e.g. staging,eu,us-west,us-east),"
-        " each with its own stable and canary demo service and load; DIR/fleet.yaml releases"
-        " to them all",
-    )
-    p.set_defaults(run=cmd_dev_up)
-    p = dev.add_parser("down", **help_page("stop every process the dev stack started, by pid"))
-    p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
-    p.set_defaults(run=cmd_dev_down)
-    p = dev.add_parser(
-        "fault", **help_page("make a demo version fail or slow down, live (0 and 0 heal it)")
-    )
-    p.add_argument(
-        "--error-rate",
-        type=float,
-        default=0.0,
-        help="share of requests answered with a 500, from 0 to 1 (default: %(default)s)",
-    )
-    p.add_argument(
-        "--latency-ms",
-        type=int,
-        default=0,
-        help="delay added to every request, in milliseconds (default: %(default)s)",
-    )
-    p.add_argument(
-        "--version",
-        choices=["canary", "stable"],
-        default="canary",
-        help="which demo version misbehaves (default: %(default)s)",
-    )
-    p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
-    p.set_defaults(run=cmd_dev_fault)
-
-    p = sub.add_parser(
-        "demo",
-        **help_page(
-            "start the dev stack and a real rollout on it, followed live (exit codes as for"
-            " start --follow)"
-        ),
-    )
-    p.add_argument(
-        "--faulty",
-        action="store_true",
-        help="make the canary fail 30%% of its requests at 50%% (blue-green: once promoted),"
-        " to watch a rollback",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=["canary", "blue-green"],
-        default="canary",
-        help="canary: 10%% -> 50%% -> 100%%; blue-green: a preview, then one flip to 100%%"
-        " (default: %(default)s)",
-    )
-    p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
-    p.add_argument("--router", **ROUTER_OPTION)
-    p.add_argument(
-        "--fleet",
-        action="store_true",
-        help="a release across targets (staging, eu, us-west, us-east) in three waves,"
-        " followed as a tree; exit 0 promoted, 3 halted or rolled back",
-    )
-    p.add_argument(
-        "--targets", help="with --fleet: the targets, comma-separated (default: the four above)"
-    )
-    p.add_argument(
-        "--faulty-target",
-        metavar="T",
-        help="with --fleet: this target's canary fails half its requests, and its wave halts"
-        " the release",
-    )
-    p.add_argument(
-        "--rollback-all",
-        action="store_true",
-        help="with --fleet: on a failing target, put every promoted target back on stable too",
-    )
-    p.set_defaults(run=cmd_demo)
-    alert_commands.add_parser(sub)
-    governance.add_parsers(sub, user_name())
+    subcommands.add_parsers(sub, by=user_name())
     return root

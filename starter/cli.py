@@ -6,7 +6,6 @@ Every run of the program ends through ``main``, with one of the exit codes in EP
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import sys
@@ -14,14 +13,13 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
-from rich.markup import escape
-from temporalio.service import RPCError
-
 from client.connection import end_process
-from plans import PlanError, RolloutError
+from plans.errors import PlanError, RolloutError
 from starter.arguments import parser
 from starter.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID
-from starter.render import err
+
+# Only what every command needs is imported here: rich and the Temporal SDK load with the
+# commands that use them (an error's message loads rich; see starter.parsing).
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -44,15 +42,16 @@ def run_command(argv: list[str] | None) -> int:
         args = parser().parse_args(argv)
         run: Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]] = args.run
         result = run(args)
-        return result if isinstance(result, int) else asyncio.run(result)
+        if isinstance(result, int):
+            return result
+        import asyncio
+
+        return asyncio.run(result)
     except PlanError as error:
-        err.print(f"[red]error[/]: {escape(str(error))}")
+        error_line(str(error))
         return EXIT_INVALID
     except RolloutError as error:
-        err.print(f"[red]error[/]: {escape(str(error))}")
-        return EXIT_ERROR
-    except RPCError as error:
-        err.print(f"[red]error[/]: Temporal said: {escape(error.message)}")
+        error_line(str(error))
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -67,9 +66,30 @@ def run_command(argv: list[str] | None) -> int:
             return exit_.code or 0
         print(exit_.code, file=sys.stderr)
         return EXIT_ERROR
-    except Exception:
-        traceback.print_exc()
+    except Exception as error:
+        if said := temporal_said(error):
+            error_line(f"Temporal said: {said}")
+        else:
+            traceback.print_exc()
         return EXIT_ERROR
+
+
+def error_line(message: str) -> None:
+    """``error: MESSAGE`` on standard error, red on a terminal."""
+    from rich.markup import escape
+
+    from starter.console import err
+
+    err.print(f"[red]error[/]: {escape(message)}")
+
+
+def temporal_said(error: Exception) -> str | None:
+    """The server's message when ``error`` is the SDK's RPCError, else None."""
+    service = sys.modules.get("temporalio.service")  # not loaded: no call was made
+    if service is not None and isinstance(error, service.RPCError):
+        message: str = error.message
+        return message
+    return None
 
 
 if __name__ == "__main__":

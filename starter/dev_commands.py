@@ -75,12 +75,18 @@ def _same_router(info: devstack.StackInfo, wanted: str) -> None:
 
 def cmd_dev_down(args: argparse.Namespace) -> int:
     stopped = devstack.down(Path(args.dir))
+    if args.json:
+        print(json.dumps({"stopped": stopped}, indent=2))
+        return 0
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
 
 def cmd_dev_fault(args: argparse.Namespace) -> int:
     result = devstack.fault(Path(args.dir), args.error_rate, args.latency_ms, version=args.version)
+    if args.json:
+        print(json.dumps({"version": args.version, "fault": result}, indent=2))
+        return 0
     out.print(f"{args.version} now: {json.dumps(result)}")
     return 0
 

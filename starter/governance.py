@@ -78,20 +78,34 @@ async def cmd_freeze(args: argparse.Namespace) -> int:
         raise RolloutError("freeze remove: give the freeze's id (`rollout freeze list`)")
     client = await connect_client()
     queue = args.task_queue or task_queue()
+    if args.json:
+        from starter.answers import FreezeAnswer, dump
+
     if request is not None:
         freeze = await add_freeze(client, request, queue)
-        out.print(f"added {escape(freeze.describe())}, from {freeze.start:%Y-%m-%d %H:%M} UTC")
+        if args.json:
+            print(dump(FreezeAnswer(action="add", freeze=freeze, freezes=[], removals=[])))
+        else:
+            out.print(f"added {escape(freeze.describe())}, from {freeze.start:%Y-%m-%d %H:%M} UTC")
     elif args.action == "remove":
         removal = FreezeRemoval(id=args.id, by=args.by, reason=args.reason)
         freeze = await remove_freeze(client, removal, queue, args.key)
-        out.print(f"removed {escape(freeze.describe())}")
+        if args.json:
+            print(dump(FreezeAnswer(action="remove", freeze=freeze, freezes=[], removals=[])))
+        else:
+            out.print(f"removed {escape(freeze.describe())}")
     else:
         freezes = await calendar_freezes(client)
+        removals = (await recent_removals(client))[-5:]
+        if args.json:
+            listed = FreezeAnswer(action="list", freeze=None, freezes=freezes, removals=removals)
+            print(dump(listed))
+            return 0
         for f in freezes:
             out.print(f"{escape(f.describe())} from {f.start:%Y-%m-%d %H:%M} UTC, by {f.by}")
         if not freezes:
             out.print("no freezes")
-        for removed in (await recent_removals(client))[-5:]:
+        for removed in removals:
             out.print(f"{removed.at:%Y-%m-%d %H:%M} UTC: {escape(removed.describe())}")
     return 0
 
@@ -130,8 +144,20 @@ async def cmd_schedule(args: argparse.Namespace) -> int:
         plan = load(args.target)
         spec = schedule_spec(args.at, args.cron, args.tz)
     client = await connect_client()
+    from starter.answers import ScheduleAnswer, ScheduleLine, dump
+
     if args.target == "list":
         found = await schedules.listed(client)
+        if args.json:
+            lines = [ScheduleLine(schedule_id=i, next_start=upcoming) for i, upcoming in found]
+            print(
+                dump(
+                    ScheduleAnswer(
+                        action="list", schedule_id=None, first_start=None, schedules=lines
+                    )
+                )
+            )
+            return 0
         for schedule_id, upcoming in found:
             when = f"next {upcoming:%Y-%m-%d %H:%M} UTC" if upcoming else "no more starts"
             out.print(f"{schedule_id}  {when}")
@@ -142,57 +168,23 @@ async def cmd_schedule(args: argparse.Namespace) -> int:
         if not args.schedule_id:
             raise RolloutError("schedule delete: give the schedule's id (`rollout schedule list`)")
         await schedules.delete(client, args.schedule_id)
-        out.print(f"deleted {args.schedule_id}")
+        if args.json:
+            deleted = ScheduleAnswer(
+                action="delete", schedule_id=args.schedule_id, first_start=None, schedules=[]
+            )
+            print(dump(deleted))
+        else:
+            out.print(f"deleted {args.schedule_id}")
         return 0
     scheduled = ScheduledRollout(plan=plan, task_queue=args.task_queue or task_queue())
     schedule_id = await schedules.create(client, scheduled, spec, once=args.at is not None)
     start = await schedules.first_start(client, schedule_id)
+    if args.json:
+        created = ScheduleAnswer(
+            action="create", schedule_id=schedule_id, first_start=start, schedules=[]
+        )
+        print(dump(created))
+        return 0
     first = f"; first start {start:%Y-%m-%d %H:%M} UTC" if start else ""
     out.print(f"scheduled {schedule_id}{first}")
     return 0
-
-
-def add_parsers(sub: Any, by: str) -> None:
-    """The freeze and schedule commands, for `rollout`'s parser."""
-    p = sub.add_parser(
-        "freeze",
-        help="add, list or remove freezes: no rollout of a service (or any) adds traffic",
-        description="Freezes hold every rollout of a service (--service) or of all (--all)"
-        " from --from (default now) until --until: no increase in traffic, rollbacks as"
-        " ever. A running rollout reads them before each increase.",
-    )
-    p.add_argument(
-        "action", choices=["add", "list", "remove"], help="add a freeze, list them, or remove one"
-    )
-    p.add_argument("id", nargs="?", help="remove: the freeze's id (`rollout freeze list`)")
-    p.add_argument("--service", help="add: the service frozen")
-    p.add_argument("--all", action="store_true", help="add: freeze every service")
-    p.add_argument("--from", dest="start", help="add: start, e.g. 2026-12-20T18:00 (default now)")
-    p.add_argument("--until", help="add: end, e.g. 2027-01-04T08:00")
-    p.add_argument("--tz", default="UTC", help="the zone of --from/--until (default: UTC)")
-    p.add_argument(
-        "--reason", default="", help="add: why, shown to whoever waits; remove: why it may end"
-    )
-    p.add_argument("--by", default=by, help="who (default: %(default)s)")
-    p.add_argument(
-        "--key",
-        help="remove: the SSH private key that signs it (default as for `rollout approve`)",
-    )
-    p.add_argument("--task-queue", help="the workers' task queue (default as for start)")
-    p.set_defaults(run=cmd_freeze)
-
-    p = sub.add_parser(
-        "schedule",
-        help="start a rollout at a time (--at) or on a cron (--cron); list; delete",
-        description="`rollout schedule PLAN --at 2026-12-01T15:00 --tz Europe/Berlin` or"
-        " `--cron '0 15 * * TUE'` creates a Temporal Schedule that starts the rollout;"
-        " `rollout schedule list`, `rollout schedule delete ID`. A start that finds the"
-        " service still rolling out is skipped, and says so in its result.",
-    )
-    p.add_argument("target", help="the plan file, or list, or delete")
-    p.add_argument("schedule_id", nargs="?", help="delete: the schedule's id")
-    p.add_argument("--at", help="one start, e.g. 2026-12-01T15:00")
-    p.add_argument("--cron", help="a cron expression, e.g. '0 15 * * TUE'")
-    p.add_argument("--tz", default="UTC", help="the zone of --at/--cron (default: UTC)")
-    p.add_argument("--task-queue", help="the workers' task queue (default as for start)")
-    p.set_defaults(run=cmd_schedule)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from plans import PlanError, RolloutError, parse_plan, text
 from plans.routers import ROUTER_KINDS
 from plans.templates import TEMPLATES, Template, describe, template_named
-from starter.render import out
+from starter.console import out
 
 # The ``router`` section of a new plan, per kind, as commented YAML lines ({service} filled
 # in). A router kind that ``rollout init`` should offer adds its lines here.
@@ -157,6 +157,22 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise RolloutError(
             f"cannot write {path} ({error.strerror or error}): choose another --out"
         ) from None
+    if args.json:
+        from starter.answers import Written, dump
+
+        summary = describe(template)
+        print(
+            dump(
+                Written(
+                    file=str(path),
+                    service=service,
+                    template=template.name,
+                    router=args.router,
+                    summary=summary,
+                )
+            )
+        )
+        return 0
     out.print(f"wrote {escape(str(path))}: {escape(describe(template))}")
     out.print(f"edit it, then: rollout validate {escape(str(path))}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -20,12 +20,9 @@ from plans import (
 )
 from plans.approvals import who
 from plans.traffic import ObservedStatus, TrafficReading
+from starter.console import err as err
+from starter.console import out as out
 from starter.traffic import share
-
-out = Console(highlight=False)
-"""Where results go: standard output."""
-err = Console(stderr=True, highlight=False)
-"""Where notes and errors go: standard error."""
 
 WHEN = "%Y-%m-%d %H:%M:%S"
 BAKING_STATES = (

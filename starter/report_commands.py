@@ -7,44 +7,12 @@ import argparse
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from client.connection import stack_dir
 from client.runs import no_such_rollout, workflow_id
 from plans import RolloutError, format_duration
 from starter.server import connect_client, ui_link
-
-REPORT_HELP = (
-    "`rollout report SERVICE` writes the report of the service's latest rollout (running or"
-    " ended) into --out (default: $ROLLOUT_REPORT_DIR, else the dev stack's reports folder,"
-    " else ./rollout-reports, in SERVICE/RUN_ID/): report.html (plots embedded, opens"
-    " offline), report.md with its PNGs, report.json. `rollout report --since 7d` prints the"
-    " review of every rollout started in the last 7 days instead (--service to keep one)."
-)
-
-
-def add_parser(sub: Any, dir_help: str) -> None:
-    p = sub.add_parser(
-        "report",
-        help="write a rollout's report with plots, or review the rollouts of a span",
-        description=REPORT_HELP,
-    )
-    p.add_argument("service", nargs="?", help="the service whose rollout to report on")
-    p.add_argument(
-        "--run", dest="run_id", help="the run id (default: the latest run of the rollout)"
-    )
-    p.add_argument(
-        "--format",
-        choices=["md", "html", "json"],
-        help="write only this format (default: all three); with --since, json prints JSON",
-    )
-    p.add_argument("--out", help="the folder to write the report into")
-    p.add_argument("--since", help="review the rollouts started this long ago until now: 7d, 24h")
-    p.add_argument("--service", dest="of_service", help="with --since: only this service")
-    p.add_argument("--dir", default=str(stack_dir()), help=dir_help)
-    p.set_defaults(run=cmd_report)
 
 
 async def cmd_report(args: argparse.Namespace) -> int:
@@ -77,6 +45,12 @@ async def cmd_report(args: argparse.Namespace) -> int:
             within=Path(root),
             setting="--out or ROLLOUT_REPORT_DIR",
         )
+    if args.json:
+        from starter.answers import ReportWritten, dump
+
+        files = {kind: str(path.resolve()) for kind, path in written.items()}
+        print(dump(ReportWritten(workflow_id=wid, state=report.state, files=files)))
+        return 0
     state = report.state.replace("_", " ")
     print(f"report of {wid} ({state}):")
     for path in written.values():
@@ -101,7 +75,7 @@ async def _review(args: argparse.Namespace) -> int:
         raise RolloutError(f"--since {args.since!r}: {error}; write it like 7d or 24h") from None
     client = await connect_client()
     found = await review(client, since, now, args.of_service or args.service)
-    if args.format == "json":
+    if args.format == "json" or args.json:
         print(found.model_dump_json(indent=2))
         return 0
     of = f" of {found.service}" if found.service else ""

@@ -5,60 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import UTC, datetime
 
 from rich.markup import escape
-from temporalio.client import Client
 from temporalio.service import RPCError
 
-from client import reading, releases, runs, signing, starting, steering
-from client.connection import task_queue
+from client import releases, starting
+from client.api import Rollouts, Started, running_rollouts
 from client.records import TemporalRecords
 from client.runs import NoSuchRollout, workflow_id
-from plans import CommandKind, OperatorCommand, Plan, RolloutError, format_duration, visibility
+from plans import Plan, RolloutError
 from plans.approvals import who
+from plans.release import ReleaseCommandRecord
 from plans.release_plan import ReleasePlan, load_any
-from plans.visibility import ROLLOUT_WORKFLOW, service_of
-from plans.windows import Windows
-from starter import release_commands, render, traffic
+from starter import answers, release_commands, release_view, render, traffic
 from starter.exits import EXIT_ERROR, EXIT_FROM_RECORDS, exit_code, records_exit_code
 from starter.render import err, out
 from starter.server import connect_client, ui_link
 
-CLAIM_WAIT_S = 15.0
-
-
-# -- plans -----------------------------------------------------------------------------------
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    plan = load_any(args.plan)
-    if isinstance(plan, ReleasePlan):
-        return release_commands.validate(args.plan, plan)
-    out.print(
-        f"[green]ok[/]: {escape(args.plan)} is a valid plan for {plan.service} ({plan.workflow_id})"
-    )
-    for index, stage in enumerate(plan.stages, 1):
-        gates = ", ".join(g.name for g in plan.gates_for(stage)) or "no gates"
-        approval = ", then approval" if stage.approval else ""
-        matched = f" and every request with {stage.match.describe()}" if stage.match else ""
-        out.print(
-            f"  {index}. {stage.name}: {stage.weight}%{escape(matched)} for"
-            f" {format_duration(stage.bake)},"
-            f" checks every {format_duration(stage.check_every)} ({gates}){approval}"
-        )
-    if plan.windows is not None:
-        out.print(f"  increases: {escape(windows_line(plan.windows))}")
-    return 0
-
-
-def windows_line(windows: Windows) -> str:
-    """The plan's windows and their next opening, as `validate` prints them."""
-    allow = "; ".join(w.describe() for w in windows.allow) or "any time"
-    deny = "; ".join(w.describe() for w in windows.deny)
-    opens = windows.next_opening(datetime.now(UTC))
-    when = f", next opening {opens:%a %Y-%m-%d %H:%M} UTC" if opens else ""
-    return f"inside {allow}" + (f", never inside {deny}" if deny else "") + when
+# -- plans ---------------------------------------------------------------------------------------
 
 
 def load(path: str) -> Plan:
@@ -72,39 +36,47 @@ def load(path: str) -> Plan:
 
 async def cmd_start(args: argparse.Namespace) -> int:
     plan = load_any(args.plan)
-    if isinstance(plan, ReleasePlan):
-        return await release_commands.start(args, plan)
-    client = await connect_client()
-    handle = await starting.start_rollout(client, plan, args.task_queue or task_queue())
-    # Refused here, not later, when another running rollout moves the same target.
-    owned = await starting.await_target(client, plan, handle, timeout=CLAIM_WAIT_S)
-    out.print(f"started {plan.workflow_id} (run {handle.result_run_id})")
-    out.print(f"Temporal UI: {ui_link(plan.workflow_id)}")
-    if plan.approvers and (note := await signing.claim_start(handle, args.key)):
+    rollouts = Rollouts(await connect_client(), task_queue=args.task_queue)
+    # A rollout is refused here, not later, when another running rollout moves its target.
+    started = await rollouts.start(plan, key=args.key)
+    link = ui_link(started.workflow_id)
+    if args.json:
+        print(started_answer(started, link).model_dump_json(), flush=True)
+    else:
+        out.print(f"started {started.workflow_id} (run {started.run_id})")
+        out.print(f"Temporal UI: {link}")
+    for note in started.notes:
         err.print(note)
-    if not owned:
-        err.print(
-            f"note: no worker has picked the rollout up within {CLAIM_WAIT_S:g}s; it claims"
-            f" {plan.router.target_key()} (or is refused) once one does:"
-            f" `rollout status {plan.service}` shows which"
-        )
-    if not await starting.search_attributes_registered(client):
-        err.print(
-            "note: this cluster lacks the Rollout* search attributes, so the run cannot be"
-            " filtered by state in the UI or `rollout list`; register them with `rollout setup`"
-        )
     if not args.follow:
         return 0
-    return await _follow(client, plan.service)
+    if isinstance(plan, ReleasePlan):
+        return await release_commands.follow(rollouts.client, plan.service, as_json=args.json)
+    return await _follow(rollouts, plan.service, as_json=args.json)
 
 
-async def _follow(client: Client, service: str) -> int:
+def started_answer(started: Started, link: str) -> answers.Started:
+    return answers.Started(
+        kind="release" if started.kind == "release" else "rollout",
+        service=started.service,
+        workflow_id=started.workflow_id,
+        run_id=started.run_id,
+        ui_url=link,
+        target_claimed=started.target_claimed,
+        notes=list(started.notes),
+    )
+
+
+async def _follow(rollouts: Rollouts, service: str, *, as_json: bool = False) -> int:
+    """Print each change until the rollout ends (a line, or a JSON line); its exit code."""
     last = None
-    async for status in reading.follow(client, service):
-        line = render.progress_line(status)
-        if line != last:
-            out.print(line, soft_wrap=True)
-            last = line
+    async for status in rollouts.follow(service):
+        if as_json:
+            print(json.dumps(render.as_json(status)), flush=True)
+        else:
+            line = render.progress_line(status)
+            if line != last:
+                out.print(line, soft_wrap=True)
+                last = line
         if status.state.final:
             return exit_code(status.state)
     return EXIT_ERROR
@@ -159,49 +131,59 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def cmd_command(args: argparse.Namespace) -> int:
-    command = OperatorCommand(kind=CommandKind(args.command), by=args.by, reason=args.reason)
-    client = await connect_client()
-    if await releases.release_exists(client, args.service, running_only=True):
-        return await release_commands.command(args, client, command)
-    if getattr(args, "target", None):
-        raise release_commands.no_release_for_target(args.service, args.target)
-    record = await steering.send_command(client, args.service, command, key=args.key)
-    sender = who(record.by, record.verified) if record.verified else record.by
-    sender += f"; {record.note}" if record.note else ""
-    out.print(f"[green]{record.kind}[/] taken for {args.service} (by {escape(sender)})")
+    rollouts = Rollouts(await connect_client())
+    record = await rollouts.command(
+        args.service, args.command, reason=args.reason, by=args.by, key=args.key, target=args.target
+    )
+    if args.json:
+        scope = "release" if isinstance(record, ReleaseCommandRecord) else "rollout"
+        print(answers.dump(answers.Commanded(service=args.service, scope=scope, record=record)))
+    elif isinstance(record, ReleaseCommandRecord):
+        for line in release_view.command_lines(record):
+            out.print(line)
+    else:
+        sender = who(record.by, record.verified) if record.verified else record.by
+        sender += f"; {record.note}" if record.note else ""
+        out.print(f"[green]{record.kind}[/] taken for {args.service} (by {escape(sender)})")
     return 0
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
-    client = await connect_client()
-    query = args.query or f'WorkflowType="{ROLLOUT_WORKFLOW}" AND ExecutionStatus="Running"'
+    rollouts = Rollouts(await connect_client())
+    found = await rollouts.list(args.query)
+    if args.json:
+        listed = [answers.Listed(**vars(summary)) for summary in found]
+        query = args.query or running_rollouts()
+        print(answers.dump(answers.ListAnswer(query=query, rollouts=listed)))
+        return 0
+    if not found:
+        out.print("no rollouts match")
+        return 0
     from rich.table import Table
 
     table = Table()
     for column in ("service", "state", "stage", "weight", "since", "workflow"):
         table.add_column(column)
-    count = 0
-    async for execution in runs.executions(client, query):
-        attributes = execution.typed_search_attributes
-        run_state = execution.status.name.lower() if execution.status is not None else "-"
-        weight = attributes.get(visibility.WEIGHT)
+    for summary in found:
         table.add_row(
-            attributes.get(visibility.SERVICE) or service_of(execution.id),
-            attributes.get(visibility.STATE) or run_state,
-            attributes.get(visibility.STAGE) or "-",
-            "-" if weight is None else str(weight),
-            f"{execution.start_time:%Y-%m-%d %H:%M}",
-            execution.id,
+            summary.service,
+            summary.state,
+            summary.stage or "-",
+            "-" if summary.weight is None else str(summary.weight),
+            f"{summary.started_at:%Y-%m-%d %H:%M}",
+            summary.workflow_id,
         )
-        count += 1
-    out.print(table if count else "no rollouts match")
+    out.print(table)
     return 0
 
 
 async def cmd_setup(args: argparse.Namespace) -> int:
     client = await connect_client()
     added = await starting.register_search_attributes(client)
-    if added:
+    if args.json:
+        every = sorted(starting.SEARCH_ATTRIBUTES)
+        print(answers.dump(answers.SetupAnswer(added=added, attributes=every)))
+    elif added:
         out.print(f"registered search attributes: {', '.join(added)}")
     else:
         out.print("search attributes already registered")

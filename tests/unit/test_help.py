@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import devstack
-import starter.arguments
+import starter.dev_commands
 from devstack.info import DEFAULT_PORTS, stack_info
 from starter.cli import main, parser
 from tests.unit.test_cli import no_temporal, run  # noqa: F401 (autouse fixture)
@@ -206,7 +206,7 @@ def test_an_unexpected_error_prints_its_traceback_and_exits_1(
     def broken(args: argparse.Namespace) -> int:
         raise ZeroDivisionError("something nobody expected")
 
-    monkeypatch.setattr(starter.arguments, "cmd_dev_down", broken)
+    monkeypatch.setattr(starter.dev_commands, "cmd_dev_down", broken)
     assert run(["dev", "down", "--dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "ZeroDivisionError: something nobody expected" in err
@@ -216,5 +216,5 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     def interrupted(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(starter.arguments, "cmd_dev_down", interrupted)
+    monkeypatch.setattr(starter.dev_commands, "cmd_dev_down", interrupted)
     assert run(["dev", "down", "--dir", str(tmp_path)]) == 130
