@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.judge import Side, judge_gate
 from plans import Gate, GateOutcome, StatisticalGate, parse_plan
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 from workflows.decisions import judge_checks
 
 SEED = 20260515

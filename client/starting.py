@@ -15,7 +15,7 @@ from client import calls, leases
 from plans import Plan, RolloutError, RolloutResult, format_duration
 from plans.inputs import CHECKS_PER_RUN, RolloutInput
 from plans.messages import ROLLOUT
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 from plans.visibility import ROLLOUT_ATTRIBUTES
 
 SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {

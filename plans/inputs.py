@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from plans.approvals import ParentRelease
 from plans.plan import Plan
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 
 CHECKS_PER_RUN = 500
 

@@ -9,8 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plans.approvals import ApprovalLedger, SignedCommand
-from plans.freezes import Freeze
+from plans.approvals import SignedCommand
 from plans.match import RequestMatch
 from plans.routers import Router
 
@@ -186,6 +185,14 @@ class GateAction(BaseModel):
     check: int = Field(default=0, description="the rollout's check count when it was asked for")
 
 
+class AuditEvent(BaseModel):
+    """One line of the audit trail: a stage change, a verdict that changed, a command."""
+
+    at: datetime
+    kind: str
+    text: str
+
+
 class RolloutStatus(BaseModel):
     """What `rollout status` shows: a query answer built from workflow state."""
 
@@ -265,96 +272,6 @@ class RolloutResult(BaseModel):
     reason: str
     canary_weight: int
     stage_name: str
-
-
-class AuditEvent(BaseModel):
-    """One line of the audit trail: a stage change, a verdict that changed, a command."""
-
-    at: datetime
-    kind: str
-    text: str
-
-
-class RolloutProgress(BaseModel):
-    """The workflow's whole state: enough to carry a run into the next one (continue-as-new)."""
-
-    state: RolloutState = RolloutState.WAITING
-    stage_index: int = 0
-    shifted_stage: int = Field(default=-1, description="index of the stage whose weight is set")
-    canary_weight: int = 0
-    canary_match: RequestMatch | None = Field(
-        default=None, description="the requests the last shift sent to the canary by match"
-    )
-    bake_elapsed_s: float = 0.0
-    clock_running_since: datetime | None = None
-    next_check_at: datetime | None = None
-    stage_entered_at: datetime | None = Field(
-        default=None, description="when the current stage's weight was set"
-    )
-    stage_checks: int = 0
-    paused: bool = False
-    pause_cause: str = Field(default="", description="operator, gates or deadline")
-    abort_requested: bool = False
-    deadline_acted_stage: int = -1
-    approved_stage: int = -1
-    promote_requested: bool = False
-    rollback_requested: bool = False
-    verdicts: dict[str, Verdict] = Field(default_factory=dict)
-    failure_streaks: dict[str, int] = Field(default_factory=dict)
-    inconclusive_streaks: dict[str, int] = Field(default_factory=dict)
-    shadow_actions: list[GateAction] = Field(
-        default_factory=list, description="what dry-run gates would have done, latest last"
-    )
-    commands: list[CommandRecord] = Field(default_factory=list)
-    events: list[AuditEvent] = Field(default_factory=list)
-    compensations: list[Compensation] = Field(default_factory=list)
-    reason: str = ""
-    checks: int = 0
-    checks_this_run: int = 0
-    run_count: int = 1
-    owns_target: bool = Field(
-        default=False, description="this rollout holds the lease on its traffic target"
-    )
-    last_check_at: datetime | None = Field(
-        default=None, description="when the router and gates were last looked at in this stage"
-    )
-    router_unreadable: bool = Field(
-        default=False, description="the last read of the router's split failed"
-    )
-    notices: int = Field(default=0, description="events told so far: part of each one's key")
-    approval_noticed_stage: int = Field(
-        default=-1, description="the stage whose wait for approval people were told of"
-    )
-    overrides: int = Field(
-        default=0, description="increases an override lets through a window or freeze"
-    )
-    window_hold: str = Field(default="", description="why the next increase waits, if it does")
-    window_opens_at: datetime | None = Field(
-        default=None, description="when the window the rollout waits for opens"
-    )
-    freezes: list[Freeze] = Field(
-        default_factory=list, description="the freezes of this service read before an increase"
-    )
-    hooks_done: list[str] = Field(
-        default_factory=list, description="hook points passed, so a new run does not ask again"
-    )
-    hook_streaks: dict[str, int] = Field(
-        default_factory=dict, description="check hooks' failures in a row, by hook name"
-    )
-    report_url: str = Field(default="", description="the report written when the rollout ended")
-    stopping_as: RolloutState | None = Field(
-        default=None, description="the end a rollback under way leads to (rolled back, aborted)"
-    )
-    restore_rounds: int = Field(default=0, description="rounds of restore attempts that failed")
-    restore_blocked: str = Field(
-        default="", description="why stable is not back yet and what a person must do"
-    )
-    approvals: ApprovalLedger = Field(default_factory=ApprovalLedger)  # signed commands' record
-
-    def start_next_run(self) -> None:
-        """Count the new run; its checks start from none."""
-        self.checks_this_run = 0
-        self.run_count += 1
 
 
 class ReportRequest(BaseModel):

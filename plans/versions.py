@@ -11,7 +11,7 @@ Version 1 is every run recorded before the memo existed: they carry no ``history
 
 from __future__ import annotations
 
-HISTORY_VERSION = 2
+HISTORY_VERSION = 3
 HISTORY_MEMO_KEY = "history_version"
 # The workflows a worker of this product runs, as the server names their types.
 WORKFLOW_TYPES = (

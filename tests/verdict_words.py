@@ -7,7 +7,7 @@ from datetime import datetime
 
 from activities.judge import Side, judge_gate
 from plans import Gate, GateOutcome, Verdict
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 from workflows import decisions
 
 
@@ -19,7 +19,7 @@ def record_verdicts(
     for action in decisions.judge_checks(progress, gates, verdicts):
         if action.action != "rollback":
             continue
-        verdict = progress.verdicts[action.gate]
+        verdict = progress.gates.verdicts[action.gate]
         value = "no value" if verdict.value is None else f"{verdict.value:.6g}"
         detail = verdict.reason or f"{value}, wants {verdict.threshold}"
         what = "failed" if action.trigger == "fail" else "was inconclusive"

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         format_duration,
     )
     from plans.checks import CheckRequest, Observation
-    from plans.state import RolloutProgress
+    from plans.progress import RolloutProgress
     from workflows import decisions
     from workflows.failures import root_message
     from workflows.target import Target
@@ -80,13 +80,13 @@ def discount_unobserved(
     stage: Stage, p: RolloutProgress, now: datetime, audit: Callable[[str, str], None]
 ) -> None:
     """Time with no check (worker, server or router away) is not counted as baked."""
-    excess = decisions.unobserved_excess(stage, p.last_check_at, p.clock_running_since, now)
+    excess = decisions.unobserved_excess(stage, p.clock.last_check_at, p.clock.running_since, now)
     if excess <= timedelta(0):
         return
-    assert p.clock_running_since is not None and p.last_check_at is not None
-    p.clock_running_since += excess
+    assert p.clock.running_since is not None and p.clock.last_check_at is not None
+    p.clock.running_since += excess
     audit(
         "gap",
-        f"no check for {format_duration(now - p.last_check_at)}:"
+        f"no check for {format_duration(now - p.clock.last_check_at)}:"
         f" {format_duration(excess)} of it not counted as bake time",
     )

@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from plans import Plan, RolloutState
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 from workflows import decisions
 
 
 def next_stage(progress: RolloutProgress) -> None:
     """On to the next stage: its bake clock starts from nothing once its weight is set."""
     progress.stage_index += 1
-    progress.bake_elapsed_s = 0.0
-    progress.clock_running_since = None
-    progress.stage_checks = 0
+    progress.clock.elapsed_s = 0.0
+    progress.clock.running_since = None
+    progress.clock.checks = 0
 
 
 def waiting_state(

@@ -13,7 +13,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from plans import CommandKind, CommandRecord, OperatorCommand, Plan
     from plans.approvals import ParentRelease
-    from plans.state import AuditEvent, RolloutProgress
+    from plans.progress import RolloutProgress
+    from plans.state import AuditEvent
     from workflows import decisions, metering
     from workflows.consent import Consent
 

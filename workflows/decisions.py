@@ -24,7 +24,7 @@ from plans import (
     Verdict,
     format_duration,
 )
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 
 MAX_COMMANDS_KEPT = 200
 MAX_SHADOW_KEPT = 50
@@ -54,9 +54,9 @@ def current_stage(plan: Plan, progress: RolloutProgress) -> Stage:
 
 def bake_elapsed(progress: RolloutProgress, now: datetime) -> float:
     """Seconds the current stage has baked; the clock stops while paused."""
-    running = progress.clock_running_since
+    running = progress.clock.running_since
     extra = (now - running).total_seconds() if running is not None else 0.0
-    return progress.bake_elapsed_s + max(extra, 0.0)
+    return progress.clock.elapsed_s + max(extra, 0.0)
 
 
 def bake_remaining(plan: Plan, progress: RolloutProgress, now: datetime) -> float:
@@ -106,10 +106,10 @@ def gates_pass(plan: Plan, progress: RolloutProgress, stage: Stage) -> bool:
     gates = plan.gates_for(stage)
     if not gates:
         return True
-    if progress.stage_checks == 0:
+    if progress.clock.checks == 0:
         return False
     return all(
-        (v := progress.verdicts.get(g.name)) is not None and v.outcome == GateOutcome.PASS
+        (v := progress.gates.verdicts.get(g.name)) is not None and v.outcome == GateOutcome.PASS
         for g in gates
     )
 
@@ -168,7 +168,7 @@ def refusal(plan: Plan, progress: RolloutProgress, command: OperatorCommand, now
     if kind == CommandKind.RETRY and not (progress.paused and progress.pause_cause != "operator"):
         return "retry: only a rollout paused by its gates or its deadline can be retried"
     if kind == CommandKind.OVERRIDE:
-        if plan.windows is None and not progress.freezes:
+        if plan.windows is None and not progress.window.freezes:
             return "override: no release window or freeze holds this rollout"
         if progress.overrides > 0:
             return "override: the next increase is already let through"
@@ -194,8 +194,8 @@ def apply_command(progress: RolloutProgress, command: OperatorCommand, now: date
         resume(progress, now)
     elif kind == CommandKind.RETRY:
         resume(progress, now)
-        progress.inconclusive_streaks.clear()
-        progress.next_check_at = now
+        progress.gates.inconclusive_streaks.clear()
+        progress.clock.next_check_at = now
     elif kind == CommandKind.ABORT:
         progress.abort_requested = True
         progress.reason = f"aborted by {command.by}" + (
@@ -216,8 +216,8 @@ def apply_command(progress: RolloutProgress, command: OperatorCommand, now: date
 
 def pause(progress: RolloutProgress, now: datetime, cause: str) -> None:
     """Stop the progression and the bake clock; checks go on."""
-    progress.bake_elapsed_s = bake_elapsed(progress, now)
-    progress.clock_running_since = None
+    progress.clock.elapsed_s = bake_elapsed(progress, now)
+    progress.clock.running_since = None
     progress.paused = True
     progress.pause_cause = cause
 
@@ -226,7 +226,7 @@ def resume(progress: RolloutProgress, now: datetime) -> None:
     progress.paused = False
     progress.pause_cause = ""
     if progress.shifted_stage == progress.stage_index:
-        progress.clock_running_since = now
+        progress.clock.running_since = now
 
 
 def deadline_passed(plan: Plan, progress: RolloutProgress, now: datetime) -> bool:
@@ -235,7 +235,10 @@ def deadline_passed(plan: Plan, progress: RolloutProgress, now: datetime) -> boo
     Waiting for a person's approval is not a lack of progress, so it never counts.
     """
     stage = current_stage(plan, progress)
-    if stage.progress_deadline is None or progress.deadline_acted_stage >= progress.stage_index:
+    if (
+        stage.progress_deadline is None
+        or progress.clock.deadline_acted_stage >= progress.stage_index
+    ):
         return False
     if awaiting_approval(plan, progress, now):
         return False
@@ -245,7 +248,7 @@ def deadline_passed(plan: Plan, progress: RolloutProgress, now: datetime) -> boo
 def abort_due(plan: Plan, progress: RolloutProgress, now: datetime) -> datetime | None:
     """When the current stage is to be aborted unfinished (``abort_after``), if it is."""
     stage = current_stage(plan, progress)
-    entered = progress.stage_entered_at
+    entered = progress.clock.entered_at
     if stage.abort_after is None or entered is None:
         return None
     if progress.shifted_stage < progress.stage_index:
@@ -279,17 +282,17 @@ def judge_checks(
     what its severity says): ``rollback`` from then on, ``pause`` and ``notify`` each
     time the streak reaches another multiple of the limit (a person who resumes is asked
     again if it goes on), ``ignore`` never. A dry-run gate's actions are kept in
-    ``progress.shadow_actions`` (``check`` tells this check's apart) and never returned.
+    ``progress.gates.shadow_actions`` (``check`` tells this check's apart) and never returned.
     Rollbacks come first.
     """
     by_name = {g.name: g for g in gates}
     actions: list[GateAction] = []
     for verdict in verdicts:
         name = verdict.gate
-        progress.verdicts[name] = verdict
+        progress.gates.verdicts[name] = verdict
         gate = by_name.get(name)
-        failures = progress.failure_streaks.get(name, 0)
-        unknown = progress.inconclusive_streaks.get(name, 0)
+        failures = progress.gates.failure_streaks.get(name, 0)
+        unknown = progress.gates.inconclusive_streaks.get(name, 0)
         if verdict.outcome == GateOutcome.PASS:
             failures, unknown = 0, 0
         elif verdict.outcome == GateOutcome.FAIL:
@@ -297,14 +300,16 @@ def judge_checks(
         else:
             unknown += 1
         if verdict.outcome != GateOutcome.INCONCLUSIVE:
-            progress.failure_streaks[name] = failures
-        progress.inconclusive_streaks[name] = unknown
+            progress.gates.failure_streaks[name] = failures
+        progress.gates.inconclusive_streaks[name] = unknown
         action = _triggered(gate, verdict, failures, unknown, progress.checks)
         if action is None:
             continue
         if gate is not None and gate.dry_run:
-            progress.shadow_actions.append(action)
-            del progress.shadow_actions[: max(len(progress.shadow_actions) - MAX_SHADOW_KEPT, 0)]
+            progress.gates.shadow_actions.append(action)
+            del progress.gates.shadow_actions[
+                : max(len(progress.gates.shadow_actions) - MAX_SHADOW_KEPT, 0)
+            ]
         else:
             actions.append(action)
     order = {"rollback": 0, "pause": 1, "notify": 2}

@@ -15,7 +15,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.reports import ReportWriter
-    from plans.state import ReportRequest, RolloutProgress
+    from plans.progress import RolloutProgress
+    from plans.state import ReportRequest
     from workflows.failures import root_message
 
 REPORT_TIMEOUT = timedelta(minutes=2)

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         HookPoint,
         VerdictBrief,
     )
-    from plans.state import RolloutProgress
+    from plans.progress import RolloutProgress
     from workflows import decisions
     from workflows.failures import root_message
     from workflows.notices import Notices
@@ -134,11 +134,11 @@ class Hooks:
         for hook in hooks:
             # Kept per hook across continue-as-new: a gate that said yes is not asked again.
             done = f"{where}/{hook.name}"
-            if done in self._p.hooks_done:
+            if done in self._p.hooks.done:
                 continue
             if not await self._run(hook, step):
                 return  # a promotion asked for meanwhile: its own hooks come next
-            self._p.hooks_done.append(done)
+            self._p.hooks.done.append(done)
 
     async def event(self, kind: EventKind, reason: str) -> None:
         """Tell the ``on: event`` hooks that hear ``kind``."""
@@ -158,7 +158,7 @@ class Hooks:
             if hook.mode == "notify":
                 return True
             if answer.ok:
-                self._p.hook_streaks.pop(hook.name, None)
+                self._p.hooks.streaks.pop(hook.name, None)
                 return True
             if answer.later and phase not in TOO_LATE:
                 wait = next_wait(answer, workflow.now() - start)
@@ -183,7 +183,7 @@ class Hooks:
         if hook.mode == "gate":
             await self._notices.say(EventKind.HOOK_FAILED, why)
             raise self._rollback(why)
-        streak = p.hook_streaks[hook.name] = p.hook_streaks.get(hook.name, 0) + 1
+        streak = p.hooks.streaks[hook.name] = p.hooks.streaks.get(hook.name, 0) + 1
         if streak < hook.failure_limit:
             self._audit("hook", f"{why}: failure {streak} of {hook.failure_limit} in a row")
             return
@@ -262,7 +262,7 @@ class Hooks:
         """Requests straight to the canary; a failure rolls back before users meet it."""
         smoke = self._plan.smoke
         assert smoke is not None
-        if SMOKED in self._p.hooks_done:
+        if SMOKED in self._p.hooks.done:
             return
         try:
             answer = await workflow.execute_activity(
@@ -277,7 +277,7 @@ class Hooks:
         self._audit("smoke", f"smoke check of {smoke.url}: {answer.error or answer.excerpt}")
         if answer.error:
             raise self._rollback(f"smoke check failed: {answer.error}")
-        self._p.hooks_done.append(SMOKED)
+        self._p.hooks.done.append(SMOKED)
 
     def _key(self, hook: Hook, step: Step) -> str:
         """One key per call of a hook, the same for every retry and every ask after a 202."""
@@ -308,7 +308,7 @@ class Hooks:
             next_stage=step.stage,
             verdicts=[
                 VerdictBrief(gate=v.gate, outcome=v.outcome.value, value=v.value, reason=v.reason)
-                for name, v in sorted(p.verdicts.items())
+                for name, v in sorted(p.gates.verdicts.items())
                 if name in gates
             ],
             reason=step.reason or p.reason,

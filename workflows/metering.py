@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         STARTED,
         VERDICTS,
     )
-    from plans.state import RolloutProgress
+    from plans.progress import RolloutProgress
 
 
 def _count(name: str, description: str, **labels: str) -> None:

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         StageBrief,
         Verdict,
     )
-    from plans.state import RolloutProgress
+    from plans.progress import RolloutProgress
     from workflows.failures import root_message
     from workflows.status import stages_line
 
@@ -139,7 +139,7 @@ class Notices:
     def rollback_starting(self, reason: str, asked: Callable[[], bool]) -> None:
         """Tell people stable is being put back once ``asked`` holds (the router has answered
         the restore, yes or no), without holding the restore up."""
-        self._restoring = [c.description for c in reversed(self._p.compensations)]
+        self._restoring = [c.description for c in reversed(self._p.target.compensations)]
         self.in_background(self._rollback_told(reason, asked, self._p.canary_weight))
 
     async def _rollback_told(self, reason: str, asked: Callable[[], bool], weight: int) -> None:
@@ -235,7 +235,7 @@ class Notices:
         index = min(p.stage_index, len(plan.stages) - 1)
         stage = plan.stages[index]
         gates = {g.name for g in plan.gates_for(stage)}
-        verdicts: list[Verdict] = [v for name, v in p.verdicts.items() if name in gates]
+        verdicts: list[Verdict] = [v for name, v in p.gates.verdicts.items() if name in gates]
         return Notice(
             kind=kind,
             key=f"{info.workflow_id}/{info.first_execution_run_id}/{kind.value}/{index}/{p.notices}",

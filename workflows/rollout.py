@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         messages,
     )
     from plans.inputs import RolloutInput
-    from plans.state import RolloutProgress
+    from plans.progress import RolloutProgress
     from workflows import clock, decisions, metering
     from workflows.checking import discount_unobserved, observe_and_judge
     from workflows.commands import CommandLog
@@ -81,7 +81,7 @@ class RolloutWorkflow(Stopping):
     async def run(self, input: RolloutInput) -> RolloutResult:
         p, plan = self._p, self._plan
         record_history_version()
-        if not p.owns_target:
+        if not p.target.owned:
             await self._claim_target()
         if p.stopping_as is not None:  # a restore the router refused, carried into this run
             return await self._go_on_restoring()
@@ -141,12 +141,12 @@ class RolloutWorkflow(Stopping):
             self._audit("keep", keep_blue_text(self._plan))
         now = workflow.now()
         p.shifted_stage = p.stage_index
-        p.stage_entered_at = now
-        p.bake_elapsed_s = 0.0
-        p.clock_running_since = None if p.paused else now
-        p.next_check_at = now + stage.check_every
-        p.stage_checks = 0
-        p.last_check_at = now  # the shift read the split back
+        p.clock.entered_at = now
+        p.clock.elapsed_s = 0.0
+        p.clock.running_since = None if p.paused else now
+        p.clock.next_check_at = now + stage.check_every
+        p.clock.checks = 0
+        p.clock.last_check_at = now  # the shift read the split back
         self._audit("stage", f"{decisions.describe_stage(self._plan, p.stage_index)} started")
 
     async def _watch(self, stage: Stage, until: Until) -> None:
@@ -162,9 +162,9 @@ class RolloutWorkflow(Stopping):
             now = workflow.now()
             # Every stage looks at the router at every check, even one without gates.
             if self._needs_fresh_look(stage, now):
-                p.next_check_at = now
-            assert p.next_check_at is not None
-            if now >= p.next_check_at:
+                p.clock.next_check_at = now
+            assert p.clock.next_check_at is not None
+            if now >= p.clock.next_check_at:
                 await self._check(stage)
                 continue
             if until(self._plan, p, now):
@@ -191,20 +191,20 @@ class RolloutWorkflow(Stopping):
         """A stage passes on a fresh look, never on a bake nobody watched the end of."""
         p = self._p
         return decisions.baked(self._plan, p, now) and (
-            p.stage_checks == 0 or decisions.unobserved(stage, p.last_check_at, now)
+            p.clock.checks == 0 or decisions.unobserved(stage, p.clock.last_check_at, now)
         )
 
     async def _wait(self, stage: Stage, now: datetime) -> None:
         """Sleep until the next check or the end of the bake; a command wakes it at once."""
         p = self._p
-        assert p.next_check_at is not None
+        assert p.clock.next_check_at is not None
         remaining = decisions.bake_remaining(self._plan, p, now)
         timeout, summary = clock.first_wake(
             now,
-            (p.next_check_at, f"next check of stage {stage.name!r}"),
+            (p.clock.next_check_at, f"next check of stage {stage.name!r}"),
             [
                 (
-                    remaining if p.clock_running_since else None,
+                    remaining if p.clock.running_since else None,
                     f"bake {stage.name!r} {format_duration(stage.bake)}",
                 ),
                 (decisions.abort_due(self._plan, p, now), f"abort {stage.name!r} unfinished"),
@@ -222,7 +222,7 @@ class RolloutWorkflow(Stopping):
 
     async def _missed_deadline(self, stage: Stage, now: datetime) -> None:
         p = self._p
-        p.deadline_acted_stage = p.stage_index
+        p.clock.deadline_acted_stage = p.stage_index
         assert stage.progress_deadline is not None
         why = (
             f"stage {stage.name!r} made no progress within its deadline"
@@ -254,13 +254,13 @@ class RolloutWorkflow(Stopping):
         p.checks += 1
         p.checks_this_run += 1
         discount_unobserved(stage, p, workflow.now(), self._audit)
-        p.last_check_at = workflow.now()
+        p.clock.last_check_at = workflow.now()
         split, verdicts = await observe_and_judge(plan, stage, gates, self._target, p.canary_weight)
         await self._target.repair_drift(split)
-        p.stage_checks += 1
+        p.clock.checks += 1
         # Keep the cadence of the schedule, not of when each check happened to finish.
-        due = (p.next_check_at or workflow.now()) + stage.check_every
-        p.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
+        due = (p.clock.next_check_at or workflow.now()) + stage.check_every
+        p.clock.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
         metering.checked(plan, p, verdicts)
         if gates:
             await self._act_on(verdicts, gates)
@@ -271,7 +271,7 @@ class RolloutWorkflow(Stopping):
         for changed in changed_verdicts(p, verdicts):
             self._audit("verdict", changed)
         actions = decisions.judge_checks(p, gates, verdicts)
-        for shadow in p.shadow_actions:
+        for shadow in p.gates.shadow_actions:
             if shadow.check == p.checks:
                 self._audit("dry-run", f"gate {shadow.gate} would {shadow.action}: {shadow.reason}")
         rollbacks = [a.reason for a in actions if a.action == "rollback"]
@@ -311,7 +311,7 @@ class RolloutWorkflow(Stopping):
             await self._target.shift(100, "promote: shift canary to 100%")
         if p.rollback_requested:
             raise _RollBack(p.reason)
-        p.compensations.clear()
+        p.target.compensations.clear()
         p.state = RolloutState.PROMOTED
         p.reason = p.reason or "all stages passed"
         if kept_blue(self._plan, p):

@@ -23,7 +23,7 @@ from plans import (
 )
 from plans.bluegreen import KEEP_BLUE, PREVIEW
 from plans.durations import format_duration
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 from plans.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT
 from plans.windows import opening_text
 from workflows import decisions
@@ -54,9 +54,9 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         bake_elapsed_s=elapsed,
         bake_remaining_s=max(stage.bake.total_seconds() - elapsed, 0.0) if running else 0.0,
         awaiting_approval=p.state == RolloutState.AWAITING_APPROVAL,
-        verdicts=p.verdicts,
-        failure_streaks=p.failure_streaks,
-        inconclusive_streaks=p.inconclusive_streaks,
+        verdicts=p.gates.verdicts,
+        failure_streaks=p.gates.failure_streaks,
+        inconclusive_streaks=p.gates.inconclusive_streaks,
         pause_cause=p.pause_cause,
         commands=p.commands,
         events=p.events,
@@ -64,11 +64,11 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         checks=p.checks,
         run_count=p.run_count,
         as_of=now,
-        bake_clock_running=running and p.clock_running_since is not None,
-        stage_started_at=p.stage_entered_at,
-        window_hold=p.window_hold,
-        window_opens_at=p.window_opens_at,
-        restore_blocked=p.restore_blocked,
+        bake_clock_running=running and p.clock.running_since is not None,
+        stage_started_at=p.clock.entered_at,
+        window_hold=p.window.hold,
+        window_opens_at=p.window.opens_at,
+        restore_blocked=p.target.restore_blocked,
         asked=asked_of(plan, p),
     )
 
@@ -95,10 +95,10 @@ def sentence(plan: Plan, progress: RolloutProgress) -> str:
     text = f"{plan.service} {plan.version}: {state}, canary at {p.canary_weight}%{matched}, {where}"
     if p.reason and (p.state.final or p.state == RolloutState.ROLLING_BACK):
         text += f". Reason: {p.reason}"
-    elif p.window_hold and plan.windows is not None and not p.state.final:
-        opens = p.window_opens_at
+    elif p.window.hold and plan.windows is not None and not p.state.final:
+        opens = p.window.opens_at
         when = opening_text(opens, plan.windows.zone_name()) if opens else "not within a year"
-        text += f"; waiting for window: opens {when} ({p.window_hold})"
+        text += f"; waiting for window: opens {when} ({p.window.hold})"
     elif plan.blue_green is not None and not p.state.final:
         stage = decisions.current_stage(plan, p).name
         if stage == PREVIEW and plan.blue_green.preview_url:
@@ -113,7 +113,7 @@ def changed_verdicts(progress: RolloutProgress, verdicts: list[Verdict]) -> list
     check's detail is in the history)."""
     changed = []
     for verdict in verdicts:
-        previous = progress.verdicts.get(verdict.gate)
+        previous = progress.gates.verdicts.get(verdict.gate)
         if previous is None or previous.outcome != verdict.outcome:
             changed.append(verdict.explain())
     return changed
@@ -167,7 +167,7 @@ def publish(
     """Set the run's details and search attributes when they changed since ``published``."""
     p = progress
     stage = decisions.current_stage(plan, p)
-    snapshot = (p.state, stage.name, p.canary_weight, p.reason, p.window_hold, p.window_opens_at)
+    snapshot = (p.state, stage.name, p.canary_weight, p.reason, p.window.hold, p.window.opens_at)
     if snapshot == published:
         return published
     workflow.set_current_details(sentence(plan, p))

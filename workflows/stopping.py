@@ -14,7 +14,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from plans import Plan, RolloutResult, RolloutState
     from plans.inputs import RolloutInput
-    from plans.state import RolloutProgress
+    from plans.progress import RolloutProgress
     from workflows.ending import write_report
     from workflows.hooks import Hooks
     from workflows.notices import Notices
@@ -84,7 +84,7 @@ class Stopping:
         if begins:
             # Told once the router has answered the restore: nothing goes ahead of it.
             self._notices.rollback_starting(
-                reason, lambda: restoring.done() or p.restore_rounds > 0
+                reason, lambda: restoring.done() or p.target.restore_rounds > 0
             )
         if not await restoring:
             await continue_in_new_run(self._input, p)

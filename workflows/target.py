@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         TrafficSplit,
     )
     from plans.plan import written_hosts
-    from plans.state import RolloutProgress
+    from plans.progress import RolloutProgress
     from plans.variables import named_variables
     from plans.visibility import service_of
     from workflows import metering
@@ -110,7 +110,7 @@ class Target:
             summary=f"claim {plan.router.target_key()}",
         )
         if answer.claimed:
-            p.owns_target = True
+            p.target.owned = True
             self._audit("target", f"owns {plan.router.target_key()}")
             return
         if answer.refused:
@@ -125,7 +125,7 @@ class Target:
     async def release(self) -> None:
         """Give the target back; a lost release is mended by the lease itself."""
         p = self._p
-        if not p.owns_target:
+        if not p.target.owned:
             return
         try:
             await workflow.execute_activity_method(
@@ -138,7 +138,7 @@ class Target:
         except ActivityError as error:
             # The lease looks at its owner now and then and ends itself once the run has ended.
             workflow.logger.warning("Releasing the target failed: %s", root_message(error))
-        p.owns_target = False
+        p.target.owned = False
 
     def _claim(self) -> TargetClaim:
         plan = self._plan
@@ -158,8 +158,8 @@ class Target:
         clears the last one.
         """
         p, plan = self._p, self._plan
-        if not any(c.shift.router == plan.router for c in p.compensations):
-            p.compensations.append(
+        if not any(c.shift.router == plan.router for c in p.target.compensations):
+            p.target.compensations.append(
                 Compensation(
                     shift=self.request(0),
                     description=f"restore 100% stable on {plan.router.describe()}",
@@ -192,13 +192,13 @@ class Target:
         """Keep what a read found: the router going unreadable, and back, is recorded once."""
         p = self._p
         if split is None:
-            if not p.router_unreadable:
+            if not p.target.router_unreadable:
                 self._audit("router", f"cannot read the split: {unreadable}")
-            p.router_unreadable = True
+            p.target.router_unreadable = True
             return None
-        if p.router_unreadable:
+        if p.target.router_unreadable:
             self._audit("router", "the split can be read again")
-        p.router_unreadable = False
+        p.target.router_unreadable = False
         return split
 
     async def repair_drift(self, split: TrafficSplit | None) -> None:
@@ -257,8 +257,8 @@ class Target:
         p, plan = self._p, self._plan
         failures = 0
         restored: list[Compensation] = []
-        while p.compensations:
-            compensation = p.compensations[-1]
+        while p.target.compensations:
+            compensation = p.target.compensations[-1]
             try:
                 await workflow.execute_activity(
                     shift_traffic,
@@ -274,38 +274,38 @@ class Target:
             except ActivityError as error:
                 if error_type(error) == CANARY_GONE:
                     self._audit("restore", f"{root_message(error)}: counted as restored")
-                    p.compensations.pop()
+                    p.target.compensations.pop()
                     continue
                 failures += 1
-                p.restore_rounds += 1
+                p.target.restore_rounds += 1
                 metering.restore_failing(plan)
-                wait = timedelta(seconds=min(30 * p.restore_rounds, RESTORE_WAIT_CAP_S))
-                if _pages_at(p.restore_rounds):
+                wait = timedelta(seconds=min(30 * p.target.restore_rounds, RESTORE_WAIT_CAP_S))
+                if _pages_at(p.target.restore_rounds):
                     await tell(
                         EventKind.RESTORE_FAILING,
                         f"Rollback of {plan.service} cannot {compensation.description} after"
                         f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
                         f" ({root_message(error)}); still retrying",
                     )
-                p.restore_blocked = blocked_text(plan, compensation, error, wait)
+                p.target.restore_blocked = blocked_text(plan, compensation, error, wait)
                 self._publish()
-                if p.restore_rounds % RESTORE_ROUNDS_PER_RUN == 0:
+                if p.target.restore_rounds % RESTORE_ROUNDS_PER_RUN == 0:
                     return False
                 await workflow.sleep(wait, summary="retry restore")
                 continue
-            restored.append(p.compensations.pop())
-            if not p.compensations:
+            restored.append(p.target.compensations.pop())
+            if not p.target.compensations:
                 drifted = [c for c in restored if not await self._holds(c)]
                 restored = []
                 if drifted:
                     failures += 1
-                    p.compensations.extend(reversed(drifted))
+                    p.target.compensations.extend(reversed(drifted))
                     await workflow.sleep(
                         timedelta(seconds=min(2 * failures, 60)), summary="re-assert restore"
                     )
         p.canary_weight = 0
         p.canary_match = None
-        p.restore_blocked = ""
+        p.target.restore_blocked = ""
         return True
 
     async def _holds(self, compensation: Compensation) -> bool:

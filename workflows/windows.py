@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.freezes import FreezeReader
     from plans import CommandRecord, Plan, RolloutState
     from plans.freezes import Freeze, freeze_holding
-    from plans.state import RolloutProgress
+    from plans.progress import RolloutProgress
     from plans.windows import opening_text
 
 UNREADABLE_RETRY = timedelta(minutes=1)
@@ -55,26 +55,26 @@ class Windows:
 
     @property
     def waiting(self) -> bool:
-        return bool(self._p.window_hold)
+        return bool(self._p.window.hold)
 
     def wake_at(self) -> datetime | None:
         """When a waiting rollout should look again (the opening plus jitter, or the next
         read of the calendar while freezes are known), if it waits."""
         if not self.waiting:
             return None
-        moments = [self._p.window_opens_at, self._look_again_at if self._p.freezes else None]
+        moments = [self._p.window.opens_at, self._look_again_at if self._p.window.freezes else None]
         return min((m for m in moments if m is not None), default=None)
 
     def look_again(self, now: datetime) -> bool:
         """Time to read the calendar again (only while some freeze is known)."""
         due = self._look_again_at
-        return bool(self._p.freezes) and due is not None and now >= due
+        return bool(self._p.window.freezes) and due is not None and now >= due
 
     def timer_summary(self) -> str:
         return f"waiting for window: {self.opens_text()}"
 
     def opens_text(self) -> str:
-        opens = self._p.window_opens_at
+        opens = self._p.window.opens_at
         if opens is None:
             return "no opening within a year"
         zone = self._plan.windows.zone_name() if self._plan.windows else "UTC"
@@ -97,18 +97,18 @@ class Windows:
         finally:
             self._look_again_at = workflow.now() + FREEZE_LOOK_EVERY
         self._unreadable_until = None
-        if [f.id for f in freezes] != [f.id for f in self._p.freezes]:
+        if [f.id for f in freezes] != [f.id for f in self._p.window.freezes]:
             # Another set of freezes: the opening waited for is worked out again.
-            self._p.freezes = freezes
-            self._p.window_hold = ""
-            self._p.window_opens_at = None
+            self._p.window.freezes = freezes
+            self._p.window.hold = ""
+            self._p.window.opens_at = None
 
     def denial(self, now: datetime) -> str:
         """Why an increase may not happen at ``now``: an unreadable calendar, a freeze, a
         window ('' when it may)."""
         if self._unreadable_until is not None and now < self._unreadable_until:
             return "the freeze calendar could not be read"
-        freeze = freeze_holding(self._p.freezes, self._plan.service, now)
+        freeze = freeze_holding(self._p.window.freezes, self._plan.service, now)
         if freeze is not None:
             return freeze.describe()
         return self._plan.windows.denial(now) if self._plan.windows else ""
@@ -119,7 +119,7 @@ class Windows:
         for _ in range(100):
             if at is None or not self.denial(at):
                 return at
-            freeze = freeze_holding(self._p.freezes, self._plan.service, at)
+            freeze = freeze_holding(self._p.window.freezes, self._plan.service, at)
             if freeze is not None:
                 at = freeze.end
             elif self._unreadable_until is not None and at < self._unreadable_until:
@@ -136,27 +136,27 @@ class Windows:
             self._clear()
             return True
         hold = self.denial(now)
-        opens = p.window_opens_at
-        if not hold and p.window_hold and opens is not None and now < opens:
+        opens = p.window.opens_at
+        if not hold and p.window.hold and opens is not None and now < opens:
             return False  # open, but the jitter drawn for this opening is not over
         if not hold:
             self._clear()
             return True
-        if hold != p.window_hold:
+        if hold != p.window.hold:
             opens = self.next_opening(now)
             jitter = self._plan.windows.jitter if self._plan.windows else timedelta(0)
             if opens is not None and jitter > timedelta(0):
                 opens += timedelta(seconds=workflow.random().uniform(0, jitter.total_seconds()))
-            p.window_opens_at = opens
-            p.window_hold = hold
+            p.window.opens_at = opens
+            p.window.hold = hold
             self._audit("window", f"next increase waits: {hold}; {self.opens_text()}")
         return False
 
     def _clear(self) -> None:
-        if self._p.window_hold:
+        if self._p.window.hold:
             self._audit("window", "window open: traffic may increase")
-        self._p.window_hold = ""
-        self._p.window_opens_at = None
+        self._p.window.hold = ""
+        self._p.window.opens_at = None
 
     def until_open(self, plan: Plan, p: RolloutProgress, now: datetime) -> bool:
         """For the rollout's watch loop: the stage may end once the window is open (or, to
@@ -209,7 +209,7 @@ class Windows:
 
     def holder(self, now: datetime) -> str:
         """What holds an increase at ``now``, in words: a freeze, the calendar, or the window."""
-        freeze = freeze_holding(self._p.freezes, self._plan.service, now)
+        freeze = freeze_holding(self._p.window.freezes, self._plan.service, now)
         if freeze is not None:
             return f"a freeze ({freeze.describe()})"
         if self._unreadable_until is not None and now < self._unreadable_until:

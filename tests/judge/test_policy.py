@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plans import Gate, GateOutcome, Verdict, gate_from
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 from tests.verdict_words import record_verdicts
 from workflows.decisions import MAX_SHADOW_KEPT, judge_checks
 
@@ -43,7 +43,7 @@ def test_failure_limit_is_consecutive_fails() -> None:
     progress = RolloutProgress()
     checks = run([gate(failure_limit=3)], [FAIL, FAIL, PASS, FAIL, FAIL, FAIL], progress)
     assert checks == [[], [], [], [], [], [("rollback", "error-rate", 3)]]
-    assert progress.failure_streaks == {"error-rate": 3}
+    assert progress.gates.failure_streaks == {"error-rate": 3}
 
 
 def test_the_rollback_reason_quotes_the_verdict_and_the_streak() -> None:
@@ -77,8 +77,8 @@ def test_inconclusive_neither_hides_nor_counts_as_a_failure() -> None:
 def test_a_pass_resets_both_streaks() -> None:
     progress = RolloutProgress()
     run([gate()], [FAIL, UNSURE, UNSURE, PASS], progress)
-    assert progress.failure_streaks == {"error-rate": 0}
-    assert progress.inconclusive_streaks == {"error-rate": 0}
+    assert progress.gates.failure_streaks == {"error-rate": 0}
+    assert progress.gates.inconclusive_streaks == {"error-rate": 0}
 
 
 def test_severities_choose_the_default_actions() -> None:
@@ -113,13 +113,13 @@ def test_dry_run_gates_never_act_but_say_what_they_would_have_done() -> None:
     progress = RolloutProgress(checks=7)
     shadow = gate("shadow", dry_run=True)
     assert run([shadow], [FAIL, FAIL], progress) == [[], []]
-    assert [(a.action, a.gate, a.streak, a.check) for a in progress.shadow_actions] == [
+    assert [(a.action, a.gate, a.streak, a.check) for a in progress.gates.shadow_actions] == [
         ("rollback", "shadow", 1, 7),
         ("rollback", "shadow", 2, 7),
     ]
-    assert progress.verdicts["shadow"].outcome is FAIL
+    assert progress.gates.verdicts["shadow"].outcome is FAIL
     run([shadow], [FAIL] * (MAX_SHADOW_KEPT + 5), progress)
-    assert len(progress.shadow_actions) == MAX_SHADOW_KEPT
+    assert len(progress.gates.shadow_actions) == MAX_SHADOW_KEPT
 
 
 def test_a_verdict_for_an_unlisted_gate_follows_the_first_version() -> None:

@@ -16,7 +16,7 @@ from plans import (
     Verdict,
     parse_plan,
 )
-from plans.state import RolloutProgress
+from plans.progress import BakeClock, GateRecord, RolloutProgress
 from tests.verdict_words import record_verdicts
 from workflows import decisions
 
@@ -69,15 +69,22 @@ def passing(*gates: str) -> dict[str, Verdict]:
     return {g: verdict(g, GateOutcome.PASS, 0.01) for g in gates}
 
 
-def baking(stage: int = 0, elapsed: float = 0.0, **changes: Any) -> RolloutProgress:
+def baking(
+    stage: int = 0,
+    elapsed: float = 0.0,
+    running_since: datetime | None = T0,
+    checks: int = 0,
+    verdicts: dict[str, Verdict] | None = None,
+    **changes: Any,
+) -> RolloutProgress:
     """Progress on a stage whose traffic is shifted, clock running since T0."""
     fields: dict[str, Any] = {
         "state": RolloutState.BAKING,
         "stage_index": stage,
         "shifted_stage": stage,
         "canary_weight": PLAN.stages[stage].weight,
-        "bake_elapsed_s": elapsed,
-        "clock_running_since": T0,
+        "clock": BakeClock(elapsed_s=elapsed, running_since=running_since, checks=checks),
+        "gates": GateRecord(verdicts=verdicts or {}),
     }
     fields.update(changes)
     return RolloutProgress(**fields)
@@ -88,7 +95,7 @@ def baked_and_green(stage: int) -> RolloutProgress:
     return baking(
         stage,
         elapsed=PLAN.stages[stage].bake.total_seconds(),
-        stage_checks=1,
+        checks=1,
         verdicts=passing("errors", "latency"),
     )
 
@@ -107,12 +114,12 @@ def test_bake_elapsed_adds_running_clock() -> None:
 
 
 def test_bake_elapsed_with_clock_stopped() -> None:
-    progress = baking(elapsed=120.0, clock_running_since=None)
+    progress = baking(elapsed=120.0, running_since=None)
     assert decisions.bake_elapsed(progress, at(hours=5)) == 120.0
 
 
 def test_bake_elapsed_never_runs_backwards() -> None:
-    progress = baking(elapsed=30.0, clock_running_since=at(minutes=1))
+    progress = baking(elapsed=30.0, running_since=at(minutes=1))
     assert decisions.bake_elapsed(progress, T0) == 30.0
 
 
@@ -161,7 +168,7 @@ def test_pause_when_not_paused_is_taken(state: RolloutState) -> None:
 
 
 def test_pause_when_paused_is_refused() -> None:
-    progress = baking(state=RolloutState.PAUSED, paused=True, clock_running_since=None)
+    progress = baking(state=RolloutState.PAUSED, paused=True, running_since=None)
     refusal = decisions.refusal(PLAN, progress, cmd(CommandKind.PAUSE), T0)
     assert refusal == "pause: rollout is already paused"
 
@@ -172,7 +179,7 @@ def test_resume_when_not_paused_is_refused() -> None:
 
 
 def test_resume_when_paused_is_taken() -> None:
-    progress = baking(state=RolloutState.PAUSED, paused=True, clock_running_since=None)
+    progress = baking(state=RolloutState.PAUSED, paused=True, running_since=None)
     assert decisions.refusal(PLAN, progress, cmd(CommandKind.RESUME), T0) == ""
 
 
@@ -198,13 +205,13 @@ def test_approve_on_a_stage_without_approval(stage: int) -> None:
 
 
 def test_approve_while_still_baking() -> None:
-    progress = baking(1, elapsed=60.0, stage_checks=1, verdicts=passing("errors", "latency"))
+    progress = baking(1, elapsed=60.0, checks=1, verdicts=passing("errors", "latency"))
     refusal = decisions.refusal(PLAN, progress, cmd(CommandKind.APPROVE), at(minutes=2))
     assert refusal == "approve: stage 'half' is still baking, 7m left"
 
 
 def test_approve_while_paused_counts_the_stopped_clock() -> None:
-    progress = baking(1, elapsed=150.0, paused=True, clock_running_since=None)
+    progress = baking(1, elapsed=150.0, paused=True, running_since=None)
     refusal = decisions.refusal(PLAN, progress, cmd(CommandKind.APPROVE), at(hours=2))
     assert refusal == "approve: stage 'half' is still baking, 7m30s left"
 
@@ -220,7 +227,7 @@ def test_approve_before_any_check() -> None:
 )
 def test_approve_with_a_gate_not_passing(outcome: GateOutcome) -> None:
     progress = baked_and_green(1)
-    progress.verdicts["latency"] = verdict("latency", outcome, 0.9)
+    progress.gates.verdicts["latency"] = verdict("latency", outcome, 0.9)
     refusal = decisions.refusal(PLAN, progress, cmd(CommandKind.APPROVE), T0)
     assert refusal == "approve: stage 'half' has gates that have not passed yet"
 
@@ -249,10 +256,9 @@ def test_approval_of_an_earlier_stage_does_not_carry_over() -> None:
         state=RolloutState.AWAITING_APPROVAL,
         stage_index=1,
         shifted_stage=1,
-        bake_elapsed_s=60.0,
+        clock=BakeClock(elapsed_s=60.0, checks=1),
         approved_stage=0,
-        stage_checks=1,
-        verdicts=passing("errors", "latency"),
+        gates=GateRecord(verdicts=passing("errors", "latency")),
     )
     assert decisions.refusal(plan, progress, cmd(CommandKind.APPROVE), T0) == ""
 
@@ -273,8 +279,8 @@ def test_pause_stops_the_clock_and_keeps_elapsed() -> None:
     progress = baking(elapsed=60.0)
     decisions.apply_command(progress, cmd(CommandKind.PAUSE), at(minutes=2))
     assert progress.paused is True
-    assert progress.clock_running_since is None
-    assert progress.bake_elapsed_s == 180.0
+    assert progress.clock.running_since is None
+    assert progress.clock.elapsed_s == 180.0
     assert decisions.bake_elapsed(progress, at(hours=3)) == 180.0
     assert decisions.bake_remaining(PLAN, progress, at(hours=3)) == 420.0
 
@@ -283,8 +289,8 @@ def test_pause_before_the_shift_keeps_the_clock_stopped() -> None:
     progress = RolloutProgress(state=RolloutState.SHIFTING, stage_index=1, shifted_stage=0)
     decisions.apply_command(progress, cmd(CommandKind.PAUSE), at(minutes=5))
     assert progress.paused is True
-    assert progress.bake_elapsed_s == 0.0
-    assert progress.clock_running_since is None
+    assert progress.clock.elapsed_s == 0.0
+    assert progress.clock.running_since is None
 
 
 def test_resume_restarts_the_clock_of_a_shifted_stage() -> None:
@@ -292,7 +298,7 @@ def test_resume_restarts_the_clock_of_a_shifted_stage() -> None:
     decisions.apply_command(progress, cmd(CommandKind.PAUSE), at(minutes=2))
     decisions.apply_command(progress, cmd(CommandKind.RESUME), at(minutes=30))
     assert progress.paused is False
-    assert progress.clock_running_since == at(minutes=30)
+    assert progress.clock.running_since == at(minutes=30)
     assert decisions.bake_elapsed(progress, at(minutes=31)) == 240.0
 
 
@@ -302,7 +308,7 @@ def test_resume_before_the_shift_leaves_the_clock_stopped() -> None:
     )
     decisions.apply_command(progress, cmd(CommandKind.RESUME), at(minutes=30))
     assert progress.paused is False
-    assert progress.clock_running_since is None
+    assert progress.clock.running_since is None
     assert decisions.bake_elapsed(progress, at(hours=1)) == 0.0
 
 
@@ -349,11 +355,11 @@ def test_fails_extend_the_streak_until_the_limit() -> None:
     fail = verdict("errors", GateOutcome.FAIL, 0.12)
     assert record_verdicts(progress, PLAN.gates, [fail]) == []
     assert record_verdicts(progress, PLAN.gates, [fail]) == []
-    assert progress.failure_streaks == {"errors": 2}
+    assert progress.gates.failure_streaks == {"errors": 2}
     assert record_verdicts(progress, PLAN.gates, [fail]) == [
         "gate 'errors' failed 3 check(s) in a row (limit 3): 0.12, wants <= 0.05"
     ]
-    assert progress.failure_streaks == {"errors": 3}
+    assert progress.gates.failure_streaks == {"errors": 3}
 
 
 def test_a_pass_resets_the_streak() -> None:
@@ -361,9 +367,9 @@ def test_a_pass_resets_the_streak() -> None:
     fail = verdict("errors", GateOutcome.FAIL, 0.12)
     record_verdicts(progress, PLAN.gates, [fail, fail])
     record_verdicts(progress, PLAN.gates, [verdict("errors", GateOutcome.PASS, 0.01)])
-    assert progress.failure_streaks == {"errors": 0}
+    assert progress.gates.failure_streaks == {"errors": 0}
     assert record_verdicts(progress, PLAN.gates, [fail, fail]) == []
-    assert progress.failure_streaks == {"errors": 2}
+    assert progress.gates.failure_streaks == {"errors": 2}
 
 
 def test_inconclusive_neither_resets_nor_extends() -> None:
@@ -373,8 +379,8 @@ def test_inconclusive_neither_resets_nor_extends() -> None:
     record_verdicts(progress, PLAN.gates, [fail, fail])
     for _ in range(5):
         assert record_verdicts(progress, PLAN.gates, [unsure]) == []
-    assert progress.failure_streaks == {"errors": 2}
-    assert progress.verdicts["errors"] == unsure
+    assert progress.gates.failure_streaks == {"errors": 2}
+    assert progress.gates.verdicts["errors"] == unsure
     [reason] = record_verdicts(progress, PLAN.gates, [fail])
     assert reason == "gate 'errors' failed 3 check(s) in a row (limit 3): 0.2, wants <= 0.05"
 
@@ -383,7 +389,7 @@ def test_inconclusive_alone_starts_no_streak() -> None:
     progress = baking()
     unsure = verdict("latency", GateOutcome.INCONCLUSIVE)
     assert record_verdicts(progress, PLAN.gates, [unsure]) == []
-    assert progress.failure_streaks == {}
+    assert progress.gates.failure_streaks == {}
 
 
 def test_a_limit_of_one_trips_on_the_first_fail() -> None:
@@ -415,7 +421,7 @@ def test_a_gate_missing_from_the_list_has_a_limit_of_one() -> None:
 
 
 def test_every_gate_at_its_limit_is_reported() -> None:
-    progress = baking(failure_streaks={"errors": 2})
+    progress = baking(gates=GateRecord(failure_streaks={"errors": 2}))
     reasons = record_verdicts(
         progress,
         PLAN.gates,
@@ -433,16 +439,16 @@ def test_the_latest_verdict_is_kept() -> None:
     second = verdict("errors", GateOutcome.PASS, 0.01)
     record_verdicts(progress, PLAN.gates, [first])
     record_verdicts(progress, PLAN.gates, [second])
-    assert progress.verdicts == {"errors": second}
+    assert progress.gates.verdicts == {"errors": second}
 
 
 # -- gates, stage completion, approval -----------------------------------------------------------
 
 
 def test_gates_pass_needs_a_check_in_this_stage() -> None:
-    progress = baking(1, verdicts=passing("errors", "latency"), stage_checks=0)
+    progress = baking(1, verdicts=passing("errors", "latency"), checks=0)
     assert decisions.gates_pass(PLAN, progress, PLAN.stages[1]) is False
-    progress.stage_checks = 1
+    progress.clock.checks = 1
     assert decisions.gates_pass(PLAN, progress, PLAN.stages[1]) is True
 
 
@@ -458,15 +464,15 @@ def test_gates_pass_needs_a_check_in_this_stage() -> None:
 def test_gates_pass_needs_every_gate_of_the_stage(
     latency: GateOutcome | None, expected: bool
 ) -> None:
-    progress = baking(1, stage_checks=2, verdicts=passing("errors"))
+    progress = baking(1, checks=2, verdicts=passing("errors"))
     if latency is not None:
-        progress.verdicts["latency"] = verdict("latency", latency, 0.1)
+        progress.gates.verdicts["latency"] = verdict("latency", latency, 0.1)
     assert decisions.gates_pass(PLAN, progress, PLAN.stages[1]) is expected
 
 
 def test_gates_pass_looks_only_at_the_stage_gates() -> None:
-    progress = baking(2, stage_checks=1, verdicts=passing("errors"))
-    progress.verdicts["latency"] = verdict("latency", GateOutcome.FAIL, 0.9)
+    progress = baking(2, checks=1, verdicts=passing("errors"))
+    progress.gates.verdicts["latency"] = verdict("latency", GateOutcome.FAIL, 0.9)
     assert decisions.gates_pass(PLAN, progress, PLAN.stages[2]) is True
 
 
@@ -483,7 +489,7 @@ def test_stage_complete_when_baked_and_green() -> None:
 
 
 def test_stage_not_complete_while_baking() -> None:
-    progress = baking(0, elapsed=0.0, stage_checks=3, verdicts=passing("errors", "latency"))
+    progress = baking(0, elapsed=0.0, checks=3, verdicts=passing("errors", "latency"))
     assert decisions.stage_complete(PLAN, progress, at(minutes=9, seconds=59)) is False
     assert decisions.stage_complete(PLAN, progress, at(minutes=10)) is True
 
@@ -491,13 +497,13 @@ def test_stage_not_complete_while_baking() -> None:
 def test_stage_not_complete_while_paused() -> None:
     progress = baked_and_green(0)
     progress.paused = True
-    progress.clock_running_since = None
+    progress.clock.running_since = None
     assert decisions.stage_complete(PLAN, progress, at(hours=1)) is False
 
 
 def test_stage_not_complete_with_a_failing_gate() -> None:
     progress = baked_and_green(0)
-    progress.verdicts["errors"] = verdict("errors", GateOutcome.FAIL, 0.3)
+    progress.gates.verdicts["errors"] = verdict("errors", GateOutcome.FAIL, 0.3)
     assert decisions.stage_complete(PLAN, progress, T0) is False
 
 
@@ -511,10 +517,10 @@ def test_stage_with_approval_completes_once_approved() -> None:
 
 
 def test_not_awaiting_approval_before_baked_and_green() -> None:
-    still_baking = baking(1, elapsed=0.0, stage_checks=1, verdicts=passing("errors", "latency"))
+    still_baking = baking(1, elapsed=0.0, checks=1, verdicts=passing("errors", "latency"))
     assert decisions.awaiting_approval(PLAN, still_baking, at(minutes=5)) is False
     red = baked_and_green(1)
-    red.verdicts["errors"] = verdict("errors", GateOutcome.FAIL, 0.3)
+    red.gates.verdicts["errors"] = verdict("errors", GateOutcome.FAIL, 0.3)
     assert decisions.awaiting_approval(PLAN, red, T0) is False
 
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from plans.inputs import RolloutInput
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress
 from tests.workflow.conftest import make_plan
 
 

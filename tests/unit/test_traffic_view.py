@@ -16,7 +16,7 @@ from rich.console import Console
 from client.records import TemporalRecords, asked_of
 from plans import RolloutState, RolloutStatus, ShiftRequest, TrafficSplit, parse_plan
 from plans.inputs import RolloutInput
-from plans.state import RolloutProgress
+from plans.progress import BakeClock, RolloutProgress, TargetHold
 from plans.traffic import ObservedStatus, Restore, TrafficReading
 from starter import render, traffic
 from workflows.status import status_of
@@ -66,7 +66,7 @@ def asked(percent: int) -> ShiftRequest:
 
 
 def progress(**changes: Any) -> RolloutProgress:
-    return RolloutProgress(shifted_stage=0, stage_entered_at=AT, **changes)
+    return RolloutProgress(shifted_stage=0, clock=BakeClock(entered_at=AT), **changes)
 
 
 def text_of(renderable: object) -> str:
@@ -243,7 +243,11 @@ def test_a_blocked_restore_comes_right_under_the_headline() -> None:
     blocked = "stable is not back: haproxy shop refuses (no such server). Fix it by hand"
     answer = status_of(
         PLAN,
-        progress(state=RolloutState.ROLLING_BACK, canary_weight=50, restore_blocked=blocked),
+        progress(
+            state=RolloutState.ROLLING_BACK,
+            canary_weight=50,
+            target=TargetHold(restore_blocked=blocked),
+        ),
         AT,
     )
     lines = text_of(render.answer_view(answer)).splitlines()

@@ -24,7 +24,7 @@ from plans import (
     ShiftRequest,
     TrafficSplit,
 )
-from plans.state import RolloutProgress
+from plans.progress import RolloutProgress, TargetHold
 from tests.workflow.conftest import IGNORES_MISSING_DATA, Doubles, make_plan, skip, verdicts
 from workflows.rollout import RolloutWorkflow
 
@@ -152,7 +152,7 @@ async def test_compensations_run_in_reverse_order(env, worker, doubles) -> None:
         ),
         description="restore 100% stable on the other router",
     )
-    progress = RolloutProgress(compensations=[earlier])
+    progress = RolloutProgress(target=TargetHold(compensations=[earlier]))
     doubles.judge = lambda n, check: verdicts(check, GateOutcome.FAIL, 0.9)
     handle = await start_rollout(env.client, plan, worker, progress=progress)
     await rolled_back(env, handle)

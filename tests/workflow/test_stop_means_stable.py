@@ -211,19 +211,21 @@ async def test_a_run_carrying_a_refused_restore_goes_on_restoring(env, doubles) 
             "reason": "rollback requested by ops",
             "canary_weight": 10,
             "shifted_stage": 0,
-            "owns_target": True,
             "run_count": 2,
-            "compensations": [
-                {
-                    "shift": {
-                        "router": plan.router.model_dump(),
-                        "stable": "stable",
-                        "canary": "canary",
-                        "split": {"stable_weight": 100, "canary_weight": 0},
-                    },
-                    "description": "restore 100% stable",
-                }
-            ],
+            "target": {
+                "owned": True,
+                "compensations": [
+                    {
+                        "shift": {
+                            "router": plan.router.model_dump(),
+                            "stable": "stable",
+                            "canary": "canary",
+                            "split": {"stable_weight": 100, "canary_weight": 0},
+                        },
+                        "description": "restore 100% stable",
+                    }
+                ],
+            },
         }
         handle = await env.client.start_workflow(
             ROLLOUT_WORKFLOW,
