@@ -95,7 +95,7 @@ PRODUCTION_PACKAGES = (
     "receiver",
 )
 # What only the extras bring, by import name.
-EXTRAS_ONLY = {"psutil", "envoy", "openfeature", "prometheus_client", "scipy", "numpy"}
+EXTRAS_ONLY = {"psutil", "envoy", "openfeature", "prometheus_client", "scipy"}
 
 
 def test_production_code_imports_nothing_only_an_extra_brings() -> None:
