@@ -1,0 +1,405 @@
+"""Tests that stay valid at every look: the statistics behind ``kind: sequential`` gates.
+
+A check every minute for a week is ten thousand looks. A fixed-sample test at 2% fails a
+healthy canary at some look almost surely; ``failure_limit`` only thins that out. The tests
+here are mixture sequential probability ratio tests (mSPRT, Robbins' normal mixture): an
+estimate ``d`` of the excess over the allowance, with variance ``V``, read from all the data
+since the stage started, gives the mixture likelihood ratio
+
+    Lambda = integral of exp(t d / V - t^2 / (2 V)) over a prior on the excess t,
+
+a nonnegative supermartingale while the canary is within its allowance. By Ville's
+inequality the chance that it ever reaches ``1 / alpha`` is at most ``alpha``, so
+``p = min(1, 1 / Lambda)`` is a p-value valid at every look, however many and whenever
+they come; the same bound inverted gives a confidence sequence for the effect.
+
+The prior is a half-normal of scale ``tau`` on the side that hurts (one-sided, like the
+gates), in closed form:
+
+    Lambda = 2 sqrt(V / T) exp(tau^2 d^2 / (2 V T)) Phi(tau d / sqrt(V T)),  T = V + tau^2
+
+``tau`` is the size of excess the test is most sensitive to; any ``tau`` keeps the error
+rate, a fitting one detects sooner. The data are counts, so ``d`` is asymptotically normal
+(the asymptotic confidence sequences of Waudby-Smith et al., 2021); the variance is
+widened by the overdispersion the stable shows (``activities.stats.dispersion``).
+
+- Rates (``rate_test``): the canary's proportion against ``stable x factor + margin``, the
+  allowance inside the null as for the other gates; the interval is for the rate ratio.
+- Latency (``quantile_test``): from histogram bucket counts, per quantile (p50 to p99),
+  the log ratio of the canary's quantile to the stable's tolerated one; a shift of the whole
+  body shows at the middle quantiles, where buckets are usually finest, a shift of the tail
+  at p99. The quantiles share the error rate (Bonferroni). A quantile inside a bucket is
+  interpolated geometrically, so a bucket spanning 2.5x leaves the value uncertain inside
+  it; the result says which bucket and how wide.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# The excess each test is tuned to find: half the allowed rate, 10% in latency.
+RATE_TAU = 0.5
+LOG_TAU = 0.1
+CHI2_1_MEDIAN = 0.4549364231195724
+TAIL_COUNT = 10  # requests each side of a bucket bound, in each version, to judge it
+
+
+def log_phi(x: float) -> float:
+    """log of the standard normal distribution function, accurate far into the left tail."""
+    if x > -30:
+        return math.log(0.5 * math.erfc(-x / math.sqrt(2)))
+    # Mills' ratio: Phi(x) ~ phi(x) / -x (1 - 1/x^2 + 3/x^4) for large negative x.
+    return (
+        -x * x / 2 - math.log(-x) - 0.5 * math.log(2 * math.pi) + math.log1p(-1 / x**2 + 3 / x**4)
+    )
+
+
+def log_mixture_ratio(excess: float, variance: float, tau: float) -> float:
+    """log Lambda of the half-normal mixture for an estimated ``excess`` with ``variance``."""
+    if variance <= 0 or tau <= 0:
+        raise ValueError("variance and tau must be positive")
+    total = variance + tau * tau
+    return (
+        math.log(2)
+        + 0.5 * math.log(variance / total)
+        + tau * tau * excess * excess / (2 * variance * total)
+        + log_phi(tau * excess / math.sqrt(variance * total))
+    )
+
+
+def always_valid_p(excess: float, variance: float, tau: float) -> float:
+    """min(1, 1 / Lambda): a p-value valid at every look."""
+    return min(1.0, math.exp(-log_mixture_ratio(excess, variance, tau)))
+
+
+def radius(variance: float, tau: float, alpha: float) -> float:
+    """Half-width of the two-sided normal-mixture confidence sequence at level ``alpha``."""
+    total = variance + tau * tau
+    return math.sqrt(
+        2
+        * variance
+        * total
+        / (tau * tau)
+        * (math.log(1 / alpha) + 0.5 * math.log(total / variance))
+    )
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """One sequential test's finding: the metric on each side, the effect with its interval.
+
+    ``ratio`` is canary / stable, ``low`` and ``high`` its confidence sequence at the gate's
+    level; ``p_value`` is always valid; ``name`` says which quantity (``rate``, ``p95``);
+    ``note`` says how coarse the data made it, when it matters.
+    """
+
+    name: str
+    canary: float
+    stable: float
+    ratio: float
+    low: float
+    high: float
+    p_value: float
+    statistic: float
+    note: str = ""
+
+
+Step = tuple[float, float, float, float]  # canary hits, canary requests, stable hits, stable's
+
+
+def paired_excess(
+    steps: Sequence[Step] | np.ndarray, spread: float, scale: float, shift: float
+) -> tuple[float, float, float]:
+    """The canary's hits beyond its tolerated share, step by step, with their variance.
+
+    In each step the canary may reach ``stable's share x scale + shift``; returns the
+    summed excess of hits, its variance (binomial widened by ``spread``, the stable's
+    dispersion, the canary's scaled by its traffic) and the hits the stable's shares
+    predict for the canary's requests.
+    """
+    hc, nc, hs, ns = np.asarray(steps, dtype=float).reshape(-1, 4).T
+    c_n = nc.sum()
+    pooled = (hs.sum() + 0.5) / (ns.sum() + 1)
+    p = (hs + pooled) / (ns + 1)  # shrunk a little towards the pooled share
+    tolerated = np.clip(p * scale + shift, 0.5 / (c_n + 1), 1.0)
+    c_spread = 1 + (spread - 1) * nc / ns
+    var = c_spread * nc * tolerated * (1 - tolerated) + spread * scale**2 * nc**2 * p * (1 - p) / ns
+    return float((hc - nc * tolerated).sum()), float(var.sum()), float((nc * p).sum())
+
+
+def _aligned(
+    c_hits: Sequence[float], c_n: Sequence[float], s_hits: Sequence[float], s_n: Sequence[float]
+) -> list[Step]:
+    steps = [
+        (hc, nc, hs, ns)
+        for hc, nc, hs, ns in zip(c_hits, c_n, s_hits, s_n, strict=True)
+        if ns > 0 and nc >= 0
+    ]
+    if sum(s[1] for s in steps) <= 0 or sum(s[3] for s in steps) <= 0:
+        raise ValueError("each side needs requests in the same steps")
+    return steps
+
+
+def rate_test(
+    canary_hits: Sequence[float],
+    canary_totals: Sequence[float],
+    stable_hits: Sequence[float],
+    stable_totals: Sequence[float],
+    *,
+    factor: float = 1.0,
+    margin: float = 0.0,
+    direction: str = "increase",
+    alpha: float = 0.02,
+) -> Sequential:
+    """Is the canary's proportion, since the stage began, beyond the tolerated one?
+
+    Per-step hits and totals for each side, every step since the stage's start, the two
+    sides' steps at the same times. The null is ``p_c <= p_s x factor + margin`` in every
+    step (``increase``), ``p_c >= p_s / factor - margin`` (``decrease``); ``either`` tests
+    both at alpha / 2 each.
+
+    The canary is compared with the stable step by step: its expected hits are its
+    requests times the stable's tolerated rate in the same step, so an incident both
+    versions share (a database down for a minute) moves both sides alike and cancels,
+    where pooled totals would count it as noise. Bursts that hit one version only are
+    overdispersion: the stable's steps measure it (a robust estimate, which one shared
+    incident does not inflate), and it widens both sides, the canary's by its traffic.
+    """
+    steps = _aligned(canary_hits, canary_totals, stable_hits, stable_totals)
+    c_hits, c_n = sum(s[0] for s in steps), sum(s[1] for s in steps)
+    s_hits, s_n = sum(s[2] for s in steps), sum(s[3] for s in steps)
+    spread = robust_dispersion([s[2] for s in steps], [s[3] for s in steps])
+
+    def one_side(upward: bool, level: float) -> tuple[float, float]:
+        scale, shift = (factor, margin) if upward else (1 / factor, -margin)
+        excess, var, expected = paired_excess(steps, spread, scale, shift)
+        if not upward:
+            excess = -excess
+        tau = RATE_TAU * max((expected * scale + shift * c_n) / c_n, 0.5 / (c_n + 1))
+        est, v = excess / c_n, var / (c_n * c_n)
+        return always_valid_p(est, v, tau), est / math.sqrt(v)
+
+    p, z = _directed(one_side, direction, alpha)
+    # The rate ratio, the canary against the stable in the same steps, on the log scale.
+    expected = paired_excess(steps, spread, 1.0, 0.0)[2]
+    c_rate = (c_hits + 0.5) / (c_n + 1)
+    s_rate = max(expected / c_n, 0.5 / (s_n + 1))
+    ratio = c_rate / s_rate
+    c_spread = 1 + (spread - 1) * c_n / s_n
+    log_var = c_spread * (1 - c_rate) / (c_hits + 0.5) + spread * (1 - s_rate) / (s_hits + 0.5)
+    half = radius(log_var, LOG_TAU * 2, alpha)
+    return Sequential(
+        name="rate",
+        canary=c_hits / c_n,
+        stable=s_hits / s_n,
+        ratio=ratio,
+        low=ratio * math.exp(-half),
+        high=ratio * math.exp(half),
+        p_value=p,
+        statistic=z,
+    )
+
+
+def robust_dispersion(
+    hits: Sequence[float] | np.ndarray, totals: Sequence[float] | np.ndarray
+) -> float:
+    """How much more the steps' proportions vary than binomial noise, at least 1.
+
+    The median of the squared Pearson residuals over its value for pure noise (0.455,
+    the median of chi-square with one degree of freedom): a few steps of a shared
+    incident do not move it, steady bursts do. Fewer than 5 steps say nothing (1).
+    """
+    h, n = np.asarray(hits, dtype=float), np.asarray(totals, dtype=float)
+    used = n > 0
+    h, n = h[used], n[used]
+    if len(n) < 5:
+        return 1.0
+    # Around the typical step's rate: a shared incident raises the pooled rate, and every
+    # quiet step would then look far off.
+    p = float(np.median(h / n))
+    if p <= 0 or p >= 1:
+        p = float(h.sum() / n.sum())
+    if p <= 0 or p >= 1:
+        return 1.0
+    middle = float(np.median((h - n * p) ** 2 / (n * p * (1 - p))))
+    return max(1.0, middle / CHI2_1_MEDIAN)
+
+
+def _directed(
+    one_side: Callable[[bool, float], tuple[float, float]], direction: str, alpha: float
+) -> tuple[float, float]:
+    """(p, z) for the direction; ``either`` runs both sides at alpha / 2 and doubles the p."""
+    if direction == "increase":
+        return one_side(True, alpha)
+    if direction == "decrease":
+        return one_side(False, alpha)
+    up, down = one_side(True, alpha / 2), one_side(False, alpha / 2)
+    worst = up if up[0] <= down[0] else down
+    return min(1.0, 2 * worst[0]), worst[1]
+
+
+def log_density(bound: int, counts: Sequence[float], bounds: Sequence[float]) -> float:
+    """The share of requests per unit of log latency at ``bounds[bound]``.
+
+    Each neighbouring bucket gives its average (its share over its width in log
+    latency); the two are interpolated between the buckets' middles, which follows a
+    density that rises or falls across the bound. A first bucket from 0 or a last one to
+    +Inf has no width in log latency: the other neighbour alone then.
+    """
+    total = sum(counts)
+    edge = bounds[bound]
+    widths, heights = [], []
+    for index in (bound, bound + 1):
+        lower = bounds[index - 1] if index else 0.0
+        upper = bounds[index]
+        if lower <= 0 or math.isinf(upper):
+            continue
+        width = math.log(upper / lower)
+        widths.append(width)
+        heights.append(counts[index] / total / width)
+    if not heights:
+        return 0.0
+    if len(heights) == 1:
+        return heights[0]
+    left, right = widths
+    return (heights[0] * right + heights[1] * left) / (left + right) if edge > 0 else 0.0
+
+
+def distribution_test(
+    canary_steps: Sequence[Sequence[float]],
+    stable_steps: Sequence[Sequence[float]],
+    bounds: Sequence[float],
+    *,
+    factor: float = 1.0,
+    margin: float = 0.0,
+    direction: str = "increase",
+    alpha: float = 0.02,
+) -> Sequential:
+    """Is the canary's latency, anywhere in its distribution, beyond the stable's tolerated?
+
+    Each side comes as bucket counts per step since the stage's start (per bucket, not
+    cumulative), over ``bounds``, the buckets' upper bounds ascending (the last may be
+    +Inf); both sides' steps at the same times.
+
+    At each finite bound ``b`` the share of requests slower than ``b`` is compared, step
+    by step, as the rate test compares error shares. A canary ``r`` times slower has
+    ``g(b) ln r`` more of its requests beyond ``b``, where ``g`` is the density per unit
+    of log latency at ``b`` (``log_density``): the allowance (``factor``; ``margin`` as
+    its share of ``b``) enters the null that way, and the excess converts back to a
+    shift of that quantile, ``+x%``. The counts at each bound are exact; only ``g`` is
+    estimated, so coarse buckets blur the size of a shift, not whether there is one.
+    Bounds with at least ``TAIL_COUNT`` requests on each side of them in both versions are
+    judged, each at ``alpha / k`` for the ``k`` judged; the finding is the most telling.
+    """
+    canary = [sum(col) for col in zip(*canary_steps, strict=True)]
+    stable = [sum(col) for col in zip(*stable_steps, strict=True)]
+    if len(canary) != len(bounds) or len(stable) != len(bounds):
+        raise ValueError("each step needs one count per bucket")
+    n_c, n_s = sum(canary), sum(stable)
+    if n_c <= 0 or n_s <= 0:
+        raise ValueError("each side needs requests")
+    pooled = [c + s for c, s in zip(canary, stable, strict=True)]
+    judged = []
+    for k, bound in enumerate(bounds):
+        if math.isinf(bound) or bound <= 0:
+            continue
+        below_c, below_s = sum(canary[: k + 1]), sum(stable[: k + 1])
+        if min(below_c, n_c - below_c, below_s, n_s - below_s) < TAIL_COUNT:
+            continue
+        if log_density(k, pooled, bounds) > 0:
+            judged.append(k)
+    if not judged:
+        raise ValueError(
+            f"too few requests on both sides of any bucket bound ({n_c:,.0f} vs"
+            f" {n_s:,.0f} requests): each needs {TAIL_COUNT} each side"
+        )
+    level = alpha / len(judged)
+    found = [
+        _at_bound(k, canary_steps, stable_steps, bounds, pooled, factor, margin, direction, level)
+        for k in judged
+    ]
+    best = min(found, key=lambda f: (f.p_value, -abs(f.statistic)))
+    first, last = judged[0], judged[-1]
+    seen = (
+        f"judged at {len(judged)} bucket bound(s), {_ms(bounds[first])} (the stable's"
+        f" p{_level(stable, first):.3g}) to {_ms(bounds[last])} (p{_level(stable, last):.3g})"
+    )
+    return Sequential(
+        name=best.name,
+        canary=best.canary,
+        stable=best.stable,
+        ratio=best.ratio,
+        low=best.low,
+        high=best.high,
+        p_value=min(1.0, best.p_value * len(judged)),
+        statistic=best.statistic,
+        note=f"{seen}; {best.note}",
+    )
+
+
+def _level(counts: Sequence[float], k: int) -> float:
+    return 100 * sum(counts[: k + 1]) / sum(counts)
+
+
+def _at_bound(
+    k: int,
+    canary_steps: Sequence[Sequence[float]],
+    stable_steps: Sequence[Sequence[float]],
+    bounds: Sequence[float],
+    pooled: Sequence[float],
+    factor: float,
+    margin: float,
+    direction: str,
+    alpha: float,
+) -> Sequential:
+    """The test at one bound: the canary's share slower than it against the stable's."""
+    c_steps, s_steps = np.asarray(canary_steps, float), np.asarray(stable_steps, float)
+    c_all, s_all = c_steps.sum(axis=1), s_steps.sum(axis=1)
+    slower_c = c_all - c_steps[:, : k + 1].sum(axis=1)
+    slower_s = s_all - s_steps[:, : k + 1].sum(axis=1)
+    steps = np.column_stack([slower_c, c_all, slower_s, s_all])[s_all > 0]
+    bound, g = bounds[k], log_density(k, pooled, bounds)
+    c_n = float(steps[:, 1].sum())
+    if c_n <= 0:
+        raise ValueError("the canary has no requests in the stable's steps")
+    spread = robust_dispersion(steps[:, 2], steps[:, 3])
+
+    def one_side(upward: bool, level: float) -> tuple[float, float]:
+        allowed = g * math.log(factor + margin / bound)
+        excess, var, _ = paired_excess(steps, spread, 1.0, allowed if upward else -allowed)
+        if not upward:
+            excess = -excess
+        est, v = excess / c_n / g, var / (c_n * c_n * g * g)
+        return always_valid_p(est, v, LOG_TAU), est / math.sqrt(v)
+
+    p, z = _directed(one_side, direction, alpha)
+    excess, var, _ = paired_excess(steps, spread, 1.0, 0.0)
+    shift, v = excess / c_n / g, var / (c_n * c_n * g * g)
+    half = radius(v, LOG_TAU, alpha)
+    level = _level([sum(col) for col in zip(*stable_steps, strict=True)], k)
+    below = bounds[k - 1] if k else 0.0
+    above = bounds[k + 1] if k + 1 < len(bounds) else math.inf
+    return Sequential(
+        name=f"p{level:.3g}",
+        canary=bound * math.exp(shift),
+        stable=bound,
+        ratio=math.exp(shift),
+        low=math.exp(shift - half),
+        high=math.exp(shift + half),
+        p_value=p,
+        statistic=z,
+        note=(
+            f"p{level:.3g} is the stable's share at or below {_ms(bound)}; its neighbouring"
+            f" bounds {_ms(below)} and {_ms(above)} set how closely its size is read"
+        ),
+    )
+
+
+def _ms(seconds: float) -> str:
+    if math.isinf(seconds):
+        return "+Inf"
+    return f"{seconds * 1000:.4g}ms" if seconds < 1 else f"{seconds:.4g}s"

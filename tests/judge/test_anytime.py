@@ -1,0 +1,235 @@
+"""The tests valid at every look: closed forms against numerical reference values, error rates
+under repeated looks by simulation, and what the rate and latency tests find."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+from activities.anytime import (
+    always_valid_p,
+    distribution_test,
+    log_density,
+    log_mixture_ratio,
+    log_phi,
+    radius,
+    rate_test,
+    robust_dispersion,
+)
+from activities.stats import dispersion
+
+# -- the mixture ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("excess", "variance", "tau"),
+    [(0.3, 0.01, 0.1), (0.0, 0.04, 0.2), (-0.1, 0.01, 0.05), (0.002, 1e-6, 0.005)],
+)
+def test_the_closed_form_is_the_mixture_integral(
+    excess: float, variance: float, tau: float
+) -> None:
+    # Lambda = integral over t > 0 of the likelihood ratio N(d; t, V) / N(d; 0, V), weighed
+    # by a half-normal prior of scale tau.
+    def weighed(t: float) -> float:
+        ratio = math.exp(t * excess / variance - t * t / (2 * variance))
+        return ratio * 2 * float(stats.norm.pdf(t, 0, tau))
+
+    reference, _ = integrate.quad(weighed, 0, 12 * tau, epsabs=1e-13, epsrel=1e-11)
+    assert log_mixture_ratio(excess, variance, tau) == pytest.approx(math.log(reference), abs=1e-7)
+
+
+def test_no_excess_gives_no_evidence() -> None:
+    # At d = 0 the mixture is 2 sqrt(V / (V + tau^2)) Phi(0) = sqrt(V / (V + tau^2)) < 1.
+    assert log_mixture_ratio(0.0, 1.0, 1.0) == pytest.approx(0.5 * math.log(0.5))
+    assert always_valid_p(0.0, 1.0, 1.0) == 1.0
+
+
+@pytest.mark.parametrize("x", [3.0, 0.0, -5.0, -29.9, -30.1, -40.0, -200.0])
+def test_log_phi_matches_scipy_far_into_the_tail(x: float) -> None:
+    assert log_phi(x) == pytest.approx(float(special.log_ndtr(x)), rel=1e-9)
+
+
+def test_a_far_better_canary_is_no_evidence_at_all() -> None:
+    # Numerically: the exponent and log Phi cancel, and nothing overflows.
+    assert always_valid_p(-40.0, 1.0, 0.5) == 1.0
+    assert always_valid_p(-1e4, 1.0, 0.5) == 1.0
+
+
+def test_the_radius_is_where_the_two_sided_mixture_reaches_one_over_alpha() -> None:
+    variance, tau, alpha = 0.02, 0.1, 0.05
+    r = radius(variance, tau, alpha)
+    total = variance + tau * tau
+    two_sided = math.sqrt(variance / total) * math.exp(tau * tau * r * r / (2 * variance * total))
+    assert two_sided == pytest.approx(1 / alpha)
+
+
+def test_a_random_walk_under_the_null_crosses_the_boundary_at_most_alpha_of_the_time() -> None:
+    # Ville's inequality: 1,000 looks per path, standard normal increments, no effect.
+    rng = np.random.default_rng(3)
+    paths, looks, alpha = 2000, 1000, 0.05
+    sums = rng.normal(size=(paths, looks)).cumsum(axis=1)
+    n = np.arange(1, looks + 1)
+    crossed = 0
+    for row in sums:
+        estimates, variances = row / n, 1.0 / n
+        if any(
+            always_valid_p(float(d), float(v), 0.3) < alpha
+            for d, v in zip(estimates[::5], variances[::5], strict=True)
+        ):
+            crossed += 1
+    assert crossed / paths <= alpha
+    # A fixed-sample z-test at each of the same looks would have failed far more often.
+    z_fails = np.mean(np.any(sums[:, ::5] / np.sqrt(n[::5]) > stats.norm.isf(alpha), axis=1))
+    assert z_fails > 3 * alpha
+
+
+# -- overdispersion ---------------------------------------------------------------------------
+
+
+def test_robust_dispersion_is_one_for_binomial_steps_and_ignores_one_incident() -> None:
+    rng = np.random.default_rng(5)
+    totals = np.full(60, 4000)
+    hits = rng.binomial(totals, 0.01).astype(float)
+    assert robust_dispersion(hits, totals) == pytest.approx(1.0, abs=0.35)
+    hits[10:13] *= 5  # a shared incident: three steps of five times the errors
+    assert dispersion(hits, totals) > 10
+    assert robust_dispersion(hits, totals) < 1.6
+
+
+def test_robust_dispersion_measures_gamma_poisson_bursts() -> None:
+    # Counts with mean 40 and variance 40 + 40^2 / 20 = 120: dispersion 3.
+    rng = np.random.default_rng(6)
+    totals = np.full(400, 4000)
+    hits = rng.poisson(rng.gamma(20, 40 / 20, 400)).astype(float)
+    assert robust_dispersion(hits, totals) == pytest.approx(3.0, rel=0.25)
+
+
+# -- rates ------------------------------------------------------------------------------------
+
+
+def _steps(rng: np.random.Generator, n: int, p: float, steps: int) -> tuple[list[float], ...]:
+    totals = rng.poisson(n, steps).astype(float)
+    return list(rng.binomial(totals.astype(int), p).astype(float)), list(totals)
+
+
+def test_rate_test_keeps_its_error_rate_over_sixty_looks() -> None:
+    rng = np.random.default_rng(7)
+    stages, fails = 300, 0
+    for _ in range(stages):
+        c_hits, c_n = _steps(rng, 1000, 0.01, 60)
+        s_hits, s_n = _steps(rng, 4000, 0.01, 60)
+        if any(
+            rate_test(c_hits[:k], c_n[:k], s_hits[:k], s_n[:k], alpha=0.05).p_value < 0.05
+            for k in range(6, 61, 6)
+        ):
+            fails += 1
+    assert fails / stages <= 0.05
+
+
+def test_rate_test_finds_a_doubled_rate_and_says_how_much() -> None:
+    rng = np.random.default_rng(8)
+    c_hits, c_n = _steps(rng, 1000, 0.02, 60)
+    s_hits, s_n = _steps(rng, 4000, 0.01, 60)
+    found = rate_test(c_hits, c_n, s_hits, s_n, factor=1.2, margin=0.0005)
+    assert found.p_value < 1e-6
+    assert found.low < 2.0 < found.high
+    assert found.ratio == pytest.approx(2.0, rel=0.1)
+    assert found.canary == pytest.approx(sum(c_hits) / sum(c_n))
+
+
+def test_the_allowance_is_inside_the_null() -> None:
+    rng = np.random.default_rng(9)
+    c_hits, c_n = _steps(rng, 1000, 0.014, 60)
+    s_hits, s_n = _steps(rng, 4000, 0.01, 60)
+    assert rate_test(c_hits, c_n, s_hits, s_n, factor=1.5).p_value == 1.0
+    assert rate_test(c_hits, c_n, s_hits, s_n).p_value < 0.02
+
+
+def test_a_shared_incident_cancels_step_by_step() -> None:
+    rng = np.random.default_rng(10)
+    c_hits, c_n = _steps(rng, 1000, 0.01, 60)
+    s_hits, s_n = _steps(rng, 4000, 0.01, 60)
+    for k in range(20, 24):  # both versions fail a fifth of their requests for 40 s
+        c_hits[k] = float(rng.binomial(int(c_n[k]), 0.2))
+        s_hits[k] = float(rng.binomial(int(s_n[k]), 0.2))
+    found = rate_test(c_hits, c_n, s_hits, s_n, factor=1.2)
+    assert found.p_value == 1.0
+    assert found.ratio == pytest.approx(1.0, abs=0.15)
+
+
+def test_decrease_and_either_directions() -> None:
+    rng = np.random.default_rng(11)
+    good, n = _steps(rng, 1000, 0.95, 30)  # a success rate that fell
+    s_good, s_n = _steps(rng, 4000, 0.99, 30)
+    assert rate_test(good, n, s_good, s_n, direction="decrease").p_value < 1e-6
+    assert rate_test(good, n, s_good, s_n, direction="increase").p_value == 1.0
+    either = rate_test(good, n, s_good, s_n, direction="either").p_value
+    assert either < 1e-6
+
+
+# -- latency from buckets ---------------------------------------------------------------------
+
+BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf]
+
+
+def _histogram(
+    rng: np.random.Generator, rps: int, scale: float, steps: int = 60, tail: float = 1.0
+) -> list[list[float]]:
+    """Bucket counts per step of a log-normal latency (median 60ms), optionally its tail slower."""
+    out = []
+    for _ in range(steps):
+        values = 0.06 * scale * np.exp(rng.normal(0, 0.5, rng.poisson(rps)))
+        values = np.where(values > 0.15, values * tail, values)
+        idx = np.searchsorted(np.array(BOUNDS), values, side="left")
+        out.append(list(np.bincount(idx, minlength=len(BOUNDS)).astype(float)))
+    return out
+
+
+def test_log_density_is_exact_for_latency_uniform_in_log() -> None:
+    # Uniform in log latency over [1ms, 10s]: density 1 / ln(10^4) everywhere.
+    bounds = [0.001, 0.01, 0.1, 1.0, 10.0, math.inf]
+    counts = [0.0, 1000.0, 1000.0, 1000.0, 1000.0, 0.0]
+    for k in (1, 2, 3):
+        assert log_density(k, counts, bounds) == pytest.approx(1 / math.log(1e4))
+    # A bound between a bucket from 0 and the next: only the next has a width in log.
+    assert log_density(0, counts, bounds) == pytest.approx(1000 / 4000 / math.log(10))
+
+
+def test_the_same_latency_passes() -> None:
+    rng = np.random.default_rng(12)
+    found = distribution_test(
+        _histogram(rng, 100, 1.0), _histogram(rng, 400, 1.0), BOUNDS, factor=1.05
+    )
+    assert found.p_value == 1.0
+    assert found.low < 1.0 < found.high
+
+
+def test_a_body_shift_is_found_with_its_size() -> None:
+    rng = np.random.default_rng(13)
+    canary, stable = _histogram(rng, 100, 1.2), _histogram(rng, 400, 1.0)
+    found = distribution_test(canary, stable, BOUNDS, factor=1.05)
+    assert found.p_value < 1e-4
+    assert 1.1 < found.ratio < 1.35
+    assert found.low > 1.05
+    assert found.name.startswith("p")
+    assert "bucket bound(s)" in found.note
+
+
+def test_a_tail_only_shift_is_found_at_the_tail() -> None:
+    rng = np.random.default_rng(14)
+    canary, stable = _histogram(rng, 1000, 1.0, tail=1.5), _histogram(rng, 4000, 1.0)
+    found = distribution_test(canary, stable, BOUNDS, factor=1.05)
+    assert found.p_value < 0.02
+    assert float(found.name[1:]) > 90  # found above the stable's p90
+    assert found.stable >= 0.1
+
+
+def test_too_few_requests_for_any_bound() -> None:
+    rng = np.random.default_rng(15)
+    with pytest.raises(ValueError, match="too few requests"):
+        distribution_test(
+            _histogram(rng, 1, 1.0, steps=2), _histogram(rng, 4, 1.0, steps=2), BOUNDS
+        )
