@@ -230,7 +230,8 @@ def test_a_port_lost_between_choosing_and_binding_is_chosen_again(
             chosen.append(ports)
             return ports
 
-        monkeypatch.setattr(devstack, "choose_ports", first_choice_loses_the_race)
+        # where `up` looks it up: the stack module's own name for it
+        monkeypatch.setattr(devstack.stack, "choose_ports", first_choice_loses_the_race)
         with devstack.running(folder, with_worker=False) as info:
             assert info.ports["temporal"] != taken
             assert pid_alive(info.pids["temporal"])
