@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -114,3 +116,58 @@ def test_production_code_imports_nothing_only_an_extra_brings() -> None:
                         f"{path.relative_to(ROOT)}:{node.lineno} imports {name}, which a"
                         " production install lacks"
                     )
+
+
+# Runs the CLI as if the packages named in argv[1] were not installed.
+WITHOUT = """
+import runpy, sys
+missing = set(sys.argv.pop(1).split(","))
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in missing:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Missing())
+sys.argv[0] = "rollout"
+runpy.run_module(sys.argv.pop(1), run_name="__main__")
+"""
+
+
+def run_without(packages: str, module: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT, packages, module, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("missing", ["psutil", "prometheus_client", "openfeature"])
+def test_the_dev_stack_names_its_extra_when_a_package_is_missing(
+    missing: str, tmp_path: Path
+) -> None:
+    ran = run_without(missing, "starter", "dev", "up", "--dir", str(tmp_path / "stack"))
+    assert ran.returncode == 1, ran.stderr
+    said = " ".join(ran.stderr.split())
+    assert f"{missing} is not installed" in said
+    assert "pip install 'durable-rollouts[devstack]'" in said
+    assert "Traceback" not in ran.stderr
+    assert not (tmp_path / "stack").exists()  # nothing started
+
+
+def test_the_cli_and_the_worker_start_without_the_extras() -> None:
+    extras = "psutil,envoy,openfeature,prometheus_client,scipy"
+    for module, argv in (("starter", ["--help"]), ("worker", ["--help"])):
+        ran = run_without(extras, module, *argv)
+        assert ran.returncode == 0, ran.stderr
+        assert "usage:" in ran.stdout
+
+
+def test_the_demo_service_names_its_extra() -> None:
+    ran = run_without("prometheus_client", "demo.service", "--help")
+    assert ran.returncode != 0
+    assert "the demo service needs the demo extra: pip install 'durable-rollouts[demo]'" in (
+        ran.stderr
+    )
