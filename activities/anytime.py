@@ -322,11 +322,11 @@ def distribution_test(
         _at_bound(k, canary_steps, stable_steps, bounds, pooled, factor, margin, direction, level)
         for k in judged
     ]
-    best = min(found, key=lambda f: (f.p_value, -abs(f.statistic)))
+    best = min(found, key=lambda f: (f.p_value, -f.statistic))
     first, last = judged[0], judged[-1]
     seen = (
         f"judged at {len(judged)} bucket bound(s), {_ms(bounds[first])} (the stable's"
-        f" p{_level(stable, first):.3g}) to {_ms(bounds[last])} (p{_level(stable, last):.3g})"
+        f" p{_level(stable, first):g}) to {_ms(bounds[last])} (p{_level(stable, last):g})"
     )
     return Sequential(
         name=best.name,
@@ -342,7 +342,9 @@ def distribution_test(
 
 
 def _level(counts: Sequence[float], k: int) -> float:
-    return 100 * sum(counts[: k + 1]) / sum(counts)
+    """The share at or below bound ``k``, in percent, rounded to read as a percentile."""
+    level = 100 * sum(counts[: k + 1]) / sum(counts)
+    return round(level, 2 if level >= 99 else 1)
 
 
 def _at_bound(
@@ -384,7 +386,7 @@ def _at_bound(
     below = bounds[k - 1] if k else 0.0
     above = bounds[k + 1] if k + 1 < len(bounds) else math.inf
     return Sequential(
-        name=f"p{level:.3g}",
+        name=f"p{level:g}",
         canary=bound * math.exp(shift),
         stable=bound,
         ratio=math.exp(shift),
@@ -393,7 +395,7 @@ def _at_bound(
         p_value=p,
         statistic=z,
         note=(
-            f"p{level:.3g} is the stable's share at or below {_ms(bound)}; its neighbouring"
+            f"p{level:g} is the stable's share at or below {_ms(bound)}; its neighbouring"
             f" bounds {_ms(below)} and {_ms(above)} set how closely its size is read"
         ),
     )

@@ -28,9 +28,13 @@ def evaluate(
     source: MetricsSource,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[], None] = lambda: None,
+    started_at: datetime | None = None,
 ) -> list[Verdict]:
-    """One verdict per gate, in order; ``progress`` is called after each (for heartbeats)."""
-    reader = Reader(provider, source, placeholders, sleep)
+    """One verdict per gate, in order; ``progress`` is called after each (for heartbeats).
+
+    ``started_at`` is when the stage began: sequential gates read everything since.
+    """
+    reader = Reader(provider, source, placeholders, sleep, started_at)
     verdicts: list[Verdict] = []
     for gate in gates:
         measured = judge.measure(gate, reader, _now())

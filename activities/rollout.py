@@ -153,7 +153,12 @@ def check_gates(req: GateCheck) -> list[Verdict]:
             checked = gate_checks.inconclusive(gates, source, req.placeholders, str(error))
         else:
             checked = gate_checks.evaluate(
-                gates, provider, req.placeholders, source=source, progress=_heartbeat()
+                gates,
+                provider,
+                req.placeholders,
+                source=source,
+                progress=_heartbeat(),
+                started_at=req.stage_started_at,
             )
         found |= dict(zip(indexes, checked, strict=True))
     verdicts = [found[i] for i in range(len(req.gates))]

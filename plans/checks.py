@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from plans.gates import Gate, GateBase
@@ -18,6 +20,9 @@ class GateCheck(BaseModel):
     )
     gates: list[Gate]
     placeholders: dict[str, str]
+    stage_started_at: datetime | None = Field(
+        default=None, description="when the stage began: sequential gates read all since"
+    )
 
     def source_for(self, gate: GateBase) -> MetricsSource:
         return self.source if gate.source is None else self.sources[gate.source]

@@ -29,6 +29,7 @@ class Preset:
     relative: dict[str, float]
     statistical: dict[str, float]
     common: dict[str, Any] = field(default_factory=dict)
+    sequential: dict[str, Any] = field(default_factory=dict)
 
     def defaults(self, kind: str) -> dict[str, Any]:
         """The fields this preset gives a gate of ``kind``."""
@@ -42,6 +43,9 @@ class Preset:
         }
         if kind == "threshold":
             fields.update(self.threshold)
+        elif kind == "sequential":
+            # Valid at every look: one fail is already confident, so it acts at once.
+            fields |= {"direction": self.direction, "failure_limit": 1, **self.sequential}
         else:
             fields["direction"] = self.direction
             fields.update(self.relative if kind == "relative" else self.statistical)

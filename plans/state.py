@@ -142,7 +142,9 @@ class Verdict(BaseModel):
 
     ``value`` is the canary's value (the median of its points for Mann-Whitney);
     ``canary``/``stable`` and the request counts are filled as far as they were measured,
-    ``test``, ``statistic`` and ``p_value`` for statistical gates. ``reason`` says it in words.
+    ``test``, ``statistic`` and ``p_value`` for statistical gates. Sequential gates add
+    ``effect``, the canary's value over the stable's (the rate ratio, or a quantile's), and
+    its confidence interval ``effect_low``..``effect_high``. ``reason`` says it in words.
     """
 
     gate: str
@@ -160,6 +162,9 @@ class Verdict(BaseModel):
     test: str = ""
     statistic: float | None = None
     p_value: float | None = None
+    effect: float | None = None
+    effect_low: float | None = None
+    effect_high: float | None = None
 
     def explain(self) -> str:
         shown = "no value" if self.value is None else f"{self.value:.6g}"

@@ -31,7 +31,12 @@ CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempt
 
 
 async def observe_and_judge(
-    plan: Plan, stage: Stage, gates: list[Gate], target: Target, weight: int
+    plan: Plan,
+    stage: Stage,
+    gates: list[Gate],
+    target: Target,
+    weight: int,
+    started_at: datetime | None = None,
 ) -> tuple[TrafficSplit | None, list[Verdict]]:
     """Read the router back and judge the gates, in one local activity.
 
@@ -40,7 +45,8 @@ async def observe_and_judge(
     cannot run leaves the split unread and every gate inconclusive.
     """
     request = CheckRequest(
-        read=target.request(weight), check=gate_check(plan, gates) if gates else None
+        read=target.request(weight),
+        check=gate_check(plan, gates, started_at) if gates else None,
     )
     try:
         found: Observation = await workflow.execute_local_activity(
@@ -58,14 +64,19 @@ async def observe_and_judge(
     return target.observed(found.split, found.unreadable), found.verdicts
 
 
-def gate_check(plan: Plan, gates: list[Gate]) -> GateCheck:
-    """The request for these gates: the plan's source, the named sources they read."""
+def gate_check(plan: Plan, gates: list[Gate], started_at: datetime | None = None) -> GateCheck:
+    """The request for these gates: the plan's source, the named sources they read.
+
+    The stage's start goes with it only when a sequential gate reads it, so the checks of
+    other plans are asked as before.
+    """
     named = {g.source for g in gates if g.source is not None}
     return GateCheck(
         source=plan.metrics,
         sources={name: plan.sources[name] for name in sorted(named)},
         gates=gates,
         placeholders=plan.placeholders(),
+        stage_started_at=started_at if any(g.kind == "sequential" for g in gates) else None,
     )
 
 

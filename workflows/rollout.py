@@ -255,7 +255,9 @@ class RolloutWorkflow(Stopping):
         p.checks_this_run += 1
         discount_unobserved(stage, p, workflow.now(), self._audit)
         p.clock.last_check_at = workflow.now()
-        split, verdicts = await observe_and_judge(plan, stage, gates, self._target, p.canary_weight)
+        split, verdicts = await observe_and_judge(
+            plan, stage, gates, self._target, p.canary_weight, p.clock.entered_at
+        )
         await self._target.repair_drift(split)
         p.clock.checks += 1
         # Keep the cadence of the schedule, not of when each check happened to finish.

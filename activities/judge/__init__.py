@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from activities.judge import relative, statistical, threshold
+from activities.judge import relative, sequential, statistical, threshold
 from activities.judge.measurements import Measurements, Side
 from activities.judge.reader import MissingPlaceholder, Reader
 from activities.judge.verdicts import Inconclusive, fields
@@ -35,6 +35,7 @@ KINDS: dict[str, GateKind] = {
     "threshold": GateKind(threshold.measure, threshold.judge),
     "relative": GateKind(relative.measure, relative.judge),
     "statistical": GateKind(statistical.measure, statistical.judge),
+    "sequential": GateKind(sequential.measure, sequential.judge),
 }
 
 

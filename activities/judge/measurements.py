@@ -14,6 +14,8 @@ class Side:
     why); statistical gates have ``points`` instead, the range query's value per step, and
     for rates ``counts``, the requests per step aligned with them. ``samples`` is the
     request count of the window (None when unknown, and ``samples_reason`` says why).
+    Latency tests read a histogram: ``bounds``, its buckets' upper bounds (the last may be
+    +Inf), and ``histogram``, per step the count in each bucket (not cumulative).
     """
 
     value: float | None = None
@@ -22,6 +24,8 @@ class Side:
     samples_reason: str = ""
     points: tuple[float, ...] | None = None
     counts: tuple[float, ...] | None = None
+    bounds: tuple[float, ...] | None = None
+    histogram: tuple[tuple[float, ...], ...] | None = None
 
 
 @dataclass(frozen=True)

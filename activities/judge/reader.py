@@ -55,8 +55,10 @@ class Reader:
         source: MetricsSource,
         values: dict[str, str],
         sleep: Callable[[float], None],
+        started_at: datetime | None = None,
     ) -> None:
         self.provider = provider
+        self.started_at = started_at  # the stage's start, for gates reading all of it
         self.source = source
         self.values = values
         self.sleep = sleep
@@ -114,6 +116,16 @@ class Reader:
     def series(self, query: str, start: datetime, end: datetime, step_s: float) -> Series:
         """The query's values from ``start`` to ``end``, one per step, or none and why."""
         return self._ask(lambda: self.provider.query_range(query, start, end, step_s), Series)
+
+    def series_by(
+        self, query: str, label: str, start: datetime, end: datetime, step_s: float
+    ) -> Series:
+        """The query's series by ``label``'s value (``Series.labelled``), or none and why."""
+        by = getattr(self.provider, "query_range_by", None)
+        if by is None:
+            return Series(None, f"a {self.source.kind} source cannot read a histogram's buckets")
+        found: Series = self._ask(lambda: by(query, label, start, end, step_s), Series)
+        return found
 
     def _ask(self, run: Callable[[], T], nothing: Callable[[None, str], T]) -> T:
         if self.down:

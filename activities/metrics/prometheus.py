@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import netrc
 import os
 import ssl
@@ -98,6 +99,22 @@ class PrometheusProvider:
             "step": f"{step_s:g}s",
         }
         return series_of(self._get("/api/v1/query_range", fields))
+
+    def query_range_by(
+        self, promql: str, label: str, start: datetime, end: datetime, step_s: float
+    ) -> Series:
+        """A range query answering one series per value of ``label`` (a histogram's ``le``).
+
+        The answer's ``labelled`` holds each series by its label's value; ``times`` are
+        every step any series has.
+        """
+        fields = {
+            "query": promql,
+            "start": str(round(start.timestamp())),
+            "end": str(round(end.timestamp())),
+            "step": f"{step_s:g}s",
+        }
+        return labelled_series_of(self._get("/api/v1/query_range", fields), label)
 
     def _get(self, path: str, fields: Mapping[str, str]) -> Any:
         """One GET of the HTTP API: its ``data.result``, or the project's error for why not."""
@@ -193,6 +210,26 @@ def series_of(result: Any) -> Series:
     except (KeyError, TypeError, ValueError):
         return Series(None, "the range query did not return numbers")
     return Series(tuple(v for _, v in pairs), times=tuple(t for t, _ in pairs))
+
+
+def labelled_series_of(result: Any, label: str) -> Series:
+    """The series of a range query keyed by ``label``'s value, or why there are none."""
+    if not isinstance(result, list):
+        return Series(None, f"unexpected answer from Prometheus: {type(result).__name__}")
+    if not result:
+        return Series(None, "no data: the query matched no series")
+    found: dict[str, dict[float, float]] = {}
+    try:
+        for series in result:
+            key = series["metric"][label]
+            found[key] = {float(at): float(value) for at, value in series["values"]}
+    except KeyError:
+        return Series(None, f"a series has no {label} label: aggregate it with sum by ({label})")
+    except (TypeError, ValueError):
+        return Series(None, "the range query did not return numbers")
+    times = tuple(sorted({t for values in found.values() for t in values}))
+    labelled = {key: tuple(values.get(t, math.nan) for t in times) for key, values in found.items()}
+    return Series((), times=times, labelled=labelled)
 
 
 def _number(text: Any) -> Reading:

@@ -23,8 +23,11 @@ class Series:
     ``values`` is None when there are none, and ``reason`` says why.
 
     NaN and infinities are passed through: the judge drops them and counts what is left.
+    A query answering one series per label value (``query_range_by``) has them in
+    ``labelled``, each aligned with ``times``.
     """
 
     values: tuple[float, ...] | None
     reason: str = ""
     times: tuple[float, ...] = ()
+    labelled: dict[str, tuple[float, ...]] | None = None

@@ -13,6 +13,7 @@ from pydantic import Discriminator, Tag, TypeAdapter
 from plans.gates.base import SEVERITY_ACTIONS, GateBase, format_value
 from plans.gates.comparing import ComparingGate
 from plans.gates.relative import RelativeGate
+from plans.gates.sequential import SequentialGate
 from plans.gates.statistical import StatisticalGate
 from plans.gates.threshold import ThresholdGate
 from plans.text import kinds_of
@@ -27,7 +28,8 @@ def _kind_of(value: Any) -> str:
 Gate = Annotated[
     Annotated[ThresholdGate, Tag("threshold")]
     | Annotated[RelativeGate, Tag("relative")]
-    | Annotated[StatisticalGate, Tag("statistical")],
+    | Annotated[StatisticalGate, Tag("statistical")]
+    | Annotated[SequentialGate, Tag("sequential")],
     Discriminator(_kind_of),
 ]
 
@@ -50,6 +52,7 @@ __all__ = [
     "Gate",
     "GateBase",
     "RelativeGate",
+    "SequentialGate",
     "StatisticalGate",
     "ThresholdGate",
     "format_value",

@@ -16,9 +16,9 @@ class RelativeGate(ComparingGate):
     def _fields_elsewhere(cls, names: list[str]) -> list[str]:
         problems = super()._fields_elsewhere(names)
         if "test" in names or "confidence" in names:
-            problems.append("test and confidence apply to statistical gates")
+            problems.append("test and confidence apply to statistical and sequential gates")
         if "step" in names:
-            problems.append("step applies to statistical gates")
+            problems.append("step applies to statistical and sequential gates")
         return problems
 
     def _problems(self) -> list[str]:

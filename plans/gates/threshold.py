@@ -21,11 +21,11 @@ class ThresholdGate(GateBase):
         if compared:
             verb = "applies" if len(compared) == 1 else "apply"
             problems.append(
-                f"{', '.join(compared)} {verb} to relative and statistical gates:"
+                f"{', '.join(compared)} {verb} to relative, statistical and sequential gates:"
                 " a threshold gate uses max and min (or set kind)"
             )
         if "step" in names:
-            problems.append("step applies to statistical gates")
+            problems.append("step applies to statistical and sequential gates")
         return problems
 
     def _problems(self) -> list[str]:

@@ -227,9 +227,12 @@ def test_a_comparing_gate_cannot_judge_a_stage_without_stable_traffic() -> None:
         ),
         (
             {"query": "up", "max": 1, "factor": 2, "confidence": 0.9},
-            "factor, confidence apply to relative and statistical gates",
+            "factor, confidence apply to relative, statistical and sequential gates",
         ),
-        ({"query": "up", "max": 1, "step": "5s"}, "step applies to statistical gates"),
+        (
+            {"query": "up", "max": 1, "step": "5s"},
+            "step applies to statistical and sequential gates",
+        ),
         (
             {"query": "up", "max": 1, "min_samples": 100},
             "min_samples 100 needs samples_query",

@@ -1,0 +1,210 @@
+"""``kind: sequential``: everything since the stage began, tested so every look is valid.
+
+``test: rate`` reads the ratio query and the request count per step (as two-proportion
+does); ``test: latency`` reads the histogram's bucket counts per step, one series per
+``le``. Both read from the stage's start (``Reader.started_at``; without one, the gate's
+window), with the step widened on long stages so a range query stays under Prometheus'
+11,000 points. The verdict says the effect in the metric's units with its interval:
+``p95 +11.8% [+7.2%, +16.4%] vs allowed +5%``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from activities import anytime
+from activities.judge.measurements import Measurements, Side
+from activities.judge.reader import Reader
+from activities.judge.verdicts import Inconclusive, because, enough_samples, stable_of
+from plans import GateOutcome, SequentialGate, Verdict
+
+MAX_POINTS = 10_000
+
+
+def measure(gate: SequentialGate, reader: Reader, at: datetime) -> Measurements:
+    """Each version's steps since the stage began, the canary's first."""
+    start = reader.started_at or at - gate.window
+    step_s = gate.step.total_seconds()
+    step_s = max(step_s, math.ceil((at - start).total_seconds() / MAX_POINTS / step_s) * step_s)
+    canary, stable = reader.value("canary"), reader.value("stable")
+    read = _histogram if gate.test == "latency" else _rates
+    return Measurements(
+        canary=read(gate, reader, canary, start, at, step_s),
+        stable=read(gate, reader, stable, start, at, step_s),
+    )
+
+
+def _rates(
+    gate: SequentialGate, reader: Reader, target: str, start: datetime, at: datetime, step_s: float
+) -> Side:
+    step = timedelta(seconds=step_s)
+    first = start + step
+    series = reader.series(reader.query(gate, target=target, window=step), first, at, step_s)
+    samples_query = reader.samples_query(gate, target=target, window=step)
+    assert samples_query is not None  # validation asks a rate test for one
+    counted = reader.series(samples_query, first, at, step_s)
+    if series.values is None or counted.values is None:
+        return Side(reason=series.reason, samples_reason=counted.reason)
+    per_step = dict(zip(counted.times, counted.values, strict=True))
+    pairs = [
+        (value, per_step[time])
+        for time, value in zip(series.times, series.values, strict=True)
+        if time in per_step
+    ]
+    return Side(
+        points=tuple(v for v, _ in pairs),
+        counts=tuple(c for _, c in pairs),
+        samples=_recent(gate, [c for _, c in pairs], step_s),
+    )
+
+
+def _histogram(
+    gate: SequentialGate, reader: Reader, target: str, start: datetime, at: datetime, step_s: float
+) -> Side:
+    step = timedelta(seconds=step_s)
+    query = reader.query(gate, target=target, window=step)
+    series = reader.series_by(query, "le", start + step, at, step_s)
+    if series.labelled is None:
+        return Side(reason=series.reason)
+    try:
+        bounds = sorted(series.labelled, key=float)
+    except ValueError:
+        return Side(reason="the le labels are not numbers")
+    # Prometheus' buckets are cumulative: each bucket's own count is the difference.
+    steps = []
+    for i in range(len(series.times)):
+        cumulative = [series.labelled[b][i] for b in bounds]
+        if not all(math.isfinite(c) for c in cumulative):
+            continue
+        own = [max(c - p, 0.0) for c, p in zip(cumulative, [0.0, *cumulative[:-1]], strict=True)]
+        steps.append(tuple(own))
+    edges = tuple(float(b) for b in bounds)
+    return Side(
+        bounds=edges,
+        histogram=tuple(steps),
+        samples=_recent(gate, [sum(s) for s in steps], step_s),
+    )
+
+
+def _recent(gate: SequentialGate, per_step: list[float], step_s: float) -> float:
+    """The requests of the last window (what ``min_samples`` is held against)."""
+    last = max(1, int(gate.window.total_seconds() // step_s))
+    return float(sum(c for c in per_step[-last:] if math.isfinite(c)))
+
+
+def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdict:
+    """Fail when the always-valid p-value is below 1 - confidence."""
+    base["test"] = f"sequential {gate.test}"
+    stable = stable_of(gate, m)
+    alpha = 1 - gate.confidence
+    if gate.test == "latency":
+        c_steps, bounds = _steps(gate, m.canary, "canary: ")
+        s_steps, s_bounds = _steps(gate, stable, "stable: ")
+        if bounds != s_bounds:
+            raise Inconclusive("the canary's and the stable's buckets differ")
+        try:
+            found = anytime.distribution_test(
+                c_steps,
+                s_steps,
+                bounds,
+                factor=gate.factor,
+                margin=gate.margin,
+                direction=gate.direction,
+                alpha=alpha,
+            )
+        except ValueError as why:
+            raise Inconclusive(str(why)) from None
+        n_c, n_s = sum(map(sum, c_steps)), sum(map(sum, s_steps))
+    else:
+        c_hits, c_n = _hits(gate, m.canary, "canary: ")
+        s_hits, s_n = _hits(gate, stable, "stable: ")
+        found = anytime.rate_test(
+            c_hits,
+            c_n,
+            s_hits,
+            s_n,
+            factor=gate.factor,
+            margin=gate.margin,
+            direction=gate.direction,
+            alpha=alpha,
+        )
+        n_c, n_s = sum(c_n), sum(s_n)
+    return verdict_of(gate, found, base, n_c, n_s)
+
+
+def verdict_of(
+    gate: SequentialGate, found: anytime.Sequential, base: dict[str, Any], n_c: float, n_s: float
+) -> Verdict:
+    """The verdict of a sequential test, its effect in words and numbers."""
+    alpha = 1 - gate.confidence
+    failed = found.p_value < alpha
+    base |= {"value": found.canary, "canary": found.canary, "stable": found.stable}
+    why = (
+        f"{describe(gate, found)} (canary {gate.show(found.canary)} vs stable"
+        f" {gate.show(found.stable)}): p={found.p_value:.2g} {'<' if failed else '>='}"
+        f" {alpha:.2g} at any look, {n_c:,.0f} vs {n_s:,.0f} requests since the stage began"
+    )
+    if found.note:
+        why += f"; {found.note}"
+    return Verdict(
+        outcome=GateOutcome.FAIL if failed else GateOutcome.PASS,
+        reason=why,
+        statistic=found.statistic,
+        p_value=found.p_value,
+        effect=found.ratio,
+        effect_low=found.low,
+        effect_high=found.high,
+        **base,
+    )
+
+
+def describe(gate: SequentialGate, found: anytime.Sequential) -> str:
+    """``p95 +11.8% [+7.2%, +16.4%] vs allowed +5%`` or ``error rate x1.5 [x1.3, x1.7] ...``."""
+    if found.name == "rate":
+        shown = f"x{found.ratio:.3g} [x{found.low:.3g}, x{found.high:.3g}]"
+        allowed = f"x{gate.factor:g}" + (f"+{gate.show(gate.margin)}" if gate.margin else "")
+        return f"rate {shown} vs allowed {allowed}"
+
+    def pct(r: float) -> str:
+        return f"{(r - 1) * 100:+.1f}%"
+
+    allowed = pct(gate.factor) + (f"+{gate.show(gate.margin)}" if gate.margin else "")
+    if gate.direction == "decrease":
+        allowed = pct(1 / gate.factor)
+    interval = f"[{pct(found.low)}, {pct(found.high)}]"
+    return f"{found.name} {pct(found.ratio)} {interval} vs allowed {allowed}"
+
+
+def _steps(
+    gate: SequentialGate, side: Side, who: str
+) -> tuple[list[tuple[float, ...]], tuple[float, ...]]:
+    if side.histogram is None or side.bounds is None:
+        raise Inconclusive(f"{who}{side.reason or 'no histogram'}")
+    enough_samples(gate, side, who)
+    if not side.histogram or sum(map(sum, side.histogram)) <= 0:
+        raise Inconclusive(f"{who}no requests since the stage began")
+    return list(side.histogram), side.bounds
+
+
+def _hits(gate: SequentialGate, side: Side, who: str) -> tuple[list[float], list[float]]:
+    if side.points is None:
+        raise Inconclusive(f"{who}{side.reason or 'no data'}")
+    if side.counts is None:
+        raise Inconclusive(f"{who}no request count per step{because(side.samples_reason)}")
+    enough_samples(gate, side, who)
+    hits, totals = [], []
+    for rate, count in zip(side.points, side.counts, strict=True):
+        if not math.isfinite(count) or count <= 0 or not math.isfinite(rate):
+            continue
+        if not 0 <= rate <= 1:
+            raise Inconclusive(
+                f"{who}{rate:g} is not a proportion between 0 and 1: a rate test needs a"
+                " ratio query (bad / all requests)"
+            )
+        hits.append(rate * count)
+        totals.append(count)
+    if not totals:
+        raise Inconclusive(f"{who}no step with requests since the stage began")
+    return hits, totals
