@@ -94,8 +94,12 @@ def _error_rate(max_ratio: float, **policy: Any) -> Part:
 
 
 def _error_rate_vs_stable(**rule: Any) -> Part:
-    why = "roll back when the canary fails clearly more often than the stable beside it"
-    gate = {"name": "error-rate-vs-stable", "preset": "haproxy-error-rate", "kind": "relative"}
+    why = (
+        "roll back as soon as the canary is shown to fail more often than the stable beside"
+        " it allows\n(a sequential test on everything since the stage began, valid at every"
+        " check)"
+    )
+    gate = {"name": "error-rate-vs-stable", "preset": "haproxy-error-rate", "kind": "sequential"}
     return why, {**gate, **rule}
 
 
@@ -122,7 +126,7 @@ def _response_time_vs_stable(factor: float, **policy: Any) -> Part:
 
 _GRADUAL_GATES = (
     _error_rate(0.01, **_SUSTAINED),
-    _error_rate_vs_stable(**_SUSTAINED),
+    _error_rate_vs_stable(),
     _response_time(0.5, **_SUSTAINED),
 )
 _FULL_GATES = ["error-rate", "response-time"]  # no stable to compare with at 100%
@@ -163,7 +167,7 @@ def _hotfix(severity: str, phase_minutes: int) -> Template:
         ),
         gates=(
             _error_rate(0.02, **policy),
-            _error_rate_vs_stable(factor=1.0, margin=0.001, **policy),
+            _error_rate_vs_stable(factor=1.0, margin=0.001),
             _response_time_vs_stable(2.0, **policy),
         ),
         stages=(

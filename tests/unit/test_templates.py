@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from plans import PlanError, RelativeGate, ThresholdGate, load_plan, parse_plan
+from plans import PlanError, RelativeGate, SequentialGate, ThresholdGate, load_plan, parse_plan
 from plans.templates import TEMPLATES
 from starter.cli import EXIT_ERROR, EXIT_INVALID, main
 from starter.plan_init import ROUTER_EXAMPLES, render_plan
@@ -81,7 +81,8 @@ def test_gates_follow_the_seed_thresholds() -> None:
     slower = hotfix["response-time-vs-stable"]
     assert isinstance(slower, RelativeGate) and slower.factor == 2.0
     worse = hotfix["error-rate-vs-stable"]
-    assert isinstance(worse, RelativeGate) and worse.factor == 1.0
+    assert isinstance(worse, SequentialGate) and worse.factor == 1.0
+    assert (worse.test, worse.failure_limit) == ("rate", 1)
 
 
 def test_a_plans_own_stages_replace_the_templates_whole_list() -> None:
