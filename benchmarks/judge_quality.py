@@ -1,7 +1,7 @@
 """How often the gates roll back a healthy canary, and how fast they catch a bad one.
 
-It prints one JSON object. benchmarks/README.md's judge table comes from (fixed seed, about 40 s on
-2 cores)::
+It prints one JSON object. benchmarks/README.md's judge table comes from (fixed seed, a few
+minutes on 2 cores)::
 
     .venv/bin/python benchmarks/judge_quality.py
 
@@ -26,10 +26,20 @@ histogram buckets (Prometheus' defaults); percentiles are read the way
 the regressions (errors x1.5, x2, x5, latency +10%, +30%) are there from its start.
 
 The judge is the recommended pair of gates: ``demo-error-rate`` and ``demo-p95-latency``
-as ``kind: statistical`` (98% confidence, failure_limit 2 from the presets). The same
-streams also go through the relative and threshold variants of the presets, and through a
-naive judge: fixed thresholds at twice the healthy error rate and 1.25 times the healthy
-p95, failure_limit 1, no minimum of requests.
+as ``kind: sequential`` (98% confidence at every look, failure_limit 1 from the presets):
+the rate test on each 10 s step's counts since the stage began, the latency test on each
+step's bucket counts. The same streams also go through the statistical, relative and
+threshold variants of the presets, and through a naive judge: fixed thresholds at twice
+the healthy error rate and 1.25 times the healthy p95, failure_limit 1, no minimum of
+requests. Each row's ``oracle`` is the share of stages an oracle rolls back: it knows the
+generator (the latency shape, so it fits the scale to the bake's buckets by maximum
+likelihood; errors as a rate), looks once at the stage's end, and rolls back as many
+healthy stages at that traffic level as the recommended judge did (at least one).
+
+``--streams FILE`` judges stages given from outside instead (JSON Lines, one stage a line;
+the contract is in docs/judging.md) with the recommended judge, checked every
+``check_every_s`` from the stage's start, and prints one JSON line per stage:
+``{"id", "outcome", "at_check", "reason"}``.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,11 +65,12 @@ from scipy.stats import beta
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.judge import Side, judge_gate
-from plans import Gate, GateOutcome, StatisticalGate, parse_plan
+from plans import Gate, GateOutcome, SequentialGate, StatisticalGate, parse_plan
 from plans.progress import RolloutProgress
 from workflows.decisions import judge_checks
 
 SEED = 20260515
+RECOMMENDED = "sequential"  # the judge docs/judging.md recommends
 BASE_ERROR = 0.01
 STABLE_SHARE = 4
 BAKE_S = 600
@@ -119,6 +130,12 @@ def judges() -> dict[str, list[Gate]]:
         '(rate(demo_request_duration_seconds_bucket{version="$canary"}[1m])))'
     )
     return {
+        "sequential": _gates(
+            [
+                {"name": "error-rate", "preset": "demo-error-rate", "kind": "sequential"},
+                {"name": "p95-latency", "preset": "demo-p95-latency", "kind": "sequential"},
+            ]
+        ),
         "statistical": _gates(
             [
                 {"name": "error-rate", "preset": "demo-error-rate", "kind": "statistical"},
@@ -163,7 +180,7 @@ def _bucket_probabilities(scale: np.ndarray) -> np.ndarray:
     return np.clip(probabilities, 0.0, 1.0)
 
 
-def _quantile(q: float, counts: np.ndarray) -> float:
+def _quantile(q: float, counts: np.ndarray, bounds: np.ndarray = BUCKETS) -> float:
     """Prometheus' histogram_quantile over per-bucket (not cumulative) counts."""
     cumulative = np.cumsum(counts)
     total = cumulative[-1]
@@ -171,23 +188,32 @@ def _quantile(q: float, counts: np.ndarray) -> float:
         return math.nan
     rank = q * total
     index = int(np.searchsorted(cumulative, rank))
-    if index == len(BUCKETS) - 1:
-        return float(BUCKETS[-2])
-    lower = 0.0 if index == 0 else float(BUCKETS[index - 1])
+    if index == len(bounds) - 1:
+        return float(bounds[-2])
+    lower = 0.0 if index == 0 else float(bounds[index - 1])
     below = 0.0 if index == 0 else float(cumulative[index - 1])
     inside = float(counts[index])
     if inside == 0:
         return lower
-    return lower + (float(BUCKETS[index]) - lower) * (rank - below) / inside
+    return lower + (float(bounds[index]) - lower) * (rank - below) / inside
 
 
 @dataclass
 class Streams:
-    """One stage's data: per second requests and errors, per 10 s step latency buckets."""
+    """One stage's data, per step of ``step_s`` seconds: requests, errors, latency buckets.
+
+    The first ``pre_steps`` steps come before the stage starts (so the first check's windows
+    are full); ``bounds`` are the buckets' upper bounds, the last +Inf.
+    """
 
     requests: dict[str, np.ndarray]
     errors: dict[str, np.ndarray]
     buckets: dict[str, np.ndarray]
+    step_s: int = STEP_S
+    pre_steps: int = PRE_S // STEP_S
+    check_every_s: int = CHECK_S
+    bake_s: int = BAKE_S
+    bounds: np.ndarray = field(default_factory=lambda: BUCKETS)
 
 
 def _incidents(rng: np.random.Generator, seconds: int) -> np.ndarray:
@@ -224,39 +250,64 @@ def simulate(rng: np.random.Generator, rps: float, effect: dict[str, float]) -> 
         requests = rng.poisson(rate, seconds)
         burst = rng.gamma(2.0, 0.5, seconds)
         p = np.minimum(BASE_ERROR * err_x * shared * burst, 1.0)
-        streams.requests[version] = requests
-        streams.errors[version] = rng.binomial(requests, p)
+        errors = rng.binomial(requests, p)
         per_step = requests.reshape(-1, STEP_S).sum(axis=1)
+        streams.requests[version] = per_step
+        streams.errors[version] = errors.reshape(-1, STEP_S).sum(axis=1)
         scale = load * np.exp(rng.normal(0.0, 0.02, len(per_step))) * lat_x
         streams.buckets[version] = rng.multinomial(per_step, _bucket_probabilities(scale))
     return streams
 
 
+def _steps_of(s: Streams, seconds: float) -> int:
+    return max(1, int(seconds) // s.step_s)
+
+
 def _error_side(s: Streams, version: str, end: int, gate: Gate) -> Side:
-    window = int(gate.window.total_seconds())
+    """One version's error data as the gate's queries would read it, ``end`` steps in."""
+    if isinstance(gate, SequentialGate):
+        start = s.pre_steps
+        window = _steps_of(s, gate.window.total_seconds())
+        counts = s.requests[version][start:end].astype(float)
+        bad = s.errors[version][start:end]
+        rates = np.divide(bad, counts, out=np.full(len(counts), np.nan), where=counts > 0)
+        return Side(
+            points=tuple(rates), counts=tuple(counts), samples=float(counts[-window:].sum())
+        )
+    window = _steps_of(s, gate.window.total_seconds())
     requests = s.requests[version][end - window : end]
     errors = s.errors[version][end - window : end]
     if not isinstance(gate, StatisticalGate):
-        n, bad = float(requests.sum()), float(errors.sum())
-        return Side(value=bad / n if n else math.nan, samples=n)
-    step = int(gate.step.total_seconds())
-    counts = requests.reshape(-1, step).sum(axis=1).astype(float)
-    bad_counts = errors.reshape(-1, step).sum(axis=1)
+        n, bad_n = float(requests.sum()), float(errors.sum())
+        return Side(value=bad_n / n if n else math.nan, samples=n)
+    stride = _steps_of(s, gate.step.total_seconds())
+    usable = len(requests) // stride * stride
+    counts = requests[-usable:].reshape(-1, stride).sum(axis=1).astype(float)
+    bad_counts = errors[-usable:].reshape(-1, stride).sum(axis=1)
     rates = np.divide(bad_counts, counts, out=np.full(len(counts), np.nan), where=counts > 0)
     return Side(points=tuple(rates), counts=tuple(counts), samples=float(counts.sum()))
 
 
 def _latency_side(s: Streams, version: str, end: int, gate: Gate) -> Side:
-    window = int(gate.window.total_seconds())
-    steps = s.buckets[version][(end - window) // STEP_S : end // STEP_S]
+    if isinstance(gate, SequentialGate):
+        steps = s.buckets[version][s.pre_steps : end]
+        window = _steps_of(s, gate.window.total_seconds())
+        return Side(
+            bounds=tuple(float(b) for b in s.bounds),
+            histogram=tuple(tuple(float(c) for c in row) for row in steps),
+            samples=float(steps[-window:].sum()),
+        )
+    window = _steps_of(s, gate.window.total_seconds())
+    steps = s.buckets[version][end - window : end]
     samples = float(steps.sum())
     if isinstance(gate, StatisticalGate) and gate.test == "mann-whitney":
-        stride = int(gate.step.total_seconds()) // STEP_S
+        stride = _steps_of(s, gate.step.total_seconds())
         points = tuple(
-            _quantile(0.95, steps[i : i + stride].sum(axis=0)) for i in range(0, len(steps), stride)
+            _quantile(0.95, steps[i : i + stride].sum(axis=0), s.bounds)
+            for i in range(0, len(steps), stride)
         )
         return Side(points=points, samples=samples)
-    return Side(value=_quantile(0.95, steps.sum(axis=0)), samples=samples)
+    return Side(value=_quantile(0.95, steps.sum(axis=0), s.bounds), samples=samples)
 
 
 def _sides(gate: Gate, s: Streams, end: int) -> tuple[Side, Side]:
@@ -274,35 +325,45 @@ class StageResult:
     rollback_check: int | None
     fails: list[int]  # per check, how many gates failed
     verdicts: int
+    at_check: int | None = None  # the rollback's check, else the first pause's
+    reason: str = ""
 
 
 def run_stage(gates: list[Gate], s: Streams) -> StageResult:
+    """Check the stage every ``check_every_s`` from its start, as the workflow would."""
     progress = RolloutProgress()
     rollback_check: int | None = None
-    paused = False
+    paused_at: int | None = None
+    reason = ""
     fails: list[int] = []
-    outcomes: list[GateOutcome] = []
-    for check in range(1, CHECKS + 1):
-        end = PRE_S + check * CHECK_S
+    verdicts = []
+    for check in range(1, s.bake_s // s.check_every_s + 1):
+        end = s.pre_steps + check * s.check_every_s // s.step_s
         verdicts = [
             judge_gate(gate, *_sides(gate, s, end), query=gate.name, at=AT) for gate in gates
         ]
-        outcomes = [v.outcome for v in verdicts]
-        fails.append(sum(o is GateOutcome.FAIL for o in outcomes))
+        fails.append(sum(v.outcome is GateOutcome.FAIL for v in verdicts))
         actions = judge_checks(progress, gates, verdicts)
         if any(a.action == "rollback" for a in actions):
-            rollback_check = check
+            rollback_check, reason = check, actions[0].reason
             break
-        paused = paused or any(a.action == "pause" for a in actions)
+        pause = next((a for a in actions if a.action == "pause"), None)
+        if pause is not None and paused_at is None:
+            paused_at, reason = check, pause.reason
+    outcomes = [v.outcome for v in verdicts]
     if rollback_check is not None:
         outcome = "rolled_back"
-    elif paused:
+    elif paused_at is not None:
         outcome = "paused"
     elif all(o is GateOutcome.PASS for o in outcomes):
-        outcome = "promoted"
+        outcome, reason = "promoted", "; ".join(f"{v.gate}: {v.reason}" for v in verdicts)
     else:
         outcome = "held"
-    return StageResult(outcome, rollback_check, fails, len(fails) * len(gates))
+        reason = "; ".join(
+            f"{v.gate}: {v.reason}" for v in verdicts if v.outcome is not GateOutcome.PASS
+        )
+    at_check = rollback_check if rollback_check is not None else paused_at
+    return StageResult(outcome, rollback_check, fails, len(fails) * len(gates), at_check, reason)
 
 
 # -- the cells of the table -----------------------------------------------------------------------
@@ -314,11 +375,63 @@ def run_cell(task: tuple[str, float, int, int]) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     all_judges = judges()
     results: dict[str, list[StageResult]] = {name: [] for name in all_judges}
+    oracle: list[tuple[float, float]] = []
     for _ in range(stages):
         streams = simulate(rng, rps, SCENARIOS[scenario])
         for name, gates in all_judges.items():
             results[name].append(run_stage(gates, streams))
-    return {"scenario": scenario, "rps": rps, "results": results}
+        oracle.append(oracle_statistics(streams))
+    return {"scenario": scenario, "rps": rps, "results": results, "oracle": oracle}
+
+
+# -- the oracle: knows the generator, tests once at the stage's end ------------------------------
+
+_GRID = np.linspace(-0.4, 0.6, 501)
+_GRID_LOG_P = np.log(np.maximum(_bucket_probabilities(np.exp(_GRID)), 1e-300))
+
+
+def _log_scale(counts: np.ndarray) -> float:
+    """The latency scale (log) that best explains these bucket counts, the shape known."""
+    return float(_GRID[int(np.argmax(_GRID_LOG_P @ counts))])
+
+
+def oracle_statistics(s: Streams) -> tuple[float, float]:
+    """At the stage's end: the log error-rate ratio, and the log latency scale ratio.
+
+    The oracle knows the generator: the latency distribution's shape (so it fits the one
+    unknown, the scale, to all the bake's buckets by maximum likelihood) and that errors
+    are a rate times requests. It looks once, with the whole bake's data.
+    """
+    bake = slice(s.pre_steps, None)
+    rates = [
+        math.log((s.errors[v][bake].sum() + 0.5) / (s.requests[v][bake].sum() + 1))
+        for v in ("canary", "stable")
+    ]
+    scales = [_log_scale(s.buckets[v][bake].sum(axis=0)) for v in ("canary", "stable")]
+    return rates[0] - rates[1], scales[0] - scales[1]
+
+
+def oracle_rates(
+    cells: list[dict[str, Any]], false_positive: dict[float, float]
+) -> dict[Any, float]:
+    """Per (scenario, rps), how often the oracle rolls back, at ``false_positive[rps]``.
+
+    Its threshold is the healthy stages' statistic at that traffic level, at the quantile
+    that rolls back that share of them.
+    """
+    healthy = {c["rps"]: np.array(c["oracle"]) for c in cells if c["scenario"] == "healthy"}
+    found: dict[Any, float] = {}
+    for cell in cells:
+        rps, scenario = cell["rps"], cell["scenario"]
+        if rps not in healthy or scenario == "starved":
+            continue
+        which = 1 if scenario.startswith("latency") else 0
+        reference = healthy[rps][:, which]
+        share = max(false_positive[rps], 1 / len(reference))
+        threshold = float(np.quantile(reference, 1 - share))
+        stats = np.array(cell["oracle"])[:, which]
+        found[(scenario, rps)] = round(float((stats > threshold).mean()), 4)
+    return found
 
 
 def _summary(results: list[StageResult]) -> dict[str, Any]:
@@ -359,12 +472,73 @@ def _tasks(healthy: int, regressed: int) -> Iterator[tuple[str, float, int, int]
             index += 1
 
 
+# -- stages given from outside: --streams FILE ----------------------------------------------------
+
+
+def streams_of(stage: dict[str, Any]) -> Streams:
+    """A stage of the ``--streams`` contract as the judge's streams; ValueError if malformed."""
+    step_s, pre_steps = int(stage["step_s"]), int(stage["pre_steps"])
+    check_every_s, bake_s = int(stage["check_every_s"]), int(stage["bake_s"])
+    if min(step_s, check_every_s, bake_s) <= 0 or pre_steps < 0:
+        raise ValueError("step_s, check_every_s and bake_s must be positive, pre_steps >= 0")
+    bounds = np.array([math.inf if b is None else float(b) for b in stage["buckets"]])
+    if len(bounds) < 2 or not math.isinf(bounds[-1]) or np.any(np.diff(bounds) <= 0):
+        raise ValueError("buckets must ascend and end with null (+Inf)")
+    steps = pre_steps + bake_s // step_s
+    found = Streams({}, {}, {}, step_s, pre_steps, check_every_s, bake_s, bounds)
+    for version in ("canary", "stable"):
+        side = stage[version]
+        requests = np.array(side["requests"], dtype=float)
+        errors = np.array(side["errors"], dtype=float)
+        counts = np.array(side["latency_counts"], dtype=float).reshape(-1, len(bounds))
+        if not len(requests) == len(errors) == len(counts) == steps:
+            raise ValueError(
+                f"{version}: requests, errors and latency_counts need {steps} entries"
+                " (pre_steps + bake_s / step_s)"
+            )
+        if np.any(errors > requests) or np.any(requests < 0) or np.any(errors < 0):
+            raise ValueError(f"{version}: errors must lie between 0 and the requests")
+        found.requests[version], found.errors[version] = requests, errors
+        found.buckets[version] = counts
+    return found
+
+
+def judge_streams(path: str) -> None:
+    """Judge every stage of a JSON Lines file with the recommended judge; one line out each."""
+    gates = judges()[RECOMMENDED]
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                stage = json.loads(line)
+                streams = streams_of(stage)
+            except (ValueError, KeyError, TypeError) as error:
+                sys.exit(f"{path}:{number}: {type(error).__name__}: {error}")
+            result = run_stage(gates, streams)
+            out = {
+                "id": str(stage["id"]),
+                "outcome": result.outcome,
+                "at_check": result.at_check,
+                "reason": result.reason,
+            }
+            print(json.dumps(out), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help=f"{QUICK_STAGES} stages a cell, in this process"
     )
+    parser.add_argument(
+        "--streams",
+        metavar="FILE",
+        help="judge the stages in FILE (JSON Lines) with the recommended judge instead",
+    )
     args = parser.parse_args()
+    if args.streams:
+        judge_streams(args.streams)
+        return
     started = time.perf_counter()
     healthy_stages, regressed_stages = (
         (QUICK_STAGES, QUICK_STAGES) if args.quick else (HEALTHY_STAGES, REGRESSED_STAGES)
@@ -379,10 +553,20 @@ def main() -> None:
     names = list(judges())
     detail: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     healthy: dict[str, list[StageResult]] = {name: [] for name in names}
+    # The oracle rolls back as many healthy stages as the recommended judge did (at
+    # least one), traffic level by traffic level.
+    false_positive = {
+        c["rps"]: _summary(c["results"][RECOMMENDED])["rolled_back"]
+        for c in cells
+        if c["scenario"] == "healthy"
+    }
+    oracle = oracle_rates(cells, false_positive)
     for cell in cells:
         for name in names:
             row = {"scenario": cell["scenario"], "rps": cell["rps"]}
-            detail[name].append(row | _summary(cell["results"][name]))
+            row |= _summary(cell["results"][name])
+            row["oracle"] = oracle.get((cell["scenario"], cell["rps"]))
+            detail[name].append(row)
             if cell["scenario"] == "healthy":
                 healthy[name].extend(cell["results"][name])
 
@@ -402,12 +586,15 @@ def main() -> None:
         }
 
     report = {
-        **headline("statistical"),
-        "judge": "statistical: demo-error-rate (two-proportion) + demo-p95-latency"
-        " (mann-whitney), 98% confidence, failure_limit 2",
+        **headline(RECOMMENDED),
+        "recommended": RECOMMENDED,
+        "judge": "sequential: demo-error-rate (rate) + demo-p95-latency (latency, from the"
+        " histogram's buckets), 98% confidence at every look, failure_limit 1",
         "naive": headline("naive")
         | {"judge": "threshold: error rate <= 2%, p95 <= 1.25x healthy, failure_limit 1"},
-        "by_kind": {name: headline(name) for name in ("threshold", "relative", "statistical")},
+        "by_kind": {
+            name: headline(name) for name in ("threshold", "relative", "statistical", RECOMMENDED)
+        },
         "repeated_looks": {name: _looks(healthy[name]) for name in names},
         "settings": {
             "seed": SEED,
@@ -418,6 +605,9 @@ def main() -> None:
             "traffic_rps_canary": list(TRAFFIC),
             "stable_traffic_multiple": STABLE_SHARE,
             "base_error_rate": BASE_ERROR,
+            "oracle": "knows the generator; tests once at the stage's end with the whole bake;"
+            " its threshold rolls back as many healthy stages at that traffic level as the"
+            " recommended judge (at least one)",
         },
         "detail": detail,
         "runtime_s": round(time.perf_counter() - started, 1),

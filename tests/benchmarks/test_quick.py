@@ -137,9 +137,10 @@ def test_every_benchmark_has_a_quick_mode_tested_here() -> None:
 def test_judge_quality(folder: Path) -> None:
     out = quick("judge_quality", folder)
     judges = set(out["detail"])
-    assert judges >= {"statistical", "relative", "threshold", "naive"}
+    assert judges >= {"sequential", "statistical", "relative", "threshold", "naive"}
+    assert out["recommended"] == "sequential"
     assert set(out) >= {"false_rollback_rate", "detect_x2_within_5_checks_100rps", "naive"}
-    assert set(out["by_kind"]) >= {"threshold", "relative", "statistical"}
+    assert set(out["by_kind"]) >= {"threshold", "relative", "statistical", "sequential"}
     assert set(out["repeated_looks"]) == judges
     assert share(out["false_rollback_rate"]) and share(out["false_rollback_rate_95_upper"])
     assert out["settings"]["checks_per_stage"] == 10
@@ -152,12 +153,18 @@ def test_judge_quality(folder: Path) -> None:
             assert row["stages"] >= 1
             assert all(share(row[key]) for key in ("rolled_back", "paused", "promoted"))
             assert row["rolled_back"] + row["paused"] + row["promoted"] <= 1 + 1e-9
+            # The oracle's detection rate, in every cell but the starved one.
+            assert (row["oracle"] is None) == (row["scenario"] == "starved"), row
+            assert row["oracle"] is None or share(row["oracle"])
         # A starved canary is never passed nor rolled back by the gated judges.
         if name != "naive":
             assert rows[("starved", 0.5)]["paused"] == 1.0, name
-    # The recommended judge catches a five-fold error rate at any traffic.
+    # The recommended judge catches a five-fold error rate and +30% latency at any traffic.
+    recommended = {(row["scenario"], row["rps"]): row for row in out["detail"]["sequential"]}
     statistical = {(row["scenario"], row["rps"]): row for row in out["detail"]["statistical"]}
     for rps in (10, 100, 1000):
+        assert recommended[("errors x5", rps)]["rolled_back"] == 1.0
+        assert recommended[("latency +30%", rps)]["rolled_back"] == 1.0
         assert statistical[("errors x5", rps)]["rolled_back"] == 1.0
         assert statistical[("healthy", rps)]["rolled_back"] == 0.0
 
