@@ -27,7 +27,7 @@ from typing import Any
 from temporalio.client import Client
 
 from client import reading, releases, runs, signing, starting, steering
-from client.connection import connect
+from client.connection import connect, end_process
 from client.connection import task_queue as default_task_queue
 from client.records import TemporalRecords
 from client.releases import AlreadyReleasing
@@ -62,6 +62,7 @@ __all__ = [
     "Started",
     "TargetOwned",
     "TemporalRecords",
+    "end_process",
     "load_any",
     "load_plan",
     "parse_plan",

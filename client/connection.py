@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import logging
 import os
 import sys
 from pathlib import Path
@@ -72,7 +71,9 @@ def end_process(code: int) -> NoReturn:
     must be current") or SIGSEGV after its work is done (temporalio/sdk-python#300). A short
     process that made a client must therefore never finalize: it flushes, then ``os._exit``.
     """
-    logging.shutdown()
+    logging = sys.modules.get("logging")  # a program that never logged has nothing to flush
+    if logging is not None:
+        logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         # A closed pipe (`rollout list | head`) or stream: nothing more can be said.
         with contextlib.suppress(OSError, ValueError):

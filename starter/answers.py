@@ -26,9 +26,6 @@ from plans.release import ReleaseCommandRecord, ReleaseStatus
 from plans.state import CommandRecord
 from plans.traffic import ObservedStatus
 
-SCHEMA_URL = "https://durable-rollouts.dev/schemas/{name}.json"
-
-
 # -- validate and init ------------------------------------------------------------------------
 
 
@@ -225,7 +222,6 @@ def schema(name: str) -> dict[str, Any]:
     made: dict[str, Any] = TypeAdapter(SCHEMAS[name]).json_schema(mode="serialization")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_URL.format(name=name),
         "title": f"rollout {name} --json",
         **shape(made),
     }

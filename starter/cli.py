@@ -9,7 +9,6 @@ import argparse
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
@@ -70,6 +69,8 @@ def run_command(argv: list[str] | None) -> int:
         if said := temporal_said(error):
             error_line(f"Temporal said: {said}")
         else:
+            import traceback
+
             traceback.print_exc()
         return EXIT_ERROR
 

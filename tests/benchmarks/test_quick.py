@@ -211,6 +211,16 @@ def test_report_build(folder: Path) -> None:
     assert out["total_max_s"] >= out["total_p95_s"] > 0
 
 
+def test_cli_start(folder: Path) -> None:
+    out = quick("cli_start", folder)
+    assert out["runs"] == 3 and out["goal_ms"] == 200.0 and isinstance(out["met"], bool)
+    assert out["program"] and out["bytecode"] == "cached"
+    for name in ("help", "validate"):
+        p50, p95, most = (out[f"{name}_{q}_ms"] for q in ("p50", "p95", "max"))
+        assert 0 < p50 <= p95 <= most < 30_000, (name, out)
+        assert 0 < out[f"{name}_cpu_p50_ms"] < 30_000, (name, out)
+
+
 def test_rebuild_cost(folder: Path) -> None:
     out = quick("rebuild_cost", folder, env={"PYTHONDONTWRITEBYTECODE": "1"})
     assert out["rebuilds"] == 3

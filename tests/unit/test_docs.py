@@ -209,7 +209,7 @@ def command_lines() -> list[Command]:
 @pytest.mark.parametrize("command", command_lines(), ids=lambda c: f"{c.where} {c.line[:50]}")
 def test_every_command_line_shown_parses(command: Command) -> None:
     for spelling in spellings(command.line):
-        program, *argv = shlex.split(spelling, comments=True)
+        program, *argv = shell_command(spelling)
         errors = io.StringIO()
         try:
             with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
@@ -218,6 +218,27 @@ def test_every_command_line_shown_parses(command: Command) -> None:
             if stop.code == 0 and "--help" in argv:
                 continue
             pytest.fail(f"{command.where}: `{spelling}` does not parse: {errors.getvalue()}")
+
+
+SHELL_OPERATORS = {"|", "||", "&&", ";", ">", ">>", "2>", "<"}
+
+
+def shell_command(line: str) -> list[str]:
+    """The words of the line's first command: up to a pipe, a redirection or a `;`."""
+    words = shlex.split(line, comments=True)
+    ends = [i for i, word in enumerate(words) if word in SHELL_OPERATORS]
+    return words[: ends[0]] if ends else words
+
+
+def test_a_command_line_ends_at_a_pipe_or_a_redirection() -> None:
+    assert shell_command("rollout list --json | jq -r '.rollouts[]'") == [
+        "rollout",
+        "list",
+        "--json",
+    ]
+    assert shell_command("rollout completion zsh > ~/.zfunc/_rollout  # note") == [
+        "rollout", "completion", "zsh"
+    ]  # fmt: skip
 
 
 def test_the_docs_show_commands() -> None:

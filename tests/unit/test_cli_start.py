@@ -1,0 +1,74 @@
+"""`rollout --help` and `rollout validate` load only what they use: no Temporal SDK, and for
+the help no plan models either. How long they take is benchmarks/cli_start.py's to measure;
+this checks the imports that made them slow stay out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_cli import VALID_PLAN
+
+ROOT = Path(__file__).resolve().parents[2]
+# A fresh interpreter runs the command, then says which modules it had loaded.
+PROGRAM = """
+import contextlib, io, json, sys
+from starter.cli import run_command
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    code = run_command(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+HEAVY = ("temporalio", "aiohttp", "httpx", "rich", "activities", "workflows", "devstack")
+
+
+def loaded(*argv: str, cwd: Path = ROOT) -> tuple[int, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    shown = json.loads(done.stdout.splitlines()[-1])
+    return shown["code"], set(shown["modules"])
+
+
+def tops(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["start", "--help"], ["freeze", "--help"]])
+def test_help_loads_neither_the_sdk_nor_the_models(argv: list[str]) -> None:
+    code, modules = loaded(*argv)
+    assert code == 0
+    assert not tops(modules) & {*HEAVY, "pydantic", "yaml"}, sorted(tops(modules))
+    assert not {m for m in modules if m.startswith("plans.") and m != "plans.errors"}
+
+
+def test_init_help_loads_the_templates_but_not_the_sdk() -> None:
+    code, modules = loaded("init", "--help")
+    assert code == 0 and "plans.templates" in modules
+    assert "temporalio" not in tops(modules)
+
+
+def test_validate_loads_the_plan_models_only(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(VALID_PLAN))
+    code, modules = loaded("validate", "plan.yaml", cwd=tmp_path)
+    assert code == 0
+    assert "plans.plan" in modules and "plans.release_plan" in modules
+    assert not tops(modules) & set(HEAVY), sorted(tops(modules) & set(HEAVY))
+    assert "plans.state" not in modules and "client.records" not in modules
+
+
+def test_an_invalid_plan_still_exits_2_with_its_problems(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text("service: shop\n")
+    code, _ = loaded("validate", "plan.yaml", cwd=tmp_path)
+    assert code == 2
