@@ -189,19 +189,53 @@ def rate_test(
     c_rate = (c_hits + 0.5) / (c_n + 1)
     s_rate = max(expected / c_n, 0.5 / (s_n + 1))
     ratio = c_rate / s_rate
-    c_spread = 1 + (spread - 1) * c_n / s_n
-    log_var = c_spread * (1 - c_rate) / (c_hits + 0.5) + spread * (1 - s_rate) / (s_hits + 0.5)
-    half = radius(log_var, LOG_TAU * 2, alpha)
+
+    def p_at(r: float, upward: bool) -> float:
+        excess, var, expected = paired_excess(steps, spread, r, 0.0)
+        tau = RATE_TAU * max(expected * r / c_n, 0.5 / (c_n + 1))
+        return always_valid_p((excess if upward else -excess) / c_n, var / (c_n * c_n), tau)
+
+    low, high = interval(p_at, ratio, alpha, most=0.999 / s_rate)
     return Sequential(
         name="rate",
         canary=c_hits / c_n,
         stable=s_hits / s_n,
         ratio=ratio,
-        low=ratio * math.exp(-half),
-        high=ratio * math.exp(half),
+        low=low,
+        high=high,
         p_value=p,
         statistic=z,
     )
+
+
+def interval(
+    p_at: Callable[[float, bool], float], estimate: float, alpha: float, most: float = math.inf
+) -> tuple[float, float]:
+    """The ratios no look of the test rejects: the confidence interval the test implies.
+
+    ``p_at(r, True)`` is the always-valid p-value against "the ratio is at most r",
+    ``p_at(r, False)`` against "at least r"; the interval runs from the smallest ``r`` the
+    first does not reject at ``alpha`` to the largest the second does not, so a verdict's
+    interval lies beyond the allowance exactly when the test fails. The search spans a
+    factor of 20 either way, and upwards at most ``most``.
+    """
+
+    def edge(upward: bool) -> float:
+        inside = math.log(estimate)
+        outside = inside - 3.0 if upward else min(inside + 3.0, math.log(most))
+        if outside <= inside and not upward:
+            return estimate
+        if p_at(math.exp(outside), upward) >= alpha:
+            return math.exp(outside)
+        for _ in range(40):
+            middle = (inside + outside) / 2
+            if p_at(math.exp(middle), upward) >= alpha:
+                inside = middle
+            else:
+                outside = middle
+        return math.exp(inside)
+
+    return edge(True), edge(False)
 
 
 def robust_dispersion(
@@ -322,7 +356,19 @@ def distribution_test(
         _at_bound(k, canary_steps, stable_steps, bounds, pooled, factor, margin, direction, level)
         for k in judged
     ]
-    best = min(found, key=lambda f: (f.p_value, -f.statistic))
+    index = min(range(len(found)), key=lambda i: (found[i].p_value, -found[i].statistic))
+    best = _at_bound(
+        judged[index],
+        canary_steps,
+        stable_steps,
+        bounds,
+        pooled,
+        factor,
+        margin,
+        direction,
+        level,
+        with_interval=True,
+    )
     first, last = judged[0], judged[-1]
     seen = (
         f"judged at {len(judged)} bucket bound(s), {_ms(bounds[first])} (the stable's"
@@ -357,8 +403,12 @@ def _at_bound(
     margin: float,
     direction: str,
     alpha: float,
+    with_interval: bool = False,
 ) -> Sequential:
-    """The test at one bound: the canary's share slower than it against the stable's."""
+    """The test at one bound: the canary's share slower than it against the stable's.
+
+    ``with_interval`` also finds its confidence interval (the reported bound's only).
+    """
     c_steps, s_steps = np.asarray(canary_steps, float), np.asarray(stable_steps, float)
     c_all, s_all = c_steps.sum(axis=1), s_steps.sum(axis=1)
     slower_c = c_all - c_steps[:, : k + 1].sum(axis=1)
@@ -379,9 +429,16 @@ def _at_bound(
         return always_valid_p(est, v, LOG_TAU), est / math.sqrt(v)
 
     p, z = _directed(one_side, direction, alpha)
-    excess, var, _ = paired_excess(steps, spread, 1.0, 0.0)
-    shift, v = excess / c_n / g, var / (c_n * c_n * g * g)
-    half = radius(v, LOG_TAU, alpha)
+    shift = paired_excess(steps, spread, 1.0, 0.0)[0] / c_n / g
+    low = high = math.nan
+    if with_interval:
+
+        def p_at(r: float, upward: bool) -> float:
+            excess, var, _ = paired_excess(steps, spread, 1.0, g * math.log(r))
+            est = (excess if upward else -excess) / c_n / g
+            return always_valid_p(est, var / (c_n * c_n * g * g), LOG_TAU)
+
+        low, high = interval(p_at, math.exp(shift), alpha)
     level = _level([sum(col) for col in zip(*stable_steps, strict=True)], k)
     below = bounds[k - 1] if k else 0.0
     above = bounds[k + 1] if k + 1 < len(bounds) else math.inf
@@ -390,8 +447,8 @@ def _at_bound(
         canary=bound * math.exp(shift),
         stable=bound,
         ratio=math.exp(shift),
-        low=math.exp(shift - half),
-        high=math.exp(shift + half),
+        low=low,
+        high=high,
         p_value=p,
         statistic=z,
         note=(

@@ -233,3 +233,27 @@ def test_too_few_requests_for_any_bound() -> None:
         distribution_test(
             _histogram(rng, 1, 1.0, steps=2), _histogram(rng, 4, 1.0, steps=2), BOUNDS
         )
+
+
+# -- the interval the verdict shows -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_rate_interval_clears_the_allowance_exactly_when_the_test_fails(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    c_hits, c_n = _steps(rng, 300, 0.01 * (1.1 + 0.1 * seed), 30)
+    s_hits, s_n = _steps(rng, 1200, 0.01, 30)
+    found = rate_test(c_hits, c_n, s_hits, s_n, factor=1.2)
+    assert (found.low > 1.2) == (found.p_value < 0.02), found
+    assert found.low <= found.ratio <= found.high
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.05, 1.1, 1.15, 1.3])
+def test_the_latency_interval_clears_the_allowance_exactly_when_the_test_fails(
+    scale: float,
+) -> None:
+    rng = np.random.default_rng(int(scale * 100))
+    canary, stable = _histogram(rng, 60, scale, steps=30), _histogram(rng, 240, 1.0, steps=30)
+    found = distribution_test(canary, stable, BOUNDS, factor=1.06)
+    assert (found.low > 1.06) == (found.p_value < 0.02), found
+    assert found.low <= found.ratio <= found.high
