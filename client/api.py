@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from temporalio.client import Client
 
@@ -76,8 +76,7 @@ CLAIM_WAIT_S = 15.0
 class Started:
     """A rollout or release just started."""
 
-    kind: str
-    """``rollout`` or ``release``."""
+    kind: Literal["rollout", "release"]
     service: str
     workflow_id: str
     run_id: str | None

@@ -56,7 +56,7 @@ async def cmd_start(args: argparse.Namespace) -> int:
 
 def started_answer(started: Started, link: str) -> answers.Started:
     return answers.Started(
-        kind="release" if started.kind == "release" else "rollout",
+        kind=started.kind,
         service=started.service,
         workflow_id=started.workflow_id,
         run_id=started.run_id,
