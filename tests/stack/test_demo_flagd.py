@@ -166,11 +166,13 @@ def test_up_refuses_a_running_stack_of_the_other_router(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import devstack
+    from devstack import stack
     from devstack.info import DEFAULT_PORTS, stack_info
 
     running = stack_info(tmp_path, dict(DEFAULT_PORTS), "flagd")
-    monkeypatch.setattr(devstack, "is_up", lambda dir: True)
-    monkeypatch.setattr(devstack, "load", lambda dir: running)
+    # Where up() looks them up.
+    monkeypatch.setattr(stack, "is_up", lambda dir: True)
+    monkeypatch.setattr(stack, "load", lambda dir: running)
     with pytest.raises(devstack.StackError, match="runs with router flagd, not haproxy"):
         devstack.up(tmp_path)
     assert devstack.up(tmp_path, router="flagd").reused
