@@ -9,8 +9,7 @@ reports the CPU time per rebuild.
 Python compiles the workflow module for each sandbox unless it finds bytecode; with
 PYTHONDONTWRITEBYTECODE set (common in containers, and set on this project's machines)
 there is none. ``--bytecode-cache DIR`` lets Python keep bytecode in DIR instead
-(``sys.pycache_prefix``), which is what benchmarks/proposals/worker-bytecode-cache.patch
-has the worker do.
+(``sys.pycache_prefix``), which is what the worker does (``worker.main.keep_bytecode``).
 
     PYTHONDONTWRITEBYTECODE=1 .venv/bin/python benchmarks/rebuild_cost.py [--times 200]
         [--history PATH] [--bytecode-cache DIR]
@@ -26,10 +25,10 @@ Today's figures, without and with a bytecode cache::
     PYTHONDONTWRITEBYTECODE=1 .venv/bin/python benchmarks/rebuild_cost.py --times 100 \
         --bytecode-cache DIR
 
-The earlier figures in benchmarks/proposals/README.md (118.4 and 102.1 ms without a
-bytecode cache, 93.8 and 90.5 ms with one) came from the same commands with ``--history
-tests/histories/owned_promoted.json`` (121 events), on the code of then: that history was
-dropped when the histories were recorded again on one history version.
+The earlier figures in benchmarks/README.md ("Profiles, and the cuts measured on the
+way": 118.4 and 102.1 ms without a bytecode cache, 93.8 and 90.5 ms with one) came from the
+same commands with ``--history tests/histories/owned_promoted.json`` (121 events), on the
+code of then: that history was dropped when the histories were recorded again on one history version.
 
 ``--quick`` rebuilds three times (a few seconds with the recording): the same JSON, for
 the tests.
