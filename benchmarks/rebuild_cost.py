@@ -28,7 +28,8 @@ Today's figures, without and with a bytecode cache::
 The earlier figures in benchmarks/README.md ("Profiles, and the cuts measured on the
 way": 118.4 and 102.1 ms without a bytecode cache, 93.8 and 90.5 ms with one) came from the
 same commands with ``--history tests/histories/owned_promoted.json`` (121 events), on the
-code of then: that history was dropped when the histories were recorded again on one history version.
+code of then: that history was dropped when the histories were recorded again on one
+history version.
 
 ``--quick`` rebuilds three times (a few seconds with the recording): the same JSON, for
 the tests.
