@@ -14,7 +14,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from activities import anytime
+from activities import anytime, anytime_latency
 from activities.judge.measurements import Measurements, Side
 from activities.judge.reader import Reader
 from activities.judge.verdicts import Inconclusive, because, enough_samples, stable_of
@@ -105,7 +105,7 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
         if bounds != s_bounds:
             raise Inconclusive("the canary's and the stable's buckets differ")
         try:
-            found = anytime.distribution_test(
+            found = anytime_latency.distribution_test(
                 c_steps,
                 s_steps,
                 bounds,

@@ -11,14 +11,13 @@ from scipy import integrate, special, stats
 
 from activities.anytime import (
     always_valid_p,
-    distribution_test,
-    log_density,
     log_mixture_ratio,
     log_phi,
     radius,
     rate_test,
     robust_dispersion,
 )
+from activities.anytime_latency import distribution_test, log_density
 from activities.stats import dispersion
 
 # -- the mixture ------------------------------------------------------------------------------
