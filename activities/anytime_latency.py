@@ -23,6 +23,22 @@ from activities.anytime import (
 )
 
 
+class OneBucket(ValueError):
+    """No bucket bound has enough requests on each side to show a shift; the message says why."""
+
+
+def _one_bucket(pooled: Sequence[float], bounds: Sequence[float], n_c: float, n_s: float) -> str:
+    counted = f"{n_c:,.0f} vs {n_s:,.0f} requests"
+    if n_c + n_s < 2 * TAIL_COUNT:
+        return f"too few requests to judge at any bucket bound ({counted})"
+    k = max(range(len(pooled)), key=lambda i: pooled[i])
+    lower = _ms(bounds[k - 1]) if k else "0"
+    return (
+        f"nearly every request of both versions lies in the {lower}-{_ms(bounds[k])} bucket"
+        f" ({counted}): a shift inside it cannot be seen at these buckets"
+    )
+
+
 def log_density(bound: int, counts: Sequence[float], bounds: Sequence[float]) -> float:
     """The share of requests per unit of log latency at ``bounds[bound]``.
 
@@ -73,8 +89,10 @@ def distribution_test(
     its share of ``b``) enters the null that way, and the excess converts back to a
     shift of that quantile, ``+x%``. The counts at each bound are exact; only ``g`` is
     estimated, so coarse buckets blur the size of a shift, not whether there is one.
-    Bounds with at least ``TAIL_COUNT`` requests on each side of them in both versions are
-    judged, each at ``alpha / k`` for the ``k`` judged; the finding is the most telling.
+    Bounds with at least ``TAIL_COUNT`` requests on each side of them (the two versions
+    together) are judged, each at ``alpha / k`` for the ``k`` judged; the finding is the
+    most telling. When there is none (every request in one bucket, or too few requests),
+    ``OneBucket`` says so: no shift is visible at these buckets.
     """
     canary = [sum(col) for col in zip(*canary_steps, strict=True)]
     stable = [sum(col) for col in zip(*stable_steps, strict=True)]
@@ -88,16 +106,13 @@ def distribution_test(
     for k, bound in enumerate(bounds):
         if math.isinf(bound) or bound <= 0:
             continue
-        below_c, below_s = sum(canary[: k + 1]), sum(stable[: k + 1])
-        if min(below_c, n_c - below_c, below_s, n_s - below_s) < TAIL_COUNT:
+        below = sum(pooled[: k + 1])
+        if min(below, n_c + n_s - below) < TAIL_COUNT:
             continue
         if log_density(k, pooled, bounds) > 0:
             judged.append(k)
     if not judged:
-        raise ValueError(
-            f"too few requests on both sides of any bucket bound ({n_c:,.0f} vs"
-            f" {n_s:,.0f} requests): each needs {TAIL_COUNT} each side"
-        )
+        raise OneBucket(_one_bucket(pooled, bounds, n_c, n_s))
     level = alpha / len(judged)
     found = [
         _at_bound(k, canary_steps, stable_steps, bounds, pooled, factor, margin, direction, level)

@@ -17,7 +17,7 @@ from activities.anytime import (
     rate_test,
     robust_dispersion,
 )
-from activities.anytime_latency import distribution_test, log_density
+from activities.anytime_latency import OneBucket, distribution_test, log_density
 from activities.stats import dispersion
 
 # -- the mixture ------------------------------------------------------------------------------
@@ -256,3 +256,18 @@ def test_the_latency_interval_clears_the_allowance_exactly_when_the_test_fails(
     found = distribution_test(canary, stable, BOUNDS, factor=1.06)
     assert (found.low > 1.06) == (found.p_value < 0.02), found
     assert found.low <= found.ratio <= found.high
+
+
+def test_every_request_in_one_bucket_shows_no_shift_and_says_so() -> None:
+    fast = [[50.0] + [0.0] * (len(BOUNDS) - 1) for _ in range(10)]
+    with pytest.raises(OneBucket, match=r"in the 0-5ms bucket .*cannot be seen"):
+        distribution_test(fast, fast, BOUNDS)
+
+
+def test_a_shift_across_a_bucket_is_seen_though_neither_side_straddles_it() -> None:
+    # The stable all at or below 5ms, the canary all in 25-50ms: no bound has requests on
+    # both of its sides in each version, yet the two together show the canary moved.
+    stable = [[400.0] + [0.0] * (len(BOUNDS) - 1) for _ in range(10)]
+    canary = [[0.0, 0.0, 0.0, 100.0] + [0.0] * (len(BOUNDS) - 4) for _ in range(10)]
+    found = distribution_test(canary, stable, BOUNDS, factor=1.06)
+    assert found.p_value < 1e-6 and found.low > 1.06

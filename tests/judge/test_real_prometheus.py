@@ -1,4 +1,4 @@
-"""Relative and statistical gates against a real Prometheus scraping real demo services.
+"""Relative, statistical and sequential gates against a real Prometheus scraping demo services.
 
 A stable, a healthy canary and a faulty canary (30% errors, 30 ms slower) run in threads
 under steady load; Prometheus scrapes them every second. The same gates must pass the
@@ -45,6 +45,9 @@ GATES = [
             "window": "8s",
             "step": "2s",
         },
+        # Sequential gates read from the stage's start; without one, their window.
+        {"name": "errors-seq", "preset": "demo-error-rate", "kind": "sequential", "window": "8s"},
+        {"name": "latency-seq", "preset": "demo-p95-latency", "kind": "sequential", "window": "8s"},
     )
 ]
 
@@ -160,3 +163,7 @@ def test_a_faulty_canary_fails_every_kind(demo: Demo) -> None:
     assert verdicts["errors-test"].p_value is not None
     assert verdicts["errors-test"].p_value < 0.02
     assert verdicts["p95-test"].canary is not None and verdicts["p95-test"].canary > 0.025
+    # The sequential latency gate read the histogram's buckets by le, both versions.
+    slower = verdicts["latency-seq"]
+    assert slower.effect is not None and slower.effect > 1.06
+    assert "bucket bound(s)" in slower.reason

@@ -239,3 +239,44 @@ def test_thin_data_is_inconclusive_never_a_pass() -> None:
     assert "below min_samples 100" in verdict.reason
     no_counts = judge_gate(error_gate(), Side(points=(0.1,), samples=500), Side(points=(0.1,)))
     assert no_counts.outcome is GateOutcome.INCONCLUSIVE
+
+
+# -- native histograms ------------------------------------------------------------------------
+
+
+def _native(at: float, buckets: list[tuple[float, float, float]]) -> list[object]:
+    """One point of a native histogram as Prometheus' API answers it."""
+    total = sum(count for _, _, count in buckets)
+    shown = [[0, repr(low), repr(high), repr(count)] for low, high, count in buckets]
+    return [at, {"count": repr(total), "sum": "1.0", "buckets": shown}]
+
+
+def test_a_native_histogram_reads_as_buckets_at_its_bounds() -> None:
+    points = [
+        _native(1, [(0.0625, 0.125, 5), (0.25, 0.5, 2)]),
+        _native(2, [(0.125, 0.25, 4)]),  # an empty bucket is left out
+    ]
+    found = labelled_series_of([{"metric": {}, "histograms": points}], "le")
+    assert found.times == (1.0, 2.0)
+    assert found.labelled == {
+        "0.125": (5.0, 0.0),
+        "0.25": (5.0, 4.0),
+        "0.5": (7.0, 4.0),
+        "+Inf": (7.0, 4.0),
+    }
+
+
+def test_sides_with_different_sparse_buckets_are_judged_on_their_union() -> None:
+    canary = Side(
+        bounds=(0.125, 0.25, 0.5, math.inf),
+        histogram=tuple((100.0, 300.0, 600.0, 0.0) for _ in range(20)),
+        samples=20_000,
+    )
+    stable = Side(
+        bounds=(0.0625, 0.125, 0.25, math.inf),
+        histogram=tuple((500.0, 1500.0, 2000.0, 0.0) for _ in range(20)),
+        samples=80_000,
+    )
+    verdict = judge_gate(latency_gate(), canary, stable)
+    assert verdict.outcome is GateOutcome.FAIL, verdict.reason
+    assert "bucket bound(s)" in verdict.reason
