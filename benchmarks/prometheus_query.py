@@ -5,18 +5,24 @@ the same instant query ``--times`` times through each client and reports the CPU
 the calling thread per query (``time.thread_time``, which leaves out the wait for the
 answer) and the wall time:
 
-- ``provider``: the worker's ``PrometheusProvider`` (an httpcore pool, ``activities.outbound``);
-- ``requests_session``: a bare ``requests.Session.get`` of the same URL, the transport
-  prometheus-api-client is built on (its one transport setting is such a session), set
-  not to read the environment again for each request;
-- ``prometheus_api_client``: ``PrometheusConnect.custom_query``, when that package is
-  installed (``pip install prometheus-api-client``; the project no longer depends on it).
+- ``provider``: the worker's ``PrometheusProvider`` (an httpcore pool, ``activities.outbound``),
+  what every check asks through;
+- ``httpx_client``: a bare ``httpx.Client.get`` of the same URL (httpx is a dependency
+  already; it is built on httpcore);
+- ``urllib3_pool``: a bare ``urllib3.HTTPConnectionPool.request`` (what requests is built on);
+- ``requests_session``: a bare ``requests.Session.get``, the transport prometheus-api-client
+  is built on (its one transport setting is such a session);
+- ``prometheus_api_client``: ``PrometheusConnect.custom_query``, the client the report's
+  range queries use (``activities.metrics.ranges``).
+
+Each bare client is set not to read the environment (proxies, ``.netrc``) again for each
+request, the best configuration found for it.
 
     .venv/bin/python benchmarks/prometheus_query.py [--times 2000]
 
 benchmarks/README.md's figures come from ``.venv/bin/python benchmarks/prometheus_query.py`` (the
-default 2,000 queries), with prometheus-api-client installed for its row. ``--quick`` asks
-20 times: the same JSON in a few seconds, for the tests.
+default 2,000 queries). ``--quick`` asks 20 times: the same JSON in a few seconds, for the
+tests.
 """
 
 from __future__ import annotations
@@ -65,16 +71,18 @@ def start_prometheus(folder: Path) -> tuple[int, str]:
 
 
 def clients(url: str) -> dict[str, Callable[[], Any]]:
+    import httpx
     import requests
+    import urllib3
+    from prometheus_api_client.prometheus_connect import PrometheusConnect
 
     from activities.metrics.prometheus import PrometheusProvider
     from plans import PrometheusSource
 
     provider = PrometheusProvider(PrometheusSource.model_validate({"url": url}))
+    params = {"query": QUERY}
 
     def configured() -> requests.Session:
-        # The best configuration found for it: the environment (proxies, .netrc, CA
-        # bundle) read once, not again for each request.
         session = requests.Session()
         session.trust_env = False
         return session
@@ -82,21 +90,33 @@ def clients(url: str) -> dict[str, Callable[[], Any]]:
     session = configured()
 
     def requests_session() -> Any:
-        answer = session.get(url + "/api/v1/query", params={"query": QUERY}, timeout=10)
+        answer = session.get(url + "/api/v1/query", params=params, timeout=10)
         answer.raise_for_status()
         return answer.json()["data"]["result"]
 
-    found: dict[str, Callable[[], Any]] = {
-        "provider": lambda: provider.query(QUERY),
-        "requests_session": requests_session,
-    }
-    try:
-        from prometheus_api_client.prometheus_connect import PrometheusConnect
-    except ImportError:
-        return found
+    client = httpx.Client(base_url=url, trust_env=False, timeout=10)
+
+    def httpx_client() -> Any:
+        answer = client.get("/api/v1/query", params=params)
+        answer.raise_for_status()
+        return answer.json()["data"]["result"]
+
+    pool = urllib3.connection_from_url(url, maxsize=4, timeout=10.0, retries=False)
+
+    def urllib3_pool() -> Any:
+        answer = pool.request("GET", "/api/v1/query", fields=params)
+        if answer.status != 200:
+            raise RuntimeError(f"HTTP {answer.status}")
+        return json.loads(answer.data)["data"]["result"]
+
     connect = PrometheusConnect(url=url, session=configured())
-    found["prometheus_api_client"] = lambda: connect.custom_query(QUERY)
-    return found
+    return {
+        "provider": lambda: provider.query(QUERY),
+        "httpx_client": httpx_client,
+        "urllib3_pool": urllib3_pool,
+        "requests_session": requests_session,
+        "prometheus_api_client": lambda: connect.custom_query(QUERY),
+    }
 
 
 def cost(call: Callable[[], Any], times: int) -> dict[str, float]:

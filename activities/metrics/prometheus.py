@@ -225,8 +225,6 @@ def labelled_series_of(result: Any, label: str) -> Series:
         return Series(None, f"unexpected answer from Prometheus: {type(result).__name__}")
     if not result:
         return Series(None, "no data: the query matched no series")
-    if len(result) == 1 and isinstance(result[0], dict) and "histograms" in result[0]:
-        return native_series_of(result[0]["histograms"], label)
     found: dict[str, dict[float, float]] = {}
     try:
         for series in result:
@@ -239,35 +237,6 @@ def labelled_series_of(result: Any, label: str) -> Series:
     times = tuple(sorted({t for values in found.values() for t in values}))
     labelled = {key: tuple(values.get(t, math.nan) for t in times) for key, values in found.items()}
     return Series((), times=times, labelled=labelled)
-
-
-def native_series_of(points: Any, label: str) -> Series:
-    """A native histogram's range as classic buckets: per bound, the count at or below it.
-
-    Each point is ``[time, {"count", "sum", "buckets": [[rule, lower, upper, count], ...]}]``;
-    its buckets are sparse (an empty one is left out), so every step is read at the union
-    of the upper bounds seen, which is exact for a count that is zero between them.
-    """
-    try:
-        steps = [
-            (
-                float(at),
-                [(float(b[2]), float(b[3])) for b in h.get("buckets", [])],
-                float(h["count"]),
-            )
-            for at, h in points
-        ]
-    except (KeyError, TypeError, ValueError, IndexError):
-        return Series(None, "the native histogram's answer did not hold buckets")
-    bounds = sorted({upper for _, buckets, _ in steps for upper, _ in buckets if upper > 0})
-    labelled: dict[str, tuple[float, ...]] = {}
-    for bound in bounds:
-        labelled[repr(bound)] = tuple(
-            sum(count for upper, count in buckets if upper <= bound) for _, buckets, _ in steps
-        )
-    labelled["+Inf"] = tuple(total for _, _, total in steps)
-    del label  # native histograms have no le series: their bounds stand for it
-    return Series((), times=tuple(at for at, _, _ in steps), labelled=labelled)
 
 
 def _number(text: Any) -> Reading:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from activities.errors import SideEffectError
-from activities.metrics import provider_for
+from activities.metrics.ranges import PrometheusRanges
 from activities.metrics.reading import Series
 from activities.report.model import (
     BaselineRow,
@@ -117,11 +117,11 @@ async def fill_ranges(plan: Plan, series: GateSeries, start: datetime, end: date
 def _ranges(
     source: PrometheusSource, queries: list[str], start: datetime, end: datetime, step: float
 ) -> list[Series]:
-    provider = provider_for(source)
+    ranges = PrometheusRanges(source)
     try:
-        return [provider.query_range(q, start, end, step) for q in queries]
+        return [ranges.query_range(q, start, end, step) for q in queries]
     finally:
-        provider.close()
+        ranges.close()
 
 
 def _points(found: Series) -> list[Point]:
