@@ -3,8 +3,7 @@
 The provider asks through ``activities.outbound``, the one way the worker sends requests to
 what plans name: the policy's address checks, a byte cap and one deadline per query.
 ``benchmarks/prometheus_query.py`` measures what a query costs the worker; its figures, and
-why the checks ask through this and not prometheus-api-client (which the report's ranges use,
-``activities.metrics.ranges``), are in ``benchmarks/README.md``.
+why this replaced prometheus-api-client, are in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -84,8 +83,8 @@ class PrometheusProvider:
             if login:
                 basic = base64.b64encode(":".join(login).encode()).decode("ascii")
                 headers["Authorization"] = f"Basic {basic}"
-        self.headers = list(headers.items())
-        self.session = session_for(self.url)
+        self._headers = list(headers.items())
+        self._session = session_for(self.url)
 
     def query(self, promql: str) -> Reading:
         """One instant query, reduced to a single number."""
@@ -97,7 +96,7 @@ class PrometheusProvider:
             "query": promql,
             "start": str(round(start.timestamp())),
             "end": str(round(end.timestamp())),
-            "step": f"{step_s:g}",  # seconds: "7.5s" is no Prometheus duration
+            "step": f"{step_s:g}s",
         }
         return series_of(self._get("/api/v1/query_range", fields))
 
@@ -113,41 +112,36 @@ class PrometheusProvider:
             "query": promql,
             "start": str(round(start.timestamp())),
             "end": str(round(end.timestamp())),
-            "step": f"{step_s:g}",  # seconds: "7.5s" is no Prometheus duration
+            "step": f"{step_s:g}s",
         }
         return labelled_series_of(self._get("/api/v1/query_range", fields), label)
 
     def _get(self, path: str, fields: Mapping[str, str]) -> Any:
         """One GET of the HTTP API: its ``data.result``, or the project's error for why not."""
         try:
-            answer = self.session.fetch(
+            answer = self._session.fetch(
                 "GET",
                 f"{self.url}{path}?{urlencode(fields)}",
-                headers=self.headers,
+                headers=self._headers,
                 deadline_s=self.timeout,
                 max_bytes=MAX_ANSWER_BYTES,
             )
         except OutboundError as error:
-            raise self.request_error(error) from None
+            raise self._request_error(error) from None
         if answer.status_code != 200:
-            raise self.http_error(answer.status_code, answer.content)
+            raise self._http_error(answer.status_code, answer.content)
         try:
             return json.loads(answer.content)["data"]["result"]
         except (ValueError, KeyError, TypeError):
-            raise self.not_the_api() from None
+            raise MetricsRefused(
+                f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
+            ) from None
 
     def close(self) -> None:
         """Close the connections."""
-        self.session.close()
+        self._session.close()
 
-    def not_the_api(self) -> MetricsRefused:
-        """The error for an answer that is not the HTTP API's JSON."""
-        return MetricsRefused(
-            f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
-        )
-
-    def request_error(self, error: OutboundError) -> MetricsError:
-        """The project's error for a request that got no answer."""
+    def _request_error(self, error: OutboundError) -> MetricsError:
         if isinstance(error, OutboundTimeout):
             return MetricsTimeout(
                 f"no answer from {self.url} within {self.timeout:g}s: Prometheus is overloaded"
@@ -159,8 +153,7 @@ class PrometheusProvider:
             return MetricsRefused(f"{self.url}: {error}")
         return MetricsUnavailable(f"cannot connect to {self.url}: {error.reason}")
 
-    def http_error(self, status: int, body: bytes) -> MetricsRefused | MetricsUnavailable:
-        """The project's error for an answer other than HTTP 200."""
+    def _http_error(self, status: int, body: bytes) -> MetricsRefused | MetricsUnavailable:
         said = _prometheus_error(body)
         if status in (400, 422):
             return MetricsRefused(f"Prometheus rejected the query: {said}")
@@ -225,6 +218,8 @@ def labelled_series_of(result: Any, label: str) -> Series:
         return Series(None, f"unexpected answer from Prometheus: {type(result).__name__}")
     if not result:
         return Series(None, "no data: the query matched no series")
+    if len(result) == 1 and isinstance(result[0], dict) and "histograms" in result[0]:
+        return native_series_of(result[0]["histograms"], label)
     found: dict[str, dict[float, float]] = {}
     try:
         for series in result:
@@ -237,6 +232,35 @@ def labelled_series_of(result: Any, label: str) -> Series:
     times = tuple(sorted({t for values in found.values() for t in values}))
     labelled = {key: tuple(values.get(t, math.nan) for t in times) for key, values in found.items()}
     return Series((), times=times, labelled=labelled)
+
+
+def native_series_of(points: Any, label: str) -> Series:
+    """A native histogram's range as classic buckets: per bound, the count at or below it.
+
+    Each point is ``[time, {"count", "sum", "buckets": [[rule, lower, upper, count], ...]}]``;
+    its buckets are sparse (an empty one is left out), so every step is read at the union
+    of the upper bounds seen, which is exact for a count that is zero between them.
+    """
+    try:
+        steps = [
+            (
+                float(at),
+                [(float(b[2]), float(b[3])) for b in h.get("buckets", [])],
+                float(h["count"]),
+            )
+            for at, h in points
+        ]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return Series(None, "the native histogram's answer did not hold buckets")
+    bounds = sorted({upper for _, buckets, _ in steps for upper, _ in buckets if upper > 0})
+    labelled: dict[str, tuple[float, ...]] = {}
+    for bound in bounds:
+        labelled[repr(bound)] = tuple(
+            sum(count for upper, count in buckets if upper <= bound) for _, buckets, _ in steps
+        )
+    labelled["+Inf"] = tuple(total for _, _, total in steps)
+    del label  # native histograms have no le series: their bounds stand for it
+    return Series((), times=tuple(at for at, _, _ in steps), labelled=labelled)
 
 
 def _number(text: Any) -> Reading:
