@@ -3,7 +3,8 @@
 The provider asks through ``activities.outbound``, the one way the worker sends requests to
 what plans name: the policy's address checks, a byte cap and one deadline per query.
 ``benchmarks/prometheus_query.py`` measures what a query costs the worker; its figures, and
-why this replaced prometheus-api-client, are in ``benchmarks/README.md``.
+why the checks ask through this and not prometheus-api-client (which the report's ranges use,
+``activities.metrics.ranges``), are in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ class PrometheusProvider:
             if login:
                 basic = base64.b64encode(":".join(login).encode()).decode("ascii")
                 headers["Authorization"] = f"Basic {basic}"
-        self._headers = list(headers.items())
-        self._session = session_for(self.url)
+        self.headers = list(headers.items())
+        self.session = session_for(self.url)
 
     def query(self, promql: str) -> Reading:
         """One instant query, reduced to a single number."""
@@ -96,7 +97,7 @@ class PrometheusProvider:
             "query": promql,
             "start": str(round(start.timestamp())),
             "end": str(round(end.timestamp())),
-            "step": f"{step_s:g}s",
+            "step": f"{step_s:g}",  # seconds: "7.5s" is no Prometheus duration
         }
         return series_of(self._get("/api/v1/query_range", fields))
 
@@ -112,36 +113,41 @@ class PrometheusProvider:
             "query": promql,
             "start": str(round(start.timestamp())),
             "end": str(round(end.timestamp())),
-            "step": f"{step_s:g}s",
+            "step": f"{step_s:g}",  # seconds: "7.5s" is no Prometheus duration
         }
         return labelled_series_of(self._get("/api/v1/query_range", fields), label)
 
     def _get(self, path: str, fields: Mapping[str, str]) -> Any:
         """One GET of the HTTP API: its ``data.result``, or the project's error for why not."""
         try:
-            answer = self._session.fetch(
+            answer = self.session.fetch(
                 "GET",
                 f"{self.url}{path}?{urlencode(fields)}",
-                headers=self._headers,
+                headers=self.headers,
                 deadline_s=self.timeout,
                 max_bytes=MAX_ANSWER_BYTES,
             )
         except OutboundError as error:
-            raise self._request_error(error) from None
+            raise self.request_error(error) from None
         if answer.status_code != 200:
-            raise self._http_error(answer.status_code, answer.content)
+            raise self.http_error(answer.status_code, answer.content)
         try:
             return json.loads(answer.content)["data"]["result"]
         except (ValueError, KeyError, TypeError):
-            raise MetricsRefused(
-                f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
-            ) from None
+            raise self.not_the_api() from None
 
     def close(self) -> None:
         """Close the connections."""
-        self._session.close()
+        self.session.close()
 
-    def _request_error(self, error: OutboundError) -> MetricsError:
+    def not_the_api(self) -> MetricsRefused:
+        """The error for an answer that is not the HTTP API's JSON."""
+        return MetricsRefused(
+            f"{self.url} did not answer like the Prometheus HTTP API: check metrics.url"
+        )
+
+    def request_error(self, error: OutboundError) -> MetricsError:
+        """The project's error for a request that got no answer."""
         if isinstance(error, OutboundTimeout):
             return MetricsTimeout(
                 f"no answer from {self.url} within {self.timeout:g}s: Prometheus is overloaded"
@@ -153,7 +159,8 @@ class PrometheusProvider:
             return MetricsRefused(f"{self.url}: {error}")
         return MetricsUnavailable(f"cannot connect to {self.url}: {error.reason}")
 
-    def _http_error(self, status: int, body: bytes) -> MetricsRefused | MetricsUnavailable:
+    def http_error(self, status: int, body: bytes) -> MetricsRefused | MetricsUnavailable:
+        """The project's error for an answer other than HTTP 200."""
         said = _prometheus_error(body)
         if status in (400, 422):
             return MetricsRefused(f"Prometheus rejected the query: {said}")
