@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.checks import CheckRequest, Observation
     from plans.progress import RolloutProgress
-    from workflows import decisions
+    from workflows import clock, decisions
     from workflows.failures import root_message
     from workflows.target import Target
 
@@ -94,8 +94,8 @@ def discount_unobserved(
     excess = decisions.unobserved_excess(stage, p.clock.last_check_at, p.clock.running_since, now)
     if excess <= timedelta(0):
         return
-    assert p.clock.running_since is not None and p.clock.last_check_at is not None
-    p.clock.running_since += excess
+    assert p.clock.last_check_at is not None
+    clock.discount(p.clock, excess)
     audit(
         "gap",
         f"no check for {format_duration(now - p.clock.last_check_at)}:"

@@ -25,6 +25,7 @@ from plans import (
     format_duration,
 )
 from plans.progress import RolloutProgress
+from workflows import clock
 
 MAX_COMMANDS_KEPT = 200
 MAX_SHADOW_KEPT = 50
@@ -42,6 +43,14 @@ class Abort(RollBack):
     """An operator aborts: stable again, and the run ends aborted rather than failed."""
 
 
+def stop_if_asked(progress: RolloutProgress) -> None:
+    """A rollback or an abort asked for ends whatever the rollout was doing: raise it."""
+    if progress.rollback_requested:
+        raise RollBack(progress.reason)
+    if progress.abort_requested:
+        raise Abort(progress.reason)
+
+
 def current_index(plan: Plan, progress: RolloutProgress) -> int:
     """Index of the stage the rollout is in; past the last one (promoting), the last one."""
     return min(progress.stage_index, len(plan.stages) - 1)
@@ -54,9 +63,7 @@ def current_stage(plan: Plan, progress: RolloutProgress) -> Stage:
 
 def bake_elapsed(progress: RolloutProgress, now: datetime) -> float:
     """Seconds the current stage has baked; the clock stops while paused."""
-    running = progress.clock.running_since
-    extra = (now - running).total_seconds() if running is not None else 0.0
-    return progress.clock.elapsed_s + max(extra, 0.0)
+    return clock.elapsed(progress.clock, now)
 
 
 def bake_remaining(plan: Plan, progress: RolloutProgress, now: datetime) -> float:
@@ -195,7 +202,7 @@ def apply_command(progress: RolloutProgress, command: OperatorCommand, now: date
     elif kind == CommandKind.RETRY:
         resume(progress, now)
         progress.gates.inconclusive_streaks.clear()
-        progress.clock.next_check_at = now
+        clock.check_now(progress.clock, now)
     elif kind == CommandKind.ABORT:
         progress.abort_requested = True
         progress.reason = f"aborted by {command.by}" + (
@@ -216,8 +223,7 @@ def apply_command(progress: RolloutProgress, command: OperatorCommand, now: date
 
 def pause(progress: RolloutProgress, now: datetime, cause: str) -> None:
     """Stop the progression and the bake clock; checks go on."""
-    progress.clock.elapsed_s = bake_elapsed(progress, now)
-    progress.clock.running_since = None
+    clock.stop(progress.clock, now)
     progress.paused = True
     progress.pause_cause = cause
 
@@ -226,7 +232,7 @@ def resume(progress: RolloutProgress, now: datetime) -> None:
     progress.paused = False
     progress.pause_cause = ""
     if progress.shifted_stage == progress.stage_index:
-        progress.clock.running_since = now
+        clock.start(progress.clock, now)
 
 
 def deadline_passed(plan: Plan, progress: RolloutProgress, now: datetime) -> bool:

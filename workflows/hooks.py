@@ -34,8 +34,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.progress import RolloutProgress
     from workflows import decisions
+    from workflows.commands import CommandLog
     from workflows.failures import root_message
     from workflows.notices import Notices
+    from workflows.status import Board
 
 DEFAULT_RETRY_AFTER = timedelta(seconds=30)
 WAIT_SHARE = 100  # asks again after at least 1/100 of the time already waited
@@ -59,24 +61,26 @@ TOO_LATE: frozenset[str] = frozenset({"after_promote", "on_rollback", "event"})
 SMOKED = "smoke"
 
 
+class HookStop(Exception):
+    """A hook asks for a rollback (or an abort was asked while a hook held the rollout).
+
+    Raised for the rollout to stop; it is the hooks' own, so the rollout catches the very
+    class this module raises, however the workflow sandbox loads the modules around it.
+    """
+
+    def __init__(self, reason: str, abort: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.abort = reason, abort
+
+
 class Hooks:
     """The rollout's hook caller: one per run, over the run's plan and progress."""
 
     def __init__(
-        self,
-        plan: Plan,
-        progress: RolloutProgress,
-        audit: Callable[[str, str], None],
-        notices: Notices,
-        publish: Callable[[], None],
-        stop_if_asked: Callable[[], None],
-        rollback: type[Exception],
+        self, plan: Plan, progress: RolloutProgress, log: CommandLog, notices: Notices, board: Board
     ) -> None:
         self._plan, self._p = plan, progress
-        self._audit, self._notices, self._publish = audit, notices, publish
-        # The rollout's own exception for "roll back": the workflow sandbox may load
-        # workflows.decisions apart from this module, so the class comes from the rollout.
-        self._stop_if_asked, self._rollback = stop_if_asked, rollback
+        self._log, self._notices, self._board = log, notices, board
         self._watch: Watch | None = None
         self._ask_at: datetime | None = None
         if any(h.on == "event" for h in plan.hooks):
@@ -154,7 +158,7 @@ class Hooks:
             payload = self._payload(hook, step, attempt, key)
             answer = await self._ask(hook, payload)
             said = f"{hook.mode} hook {hook.name} at {phase} (ask {attempt}): {answer.describe()}"
-            self._audit("hook", said)
+            self._log.audit("hook", said)
             if hook.mode == "notify":
                 return True
             if answer.ok:
@@ -182,15 +186,15 @@ class Hooks:
             return
         if hook.mode == "gate":
             await self._notices.say(EventKind.HOOK_FAILED, why)
-            raise self._rollback(why)
+            raise HookStop(why)
         streak = p.hooks.streaks[hook.name] = p.hooks.streaks.get(hook.name, 0) + 1
         if streak < hook.failure_limit:
-            self._audit("hook", f"{why}: failure {streak} of {hook.failure_limit} in a row")
+            self._log.audit("hook", f"{why}: failure {streak} of {hook.failure_limit} in a row")
             return
         why += f", failed {streak} time(s) in a row"
         if hook.on_fail == "rollback":
             await self._notices.say(EventKind.HOOK_FAILED, why)
-            raise self._rollback(why)
+            raise HookStop(why)
         if hook.on_fail == "pause":
             await self._pause(why)
         else:
@@ -203,9 +207,9 @@ class Hooks:
         """
         p = self._p
         decisions.pause(p, workflow.now(), "hooks")
-        p.state = RolloutState.PAUSED
-        self._audit("pause", f"paused by {why}")
-        self._publish()
+        self._board.set_state(RolloutState.PAUSED)
+        self._log.audit("pause", f"paused by {why}")
+        self._board.show()
         await self._notices.gate_action("pause", why)
         if self._watch is not None:  # between stages: the stage stays checked meanwhile
             await self._watch(lambda plan, p, now: not p.paused)
@@ -213,7 +217,7 @@ class Hooks:
         await workflow.wait_condition(
             lambda: not p.paused or p.rollback_requested or p.abort_requested
         )
-        self._stop_if_asked()
+        _stop_if_asked(p)
 
     async def _wait(self, hook: Hook, wait: timedelta) -> bool:
         """A durable timer to the next ask; a rollback or abort asked for ends it at once.
@@ -237,7 +241,7 @@ class Hooks:
             )
         except TimeoutError:
             return True
-        self._stop_if_asked()
+        _stop_if_asked(p)
         return True
 
     async def _ask(self, hook: Hook, payload: HookPayload) -> HookAnswer:
@@ -274,9 +278,9 @@ class Hooks:
             )
         except ActivityError as error:
             answer = HookAnswer(status=0, error=root_message(error))
-        self._audit("smoke", f"smoke check of {smoke.url}: {answer.error or answer.excerpt}")
+        self._log.audit("smoke", f"smoke check of {smoke.url}: {answer.error or answer.excerpt}")
         if answer.error:
-            raise self._rollback(f"smoke check failed: {answer.error}")
+            raise HookStop(f"smoke check failed: {answer.error}")
         self._p.hooks.done.append(SMOKED)
 
     def _key(self, hook: Hook, step: Step) -> str:
@@ -316,6 +320,13 @@ class Hooks:
             idempotency_key=key,
             at=workflow.now(),
         )
+
+
+def _stop_if_asked(progress: RolloutProgress) -> None:
+    if progress.rollback_requested:
+        raise HookStop(progress.reason)
+    if progress.abort_requested:
+        raise HookStop(progress.reason, abort=True)
 
 
 def next_wait(answer: HookAnswer, waited: timedelta) -> timedelta:

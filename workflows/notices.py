@@ -10,7 +10,6 @@ twice. A lost message stops nothing: not a rollout, and never a rollback.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -166,10 +165,6 @@ class Notices:
         while self._background:
             await self._background.pop(0)
         await self._settle()
-
-    def on(self, kind: EventKind) -> Callable[[str], Awaitable[None]]:
-        """A one-line teller for ``kind`` events, for parts that only have text to tell."""
-        return functools.partial(self.say, kind)
 
     async def say(self, kind: EventKind, text: str) -> None:
         """An event whose one line says it all (drift, a restore that fails)."""

@@ -15,7 +15,6 @@ with workflow.unsafe.imports_passed_through():
     from plans import (
         CommandKind,
         CommandRecord,
-        EventKind,
         Gate,
         OperatorCommand,
         Plan,
@@ -36,14 +35,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.decisions import RollBack as _RollBack
     from workflows.ending import write_report
     from workflows.failures import root_message
-    from workflows.hooks import Hooks
+    from workflows.hooks import Hooks, HookStop
     from workflows.notices import Notices
     from workflows.runs import continue_in_new_run, record_history_version, run_is_full
     from workflows.status import (
+        Board,
         changed_verdicts,
         keep_blue_text,
         kept_blue,
-        publish,
         result_of,
         rolled_back,
         status_of,
@@ -66,16 +65,13 @@ class RolloutWorkflow(Stopping):
         self._plan = plan = input.plan
         self._p = p = input.progress or RolloutProgress()
         self._commands = CommandLog(plan, p, input.release)
-        self._published: tuple[Any, ...] = ()
-        self._notices = Notices(self._plan, self._p)
-        self._target = Target(self._plan, self._p, self._audit, self._notices.say, self._publish)
-        self._windows = Windows(
-            self._plan, self._p, self._audit, self._notices.on(EventKind.OVERRIDDEN), self._publish
-        )
-        self._windows.stop_if_asked = self._stop_if_asked
-        self._hooks = Hooks(
-            plan, p, self._audit, self._notices, self._publish, self._stop_if_asked, _RollBack
-        )
+        self._board = Board(plan, p, input.visibility)
+        self._notices = Notices(plan, p)
+        # The run's parts, each writing its own part of the progress (plans/progress.py).
+        parts = (plan, p, self._commands, self._notices, self._board)
+        self._target = Target(*parts)
+        self._windows = Windows(*parts)
+        self._hooks = Hooks(*parts)
 
     @workflow.run
     async def run(self, input: RolloutInput) -> RolloutResult:
@@ -96,6 +92,12 @@ class RolloutWorkflow(Stopping):
                     break
                 clock.next_stage(p)
             await self._promote()
+        except HookStop as stop:
+            if stop.abort:
+                await self._stop(stop.reason, final=RolloutState.ABORTED)
+            else:
+                await self._stop(stop.reason)
+                raise rolled_back(plan, p) from None
         except _Abort as abort:
             await self._stop(abort.reason, final=RolloutState.ABORTED)
         except _RollBack as rollback:
@@ -116,7 +118,10 @@ class RolloutWorkflow(Stopping):
         """Shift, bake while checking, then wait for approval if the stage asks for it."""
         if self._p.shifted_stage < self._p.stage_index:
             first = self._p.shifted_stage < 0 and (stage.weight > 0 or stage.match is not None)
-            await self._windows.before(f"shift to {stage.name!r}", self._commands.last, first)
+            if not await self._windows.before(
+                f"shift to {stage.name!r}", self._commands.last, first
+            ):
+                self._stop_if_asked()
             await self._hooks.before_stage(stage)
             await self._enter(stage)
         await self._watch(stage, until=decisions.bake_done)
@@ -139,14 +144,8 @@ class RolloutWorkflow(Stopping):
         else:
             # Blue-green's keep-blue stage: green already has it all, blue stays ready.
             self._audit("keep", keep_blue_text(self._plan))
-        now = workflow.now()
         p.shifted_stage = p.stage_index
-        p.clock.entered_at = now
-        p.clock.elapsed_s = 0.0
-        p.clock.running_since = None if p.paused else now
-        p.clock.next_check_at = now + stage.check_every
-        p.clock.checks = 0
-        p.clock.last_check_at = now  # the shift read the split back
+        clock.enter(p.clock, workflow.now(), p.paused, stage.check_every)
         self._audit("stage", f"{decisions.describe_stage(self._plan, p.stage_index)} started")
 
     async def _watch(self, stage: Stage, until: Until) -> None:
@@ -162,7 +161,7 @@ class RolloutWorkflow(Stopping):
             now = workflow.now()
             # Every stage looks at the router at every check, even one without gates.
             if self._needs_fresh_look(stage, now):
-                p.clock.next_check_at = now
+                clock.check_now(p.clock, now)
             assert p.clock.next_check_at is not None
             if now >= p.clock.next_check_at:
                 await self._check(stage)
@@ -182,10 +181,7 @@ class RolloutWorkflow(Stopping):
 
     def _stop_if_asked(self) -> None:
         """A rollback or an abort asked for ends whatever the rollout was doing."""
-        if self._p.rollback_requested:
-            raise _RollBack(self._p.reason)
-        if self._p.abort_requested:
-            raise _Abort(self._p.reason)
+        decisions.stop_if_asked(self._p)
 
     def _needs_fresh_look(self, stage: Stage, now: datetime) -> bool:
         """A stage passes on a fresh look, never on a bake nobody watched the end of."""
@@ -222,7 +218,7 @@ class RolloutWorkflow(Stopping):
 
     async def _missed_deadline(self, stage: Stage, now: datetime) -> None:
         p = self._p
-        p.clock.deadline_acted_stage = p.stage_index
+        clock.deadline_acted(p.clock, p.stage_index)
         assert stage.progress_deadline is not None
         why = (
             f"stage {stage.name!r} made no progress within its deadline"
@@ -237,12 +233,11 @@ class RolloutWorkflow(Stopping):
 
     def _set_waiting_state(self, now: datetime) -> RolloutState:
         p = self._p
-        state = clock.waiting_state(self._plan, p, now, self._windows.waiting)
-        if state != p.state:
-            if state == RolloutState.AWAITING_APPROVAL:
-                workflow.logger.info("Stage awaits approval")
-            p.state = state
-        self._publish()
+        approval = decisions.awaiting_approval(self._plan, p, now)
+        state = clock.waiting_state(p.paused, approval, self._windows.waiting)
+        if state != p.state and state == RolloutState.AWAITING_APPROVAL:
+            workflow.logger.info("Stage awaits approval")
+        self._board.show(state)
         return state
 
     # -- a check: read the router back, judge the gates, act ----------------------------------
@@ -254,15 +249,12 @@ class RolloutWorkflow(Stopping):
         p.checks += 1
         p.checks_this_run += 1
         discount_unobserved(stage, p, workflow.now(), self._audit)
-        p.clock.last_check_at = workflow.now()
+        clock.looking(p.clock, workflow.now())
         split, verdicts = await observe_and_judge(
             plan, stage, gates, self._target, p.canary_weight, p.clock.entered_at
         )
         await self._target.repair_drift(split)
-        p.clock.checks += 1
-        # Keep the cadence of the schedule, not of when each check happened to finish.
-        due = (p.clock.next_check_at or workflow.now()) + stage.check_every
-        p.clock.next_check_at = due if due > workflow.now() else workflow.now() + stage.check_every
+        clock.checked(p.clock, workflow.now(), stage.check_every)
         metering.checked(plan, p, verdicts)
         if gates:
             await self._act_on(verdicts, gates)
@@ -283,7 +275,7 @@ class RolloutWorkflow(Stopping):
             if action.action == "pause" and not p.paused:
                 decisions.pause(p, workflow.now(), "gates")
                 self._audit("pause", f"paused by gate {action.gate}: {action.reason}")
-                self._publish()
+                self._board.show()
             await self._notices.gate_action(action.action, action.reason)
 
     # -- how a run ends -------------------------------------------------------------------------
@@ -295,9 +287,9 @@ class RolloutWorkflow(Stopping):
             await self._target.claim(self._notices.for_the_lease())
         except TargetRefused as refused:
             p.reason = refused.reason
-            p.state = RolloutState.REFUSED
+            self._board.set_state(RolloutState.REFUSED)
             self._audit("end", f"refused: {p.reason}")
-            self._publish()
+            self._board.show()
             raise ApplicationError(
                 f"refused: {p.reason}",
                 result_of(self._plan, p),
@@ -309,12 +301,13 @@ class RolloutWorkflow(Stopping):
         p = self._p
         await self._hooks.at("before_promote", next_weight=100)
         if p.canary_weight != 100:
-            await self._windows.before("promotion", self._commands.last)
+            if not await self._windows.before("promotion", self._commands.last):
+                self._stop_if_asked()
             await self._target.shift(100, "promote: shift canary to 100%")
         if p.rollback_requested:
             raise _RollBack(p.reason)
-        p.target.compensations.clear()
-        p.state = RolloutState.PROMOTED
+        self._target.promoted()
+        self._board.set_state(RolloutState.PROMOTED)
         p.reason = p.reason or "all stages passed"
         if kept_blue(self._plan, p):
             p.reason += "; blue was kept ready until now and may be retired"
@@ -325,7 +318,7 @@ class RolloutWorkflow(Stopping):
             if who is not None:
                 p.reason = f"promoted by {who.by}" + (f": {who.reason}" if who.reason else "")
         self._audit("end", f"promoted: {p.reason}")
-        self._publish()
+        self._board.show()
         await write_report(p)
         await self._notices.promoted()
         await self._hooks.at("after_promote")
@@ -394,7 +387,3 @@ class RolloutWorkflow(Stopping):
 
     def _audit(self, kind: str, text: str) -> None:
         self._commands.audit(kind, text)
-
-    def _publish(self) -> None:
-        """Current details and search attributes; upserted only when they change."""
-        self._published = publish(self._plan, self._p, self._input.visibility, self._published)

@@ -182,3 +182,22 @@ def publish(
             ]
         )
     return snapshot
+
+
+class Board:
+    """What people see of a run: the one writer of its state, and of its details and search
+    attributes, upserted only when they change."""
+
+    def __init__(self, plan: Plan, progress: RolloutProgress, visibility: bool) -> None:
+        self._plan, self._progress, self._visibility = plan, progress, visibility
+        self._published: tuple[Any, ...] = ()
+
+    def set_state(self, state: RolloutState) -> None:
+        """Where the rollout stands now; shown at the next ``show``."""
+        self._progress.state = state
+
+    def show(self, state: RolloutState | None = None) -> None:
+        """Set ``state`` if given, and publish what changed."""
+        if state is not None:
+            self._progress.state = state
+        self._published = publish(self._plan, self._progress, self._visibility, self._published)

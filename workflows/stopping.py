@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.hooks import Hooks
     from workflows.notices import Notices
     from workflows.runs import continue_in_new_run
-    from workflows.status import result_of, rolled_back
+    from workflows.status import Board, result_of, rolled_back
     from workflows.target import Target
 
 
@@ -32,12 +32,10 @@ class Stopping:
     _target: Target
     _notices: Notices
     _hooks: Hooks
+    _board: Board
 
     def _audit(self, kind: str, text: str) -> None:
         raise NotImplementedError  # the workflow's audit trail
-
-    def _publish(self) -> None:
-        raise NotImplementedError  # the workflow's details and search attributes
 
     async def _go_on_restoring(self) -> RolloutResult:
         """A new run of a rollback whose restore the router kept refusing: carry on with it."""
@@ -77,8 +75,7 @@ class Stopping:
             p.reason = reason
             p.stopping_as = final
             self._audit("rollback", f"restoring stable: {reason}")
-            p.state = RolloutState.ROLLING_BACK
-            self._publish()
+            self._board.show(RolloutState.ROLLING_BACK)
         # Started first, so the restore's shift is the first thing the run schedules.
         restoring = asyncio.ensure_future(self._target.restore(self._notices.say_later))
         if begins:
@@ -93,9 +90,9 @@ class Stopping:
 
     async def _end_restored(self, reason: str, final: RolloutState) -> None:
         p = self._p
-        p.state = final
+        self._board.set_state(final)
         self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
-        self._publish()
+        self._board.show()
         await write_report(p)
         await self._notices.drain()
         await self._notices.ended(final.value.replace("_", " "), reason)

@@ -36,7 +36,10 @@ with workflow.unsafe.imports_passed_through():
     from plans.variables import named_variables
     from plans.visibility import service_of
     from workflows import metering
+    from workflows.commands import CommandLog
     from workflows.failures import CANARY_GONE, error_type, root_message
+    from workflows.notices import Notices
+    from workflows.status import Board
 
 SHIFT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -53,7 +56,6 @@ CLAIM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
 
-Audit = Callable[[str, str], None]
 Notify = Callable[[EventKind, str], Awaitable[None]]
 
 
@@ -69,18 +71,11 @@ class Target:
     """One run's hold on its router: the lease, the weights, the undo stack."""
 
     def __init__(
-        self,
-        plan: Plan,
-        progress: RolloutProgress,
-        audit: Audit,
-        notify: Notify,
-        publish: Callable[[], None],
+        self, plan: Plan, progress: RolloutProgress, log: CommandLog, notices: Notices, board: Board
     ) -> None:
         self._plan = plan
         self._p = progress
-        self._audit = audit
-        self._notify = notify
-        self._publish = publish
+        self._log, self._notices, self._board = log, notices, board
 
     # -- ownership ----------------------------------------------------------------------------
 
@@ -111,7 +106,7 @@ class Target:
         )
         if answer.claimed:
             p.target.owned = True
-            self._audit("target", f"owns {plan.router.target_key()}")
+            self._log.audit("target", f"owns {plan.router.target_key()}")
             return
         if answer.refused:
             raise TargetRefused(f"this worker does not run the plan as written: {answer.refused}")
@@ -165,8 +160,7 @@ class Target:
                     description=f"restore 100% stable on {plan.router.describe()}",
                 )
             )
-        p.state = RolloutState.SHIFTING
-        self._publish()
+        self._board.show(RolloutState.SHIFTING)
         if match is not None:
             summary += f", and every request with {match.describe()}"
         await self._set(self.request(weight, match), summary)
@@ -193,11 +187,11 @@ class Target:
         p = self._p
         if split is None:
             if not p.target.router_unreadable:
-                self._audit("router", f"cannot read the split: {unreadable}")
+                self._log.audit("router", f"cannot read the split: {unreadable}")
             p.target.router_unreadable = True
             return None
         if p.target.router_unreadable:
-            self._audit("router", "the split can be read again")
+            self._log.audit("router", "the split can be read again")
         p.target.router_unreadable = False
         return split
 
@@ -211,8 +205,8 @@ class Target:
             f"{plan.router.describe()} routes {split}, but the rollout set {wanted}:"
             " putting it back"
         )
-        self._audit("drift", text)
-        await self._notify(
+        self._log.audit("drift", text)
+        await self._notices.say(
             EventKind.DRIFT, f"Rollout of {plan.service} {plan.version}: drift: {text}"
         )
         await self._set(
@@ -241,6 +235,10 @@ class Target:
             canary=plan.canary,
             split=TrafficSplit.canary_percent(weight, match),
         )
+
+    def promoted(self) -> None:
+        """The new version is stable now: nothing is left to undo."""
+        self._p.target.compensations.clear()
 
     # -- putting stable back --------------------------------------------------------------------
 
@@ -273,7 +271,7 @@ class Target:
                 )
             except ActivityError as error:
                 if error_type(error) == CANARY_GONE:
-                    self._audit("restore", f"{root_message(error)}: counted as restored")
+                    self._log.audit("restore", f"{root_message(error)}: counted as restored")
                     p.target.compensations.pop()
                     continue
                 failures += 1
@@ -288,7 +286,7 @@ class Target:
                         f" ({root_message(error)}); still retrying",
                     )
                 p.target.restore_blocked = blocked_text(plan, compensation, error, wait)
-                self._publish()
+                self._board.show()
                 if p.target.restore_rounds % RESTORE_ROUNDS_PER_RUN == 0:
                     return False
                 await workflow.sleep(wait, summary="retry restore")
@@ -313,7 +311,7 @@ class Target:
         split = await self.read(compensation.shift)
         if split is None or split.routes_like(compensation.shift.split):
             return True
-        self._audit(
+        self._log.audit(
             "drift",
             f"{compensation.shift.router.describe()} routes {split} after"
             f" the restore to {compensation.shift.split}: restoring again",

@@ -24,10 +24,13 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.freezes import FreezeReader
-    from plans import CommandRecord, Plan, RolloutState
+    from plans import CommandRecord, EventKind, Plan, RolloutState
     from plans.freezes import Freeze, freeze_holding
     from plans.progress import RolloutProgress
     from plans.windows import opening_text
+    from workflows.commands import CommandLog
+    from workflows.notices import Notices
+    from workflows.status import Board
 
 UNREADABLE_RETRY = timedelta(minutes=1)
 # While a freeze holds the rollout, the calendar is read again this often: a freeze removed
@@ -39,19 +42,12 @@ class Windows:
     """The rollout's window keeper: one per run, over the run's plan and progress."""
 
     def __init__(
-        self,
-        plan: Plan,
-        progress: RolloutProgress,
-        audit: Callable[[str, str], None],
-        notify: Callable[[str], Awaitable[None]],
-        publish: Callable[[], None],
+        self, plan: Plan, progress: RolloutProgress, log: CommandLog, notices: Notices, board: Board
     ) -> None:
         self._plan, self._p = plan, progress
-        self._audit, self._notify, self._publish = audit, notify, publish
+        self._log, self._notices, self._board = log, notices, board
         self._unreadable_until: datetime | None = None
         self._look_again_at: datetime | None = None
-        # The rollout's own: raises its rollback or abort when one was asked for.
-        self.stop_if_asked: Callable[[], None] = lambda: None
 
     @property
     def waiting(self) -> bool:
@@ -149,12 +145,12 @@ class Windows:
                 opens += timedelta(seconds=workflow.random().uniform(0, jitter.total_seconds()))
             p.window.opens_at = opens
             p.window.hold = hold
-            self._audit("window", f"next increase waits: {hold}; {self.opens_text()}")
+            self._log.audit("window", f"next increase waits: {hold}; {self.opens_text()}")
         return False
 
     def _clear(self) -> None:
         if self._p.window.hold:
-            self._audit("window", "window open: traffic may increase")
+            self._log.audit("window", "window open: traffic may increase")
         self._p.window.hold = ""
         self._p.window.opens_at = None
 
@@ -175,13 +171,16 @@ class Windows:
 
     async def before(
         self, what: str, last: Callable[[], CommandRecord | None], hold: bool = True
-    ) -> None:
+    ) -> bool:
         """Before a shift: with ``hold``, wait with nothing to check meanwhile (the first shift
         when it sends the canary traffic, not a blue-green preview at 0%; a promotion); later
-        shifts waited at the end of their stage. Then use up an override that let it through."""
-        if hold:
-            await self.hold(last)
+        shifts waited at the end of their stage. Then use up an override that let it through.
+
+        False when a rollback or an abort was asked meanwhile: the rollout stops."""
+        if hold and not await self.hold(last):
+            return False
         await self.passed(what)
+        return True
 
     async def watch(self, watch: Callable[[], Awaitable[None]]) -> None:
         """Between stages: ``watch`` (the stage's checks, until the window opens) as long as
@@ -202,9 +201,10 @@ class Windows:
         who = next((c for c in reversed(p.commands) if c.kind == "override" and c.accepted), None)
         by = f" by {who.by}" + (f": {who.reason}" if who and who.reason else "") if who else ""
         held = self.holder(workflow.now())
-        self._audit("override", f"{what} let through {held}{by}")
-        await self._notify(
-            f"Rollout of {self._plan.service} {self._plan.version}: {what} overrides {held}{by}"
+        self._log.audit("override", f"{what} let through {held}{by}")
+        await self._notices.say(
+            EventKind.OVERRIDDEN,
+            f"Rollout of {self._plan.service} {self._plan.version}: {what} overrides {held}{by}",
         )
 
     def holder(self, now: datetime) -> str:
@@ -216,20 +216,20 @@ class Windows:
             return "a freeze calendar that could not be read"
         return "its release window"
 
-    async def hold(self, last: Callable[[], CommandRecord | None]) -> None:
+    async def hold(self, last: Callable[[], CommandRecord | None]) -> bool:
         """Wait, without checks (nothing to check yet), until the window opens and a fresh
         read of the freezes finds none holding the increase.
 
-        A rollback or abort asked for ends the wait at once (``stop_if_asked`` raises).
+        A rollback or abort asked for ends the wait at once: False, for the rollout to stop.
         """
         p = self._p
         while True:
             await self.refresh()
             if self.is_open(workflow.now()):
-                return  # a rollback asked for meanwhile is taken where it always was
-            self.stop_if_asked()
-            p.state = RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW
-            self._publish()
+                return True  # a rollback asked for meanwhile is taken where it always was
+            if p.rollback_requested or p.abort_requested:
+                return False
+            self._board.show(RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW)
             wake = self.wake_at()
             timeout = None if wake is None else max((wake - workflow.now()).total_seconds(), 1)
             seen = last()
