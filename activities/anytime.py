@@ -271,3 +271,40 @@ def directed(
     up, down = one_side(True, alpha / 2), one_side(False, alpha / 2)
     worst = up if up[0] <= down[0] else down
     return min(1.0, 2 * worst[0]), worst[1]
+
+
+def detectable_rate_ratio(
+    canary_requests: float,
+    stable_requests: float,
+    rate: float,
+    *,
+    factor: float = 1.0,
+    margin: float = 0.0,
+    alpha: float = 0.02,
+    spread: float = 1.0,
+) -> float:
+    """The smallest canary / stable rate ratio the rate test rejects with these requests.
+
+    The counts are taken at their expectation (the stable at ``rate``, the canary at the
+    ratio times it), so this is the effect that is shown about half the time: what a stage
+    with this traffic can see. ``inf`` when not even a canary failing every request is.
+    """
+    n_c, n_s = max(canary_requests, 0.0), max(stable_requests, 0.0)
+    if n_c <= 0 or n_s <= 0 or rate <= 0:
+        return math.inf
+
+    def rejected(ratio: float) -> bool:
+        canary_rate = min(rate * ratio, 1.0)
+        steps = [(canary_rate * n_c, n_c, rate * n_s, n_s)]
+        excess, var, expected = paired_excess(steps, spread, factor, margin)
+        tau = RATE_TAU * max((expected * factor + margin * n_c) / n_c, 0.5 / (n_c + 1))
+        return always_valid_p(excess / n_c, var / (n_c * n_c), tau) < alpha
+
+    most = 1 / rate
+    if not rejected(most):
+        return math.inf
+    low, high = math.log(factor), math.log(most)
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (low, middle) if rejected(math.exp(middle)) else (middle, high)
+    return math.exp(high)

@@ -11,6 +11,7 @@ from scipy import integrate, special, stats
 
 from activities.anytime import (
     always_valid_p,
+    detectable_rate_ratio,
     log_mixture_ratio,
     log_phi,
     radius,
@@ -271,3 +272,22 @@ def test_a_shift_across_a_bucket_is_seen_though_neither_side_straddles_it() -> N
     canary = [[0.0, 0.0, 0.0, 100.0] + [0.0] * (len(BOUNDS) - 4) for _ in range(10)]
     found = distribution_test(canary, stable, BOUNDS, factor=1.06)
     assert found.p_value < 1e-6 and found.low > 1.06
+
+
+# -- what a stage can detect ------------------------------------------------------------------
+
+
+def test_more_traffic_detects_smaller_regressions_and_never_inside_the_allowance() -> None:
+    found = [
+        detectable_rate_ratio(n, 4 * n, 0.01, factor=1.2, margin=0.0005)
+        for n in (1_000, 6_000, 60_000, 600_000)
+    ]
+    assert found == sorted(found, reverse=True)
+    assert all(r > 1.25 for r in found)  # the allowance: x1.2 + 0.05 point at 1%
+    assert found[-1] < 1.35
+    # The test itself agrees at the found effect: just rejected there, not just below it.
+    ratio = detectable_rate_ratio(60_000, 240_000, 0.01, factor=1.2, margin=0.0005)
+    at = rate_test([600 * ratio], [60_000], [2400], [240_000], factor=1.2, margin=0.0005)
+    assert at.p_value < 0.02 * 1.01
+    assert detectable_rate_ratio(10, 40, 0.001) > 100  # only a canary failing nearly all
+    assert detectable_rate_ratio(0, 40, 0.001) == math.inf
