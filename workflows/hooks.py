@@ -95,7 +95,7 @@ class Hooks:
             await self._smoke()
         await self._ahead_of(p.stage_index)
 
-    async def ahead(self, watch: Watch) -> None:
+    async def before_next(self, watch: Watch) -> None:
         """At the end of a stage: ask what comes next (the next stage's hooks, or the
         promotion's), with ``watch`` keeping the stage checked while an answer is 202."""
         if self._p.promote_requested:
@@ -113,14 +113,16 @@ class Hooks:
     async def _ahead_of(self, index: int) -> None:
         plan, p = self._plan, self._p
         if index >= len(plan.stages):
-            await self.at("before_promote", next_weight=100)
+            await self.run_point("before_promote", next_weight=100)
             return
         stage = plan.stages[index]
         if plan.strategy == "blue_green" and stage.weight == 100 and p.canary_weight < 100:
-            await self.at("before_promote", next_weight=100)  # the flip is the promotion
-        await self.at("before_stage", next_weight=stage.weight, stage=stage.name, index=index)
+            await self.run_point("before_promote", next_weight=100)  # the flip is the promotion
+        await self.run_point(
+            "before_stage", next_weight=stage.weight, stage=stage.name, index=index
+        )
 
-    async def at(
+    async def run_point(
         self,
         point: HookPoint,
         next_weight: int | None = None,
@@ -182,10 +184,10 @@ class Hooks:
         p = self._p
         why = f"{hook.mode} hook {hook.name} at {phase} {answer.describe()}"
         if phase in TOO_LATE:
-            await self._notices.say(EventKind.HOOK_FAILED, why)
+            await self._notices.send_line(EventKind.HOOK_FAILED, why)
             return
         if hook.mode == "gate":
-            await self._notices.say(EventKind.HOOK_FAILED, why)
+            await self._notices.send_line(EventKind.HOOK_FAILED, why)
             raise HookStop(why)
         streak = p.hooks.streaks[hook.name] = p.hooks.streaks.get(hook.name, 0) + 1
         if streak < hook.failure_limit:
@@ -193,12 +195,12 @@ class Hooks:
             return
         why += f", failed {streak} time(s) in a row"
         if hook.on_fail == "rollback":
-            await self._notices.say(EventKind.HOOK_FAILED, why)
+            await self._notices.send_line(EventKind.HOOK_FAILED, why)
             raise HookStop(why)
         if hook.on_fail == "pause":
             await self._pause(why)
         else:
-            await self._notices.say(EventKind.HOOK_FAILED, why)
+            await self._notices.send_line(EventKind.HOOK_FAILED, why)
 
     async def _pause(self, why: str) -> None:
         """Pause, and hold here until resumed: a failing check lets nothing go on by itself.

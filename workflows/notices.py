@@ -52,12 +52,12 @@ class Notices:
     async def started(self) -> None:
         plan = self._plan
         text = f"Rollout of {plan.service} {plan.version} started: " + stages_line(plan)
-        await self.tell(EventKind.STARTED, text)
+        await self.send(EventKind.STARTED, text)
 
     async def stage_passed(self) -> None:
         p = self._p
         stage = self._plan.stages[p.stage_index]
-        await self.tell(
+        await self.send(
             EventKind.STAGE_PASSED,
             f"Rollout of {self._plan.service} {self._plan.version}: stage {stage.name!r}"
             f" ({stage.weight}%) passed",
@@ -69,7 +69,7 @@ class Notices:
             return  # told once per stage, not again after each pause and resume
         p.approval_noticed_stage = p.stage_index
         plan = self._plan
-        await self.tell(
+        await self.send(
             EventKind.AWAITING_APPROVAL,
             f"Rollout of {plan.service} {plan.version} awaits approval:"
             f" `rollout approve {plan.service}`",
@@ -81,14 +81,14 @@ class Notices:
         paused = action == "pause"
         verb = "paused" if paused else "needs a look"
         retry = f" (`rollout retry {plan.service}` re-checks)" if paused else ""
-        await self.tell(
+        await self.send(
             EventKind.PAUSED if paused else EventKind.GATE_FAILING,
             f"Rollout of {plan.service} {plan.version} {verb}: {reason}{retry}",
             reason=reason,
         )
 
     async def deadline_missed(self, why: str, action: str) -> None:
-        await self.tell(
+        await self.send(
             EventKind.DEADLINE_MISSED,
             f"Rollout of {self._plan.service}: {why}; action: {action}",
             reason=f"{why}; action: {action}",
@@ -96,7 +96,7 @@ class Notices:
 
     async def promoted(self) -> None:
         plan, p = self._plan, self._p
-        await self.tell(
+        await self.send(
             EventKind.PROMOTED,
             f"Rollout of {plan.service} {plan.version} promoted: {p.reason}",
             reason=p.reason,
@@ -106,7 +106,7 @@ class Notices:
         """The run ended rolled back or aborted (``word``), with stable restored."""
         plan = self._plan
         kind = EventKind.ABORTED if word == "aborted" else EventKind.ROLLED_BACK
-        await self.tell(
+        await self.send(
             kind,
             f"Rollout of {plan.service} {plan.version} {word}: {reason}",
             reason=reason,
@@ -143,7 +143,7 @@ class Notices:
 
     async def _rollback_told(self, reason: str, asked: Callable[[], bool], weight: int) -> None:
         await workflow.wait_condition(asked)
-        await self.tell(
+        await self.send(
             EventKind.ROLLBACK_STARTED,
             f"Rollback of {self._plan.service} {self._plan.version} started: {reason}",
             reason=reason,
@@ -152,9 +152,9 @@ class Notices:
             weight=weight,
         )
 
-    async def say_later(self, kind: EventKind, text: str) -> None:
+    async def send_line_later(self, kind: EventKind, text: str) -> None:
         """``say``, started but not waited for (while stable is being put back)."""
-        self.in_background(self.say(kind, text))
+        self.in_background(self.send_line(kind, text))
 
     def in_background(self, telling: Coroutine[Any, Any, None]) -> None:
         """Tell while the workflow goes on; ``drain`` waits for what is still being told."""
@@ -166,11 +166,11 @@ class Notices:
             await self._background.pop(0)
         await self._settle()
 
-    async def say(self, kind: EventKind, text: str) -> None:
+    async def send_line(self, kind: EventKind, text: str) -> None:
         """An event whose one line says it all (drift, a restore that fails)."""
-        await self.tell(kind, text, reason=text)
+        await self.send(kind, text, reason=text)
 
-    async def tell(
+    async def send(
         self,
         kind: EventKind,
         text: str,

@@ -85,7 +85,7 @@ class RolloutWorkflow(Stopping):
             if p.run_count == 1 and p.shifted_stage < 0:
                 metering.started(plan)
                 await self._notices.started()
-                await self._hooks.at("before_rollout", next_weight=plan.stages[0].weight)
+                await self._hooks.run_point("before_rollout", next_weight=plan.stages[0].weight)
             while p.stage_index < len(plan.stages) and not p.promote_requested:
                 await self._run_stage(plan.stages[p.stage_index])
                 if p.promote_requested:
@@ -129,7 +129,7 @@ class RolloutWorkflow(Stopping):
             await self._watch(stage, until=decisions.stage_complete)
         if self._windows.increases_after(self._p.stage_index):
             await self._windows.watch(lambda: self._watch(stage, until=self._windows.until_open))
-        await self._hooks.ahead(lambda until: self._watch(stage, until=until))
+        await self._hooks.before_next(lambda until: self._watch(stage, until=until))
         if not self._p.promote_requested:
             where = decisions.describe_stage(self._plan, self._p.stage_index)
             self._audit("stage", f"{where} passed")
@@ -299,7 +299,7 @@ class RolloutWorkflow(Stopping):
 
     async def _promote(self) -> None:
         p = self._p
-        await self._hooks.at("before_promote", next_weight=100)
+        await self._hooks.run_point("before_promote", next_weight=100)
         if p.canary_weight != 100:
             if not await self._windows.before("promotion", self._commands.last):
                 self._stop_if_asked()
@@ -321,7 +321,7 @@ class RolloutWorkflow(Stopping):
         self._board.show()
         await write_report(p)
         await self._notices.promoted()
-        await self._hooks.at("after_promote")
+        await self._hooks.run_point("after_promote")
         await self._target.release()
 
     def _failed_step(self) -> str:

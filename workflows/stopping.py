@@ -77,7 +77,7 @@ class Stopping:
             self._audit("rollback", f"restoring stable: {reason}")
             self._board.show(RolloutState.ROLLING_BACK)
         # Started first, so the restore's shift is the first thing the run schedules.
-        restoring = asyncio.ensure_future(self._target.restore(self._notices.say_later))
+        restoring = asyncio.ensure_future(self._target.restore())
         if begins:
             # Told once the router has answered the restore: nothing goes ahead of it.
             self._notices.rollback_starting(
@@ -85,7 +85,7 @@ class Stopping:
             )
         if not await restoring:
             await continue_in_new_run(self._input, p)
-        await self._hooks.at("on_rollback", reason=reason)
+        await self._hooks.run_point("on_rollback", reason=reason)
         await self._end_restored(reason, final)
 
     async def _end_restored(self, reason: str, final: RolloutState) -> None:

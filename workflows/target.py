@@ -8,7 +8,6 @@ inside the workflow: activities only, no I/O of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -55,8 +54,6 @@ READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts
 CLAIM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
-
-Notify = Callable[[EventKind, str], Awaitable[None]]
 
 
 class TargetRefused(Exception):
@@ -206,7 +203,7 @@ class Target:
             " putting it back"
         )
         self._log.audit("drift", text)
-        await self._notices.say(
+        await self._notices.send_line(
             EventKind.DRIFT, f"Rollout of {plan.service} {plan.version}: drift: {text}"
         )
         await self._set(
@@ -242,11 +239,12 @@ class Target:
 
     # -- putting stable back --------------------------------------------------------------------
 
-    async def restore(self, tell: Notify) -> bool:
+    async def restore(self) -> bool:
         """Run the compensation stack in reverse; restoring traffic never gives up.
 
         Each restore is read back once the stack is empty, and one that a reload undid is
-        asserted again until it holds. ``tell`` says a failing restore without holding it up.
+        asserted again until it holds. A failing restore is told in the background, without
+        holding it up.
         A canary server the router no longer has counts as restored; people are paged at
         rounds 1, 2, 4, 8... rather than at every round, and after ``RESTORE_ROUNDS_PER_RUN``
         failed rounds this returns False, for the run to go on restoring in a new one; True
@@ -279,7 +277,7 @@ class Target:
                 metering.restore_failing(plan)
                 wait = timedelta(seconds=min(30 * p.target.restore_rounds, RESTORE_WAIT_CAP_S))
                 if _pages_at(p.target.restore_rounds):
-                    await tell(
+                    await self._notices.send_line_later(
                         EventKind.RESTORE_FAILING,
                         f"Rollback of {plan.service} cannot {compensation.description} after"
                         f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"

@@ -202,7 +202,7 @@ class Windows:
         by = f" by {who.by}" + (f": {who.reason}" if who and who.reason else "") if who else ""
         held = self.holder(workflow.now())
         self._log.audit("override", f"{what} let through {held}{by}")
-        await self._notices.say(
+        await self._notices.send_line(
             EventKind.OVERRIDDEN,
             f"Rollout of {self._plan.service} {self._plan.version}: {what} overrides {held}{by}",
         )
