@@ -53,13 +53,21 @@ def connect_config() -> dict[str, Any]:
     return config
 
 
-async def connect(runtime: Runtime | None = None) -> Client:
-    """A client that speaks pydantic, connected as the environment says."""
+async def connect(runtime: Runtime | None = None, program: str = "rollout") -> Client:
+    """A client that speaks pydantic, connected as the environment says.
+
+    With the OpenTelemetry variables set it traces its calls, and the workers made from it
+    trace their workflows and activities (``client.tracing``; ``program`` names the spans'
+    service unless OTEL_SERVICE_NAME does).
+    """
     from temporalio.client import Client
+
+    from client.tracing import interceptors
 
     config = connect_config()
     if runtime is not None:
         config["runtime"] = runtime
+    config["interceptors"] = interceptors(program)
     return await Client.connect(**config)
 
 
@@ -71,6 +79,9 @@ def end_process(code: int) -> NoReturn:
     must be current") or SIGSEGV after its work is done (temporalio/sdk-python#300). A short
     process that made a client must therefore never finalize: it flushes, then ``os._exit``.
     """
+    tracing = sys.modules.get("client.tracing")  # spans still held by the batch exporter
+    if tracing is not None:
+        tracing.flush()
     logging = sys.modules.get("logging")  # a program that never logged has nothing to flush
     if logging is not None:
         logging.shutdown()

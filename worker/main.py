@@ -22,7 +22,7 @@ from worker.drain import OtherVersionsRunning, refuse_other_versions
 if TYPE_CHECKING:
     from temporalio.client import Client
     from temporalio.runtime import Runtime
-    from temporalio.worker import Worker, WorkflowRunner
+    from temporalio.worker import Interceptor, Worker, WorkflowRunner
 
 log = logging.getLogger("rollout-worker")
 
@@ -92,6 +92,9 @@ environment:
                             prefixes, e.g. PROMETHEUS_TOKEN,SLACK_* (default: ROLLOUT_*);
                             TEMPORAL_* and the worker's own settings never. A rollout
                             naming another is refused when it starts, saying which
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER (and the usual OTEL_* variables)
+                            trace workflows and activities, with the rollout's service and
+                            stage on the spans (needs the otel extra; docs/production.md)
   ROLLOUT_OUTBOUND_HOSTS    optional: the only hosts requests for plans go to (metric
                             sources, web gates, hooks, notifications): names, *.domain,
                             address ranges, e.g. prometheus.internal,*.corp.example,10.0.0.0/8.
@@ -174,7 +177,19 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
         max_cached_workflows=CACHED_WORKFLOWS,
         sticky_queue_schedule_to_start_timeout=sticky_timeout(),
         workflow_runner=workflow_runner(),
+        interceptors=span_interceptors(),
     )
+
+
+def span_interceptors() -> list[Interceptor]:
+    """When the worker traces (the client's interceptor), its spans' rollout attributes."""
+    from client.tracing import wanted
+
+    if not wanted():
+        return []
+    from worker.tracing import RolloutSpans
+
+    return [RolloutSpans()]
 
 
 def workflow_runner() -> WorkflowRunner:
@@ -281,7 +296,7 @@ async def serve(drain_check: bool = True) -> None:
         loop.add_signal_handler(sig, stop.set)
     # main() blocked them; one that came meanwhile is delivered now, and sets stop.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    connecting = asyncio.ensure_future(connect(_runtime()))
+    connecting = asyncio.ensure_future(connect(_runtime(), program="rollout-worker"))
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not connecting.done():
@@ -331,14 +346,16 @@ def main(argv: list[str] | None = None) -> None:
     from activities.outbound import OutboundRefused, current_policy
     from activities.plan_secrets import allowlist
     from activities.storage import StoreRefused
+    from client import tracing
 
     try:
+        tracing.check()
         sandbox_wanted()
         sticky_timeout()
         prepare_folders()
         allowlist()
         current_policy()
-    except (ValueError, StoreRefused, OutboundRefused) as error:
+    except (ValueError, StoreRefused, OutboundRefused, tracing.TracingUnavailable) as error:
         print(f"rollout-worker: {error}", file=sys.stderr)
         end_process(EXIT_USAGE)
     code = EXIT_STOPPED
