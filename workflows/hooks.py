@@ -79,7 +79,7 @@ class Hooks:
     def __init__(
         self, plan: Plan, progress: RolloutProgress, log: CommandLog, notices: Notices, board: Board
     ) -> None:
-        self._plan, self._p = plan, progress
+        self._plan, self._progress = plan, progress
         self._log, self._notices, self._board = log, notices, board
         self._watch: Watch | None = None
         self._ask_at: datetime | None = None
@@ -89,20 +89,20 @@ class Hooks:
     async def before_stage(self, stage: Stage) -> None:
         """As a stage starts: the smoke check before the canary's first user traffic, then the
         stage's gates if they were not asked at the end of the stage before (the first)."""
-        p = self._p
-        first_users = p.canary_weight == 0 and p.canary_match is None
+        progress = self._progress
+        first_users = progress.canary_weight == 0 and progress.canary_match is None
         if self._plan.smoke and first_users and (stage.weight > 0 or stage.match is not None):
             await self._smoke()
-        await self._ahead_of(p.stage_index)
+        await self._ahead_of(progress.stage_index)
 
     async def before_next(self, watch: Watch) -> None:
         """At the end of a stage: ask what comes next (the next stage's hooks, or the
         promotion's), with ``watch`` keeping the stage checked while an answer is 202."""
-        if self._p.promote_requested:
+        if self._progress.promote_requested:
             return  # the promotion asks its own hooks
         self._watch = watch
         try:
-            await self._ahead_of(self._p.stage_index + 1)
+            await self._ahead_of(self._progress.stage_index + 1)
         finally:
             self._watch = None
 
@@ -111,12 +111,12 @@ class Hooks:
         return self._ask_at
 
     async def _ahead_of(self, index: int) -> None:
-        plan, p = self._plan, self._p
+        plan, progress = self._plan, self._progress
         if index >= len(plan.stages):
             await self.run_point("before_promote", next_weight=100)
             return
         stage = plan.stages[index]
-        if plan.strategy == "blue_green" and stage.weight == 100 and p.canary_weight < 100:
+        if plan.strategy == "blue_green" and stage.weight == 100 and progress.canary_weight < 100:
             await self.run_point("before_promote", next_weight=100)  # the flip is the promotion
         await self.run_point(
             "before_stage", next_weight=stage.weight, stage=stage.name, index=index
@@ -140,11 +140,11 @@ class Hooks:
         for hook in hooks:
             # Kept per hook across continue-as-new: a gate that said yes is not asked again.
             done = f"{where}/{hook.name}"
-            if done in self._p.hooks.done:
+            if done in self._progress.hooks.done:
                 continue
             if not await self._run(hook, step):
                 return  # a promotion asked for meanwhile: its own hooks come next
-            self._p.hooks.done.append(done)
+            self._progress.hooks.done.append(done)
 
     async def event(self, kind: EventKind, reason: str) -> None:
         """Tell the ``on: event`` hooks that hear ``kind``."""
@@ -164,7 +164,7 @@ class Hooks:
             if hook.mode == "notify":
                 return True
             if answer.ok:
-                self._p.hooks.streaks.pop(hook.name, None)
+                self._progress.hooks.streaks.pop(hook.name, None)
                 return True
             if answer.later and phase not in TOO_LATE:
                 wait = next_wait(answer, workflow.now() - start)
@@ -181,7 +181,7 @@ class Hooks:
 
     async def _failed(self, hook: Hook, phase: str, answer: HookAnswer) -> None:
         """A gate refused or a check failed: act as the hook's policy says."""
-        p = self._p
+        progress = self._progress
         why = f"{hook.mode} hook {hook.name} at {phase} {answer.describe()}"
         if phase in TOO_LATE:
             await self._notices.send_line(EventKind.HOOK_FAILED, why)
@@ -189,7 +189,7 @@ class Hooks:
         if hook.mode == "gate":
             await self._notices.send_line(EventKind.HOOK_FAILED, why)
             raise HookStop(why)
-        streak = p.hooks.streaks[hook.name] = p.hooks.streaks.get(hook.name, 0) + 1
+        streak = progress.hooks.streaks[hook.name] = progress.hooks.streaks.get(hook.name, 0) + 1
         if streak < hook.failure_limit:
             self._log.audit("hook", f"{why}: failure {streak} of {hook.failure_limit} in a row")
             return
@@ -207,19 +207,19 @@ class Hooks:
 
         Between stages the stage it is in goes on being checked; a rollback ends it.
         """
-        p = self._p
-        decisions.pause(p, workflow.now(), "hooks")
+        progress = self._progress
+        decisions.pause(progress, workflow.now(), "hooks")
         self._board.set_state(RolloutState.PAUSED)
         self._log.audit("pause", f"paused by {why}")
         self._board.show()
         await self._notices.gate_action("pause", why)
         if self._watch is not None:  # between stages: the stage stays checked meanwhile
-            await self._watch(lambda plan, p, now: not p.paused)
+            await self._watch(lambda plan, progress, now: not progress.paused)
             return
         await workflow.wait_condition(
-            lambda: not p.paused or p.rollback_requested or p.abort_requested
+            lambda: not progress.paused or progress.rollback_requested or progress.abort_requested
         )
-        _stop_if_asked(p)
+        _stop_if_asked(progress)
 
     async def _wait(self, hook: Hook, wait: timedelta) -> bool:
         """A durable timer to the next ask; a rollback or abort asked for ends it at once.
@@ -227,23 +227,23 @@ class Hooks:
         Between stages the stage goes on being watched (checks, commands) until then;
         False when a promotion was asked for meanwhile.
         """
-        p = self._p
+        progress = self._progress
         if self._watch is not None:
             ask_at = self._ask_at = workflow.now() + wait
             try:
-                await self._watch(lambda plan, p, now: now >= ask_at)
+                await self._watch(lambda plan, progress, now: now >= ask_at)
             finally:
                 self._ask_at = None
-            return not p.promote_requested
+            return not progress.promote_requested
         try:
             await workflow.wait_condition(
-                lambda: p.rollback_requested or p.abort_requested,
+                lambda: progress.rollback_requested or progress.abort_requested,
                 timeout=wait,
                 timeout_summary=f"hook {hook.name} asks again",
             )
         except TimeoutError:
             return True
-        _stop_if_asked(p)
+        _stop_if_asked(progress)
         return True
 
     async def _ask(self, hook: Hook, payload: HookPayload) -> HookAnswer:
@@ -268,7 +268,7 @@ class Hooks:
         """Requests straight to the canary; a failure rolls back before users meet it."""
         smoke = self._plan.smoke
         assert smoke is not None
-        if SMOKED in self._p.hooks.done:
+        if SMOKED in self._progress.hooks.done:
             return
         try:
             answer = await workflow.execute_activity(
@@ -283,20 +283,20 @@ class Hooks:
         self._log.audit("smoke", f"smoke check of {smoke.url}: {answer.error or answer.excerpt}")
         if answer.error:
             raise HookStop(f"smoke check failed: {answer.error}")
-        self._p.hooks.done.append(SMOKED)
+        self._progress.hooks.done.append(SMOKED)
 
     def _key(self, hook: Hook, step: Step) -> str:
         """One key per call of a hook, the same for every retry and every ask after a 202."""
         info = workflow.info()
-        where = f"{hook.name}/{step.phase}/{step.stage or self._p.stage_index}"
+        where = f"{hook.name}/{step.phase}/{step.stage or self._progress.stage_index}"
         if hook.on == "event":  # an event may come again in a stage: each telling is one call
             where += f"/{workflow.now():%Y%m%dT%H%M%S.%f}"
         return f"{info.workflow_id}/{info.first_execution_run_id}/{where}"
 
     def _payload(self, hook: Hook, step: Step, attempt: int, key: str) -> HookPayload:
-        plan, p = self._plan, self._p
+        plan, progress = self._plan, self._progress
         info = workflow.info()
-        index = decisions.current_index(plan, p)
+        index = decisions.current_index(plan, progress)
         stage = plan.stages[index]
         gates = {g.name for g in plan.gates_for(stage)}
         return HookPayload(
@@ -309,15 +309,15 @@ class Hooks:
             versions={"stable": plan.stable, "canary": plan.canary, "version": plan.version},
             stage=stage.name,
             stage_index=index,
-            current_weight=p.canary_weight,
+            current_weight=progress.canary_weight,
             next_weight=step.next_weight,
             next_stage=step.stage,
             verdicts=[
                 VerdictBrief(gate=v.gate, outcome=v.outcome.value, value=v.value, reason=v.reason)
-                for name, v in sorted(p.gates.verdicts.items())
+                for name, v in sorted(progress.gates.verdicts.items())
                 if name in gates
             ],
-            reason=step.reason or p.reason,
+            reason=step.reason or progress.reason,
             attempt=attempt,
             idempotency_key=key,
             at=workflow.now(),

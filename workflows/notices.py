@@ -42,7 +42,7 @@ class Notices:
 
     def __init__(self, plan: Plan, progress: RolloutProgress) -> None:
         self._plan = plan
-        self._p = progress
+        self._progress = progress
         self._restoring: list[str] = []
         self._pending: workflow.ActivityHandle[None] | None = None
         self._background: list[asyncio.Future[None]] = []
@@ -55,8 +55,8 @@ class Notices:
         await self.send(EventKind.STARTED, text)
 
     async def stage_passed(self) -> None:
-        p = self._p
-        stage = self._plan.stages[p.stage_index]
+        progress = self._progress
+        stage = self._plan.stages[progress.stage_index]
         await self.send(
             EventKind.STAGE_PASSED,
             f"Rollout of {self._plan.service} {self._plan.version}: stage {stage.name!r}"
@@ -64,10 +64,10 @@ class Notices:
         )
 
     async def awaiting_approval(self) -> None:
-        p = self._p
-        if p.approval_noticed_stage == p.stage_index:
+        progress = self._progress
+        if progress.approval_noticed_stage == progress.stage_index:
             return  # told once per stage, not again after each pause and resume
-        p.approval_noticed_stage = p.stage_index
+        progress.approval_noticed_stage = progress.stage_index
         plan = self._plan
         await self.send(
             EventKind.AWAITING_APPROVAL,
@@ -95,11 +95,11 @@ class Notices:
         )
 
     async def promoted(self) -> None:
-        plan, p = self._plan, self._p
+        plan, progress = self._plan, self._progress
         await self.send(
             EventKind.PROMOTED,
-            f"Rollout of {plan.service} {plan.version} promoted: {p.reason}",
-            reason=p.reason,
+            f"Rollout of {plan.service} {plan.version} promoted: {progress.reason}",
+            reason=progress.reason,
         )
 
     async def ended(self, word: str, reason: str) -> None:
@@ -138,8 +138,8 @@ class Notices:
     def rollback_starting(self, reason: str, asked: Callable[[], bool]) -> None:
         """Tell people stable is being put back once ``asked`` holds (the router has answered
         the restore, yes or no), without holding the restore up."""
-        self._restoring = [c.description for c in reversed(self._p.target.compensations)]
-        self.in_background(self._rollback_told(reason, asked, self._p.canary_weight))
+        self._restoring = [c.description for c in reversed(self._progress.target.compensations)]
+        self.in_background(self._rollback_told(reason, asked, self._progress.canary_weight))
 
     async def _rollback_told(self, reason: str, asked: Callable[[], bool], weight: int) -> None:
         await workflow.wait_condition(asked)
@@ -185,20 +185,20 @@ class Notices:
         not wait for a slow receiver); it is waited for before the next event is told.
         ``weight``: the canary's when the event happened, if not its weight now.
         """
-        plan, p = self._plan, self._p
+        plan, progress = self._plan, self._progress
         await self._settle()
         if self.also is not None:
             await self.also(kind, reason or text)
         channels = plan.notify.channels_for(kind)
         if not channels:
             return
-        p.notices += 1
+        progress.notices += 1
         message = Notification(
             channel=channels[0],
             channels=channels,
             text=text,
             service=plan.service,
-            state=p.state.value,
+            state=progress.state.value,
             notice=self._notice(kind, reason, restored or [], weight),
         )
         self._pending = workflow.start_activity(
@@ -225,22 +225,24 @@ class Notices:
     def _notice(
         self, kind: EventKind, reason: str, restored: list[str], weight: int | None = None
     ) -> Notice:
-        plan, p = self._plan, self._p
+        plan, progress = self._plan, self._progress
         info = workflow.info()
-        index = min(p.stage_index, len(plan.stages) - 1)
+        index = min(progress.stage_index, len(plan.stages) - 1)
         stage = plan.stages[index]
         gates = {g.name for g in plan.gates_for(stage)}
-        verdicts: list[Verdict] = [v for name, v in p.gates.verdicts.items() if name in gates]
+        verdicts: list[Verdict] = [
+            v for name, v in progress.gates.verdicts.items() if name in gates
+        ]
         return Notice(
             kind=kind,
-            key=f"{info.workflow_id}/{info.first_execution_run_id}/{kind.value}/{index}/{p.notices}",
+            key=f"{info.workflow_id}/{info.first_execution_run_id}/{kind.value}/{index}/{progress.notices}",
             service=plan.service,
             version=plan.version,
             strategy=plan.strategy.replace("_", "-"),
             stage=stage.name,
             stage_index=index,
             stage_count=len(plan.stages),
-            weight=p.canary_weight if weight is None else weight,
+            weight=progress.canary_weight if weight is None else weight,
             stages=[
                 StageBrief(
                     name=s.name,
@@ -254,6 +256,6 @@ class Notices:
             reason=reason,
             restored=restored,
             at=workflow.now(),
-            report_url=p.report_url or None,
+            report_url=progress.report_url or None,
             templates_dir=plan.notify.templates.dir if plan.notify.templates else None,
         )

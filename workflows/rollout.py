@@ -63,61 +63,63 @@ class RolloutWorkflow(Stopping):
     def __init__(self, input: RolloutInput) -> None:
         self._input = input
         self._plan = plan = input.plan
-        self._p = p = input.progress or RolloutProgress()
-        self._commands = CommandLog(plan, p, input.release)
-        self._board = Board(plan, p, input.visibility)
-        self._notices = Notices(plan, p)
+        self._progress = progress = input.progress or RolloutProgress()
+        self._commands = CommandLog(plan, progress, input.release)
+        self._board = Board(plan, progress, input.visibility)
+        self._notices = Notices(plan, progress)
         # The run's parts, each writing its own part of the progress (plans/progress.py).
-        parts = (plan, p, self._commands, self._notices, self._board)
+        parts = (plan, progress, self._commands, self._notices, self._board)
         self._target = Target(*parts)
         self._windows = Windows(*parts)
         self._hooks = Hooks(*parts)
 
     @workflow.run
     async def run(self, input: RolloutInput) -> RolloutResult:
-        p, plan = self._p, self._plan
+        progress, plan = self._progress, self._plan
         record_history_version()
-        if not p.target.owned:
+        if not progress.target.owned:
             await self._claim_target()
-        if p.stopping_as is not None:  # a restore the router refused, carried into this run
+        if progress.stopping_as is not None:  # a restore the router refused, carried into this run
             return await self._go_on_restoring()
         try:
-            if p.run_count == 1 and p.shifted_stage < 0:
+            if progress.run_count == 1 and progress.shifted_stage < 0:
                 metering.started(plan)
                 await self._notices.started()
                 await self._hooks.run_point("before_rollout", next_weight=plan.stages[0].weight)
-            while p.stage_index < len(plan.stages) and not p.promote_requested:
-                await self._run_stage(plan.stages[p.stage_index])
-                if p.promote_requested:
+            while progress.stage_index < len(plan.stages) and not progress.promote_requested:
+                await self._run_stage(plan.stages[progress.stage_index])
+                if progress.promote_requested:
                     break
-                clock.next_stage(p)
+                clock.next_stage(progress)
             await self._promote()
         except HookStop as stop:
             if stop.abort:
                 await self._stop(stop.reason, final=RolloutState.ABORTED)
             else:
                 await self._stop(stop.reason)
-                raise rolled_back(plan, p) from None
+                raise rolled_back(plan, progress) from None
         except _Abort as abort:
             await self._stop(abort.reason, final=RolloutState.ABORTED)
         except _RollBack as rollback:
             await self._stop(rollback.reason)
-            raise rolled_back(plan, p) from None
+            raise rolled_back(plan, progress) from None
         except ActivityError as error:
             await self._stop(f"{self._failed_step()} failed: {root_message(error)}")
-            raise rolled_back(plan, p) from None
+            raise rolled_back(plan, progress) from None
         except asyncio.CancelledError:
             # Cancelling the workflow is a rollback too; activities started here still run.
             await self._stop("rollout was cancelled")
             raise
-        return result_of(plan, p)
+        return result_of(plan, progress)
 
     # -- a stage, as the runbook has it -------------------------------------------------------
 
     async def _run_stage(self, stage: Stage) -> None:
         """Shift, bake while checking, then wait for approval if the stage asks for it."""
-        if self._p.shifted_stage < self._p.stage_index:
-            first = self._p.shifted_stage < 0 and (stage.weight > 0 or stage.match is not None)
+        if self._progress.shifted_stage < self._progress.stage_index:
+            first = self._progress.shifted_stage < 0 and (
+                stage.weight > 0 or stage.match is not None
+            )
             if not await self._windows.before(
                 f"shift to {stage.name!r}", self._commands.last, first
             ):
@@ -127,83 +129,89 @@ class RolloutWorkflow(Stopping):
         await self._watch(stage, until=decisions.bake_done)
         if stage.approval:
             await self._watch(stage, until=decisions.stage_complete)
-        if self._windows.increases_after(self._p.stage_index):
+        if self._windows.increases_after(self._progress.stage_index):
             await self._windows.watch(lambda: self._watch(stage, until=self._windows.until_open))
         await self._hooks.before_next(lambda until: self._watch(stage, until=until))
-        if not self._p.promote_requested:
-            where = decisions.describe_stage(self._plan, self._p.stage_index)
+        if not self._progress.promote_requested:
+            where = decisions.describe_stage(self._plan, self._progress.stage_index)
             self._audit("stage", f"{where} passed")
             await self._notices.stage_passed()
 
     async def _enter(self, stage: Stage) -> None:
         """Shift the canary to the stage's weight and start its bake clock."""
-        p = self._p
-        if p.stage_index == 0 or stage.weight != p.canary_weight:
+        progress = self._progress
+        if progress.stage_index == 0 or stage.weight != progress.canary_weight:
             summary = f"shift canary to {stage.weight}% for stage {stage.name!r}"
             await self._target.shift(stage.weight, summary, stage.match)
         else:
             # Blue-green's keep-blue stage: green already has it all, blue stays ready.
             self._audit("keep", keep_blue_text(self._plan))
-        p.shifted_stage = p.stage_index
-        clock.enter(p.clock, workflow.now(), p.paused, stage.check_every)
-        self._audit("stage", f"{decisions.describe_stage(self._plan, p.stage_index)} started")
+        progress.shifted_stage = progress.stage_index
+        clock.enter(progress.clock, workflow.now(), progress.paused, stage.check_every)
+        self._audit(
+            "stage", f"{decisions.describe_stage(self._plan, progress.stage_index)} started"
+        )
 
     async def _watch(self, stage: Stage, until: Until) -> None:
         """Check on schedule and follow commands until ``until`` holds or a promote comes.
 
         A rollback or an abort asked for ends the stage with an exception.
         """
-        p = self._p
+        progress = self._progress
         while True:
             self._stop_if_asked()
-            if p.promote_requested:
+            if progress.promote_requested:
                 return
             now = workflow.now()
             # Every stage looks at the router at every check, even one without gates.
             if self._needs_fresh_look(stage, now):
-                clock.check_now(p.clock, now)
-            assert p.clock.next_check_at is not None
-            if now >= p.clock.next_check_at:
+                clock.check_now(progress.clock, now)
+            assert progress.clock.next_check_at is not None
+            if now >= progress.clock.next_check_at:
                 await self._check(stage)
                 continue
-            if until(self._plan, p, now):
+            if until(self._plan, progress, now):
                 return
-            if decisions.deadline_passed(self._plan, p, now):
+            if decisions.deadline_passed(self._plan, progress, now):
                 await self._missed_deadline(stage, now)
                 continue
-            if unfinished := decisions.abort_reason(self._plan, p, now):
+            if unfinished := decisions.abort_reason(self._plan, progress, now):
                 raise _Abort(unfinished)
             if self._set_waiting_state(now) == RolloutState.AWAITING_APPROVAL:
                 await self._notices.awaiting_approval()
-            if run_is_full(p.checks_this_run, self._input.checks_per_run):
-                await continue_in_new_run(self._input, p)
+            if run_is_full(progress.checks_this_run, self._input.checks_per_run):
+                await continue_in_new_run(self._input, progress)
             await self._wait(stage, now)
 
     def _stop_if_asked(self) -> None:
         """A rollback or an abort asked for ends whatever the rollout was doing."""
-        decisions.stop_if_asked(self._p)
+        decisions.stop_if_asked(self._progress)
 
     def _needs_fresh_look(self, stage: Stage, now: datetime) -> bool:
         """A stage passes on a fresh look, never on a bake nobody watched the end of."""
-        p = self._p
-        return decisions.baked(self._plan, p, now) and (
-            p.clock.checks == 0 or decisions.unobserved(stage, p.clock.last_check_at, now)
+        progress = self._progress
+        return decisions.baked(self._plan, progress, now) and (
+            progress.clock.checks == 0
+            or decisions.unobserved(stage, progress.clock.last_check_at, now)
         )
 
     async def _wait(self, stage: Stage, now: datetime) -> None:
         """Sleep until the next check or the end of the bake; a command wakes it at once."""
-        p = self._p
-        assert p.clock.next_check_at is not None
-        remaining = decisions.bake_remaining(self._plan, p, now)
+        progress = self._progress
+        assert progress.clock.next_check_at is not None
+        remaining = decisions.bake_remaining(self._plan, progress, now)
         timeout, summary = clock.first_wake(
             now,
-            (p.clock.next_check_at, f"next check of stage {stage.name!r}"),
+            (progress.clock.next_check_at, f"next check of stage {stage.name!r}"),
             [
                 (
-                    remaining if p.clock.running_since else None,
+                    remaining if progress.clock.running_since else None,
                     f"bake {stage.name!r} {format_duration(stage.bake)}",
                 ),
-                (decisions.abort_due(self._plan, p, now), f"abort {stage.name!r} unfinished"),
+                (
+                    decisions.abort_due(self._plan, progress, now),
+                    f"abort {stage.name!r} unfinished",
+                ),
                 (self._windows.wake_at(), self._windows.timer_summary()),
                 (self._hooks.wake_at(), "a hook asks again"),
             ],
@@ -217,8 +225,8 @@ class RolloutWorkflow(Stopping):
             )
 
     async def _missed_deadline(self, stage: Stage, now: datetime) -> None:
-        p = self._p
-        clock.deadline_acted(p.clock, p.stage_index)
+        progress = self._progress
+        clock.deadline_acted(progress.clock, progress.stage_index)
         assert stage.progress_deadline is not None
         why = (
             f"stage {stage.name!r} made no progress within its deadline"
@@ -227,15 +235,15 @@ class RolloutWorkflow(Stopping):
         self._audit("deadline", f"{why}: {stage.on_deadline}")
         if stage.on_deadline == "rollback":
             raise _RollBack(why)
-        if stage.on_deadline == "pause" and not p.paused:
-            decisions.pause(p, now, "deadline")
+        if stage.on_deadline == "pause" and not progress.paused:
+            decisions.pause(progress, now, "deadline")
         await self._notices.deadline_missed(why, stage.on_deadline)
 
     def _set_waiting_state(self, now: datetime) -> RolloutState:
-        p = self._p
-        approval = decisions.awaiting_approval(self._plan, p, now)
-        state = clock.waiting_state(p.paused, approval, self._windows.waiting)
-        if state != p.state and state == RolloutState.AWAITING_APPROVAL:
+        progress = self._progress
+        approval = decisions.awaiting_approval(self._plan, progress, now)
+        state = clock.waiting_state(progress.paused, approval, self._windows.waiting)
+        if state != progress.state and state == RolloutState.AWAITING_APPROVAL:
             workflow.logger.info("Stage awaits approval")
         self._board.show(state)
         return state
@@ -244,36 +252,36 @@ class RolloutWorkflow(Stopping):
 
     async def _check(self, stage: Stage) -> None:
         """Read the router back and judge the gates; repair drift, act on the verdicts."""
-        p, plan = self._p, self._plan
+        progress, plan = self._progress, self._plan
         gates = plan.gates_for(stage)
-        p.checks += 1
-        p.checks_this_run += 1
-        discount_unobserved(stage, p, workflow.now(), self._audit)
-        clock.looking(p.clock, workflow.now())
+        progress.checks += 1
+        progress.checks_this_run += 1
+        discount_unobserved(stage, progress, workflow.now(), self._audit)
+        clock.looking(progress.clock, workflow.now())
         split, verdicts = await observe_and_judge(
-            plan, stage, gates, self._target, p.canary_weight, p.clock.entered_at
+            plan, stage, gates, self._target, progress.canary_weight, progress.clock.entered_at
         )
         await self._target.repair_drift(split)
-        clock.checked(p.clock, workflow.now(), stage.check_every)
-        metering.checked(plan, p, verdicts)
+        clock.checked(progress.clock, workflow.now(), stage.check_every)
+        metering.checked(plan, progress, verdicts)
         if gates:
             await self._act_on(verdicts, gates)
 
     async def _act_on(self, verdicts: list[Verdict], gates: list[Gate]) -> None:
         """Keep the verdicts; roll back, pause or notify as the gates' policies ask."""
-        p = self._p
-        for changed in changed_verdicts(p, verdicts):
+        progress = self._progress
+        for changed in changed_verdicts(progress, verdicts):
             self._audit("verdict", changed)
-        actions = decisions.judge_checks(p, gates, verdicts)
-        for shadow in p.gates.shadow_actions:
-            if shadow.check == p.checks:
+        actions = decisions.judge_checks(progress, gates, verdicts)
+        for shadow in progress.gates.shadow_actions:
+            if shadow.check == progress.checks:
                 self._audit("dry-run", f"gate {shadow.gate} would {shadow.action}: {shadow.reason}")
         rollbacks = [a.reason for a in actions if a.action == "rollback"]
         if rollbacks:
             raise _RollBack("; ".join(rollbacks))
         for action in actions:
-            if action.action == "pause" and not p.paused:
-                decisions.pause(p, workflow.now(), "gates")
+            if action.action == "pause" and not progress.paused:
+                decisions.pause(progress, workflow.now(), "gates")
                 self._audit("pause", f"paused by gate {action.gate}: {action.reason}")
                 self._board.show()
             await self._notices.gate_action(action.action, action.reason)
@@ -282,50 +290,52 @@ class RolloutWorkflow(Stopping):
 
     async def _claim_target(self) -> None:
         """Own the router's target, or end refused, naming the rollout that owns it."""
-        p = self._p
+        progress = self._progress
         try:
             await self._target.claim(self._notices.for_the_lease())
         except TargetRefused as refused:
-            p.reason = refused.reason
+            progress.reason = refused.reason
             self._board.set_state(RolloutState.REFUSED)
-            self._audit("end", f"refused: {p.reason}")
+            self._audit("end", f"refused: {progress.reason}")
             self._board.show()
             raise ApplicationError(
-                f"refused: {p.reason}",
-                result_of(self._plan, p),
+                f"refused: {progress.reason}",
+                result_of(self._plan, progress),
                 type="TargetOwned",
                 non_retryable=True,
             ) from None
 
     async def _promote(self) -> None:
-        p = self._p
+        progress = self._progress
         await self._hooks.run_point("before_promote", next_weight=100)
-        if p.canary_weight != 100:
+        if progress.canary_weight != 100:
             if not await self._windows.before("promotion", self._commands.last):
                 self._stop_if_asked()
             await self._target.shift(100, "promote: shift canary to 100%")
-        if p.rollback_requested:
-            raise _RollBack(p.reason)
+        if progress.rollback_requested:
+            raise _RollBack(progress.reason)
         self._target.promoted()
         self._board.set_state(RolloutState.PROMOTED)
-        p.reason = p.reason or "all stages passed"
-        if kept_blue(self._plan, p):
-            p.reason += "; blue was kept ready until now and may be retired"
-        if p.promote_requested and p.stage_index < len(self._plan.stages):
+        progress.reason = progress.reason or "all stages passed"
+        if kept_blue(self._plan, progress):
+            progress.reason += "; blue was kept ready until now and may be retired"
+        if progress.promote_requested and progress.stage_index < len(self._plan.stages):
             who = next(
-                (c for c in reversed(p.commands) if c.kind == "promote" and c.accepted), None
+                (c for c in reversed(progress.commands) if c.kind == "promote" and c.accepted), None
             )
             if who is not None:
-                p.reason = f"promoted by {who.by}" + (f": {who.reason}" if who.reason else "")
-        self._audit("end", f"promoted: {p.reason}")
+                progress.reason = f"promoted by {who.by}" + (
+                    f": {who.reason}" if who.reason else ""
+                )
+        self._audit("end", f"promoted: {progress.reason}")
         self._board.show()
-        await write_report(p)
+        await write_report(progress)
         await self._notices.promoted()
         await self._hooks.run_point("after_promote")
         await self._target.release()
 
     def _failed_step(self) -> str:
-        return "shift" if self._p.state == RolloutState.SHIFTING else "step"
+        return "shift" if self._progress.state == RolloutState.SHIFTING else "step"
 
     # -- operator commands --------------------------------------------------------------------
     # One method per signal, alike on purpose: Temporal binds each signal name to a method,
@@ -381,7 +391,7 @@ class RolloutWorkflow(Stopping):
 
     @workflow.query(name=messages.ROLLOUT_STATUS.name)
     def status(self) -> RolloutStatus:
-        return status_of(self._plan, self._p, workflow.now())
+        return status_of(self._plan, self._progress, workflow.now())
 
     # -- what people see ----------------------------------------------------------------------
 

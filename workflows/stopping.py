@@ -28,7 +28,7 @@ class Stopping:
 
     _input: RolloutInput
     _plan: Plan
-    _p: RolloutProgress
+    _progress: RolloutProgress
     _target: Target
     _notices: Notices
     _hooks: Hooks
@@ -39,12 +39,12 @@ class Stopping:
 
     async def _go_on_restoring(self) -> RolloutResult:
         """A new run of a rollback whose restore the router kept refusing: carry on with it."""
-        p = self._p
-        final = p.stopping_as or RolloutState.ROLLED_BACK
-        await self._stop(p.reason, final)
+        progress = self._progress
+        final = progress.stopping_as or RolloutState.ROLLED_BACK
+        await self._stop(progress.reason, final)
         if final == RolloutState.ROLLED_BACK:
-            raise rolled_back(self._plan, p)
-        return result_of(self._plan, p)
+            raise rolled_back(self._plan, progress)
+        return result_of(self._plan, progress)
 
     async def _stop(self, reason: str, final: RolloutState = RolloutState.ROLLED_BACK) -> None:
         """Put stable back and end ``final``; nothing cancels the restore once it has begun.
@@ -52,7 +52,7 @@ class Stopping:
         A cancel that arrives meanwhile (``temporal workflow cancel``, a release closing its
         children) is recorded, and honoured once stable is back and read back.
         """
-        if self._p.state == RolloutState.PROMOTED:
+        if self._progress.state == RolloutState.PROMOTED:
             return  # cancelled while telling of the promotion: the new version is stable now
         stopping = asyncio.ensure_future(self._restore_first(reason, final))
         cancelled = False
@@ -69,11 +69,11 @@ class Stopping:
 
     async def _restore_first(self, reason: str, final: RolloutState) -> None:
         """The router first: people, hooks and the report are told while it is put back."""
-        p = self._p
-        begins = p.stopping_as is None  # not a run carrying on a restore the router refused
+        progress = self._progress
+        begins = progress.stopping_as is None  # not a run carrying on a restore the router refused
         if begins:
-            p.reason = reason
-            p.stopping_as = final
+            progress.reason = reason
+            progress.stopping_as = final
             self._audit("rollback", f"restoring stable: {reason}")
             self._board.show(RolloutState.ROLLING_BACK)
         # Started first, so the restore's shift is the first thing the run schedules.
@@ -81,19 +81,19 @@ class Stopping:
         if begins:
             # Told once the router has answered the restore: nothing goes ahead of it.
             self._notices.rollback_starting(
-                reason, lambda: restoring.done() or p.target.restore_rounds > 0
+                reason, lambda: restoring.done() or progress.target.restore_rounds > 0
             )
         if not await restoring:
-            await continue_in_new_run(self._input, p)
+            await continue_in_new_run(self._input, progress)
         await self._hooks.run_point("on_rollback", reason=reason)
         await self._end_restored(reason, final)
 
     async def _end_restored(self, reason: str, final: RolloutState) -> None:
-        p = self._p
+        progress = self._progress
         self._board.set_state(final)
         self._audit("end", f"{final.value.replace('_', ' ')}: {reason}")
         self._board.show()
-        await write_report(p)
+        await write_report(progress)
         await self._notices.drain()
         await self._notices.ended(final.value.replace("_", " "), reason)
         await self._target.release()

@@ -71,7 +71,7 @@ class Target:
         self, plan: Plan, progress: RolloutProgress, log: CommandLog, notices: Notices, board: Board
     ) -> None:
         self._plan = plan
-        self._p = progress
+        self._progress = progress
         self._log, self._notices, self._board = log, notices, board
 
     # -- ownership ----------------------------------------------------------------------------
@@ -84,7 +84,7 @@ class Target:
         and the variables and hosts the plan names, which the worker refuses right there,
         before any request, when its policy does not give them to plans.
         """
-        p, plan = self._p, self._plan
+        progress, plan = self._progress, self._plan
         claim = self._claim().model_copy(
             update={
                 "owner_run_id": workflow.info().run_id,
@@ -102,7 +102,7 @@ class Target:
             summary=f"claim {plan.router.target_key()}",
         )
         if answer.claimed:
-            p.target.owned = True
+            progress.target.owned = True
             self._log.audit("target", f"owns {plan.router.target_key()}")
             return
         if answer.refused:
@@ -116,8 +116,8 @@ class Target:
 
     async def release(self) -> None:
         """Give the target back; a lost release is mended by the lease itself."""
-        p = self._p
-        if not p.target.owned:
+        progress = self._progress
+        if not progress.target.owned:
             return
         try:
             await workflow.execute_activity_method(
@@ -130,7 +130,7 @@ class Target:
         except ActivityError as error:
             # The lease looks at its owner now and then and ends itself once the run has ended.
             workflow.logger.warning("Releasing the target failed: %s", root_message(error))
-        p.target.owned = False
+        progress.target.owned = False
 
     def _claim(self) -> TargetClaim:
         plan = self._plan
@@ -149,9 +149,9 @@ class Target:
         ``match`` names requests sent to the canary whatever the weight; a shift without one
         clears the last one.
         """
-        p, plan = self._p, self._plan
-        if not any(c.shift.router == plan.router for c in p.target.compensations):
-            p.target.compensations.append(
+        progress, plan = self._progress, self._plan
+        if not any(c.shift.router == plan.router for c in progress.target.compensations):
+            progress.target.compensations.append(
                 Compensation(
                     shift=self.request(0),
                     description=f"restore 100% stable on {plan.router.describe()}",
@@ -161,8 +161,8 @@ class Target:
         if match is not None:
             summary += f", and every request with {match.describe()}"
         await self._set(self.request(weight, match), summary)
-        p.canary_weight = weight
-        p.canary_match = match
+        progress.canary_weight = weight
+        progress.canary_match = match
         _raise_if_cancelled()
 
     async def read(self, request: ShiftRequest) -> TrafficSplit | None:
@@ -181,21 +181,21 @@ class Target:
 
     def observed(self, split: TrafficSplit | None, unreadable: str) -> TrafficSplit | None:
         """Keep what a read found: the router going unreadable, and back, is recorded once."""
-        p = self._p
+        progress = self._progress
         if split is None:
-            if not p.target.router_unreadable:
+            if not progress.target.router_unreadable:
                 self._log.audit("router", f"cannot read the split: {unreadable}")
-            p.target.router_unreadable = True
+            progress.target.router_unreadable = True
             return None
-        if p.target.router_unreadable:
+        if progress.target.router_unreadable:
             self._log.audit("router", "the split can be read again")
-        p.target.router_unreadable = False
+        progress.target.router_unreadable = False
         return split
 
     async def repair_drift(self, split: TrafficSplit | None) -> None:
         """Put the wanted split back when the router routes something else (a reload, a person)."""
-        p, plan = self._p, self._plan
-        wanted = TrafficSplit.canary_percent(p.canary_weight, p.canary_match)
+        progress, plan = self._progress, self._plan
+        wanted = TrafficSplit.canary_percent(progress.canary_weight, progress.canary_match)
         if split is None or split.routes_like(wanted):
             return
         text = (
@@ -207,8 +207,8 @@ class Target:
             EventKind.DRIFT, f"Rollout of {plan.service} {plan.version}: drift: {text}"
         )
         await self._set(
-            self.request(p.canary_weight, p.canary_match),
-            f"re-assert canary at {p.canary_weight}% after drift",
+            self.request(progress.canary_weight, progress.canary_match),
+            f"re-assert canary at {progress.canary_weight}% after drift",
         )
         _raise_if_cancelled()
 
@@ -235,7 +235,7 @@ class Target:
 
     def promoted(self) -> None:
         """The new version is stable now: nothing is left to undo."""
-        self._p.target.compensations.clear()
+        self._progress.target.compensations.clear()
 
     # -- putting stable back --------------------------------------------------------------------
 
@@ -250,11 +250,11 @@ class Target:
         failed rounds this returns False, for the run to go on restoring in a new one; True
         once stable is back.
         """
-        p, plan = self._p, self._plan
+        progress, plan = self._progress, self._plan
         failures = 0
         restored: list[Compensation] = []
-        while p.target.compensations:
-            compensation = p.target.compensations[-1]
+        while progress.target.compensations:
+            compensation = progress.target.compensations[-1]
             try:
                 await workflow.execute_activity(
                     shift_traffic,
@@ -270,38 +270,40 @@ class Target:
             except ActivityError as error:
                 if error_type(error) == CANARY_GONE:
                     self._log.audit("restore", f"{root_message(error)}: counted as restored")
-                    p.target.compensations.pop()
+                    progress.target.compensations.pop()
                     continue
                 failures += 1
-                p.target.restore_rounds += 1
+                progress.target.restore_rounds += 1
                 metering.restore_failing(plan)
-                wait = timedelta(seconds=min(30 * p.target.restore_rounds, RESTORE_WAIT_CAP_S))
-                if _pages_at(p.target.restore_rounds):
+                wait = timedelta(
+                    seconds=min(30 * progress.target.restore_rounds, RESTORE_WAIT_CAP_S)
+                )
+                if _pages_at(progress.target.restore_rounds):
                     await self._notices.send_line_later(
                         EventKind.RESTORE_FAILING,
                         f"Rollback of {plan.service} cannot {compensation.description} after"
                         f" {failures * RESTORE_ATTEMPTS_BEFORE_ALERT} attempts"
                         f" ({root_message(error)}); still retrying",
                     )
-                p.target.restore_blocked = blocked_text(plan, compensation, error, wait)
+                progress.target.restore_blocked = blocked_text(plan, compensation, error, wait)
                 self._board.show()
-                if p.target.restore_rounds % RESTORE_ROUNDS_PER_RUN == 0:
+                if progress.target.restore_rounds % RESTORE_ROUNDS_PER_RUN == 0:
                     return False
                 await workflow.sleep(wait, summary="retry restore")
                 continue
-            restored.append(p.target.compensations.pop())
-            if not p.target.compensations:
+            restored.append(progress.target.compensations.pop())
+            if not progress.target.compensations:
                 drifted = [c for c in restored if not await self._holds(c)]
                 restored = []
                 if drifted:
                     failures += 1
-                    p.target.compensations.extend(reversed(drifted))
+                    progress.target.compensations.extend(reversed(drifted))
                     await workflow.sleep(
                         timedelta(seconds=min(2 * failures, 60)), summary="re-assert restore"
                     )
-        p.canary_weight = 0
-        p.canary_match = None
-        p.target.restore_blocked = ""
+        progress.canary_weight = 0
+        progress.canary_match = None
+        progress.target.restore_blocked = ""
         return True
 
     async def _holds(self, compensation: Compensation) -> bool:

@@ -44,33 +44,36 @@ class Windows:
     def __init__(
         self, plan: Plan, progress: RolloutProgress, log: CommandLog, notices: Notices, board: Board
     ) -> None:
-        self._plan, self._p = plan, progress
+        self._plan, self._progress = plan, progress
         self._log, self._notices, self._board = log, notices, board
         self._unreadable_until: datetime | None = None
         self._look_again_at: datetime | None = None
 
     @property
     def waiting(self) -> bool:
-        return bool(self._p.window.hold)
+        return bool(self._progress.window.hold)
 
     def wake_at(self) -> datetime | None:
         """When a waiting rollout should look again (the opening plus jitter, or the next
         read of the calendar while freezes are known), if it waits."""
         if not self.waiting:
             return None
-        moments = [self._p.window.opens_at, self._look_again_at if self._p.window.freezes else None]
+        moments = [
+            self._progress.window.opens_at,
+            self._look_again_at if self._progress.window.freezes else None,
+        ]
         return min((m for m in moments if m is not None), default=None)
 
     def look_again(self, now: datetime) -> bool:
         """Time to read the calendar again (only while some freeze is known)."""
         due = self._look_again_at
-        return bool(self._p.window.freezes) and due is not None and now >= due
+        return bool(self._progress.window.freezes) and due is not None and now >= due
 
     def timer_summary(self) -> str:
         return f"waiting for window: {self.opens_text()}"
 
     def opens_text(self) -> str:
-        opens = self._p.window.opens_at
+        opens = self._progress.window.opens_at
         if opens is None:
             return "no opening within a year"
         zone = self._plan.windows.zone_name() if self._plan.windows else "UTC"
@@ -93,18 +96,18 @@ class Windows:
         finally:
             self._look_again_at = workflow.now() + FREEZE_LOOK_EVERY
         self._unreadable_until = None
-        if [f.id for f in freezes] != [f.id for f in self._p.window.freezes]:
+        if [f.id for f in freezes] != [f.id for f in self._progress.window.freezes]:
             # Another set of freezes: the opening waited for is worked out again.
-            self._p.window.freezes = freezes
-            self._p.window.hold = ""
-            self._p.window.opens_at = None
+            self._progress.window.freezes = freezes
+            self._progress.window.hold = ""
+            self._progress.window.opens_at = None
 
     def denial(self, now: datetime) -> str:
         """Why an increase may not happen at ``now``: an unreadable calendar, a freeze, a
         window ('' when it may)."""
         if self._unreadable_until is not None and now < self._unreadable_until:
             return "the freeze calendar could not be read"
-        freeze = freeze_holding(self._p.window.freezes, self._plan.service, now)
+        freeze = freeze_holding(self._progress.window.freezes, self._plan.service, now)
         if freeze is not None:
             return freeze.describe()
         return self._plan.windows.denial(now) if self._plan.windows else ""
@@ -115,7 +118,7 @@ class Windows:
         for _ in range(100):
             if at is None or not self.denial(at):
                 return at
-            freeze = freeze_holding(self._p.window.freezes, self._plan.service, at)
+            freeze = freeze_holding(self._progress.window.freezes, self._plan.service, at)
             if freeze is not None:
                 at = freeze.end
             elif self._unreadable_until is not None and at < self._unreadable_until:
@@ -127,46 +130,46 @@ class Windows:
 
     def is_open(self, now: datetime) -> bool:
         """Whether the next increase may happen at ``now``; if not, note why and until when."""
-        p = self._p
-        if p.overrides > 0:
+        progress = self._progress
+        if progress.overrides > 0:
             self._clear()
             return True
         hold = self.denial(now)
-        opens = p.window.opens_at
-        if not hold and p.window.hold and opens is not None and now < opens:
+        opens = progress.window.opens_at
+        if not hold and progress.window.hold and opens is not None and now < opens:
             return False  # open, but the jitter drawn for this opening is not over
         if not hold:
             self._clear()
             return True
-        if hold != p.window.hold:
+        if hold != progress.window.hold:
             opens = self.next_opening(now)
             jitter = self._plan.windows.jitter if self._plan.windows else timedelta(0)
             if opens is not None and jitter > timedelta(0):
                 opens += timedelta(seconds=workflow.random().uniform(0, jitter.total_seconds()))
-            p.window.opens_at = opens
-            p.window.hold = hold
+            progress.window.opens_at = opens
+            progress.window.hold = hold
             self._log.audit("window", f"next increase waits: {hold}; {self.opens_text()}")
         return False
 
     def _clear(self) -> None:
-        if self._p.window.hold:
+        if self._progress.window.hold:
             self._log.audit("window", "window open: traffic may increase")
-        self._p.window.hold = ""
-        self._p.window.opens_at = None
+        self._progress.window.hold = ""
+        self._progress.window.opens_at = None
 
-    def until_open(self, plan: Plan, p: RolloutProgress, now: datetime) -> bool:
+    def until_open(self, plan: Plan, progress: RolloutProgress, now: datetime) -> bool:
         """For the rollout's watch loop: the stage may end once the window is open (or, to
         read the freezes again, when that is due)."""
         return self.is_open(now) or self.look_again(now)
 
     def increases_after(self, index: int) -> bool:
         """Whether what follows stage ``index`` adds traffic (a later stage or the promotion)."""
-        p, stages = self._p, self._plan.stages
+        progress, stages = self._progress, self._plan.stages
         if index + 1 >= len(stages):
-            return p.canary_weight < 100
+            return progress.canary_weight < 100
         after = stages[index + 1]
-        return after.weight > p.canary_weight or (
-            after.match is not None and after.match != p.canary_match
+        return after.weight > progress.canary_weight or (
+            after.match is not None and after.match != progress.canary_match
         )
 
     async def before(
@@ -186,19 +189,21 @@ class Windows:
         """Between stages: ``watch`` (the stage's checks, until the window opens) as long as
         a fresh read of the freezes still finds the next increase held."""
         await self.refresh()
-        while not self.is_open(workflow.now()) and not self._p.promote_requested:
+        while not self.is_open(workflow.now()) and not self._progress.promote_requested:
             await watch()
             await self.refresh()
 
     async def passed(self, what: str) -> None:
         """Before an increase: use up an override that let it through, and say so."""
-        p = self._p
-        if p.overrides <= 0:
+        progress = self._progress
+        if progress.overrides <= 0:
             return
         if not self.denial(workflow.now()):
             return  # open anyway: the override waits for an increase that needs it
-        p.overrides -= 1
-        who = next((c for c in reversed(p.commands) if c.kind == "override" and c.accepted), None)
+        progress.overrides -= 1
+        who = next(
+            (c for c in reversed(progress.commands) if c.kind == "override" and c.accepted), None
+        )
         by = f" by {who.by}" + (f": {who.reason}" if who and who.reason else "") if who else ""
         held = self.holder(workflow.now())
         self._log.audit("override", f"{what} let through {held}{by}")
@@ -209,7 +214,7 @@ class Windows:
 
     def holder(self, now: datetime) -> str:
         """What holds an increase at ``now``, in words: a freeze, the calendar, or the window."""
-        freeze = freeze_holding(self._p.window.freezes, self._plan.service, now)
+        freeze = freeze_holding(self._progress.window.freezes, self._plan.service, now)
         if freeze is not None:
             return f"a freeze ({freeze.describe()})"
         if self._unreadable_until is not None and now < self._unreadable_until:
@@ -222,14 +227,16 @@ class Windows:
 
         A rollback or abort asked for ends the wait at once: False, for the rollout to stop.
         """
-        p = self._p
+        progress = self._progress
         while True:
             await self.refresh()
             if self.is_open(workflow.now()):
                 return True  # a rollback asked for meanwhile is taken where it always was
-            if p.rollback_requested or p.abort_requested:
+            if progress.rollback_requested or progress.abort_requested:
                 return False
-            self._board.show(RolloutState.PAUSED if p.paused else RolloutState.WAITING_FOR_WINDOW)
+            self._board.show(
+                RolloutState.PAUSED if progress.paused else RolloutState.WAITING_FOR_WINDOW
+            )
             wake = self.wake_at()
             timeout = None if wake is None else max((wake - workflow.now()).total_seconds(), 1)
             seen = last()
