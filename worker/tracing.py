@@ -4,8 +4,10 @@ The SDK's ``TracingInterceptor`` (``client.tracing``) names a span after the act
 its workflow's ids. ``RolloutSpans`` adds what an operator looks for in a trace: a rollout's
 workflow stamps each activity it starts with its service, stage and canary weight (a header,
 read from the workflow's own status), and the activity's side writes them on its span:
-``rollout.service``, ``rollout.stage``, ``rollout.stage_index`` and ``rollout.weight``. The
-worker installs it only when it traces (imported then, with OpenTelemetry).
+``rollout.service``, ``rollout.version``, ``rollout.stage``, ``rollout.stage_index`` and
+``rollout.canary_weight`` (the weight when the activity was scheduled: a shift's is the weight
+it moves from, its stage the one it moves to). The worker installs it only when it traces
+(imported then, with OpenTelemetry).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def attributes_of(workflow_type: str, instance: Any) -> dict[str, str | int]:
         "version": status.version,
         "stage": status.stage_name,
         "stage_index": status.stage_index,
-        "weight": status.canary_weight,
+        "canary_weight": status.canary_weight,
     }
 
 

@@ -80,8 +80,9 @@ async def test_a_rollout_is_one_trace_with_its_service_and_stages(
     # Each shift is stamped with the stage it moves to, each check with the stage it judges.
     assert [(s.attributes or {}).get("rollout.stage") for s in shifts] == ["alpha", "full"]
     assert [(s.attributes or {}).get("rollout.stage_index") for s in shifts] == [0, 1]
+    assert [(s.attributes or {}).get("rollout.canary_weight") for s in shifts] == [0, 10]
     stamps = [
-        (a["rollout.stage_index"], a["rollout.stage"], a["rollout.weight"])
+        (a["rollout.stage_index"], a["rollout.stage"], a["rollout.canary_weight"])
         for a in (s.attributes or {} for s in sorted(checks, key=lambda s: s.start_time or 0))
     ]
     assert stamps == sorted(stamps)
