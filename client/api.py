@@ -261,6 +261,14 @@ class Rollouts:
         """Put all traffic back on stable; the run ends aborted, not failed."""
         return await self.command(service, CommandKind.ABORT, **options)
 
+    async def retry(self, service: str, **options: Any) -> CommandRecord | ReleaseCommandRecord:
+        """Check the gates again at once after a pause by the gates or by a deadline."""
+        return await self.command(service, CommandKind.RETRY, **options)
+
+    async def override(self, service: str, **options: Any) -> CommandRecord | ReleaseCommandRecord:
+        """Let the next traffic increase through a closed release window or a freeze."""
+        return await self.command(service, CommandKind.OVERRIDE, **options)
+
     # -- releases -----------------------------------------------------------------------------
 
     async def release_status(self, service: str) -> ReleaseStatus:
