@@ -137,7 +137,8 @@ def _otlp() -> Any:
     ).strip()
     if protocol == "grpc":
         try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            # not in the otel extra: installed by those who send gRPC
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found, unused-ignore]
                 OTLPSpanExporter as GrpcExporter,
             )
         except ImportError:
