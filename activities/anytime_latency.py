@@ -152,7 +152,7 @@ def distribution_test(
 def _level(counts: Sequence[float], k: int) -> float:
     """The share at or below bound ``k``, in percent, rounded to read as a percentile."""
     level = 100 * sum(counts[: k + 1]) / sum(counts)
-    return round(level, 2 if level >= 99 else 1)
+    return round(level, 2 if level >= 99 or level < 1 else 1)
 
 
 def _at_bound(
