@@ -11,7 +11,7 @@ JSON, for the tests, not for the numbers.
 Synthetic canary/stable streams go through the same code as a rollout: the gates are
 parsed from a plan (presets, defaults and validation included), each check's numbers go
 through ``activities.judge.judge_gate`` exactly as Prometheus' answers would, and the
-streaks and actions come from ``workflows.decisions.judge_checks``. Only Temporal and
+streaks and actions come from ``workflows.rollout.decisions.judge_checks``. Only Temporal and
 Prometheus are left out.
 
 The streams, per second: the canary gets Poisson(r) requests (r = 10, 100 or 1000), the
@@ -67,7 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from activities.judge import Side, judge_gate
 from plans import Gate, GateOutcome, SequentialGate, StatisticalGate, parse_plan
 from plans.progress import RolloutProgress
-from workflows.decisions import judge_checks
+from workflows.rollout.decisions import judge_checks
 
 SEED = 20260515
 RECOMMENDED = "sequential"  # the judge docs/judging.md recommends

@@ -61,7 +61,7 @@ class Update(Generic[Arg, Result]):
     result: Any
 
 
-# A rollout of one service (workflows/rollout.py).
+# A rollout of one service (workflows/rollout/workflow.py).
 ROLLOUT = WorkflowType[RolloutInput, RolloutResult](ROLLOUT_WORKFLOW, RolloutResult)
 ROLLOUT_STATUS = Query[RolloutStatus]("status", RolloutStatus)
 # Every operator command, answered with its record or refused (the CLI sends this).
@@ -80,7 +80,7 @@ COMMAND_SIGNALS = (
 # Who started a rollout or release, signed (``rollout start`` sends it right after).
 STARTED_BY = Signal[SignedCommand]("started_by")
 
-# A release across a fleet (workflows/release.py).
+# A release across a fleet (workflows/release/workflow.py).
 RELEASE = WorkflowType[ReleaseInput, ReleaseResult](RELEASE_WORKFLOW, ReleaseResult)
 RELEASE_STATUS = Query[ReleaseStatus]("status", ReleaseStatus)
 RELEASE_COMMAND = Update[ReleaseCommand, ReleaseCommandRecord]("command", ReleaseCommandRecord)

@@ -1,8 +1,9 @@
 """The product's own metric names: recorded by the workflows and activities, served by the worker.
 
-The workflows record theirs through ``workflow.metric_meter()`` (``workflows.metering``), the
-shift activity its own (``activities.rollout``); the worker serves both on its Prometheus
-endpoint (``ROLLOUT_WORKER_METRICS``) with these buckets.
+The workflows record theirs through ``workflow.metric_meter()``
+(``workflows.rollout.metering``), the shift activity its own (``activities.rollout``); the
+worker serves both on its Prometheus endpoint (``ROLLOUT_WORKER_METRICS``) with these
+buckets.
 """
 
 STARTED = "rollout_started_total"

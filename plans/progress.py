@@ -2,8 +2,8 @@
 
 Each part has one writer in ``workflows/``, named in its docstring; other modules read it.
 What is left at the top level is the rollout's own: where it stands (its stage and state,
-written by the workflow), what the operator asked (``workflows.decisions``, through the
-command log), and where traffic is (``workflows.target``).
+written by the workflow), what the operator asked (``workflows.rollout.decisions``, through the
+command log), and where traffic is (``workflows.rollout.target``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from plans.state import AuditEvent, CommandRecord, Compensation, GateAction, Rol
 
 
 class BakeClock(BaseModel):
-    """The stage's bake clock and its checks' schedule; written by ``workflows.clock``."""
+    """The stage's bake clock and its checks' schedule; written by ``workflows.rollout.clock``."""
 
     entered_at: datetime | None = Field(
         default=None, description="when the current stage's weight was set"
@@ -35,7 +35,7 @@ class BakeClock(BaseModel):
 
 
 class GateRecord(BaseModel):
-    """The gates' last verdicts and streaks; written by ``workflows.decisions``."""
+    """The gates' last verdicts and streaks; written by ``workflows.rollout.decisions``."""
 
     verdicts: dict[str, Verdict] = Field(default_factory=dict)
     failure_streaks: dict[str, int] = Field(default_factory=dict)
@@ -46,7 +46,7 @@ class GateRecord(BaseModel):
 
 
 class TargetHold(BaseModel):
-    """The rollout's hold on its traffic target; written by ``workflows.target``."""
+    """The rollout's hold on its traffic target; written by ``workflows.rollout.target``."""
 
     owned: bool = Field(
         default=False, description="this rollout holds the lease on its traffic target"
@@ -62,7 +62,10 @@ class TargetHold(BaseModel):
 
 
 class WindowHold(BaseModel):
-    """What holds the next increase (a window, a freeze); written by ``workflows.windows``."""
+    """What holds the next increase (a window, a freeze).
+
+    Written by ``workflows.rollout.windows``.
+    """
 
     hold: str = Field(default="", description="why the next increase waits, if it does")
     opens_at: datetime | None = Field(
@@ -74,7 +77,7 @@ class WindowHold(BaseModel):
 
 
 class HookRecord(BaseModel):
-    """The hooks asked so far and their failures; written by ``workflows.hooks``."""
+    """The hooks asked so far and their failures; written by ``workflows.rollout.hooks``."""
 
     done: list[str] = Field(
         default_factory=list, description="hook points passed, so a new run does not ask again"

@@ -8,7 +8,7 @@ from datetime import datetime
 from activities.judge import Side, judge_gate
 from plans import Gate, GateOutcome, Verdict
 from plans.progress import RolloutProgress
-from workflows import decisions
+from workflows.rollout import decisions
 
 
 def record_verdicts(

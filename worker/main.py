@@ -59,7 +59,8 @@ environment:
   ROLLOUT_TASK_QUEUE        task queue to poll (default {DEFAULT_TASK_QUEUE}); `rollout start`
                             must use the same one
   ROLLOUT_WORKER_METRICS    host:port where the worker serves its Prometheus metrics: the
-                            rollout_* ones (workflows/metering.py) and the SDK's (default: none)
+                            rollout_* ones (workflows/rollout/metering.py) and the
+                            SDK's (default: none)
   TEMPORAL_UI_URL           base of the Temporal UI links in notifications
                             (default http://localhost:8233)
   ROLLOUT_TEMPLATE_DIR      a folder of message templates (<event>.j2) that replace the
@@ -251,7 +252,7 @@ def keep_bytecode() -> None:
 
     With ROLLOUT_WORKFLOW_SANDBOX=on the sandbox imports a workflow's module afresh for every
     run the worker loads (a new run, or one replayed after an eviction or a restart). Without
-    a bytecode cache each of those imports compiles workflows/rollout.py again (its cost is
+    a bytecode cache each of those imports compiles workflows/rollout/workflow.py again (its cost is
     in benchmarks/README.md). PYTHONDONTWRITEBYTECODE, common in
     containers, forbids the cache next to the source, so the worker keeps one of its own in
     the temporary folder. Its name there can be guessed: a folder someone else made under it

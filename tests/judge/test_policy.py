@@ -7,7 +7,7 @@ from typing import Any
 from plans import Gate, GateOutcome, Verdict, gate_from
 from plans.progress import RolloutProgress
 from tests.verdict_words import record_verdicts
-from workflows.decisions import MAX_SHADOW_KEPT, judge_checks
+from workflows.rollout.decisions import MAX_SHADOW_KEPT, judge_checks
 
 PASS, FAIL, UNSURE = GateOutcome.PASS, GateOutcome.FAIL, GateOutcome.INCONCLUSIVE
 

@@ -15,7 +15,7 @@ from activities.judge import Side, judge_gate
 from activities.metrics import Reading, Series
 from activities.metrics.prometheus import labelled_series_of
 from plans import GateOutcome, PrometheusSource, SequentialGate, gate_from, parse_plan
-from workflows.checking import gate_check
+from workflows.rollout.checking import gate_check
 
 VALUES = {"canary": "web-2", "stable": "web-1", "service": "shop", "backend": "shop"}
 PROMETHEUS = PrometheusSource(url="http://p:9090")

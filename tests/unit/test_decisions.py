@@ -18,7 +18,7 @@ from plans import (
 )
 from plans.progress import BakeClock, GateRecord, RolloutProgress
 from tests.verdict_words import record_verdicts
-from workflows import decisions
+from workflows.rollout import decisions
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 COMMANDS = [

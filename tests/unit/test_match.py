@@ -20,7 +20,7 @@ from plans import HAProxyRouter, PlanError, RequestMatch, TrafficSplit, parse_pl
 from plans.progress import RolloutProgress
 from starter import render
 from starter.cli import main
-from workflows.status import sentence, status_of
+from workflows.rollout.status import sentence, status_of
 
 MAP = "/etc/haproxy/app-canary.map"
 MATCH_FIELDS = {"header": "x-user-group", "exact": "internal"}

@@ -19,7 +19,7 @@ from plans.inputs import RolloutInput
 from plans.progress import BakeClock, RolloutProgress, TargetHold
 from plans.traffic import ObservedStatus, Restore, TrafficReading
 from starter import render, traffic
-from workflows.status import status_of
+from workflows.rollout.status import status_of
 
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 LEASE = "target-haproxy-0123456789abcdef"

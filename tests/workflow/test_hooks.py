@@ -20,8 +20,8 @@ from plans import CommandKind, GateOutcome, OperatorCommand, RolloutState
 from plans.hooks import HookAnswer, HookCall, Smoke
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
-from workflows.hooks import next_wait
 from workflows.rollout import RolloutWorkflow
+from workflows.rollout.hooks import next_wait
 
 STAGES = [
     {"name": "ten", "weight": 10, "bake": "30m", "check_every": "10m"},

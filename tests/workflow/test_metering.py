@@ -27,7 +27,7 @@ from plans import (
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
 from workflows.rollout import RolloutWorkflow
-from workflows.target import RESTORE_ATTEMPTS_BEFORE_ALERT
+from workflows.rollout.target import RESTORE_ATTEMPTS_BEFORE_ALERT
 
 # What the SDK adds to every workflow metric.
 SDK_LABELS = {"namespace", "task_queue", "workflow_type", "service_name"}

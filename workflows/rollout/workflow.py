@@ -28,17 +28,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.inputs import RolloutInput
     from plans.progress import RolloutProgress
-    from workflows import clock, decisions, metering
-    from workflows.checking import discount_unobserved, observe_and_judge
-    from workflows.commands import CommandLog
-    from workflows.decisions import Abort as _Abort
-    from workflows.decisions import RollBack as _RollBack
-    from workflows.ending import write_report
     from workflows.failures import root_message
-    from workflows.hooks import Hooks, HookStop
-    from workflows.notices import Notices
-    from workflows.runs import continue_in_new_run, record_history_version, run_is_full
-    from workflows.status import (
+    from workflows.rollout import clock, decisions, metering
+    from workflows.rollout.checking import discount_unobserved, observe_and_judge
+    from workflows.rollout.commands import CommandLog
+    from workflows.rollout.decisions import Abort as _Abort
+    from workflows.rollout.decisions import RollBack as _RollBack
+    from workflows.rollout.ending import write_report
+    from workflows.rollout.hooks import Hooks, HookStop
+    from workflows.rollout.notices import Notices
+    from workflows.rollout.status import (
         Board,
         changed_verdicts,
         keep_blue_text,
@@ -47,9 +46,10 @@ with workflow.unsafe.imports_passed_through():
         rolled_back,
         status_of,
     )
-    from workflows.stopping import Stopping
-    from workflows.target import Target, TargetRefused
-    from workflows.windows import Windows
+    from workflows.rollout.stopping import Stopping
+    from workflows.rollout.target import Target, TargetRefused
+    from workflows.rollout.windows import Windows
+    from workflows.runs import continue_in_new_run, record_history_version, run_is_full
 
 
 Until = Callable[[Plan, RolloutProgress, datetime], bool]
@@ -340,7 +340,8 @@ class RolloutWorkflow(Stopping):
     # -- operator commands --------------------------------------------------------------------
     # One method per signal, alike on purpose: Temporal binds each signal name to a method,
     # and these names are what the Temporal CLI and UI and a release fanning out send.
-    # Each hands its command to the command log (workflows.commands), which takes or refuses it.
+    # Each hands its command to the command log (workflows.rollout.commands), which takes or
+    # refuses it.
 
     @workflow.signal(name="pause")
     async def pause(self, *inputs: Any) -> None:

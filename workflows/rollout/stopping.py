@@ -15,12 +15,12 @@ with workflow.unsafe.imports_passed_through():
     from plans import Plan, RolloutResult, RolloutState
     from plans.inputs import RolloutInput
     from plans.progress import RolloutProgress
-    from workflows.ending import write_report
-    from workflows.hooks import Hooks
-    from workflows.notices import Notices
+    from workflows.rollout.ending import write_report
+    from workflows.rollout.hooks import Hooks
+    from workflows.rollout.notices import Notices
+    from workflows.rollout.status import Board, result_of, rolled_back
+    from workflows.rollout.target import Target
     from workflows.runs import continue_in_new_run
-    from workflows.status import Board, result_of, rolled_back
-    from workflows.target import Target
 
 
 class Stopping:

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.release_plan import restore_plan
     from plans.visibility import RELEASE, TARGET
     from workflows.failures import root_message
-    from workflows.release_log import ReleaseLog
+    from workflows.release.log import ReleaseLog
     from workflows.rollout import RolloutWorkflow
 
 

@@ -33,11 +33,11 @@ with workflow.unsafe.imports_passed_through():
         VerdictBrief,
     )
     from plans.progress import RolloutProgress
-    from workflows import decisions
-    from workflows.commands import CommandLog
     from workflows.failures import root_message
-    from workflows.notices import Notices
-    from workflows.status import Board
+    from workflows.rollout import decisions
+    from workflows.rollout.commands import CommandLog
+    from workflows.rollout.notices import Notices
+    from workflows.rollout.status import Board
 
 DEFAULT_RETRY_AFTER = timedelta(seconds=30)
 WAIT_SHARE = 100  # asks again after at least 1/100 of the time already waited

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.progress import RolloutProgress
     from workflows.failures import root_message
-    from workflows.status import stages_line
+    from workflows.rollout.status import stages_line
 
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 NOTIFY_TIMEOUT = timedelta(seconds=30)

@@ -37,11 +37,10 @@ with workflow.unsafe.imports_passed_through():
         TargetRun,
         TargetState,
     )
-    from workflows import forwarding
-    from workflows import release_children as children
-    from workflows import release_decisions as decide
     from workflows.consent import Consent
-    from workflows.release_log import ReleaseLog
+    from workflows.release import children, forwarding
+    from workflows.release import decisions as decide
+    from workflows.release.log import ReleaseLog
     from workflows.runs import continue_in_new_run, record_history_version, run_is_full
 
 # With not_by_starter, targets learn who started the release when they start: the first wave

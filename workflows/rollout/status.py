@@ -26,7 +26,7 @@ from plans.durations import format_duration
 from plans.progress import RolloutProgress
 from plans.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT
 from plans.windows import opening_text
-from workflows import decisions
+from workflows.rollout import decisions
 
 
 def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutStatus:

@@ -28,9 +28,9 @@ with workflow.unsafe.imports_passed_through():
     from plans.freezes import Freeze, freeze_holding
     from plans.progress import RolloutProgress
     from plans.windows import opening_text
-    from workflows.commands import CommandLog
-    from workflows.notices import Notices
-    from workflows.status import Board
+    from workflows.rollout.commands import CommandLog
+    from workflows.rollout.notices import Notices
+    from workflows.rollout.status import Board
 
 UNREADABLE_RETRY = timedelta(minutes=1)
 # While a freeze holds the rollout, the calendar is read again this often: a freeze removed

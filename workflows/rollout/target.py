@@ -34,11 +34,11 @@ with workflow.unsafe.imports_passed_through():
     from plans.progress import RolloutProgress
     from plans.variables import named_variables
     from plans.visibility import service_of
-    from workflows import metering
-    from workflows.commands import CommandLog
     from workflows.failures import CANARY_GONE, error_type, root_message
-    from workflows.notices import Notices
-    from workflows.status import Board
+    from workflows.rollout import metering
+    from workflows.rollout.commands import CommandLog
+    from workflows.rollout.notices import Notices
+    from workflows.rollout.status import Board
 
 SHIFT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

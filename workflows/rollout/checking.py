@@ -23,9 +23,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from plans.checks import CheckRequest, Observation
     from plans.progress import RolloutProgress
-    from workflows import clock, decisions
     from workflows.failures import root_message
-    from workflows.target import Target
+    from workflows.rollout import clock, decisions
+    from workflows.rollout.target import Target
 
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 

@@ -15,8 +15,8 @@ with workflow.unsafe.imports_passed_through():
     from plans.approvals import ParentRelease
     from plans.progress import RolloutProgress
     from plans.state import AuditEvent
-    from workflows import decisions, metering
     from workflows.consent import Consent
+    from workflows.rollout import decisions, metering
 
 MAX_EVENTS_KEPT = 300
 

@@ -25,7 +25,7 @@ from plans import (
     format_duration,
 )
 from plans.progress import RolloutProgress
-from workflows import clock
+from workflows.rollout import clock
 
 MAX_COMMANDS_KEPT = 200
 MAX_SHADOW_KEPT = 50
