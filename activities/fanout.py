@@ -15,8 +15,8 @@ from temporalio import activity
 from temporalio.service import RPCError, RPCStatusCode
 
 from client import calls
-from plans.messages import Signal
-from plans.release import TargetSignals
+from plans.runtime.messages import Signal
+from plans.runtime.release import TargetSignals
 
 # A target that has ended (or never started) cannot be told anything: no retry helps.
 ENDED = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)

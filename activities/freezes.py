@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from client.freezes import calendar_freezes
-from plans.freezes import ALL_SERVICES, Freeze
+from plans.governance.freezes import ALL_SERVICES, Freeze
 
 
 class FreezeReader:

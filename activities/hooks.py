@@ -31,7 +31,7 @@ from activities.outbound import (
 )
 from activities.plan_secrets import SecretRefused, plan_secret
 from plans import text
-from plans.hook_signing import message_id, signature_headers, signing_secrets
+from plans.governance.hook_signing import message_id, signature_headers, signing_secrets
 from plans.hooks import (
     IDEMPOTENCY_HEADER,
     Hook,

@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from plans.state import ReportRequest
+from plans.runtime.state import ReportRequest
 
 REPORT_DIR_ENV = "ROLLOUT_REPORT_DIR"
 

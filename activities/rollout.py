@@ -1,4 +1,4 @@
-"""The rollout's Temporal activities, registered under the names in ``plans.messages``.
+"""The rollout's Temporal activities, registered under the names in ``plans.runtime.messages``.
 
 Errors a user can fix come back as non-retryable ``ApplicationError``s whose ``type``
 is the project exception's class name (``RouterRefused``, ``NotifierRefused``...);
@@ -35,10 +35,10 @@ from plans import (
     ShiftRequest,
     TrafficSplit,
     Verdict,
-    messages,
 )
-from plans.checks import CheckRequest, Observation
-from plans.metric_names import SHIFT_SECONDS, SHIFTS
+from plans.runtime import messages
+from plans.runtime.checks import CheckRequest, Observation
+from plans.runtime.metric_names import SHIFT_SECONDS, SHIFTS
 
 # A split that cannot be read is asked for once more after this, as the read activity's
 # retry policy does.

@@ -8,7 +8,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
-from plans.inputs import ScheduledRollout
+from plans.runtime.inputs import ScheduledRollout
 
 
 class ScheduledStarts:

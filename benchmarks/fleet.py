@@ -42,8 +42,8 @@ from client.connection import end_process
 from devstack.fleet import FleetStack, fleet_plan, load_fleet
 from devstack.processes import stop_all
 from plans import CommandKind, HAProxyRouter, OperatorCommand, TrafficSplit
-from plans.release import ReleaseCommand
 from plans.release_plan import parse_release_plan
+from plans.runtime.release import ReleaseCommand
 from tests.stack.conftest import ANY_PORTS
 
 POLL_S = 0.005

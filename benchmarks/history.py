@@ -47,9 +47,9 @@ from plans import (
     Verdict,
     parse_plan,
 )
-from plans.checks import CheckRequest, Observation
-from plans.inputs import RolloutInput
-from plans.state import ReportRequest
+from plans.runtime.checks import CheckRequest, Observation
+from plans.runtime.inputs import RolloutInput
+from plans.runtime.state import ReportRequest
 from workflows.rollout import RolloutWorkflow
 
 SAFE = [(5, "1d"), (10, "1d"), (25, "1d"), (50, "1d"), (75, "1d"), (100, "2d")]

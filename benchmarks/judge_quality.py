@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.judge import Side, judge_gate
 from plans import Gate, GateOutcome, SequentialGate, StatisticalGate, parse_plan
-from plans.progress import RolloutProgress
+from plans.runtime.progress import RolloutProgress
 from workflows.rollout.decisions import judge_checks
 
 SEED = 20260515

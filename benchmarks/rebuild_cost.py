@@ -61,7 +61,7 @@ async def recorded() -> dict[str, Any]:
     from temporalio.worker import Worker
 
     from benchmarks.history import ACTIVITIES, safe_plan
-    from plans.inputs import RolloutInput
+    from plans.runtime.inputs import RolloutInput
     from workflows.rollout import RolloutWorkflow
 
     plan = safe_plan("1d")

@@ -38,10 +38,10 @@ from client.steering import CommandRefused
 from plans.errors import PlanError, RolloutError
 from plans.loading import load_plan, parse_plan
 from plans.plan import Plan
-from plans.release import ReleaseCommand, ReleaseCommandRecord, ReleaseStatus
 from plans.release_plan import ReleasePlan, load_any
-from plans.state import CommandKind, CommandRecord, OperatorCommand, RolloutStatus
-from plans.visibility import ROLLOUT_WORKFLOW, SERVICE, STAGE, STATE, WEIGHT, service_of
+from plans.runtime.release import ReleaseCommand, ReleaseCommandRecord, ReleaseStatus
+from plans.runtime.state import CommandKind, CommandRecord, OperatorCommand, RolloutStatus
+from plans.runtime.visibility import ROLLOUT_WORKFLOW, SERVICE, STAGE, STATE, WEIGHT, service_of
 
 __all__ = [
     "AlreadyReleasing",

@@ -1,4 +1,6 @@
-"""Starting, asking and telling workflows through their typed definitions (``plans.messages``).
+"""Starting, asking and telling workflows through their typed definitions.
+
+The definitions are in ``plans.runtime.messages``.
 
 Every call names a definition, never a string or a workflow class: the answer comes back as
 the definition's type, and no caller imports a workflow.
@@ -11,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 from temporalio.client import Client, WorkflowHandle
 
-from plans.messages import Query, Signal, Update, WorkflowType
+from plans.runtime.messages import Query, Signal, Update, WorkflowType
 
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from plans.messages import SHIFT_TRAFFIC
+from plans.runtime.messages import SHIFT_TRAFFIC
 
 # A rollout continues as new every few thousand events; its first shift comes within the
 # first run unless that run waited long for a window. Past this many runs, it is not looked for.

@@ -14,9 +14,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client import calls, signing
 from plans import RolloutError
-from plans.approvals import FREEZE_REMOVE as REMOVE_CLAIM
-from plans.freezes import FREEZE_CALENDAR_ID, Freeze, FreezeRemoval, FreezeRequest, RemovedFreeze
-from plans.messages import (
+from plans.governance.approvals import FREEZE_REMOVE as REMOVE_CLAIM
+from plans.governance.freezes import (
+    FREEZE_CALENDAR_ID,
+    Freeze,
+    FreezeRemoval,
+    FreezeRequest,
+    RemovedFreeze,
+)
+from plans.runtime.messages import (
     FREEZE_ADD,
     FREEZE_CALENDAR,
     FREEZE_LIST,

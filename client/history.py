@@ -17,8 +17,8 @@ from temporalio.converter import DataConverter
 
 from client.runs import QUERY_TIMEOUT
 from plans import Verdict, format_duration
-from plans.checks import Observation
-from plans.messages import CHECKS, LOOK
+from plans.runtime.checks import Observation
+from plans.runtime.messages import CHECKS, LOOK
 
 HISTORY_TAIL = 60
 EVENTS_SHOWN = 8

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client import calls
 from plans import TargetClaim
-from plans.messages import LEASE, LEASE_RELEASE
+from plans.runtime.messages import LEASE, LEASE_RELEASE
 
 ENDED_BY_ITSELF = (
     WorkflowExecutionStatus.COMPLETED,

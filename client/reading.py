@@ -27,7 +27,7 @@ from client.records import (
 )
 from client.runs import ENDED_QUERY_TIMEOUT, QUERY_TIMEOUT, no_such_rollout, workflow_id
 from plans import RolloutError, RolloutStatus, format_duration
-from plans.messages import ROLLOUT_STATUS
+from plans.runtime.messages import ROLLOUT_STATUS
 
 
 async def status(

@@ -31,9 +31,9 @@ from plans import (
     Verdict,
     format_duration,
 )
-from plans.inputs import RolloutInput
-from plans.traffic import TrafficReading
-from plans.visibility import ROLLOUT_ATTRIBUTES
+from plans.runtime.inputs import RolloutInput
+from plans.runtime.traffic import TrafficReading
+from plans.runtime.visibility import ROLLOUT_ATTRIBUTES
 
 ROLLOUT_ATTRIBUTE_NAMES = frozenset(key.name for key in ROLLOUT_ATTRIBUTES)
 

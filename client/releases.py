@@ -17,17 +17,17 @@ from temporalio.service import RPCError, RPCStatusCode
 from client import calls, signing
 from client.steering import commanded
 from plans import RolloutError, RolloutStatus
-from plans.approvals import FORWARD
-from plans.messages import RELEASE, RELEASE_COMMAND, RELEASE_STATUS, ROLLOUT_STATUS
-from plans.release import (
+from plans.governance.approvals import FORWARD
+from plans.release_plan import ReleasePlan, release_workflow_id
+from plans.runtime.messages import RELEASE, RELEASE_COMMAND, RELEASE_STATUS, ROLLOUT_STATUS
+from plans.runtime.release import (
     ReleaseCommand,
     ReleaseCommandRecord,
     ReleaseInput,
     ReleaseStatus,
     TargetState,
 )
-from plans.release_plan import ReleasePlan, release_workflow_id
-from plans.visibility import rollout_workflow_id
+from plans.runtime.visibility import rollout_workflow_id
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 

@@ -24,8 +24,8 @@ from temporalio.service import RPCError
 from client.runs import QUERY_TIMEOUT, ended_how
 from plans import RolloutResult, RolloutState, ShiftRequest, TargetClaim
 from plans.plan import target_lease_id
-from plans.release import RESTORE_SUFFIX
-from plans.traffic import Restore
+from plans.runtime.release import RESTORE_SUFFIX
+from plans.runtime.traffic import Restore
 
 # The lease's result names a restore it made for a terminated owner (workflows/lease.py).
 LEASE_RESTORED = "; its lease restored: "

@@ -19,7 +19,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 
 from plans import RolloutError, RolloutResult, RolloutState
-from plans.visibility import rollout_workflow_id
+from plans.runtime.visibility import rollout_workflow_id
 
 
 class NoSuchRollout(RolloutError):

@@ -18,8 +18,8 @@ from temporalio.client import (
     ScheduleState,
 )
 
-from plans.inputs import ScheduledRollout
-from plans.messages import SCHEDULED_START
+from plans.runtime.inputs import ScheduledRollout
+from plans.runtime.messages import SCHEDULED_START
 
 SCHEDULE_PREFIX = "rollout-schedule-"
 

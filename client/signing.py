@@ -22,7 +22,13 @@ from client.connection import stack_dir
 from client.connection import user_name as user_name
 from client.programs import run_bounded
 from plans import OperatorCommand, RolloutError
-from plans.approvals import FORWARD, SIGNING_NAMESPACE, START, CommandClaim, SignedCommand
+from plans.governance.approvals import (
+    FORWARD,
+    SIGNING_NAMESPACE,
+    START,
+    CommandClaim,
+    SignedCommand,
+)
 
 SIGNING_KEY_ENV = "ROLLOUT_SIGNING_KEY"
 # The dev stack makes this key in its folder for a user who has none (.pub beside it).

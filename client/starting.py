@@ -13,10 +13,10 @@ from temporalio.service import RPCError
 
 from client import calls, leases
 from plans import Plan, RolloutError, RolloutResult, format_duration
-from plans.inputs import CHECKS_PER_RUN, RolloutInput
-from plans.messages import ROLLOUT
-from plans.progress import RolloutProgress
-from plans.visibility import ROLLOUT_ATTRIBUTES
+from plans.runtime.inputs import CHECKS_PER_RUN, RolloutInput
+from plans.runtime.messages import ROLLOUT
+from plans.runtime.progress import RolloutProgress
+from plans.runtime.visibility import ROLLOUT_ATTRIBUTES
 
 SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {
     key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in ROLLOUT_ATTRIBUTES

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from client import calls, signing
 from client.runs import NoSuchRollout, ended_how, workflow_id
 from plans import CommandRecord, OperatorCommand, RolloutError, RolloutResult
-from plans.messages import ROLLOUT_COMMAND, Update
+from plans.runtime.messages import ROLLOUT_COMMAND, Update
 
 
 class CommandRefused(RolloutError):

@@ -23,7 +23,7 @@ from devstack.processes import (
     wait_ready,
 )
 from devstack.trust import ALLOWED_SIGNERS
-from plans.visibility import ROLLOUT_ATTRIBUTES
+from plans.runtime.visibility import ROLLOUT_ATTRIBUTES
 
 LOAD_RPS = 40
 LOAD_USERS = 1000  # flagd: the user ids the load generator sends (user-0 ... user-999)

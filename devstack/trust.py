@@ -12,7 +12,7 @@ from pathlib import Path
 
 from client.signing import DEV_KEY, user_name
 from devstack.processes import StackError
-from plans.approvals import PRINCIPAL, SIGNING_NAMESPACE
+from plans.governance.approvals import PRINCIPAL, SIGNING_NAMESPACE
 
 ALLOWED_SIGNERS = "allowed_signers"
 TIMEOUT_S = 10.0

@@ -13,7 +13,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from plans.checks import GateCheck
     from plans.durations import Duration, format_duration, parse_duration
     from plans.errors import PlanError, RolloutError
     from plans.gates import (
@@ -27,10 +26,8 @@ if TYPE_CHECKING:
         format_value,
         gate_from,
     )
-    from plans.leases import ClaimAnswer, OwnerEnd, TargetClaim
     from plans.loading import load_plan, parse_plan
     from plans.match import RequestMatch
-    from plans.notices import Notice, Notification, StageBrief
     from plans.notify import (
         AppriseChannel,
         Channel,
@@ -43,9 +40,10 @@ if TYPE_CHECKING:
     from plans.plan import Plan
     from plans.presets import Preset
     from plans.routers import EnvoyRouter, FlagdRouter, HAProxyRouter, Router, RouterModel
-    from plans.sources import PRESETS, MetricsSource, PrometheusSource, SourceModel
-    from plans.stage import Stage
-    from plans.state import (
+    from plans.runtime.checks import GateCheck
+    from plans.runtime.leases import ClaimAnswer, OwnerEnd, TargetClaim
+    from plans.runtime.notices import Notice, Notification, StageBrief
+    from plans.runtime.state import (
         CommandKind,
         CommandRecord,
         Compensation,
@@ -59,10 +57,12 @@ if TYPE_CHECKING:
         TrafficSplit,
         Verdict,
     )
+    from plans.sources import PRESETS, MetricsSource, PrometheusSource, SourceModel
+    from plans.stage import Stage
 
 # Where each public name lives, for __getattr__.
 _HOMES: dict[str, str] = {
-    "GateCheck": "plans.checks",
+    "GateCheck": "plans.runtime.checks",
     "Duration": "plans.durations",
     "format_duration": "plans.durations",
     "parse_duration": "plans.durations",
@@ -77,15 +77,15 @@ _HOMES: dict[str, str] = {
     "ThresholdGate": "plans.gates",
     "format_value": "plans.gates",
     "gate_from": "plans.gates",
-    "ClaimAnswer": "plans.leases",
-    "OwnerEnd": "plans.leases",
-    "TargetClaim": "plans.leases",
+    "ClaimAnswer": "plans.runtime.leases",
+    "OwnerEnd": "plans.runtime.leases",
+    "TargetClaim": "plans.runtime.leases",
     "load_plan": "plans.loading",
     "parse_plan": "plans.loading",
     "RequestMatch": "plans.match",
-    "Notice": "plans.notices",
-    "Notification": "plans.notices",
-    "StageBrief": "plans.notices",
+    "Notice": "plans.runtime.notices",
+    "Notification": "plans.runtime.notices",
+    "StageBrief": "plans.runtime.notices",
     "AppriseChannel": "plans.notify",
     "Channel": "plans.notify",
     "EventKind": "plans.notify",
@@ -105,18 +105,18 @@ _HOMES: dict[str, str] = {
     "PrometheusSource": "plans.sources",
     "SourceModel": "plans.sources",
     "Stage": "plans.stage",
-    "CommandKind": "plans.state",
-    "CommandRecord": "plans.state",
-    "Compensation": "plans.state",
-    "GateAction": "plans.state",
-    "GateOutcome": "plans.state",
-    "OperatorCommand": "plans.state",
-    "RolloutResult": "plans.state",
-    "RolloutState": "plans.state",
-    "RolloutStatus": "plans.state",
-    "ShiftRequest": "plans.state",
-    "TrafficSplit": "plans.state",
-    "Verdict": "plans.state",
+    "CommandKind": "plans.runtime.state",
+    "CommandRecord": "plans.runtime.state",
+    "Compensation": "plans.runtime.state",
+    "GateAction": "plans.runtime.state",
+    "GateOutcome": "plans.runtime.state",
+    "OperatorCommand": "plans.runtime.state",
+    "RolloutResult": "plans.runtime.state",
+    "RolloutState": "plans.runtime.state",
+    "RolloutStatus": "plans.runtime.state",
+    "ShiftRequest": "plans.runtime.state",
+    "TrafficSplit": "plans.runtime.state",
+    "Verdict": "plans.runtime.state",
 }
 
 __all__ = [

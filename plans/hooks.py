@@ -1,11 +1,11 @@
 """Hooks: external systems a rollout asks (gates, checks) or tells (notify) at set points.
 
 A hook is an HTTP call the worker makes with a versioned JSON payload (``HookPayload``),
-signed in the Standard Webhooks form when the hook names a secret (``plans.hook_signing``;
-``verify_signature`` is the receivers' check). The secret and any
-headers are read by the worker from environment variables: only their names travel in the
-workflow's history. ``smoke`` is the built-in check: requests to the canary (or blue-green's
-preview route) before users get any of its traffic.
+signed in the Standard Webhooks form when the hook names a secret
+(``plans.governance.hook_signing``; ``verify_signature`` is the receivers' check). The
+secret and any headers are read by the worker from environment variables: only their names
+travel in the workflow's history. ``smoke`` is the built-in check: requests to the canary
+(or blue-green's preview route) before users get any of its traffic.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator, model_va
 from plans import text
 from plans.addresses import url_refusal
 from plans.durations import Duration
-from plans.hook_signing import LEGACY_SIGNATURE_HEADER, SIGNED_HEADERS
-from plans.hook_signing import sign as sign  # re-exported: receivers import these from here
-from plans.hook_signing import verify_signature as verify_signature
+from plans.governance.hook_signing import LEGACY_SIGNATURE_HEADER, SIGNED_HEADERS
+from plans.governance.hook_signing import (
+    sign as sign,  # re-exported: receivers import these from here
+)
+from plans.governance.hook_signing import verify_signature as verify_signature
 from plans.notify import EventKind
 from plans.text import EnvName, Strict
 

@@ -16,12 +16,12 @@ from plans import text
 from plans.errors import PlanError
 from plans.files import UnreadableFile, read_small_text
 from plans.gates import GATE_MODELS
+from plans.governance.windows import never_opens
 from plans.notify import CHANNEL_KINDS, Templates, template_problems
 from plans.plan import Plan
 from plans.routers import ROUTER_KINDS
 from plans.sources import SOURCE_KINDS
 from plans.templates import UnknownTemplate, with_template
-from plans.windows import never_opens
 
 MAX_PLAN_BYTES = 1024 * 1024  # the file load_plan reads
 MAX_YAML_VALUES = 20_000  # values in the file, each use of an alias counted in full

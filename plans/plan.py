@@ -12,17 +12,17 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, model_validator
 
 from plans import text
-from plans.approvals import ApprovalRule, Principal
 from plans.bluegreen import BlueGreen
 from plans.durations import format_duration
 from plans.gates import Gate, GateBase
+from plans.governance.approvals import ApprovalRule, Principal
+from plans.governance.windows import Windows
 from plans.hooks import MAX_HOOKS, Hook, Smoke, hook_problems
 from plans.notify import Notify
 from plans.routers import ROUTER_KINDS, Router
 from plans.sources import MetricsSource
 from plans.stage import Stage
 from plans.text import Strict
-from plans.windows import Windows
 from plans.workflow_ids import rollout_workflow_id
 
 

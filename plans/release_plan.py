@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError
 
 from plans import text
-from plans.approvals import ApprovalRule
 from plans.durations import Duration
 from plans.errors import PlanError
+from plans.governance.approvals import ApprovalRule
 from plans.loading import load_plan_data, location, parse_plan
 from plans.plan import Plan
 from plans.text import Strict

@@ -1,6 +1,6 @@
 """The workflow ids and types that name a rollout and a release, without Temporal's SDK.
 
-``plans.visibility`` re-exports them beside the search attributes; the plan's own models
+``plans.runtime.visibility`` re-exports them beside the search attributes; the plan's own models
 read them from here, so that validating a plan loads nothing of the SDK.
 """
 

@@ -4,7 +4,7 @@ Starts the dev stack in a temporary folder, runs three short rollouts on it (one
 promoted, one rolled back by its gate, one that continues-as-new mid-bake), exports
 each history with `temporal workflow show --output json` into tests/histories/ and stops
 the stack. Run it (with --notify, then --hooks, then --leases) whenever the workflow changes
-in a way recorded histories would not replay on: raise HISTORY_VERSION (plans/versions.py),
+in a way recorded histories would not replay on: raise HISTORY_VERSION (plans/runtime/versions.py),
 drop the histories of the version before and record this one's (docs/upgrading.md).
 
 The promoted run also meets a drift (HAProxy's canary weight set to 0 behind its back),

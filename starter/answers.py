@@ -21,10 +21,10 @@ from pydantic import BaseModel, Field, TypeAdapter
 from activities.report.review import Review
 from client.records import TemporalRecords
 from devstack.info import StackInfo
-from plans.freezes import Freeze, RemovedFreeze
-from plans.release import ReleaseCommandRecord, ReleaseStatus
-from plans.state import CommandRecord
-from plans.traffic import ObservedStatus
+from plans.governance.freezes import Freeze, RemovedFreeze
+from plans.runtime.release import ReleaseCommandRecord, ReleaseStatus
+from plans.runtime.state import CommandRecord
+from plans.runtime.traffic import ObservedStatus
 
 # -- validate and init ------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the CLI's help reads the codes; the types load with the commands
     from client.records import TemporalRecords
-    from plans.state import RolloutState
+    from plans.runtime.state import RolloutState
 
 EXIT_PROMOTED = 0
 EXIT_ERROR = 1
@@ -20,7 +20,7 @@ EXIT_INTERRUPTED = 130
 
 def exit_code(state: RolloutState) -> int:
     """The exit code for a rollout that ended in ``state``."""
-    from plans.state import RolloutState
+    from plans.runtime.state import RolloutState
 
     if state == RolloutState.PROMOTED:
         return EXIT_PROMOTED

@@ -21,13 +21,13 @@ from client import schedules
 from client.connection import task_queue
 from client.freezes import add_freeze, calendar_freezes, recent_removals, remove_freeze
 from plans import RolloutError
-from plans.freezes import (
+from plans.governance.freezes import (
     ALL_SERVICES,
     FreezeRemoval,
     FreezeRequest,
 )
-from plans.inputs import ScheduledRollout
-from plans.windows import zone
+from plans.governance.windows import zone
+from plans.runtime.inputs import ScheduledRollout
 from starter.render import out
 from starter.server import connect_client
 

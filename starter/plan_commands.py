@@ -17,8 +17,8 @@ from plans.errors import PlanError
 from plans.release_plan import ReleasePlan, load_any
 
 if TYPE_CHECKING:
+    from plans.governance.windows import Windows
     from plans.plan import Plan
-    from plans.windows import Windows
     from starter.answers import ValidRelease, ValidRollout
 
 

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from plans import RolloutStatus, format_duration
-from plans.release import ReleaseCommandRecord, ReleaseState, ReleaseStatus, TargetState
+from plans.runtime.release import ReleaseCommandRecord, ReleaseState, ReleaseStatus, TargetState
 from starter.exits import EXIT_ABORTED, EXIT_PROMOTED, EXIT_ROLLED_BACK
 
 

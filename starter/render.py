@@ -18,8 +18,8 @@ from plans import (
     Verdict,
     format_duration,
 )
-from plans.approvals import who
-from plans.traffic import ObservedStatus, TrafficReading
+from plans.governance.approvals import who
+from plans.runtime.traffic import ObservedStatus, TrafficReading
 from starter.console import err as err
 from starter.console import out as out
 from starter.traffic import share

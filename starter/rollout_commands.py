@@ -14,9 +14,9 @@ from client.api import Rollouts, Started, running_rollouts
 from client.records import TemporalRecords
 from client.runs import NoSuchRollout, workflow_id
 from plans import Plan, RolloutError
-from plans.approvals import who
-from plans.release import ReleaseCommandRecord
+from plans.governance.approvals import who
 from plans.release_plan import ReleasePlan, load_any
+from plans.runtime.release import ReleaseCommandRecord
 from starter import answers, release_commands, release_view, render, traffic
 from starter.exits import EXIT_ERROR, EXIT_FROM_RECORDS, exit_code, records_exit_code
 from starter.render import err, out

@@ -32,7 +32,7 @@ from plans import (
     ShiftRequest,
     TrafficSplit,
 )
-from plans.traffic import ObservedStatus, TrafficReading
+from plans.runtime.traffic import ObservedStatus, TrafficReading
 
 ROUTER_READ_BOUND = timedelta(seconds=2)
 """How long `rollout status` waits for the router: a status stays quick when one is away."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from activities.identity import ALLOWED_SIGNERS_ENV, GROUPS_ENV, REQUIRE_ENV
-from plans.approvals import SIGNING_NAMESPACE
+from plans.governance.approvals import SIGNING_NAMESPACE
 
 
 @dataclass

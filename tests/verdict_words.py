@@ -7,7 +7,7 @@ from datetime import datetime
 
 from activities.judge import Side, judge_gate
 from plans import Gate, GateOutcome, Verdict
-from plans.progress import RolloutProgress
+from plans.runtime.progress import RolloutProgress
 from workflows.rollout import decisions
 
 

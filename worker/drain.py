@@ -1,7 +1,7 @@
 """Before a worker polls: no run on its task queue was written by another history version.
 
 A worker replays a run with its own workflow code, which reads only the histories of its
-own version (``plans.versions``). So running rollouts drain before an upgrade past a history
+own version (``plans.runtime.versions``). So running rollouts drain before an upgrade past a history
 version: the worker refuses to start while runs of another version (or runs recorded before
 versions, which carry none) run on its task queue, and names them (docs/upgrading.md).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from plans.versions import HISTORY_MEMO_KEY, HISTORY_VERSION, WORKFLOW_TYPES
+from plans.runtime.versions import HISTORY_MEMO_KEY, HISTORY_VERSION, WORKFLOW_TYPES
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecution

@@ -279,7 +279,7 @@ def _runtime() -> Runtime | None:
         return None
     from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-    from plans.metric_names import BUCKETS
+    from plans.runtime.metric_names import BUCKETS
 
     metrics = PrometheusConfig(bind_address=address, histogram_bucket_overrides=BUCKETS)
     return Runtime(telemetry=TelemetryConfig(metrics=metrics))

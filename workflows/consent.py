@@ -1,9 +1,10 @@
 """Going forward takes a verified person: a workflow's side of signed commands.
 
 The worker checks a signature in a local activity (``activities.identity``), since workflow
-code may not run ssh-keygen; the rules (``plans.approvals``) decide on what it found. Only
-forward commands take this path: the worker may require a signature of every one, even
-where the plan names no approvers. Rollouts and releases share it, each with its own ledger.
+code may not run ssh-keygen; the rules (``plans.governance.approvals``) decide on what it
+found. Only forward commands take this path: the worker may require a signature of every
+one, even where the plan names no approvers. Rollouts and releases share it, each with its
+own ledger.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.identity import verify_command
     from plans import OperatorCommand
-    from plans.approvals import (
+    from plans.governance.approvals import (
         COUNTED,
         FORWARD,
         START,

@@ -18,9 +18,8 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.identity import verify_command
-    from plans import messages
-    from plans.approvals import FREEZE_REMOVE, ApprovalRule, Origin, ProofRequest, judge
-    from plans.freezes import (
+    from plans.governance.approvals import FREEZE_REMOVE, ApprovalRule, Origin, ProofRequest, judge
+    from plans.governance.freezes import (
         FREEZE_CALENDAR_ID,
         MAX_FREEZES,
         CalendarRecord,
@@ -29,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         FreezeRequest,
         RemovedFreeze,
     )
+    from plans.runtime import messages
     from workflows.runs import record_history_version
 
 UPDATES_PER_RUN = 500

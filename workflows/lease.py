@@ -26,7 +26,8 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.owners import WATCH_FOR, Owners
     from activities.rollout import notify, read_traffic, shift_traffic
-    from plans import OwnerEnd, ShiftRequest, TargetClaim, messages
+    from plans import OwnerEnd, ShiftRequest, TargetClaim
+    from plans.runtime import messages
     from workflows.failures import CANARY_GONE, error_type, root_message
     from workflows.runs import record_history_version
 

@@ -8,7 +8,7 @@ from typing import NoReturn, Protocol, TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 
-from plans.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
+from plans.runtime.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
 
 
 class Carried(Protocol):

@@ -16,8 +16,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.scheduling import ScheduledStarts
-    from plans import messages
-    from plans.inputs import ScheduledRollout
+    from plans.runtime import messages
+    from plans.runtime.inputs import ScheduledRollout
     from workflows.runs import record_history_version
 
 

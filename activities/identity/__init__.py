@@ -23,8 +23,8 @@ from temporalio import activity
 
 from activities.identity.base import SignatureRefused, Verifier
 from activities.identity.sshsig import SshSignatures
-from plans.approvals import PRINCIPAL, SEE, ProofAnswer, ProofRequest
 from plans.files import UnreadableFile, read_small_text
+from plans.governance.approvals import PRINCIPAL, SEE, ProofAnswer, ProofRequest
 
 ALLOWED_SIGNERS_ENV = "ROLLOUT_ALLOWED_SIGNERS"
 GROUPS_ENV = "ROLLOUT_APPROVER_GROUPS"

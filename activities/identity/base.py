@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from plans.approvals import Signer
+from plans.governance.approvals import Signer
 
 
 class SignatureRefused(Exception):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from activities.identity.base import SignatureRefused
 from client.programs import run_bounded
-from plans.approvals import SEE, SIGNING_NAMESPACE, Signer
+from plans.governance.approvals import SEE, SIGNING_NAMESPACE, Signer
 
 SSH_KEYGEN = "ssh-keygen"
 TIMEOUT_S = 10.0

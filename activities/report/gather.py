@@ -19,11 +19,11 @@ from activities.report import series
 from activities.report.model import CheckMark, Facts, Report, Shift, StageSpan, TimelineEntry
 from client import calls, history
 from plans import Plan, RolloutStatus, TrafficSplit, Verdict
-from plans.approvals import who
-from plans.checks import Observation
-from plans.inputs import RolloutInput
-from plans.messages import CHECKS, LOOK, ROLLOUT_STATUS, SHIFT_TRAFFIC
-from plans.state import CommandRecord, ShiftRequest
+from plans.governance.approvals import who
+from plans.runtime.checks import Observation
+from plans.runtime.inputs import RolloutInput
+from plans.runtime.messages import CHECKS, LOOK, ROLLOUT_STATUS, SHIFT_TRAFFIC
+from plans.runtime.state import CommandRecord, ShiftRequest
 
 QUERY_TIMEOUT = timedelta(seconds=3)
 

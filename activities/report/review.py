@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from activities.report.gather import build, read_runs
 from activities.report.model import Report
 from client import runs
-from plans.visibility import ROLLOUT_WORKFLOW, rollout_workflow_id
+from plans.runtime.visibility import ROLLOUT_WORKFLOW, rollout_workflow_id
 
 MAX_RUNS = 500
 

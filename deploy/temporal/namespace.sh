@@ -1,5 +1,5 @@
 #!/bin/sh
-# The namespace rollouts run in and the search attributes they publish (plans/visibility.py),
+# The namespace rollouts run in and the search attributes they publish (plans/runtime/visibility.py),
 # run by temporalio/admin-tools once the server answers (deploy/compose.production.yml,
 # service temporal-setup). What exists already is left as it is.
 # Needs TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE; NAMESPACE_RETENTION (default 720h, 30 days).

@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.hooks import call_hook, smoke_check
-from plans.hook_signing import signature_headers
+from plans.governance.hook_signing import signature_headers
 from plans.hooks import Hook, HookAnswer, HookCall, HookPayload, Smoke, verify_signature
 
 from .conftest import HTTPRecorder, Received, free_port, reply, serve

@@ -30,7 +30,7 @@ from plans import (
     WebhookChannel,
     gate_from,
 )
-from plans.checks import CheckRequest
+from plans.runtime.checks import CheckRequest
 
 from .conftest import HAProxy, HTTPRecorder, Prometheus, free_port
 

@@ -25,8 +25,8 @@ from activities.routers.haproxy import HAProxyRuntime
 from client import releases
 from devstack.fleet import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from plans import CommandKind, HAProxyRouter, OperatorCommand, TrafficSplit
-from plans.release import ReleaseCommand, ReleaseResult, ReleaseState, TargetState
 from plans.release_plan import parse_release_plan
+from plans.runtime.release import ReleaseCommand, ReleaseResult, ReleaseState, TargetState
 from tests.faults.chaos import AdminGate, kill9
 from tests.faults.restart import restart
 from tests.stack.conftest import ANY_PORTS, missing_binaries

@@ -17,7 +17,8 @@ from temporalio.client import Client, WorkflowFailureError
 import devstack
 from benchmarks.scale_out import scale_out
 from client import operations
-from plans import CommandKind, OperatorCommand, metric_names
+from plans import CommandKind, OperatorCommand
+from plans.runtime import metric_names
 from tests.faults.chaos import baking, eventually, quick_plan, until
 
 pytestmark = pytest.mark.integration

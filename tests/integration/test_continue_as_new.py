@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from client import operations
 from plans import GateOutcome, RolloutState
-from plans.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
+from plans.runtime.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
 from tests.workflow.conftest import Doubles, make_plan, verdicts
 from workflows.rollout import RolloutWorkflow
 
@@ -57,7 +57,7 @@ async def test_rollout_continues_as_new_when_the_server_suggests_it() -> None:
                 status = await operations.status(env.client, plan.service)
         first = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
         events = [e async for e in first.fetch_history_events()]
-        # The new run carries the history version the first one recorded (plans.versions).
+        # The new run carries the history version the first one recorded (plans.runtime.versions).
         latest = await env.client.get_workflow_handle(handle.id).describe()
         assert (await latest.memo()).get(HISTORY_MEMO_KEY) == HISTORY_VERSION
     assert result.state == RolloutState.PROMOTED

@@ -25,7 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from plans.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
+from plans.runtime.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
 from worker.main import EXIT_OTHER_VERSIONS, EXIT_STOPPED
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from activities.routers.haproxy import HAProxyRuntime
 from client import releases
 from devstack.fleet import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from plans import HAProxyRouter, TrafficSplit
-from plans.release import ReleaseResult, ReleaseState, TargetState
 from plans.release_plan import parse_release_plan
+from plans.runtime.release import ReleaseResult, ReleaseState, TargetState
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 from tests.status_cli import flat, rollout_status, status_json
 

@@ -24,9 +24,9 @@ from activities.routers.haproxy import HAProxyRuntime
 from client import operations, schedules
 from client.freezes import calendar_freezes
 from plans import RolloutState
-from plans.freezes import FreezeRequest
-from plans.inputs import ScheduledRollout
-from plans.windows import zone
+from plans.governance.freezes import FreezeRequest
+from plans.governance.windows import zone
+from plans.runtime.inputs import ScheduledRollout
 from starter import governance
 from tests.integration.conftest import fast_plan
 from tests.integration.test_status import rollout

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plans import Gate, GateOutcome, Verdict, gate_from
-from plans.progress import RolloutProgress
+from plans.runtime.progress import RolloutProgress
 from tests.verdict_words import record_verdicts
 from workflows.rollout.decisions import MAX_SHADOW_KEPT, judge_checks
 

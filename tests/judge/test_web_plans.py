@@ -9,7 +9,7 @@ import pytest
 
 from demo.example_plans import TASK_SUCCESS
 from plans import PlanError, parse_plan
-from plans.checks import GateCheck
+from plans.runtime.checks import GateCheck
 from plans.sources import WebSource
 
 TASKS = {"kind": "web", "url": "http://127.0.0.1:8090/tasks?version=$target&window=$window"}

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from devstack.processes import LOCALHOST, choose_ports
-from plans.metric_names import EXPORTED, HISTOGRAMS
-from plans.visibility import ROLLOUT_ATTRIBUTES
+from plans.runtime.metric_names import EXPORTED, HISTOGRAMS
+from plans.runtime.visibility import ROLLOUT_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

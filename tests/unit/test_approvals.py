@@ -22,7 +22,7 @@ from activities.identity import (
 from client import signing
 from devstack.trust import write_dev_trust
 from plans import CommandRecord
-from plans.approvals import (
+from plans.governance.approvals import (
     MAX_NONCES_KEPT,
     MAX_SKEW,
     ApprovalLedger,
@@ -36,7 +36,7 @@ from plans.approvals import (
     count_approval,
     judge,
 )
-from plans.freezes import Freeze, RemovedFreeze
+from plans.governance.freezes import Freeze, RemovedFreeze
 from starter.render import command_table
 from tests.keys import Keys, made_keys, trusting
 from tests.unit.test_render import status, text_of

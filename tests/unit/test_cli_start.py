@@ -65,7 +65,7 @@ def test_validate_loads_the_plan_models_only(tmp_path: Path) -> None:
     assert code == 0
     assert "plans.plan" in modules and "plans.release_plan" in modules
     assert not tops(modules) & set(HEAVY), sorted(tops(modules) & set(HEAVY))
-    assert "plans.state" not in modules and "client.records" not in modules
+    assert "plans.runtime.state" not in modules and "client.records" not in modules
 
 
 def test_an_invalid_plan_still_exits_2_with_its_problems(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from plans import (
     Verdict,
     parse_plan,
 )
-from plans.progress import BakeClock, GateRecord, RolloutProgress
+from plans.runtime.progress import BakeClock, GateRecord, RolloutProgress
 from tests.verdict_words import record_verdicts
 from workflows.rollout import decisions
 

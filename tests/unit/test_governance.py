@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from plans import RolloutError, RolloutState, RolloutStatus
-from plans.freezes import Freeze, FreezeRequest, freeze_holding
+from plans.governance.freezes import Freeze, FreezeRequest, freeze_holding
 from starter import governance
 from starter.cli import run_command
 from starter.render import headline, window_line

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from plans.hook_signing import (
+from plans.governance.hook_signing import (
     message_id,
     secret_key,
     sign,

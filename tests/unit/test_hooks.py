@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from plans import RolloutState, RolloutStatus, parse_plan
-from plans.hook_signing import signature_headers
+from plans.governance.hook_signing import signature_headers
 from plans.hooks import Hook, HookPayload, payload_body, sign, verify_signature
-from plans.state import AuditEvent
+from plans.runtime.state import AuditEvent
 from starter.render import audit_table
 from tests.unit.test_plans import minimal, only_problem
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from plans.inputs import RolloutInput
-from plans.progress import RolloutProgress
+from plans.runtime.inputs import RolloutInput
+from plans.runtime.progress import RolloutProgress
 from tests.workflow.conftest import make_plan
 
 

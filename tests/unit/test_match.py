@@ -17,7 +17,7 @@ from demo.example_plans import demo_plan
 from devstack.configs import render_haproxy
 from devstack.info import DEFAULT_PORTS, stack_info
 from plans import HAProxyRouter, PlanError, RequestMatch, TrafficSplit, parse_plan
-from plans.progress import RolloutProgress
+from plans.runtime.progress import RolloutProgress
 from starter import render
 from starter.cli import main
 from workflows.rollout.status import sentence, status_of

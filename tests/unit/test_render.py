@@ -10,7 +10,7 @@ from rich.console import Console
 
 from client.operations import HistoryLine, PendingActivity, TemporalRecords
 from plans import CommandRecord, GateOutcome, RolloutState, RolloutStatus, Verdict
-from plans.state import AuditEvent
+from plans.runtime.state import AuditEvent
 from starter import render
 
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -15,9 +15,9 @@ from rich.console import Console
 
 from client.records import TemporalRecords, asked_of
 from plans import RolloutState, RolloutStatus, ShiftRequest, TrafficSplit, parse_plan
-from plans.inputs import RolloutInput
-from plans.progress import BakeClock, RolloutProgress, TargetHold
-from plans.traffic import ObservedStatus, Restore, TrafficReading
+from plans.runtime.inputs import RolloutInput
+from plans.runtime.progress import BakeClock, RolloutProgress, TargetHold
+from plans.runtime.traffic import ObservedStatus, Restore, TrafficReading
 from starter import render, traffic
 from workflows.rollout.status import status_of
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from plans import PlanError, parse_plan
-from plans.windows import Windows, never_opens, opening_text, zone
+from plans.governance.windows import Windows, never_opens, opening_text, zone
 
 BERLIN_TUESDAY = {
     "days": ["tue"],

@@ -37,9 +37,9 @@ from plans import (
     Verdict,
     parse_plan,
 )
-from plans.checks import CheckRequest, Observation
-from plans.freezes import Freeze
-from plans.state import ReportRequest
+from plans.governance.freezes import Freeze
+from plans.runtime.checks import CheckRequest, Observation
+from plans.runtime.state import ReportRequest
 from workflows.lease import TargetLease
 from workflows.rollout import RolloutWorkflow
 

@@ -28,11 +28,11 @@ from plans import (
     TrafficSplit,
     Verdict,
 )
-from plans.checks import CheckRequest, Observation
-from plans.freezes import Freeze
-from plans.release import ReleaseInput, ReleaseStatus
+from plans.governance.freezes import Freeze
 from plans.release_plan import ReleasePlan, parse_release_plan
-from plans.state import ReportRequest
+from plans.runtime.checks import CheckRequest, Observation
+from plans.runtime.release import ReleaseInput, ReleaseStatus
+from plans.runtime.state import ReportRequest
 from tests.workflow.conftest import skip, verdicts
 from workflows.release import ReleaseWorkflow
 from workflows.rollout import RolloutWorkflow

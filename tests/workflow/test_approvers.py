@@ -32,10 +32,10 @@ from plans import (
     RolloutError,
     RolloutState,
 )
-from plans.approvals import FREEZE_REMOVE, CommandClaim
-from plans.freezes import FREEZE_CALENDAR_ID, Freeze, FreezeRemoval, FreezeRequest
-from plans.release import ReleaseCommand, ReleaseState
+from plans.governance.approvals import FREEZE_REMOVE, CommandClaim
+from plans.governance.freezes import FREEZE_CALENDAR_ID, Freeze, FreezeRemoval, FreezeRequest
 from plans.release_plan import ReleasePlan
+from plans.runtime.release import ReleaseCommand, ReleaseState
 from starter import governance
 from tests.keys import Keys, made_keys, trusting
 from tests.workflow.conftest import Doubles, make_plan, skip

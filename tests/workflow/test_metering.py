@@ -22,8 +22,8 @@ from plans import (
     OperatorCommand,
     RolloutState,
     TrafficSplit,
-    metric_names,
 )
+from plans.runtime import metric_names
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import rolled_back, settle, status_of, until
 from workflows.rollout import RolloutWorkflow

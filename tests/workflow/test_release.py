@@ -15,7 +15,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 
 from plans import CommandKind, GateOutcome, OperatorCommand
-from plans.release import ReleaseCommand, ReleaseResult, ReleaseState, TargetState
+from plans.runtime.release import ReleaseCommand, ReleaseResult, ReleaseState, TargetState
 from tests.workflow.conftest import skip, verdicts
 from tests.workflow.fleet_doubles import (
     FleetDoubles,

@@ -18,7 +18,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from plans.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
+from plans.runtime.versions import HISTORY_MEMO_KEY, HISTORY_VERSION
 from worker.main import workflow_runner
 from workflows.rollout import RolloutWorkflow
 

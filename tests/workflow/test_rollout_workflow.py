@@ -24,7 +24,7 @@ from plans import (
     ShiftRequest,
     TrafficSplit,
 )
-from plans.progress import RolloutProgress, TargetHold
+from plans.runtime.progress import RolloutProgress, TargetHold
 from tests.workflow.conftest import IGNORES_MISSING_DATA, Doubles, make_plan, skip, verdicts
 from workflows.rollout import RolloutWorkflow
 

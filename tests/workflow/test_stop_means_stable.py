@@ -19,8 +19,8 @@ from temporalio.worker import Worker
 from client.operations import start_rollout
 from plans import Notification, RolloutState, ShiftRequest, TrafficSplit
 from plans.hooks import HookCall
-from plans.inputs import RolloutInput
-from plans.visibility import ROLLOUT_WORKFLOW
+from plans.runtime.inputs import RolloutInput
+from plans.runtime.visibility import ROLLOUT_WORKFLOW
 from tests.workflow.conftest import Doubles, make_plan, skip
 from tests.workflow.test_hooks import Receiver, hook
 from tests.workflow.test_rollout_workflow import settle, status_of, until

@@ -19,8 +19,8 @@ from activities.identity import verify_command
 from client.freezes import calendar_freezes
 from client.operations import CommandRefused, send_command, start_rollout
 from plans import CommandKind, GateOutcome, OperatorCommand, Plan, RolloutError, RolloutState
-from plans.freezes import Freeze, FreezeRequest
-from plans.windows import zone
+from plans.governance.freezes import Freeze, FreezeRequest
+from plans.governance.windows import zone
 from starter import governance
 from tests.workflow.conftest import Doubles, make_plan, skip, verdicts
 from tests.workflow.test_rollout_workflow import finish, rolled_back, settle, status_of, until

@@ -17,11 +17,17 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from plans import RolloutResult, RolloutState
-    from plans.approvals import ParentRelease
-    from plans.inputs import RolloutInput
-    from plans.release import RESTORE_SUFFIX, ReleaseInput, ReleaseProgress, TargetRun, TargetState
+    from plans.governance.approvals import ParentRelease
     from plans.release_plan import restore_plan
-    from plans.visibility import RELEASE, TARGET
+    from plans.runtime.inputs import RolloutInput
+    from plans.runtime.release import (
+        RESTORE_SUFFIX,
+        ReleaseInput,
+        ReleaseProgress,
+        TargetRun,
+        TargetState,
+    )
+    from plans.runtime.visibility import RELEASE, TARGET
     from workflows.failures import root_message
     from workflows.release.log import ReleaseLog
     from workflows.rollout import RolloutWorkflow

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from plans.release import (
+from plans.release_plan import ReleasePlan
+from plans.runtime.release import (
     RELEASE_WIDE,
     ReleaseCommand,
     ReleaseProgress,
@@ -12,8 +13,7 @@ from plans.release import (
     TargetState,
     WaveStatus,
 )
-from plans.release_plan import ReleasePlan
-from plans.state import CommandKind
+from plans.runtime.state import CommandKind
 
 # Commands a target's own rollout takes, when the release forwards them with --target.
 FORWARDED = frozenset(

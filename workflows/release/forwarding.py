@@ -12,7 +12,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.fanout import signal_targets
     from plans import OperatorCommand
-    from plans.release import TargetSignals
+    from plans.runtime.release import TargetSignals
     from workflows.failures import root_message
 
 FAN_OUT_RETRY = RetryPolicy(

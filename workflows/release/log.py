@@ -12,9 +12,14 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from plans.release import ReleaseCommandRecord, ReleaseInput, ReleaseProgress, ReleaseState
-    from plans.state import AuditEvent
-    from plans.visibility import RELEASE, SERVICE, STATE, VERSION
+    from plans.runtime.release import (
+        ReleaseCommandRecord,
+        ReleaseInput,
+        ReleaseProgress,
+        ReleaseState,
+    )
+    from plans.runtime.state import AuditEvent
+    from plans.runtime.visibility import RELEASE, SERVICE, STATE, VERSION
 
 MAX_EVENTS_KEPT = 300
 MAX_COMMANDS_KEPT = 100

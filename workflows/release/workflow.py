@@ -25,8 +25,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from plans import messages
-    from plans.release import (
+    from plans.runtime import messages
+    from plans.runtime.release import (
         ReleaseCommand,
         ReleaseCommandRecord,
         ReleaseInput,

@@ -21,8 +21,8 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
         format_duration,
     )
-    from plans.checks import CheckRequest, Observation
-    from plans.progress import RolloutProgress
+    from plans.runtime.checks import CheckRequest, Observation
+    from plans.runtime.progress import RolloutProgress
     from workflows.failures import root_message
     from workflows.rollout import clock, decisions
     from workflows.rollout.target import Target

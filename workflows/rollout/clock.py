@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from plans import RolloutState
-from plans.progress import BakeClock, RolloutProgress
+from plans.runtime.progress import BakeClock, RolloutProgress
 
 
 def elapsed(clock: BakeClock, now: datetime) -> float:

@@ -12,9 +12,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from plans import CommandKind, CommandRecord, OperatorCommand, Plan
-    from plans.approvals import ParentRelease
-    from plans.progress import RolloutProgress
-    from plans.state import AuditEvent
+    from plans.governance.approvals import ParentRelease
+    from plans.runtime.progress import RolloutProgress
+    from plans.runtime.state import AuditEvent
     from workflows.consent import Consent
     from workflows.rollout import decisions, metering
 

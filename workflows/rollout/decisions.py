@@ -24,7 +24,7 @@ from plans import (
     Verdict,
     format_duration,
 )
-from plans.progress import RolloutProgress
+from plans.runtime.progress import RolloutProgress
 from workflows.rollout import clock
 
 MAX_COMMANDS_KEPT = 200

@@ -15,8 +15,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.reports import ReportWriter
-    from plans.progress import RolloutProgress
-    from plans.state import ReportRequest
+    from plans.runtime.progress import RolloutProgress
+    from plans.runtime.state import ReportRequest
     from workflows.failures import root_message
 
 REPORT_TIMEOUT = timedelta(minutes=2)

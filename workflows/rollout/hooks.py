@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         HookPoint,
         VerdictBrief,
     )
-    from plans.progress import RolloutProgress
+    from plans.runtime.progress import RolloutProgress
     from workflows.failures import root_message
     from workflows.rollout import decisions
     from workflows.rollout.commands import CommandLog

@@ -13,7 +13,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from plans import CommandRecord, Plan, RolloutState, Verdict
-    from plans.metric_names import (
+    from plans.runtime.metric_names import (
         CANARY_WEIGHT,
         CHECKS,
         COMMANDS,
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         STARTED,
         VERDICTS,
     )
-    from plans.progress import RolloutProgress
+    from plans.runtime.progress import RolloutProgress
 
 
 def _count(name: str, description: str, **labels: str) -> None:

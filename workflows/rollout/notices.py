@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         StageBrief,
         Verdict,
     )
-    from plans.progress import RolloutProgress
+    from plans.runtime.progress import RolloutProgress
     from workflows.failures import root_message
     from workflows.rollout.status import stages_line
 

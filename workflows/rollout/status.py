@@ -23,9 +23,9 @@ from plans import (
 )
 from plans.bluegreen import KEEP_BLUE, PREVIEW
 from plans.durations import format_duration
-from plans.progress import RolloutProgress
-from plans.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT
-from plans.windows import opening_text
+from plans.governance.windows import opening_text
+from plans.runtime.progress import RolloutProgress
+from plans.runtime.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT
 from workflows.rollout import decisions
 
 

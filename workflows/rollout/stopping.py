@@ -13,8 +13,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from plans import Plan, RolloutResult, RolloutState
-    from plans.inputs import RolloutInput
-    from plans.progress import RolloutProgress
+    from plans.runtime.inputs import RolloutInput
+    from plans.runtime.progress import RolloutProgress
     from workflows.rollout.ending import write_report
     from workflows.rollout.hooks import Hooks
     from workflows.rollout.notices import Notices

@@ -31,9 +31,9 @@ with workflow.unsafe.imports_passed_through():
         TrafficSplit,
     )
     from plans.plan import written_hosts
-    from plans.progress import RolloutProgress
+    from plans.runtime.progress import RolloutProgress
+    from plans.runtime.visibility import service_of
     from plans.variables import named_variables
-    from plans.visibility import service_of
     from workflows.failures import CANARY_GONE, error_type, root_message
     from workflows.rollout import metering
     from workflows.rollout.commands import CommandLog

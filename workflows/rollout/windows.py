@@ -2,7 +2,7 @@
 
 Rollbacks never wait.
 
-The arithmetic is ``plans.windows``; this module keeps the rollout's side of it: whether
+The arithmetic is ``plans.governance.windows``; this module keeps the rollout's side of it: whether
 the next increase may happen now, what the rollout says while it waits, the durable timer
 to the opening (with the plan's jitter, drawn from the workflow's deterministic random),
 and an operator's override, which lets one increase through.
@@ -25,9 +25,9 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.freezes import FreezeReader
     from plans import CommandRecord, EventKind, Plan, RolloutState
-    from plans.freezes import Freeze, freeze_holding
-    from plans.progress import RolloutProgress
-    from plans.windows import opening_text
+    from plans.governance.freezes import Freeze, freeze_holding
+    from plans.governance.windows import opening_text
+    from plans.runtime.progress import RolloutProgress
     from workflows.rollout.commands import CommandLog
     from workflows.rollout.notices import Notices
     from workflows.rollout.status import Board

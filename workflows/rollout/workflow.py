@@ -24,10 +24,10 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         Verdict,
         format_duration,
-        messages,
     )
-    from plans.inputs import RolloutInput
-    from plans.progress import RolloutProgress
+    from plans.runtime import messages
+    from plans.runtime.inputs import RolloutInput
+    from plans.runtime.progress import RolloutProgress
     from workflows.failures import root_message
     from workflows.rollout import clock, decisions, metering
     from workflows.rollout.checking import discount_unobserved, observe_and_judge
@@ -67,7 +67,7 @@ class RolloutWorkflow(Stopping):
         self._commands = CommandLog(plan, progress, input.release)
         self._board = Board(plan, progress, input.visibility)
         self._notices = Notices(plan, progress)
-        # The run's parts, each writing its own part of the progress (plans/progress.py).
+        # The run's parts, each writing its own part of the progress (plans/runtime/progress.py).
         parts = (plan, progress, self._commands, self._notices, self._board)
         self._target = Target(*parts)
         self._windows = Windows(*parts)

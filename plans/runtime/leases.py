@@ -11,8 +11,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from plans.notices import Notification
-from plans.state import ShiftRequest
+from plans.runtime.notices import Notification
+from plans.runtime.state import ShiftRequest
 
 
 class TargetClaim(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from plans.approvals import ParentRelease
+from plans.governance.approvals import ParentRelease
 from plans.plan import Plan
-from plans.progress import RolloutProgress
+from plans.runtime.progress import RolloutProgress
 
 CHECKS_PER_RUN = 500
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from plans.approvals import ApprovalLedger
-from plans.approvals import who as sender
+from plans.governance.approvals import ApprovalLedger
+from plans.governance.approvals import who as sender
 from plans.release_plan import ReleasePlan
-from plans.state import AuditEvent, CommandKind, OperatorCommand
+from plans.runtime.state import AuditEvent, CommandKind, OperatorCommand
 
 WAVES_PER_RUN = 10
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, model_validator
 
 from plans import text
-from plans.approvals import ApprovalLedger, SignedCommand, who
+from plans.governance.approvals import ApprovalLedger, SignedCommand, who
 
 FREEZE_CALENDAR_ID = "rollout-freezes"
 ALL_SERVICES = "*"

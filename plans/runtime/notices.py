@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from plans.notify import Channel, EventKind
-from plans.state import Verdict
+from plans.runtime.state import Verdict
 
 
 class StageBrief(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from plans.state import AuditEvent, RolloutStatus, TrafficSplit
+from plans.runtime.state import AuditEvent, RolloutStatus, TrafficSplit
 
 
 class Restore(BaseModel):
@@ -41,5 +41,6 @@ class ObservedStatus(RolloutStatus):
     traffic: TrafficReading | None = None
 
 
-# RolloutStatus names AuditEvent before plans.state defines it; the subclass resolves it here.
+# RolloutStatus names AuditEvent before plans.runtime.state defines it; the subclass
+# resolves it here.
 ObservedStatus.model_rebuild(_types_namespace={"AuditEvent": AuditEvent})

@@ -7,8 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from plans.gates import Gate, GateBase
+from plans.runtime.state import ShiftRequest, TrafficSplit, Verdict
 from plans.sources import MetricsSource
-from plans.state import ShiftRequest, TrafficSplit, Verdict
 
 
 class GateCheck(BaseModel):

@@ -12,10 +12,17 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from plans.approvals import ApprovalLedger
-from plans.freezes import Freeze
+from plans.governance.approvals import ApprovalLedger
+from plans.governance.freezes import Freeze
 from plans.match import RequestMatch
-from plans.state import AuditEvent, CommandRecord, Compensation, GateAction, RolloutState, Verdict
+from plans.runtime.state import (
+    AuditEvent,
+    CommandRecord,
+    Compensation,
+    GateAction,
+    RolloutState,
+    Verdict,
+)
 
 
 class BakeClock(BaseModel):

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plans.approvals import SignedCommand
+from plans.governance.approvals import SignedCommand
 from plans.match import RequestMatch
 from plans.routers import Router
 
@@ -58,7 +58,7 @@ class OperatorCommand(BaseModel):
     kind: CommandKind
     by: str = Field(default="unknown", max_length=200)
     reason: str = Field(default="", max_length=2000)
-    signed: SignedCommand | None = None  # with the sender's SSH key (plans.approvals)
+    signed: SignedCommand | None = None  # with the sender's SSH key (plans.governance.approvals)
 
 
 class CommandRecord(BaseModel):

@@ -12,19 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from plans.approvals import SignedCommand
-from plans.freezes import Freeze, FreezeRequest, RemovedFreeze
-from plans.inputs import RolloutInput, ScheduledRollout
-from plans.leases import TargetClaim
-from plans.release import (
+from plans.governance.approvals import SignedCommand
+from plans.governance.freezes import Freeze, FreezeRequest, RemovedFreeze
+from plans.runtime.inputs import RolloutInput, ScheduledRollout
+from plans.runtime.leases import TargetClaim
+from plans.runtime.release import (
     ReleaseCommand,
     ReleaseCommandRecord,
     ReleaseInput,
     ReleaseResult,
     ReleaseStatus,
 )
-from plans.state import CommandRecord, OperatorCommand, RolloutResult, RolloutStatus
-from plans.visibility import RELEASE_WORKFLOW, ROLLOUT_WORKFLOW
+from plans.runtime.state import CommandRecord, OperatorCommand, RolloutResult, RolloutStatus
+from plans.runtime.visibility import RELEASE_WORKFLOW, ROLLOUT_WORKFLOW
 
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
