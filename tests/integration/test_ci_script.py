@@ -21,7 +21,8 @@ from client import operations
 from plans import CommandKind, OperatorCommand, RolloutError, RolloutState
 from tests.integration.test_scripting import LONG, QUICK, ended, plan_file
 
-pytestmark = pytest.mark.integration
+# A whole rollout a test, each bounded by BOUND_S: room for a busy machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docs" / "examples" / "rollout-ci.sh"
