@@ -17,7 +17,12 @@ from typing import Any
 from activities import anytime, anytime_latency
 from activities.judge.measurements import Measurements, Side
 from activities.judge.reader import Reader
-from activities.judge.verdicts import Inconclusive, because, enough_samples, stable_of
+from activities.judge.verdicts import (
+    Inconclusive,
+    enough_samples,
+    hits_per_step,
+    stable_of,
+)
 from plans import GateOutcome, SequentialGate, Verdict
 
 MAX_POINTS = 10_000
@@ -211,22 +216,7 @@ def _rebinned(
 
 
 def _hits(gate: SequentialGate, side: Side, who: str) -> tuple[list[float], list[float]]:
-    if side.points is None:
-        raise Inconclusive(f"{who}{side.reason or 'no data'}")
-    if side.counts is None:
-        raise Inconclusive(f"{who}no request count per step{because(side.samples_reason)}")
-    enough_samples(gate, side, who)
-    hits, totals = [], []
-    for rate, count in zip(side.points, side.counts, strict=True):
-        if not math.isfinite(count) or count <= 0 or not math.isfinite(rate):
-            continue
-        if not 0 <= rate <= 1:
-            raise Inconclusive(
-                f"{who}{rate:g} is not a proportion between 0 and 1: a rate test needs a"
-                " ratio query (bad / all requests)"
-            )
-        hits.append(rate * count)
-        totals.append(count)
+    hits, totals = hits_per_step(gate, side, who, "a rate test")
     if not totals:
         raise Inconclusive(f"{who}no step with requests since the stage began")
     return hits, totals

@@ -13,7 +13,13 @@ from typing import Any
 from activities import stats
 from activities.judge.measurements import Measurements, Side
 from activities.judge.reader import Reader
-from activities.judge.verdicts import Inconclusive, because, enough_samples, pair, stable_of
+from activities.judge.verdicts import (
+    Inconclusive,
+    enough_samples,
+    hits_per_step,
+    pair,
+    stable_of,
+)
 from plans import GateOutcome, StatisticalGate, Verdict
 
 
@@ -141,22 +147,7 @@ def _points(gate: StatisticalGate, side: Side, who: str) -> list[float]:
 
 def _hits(gate: StatisticalGate, side: Side, who: str) -> tuple[list[float], list[float]]:
     """Hits and requests per usable step (a rate times its step's request count)."""
-    if side.points is None:
-        raise Inconclusive(f"{who}{side.reason or 'no data'}")
-    if side.counts is None:
-        raise Inconclusive(f"{who}no request count per step{because(side.samples_reason)}")
-    enough_samples(gate, side, who)
-    hits, totals = [], []
-    for rate, count in zip(side.points, side.counts, strict=True):
-        if not math.isfinite(count) or count <= 0 or not math.isfinite(rate):
-            continue
-        if not 0 <= rate <= 1:
-            raise Inconclusive(
-                f"{who}{rate:g} is not a proportion between 0 and 1: the two-proportion"
-                " test needs a ratio query (bad / all requests)"
-            )
-        hits.append(rate * count)
-        totals.append(count)
+    hits, totals = hits_per_step(gate, side, who, "the two-proportion test")
     if len(totals) < gate.min_points:
         raise Inconclusive(
             f"{who}{len(totals)} step(s) with requests, the two-proportion test needs"

@@ -67,6 +67,33 @@ def enough_samples(gate: GateBase, side: Side, who: str) -> None:
         )
 
 
+def hits_per_step(
+    gate: GateBase, side: Side, who: str, test: str
+) -> tuple[list[float], list[float]]:
+    """Hits and requests per usable step (a rate times its step's request count).
+
+    Inconclusive without points, without counts, below min_samples, or when a rate is no
+    proportion (``test`` names what needs a ratio query, for the message).
+    """
+    if side.points is None:
+        raise Inconclusive(f"{who}{side.reason or 'no data'}")
+    if side.counts is None:
+        raise Inconclusive(f"{who}no request count per step{because(side.samples_reason)}")
+    enough_samples(gate, side, who)
+    hits, totals = [], []
+    for rate, count in zip(side.points, side.counts, strict=True):
+        if not math.isfinite(count) or count <= 0 or not math.isfinite(rate):
+            continue
+        if not 0 <= rate <= 1:
+            raise Inconclusive(
+                f"{who}{rate:g} is not a proportion between 0 and 1: {test} needs a"
+                " ratio query (bad / all requests)"
+            )
+        hits.append(rate * count)
+        totals.append(count)
+    return hits, totals
+
+
 def requests(samples: float | None) -> str:
     """``, 1,234 requests`` when the count is known."""
     return f", {samples:,.0f} requests" if samples is not None and math.isfinite(samples) else ""

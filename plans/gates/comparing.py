@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from plans.gates.base import GateBase
+from plans.durations import Duration
+from plans.gates.base import GateBase, whole_seconds
 
 Direction = Literal["increase", "decrease", "either"]
 
@@ -54,3 +56,17 @@ class ComparingGate(GateBase):
         if self.direction == "decrease":
             return f">= {down}"
         return f">= {down} and <= {up}"
+
+
+class SteppedGate(ComparingGate):
+    """A comparing gate judged by a test over one point per step, at a confidence."""
+
+    confidence: float = Field(default=0.98, gt=0.5, lt=1.0)
+    step: Duration = Field(
+        default=timedelta(seconds=10), description="one point per step ($window in it)"
+    )
+
+    @field_validator("step")
+    @classmethod
+    def _whole_seconds(cls, v: timedelta) -> timedelta:
+        return whole_seconds(v)

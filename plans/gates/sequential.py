@@ -12,32 +12,18 @@ than that in its last window is inconclusive.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
-
-from plans.durations import Duration
-from plans.gates.base import whole_seconds
-from plans.gates.comparing import ComparingGate
+from plans.gates.comparing import SteppedGate
 
 SequentialTest = Literal["rate", "latency"]
 
 
-class SequentialGate(ComparingGate):
+class SequentialGate(SteppedGate):
     """The canary must not be shown, at any look, to be worse than the stable allows."""
 
     kind: Literal["sequential"] = "sequential"
     test: SequentialTest | None = None
-    confidence: float = Field(default=0.98, gt=0.5, lt=1.0)
-    step: Duration = Field(
-        default=timedelta(seconds=10), description="one point per step ($window in it)"
-    )
-
-    @field_validator("step")
-    @classmethod
-    def _whole_seconds(cls, v: timedelta) -> timedelta:
-        return whole_seconds(v)
 
     def _problems(self) -> list[str]:
         problems = super()._problems()

@@ -8,14 +8,10 @@ of ``samples_query`` gives each step's counts), ``mann-whitney`` for latency-lik
 from __future__ import annotations
 
 import math
-from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
-
-from plans.durations import Duration, format_duration
-from plans.gates.base import whole_seconds
-from plans.gates.comparing import ComparingGate
+from plans.durations import format_duration
+from plans.gates.comparing import SteppedGate
 
 StatTest = Literal["mann-whitney", "two-proportion"]
 TWO_PROPORTION_MIN_POINTS = 3
@@ -30,20 +26,11 @@ def mann_whitney_min_points(confidence: float, direction: str) -> int:
     return n
 
 
-class StatisticalGate(ComparingGate):
+class StatisticalGate(SteppedGate):
     """The canary must not be confidently worse than the stable allows."""
 
     kind: Literal["statistical"] = "statistical"
     test: StatTest | None = None
-    confidence: float = Field(default=0.98, gt=0.5, lt=1.0)
-    step: Duration = Field(
-        default=timedelta(seconds=10), description="one point per step ($window in it)"
-    )
-
-    @field_validator("step")
-    @classmethod
-    def _whole_seconds(cls, v: timedelta) -> timedelta:
-        return whole_seconds(v)
 
     def _problems(self) -> list[str]:
         problems = super()._problems()
