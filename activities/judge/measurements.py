@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from activities.metrics.reading import Series
+
 
 @dataclass(frozen=True)
 class Side:
@@ -39,3 +41,14 @@ class Measurements:
     stable: Side | None = None
     query: str = ""
     at: datetime | None = None
+
+
+def rates_with_counts(rates: Series, counts: Series) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each step's rate and the request count of that same step, for the steps both have."""
+    per_step = dict(zip(counts.times, counts.values or (), strict=True))
+    pairs = [
+        (value, per_step[time])
+        for time, value in zip(rates.times, rates.values or (), strict=True)
+        if time in per_step
+    ]
+    return tuple(v for v, _ in pairs), tuple(c for _, c in pairs)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from activities import anytime, anytime_latency
-from activities.judge.measurements import Measurements, Side
+from activities.judge.measurements import Measurements, Side, rates_with_counts
 from activities.judge.reader import Reader
 from activities.judge.verdicts import (
     Inconclusive,
@@ -52,17 +52,8 @@ def _rates(
     counted = reader.series(samples_query, first, at, step_s)
     if series.values is None or counted.values is None:
         return Side(reason=series.reason, samples_reason=counted.reason)
-    per_step = dict(zip(counted.times, counted.values, strict=True))
-    pairs = [
-        (value, per_step[time])
-        for time, value in zip(series.times, series.values, strict=True)
-        if time in per_step
-    ]
-    return Side(
-        points=tuple(v for v, _ in pairs),
-        counts=tuple(c for _, c in pairs),
-        samples=_recent(gate, [c for _, c in pairs], step_s),
-    )
+    points, counts = rates_with_counts(series, counted)
+    return Side(points=points, counts=counts, samples=_recent(gate, list(counts), step_s))
 
 
 def _histogram(

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from activities import stats
-from activities.judge.measurements import Measurements, Side
+from activities.judge.measurements import Measurements, Side, rates_with_counts
 from activities.judge.reader import Reader
 from activities.judge.verdicts import (
     Inconclusive,
@@ -46,18 +46,8 @@ def _steps(gate: StatisticalGate, reader: Reader, target: str, at: datetime) -> 
     if series.values is None or gate.test != "two-proportion":
         return Side(points=series.values, reason=series.reason, samples=samples)
     # Each rate is weighed by the request count of its own step.
-    per_step = dict(zip(counted.times, counted.values, strict=True))
-    pairs = [
-        (value, per_step[time])
-        for time, value in zip(series.times, series.values, strict=True)
-        if time in per_step
-    ]
-    return Side(
-        points=tuple(value for value, _ in pairs),
-        counts=tuple(count for _, count in pairs),
-        reason=series.reason,
-        samples=samples,
-    )
+    points, counts = rates_with_counts(series, counted)
+    return Side(points=points, counts=counts, reason=series.reason, samples=samples)
 
 
 def judge(gate: StatisticalGate, m: Measurements, base: dict[str, Any]) -> Verdict:
