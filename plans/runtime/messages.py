@@ -107,6 +107,9 @@ SCHEDULED_START = WorkflowType[ScheduledRollout, str]("ScheduledStart", str)
 # (the report, and `rollout status` when no worker answers) meet them there as names.
 SHIFT_TRAFFIC = "shift_traffic"
 READ_TRAFFIC = "read_traffic"
+# An experiment's variants at set shares (plans/runtime/shares.py).
+SET_VARIANT_SHARES = "set_variant_shares"
+READ_VARIANT_SHARES = "read_variant_shares"
 CHECK_GATES = "check_gates"
 LOOK = "look"
 NOTIFY = "notify"
