@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from activities import anytime, anytime_latency
+from activities.judge import improvement
 from activities.judge.measurements import Measurements, Side, rates_with_counts
 from activities.judge.reader import Reader
 from activities.judge.verdicts import (
@@ -91,10 +92,17 @@ def _recent(gate: SequentialGate, per_step: list[float], step_s: float) -> float
 
 
 def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdict:
-    """Fail when the always-valid p-value is below 1 - confidence."""
+    """Fail when the always-valid p-value is below 1 - confidence.
+
+    With ``direction: improve``, pass only once the gain is shown at that confidence
+    (``activities.judge.improvement``), inconclusive until then; fail as ever when the
+    canary is confidently worse than its allowance.
+    """
     base["test"] = f"sequential {gate.test}"
     stable = stable_of(gate, m)
     alpha = 1 - gate.confidence
+    gain = gate.improvement()
+    test: improvement.Test
     if gate.test == "latency":
         c_steps, bounds = _steps(gate, m.canary, "canary: ")
         s_steps, s_bounds = _steps(gate, stable, "stable: ")
@@ -103,39 +111,93 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
             bounds = tuple(sorted(set(bounds) | set(s_bounds)))
             c_steps = _rebinned(c_steps, m.canary.bounds or (), bounds)
             s_steps = _rebinned(s_steps, stable.bounds or (), bounds)
-        try:
-            found = anytime_latency.distribution_test(
+
+        def test(direction: str, factor: float, margin: float) -> anytime.Sequential:
+            return anytime_latency.distribution_test(
                 c_steps,
                 s_steps,
                 bounds,
-                factor=gate.factor,
-                margin=gate.margin,
-                direction=gate.direction,
+                factor=factor,
+                margin=margin,
+                direction=direction,
                 alpha=alpha,
             )
-        except anytime_latency.OneBucket as why:
-            if sum(map(sum, c_steps)) + sum(map(sum, s_steps)) < 2 * anytime.TAIL_COUNT:
-                raise Inconclusive(str(why)) from None
-            # Plenty of requests, all in one bucket: nothing the buckets can show moved.
-            return Verdict(outcome=GateOutcome.PASS, reason=str(why), **base)
-        except ValueError as why:
-            raise Inconclusive(str(why)) from None
+
         n_c, n_s = sum(map(sum, c_steps)), sum(map(sum, s_steps))
     else:
         c_hits, c_n = _hits(gate, m.canary, "canary: ")
         s_hits, s_n = _hits(gate, stable, "stable: ")
-        found = anytime.rate_test(
-            c_hits,
-            c_n,
-            s_hits,
-            s_n,
-            factor=gate.factor,
-            margin=gate.margin,
-            direction=gate.direction,
-            alpha=alpha,
-        )
+
+        def test(direction: str, factor: float, margin: float) -> anytime.Sequential:
+            return anytime.rate_test(
+                c_hits,
+                c_n,
+                s_hits,
+                s_n,
+                factor=factor,
+                margin=margin,
+                direction=direction,
+                alpha=alpha,
+            )
+
         n_c, n_s = sum(c_n), sum(s_n)
-    return verdict_of(gate, found, base, n_c, n_s)
+    try:
+        if gain is not None:
+            found = improvement.judged(
+                test,
+                gain,
+                harm=gate.harm_direction,
+                factor=gate.factor,
+                margin=gate.margin,
+                alpha=alpha,
+            )
+            return improvement_verdict(gate, found, base, n_c, n_s)
+        return verdict_of(gate, test(gate.direction, gate.factor, gate.margin), base, n_c, n_s)
+    except anytime_latency.OneBucket as why:
+        if n_c + n_s < 2 * anytime.TAIL_COUNT or gain is not None:
+            # Nothing the buckets can show moved: no harm, and no gain either.
+            raise Inconclusive(str(why)) from None
+        # Plenty of requests, all in one bucket: nothing the buckets can show moved.
+        return Verdict(outcome=GateOutcome.PASS, reason=str(why), **base)
+    except ValueError as why:
+        raise Inconclusive(str(why)) from None
+
+
+def improvement_verdict(
+    gate: SequentialGate,
+    found: improvement.Improved,
+    base: dict[str, Any],
+    n_c: float,
+    n_s: float,
+) -> Verdict:
+    """Pass when the gain is shown, inconclusive until it is, fail when the canary is worse.
+
+    ``improvement of 5% not shown: rate x0.97 [x0.93, x1.01] vs target x0.95 (...)``.
+    """
+    if found.outcome == "worse":
+        return verdict_of(gate, found.found, base, n_c, n_s)
+    shown = found.outcome == "shown"
+    f, alpha = found.found, 1 - gate.confidence
+    base |= {"value": f.canary, "canary": f.canary, "stable": f.stable}
+    change = gate.describe_change(f.ratio, f.low, f.high)
+    why = (
+        f"improvement of {gate.by} {found.outcome}: {f.name} {change}"
+        f" vs {gate.describe_goal(f.stable)} (canary {gate.show(f.canary)} vs stable"
+        f" {gate.show(f.stable)}): p={f.p_value:.2g} {'<' if shown else '>='} {alpha:.2g}"
+        f" at any look, {n_c:,.0f} vs {n_s:,.0f} requests since the stage began"
+    )
+    if f.note:
+        why += f"; {f.note}"
+    return Verdict(
+        outcome=GateOutcome.PASS if shown else GateOutcome.INCONCLUSIVE,
+        reason=why,
+        statistic=f.statistic,
+        p_value=f.p_value,
+        effect=f.ratio,
+        effect_low=f.low,
+        effect_high=f.high,
+        **base,
+    )
 
 
 def verdict_of(

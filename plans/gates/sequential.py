@@ -7,12 +7,14 @@ the whole stage, so ``failure_limit`` can stay at 1. ``test: rate`` reads a rati
 histogram's bucket counts per ``step``, ``query`` answering one series per ``le`` (e.g.
 ``sum by (le) (increase(..._bucket{...}[$window]))``), and judges its quantiles from p50
 to p99. ``window`` is how far back ``min_samples`` counts: a canary with fewer requests
-than that in its last window is inconclusive.
+than that in its last window is inconclusive. With ``direction: improve`` the gate passes
+only once the canary is shown better ``by`` its target (``plans.gates.comparing``), and is
+inconclusive until then.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from plans.gates.comparing import SteppedGate
 
@@ -24,6 +26,8 @@ class SequentialGate(SteppedGate):
 
     kind: Literal["sequential"] = "sequential"
     test: SequentialTest | None = None
+
+    improves: ClassVar[bool] = True
 
     def _problems(self) -> list[str]:
         problems = super()._problems()
@@ -38,6 +42,10 @@ class SequentialGate(SteppedGate):
                 " rate into counts"
             )
         return problems
+
+    @property
+    def counts_a_rate(self) -> bool:
+        return self.test == "rate"
 
     @property
     def queries_per_check(self) -> int:
