@@ -145,6 +145,7 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     # Imported here: the activities bring matplotlib and numpy, which `--help` does not need.
     from temporalio.worker import Worker
 
+    from activities.experiment import EXPERIMENT_ACTIVITIES
     from activities.fanout import signal_targets
     from activities.freezes import FreezeReader
     from activities.identity import verify_command
@@ -164,6 +165,7 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
         workflows=[RolloutWorkflow, TargetLease, FreezeCalendar, ScheduledStart, ReleaseWorkflow],
         activities=[
             *ALL_ACTIVITIES,
+            *EXPERIMENT_ACTIVITIES,
             signal_targets,
             verify_command,
             *TargetLeases(client).activities(),

@@ -11,10 +11,11 @@ from activities.routers.envoy import EnvoyRuntime
 from activities.routers.flagd import FlagdFile
 from activities.routers.haproxy import HAProxyRuntime
 from plans import Router, TrafficSplit
+from plans.runtime.shares import VariantShares
 
 
 class TrafficRouter(Protocol):
-    """Moves traffic between a stable and a canary server."""
+    """Moves traffic between a stable and a canary server, or over an experiment's variants."""
 
     def set_split(self, stable: str, canary: str, split: TrafficSplit) -> TrafficSplit:
         """Set both servers' weights, read them back and return what the router now has."""
@@ -22,6 +23,14 @@ class TrafficRouter(Protocol):
 
     def get_split(self, stable: str, canary: str) -> TrafficSplit:
         """Read both servers' current weights."""
+        ...
+
+    def set_shares(self, shares: VariantShares) -> VariantShares:
+        """Route each variant its share (2-4 variants), read back and return what it routes."""
+        ...
+
+    def get_shares(self, names: list[str]) -> VariantShares:
+        """The named variants' current shares, in percent."""
         ...
 
 

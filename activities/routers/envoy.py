@@ -18,6 +18,7 @@ import httpx
 
 from activities.errors import RouterError, RouterRefused, RouterUnreachable
 from plans import EnvoyRouter, TrafficSplit
+from plans.runtime.shares import VariantShares
 from plans.text import SAFE_NAME
 
 _MAX_ANSWER = 8 << 20  # a config dump of a large Envoy is a few megabytes
@@ -64,6 +65,20 @@ class EnvoyRuntime:
         """The two clusters' weights as Envoy routes now (runtime keys, else the config's)."""
         self._check_clusters(stable, canary)
         return self._split(stable, canary, None)
+
+    def set_shares(self, shares: VariantShares) -> VariantShares:
+        """Refused: an experiment's variants run behind HAProxy or a flagd flag."""
+        raise self._no_experiments()
+
+    def get_shares(self, names: list[str]) -> VariantShares:
+        """Refused, as ``set_shares``."""
+        raise self._no_experiments()
+
+    def _no_experiments(self) -> RouterRefused:
+        return RouterRefused(
+            f"{self.spec.describe()}: experiments need an haproxy router (each variant a"
+            " server of one backend) or a flagd router (each variant a variant of one flag)"
+        )
 
     def _split(self, stable: str, canary: str, defaults: TrafficSplit | None) -> TrafficSplit:
         values = self.runtime_values()

@@ -38,7 +38,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from activities.errors import RouterError, RouterRefused, RouterUnreachable
+from activities.routers import flagd_shares
 from plans import FlagdRouter, RequestMatch, TrafficSplit
+from plans.runtime.shares import VariantShares
 from plans.text import quote, some
 
 MAX_FILE_BYTES = 16 << 20
@@ -88,6 +90,24 @@ class FlagdFile:
             canary_weight=weights[canary],
             match=_match_of(targeting, self),
         )
+
+    def set_shares(self, shares: VariantShares) -> VariantShares:
+        """Write the variants' shares as the flag's targeting (see ``flagd_shares``), read back."""
+        with self._locked():
+            document = self._read()
+            flagd_shares.write(document, self.flag, self.path, shares)
+            self._write(document)
+        after = self.get_shares(list(shares.shares))
+        if after != shares:
+            raise RouterError(
+                f"{self.spec.describe()} holds {after.describe()} right after being set to"
+                f" {shares.describe()}: something else is rewriting this flag"
+            )
+        return after
+
+    def get_shares(self, names: list[str]) -> VariantShares:
+        """The named variants' shares of the users, as the file says now."""
+        return flagd_shares.read(self._read(), self.flag, self.path, names)
 
     # -- the file -------------------------------------------------------------------------------
 

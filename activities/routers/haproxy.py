@@ -16,8 +16,9 @@ from activities.errors import (
     RouterUnreachable,
     ServerMissing,
 )
-from activities.routers import haproxy_match
+from activities.routers import haproxy_match, haproxy_shares
 from plans import HAProxyRouter, RequestMatch, TrafficSplit
+from plans.runtime.shares import VariantShares
 from plans.text import SAFE_NAME
 
 _WEIGHT = re.compile(r"^(\d+) \(initial (\d+)\)$")
@@ -100,6 +101,14 @@ class HAProxyRuntime:
     def _get_weights(self, stable: str, canary: str) -> TrafficSplit:
         stable_weight, canary_weight = self.get_weights(stable, canary)
         return TrafficSplit(stable_weight=stable_weight, canary_weight=canary_weight)
+
+    def set_shares(self, shares: VariantShares) -> VariantShares:
+        """Weight each variant's server by its share (see ``haproxy_shares``) and read back."""
+        return haproxy_shares.set_shares(self, shares)
+
+    def get_shares(self, names: list[str]) -> VariantShares:
+        """The named variants' shares, from their servers' weights."""
+        return haproxy_shares.get_shares(self, names)
 
     # -- the match map ----------------------------------------------------------------------
 
