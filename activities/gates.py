@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from activities import judge
+from activities.judge.evidence import with_evidence
 from activities.judge.measurements import Measurements, Side
 from activities.judge.reader import ATTEMPTS, BACKOFF_S, Reader, time_budget
 from activities.metrics import MetricProvider
@@ -38,7 +39,8 @@ def evaluate(
     verdicts: list[Verdict] = []
     for gate in gates:
         measured = judge.measure(gate, reader, _now())
-        verdicts.append(judge.judge(gate, measured))
+        # What the stage has against what it needs: for the rollout, not for the benchmark.
+        verdicts.append(with_evidence(gate, measured, judge.judge(gate, measured)))
         progress()
     return verdicts
 

@@ -46,6 +46,7 @@ class EventKind(StrEnum):
     DRIFT = "drift"
     HOOK_FAILED = "hook_failed"
     OVERRIDDEN = "overridden"
+    BAKE_EXTENDED = "bake_extended"
 
     @property
     def severity(self) -> Severity:
@@ -56,6 +57,7 @@ SEVERITIES: dict[EventKind, Severity] = {
     EventKind.STARTED: Severity.INFO,
     EventKind.STAGE_PASSED: Severity.INFO,
     EventKind.PROMOTED: Severity.INFO,
+    EventKind.BAKE_EXTENDED: Severity.INFO,
     # Someone has to act, or look.
     EventKind.AWAITING_APPROVAL: Severity.WARNING,
     EventKind.PAUSED: Severity.WARNING,
@@ -85,6 +87,7 @@ WEBHOOK_EVENTS = frozenset(
         EventKind.RESTORE_FAILING,
         EventKind.DRIFT,
         EventKind.OVERRIDDEN,  # new with windows: no older plan heard it, so nothing changes
+        EventKind.BAKE_EXTENDED,  # new with max_bake: likewise
     }
 )
 

@@ -35,6 +35,11 @@ class Stage(Strict):
         description="longest the stage may run (paused time excluded) before on_deadline acts",
     )
     on_deadline: Literal["pause", "rollback", "notify"] = "pause"
+    max_bake: Duration | None = Field(
+        default=None,
+        description="how long the bake may run on while its gates lack the samples to judge"
+        " (inconclusive, or short of the requests their test needs); then the stage pauses",
+    )
     abort_after: Duration | None = Field(
         default=None,
         description="end the rollout aborted when the stage has not completed this long after"
@@ -79,6 +84,11 @@ class Stage(Strict):
 
     @model_validator(mode="after")
     def _deadline(self) -> Stage:
+        if self.max_bake is not None and self.max_bake <= self.bake:
+            raise ValueError(
+                f"max_bake {format_duration(self.max_bake)} is not longer than the bake"
+                f" {format_duration(self.bake)}: set it above the bake, or remove it"
+            )
         if self.abort_after is not None and self.abort_after <= self.bake:
             raise ValueError(
                 f"abort_after {format_duration(self.abort_after)} is not longer than the bake"

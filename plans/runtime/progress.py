@@ -9,6 +9,7 @@ command log), and where traffic is (``workflows.rollout.target``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -39,6 +40,10 @@ class BakeClock(BaseModel):
         default=None, description="when the router and gates were last looked at in this stage"
     )
     deadline_acted_stage: int = -1
+    extension: Literal["", "extended", "over"] = Field(
+        default="",
+        description="the stage's bake past its end, up to max_bake: extended, or over",
+    )
 
 
 class GateRecord(BaseModel):

@@ -165,6 +165,17 @@ class Verdict(BaseModel):
     effect: float | None = None
     effect_low: float | None = None
     effect_high: float | None = None
+    evidence: float | None = Field(
+        default=None, description="sequential gates: the canary's requests since the stage began"
+    )
+    evidence_needed: float | None = Field(
+        default=None,
+        description="the canary requests the test needs to show the regression it is tuned to"
+        " find (evidence_target), at this split and rate; None when unknown or out of reach",
+    )
+    evidence_target: float | None = Field(
+        default=None, description="that regression, as canary / stable (a rate or a latency ratio)"
+    )
 
     def explain(self) -> str:
         shown = "no value" if self.value is None else f"{self.value:.6g}"

@@ -206,6 +206,7 @@ EXPECTED: dict[EventKind, list[str]] = {
     EventKind.DRIFT: ["drifted", "error-rate is failing"],
     EventKind.HOOK_FAILED: ["a hook failed at half", "Reason: error-rate is failing"],
     EventKind.OVERRIDDEN: ["release window or freeze was overridden", "error-rate is failing"],
+    EventKind.BAKE_EXTENDED: ["the bake of half (50%) was extended", "error-rate is failing"],
 }
 
 

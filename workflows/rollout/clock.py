@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from plans import RolloutState
+from plans import RolloutState, Stage
 from plans.runtime.progress import BakeClock, RolloutProgress
 
 
@@ -29,6 +29,7 @@ def enter(clock: BakeClock, now: datetime, paused: bool, check_every: timedelta)
     clock.next_check_at = now + check_every
     clock.checks = 0
     clock.last_check_at = now
+    clock.extension = ""
 
 
 def next_stage(progress: RolloutProgress) -> None:
@@ -37,6 +38,24 @@ def next_stage(progress: RolloutProgress) -> None:
     progress.clock.elapsed_s = 0.0
     progress.clock.running_since = None
     progress.clock.checks = 0
+    progress.clock.extension = ""
+
+
+def bake_s(stage: Stage, clock: BakeClock) -> float:
+    """The stage's bake in seconds: up to its ``max_bake`` while the bake is extended."""
+    if clock.extension == "extended" and stage.max_bake is not None:
+        return stage.max_bake.total_seconds()
+    return stage.bake.total_seconds()
+
+
+def extend(clock: BakeClock) -> None:
+    """The bake runs on past its end, up to the stage's ``max_bake``."""
+    clock.extension = "extended"
+
+
+def end_extension(clock: BakeClock) -> None:
+    """The extended bake is over (its gates have their samples, or ``max_bake`` came)."""
+    clock.extension = "over"
 
 
 def stop(clock: BakeClock, now: datetime) -> None:

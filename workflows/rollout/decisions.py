@@ -68,7 +68,7 @@ def bake_elapsed(progress: RolloutProgress, now: datetime) -> float:
 
 def bake_remaining(plan: Plan, progress: RolloutProgress, now: datetime) -> float:
     stage = current_stage(plan, progress)
-    return max(stage.bake.total_seconds() - bake_elapsed(progress, now), 0.0)
+    return max(clock.bake_s(stage, progress.clock) - bake_elapsed(progress, now), 0.0)
 
 
 # A check may start late by this much (a busy worker, a slow query) before the wait

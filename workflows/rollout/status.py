@@ -26,7 +26,7 @@ from plans.durations import format_duration
 from plans.governance.windows import opening_text
 from plans.runtime.progress import RolloutProgress
 from plans.runtime.visibility import SERVICE, STAGE, STATE, VERSION, WEIGHT
-from workflows.rollout import decisions
+from workflows.rollout import clock, decisions
 
 
 def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutStatus:
@@ -50,9 +50,9 @@ def status_of(plan: Plan, progress: RolloutProgress, now: datetime) -> RolloutSt
         canary_weight=p.canary_weight,
         canary_match=p.canary_match.describe() if p.canary_match else "",
         paused=p.paused,
-        bake_total_s=stage.bake.total_seconds(),
+        bake_total_s=clock.bake_s(stage, p.clock),  # up to max_bake while extended
         bake_elapsed_s=elapsed,
-        bake_remaining_s=max(stage.bake.total_seconds() - elapsed, 0.0) if running else 0.0,
+        bake_remaining_s=max(clock.bake_s(stage, p.clock) - elapsed, 0.0) if running else 0.0,
         awaiting_approval=p.state == RolloutState.AWAITING_APPROVAL,
         verdicts=p.gates.verdicts,
         failure_streaks=p.gates.failure_streaks,

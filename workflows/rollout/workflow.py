@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.runtime.inputs import RolloutInput
     from plans.runtime.progress import RolloutProgress
     from workflows.failures import root_message
-    from workflows.rollout import clock, decisions, metering
+    from workflows.rollout import clock, decisions, extension, metering
     from workflows.rollout.checking import discount_unobserved, observe_and_judge
     from workflows.rollout.commands import CommandLog
     from workflows.rollout.decisions import Abort as _Abort
@@ -148,9 +148,8 @@ class RolloutWorkflow(Stopping):
             self._audit("keep", keep_blue_text(self._plan))
         progress.shifted_stage = progress.stage_index
         clock.enter(progress.clock, workflow.now(), progress.paused, stage.check_every)
-        self._audit(
-            "stage", f"{decisions.describe_stage(self._plan, progress.stage_index)} started"
-        )
+        where = decisions.describe_stage(self._plan, progress.stage_index)
+        self._audit("stage", f"{where} started")
 
     async def _watch(self, stage: Stage, until: Until) -> None:
         """Check on schedule and follow commands until ``until`` holds or a promote comes.
@@ -170,6 +169,7 @@ class RolloutWorkflow(Stopping):
             if now >= progress.clock.next_check_at:
                 await self._check(stage)
                 continue
+            await extension.watch(self._plan, progress, now, until, self._audit, self._notices)
             if until(self._plan, progress, now):
                 return
             if decisions.deadline_passed(self._plan, progress, now):

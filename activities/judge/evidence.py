@@ -1,0 +1,122 @@
+"""How much evidence a sequential gate has in a stage, against how much it needs.
+
+A sequential gate passes while its test has not shown the canary worse than allowed: early
+in a stage, or at low traffic, that is a pass with little behind it. Each verdict therefore
+says how many canary requests the stage has so far (``evidence``) and how many its test
+needs to show the regression it is tuned to find beyond the allowance (``evidence_needed``,
+``evidence_target``; ``activities.power``), at the split between the versions and the
+stable's rate (or latency distribution) the check measured. `rollout status` shows both,
+and a stage with ``max_bake`` bakes on while a gate has less than it needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+from activities import power
+from activities.judge.measurements import Measurements, Side
+from plans import GateBase, Verdict
+
+Found = tuple[float, float | None, float | None]  # evidence, needed, target
+
+
+def with_evidence(gate: GateBase, measured: Measurements, verdict: Verdict) -> Verdict:
+    """The verdict with its evidence, for a sequential gate whose data allows it; else as is.
+
+    Never fails a check: data too thin to say how much is needed leaves the fields unset.
+    """
+    test = getattr(gate, "test", None)
+    direction = getattr(gate, "direction", "")
+    if gate.kind != "sequential" or measured.stable is None:
+        return verdict
+    if direction not in ("increase", "decrease", "either"):
+        return verdict
+    try:
+        if test == "latency":
+            found = _latency(gate, measured.canary, measured.stable)
+        else:
+            found = _rate(gate, measured.canary, measured.stable)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return verdict
+    if found is None:
+        return verdict
+    evidence, needed, target = found
+    return verdict.model_copy(
+        update={"evidence": evidence, "evidence_needed": needed, "evidence_target": target}
+    )
+
+
+def _rate(gate: GateBase, canary: Side, stable: Side) -> Found | None:
+    c_n = _total(canary.counts)
+    if stable.points is None or stable.counts is None:
+        return None
+    pairs = [
+        (r, n)
+        for r, n in zip(stable.points, stable.counts, strict=False)
+        if math.isfinite(r) and math.isfinite(n) and n > 0 and 0 <= r <= 1
+    ]
+    s_n = sum(n for _, n in pairs)
+    if c_n <= 0 or s_n <= 0:
+        return c_n, None, None
+    rate = max(sum(r * n for r, n in pairs) / s_n, 0.5 / (s_n + 1))
+    factor, margin, direction, alpha = _rule(gate)
+    target = power.targeted("rate", factor, direction, margin / rate)
+    if target <= 0:
+        return c_n, None, None  # a fall to nothing is all the allowance leaves: no target
+    share = s_n / c_n
+
+    def shows(n: float) -> bool:
+        return power.rate_shown(
+            target,
+            n,
+            n * share,
+            rate,
+            factor=factor,
+            margin=margin,
+            direction=direction,
+            alpha=alpha,
+        )
+
+    return c_n, power.requests_needed(shows), target
+
+
+def _latency(gate: GateBase, canary: Side, stable: Side) -> Found | None:
+    if canary.histogram is None or stable.histogram is None or stable.bounds is None:
+        return None
+    c_n = sum(sum(step) for step in canary.histogram)
+    shares = [sum(column) for column in zip(*stable.histogram, strict=True)]
+    s_n = sum(shares)
+    if c_n <= 0 or s_n <= 0 or len(shares) != len(stable.bounds):
+        return c_n, None, None
+    factor, margin, direction, alpha = _rule(gate)
+    target = power.targeted("latency", factor, direction)
+    bounds, share = list(stable.bounds), s_n / c_n
+
+    def shows(n: float) -> bool:
+        return power.latency_shown(
+            target,
+            n,
+            n * share,
+            bounds,
+            shares,
+            factor=factor,
+            margin=margin,
+            direction=direction,
+            alpha=alpha,
+        )
+
+    return c_n, power.requests_needed(shows), target
+
+
+def _rule(gate: GateBase) -> tuple[float, float, str, float]:
+    """The gate's allowance, direction and level: what its test is asked with."""
+    return (
+        float(getattr(gate, "factor", 1.0)),
+        float(getattr(gate, "margin", 0.0)),
+        str(getattr(gate, "direction", "increase")),
+        1 - float(getattr(gate, "confidence", 0.98)),
+    )
+
+
+def _total(counts: tuple[float, ...] | None) -> float:
+    return sum(c for c in counts or () if math.isfinite(c) and c > 0)
