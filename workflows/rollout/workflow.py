@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.runtime.inputs import RolloutInput
     from plans.runtime.progress import RolloutProgress
     from workflows.failures import root_message
-    from workflows.rollout import clock, decisions, extension, metering
+    from workflows.rollout import clock, decisions, extension, gains, metering
     from workflows.rollout.checking import discount_unobserved, observe_and_judge
     from workflows.rollout.commands import CommandLog
     from workflows.rollout.decisions import Abort as _Abort
@@ -272,7 +272,7 @@ class RolloutWorkflow(Stopping):
         progress = self._progress
         for changed in changed_verdicts(progress, verdicts):
             self._audit("verdict", changed)
-        actions = decisions.judge_checks(progress, gates, verdicts)
+        actions = gains.judge_checks(self._plan, progress, gates, verdicts, workflow.now())
         for shadow in progress.gates.shadow_actions:
             if shadow.check == progress.checks:
                 self._audit("dry-run", f"gate {shadow.gate} would {shadow.action}: {shadow.reason}")
