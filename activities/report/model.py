@@ -25,6 +25,9 @@ class CheckMark(BaseModel):
     canary: float | None = None
     stable: float | None = None
     reason: str = ""
+    effect: float | None = Field(default=None, description="canary / stable, sequential gates")
+    effect_low: float | None = None
+    effect_high: float | None = None
 
 
 class StageSpan(BaseModel):
@@ -68,6 +71,12 @@ class BaselineRow(BaseModel):
     limit: str = ""
     met: bool | None = None
     unit: str = ""
+    effect: str = Field(
+        default="", description="the change with its interval: x0.97 [x0.93, x1.01], -3.0% [..]"
+    )
+    target: str = Field(
+        default="", description="what the change is held to: allowed x1.2, target x0.95"
+    )
 
 
 class Incident(BaseModel):

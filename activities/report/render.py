@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from activities.report import plots
-from activities.report.model import Report
+from activities.report.model import BaselineRow, Report
 from activities.storage import owned_folder, write_whole
 from plans import format_duration
 from plans.gates.base import format_value
@@ -85,7 +85,9 @@ def render(template: str, report: Report, images: dict[str, str]) -> str:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    environment.filters.update(value=_value, change=_change, met=_met, clock=_clock, span=_span)
+    environment.filters.update(
+        value=_value, change=_change, effect=_effect, met=_met, clock=_clock, span=_span
+    )
     return environment.get_template(template).render(r=report, images=images)
 
 
@@ -95,6 +97,10 @@ def _value(value: float | None, unit: str = "") -> str:
 
 def _change(change: float | None) -> str:
     return "n/a" if change is None else f"{change * 100:+.1f}%"
+
+
+def _effect(row: BaselineRow) -> str:
+    return f"{row.effect} vs {row.target}" if row.effect else "n/a"
 
 
 def _met(met: bool | None) -> str:

@@ -42,6 +42,9 @@ def gates(plan: Plan, checks: list[tuple[datetime, list[Verdict]]]) -> list[Gate
                 canary=v.canary if v.canary is not None else v.value,
                 stable=v.stable,
                 reason=v.reason,
+                effect=v.effect,
+                effect_low=v.effect_low,
+                effect_high=v.effect_high,
             )
             for at, verdicts in checks
             for v in verdicts
@@ -67,9 +70,14 @@ def limit_of(gate: Gate, stable: float | None) -> float | None:
     if isinstance(gate, ComparingGate):
         if stable is None:
             return None
-        if gate.direction == "decrease":
-            return stable / gate.factor - gate.margin
-        return stable * gate.factor + gate.margin
+        # A gate asking for a gain is drawn against the target the canary has to reach.
+        gain = gate.improvement()
+        direction, factor, margin = (
+            gain[:3] if gain is not None else (gate.harm_direction, gate.factor, gate.margin)
+        )
+        if direction == "decrease":
+            return stable / factor - margin
+        return stable * factor + margin
     return None
 
 
@@ -82,9 +90,9 @@ def met(gate: Gate, canary: float | None, stable: float | None) -> bool | None:
     if isinstance(gate, ComparingGate) and stable is not None:
         up = stable * gate.factor + gate.margin
         down = stable / gate.factor - gate.margin
-        if gate.direction == "increase":
+        if gate.harm_direction == "increase":
             return canary <= up
-        if gate.direction == "decrease":
+        if gate.harm_direction == "decrease":
             return canary >= down
         return down <= canary <= up
     return None
@@ -156,7 +164,12 @@ def _limit_series(gate: Gate, series: GateSeries, start: datetime, end: datetime
 def baseline(
     plan: Plan, all_series: list[GateSeries], at: datetime | None = None
 ) -> list[BaselineRow]:
-    """Per gate, the canary against the stable at its last check (up to ``at``)."""
+    """Per gate, the canary against the stable at its last check (up to ``at``).
+
+    A gate whose verdicts carry an effect (sequential ones) shows it with its interval
+    against what it is held to: its allowance, or its target for a gain.
+    """
+    by_name = {g.name: g for g in plan.gates}
     rows = []
     for series in all_series:
         marks = [c for c in series.checks if at is None or c.at <= at]
@@ -181,9 +194,23 @@ def baseline(
                 if last is None or last.outcome == "inconclusive"
                 else last.outcome == "pass",
                 unit=series.unit,
+                **_effect(by_name.get(series.gate), last, stable),
             )
         )
     return rows
+
+
+def _effect(gate: Gate | None, last: CheckMark | None, stable: float | None) -> dict[str, str]:
+    """The row's effect with its interval, and its allowance or target, when measured."""
+    if not isinstance(gate, ComparingGate) or last is None or last.effect is None:
+        return {}
+    low, high = last.effect_low, last.effect_high
+    if low is None or high is None or not math.isfinite(low + high):
+        return {}
+    return {
+        "effect": gate.describe_change(last.effect, low, high),
+        "target": gate.describe_goal(stable),
+    }
 
 
 def _nearest(points: list[Point], at: datetime) -> float | None:
