@@ -29,6 +29,8 @@ from temporalio.client import Client
 from client import reading, releases, runs, signing, starting, steering
 from client.connection import connect, end_process
 from client.connection import task_queue as default_task_queue
+from client.experiments import await_target as experiment_claimed
+from client.experiments import start_experiment
 from client.records import TemporalRecords
 from client.releases import AlreadyReleasing
 from client.runs import NoSuchRollout
@@ -36,6 +38,7 @@ from client.signing import user_name
 from client.starting import AlreadyRolling, TargetOwned
 from client.steering import CommandRefused
 from plans.errors import PlanError, RolloutError
+from plans.experiment import ExperimentPlan
 from plans.loading import load_plan, parse_plan
 from plans.plan import Plan
 from plans.release_plan import ReleasePlan, load_any
@@ -76,7 +79,7 @@ CLAIM_WAIT_S = 15.0
 class Started:
     """A rollout or release just started."""
 
-    kind: Literal["rollout", "release"]
+    kind: Literal["rollout", "release", "experiment"]
     service: str
     workflow_id: str
     run_id: str | None
@@ -121,7 +124,7 @@ class Rollouts:
 
     async def start(
         self,
-        plan: Plan | ReleasePlan,
+        plan: Plan | ReleasePlan | ExperimentPlan,
         *,
         key: str | None = None,
         claim_wait_s: float = CLAIM_WAIT_S,
@@ -139,6 +142,14 @@ class Rollouts:
                 notes.append(note)
             return Started(
                 "release", plan.service, plan.workflow_id, handle.result_run_id, None, tuple(notes)
+            )
+        if isinstance(plan, ExperimentPlan):
+            run = await start_experiment(self.client, plan, self.task_queue)
+            owned = await experiment_claimed(self.client, plan, run, timeout=claim_wait_s)
+            if plan.plan.approvers and (note := await signing.claim_start(run, key)):
+                notes.append(note)
+            return Started(
+                "experiment", plan.service, plan.workflow_id, run.result_run_id, owned, tuple(notes)
             )
         handle = await starting.start_rollout(self.client, plan, self.task_queue)
         claimed = await starting.await_target(self.client, plan, handle, timeout=claim_wait_s)
@@ -217,6 +228,7 @@ class Rollouts:
         by: str | None = None,
         key: str | None = None,
         target: str | None = None,
+        variant: str = "",
     ) -> CommandRecord | ReleaseCommandRecord:
         """Send an operator command; its record when taken, CommandRefused saying why if not.
 
@@ -224,7 +236,9 @@ class Rollouts:
         target's rollout only). Forward commands (approve, promote, resume, retry, override)
         are signed with the SSH key ``key``, else as `rollout approve --key` finds one.
         """
-        command = OperatorCommand(kind=CommandKind(kind), by=by or user_name(), reason=reason)
+        command = OperatorCommand(
+            kind=CommandKind(kind), by=by or user_name(), reason=reason, variant=variant
+        )
         if await releases.release_exists(self.client, service, running_only=True):
             release_command = ReleaseCommand(command=command, target=target)
             return await releases.send_release_command(

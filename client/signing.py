@@ -184,6 +184,7 @@ async def signed(
         by=command.by,
         reason=command.reason,
         target=target,
+        subject=command.variant,
     )
     try:
         signature = await maybe_sign(text, key)

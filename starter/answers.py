@@ -99,7 +99,7 @@ class Written(BaseModel):
 class Started(BaseModel):
     """`rollout start --json`: the run started (with --follow, the first line)."""
 
-    kind: Literal["rollout", "release"]
+    kind: Literal["rollout", "release", "experiment"]
     service: str
     workflow_id: str
     run_id: str | None

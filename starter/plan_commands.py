@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from plans.durations import format_duration
 from plans.errors import PlanError
-from plans.release_plan import ReleasePlan, load_any
+from plans.experiment import ExperimentPlan, load_any_plan
+from plans.release_plan import ReleasePlan
 
 if TYPE_CHECKING:
     from plans.governance.windows import Windows
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
-        plan = load_any(args.plan)
+        plan = load_any_plan(args.plan)
     except PlanError as error:
         if not args.json:
             raise
@@ -32,6 +33,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         print(dump(InvalidPlan(file=args.plan, problems=error.problems)))
         return 2
+    if isinstance(plan, ExperimentPlan):
+        from starter import experiment_view
+
+        return experiment_view.validated(args.plan, plan, as_json=args.json)
     if args.json:
         from starter.answers import dump
 

@@ -9,15 +9,16 @@ import json
 from rich.markup import escape
 from temporalio.service import RPCError
 
-from client import releases, starting
+from client import experiments, releases, starting
 from client.api import Rollouts, Started, running_rollouts
 from client.records import TemporalRecords
 from client.runs import NoSuchRollout, workflow_id
 from plans import Plan, RolloutError
+from plans.experiment import ExperimentPlan, load_any_plan
 from plans.governance.approvals import who
-from plans.release_plan import ReleasePlan, load_any
+from plans.release_plan import ReleasePlan
 from plans.runtime.release import ReleaseCommandRecord
-from starter import answers, release_commands, release_view, render, traffic
+from starter import answers, experiment_view, release_commands, release_view, render, traffic
 from starter.exits import EXIT_ERROR, EXIT_FROM_RECORDS, exit_code, records_exit_code
 from starter.render import err, out
 from starter.server import connect_client, ui_link
@@ -35,7 +36,7 @@ def load(path: str) -> Plan:
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
-    plan = load_any(args.plan)
+    plan = load_any_plan(args.plan)
     rollouts = Rollouts(await connect_client(), task_queue=args.task_queue)
     # A rollout is refused here, not later, when another running rollout moves its target.
     started = await rollouts.start(plan, key=args.key)
@@ -51,6 +52,8 @@ async def cmd_start(args: argparse.Namespace) -> int:
         return 0
     if isinstance(plan, ReleasePlan):
         return await release_commands.follow(rollouts.client, plan.service, as_json=args.json)
+    if isinstance(plan, ExperimentPlan):
+        return await experiment_view.follow(rollouts.client, plan.service, as_json=args.json)
     return await _follow(rollouts, plan.service, as_json=args.json)
 
 
@@ -88,6 +91,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
         args.service = f"{args.service}-{args.target}"  # the target's own rollout
     elif await releases.shows_release(client, args.service):
         return await release_commands.status(args, client)
+    if await experiments.is_experiment(client, args.service):
+        return await experiment_view.status(args, client)
     answer = await traffic.read_status(client, args.service)
     records = isinstance(answer, TemporalRecords)
     if args.json:
@@ -133,7 +138,13 @@ async def cmd_status(args: argparse.Namespace) -> int:
 async def cmd_command(args: argparse.Namespace) -> int:
     rollouts = Rollouts(await connect_client())
     record = await rollouts.command(
-        args.service, args.command, reason=args.reason, by=args.by, key=args.key, target=args.target
+        args.service,
+        args.command,
+        reason=args.reason,
+        by=args.by,
+        key=args.key,
+        target=args.target,
+        variant=getattr(args, "variant", ""),
     )
     if args.json:
         scope = "release" if isinstance(record, ReleaseCommandRecord) else "rollout"

@@ -153,6 +153,7 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     from activities.reports import ReportWriter
     from activities.rollout import ALL_ACTIVITIES
     from activities.scheduling import ScheduledStarts
+    from workflows.experiment import ExperimentWorkflow
     from workflows.freezes import FreezeCalendar
     from workflows.lease import TargetLease
     from workflows.release import ReleaseWorkflow
@@ -162,7 +163,14 @@ def build_worker(client: Client, queue: str, executor: ThreadPoolExecutor) -> Wo
     return Worker(
         client,
         task_queue=queue,
-        workflows=[RolloutWorkflow, TargetLease, FreezeCalendar, ScheduledStart, ReleaseWorkflow],
+        workflows=[
+            RolloutWorkflow,
+            TargetLease,
+            FreezeCalendar,
+            ScheduledStart,
+            ReleaseWorkflow,
+            ExperimentWorkflow,
+        ],
         activities=[
             *ALL_ACTIVITIES,
             *EXPERIMENT_ACTIVITIES,

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from plans.governance.approvals import SignedCommand
 from plans.governance.freezes import Freeze, FreezeRequest, RemovedFreeze
+from plans.runtime.experiment import ExperimentInput, ExperimentResult, ExperimentStatus
 from plans.runtime.inputs import RolloutInput, ScheduledRollout
 from plans.runtime.leases import TargetClaim
 from plans.runtime.release import (
@@ -86,6 +87,12 @@ RELEASE_STATUS = Query[ReleaseStatus]("status", ReleaseStatus)
 RELEASE_COMMAND = Update[ReleaseCommand, ReleaseCommandRecord]("command", ReleaseCommandRecord)
 # The release's commands as a signal with a JSON body, for the Temporal CLI and UI.
 RELEASE_COMMAND_SIGNAL = Signal[Any]("release_command")
+
+# An experiment (workflows/experiment/): its variants side by side, the winner rolled forward.
+# It runs under its service's rollout id (one rollout or experiment at a time) and takes the
+# rollout's commands through the same update (``promote`` names the variant).
+EXPERIMENT = WorkflowType[ExperimentInput, ExperimentResult]("Experiment", ExperimentResult)
+EXPERIMENT_STATUS = Query[ExperimentStatus]("status", ExperimentStatus)
 
 # A traffic target's lease (workflows/lease.py): held by one rollout at a time.
 LEASE = WorkflowType[TargetClaim, str]("TargetLease", str)

@@ -59,6 +59,9 @@ class OperatorCommand(BaseModel):
     by: str = Field(default="unknown", max_length=200)
     reason: str = Field(default="", max_length=2000)
     signed: SignedCommand | None = None  # with the sender's SSH key (plans.governance.approvals)
+    variant: str = Field(
+        default="", max_length=200, description="an experiment's variant that promote rolls forward"
+    )
 
 
 class CommandRecord(BaseModel):

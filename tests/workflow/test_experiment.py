@@ -1,0 +1,295 @@
+"""ExperimentWorkflow on the time-skipping server, its router and judge doubled by name.
+
+The router double records every set of shares; the judge double answers the primary gate
+with an interval of the variant's conversion over the control's, and the guardrail with a
+pass or a fail, as each test scripts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.identity import verify_command
+from client.experiments import start_experiment
+from plans import (
+    ClaimAnswer,
+    CommandRecord,
+    GateCheck,
+    GateOutcome,
+    OperatorCommand,
+    TargetClaim,
+    Verdict,
+)
+from plans.experiment import ExperimentPlan, parse_experiment_plan
+from plans.runtime.experiment import ExperimentResult, ExperimentState, ExperimentStatus
+from plans.runtime.messages import EXPERIMENT_STATUS, ROLLOUT_COMMAND
+from plans.runtime.shares import SharesRequest, VariantShares
+from tests.workflow.conftest import skip
+from workflows.experiment import ExperimentWorkflow
+
+GATES = [
+    {
+        "name": "conversion",
+        "kind": "sequential",
+        "test": "rate",
+        "direction": "decrease",
+        "query": 'sum(rate(orders{server="$target"}[$window]))'
+        ' / sum(rate(visits{server="$target"}[$window]))',
+        "samples_query": 'sum(increase(visits{server="$target"}[$window]))',
+    },
+    {
+        "name": "errors",
+        "kind": "sequential",
+        "test": "rate",
+        "query": 'sum(rate(errors{server="$target"}[$window]))'
+        ' / sum(rate(requests{server="$target"}[$window]))',
+        "samples_query": 'sum(increase(requests{server="$target"}[$window]))',
+    },
+]
+
+
+def experiment_plan(variants: int = 3, max_duration: str = "2h") -> ExperimentPlan:
+    names = ["a", "b", "c", "d"][:variants]
+    shares = [100 - 25 * (variants - 1)] + [25] * (variants - 1)
+    return parse_experiment_plan(
+        {
+            "service": "shop",
+            "router": {
+                "kind": "haproxy",
+                "runtime_api": "tcp://127.0.0.1:9999",
+                "backend": "shop",
+            },
+            "metrics": {"kind": "prometheus", "url": "http://127.0.0.1:9090"},
+            "gates": GATES,
+            "experiment": {
+                "control": "a",
+                "variants": [{"name": n, "share": s} for n, s in zip(names, shares, strict=True)],
+                "primary": "conversion",
+                "guardrails": ["errors"],
+                "check_every": "10m",
+                "max_duration": max_duration,
+            },
+        }
+    )
+
+
+# variant, check number (of that variant) -> (effect, low, high) of conversion over control's
+Effect = Callable[[str, int], tuple[float, float, float]]
+
+
+def unclear(variant: str, n: int) -> tuple[float, float, float]:
+    return (1.01, 0.9, 1.12)
+
+
+@dataclass
+class Router:
+    """The router and judge doubles; every set of shares and every judged variant kept."""
+
+    effect: Effect = unclear
+    failing: set[tuple[str, int]] = field(default_factory=set)  # (variant, check) errors fail
+    sets: list[dict[str, int]] = field(default_factory=list)
+    judged: list[str] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
+
+    def activities(self) -> list[Any]:
+        @activity.defn(name="set_variant_shares")
+        def set_variant_shares(req: SharesRequest) -> VariantShares:
+            self.sets.append(dict(req.shares.shares))
+            return req.shares
+
+        @activity.defn(name="read_variant_shares")
+        def read_variant_shares(req: SharesRequest) -> VariantShares:
+            return VariantShares(shares=self.sets[-1] if self.sets else {})
+
+        @activity.defn(name="check_gates")
+        def check_gates(req: GateCheck) -> list[Verdict]:
+            variant = req.placeholders["canary"]
+            assert req.placeholders["stable"] == "a"
+            self.judged.append(variant)
+            n = self.judged.count(variant)
+            found = []
+            for gate in req.gates:
+                if gate.name == "conversion":
+                    self.confidences.append(getattr(gate, "confidence", 0.0))
+                    effect, low, high = self.effect(variant, n)
+                    found.append(
+                        Verdict(
+                            gate=gate.name,
+                            kind="sequential",
+                            outcome=GateOutcome.PASS,
+                            reason=f"rate x{effect:g} [x{low:g}, x{high:g}]",
+                            effect=effect,
+                            effect_low=low,
+                            effect_high=high,
+                            at=datetime.now(UTC),
+                        )
+                    )
+                else:
+                    bad = (variant, n) in self.failing
+                    found.append(
+                        Verdict(
+                            gate=gate.name,
+                            kind="sequential",
+                            outcome=GateOutcome.FAIL if bad else GateOutcome.PASS,
+                            reason="rate x3 [x2.1, x4] vs allowed x1" if bad else "",
+                            at=datetime.now(UTC),
+                        )
+                    )
+            return found
+
+        @activity.defn(name="claim_target")
+        def claim_target(claim: TargetClaim) -> ClaimAnswer:
+            return ClaimAnswer(claimed=True, owner=claim.owner)
+
+        @activity.defn(name="release_target")
+        def release_target(claim: TargetClaim) -> bool:
+            return True
+
+        return [
+            set_variant_shares,
+            read_variant_shares,
+            check_gates,
+            claim_target,
+            release_target,
+            verify_command,
+        ]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    env: WorkflowEnvironment, router: Router, plan: ExperimentPlan
+) -> AsyncIterator[WorkflowHandle[Any, ExperimentResult]]:
+    queue = f"exp-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[ExperimentWorkflow],
+            activities=router.activities(),
+            activity_executor=executor,
+        ):
+            yield await start_experiment(env.client, plan, queue)
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> ExperimentStatus:
+    answer: ExperimentStatus = await handle.query(
+        EXPERIMENT_STATUS.name, result_type=ExperimentStatus
+    )
+    return answer
+
+
+async def until(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], holds: Callable[[Any], bool]
+) -> ExperimentStatus:
+    for _ in range(500):
+        found = await status(handle)
+        if holds(found):
+            return found
+        await skip(env, timedelta(minutes=1))
+    raise AssertionError(f"never held; last status {found}")
+
+
+async def test_the_variant_shown_better_is_rolled_forward(env: WorkflowEnvironment) -> None:
+    def effect(variant: str, n: int) -> tuple[float, float, float]:
+        if variant == "b" and n >= 3:
+            return (1.2, 1.08, 1.33)  # conversion up 20%, the interval above 1
+        return (1.01, 0.9, 1.12)
+
+    router = Router(effect=effect)
+    async with running(env, router, experiment_plan()) as handle:
+        result = await handle.result()
+        shown = await status(handle)
+    assert router.sets[0] == {"a": 50, "b": 25, "c": 25}
+    assert router.sets[-1] == {"a": 0, "b": 100, "c": 0}
+    assert result.state == ExperimentState.ROLLED_FORWARD
+    assert result.winner == "b"
+    assert "b shown better than a" in result.reason and "x1.2" in result.reason
+    # Two variants against the control: each judged at 1 - 0.02 / 2.
+    assert router.confidences and all(c == pytest.approx(0.99) for c in router.confidences)
+    b = next(v for v in shown.variants if v.name == "b")
+    assert b.better and b.share == 100 and b.effect_text() == "x1.2 [x1.08, x1.33]"
+
+
+async def test_no_winner_keeps_the_control_at_max_duration(env: WorkflowEnvironment) -> None:
+    router = Router()
+    async with running(env, router, experiment_plan(max_duration="1h")) as handle:
+        result = await handle.result()
+    assert result.state == ExperimentState.KEPT_CONTROL
+    assert result.winner == ""
+    assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
+    assert "no variant was shown better than a within 1h" in result.reason
+    # Checks every 10m for an hour: each variant judged about six times, not more.
+    assert 5 <= router.judged.count("b") <= 7
+
+
+async def test_a_failing_guardrail_takes_the_variant_out_at_once(env: WorkflowEnvironment) -> None:
+    router = Router(failing={("c", 2)})
+    async with running(env, router, experiment_plan(max_duration="1h")) as handle:
+        result = await handle.result()
+        shown = await status(handle)
+    # The check that failed c moved its share to the control, before anything else was set.
+    assert router.sets[1] == {"a": 75, "b": 25, "c": 0}
+    assert router.judged.count("c") == 2  # never judged again
+    assert router.judged.count("b") > 2
+    c = next(v for v in shown.variants if v.name == "c")
+    assert c.out.startswith("guardrail errors failed")
+    assert result.state == ExperimentState.KEPT_CONTROL
+
+
+async def test_a_cancel_puts_the_control_back(env: WorkflowEnvironment) -> None:
+    router = Router()
+    async with running(env, router, experiment_plan()) as handle:
+        await until(env, handle, lambda s: s.checks >= 1)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        shown = await status(handle)
+    assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
+    assert shown.state == ExperimentState.ROLLED_BACK
+    assert any("restoring a to 100%" in e.text for e in shown.events)
+
+
+async def test_a_rollback_command_puts_the_control_back(env: WorkflowEnvironment) -> None:
+    router = Router()
+    async with running(env, router, experiment_plan()) as handle:
+        await until(env, handle, lambda s: s.checks >= 1)
+        record = await handle.execute_update(
+            ROLLOUT_COMMAND.name,
+            OperatorCommand(kind="rollback", by="ana", reason="checkout looks odd"),
+            result_type=CommandRecord,
+        )
+        assert record.accepted
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        shown = await status(handle)
+    assert "rolled back: rollback by ana (checkout looks odd)" in str(failed.value.cause)
+    assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
+    assert shown.state == ExperimentState.ROLLED_BACK
+
+
+async def test_a_person_promotes_the_variant_they_pick(env: WorkflowEnvironment) -> None:
+    router = Router()
+    async with running(env, router, experiment_plan(variants=2)) as handle:
+        await until(env, handle, lambda s: s.checks >= 1)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ROLLOUT_COMMAND.name, OperatorCommand(kind="promote"))
+        assert "name the variant to roll forward with --variant (a, b)" in str(refused.value.cause)
+        await handle.execute_update(
+            ROLLOUT_COMMAND.name, OperatorCommand(kind="promote", by="ana", variant="b")
+        )
+        result = await handle.result()
+    assert result.state == ExperimentState.ROLLED_FORWARD
+    assert result.winner == "b" and result.reason == "b promoted by ana"
+    assert router.sets[-1] == {"a": 0, "b": 100}
