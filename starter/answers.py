@@ -29,6 +29,21 @@ from plans.runtime.traffic import ObservedStatus
 # -- validate and init ------------------------------------------------------------------------
 
 
+class GatePower(BaseModel):
+    """What one comparing gate can detect in one stage (`validate --traffic` / `--live`)."""
+
+    gate: str
+    test: str = Field(description="sequential rate, sequential latency, two-proportion...")
+    canary_requests: float | None = Field(description="in the bake (sequential) or the window")
+    stable_requests: float | None
+    detectable: float | None = Field(
+        description="the smallest regression shown, as canary / stable (a rate ratio, or"
+        " every request's latency ratio); null when none within x100 or not estimated"
+    )
+    shown: str = Field(description="as the text output says it, e.g. errors x1.41 within 10m")
+    warning: str = Field(description="what the stage cannot detect (errors x2, latency +20%)")
+
+
 class StageLine(BaseModel):
     """One stage of a valid plan, as `validate` lists it."""
 
@@ -39,6 +54,9 @@ class StageLine(BaseModel):
     check_every_s: float
     gates: list[str]
     approval: bool
+    power: list[GatePower] = Field(
+        default_factory=list, description="with --traffic or --live: its comparing gates' reach"
+    )
 
 
 class ValidRollout(BaseModel):
@@ -51,6 +69,9 @@ class ValidRollout(BaseModel):
     router: str = Field(description="the router and the target it moves")
     stages: list[StageLine]
     windows: str | None = Field(description="when increases may happen, and the next opening")
+    traffic: str | None = Field(
+        default=None, description="with --traffic or --live: the traffic the power assumes"
+    )
 
 
 class WaveLine(BaseModel):

@@ -149,6 +149,28 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", **help_page("check a plan offline and name every wrong field"))
     p.add_argument("plan", help="the plan file (YAML); exit 2 when it is not valid")
+    power = p.add_mutually_exclusive_group()
+    power.add_argument(
+        "--traffic",
+        type=float,
+        metavar="RPS",
+        help="the canary's requests a second: print, per stage, the smallest regression each"
+        " comparing gate can detect within its bake, and warn where it cannot see errors x2"
+        " or latency +20%%",
+    )
+    power.add_argument(
+        "--live",
+        action="store_true",
+        help="the same, with the traffic, the stable's rate and buckets read now from the"
+        " gates' Prometheus",
+    )
+    p.add_argument(
+        "--base-rate",
+        type=float,
+        default=0.01,
+        metavar="RATE",
+        help="the stable's error rate assumed for rate gates (default: %(default)s)",
+    )
     add_json(p, "the plan's stages (or a release's waves), or its problems")
     p.set_defaults(run=Command("starter.plan_commands:cmd_validate"))
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from plans.durations import format_duration
+from starter import power_view
 from plans.errors import PlanError
 from plans.experiment import ExperimentPlan, load_any_plan
 from plans.release_plan import ReleasePlan
@@ -42,6 +43,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         if isinstance(plan, ReleasePlan):
             print(dump(release_answer(args.plan, plan)))
+        elif power_view.wanted(args):
+            print(dump(power_view.add_to(rollout_answer(args.plan, plan), plan, args)))
         else:
             print(dump(rollout_answer(args.plan, plan)))
         return 0
@@ -49,6 +52,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         lines = release_lines(args.plan, plan)
     else:
         lines = rollout_lines(args.plan, plan)
+        if power_view.wanted(args):
+            lines = power_view.with_power(lines, plan, args)
     # Plain lines, never wrapped, so that a log or a grep reads whole stages; rich (the
     # other commands' printer) would take as long to load as the plan takes to check.
     lines[0] = ok() + lines[0].removeprefix("ok")
