@@ -2,7 +2,8 @@
 they show parses, and every link between pages leads somewhere.
 
 Pages: README.md, docs/**/*.md and benchmarks/README.md. A ```yaml block with a top-level
-``service`` is a whole plan (a release when it names targets and waves) and must pass the
+``service`` is a whole plan (a release when it names targets and waves, an experiment
+when it has ``experiment``) and must pass the
 product's own validation; one marked ``<!-- fragment -->`` on the line before it is part of
 a plan and must pass inside a small whole plan; one marked ``<!-- not a plan: ... -->`` must
 only be YAML. Every ``rollout`` and ``rollout-worker`` line of a bash, sh, shell or console
@@ -27,6 +28,7 @@ import pytest
 import yaml
 
 from plans.errors import PlanError
+from plans.experiment import is_experiment_plan, parse_experiment_plan
 from plans.loading import parse_plan
 from plans.release_plan import is_release_plan, parse_release_plan
 from starter.arguments import parser as rollout_parser
@@ -125,9 +127,12 @@ def test_every_yaml_block_is_a_valid_plan_or_says_what_it_is(block: Block) -> No
             " <!-- fragment --> (part of a plan) or <!-- not a plan: what it is -->"
         )
     try:
-        parse_release_plan(data, block.where) if is_release_plan(data) else parse_plan(
-            data, block.where
-        )
+        if is_experiment_plan(data):
+            parse_experiment_plan(data, block.where)
+        elif is_release_plan(data):
+            parse_release_plan(data, block.where)
+        else:
+            parse_plan(data, block.where)
     except PlanError as error:
         pytest.fail(f"{block.where}: the plan shown is not valid: {error}")
 
