@@ -13,7 +13,9 @@ above 1% or a response time above 500 ms, sustained for 5 minutes, and the last 
 100% waits for a person's approval (SAFE, FAST). The hot-fix ladders go 10 -> 50 -> 100 with
 10 (P0), 15 (P1) or 30 (P2) minutes a phase and 30 minutes watched at 100%; they roll back
 on an error rate above 2%, a canary worse than the version it fixes, or a response time
-twice the stable's.
+twice the stable's. IMPROVE is for a change meant to fail less (the "error rate -15%
+target" of a fix): 10 -> 50 -> 100, each stage passing only once the canary's error rate
+is shown lower than the stable's by that much.
 """
 
 from __future__ import annotations
@@ -124,6 +126,16 @@ def _response_time_vs_stable(factor: float, **policy: Any) -> Part:
     return why, {**gate, **policy}
 
 
+def _errors_shown_lower(percent: int) -> Part:
+    why = (
+        f"pass a stage only once the canary's error rate is shown {percent}% below the"
+        " stable's\n(valid at every check: the stage waits for it and pauses when its bake"
+        " ends without it;\na canary worse than the stable allows still rolls back)"
+    )
+    gate = {"name": "error-rate-down", "preset": "haproxy-error-rate", "kind": "sequential"}
+    return why, {**gate, "direction": "improve", "by": f"{percent}%"}
+
+
 _GRADUAL_GATES = (
     _error_rate(0.01, **_SUSTAINED),
     _error_rate_vs_stable(),
@@ -221,6 +233,36 @@ TEMPLATES: dict[str, Template] = {
                 (
                     "everyone on the new version at once, watched for a minute",
                     {"name": "full", "weight": 100, "bake": "1m", "check_every": "10s"},
+                ),
+            ),
+        ),
+        Template(
+            name="improve",
+            summary="10% -> 50% -> 100% for a change meant to fail less: a stage passes once"
+            " the canary's errors are shown 15% below the stable's",
+            gates=(
+                _error_rate(0.01, **_SUSTAINED),
+                _errors_shown_lower(15),
+                _response_time(0.5, **_SUSTAINED),
+            ),
+            stages=(
+                (
+                    "10% of traffic for 2 hours, long enough to show the gain",
+                    {"name": "canary-10", "weight": 10, "bake": "2h", "check_every": "5m"},
+                ),
+                (
+                    "half of the traffic for 4 hours",
+                    {"name": "canary-50", "weight": 50, "bake": "4h", "check_every": "5m"},
+                ),
+                (
+                    "everyone on the new version, watched for an hour",
+                    {
+                        "name": "full",
+                        "weight": 100,
+                        "bake": "1h",
+                        "check_every": "5m",
+                        "gates": list(_FULL_GATES),
+                    },
                 ),
             ),
         ),
