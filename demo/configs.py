@@ -41,6 +41,8 @@ class HAProxyLayout:
     # The map file of requests routed to the canary by header or cookie (a stage's match);
     # HAProxy loads it at start (empty) and the rollout edits it through the runtime API.
     match_map: str | None = None
+    # An experiment's further variants: (name, host:port) servers of the backend at weight 0.
+    variants: tuple[tuple[str, str], ...] = ()
 
 
 def haproxy_config(layout: HAProxyLayout) -> str:
@@ -92,6 +94,7 @@ def haproxy_config(layout: HAProxyLayout) -> str:
         f"    server {STABLE_SERVER} {layout.stable_address} weight 100",
         f"    server {CANARY_SERVER} {layout.canary_address}"
         f" weight {100 if layout.equal_weights else 0}",
+        *(f"    server {name} {address} weight 0" for name, address in layout.variants),
         "",
         "frontend exporter",
         f"    bind {layout.exporter_bind}",

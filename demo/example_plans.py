@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -162,18 +162,20 @@ def flagd_demo_plan(
     return plan
 
 
-def flag_definition(flag: str = FLAG) -> dict[str, Any]:
+def flag_definition(flag: str = FLAG, extra: Sequence[str] = ()) -> dict[str, Any]:
     """A flag file with one flag: two variants, everyone on the stable until a rollout moves it.
 
     The targeting is the rollout's shape from the start (canary first, weights out of 100),
-    so the first shift only changes numbers.
+    so the first shift only changes numbers. ``extra`` names more variants (an experiment's),
+    none of whose users get them until the experiment sets its shares.
     """
+    variants = {name: name for name in (STABLE_SERVER, CANARY_SERVER, *extra)}
     return {
         "$schema": "https://flagd.dev/schema/v0/flags.json",
         "flags": {
             flag: {
                 "state": "ENABLED",
-                "variants": {STABLE_SERVER: STABLE_SERVER, CANARY_SERVER: CANARY_SERVER},
+                "variants": variants,
                 "defaultVariant": STABLE_SERVER,
                 "targeting": {"fractional": [[CANARY_SERVER, 0], [STABLE_SERVER, 100]]},
             }

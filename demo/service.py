@@ -7,10 +7,14 @@ version, ``GET /metrics`` serves Prometheus metrics, ``POST /fault`` with
 With ``--flag-file PATH`` it serves both versions as a feature flag decides: each ``GET /``
 evaluates the flag (flagd's OpenFeature provider, file mode) with the user id of its
 ``X-User-Id`` header or ``?user=`` as the targeting key, answers as the variant it got, and
-counts it under that variant's ``version`` label. Faults are then per variant
+counts it under that variant's ``version`` label (the variants ``--variants`` names, by
+default stable and canary). Faults are then per variant
 (``/fault?version=canary``); ``GET /variant?user=ID`` says what a user gets now and
 ``GET /split?users=N`` how the users ``user-0`` ... ``user-N-1`` (the load generator's
 population) are split.
+
+A version is any name of letters, digits, '_', '.', ':' or '-': an experiment's third
+variant runs as ``--version canary-b``, a server of the same HAProxy backend.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
 MAX_LATENCY_MS = 60_000
 MAX_SPLIT_USERS = 100_000
 VERSIONS = ("stable", "canary")
+# A version's name, as a server of an HAProxy backend or a variant of a flag may be named.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -128,12 +135,15 @@ class DemoServer(ThreadingHTTPServer):
         version: str,
         fault: Fault,
         flags: FlagReader | None = None,
+        variants: tuple[str, ...] = VERSIONS,
     ) -> None:
         super().__init__(address, DemoHandler)
         self.version = version
         self.flags = flags
         # With a flag, one process serves every variant and each has its own fault.
-        self.versions = VERSIONS if flags is not None else (version,)
+        self.versions = variants if flags is not None else (version,)
+        if version not in self.versions:
+            self.versions = (version, *self.versions)
         others = [v for v in self.versions if v != version]
         self.metrics = DemoMetrics(version, *others)
         self._faults = dict.fromkeys(self.versions, Fault()) | {version: fault}
@@ -299,11 +309,13 @@ def serve(server: DemoServer) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line entry: ``python -m demo.service --port P --version stable|canary``."""
+    """Command line entry: ``python -m demo.service --port P --version stable|canary|NAME``."""
     parser = argparse.ArgumentParser(prog="python -m demo.service", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--version", choices=["stable", "canary"], required=True)
+    parser.add_argument(
+        "--version", type=_version, required=True, help="stable, canary, or another name"
+    )
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument(
@@ -313,6 +325,13 @@ def main(argv: list[str] | None = None) -> None:
             "serve both versions as this flagd flag file decides, per user (see above;"
             " default: $DEMO_FLAG_FILE, else none)"
         ),
+    )
+    parser.add_argument(
+        "--variants",
+        type=_variants,
+        default=VERSIONS,
+        help="with a flag file: the flag's variants it serves, comma-separated"
+        f" (default: {','.join(VERSIONS)})",
     )
     parser.add_argument("--flag", default=None, help="the flag's key (default: demo-version)")
     parser.add_argument(
@@ -330,7 +349,22 @@ def main(argv: list[str] | None = None) -> None:
 
         flags = FlagReader(args.flag_file, args.flag or FLAG, poll_ms=args.poll_ms or POLL_MS)
         print(f"evaluating flag {flags.flag} from {args.flag_file} every {flags.poll_ms} ms")
-    serve(DemoServer((args.host, args.port), args.version, fault, flags))
+    serve(DemoServer((args.host, args.port), args.version, fault, flags, args.variants))
+
+
+def _version(text: str) -> str:
+    if not SAFE_NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: name a version with letters, digits, '_', '.', ':' or '-'"
+        )
+    return text
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    names = tuple(_version(name.strip()) for name in text.split(",") if name.strip())
+    if len(set(names)) != len(names) or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: name each variant once, comma-separated")
+    return names
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from devstack.processes import choose_ports
 from devstack.stack import (
     StackError,
     StackInfo,
+    StackOptions,
     down,
     envoy_binary,
     fault,
@@ -26,6 +27,7 @@ from devstack.stack import (
 __all__ = [
     "StackError",
     "StackInfo",
+    "StackOptions",
     "choose_ports",
     "down",
     "envoy_binary",

@@ -45,8 +45,14 @@ def render_haproxy(info: StackInfo) -> str:
             # With a flag, both demo services serve both variants: HAProxy only spreads load.
             equal_weights=info.router == "flagd",
             match_map=info.haproxy_match_map,
+            variants=tuple((name, at[name]) for name in _servers_of_their_own(info)),
         )
     )
+
+
+def _servers_of_their_own(info: StackInfo) -> list[str]:
+    """The further variants that run as demo services of their own (not with flagd)."""
+    return [] if info.router == "flagd" else info.variants
 
 
 def render_envoy(info: StackInfo) -> str:
@@ -67,7 +73,7 @@ def render_prometheus(info: StackInfo) -> str:
     at = on_loopback(info)
     targets = {
         "haproxy": [at["haproxy_metrics"]],
-        "demo": [at["stable"], at["canary"]],
+        "demo": [at["stable"], at["canary"], *(at[name] for name in _servers_of_their_own(info))],
         "worker": [info.worker_metrics] if info.worker_metrics else [],
     }
     paths: dict[str, str] = {}
@@ -134,7 +140,8 @@ def write_configs(info: StackInfo) -> None:
             Path(info.blue_green_plan_file).write_text(plan_yaml(blue_green))
         if info.flag_file is not None:
             # Everyone on the stable, as a stack that was stopped mid-rollout would not be.
-            Path(info.flag_file).write_text(flag_json(flag_definition()))
+            definition = flag_definition(extra=info.variants)
+            Path(info.flag_file).write_text(flag_json(definition))
         # The worker verifies signed forward commands of the local user's keys.
         write_dev_trust(dir)
         if info.alertmanager_url is not None:

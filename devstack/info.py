@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -97,6 +98,14 @@ class StackInfo(BaseModel):
     alerts_url: str | None = Field(
         default=None, description="the rollout alert receiver's webhook, with --alerts"
     )
+    variants: list[str] = Field(
+        default_factory=list,
+        description=(
+            "an experiment's further demo variants beside stable and canary: with haproxy each"
+            " is a demo service of its own, a server of the backend at weight 0 (its port under"
+            " its name in ports); with flagd each is a variant of the flag both services serve"
+        ),
+    )
     ports: dict[str, int]
     metrics: dict[str, int] = Field(
         description="name -> port of each /metrics; Prometheus scrapes all but temporal's"
@@ -117,6 +126,14 @@ class StackInfo(BaseModel):
     def app_url(self) -> str:
         """The app through the stack's router: where the load generator sends its requests."""
         return self.envoy_url if self.router == "envoy" and self.envoy_url else self.haproxy_url
+
+    def version_urls(self, version: str) -> list[str]:
+        """The demo services that serve ``version``, each ending in /."""
+        if self.router == "flagd":
+            return [self.stable_url, self.canary_url]
+        if version in self.variants:
+            return [f"http://{LOCALHOST}:{self.ports[version]}/"]
+        return [self.canary_url if version == "canary" else self.stable_url]
 
     @property
     def haproxy_match_map(self) -> str:
@@ -186,10 +203,16 @@ def dump(info: StackInfo) -> dict[str, Any]:
     return data
 
 
-def stack_info(dir: Path, ports: dict[str, int], router: RouterKind = "haproxy") -> StackInfo:
+def stack_info(
+    dir: Path,
+    ports: dict[str, int],
+    router: RouterKind = "haproxy",
+    variants: Sequence[str] = (),
+) -> StackInfo:
     """The description a stack in ``dir`` on these ports would have; nothing is started.
 
     With ``router`` envoy the load goes through Envoy and the demo plan moves Envoy's weights.
+    ``variants`` are an experiment's further demo variants (see ``StackInfo.variants``).
     """
     socket = dir / "haproxy.sock"
     if len(str(socket)) > MAX_SOCKET_PATH:
@@ -199,6 +222,8 @@ def stack_info(dir: Path, ports: dict[str, int], router: RouterKind = "haproxy")
     metrics |= {"canary": ports["canary"], "temporal": ports["temporal_metrics"]}
     if "worker_metrics" in ports:
         metrics["worker"] = ports["worker_metrics"]
+    if router != "flagd":
+        metrics |= {name: ports[name] for name in variants}
     envoy = router == "envoy"
     return StackInfo(
         dir=str(dir),
@@ -230,6 +255,7 @@ def stack_info(dir: Path, ports: dict[str, int], router: RouterKind = "haproxy")
             f"http://{LOCALHOST}:{ports['alertmanager']}" if "alertmanager" in ports else None
         ),
         alerts_url=f"http://{LOCALHOST}:{ports['alerts']}/alerts" if "alerts" in ports else None,
+        variants=list(variants),
         ports=ports,
         metrics=metrics,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),

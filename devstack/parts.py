@@ -126,6 +126,8 @@ def demo_argv(info: StackInfo, version: str) -> list[str]:
     if info.flag_file is not None:
         argv += ["--flag-file", info.flag_file, "--flag", info.flag_key or ""]
         argv += ["--poll-ms", str(info.flag_poll_ms)]
+        if info.variants:
+            argv += ["--variants", ",".join(["stable", "canary", *info.variants])]
     return argv
 
 

@@ -18,7 +18,7 @@ import shlex
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -66,6 +66,7 @@ from devstack.processes import (
     signals_interrupt,
     stop_all,
 )
+from plans.text import SAFE_NAME
 
 # Starts of the whole stack when a port is lost to another program in the meantime.
 PORT_ATTEMPTS = 3
@@ -112,6 +113,7 @@ class StackOptions(TypedDict, total=False):
     router: RouterKind
     alerts: bool
     targets: Sequence[str]
+    variants: Sequence[str]
 
 
 def up(
@@ -123,6 +125,7 @@ def up(
     router: RouterKind = "haproxy",
     alerts: bool = False,
     targets: Sequence[str] = (),
+    variants: Sequence[str] = (),
 ) -> StackInfo:
     """Start the whole stack in ``dir`` in the background and wait until every part is ready.
 
@@ -133,12 +136,15 @@ def up(
     ``dir`` is returned as it is (``reused`` is then True); one running with another router,
     or without alerts when they are asked for, is an error.
     ``ports`` overrides preferred ports by role (see DEFAULT_PORTS and ALERT_PORTS; 0 means
-    any free one).
+    any free one). ``variants`` are an experiment's further demo variants beside stable and
+    canary (``canary-b``...): with haproxy each runs as a demo service of its own, a server
+    of the backend at weight 0; with flagd both services serve it as a variant of the flag.
     If starting fails, or SIGTERM or Ctrl-C interrupts it, what was started is stopped
     (in the main thread; elsewhere a signal cannot reach this code).
     """
     require_extra()
     dir = Path(dir).resolve()
+    variants = _checked_variants(variants, router)
     if is_up(dir):
         running = load(dir)
         if running.router != router:
@@ -157,6 +163,13 @@ def up(
                 f" `rollout dev down --dir {shlex.quote(str(dir))}`, then `rollout dev up"
                 f" --targets {','.join(targets)}`"
             )
+        if variants and running.variants != variants:
+            raise StackError(
+                f"the dev stack in {dir} runs with variants"
+                f" {', '.join(running.variants) or 'stable and canary only'}: stop it with"
+                f" `rollout dev down --dir {shlex.quote(str(dir))}` and start it with"
+                f" {', '.join(variants)}"
+            )
         return running.model_copy(update={"reused": True})
     earlier = load_if_any(dir)
     # A folder that cannot hold files is said in a sentence when the configs are written.
@@ -172,6 +185,10 @@ def up(
         **(earlier.ports if earlier else {}),
         **(ports or {}),
     }
+    for role in earlier.variants if earlier else []:
+        preferred.pop(role, None)
+    if router != "flagd":
+        preferred |= {name: (ports or {}).get(name, 0) for name in variants}
     if not with_worker:
         preferred.pop("worker_metrics", None)
     if router != "envoy":
@@ -182,7 +199,7 @@ def up(
             preferred.pop(role, None)
     with signals_interrupt():
         for attempt in range(PORT_ATTEMPTS):
-            info = stack_info(dir, choose_ports(preferred), router)
+            info = stack_info(dir, choose_ports(preferred), router, variants)
             try:
                 write_configs(info)
                 _start(info, binaries)
@@ -254,20 +271,22 @@ def fault(
     error_rate: float,
     latency_ms: int,
     *,
-    version: Literal["stable", "canary"] = "canary",
+    version: str = "canary",
 ) -> dict[str, Any]:
     """Make one demo version (the canary by default) fail or slow down; return its new fault.
 
-    With a flagd stack both demo services serve both variants: each gets the variant's fault.
+    ``version`` is stable, canary or one of the stack's further variants. With a flagd stack
+    both demo services serve every variant: each gets the variant's fault.
     """
     info = load(dir)
-    if info.router == "flagd":
-        result: dict[str, Any] = {}
-        for base in (info.stable_url, info.canary_url):
-            result = _fault(info, base, f"fault?version={version}", version, error_rate, latency_ms)
-        return result
-    base = info.canary_url if version == "canary" else info.stable_url
-    return _fault(info, base, "fault", version, error_rate, latency_ms)
+    known = ("stable", "canary", *info.variants)
+    if version not in known:
+        raise StackError(f"the dev stack has no version {version!r}: use {', '.join(known)}")
+    path = f"fault?version={version}" if info.router == "flagd" else "fault"
+    result: dict[str, Any] = {}
+    for base in info.version_urls(version):
+        result = _fault(info, base, path, version, error_rate, latency_ms)
+    return result
 
 
 def _fault(
@@ -300,15 +319,39 @@ def _fault(
     return result
 
 
+def _checked_variants(variants: Sequence[str], router: RouterKind) -> list[str]:
+    """The further variants a stack may run: named safely, once each, two at most."""
+    names = list(variants)
+    if not names:
+        return names
+    if router == "envoy":
+        raise StackError("an experiment's variants run behind HAProxy or flagd, not Envoy")
+    if len(names) > 2:
+        raise StackError(
+            f"{len(names)} further variants: an experiment runs 4 variants at most, stable"
+            " and canary among them"
+        )
+    for name in names:
+        if not SAFE_NAME.match(name) or name in ("stable", "canary") or names.count(name) > 1:
+            raise StackError(
+                f"variant {name!r}: name each further variant once, not stable or canary, with"
+                " letters, digits, '_', '.', ':' or '-'"
+            )
+        if name in DEFAULT_PORTS or name in ALERT_PORTS:
+            raise StackError(f"variant {name!r} is the name of a part of the stack: rename it")
+    return names
+
+
 def _start(info: StackInfo, binaries: Binaries) -> None:
     # Slow starters first, so they come up while the others are being waited for.
     launch(info, "temporal", temporal_argv(info, binaries.temporal))
-    for version in ("stable", "canary"):
+    servers = ["stable", "canary", *(info.variants if info.router != "flagd" else [])]
+    for version in servers:
         launch(info, version, demo_argv(info, version))
     launch(info, "prometheus", prometheus_argv(info, binaries.prometheus))
     if binaries.alertmanager is not None and info.alertmanager_url is not None:
         launch(info, "alertmanager", alertmanager_argv(info, binaries.alertmanager))
-    for version in ("stable", "canary"):
+    for version in servers:
         await_demo(info, version)
     start_haproxy(info, binaries.haproxy)
     if binaries.envoy is not None:

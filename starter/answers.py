@@ -213,7 +213,7 @@ class DevDown(BaseModel):
 
 
 class DevFault(BaseModel):
-    version: Literal["canary", "stable"]
+    version: str = Field(description="stable, canary or a further variant of the stack")
     fault: dict[str, Any] = Field(description="the demo service's fault now")
 
 

@@ -36,14 +36,13 @@ PREVIEW_RPS = 5.0
 
 
 def cmd_dev_up(args: argparse.Namespace) -> int:
+    options: devstack.StackOptions = {"router": args.router, "alerts": args.alerts}
+    if args.targets:
+        options["targets"] = fleetstack.parse_targets(args.targets)
+    if args.variants:
+        options["variants"] = [name.strip() for name in args.variants.split(",") if name.strip()]
     try:
-        if args.targets:
-            targets = fleetstack.parse_targets(args.targets)
-            info = devstack.up(
-                Path(args.dir), router=args.router, alerts=args.alerts, targets=targets
-            )
-        else:
-            info = devstack.up(Path(args.dir), router=args.router, alerts=args.alerts)
+        info = devstack.up(Path(args.dir), **options)
     except KeyboardInterrupt:
         err.print("interrupted: the processes already started were stopped")
         raise

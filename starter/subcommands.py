@@ -85,6 +85,12 @@ def add_dev(sub: Any) -> None:
         " to them all",
     )
     p.add_argument(
+        "--variants",
+        help="an experiment's further demo variants beside stable and canary, comma-separated"
+        " (e.g. canary-b): with haproxy each runs as its own demo service, a server of the"
+        " backend at weight 0; with flagd a variant of the flag",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="the same: stack.json is always printed as one JSON object (schema: docs/json.md)",
@@ -111,9 +117,9 @@ def add_dev(sub: Any) -> None:
     )
     p.add_argument(
         "--version",
-        choices=["canary", "stable"],
         default="canary",
-        help="which demo version misbehaves (default: %(default)s)",
+        help="which demo version misbehaves: stable, canary or a variant the stack was"
+        " started with (default: %(default)s)",
     )
     p.add_argument("--dir", default=str(stack_dir()), help=DIR_HELP)
     add_json(p, "the version's fault now")
