@@ -293,3 +293,60 @@ async def test_a_person_promotes_the_variant_they_pick(env: WorkflowEnvironment)
     assert result.state == ExperimentState.ROLLED_FORWARD
     assert result.winner == "b" and result.reason == "b promoted by ana"
     assert router.sets[-1] == {"a": 0, "b": 100}
+
+
+async def test_the_ui_s_rollback_signal_puts_the_control_back(env: WorkflowEnvironment) -> None:
+    router = Router()
+    async with running(env, router, experiment_plan(variants=2)) as handle:
+        await until(env, handle, lambda s: s.checks >= 1)
+        await handle.signal("rollback", {"by": "ops", "reason": "from the UI"})
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    assert router.sets[-1] == {"a": 100, "b": 0}
+
+
+async def test_promote_takes_a_listed_approver_s_signature(env: WorkflowEnvironment) -> None:
+    plan = experiment_plan(variants=2)
+    plan = plan.model_copy(
+        update={"plan": plan.plan.model_copy(update={"approvers": ["release-managers"]})}
+    )
+    router = Router()
+    async with running(env, router, plan) as handle:
+        await until(env, handle, lambda s: s.checks >= 1)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                ROLLOUT_COMMAND.name, OperatorCommand(kind="promote", by="ana", variant="b")
+            )
+        assert "signed" in str(refused.value.cause)
+        # Going back needs nobody's signature.
+        await handle.execute_update(
+            ROLLOUT_COMMAND.name, OperatorCommand(kind="rollback", by="ana"), result_type=Any
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    assert router.sets[-1] == {"a": 100, "b": 0}
+
+
+async def test_a_long_experiment_goes_on_in_new_runs(env: WorkflowEnvironment) -> None:
+    def effect(variant: str, n: int) -> tuple[float, float, float]:
+        return (1.3, 1.1, 1.5) if n >= 5 else (1.01, 0.9, 1.12)
+
+    router = Router(effect=effect)
+    queue = f"exp-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[ExperimentWorkflow],
+            activities=router.activities(),
+            activity_executor=executor,
+        ):
+            handle = await start_experiment(
+                env.client, experiment_plan(variants=2), queue, checks_per_run=2
+            )
+            result = await handle.result()
+            shown = await status(handle)
+    assert result.winner == "b" and router.judged.count("b") == 5
+    assert shown.checks == 5
+    assert router.sets[0] == {"a": 75, "b": 25}  # set once, not again by each new run
+    assert router.sets[-1] == {"a": 0, "b": 100}

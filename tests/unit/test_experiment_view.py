@@ -1,0 +1,73 @@
+"""What `rollout validate`, `status` and `promote` show and take for an experiment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from plans import GateOutcome, Verdict
+from plans.runtime.experiment import ExperimentState, ExperimentStatus, VariantStatus
+from starter import experiment_view
+from starter.arguments import parser
+from starter.exits import EXIT_PROMOTED, EXIT_ROLLED_BACK
+from tests.unit.test_experiment_plan import BASE, parse_experiment_plan
+
+
+def test_validate_lists_the_variants_and_the_gates() -> None:
+    plan = parse_experiment_plan(dict(BASE))
+    lines = experiment_view.validate_lines("exp.yaml", plan)
+    assert lines[0] == "ok: exp.yaml is a valid experiment for shop (rollout-shop)"
+    assert "  a: 50% (control)" in lines and "  b: 50%" in lines
+    assert "guardrails: errors, errors-now" in lines[3]
+
+
+def test_status_shows_each_variant_s_share_effect_and_guardrails() -> None:
+    primary = Verdict(
+        gate="conversion",
+        outcome=GateOutcome.PASS,
+        reason="rate x1.2 [x1.08, x1.33] vs allowed x1",
+        effect=1.2,
+        effect_low=1.08,
+        effect_high=1.33,
+        at=datetime.now(UTC),
+    )
+    guard = Verdict(gate="errors", outcome=GateOutcome.PASS, at=datetime.now(UTC))
+    status = ExperimentStatus(
+        service="shop",
+        state=ExperimentState.ROLLED_FORWARD,
+        control="a",
+        primary="conversion",
+        confidence=0.99,
+        better="higher",
+        variants=[
+            VariantStatus(name="a", control=True, share=0, planned_share=50),
+            VariantStatus(
+                name="b",
+                share=100,
+                planned_share=25,
+                better=True,
+                primary=primary,
+                guardrails={"errors": guard},
+            ),
+            VariantStatus(name="c", share=0, planned_share=25, out="guardrail errors failed"),
+        ],
+        winner="b",
+        reason="b shown better than a",
+        elapsed_s=5400,
+        max_duration_s=86400,
+    )
+    text = experiment_view.view(status)
+    assert "shop[/] experiment: rolled forward (1h30m of 1d" in text
+    assert "judged at 99.00% per variant" in text
+    assert "  b 100% conversion x1.2 [x1.08, x1.33] [green]better[/]" in text
+    assert "      guardrail errors: pass" in text
+    assert "  c 0% [red]out[/]: guardrail errors failed" in text
+    assert "winner: [green]b[/]" in text
+    assert experiment_view.exit_code(status.state) == EXIT_PROMOTED
+    assert experiment_view.exit_code(ExperimentState.KEPT_CONTROL) == EXIT_PROMOTED
+    assert experiment_view.exit_code(ExperimentState.ROLLED_BACK) == EXIT_ROLLED_BACK
+
+
+def test_promote_takes_the_variant_to_roll_forward() -> None:
+    args = parser().parse_args(["promote", "shop", "--variant", "b"])
+    assert args.variant == "b"
+    assert parser().parse_args(["rollback", "shop"]).command == "rollback"
