@@ -119,19 +119,33 @@ def _table(title: str, *columns: str, names: int = 10) -> Table:
 
 
 def verdict_table(status: RolloutStatus) -> Table:
-    table = _table(
-        "gates (last check)", "gate", "verdict", "value", "threshold", "fails in a row", "why"
-    )
+    columns = ["gate", "verdict", "value", "threshold", "fails in a row"]
+    # Sequential gates say how much evidence the stage has against what it needs.
+    weighed = any(v.evidence is not None for v in status.verdicts.values())
+    table = _table("gates (last check)", *columns, *(["evidence"] if weighed else []), "why")
     for name, verdict in sorted(status.verdicts.items()):
+        cells = [_value(verdict), verdict.threshold, str(status.failure_streaks.get(name, 0))]
         table.add_row(
             name,
             Text(verdict.outcome.value, style=OUTCOME_STYLE[verdict.outcome]),
-            _value(verdict),
-            verdict.threshold,
-            str(status.failure_streaks.get(name, 0)),
+            *cells,
+            *([evidence_text(verdict)] if weighed else []),
             verdict.reason,
         )
     return table
+
+
+def evidence_text(verdict: Verdict) -> str:
+    """``1,200 of 6,000 requests to show x2.25``: the stage's evidence against what it needs."""
+    have, need, target = verdict.evidence, verdict.evidence_needed, verdict.evidence_target
+    if have is None:
+        return "-"
+    if need is None or target is None:
+        return f"{have:,.0f} requests (no need known)"
+    latency = verdict.test.endswith("latency")
+    shown = f"{(target - 1) * 100:+.1f}%" if latency else f"x{target:.3g}"
+    enough = " (enough)" if have >= need else ""
+    return f"{have:,.0f} of {need:,.0f} requests to show {shown}{enough}"
 
 
 def _value(verdict: Verdict) -> str:
