@@ -350,3 +350,26 @@ async def test_a_long_experiment_goes_on_in_new_runs(env: WorkflowEnvironment) -
     assert shown.checks == 5
     assert router.sets[0] == {"a": 75, "b": 25}  # set once, not again by each new run
     assert router.sets[-1] == {"a": 0, "b": 100}
+
+
+async def test_a_pause_holds_the_winner_and_the_clock(env: WorkflowEnvironment) -> None:
+    def effect(variant: str, n: int) -> tuple[float, float, float]:
+        return (1.3, 1.1, 1.5) if n >= 2 else (1.01, 0.9, 1.12)
+
+    router = Router()
+    router.effect = effect
+    async with running(env, router, experiment_plan(variants=2, max_duration="1h")) as handle:
+        await until(env, handle, lambda s: s.checks >= 1)
+        await handle.execute_update(
+            ROLLOUT_COMMAND.name, OperatorCommand(kind="pause", by="ana"), result_type=Any
+        )
+        await skip(env, timedelta(hours=3))  # past max_duration, paused all along
+        held = await status(handle)
+        assert held.state == ExperimentState.PAUSED and held.winner == ""
+        assert held.variants[1].better  # shown better, held back while paused
+        assert router.sets == [{"a": 75, "b": 25}]
+        await handle.execute_update(
+            ROLLOUT_COMMAND.name, OperatorCommand(kind="resume", by="ana"), result_type=Any
+        )
+        result = await handle.result()
+    assert result.winner == "b" and router.sets[-1] == {"a": 0, "b": 100}

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from plans import Gate, GateOutcome, Verdict
 from plans.experiment import ExperimentPlan
 from plans.gates import SequentialGate
-from plans.runtime.experiment import ExperimentProgress
+from plans.runtime.experiment import ExperimentProgress, ExperimentState
 
 
 def lower_is_better(gate: SequentialGate) -> bool:
@@ -109,6 +109,10 @@ def refusal(plan: ExperimentPlan, progress: ExperimentProgress, kind: str, varia
         return f"{kind}: the experiment has ended ({progress.state.value})"
     if progress.stop_asked:
         return f"{kind}: the experiment is being stopped: {progress.stop_asked}"
+    if progress.state == ExperimentState.RESTORING:
+        return f"{kind}: the experiment is being stopped: {progress.reason}"
+    if progress.state == ExperimentState.ROLLING_FORWARD and kind not in ("rollback", "abort"):
+        return f"{kind}: {progress.winner!r} is being rolled forward"
     if kind == "pause" and progress.paused:
         return "pause: the experiment is paused already"
     if kind == "resume" and not progress.paused:

@@ -79,7 +79,7 @@ class ExperimentWorkflow:
                 self._commands.audit(
                     "start", f"experiment started: {VariantShares(shares=shares).describe()}"
                 )
-                self._board.show(ExperimentState.RUNNING)
+                self._board.show(ExperimentState.PAUSED if p.paused else ExperimentState.RUNNING)
             winner = await self._watch()
             await self._conclude(winner)
         except _Stop as stop:
@@ -113,7 +113,7 @@ class ExperimentWorkflow:
             if now >= p.next_check_at:
                 found = await self._check()
                 p.next_check_at = workflow.now() + ex.check_every
-                if found and not p.paused and not p.stop_asked:
+                if found and not (p.paused or p.stop_asked or p.winner):
                     p.winner = found
                 continue
             if run_is_full(p.checks_this_run, self._input.checks_per_run):
@@ -219,6 +219,8 @@ class ExperimentWorkflow:
             )
             await self._target.set(decisions.only(ex.control, names), f"keep {ex.control} at 100%")
             final = ExperimentState.KEPT_CONTROL
+        if p.stop_asked:  # a rollback taken while the shares were being set
+            raise _Stop(p.stop_asked)
         self._commands.audit("end", f"{final.value.replace('_', ' ')}: {p.reason}")
         self._board.show(final)
         await self._target.release()
