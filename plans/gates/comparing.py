@@ -135,6 +135,14 @@ class ComparingGate(GateBase):
 
     def _improvement_problems(self) -> list[str]:
         if self.direction != "improve":
+            worse = {"increase": "higher", "decrease": "lower"}.get(self.direction)
+            if self.better is not None and self.better == worse:
+                return [
+                    f"better: {self.better} says {'an' if worse == 'higher' else 'a'}"
+                    f" {self.direction} is no regression, but"
+                    f" direction {self.direction} treats it as one: fix one of them, or ask"
+                    " for a gain with direction: improve"
+                ]
             if self.by is not None:
                 return ["by applies to direction: improve (the gain the canary must show)"]
             return []

@@ -90,6 +90,14 @@ def test_old_plans_mean_the_same() -> None:
         ({**RATE, "direction": "improve", "better": "lower", "by": "0%"}, "must be more than 0"),
         ({**RATE, "by": "5%"}, "by applies to direction: improve"),
         (
+            {**RATE, "better": "higher"},
+            "better: higher says an increase is no regression, but direction increase",
+        ),
+        (
+            {**RATE, "direction": "decrease", "better": "lower"},
+            "better: lower says a decrease is no regression",
+        ),
+        (
             {"kind": "sequential", "test": "latency", "query": "q", "direction": "improve"}
             | {"better": "lower", "by": "0.1pp"},
             "percentage points apply to a rate \\(test: rate\\); write the gain relative",
