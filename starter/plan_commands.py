@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from plans.durations import format_duration
-from starter import power_view
 from plans.errors import PlanError
 from plans.experiment import ExperimentPlan, load_any_plan
 from plans.release_plan import ReleasePlan
+from starter import power_view
 
 if TYPE_CHECKING:
     from plans.governance.windows import Windows
