@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from plans.runtime.experiment import ExperimentReportRequest
 from plans.runtime.state import ReportRequest
 
 REPORT_DIR_ENV = "ROLLOUT_REPORT_DIR"
@@ -28,7 +29,7 @@ class ReportWriter:
         self.store = store
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.write_report]
+        return [self.write_report, self.write_experiment_report]
 
     @activity.defn(name="write_report")
     async def write_report(self, request: ReportRequest) -> str:
@@ -48,3 +49,22 @@ class ReportWriter:
             raise ApplicationError(str(error), type="StoreRefused", non_retryable=True) from None
         activity.logger.info("report of %s written to %s", request.workflow_id, written["html"])
         return written["html"].resolve().as_uri()
+
+    @activity.defn(name="write_experiment_report")
+    async def write_experiment_report(self, request: ExperimentReportRequest) -> str:
+        """Write an ended experiment's report (Markdown and JSON); its Markdown's file URL."""
+        import asyncio
+        from pathlib import Path
+
+        from activities.report import experiment
+        from activities.report.gather import report_dir
+        from activities.storage import StoreRefused
+
+        root = Path(self.store or report_dir())
+        try:
+            path = await asyncio.to_thread(
+                experiment.write, request.status, root, request.run_id, REPORT_DIR_ENV
+            )
+        except StoreRefused as error:
+            raise ApplicationError(str(error), type="StoreRefused", non_retryable=True) from None
+        return path.resolve().as_uri()

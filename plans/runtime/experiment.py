@@ -127,3 +127,10 @@ class ExperimentResult(BaseModel):
     winner: str
     shares: dict[str, int]
     reason: str
+
+
+class ExperimentReportRequest(BaseModel):
+    """Write an ended experiment's report (``activities.reports``, ``write_experiment_report``)."""
+
+    status: ExperimentStatus
+    run_id: str = Field(description="the experiment's first run: the report's folder")

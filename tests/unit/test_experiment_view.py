@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+from activities.report import experiment
 from plans import GateOutcome, Verdict
 from plans.runtime.experiment import ExperimentState, ExperimentStatus, VariantStatus
 from starter import experiment_view
@@ -20,7 +22,7 @@ def test_validate_lists_the_variants_and_the_gates() -> None:
     assert "guardrails: errors, errors-now" in lines[3]
 
 
-def test_status_shows_each_variant_s_share_effect_and_guardrails() -> None:
+def ended() -> ExperimentStatus:
     primary = Verdict(
         gate="conversion",
         outcome=GateOutcome.PASS,
@@ -55,6 +57,11 @@ def test_status_shows_each_variant_s_share_effect_and_guardrails() -> None:
         elapsed_s=5400,
         max_duration_s=86400,
     )
+    return status
+
+
+def test_status_shows_each_variant_s_share_effect_and_guardrails() -> None:
+    status = ended()
     text = experiment_view.view(status)
     assert "shop[/] experiment: rolled forward (1h30m of 1d" in text
     assert "judged at 99.00% per variant" in text
@@ -71,3 +78,16 @@ def test_promote_takes_the_variant_to_roll_forward() -> None:
     args = parser().parse_args(["promote", "shop", "--variant", "b"])
     assert args.variant == "b"
     assert parser().parse_args(["rollback", "shop"]).command == "rollback"
+
+
+def test_the_report_holds_each_variant_s_effect_and_the_winner(tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    path = experiment.write(ended(), root, "run-1", "ROLLOUT_REPORT_DIR")
+    assert path == root / "shop" / "run-1" / "experiment.md"
+    text = path.read_text()
+    assert "# Experiment of shop: rolled forward" in text and "Winner: **b**" in text
+    assert "| b | 100% | 25% | x1.2 [x1.08, x1.33] | yes | errors pass | - |" in text
+    assert "| c | 0% | 25% | not measured | no | - | guardrail errors failed |" in text
+    assert "- b: rate x1.2 [x1.08, x1.33] vs allowed x1" in text
+    saved = ExperimentStatus.model_validate_json((path.parent / "experiment.json").read_text())
+    assert saved.winner == "b"

@@ -33,7 +33,12 @@ from plans import (
     Verdict,
 )
 from plans.experiment import ExperimentPlan, parse_experiment_plan
-from plans.runtime.experiment import ExperimentResult, ExperimentState, ExperimentStatus
+from plans.runtime.experiment import (
+    ExperimentReportRequest,
+    ExperimentResult,
+    ExperimentState,
+    ExperimentStatus,
+)
 from plans.runtime.messages import EXPERIMENT_STATUS, ROLLOUT_COMMAND
 from plans.runtime.shares import SharesRequest, VariantShares
 from tests.workflow.conftest import skip
@@ -102,6 +107,7 @@ class Router:
     sets: list[dict[str, int]] = field(default_factory=list)
     judged: list[str] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)
+    reports: list[ExperimentReportRequest] = field(default_factory=list)
 
     def activities(self) -> list[Any]:
         @activity.defn(name="set_variant_shares")
@@ -157,7 +163,13 @@ class Router:
         def release_target(claim: TargetClaim) -> bool:
             return True
 
+        @activity.defn(name="write_experiment_report")
+        def write_experiment_report(req: ExperimentReportRequest) -> str:
+            self.reports.append(req)
+            return f"file:///reports/{req.run_id}/experiment.md"
+
         return [
+            write_experiment_report,
             set_variant_shares,
             read_variant_shares,
             check_gates,
@@ -220,6 +232,10 @@ async def test_the_variant_shown_better_is_rolled_forward(env: WorkflowEnvironme
     assert router.confidences and all(c == pytest.approx(0.99) for c in router.confidences)
     b = next(v for v in shown.variants if v.name == "b")
     assert b.better and b.share == 100 and b.effect_text() == "x1.2 [x1.08, x1.33]"
+    # The report is written once, with the end as the status says it.
+    (report,) = router.reports
+    assert report.status.winner == "b" and report.status.state == ExperimentState.ROLLED_FORWARD
+    assert any(e.text.startswith("report written: file:///reports/") for e in shown.events)
 
 
 async def test_no_winner_keeps_the_control_at_max_duration(env: WorkflowEnvironment) -> None:
@@ -259,6 +275,7 @@ async def test_a_cancel_puts_the_control_back(env: WorkflowEnvironment) -> None:
     assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
     assert shown.state == ExperimentState.ROLLED_BACK
     assert any("restoring a to 100%" in e.text for e in shown.events)
+    assert [r.status.state for r in router.reports] == [ExperimentState.ROLLED_BACK]
 
 
 async def test_a_rollback_command_puts_the_control_back(env: WorkflowEnvironment) -> None:

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.runtime.experiment import (
         ExperimentInput,
         ExperimentProgress,
+        ExperimentReportRequest,
         ExperimentResult,
         ExperimentState,
         ExperimentStatus,
@@ -223,6 +224,7 @@ class ExperimentWorkflow:
             raise _Stop(p.stop_asked)
         self._commands.audit("end", f"{final.value.replace('_', ' ')}: {p.reason}")
         self._board.show(final)
+        await self._report()
         await self._target.release()
 
     async def _restore(self, reason: str) -> None:
@@ -253,7 +255,27 @@ class ExperimentWorkflow:
         )
         self._commands.audit("end", f"rolled back: {reason}")
         self._board.show(ExperimentState.ROLLED_BACK)
+        await self._report()
         await self._target.release()
+
+    async def _report(self) -> None:
+        """Write the report; a report store that refuses is said in the audit, nothing more."""
+        request = ExperimentReportRequest(
+            status=self.status(), run_id=workflow.info().first_execution_run_id
+        )
+        try:
+            url = await workflow.execute_activity(
+                "write_experiment_report",
+                request,
+                result_type=str,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="write the experiment's report",
+            )
+        except ActivityError as error:
+            self._commands.audit("report", f"no report: {root_message(error)}")
+            return
+        self._commands.audit("report", f"report written: {url}")
 
     # -- commands ---------------------------------------------------------------------------------
 

@@ -1,0 +1,65 @@
+"""An experiment's report: each variant's share, its primary effect with its interval, its
+guardrails, the winner and why, and the audit trail, as Markdown and JSON.
+
+Written into the report store beside the rollouts' (``<root>/<service>/<first run id>/``),
+as ``experiment.md`` and ``experiment.json``, when the experiment ends.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from activities.storage import owned_folder, write_whole
+from plans.runtime.experiment import ExperimentStatus
+
+
+def markdown(status: ExperimentStatus) -> str:
+    """The report as Markdown: the end, a table of the variants, the audit trail."""
+    state = status.state.value.replace("_", " ")
+    lines = [
+        f"# Experiment of {status.service}: {state}",
+        "",
+        f"Winner: **{status.winner}**" if status.winner else "Winner: none",
+        "",
+        f"Reason: {status.reason or '-'}",
+        "",
+        f"Primary: `{status.primary}` ({status.better} is better), judged at"
+        f" {status.confidence:.2%} per variant against the control `{status.control}`;"
+        f" {status.checks} checks.",
+        "",
+        "| variant | share | planned | primary effect | shown better | guardrails | out |",
+        "| --- | ---: | ---: | --- | --- | --- | --- |",
+    ]
+    for v in status.variants:
+        effect = "control" if v.control else (v.effect_text() or "not measured")
+        guards = ", ".join(f"{name} {x.outcome.value}" for name, x in v.guardrails.items())
+        better = "yes" if v.better else ("" if v.control else "no")
+        lines.append(
+            f"| {v.name} | {v.share}% | {v.planned_share}% | {effect} | {better} |"
+            f" {guards or '-'} | {_cell(v.out) or '-'} |"
+        )
+    verdicts = [(v.name, v.primary) for v in status.variants if v.primary is not None]
+    if verdicts:
+        lines += ["", "## The primary's last verdicts", ""]
+        lines += [f"- {name}: {_cell(x.reason)}" for name, x in verdicts if x is not None]
+    lines += ["", "## Audit trail", ""]
+    lines += [f"- {e.at:%Y-%m-%d %H:%M:%S} {e.kind}: {_cell(e.text)}" for e in status.events]
+    return "\n".join(lines) + "\n"
+
+
+def write(status: ExperimentStatus, root: Path, run_id: str, setting: str) -> Path:
+    """Write ``experiment.md`` and ``experiment.json`` in the run's folder; the Markdown's path."""
+    folder = owned_folder(root / _safe(status.service) / _safe(run_id), setting, within=root)
+    write_whole(folder / "experiment.json", (status.model_dump_json(indent=2) + "\n").encode())
+    path = folder / "experiment.md"
+    write_whole(path, markdown(status).encode())
+    return path
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "run"
