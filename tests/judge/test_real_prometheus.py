@@ -167,3 +167,41 @@ def test_a_faulty_canary_fails_every_kind(demo: Demo) -> None:
     slower = verdicts["latency-seq"]
     assert slower.effect is not None and slower.effect > 1.06
     assert "bucket bound(s)" in slower.reason
+
+
+def test_live_traffic_and_evidence_read_from_prometheus(demo: Demo) -> None:
+    """`validate --live` reads each gate's traffic, rate and buckets; verdicts carry evidence."""
+    from activities import power_plan
+    from plans import parse_plan
+
+    verdicts = judged_until(demo, "canary", GateOutcome.PASS)
+    latency = verdicts["latency-seq"]
+    assert latency.evidence is not None and latency.evidence >= 20
+    assert latency.evidence_needed is not None and latency.evidence_target is not None
+    assert latency.evidence_target > 1
+    assert verdicts["errors-seq"].evidence is not None and verdicts["errors-seq"].evidence >= 20
+    plan = parse_plan(
+        {
+            "service": "demo",
+            "stable": "stable",
+            "canary": "canary",
+            "router": {"kind": "haproxy", "runtime_api": "tcp://127.0.0.1:9999", "backend": "b"},
+            "metrics": {"kind": "prometheus", "url": demo.prometheus_url},
+            "gates": [
+                {"name": "errors", "preset": "demo-error-rate", "kind": "sequential"},
+                {"name": "latency", "preset": "demo-p95-latency", "kind": "sequential"},
+            ],
+            "stages": [{"name": "five", "weight": 5, "bake": "10m"}],
+        }
+    )
+    traffic = power_plan.live(plan, 0.01)
+    assert not traffic.problems, traffic.problems
+    assert traffic.total_rps["errors"] > 0 and traffic.total_rps["latency"] > 0
+    bounds, shares = traffic.latency["latency"]
+    assert len(bounds) == len(shares) >= 3 and sum(shares) > 0
+    (stage,) = power_plan.reach(plan, traffic)
+    found = {g.gate: g for g in stage}
+    assert found["latency"].detectable is not None and found["latency"].detectable > 1
+    assert found["latency"].canary_requests == pytest.approx(
+        traffic.total_rps["latency"] * 0.05 * 600
+    )
