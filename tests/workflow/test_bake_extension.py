@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from client.operations import start_rollout
 from client.steering import send_command
 from plans import CommandKind, GateCheck, GateOutcome, OperatorCommand, RolloutState, Verdict
 from tests.workflow.conftest import Doubles, make_plan, verdicts
 from tests.workflow.test_rollout_workflow import finish, status_of, until
+from worker.main import workflow_runner
+from workflows.rollout import RolloutWorkflow
 
 GATES = [{"name": "errors", "preset": "demo-error-rate", "kind": "sequential"}]
 NEEDED = 500.0
@@ -55,6 +62,19 @@ async def test_a_stage_short_of_samples_extends_its_bake_and_says_so(env, worker
     assert "have the samples they need after 50m" in ended
     assert moved.state != RolloutState.PAUSED
     await finish(env, handle)
+    # The run replays on this code; with ROLLOUT_CAPTURE_HISTORIES=1 it is kept for the
+    # replay test of every later version (tests/workflow/test_replay.py).
+    history = await handle.fetch_history()
+    replayer = Replayer(
+        workflows=[RolloutWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    replayed = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert replayed.replay_failure is None
+    if os.environ.get("ROLLOUT_CAPTURE_HISTORIES") == "1":
+        kept = Path(__file__).parent.parent / "histories" / "bake_extended.json"
+        kept.write_text(history.to_json())
 
 
 async def test_the_extension_stops_at_max_bake_and_pauses(env, worker, doubles: Doubles) -> None:
