@@ -8,18 +8,27 @@ pass or a fail, as each test scripts it.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from activities.identity import verify_command
 from client.experiments import start_experiment
@@ -42,7 +51,11 @@ from plans.runtime.experiment import (
 from plans.runtime.messages import EXPERIMENT_STATUS, ROLLOUT_COMMAND
 from plans.runtime.shares import SharesRequest, VariantShares
 from tests.workflow.conftest import skip
+from tests.workflow.test_replay import assert_of_this_version
+from worker.main import workflow_runner
 from workflows.experiment import ExperimentWorkflow
+
+HISTORIES = Path(__file__).parent.parent / "histories" / "experiment"
 
 GATES = [
     {
@@ -213,6 +226,31 @@ async def until(
     raise AssertionError(f"never held; last status {found}")
 
 
+async def kept(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With ROLLOUT_CAPTURE_HISTORIES=1, keep the run's history for the replay test."""
+    if os.environ.get("ROLLOUT_CAPTURE_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        HISTORIES.mkdir(parents=True, exist_ok=True)
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_recorded_experiments_replay_without_nondeterminism(path: Path) -> None:
+    assert_of_this_version(path)
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
+    replayer = Replayer(
+        workflows=[ExperimentWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+def test_the_recorded_experiments_are_kept() -> None:
+    assert {p.stem for p in HISTORIES.glob("*.json")} >= {"rolled_forward", "rolled_back"}
+
+
 async def test_the_variant_shown_better_is_rolled_forward(env: WorkflowEnvironment) -> None:
     def effect(variant: str, n: int) -> tuple[float, float, float]:
         if variant == "b" and n >= 3:
@@ -223,6 +261,7 @@ async def test_the_variant_shown_better_is_rolled_forward(env: WorkflowEnvironme
     async with running(env, router, experiment_plan()) as handle:
         result = await handle.result()
         shown = await status(handle)
+        await kept(handle, "rolled_forward")
     assert router.sets[0] == {"a": 50, "b": 25, "c": 25}
     assert router.sets[-1] == {"a": 0, "b": 100, "c": 0}
     assert result.state == ExperimentState.ROLLED_FORWARD
@@ -242,6 +281,7 @@ async def test_no_winner_keeps_the_control_at_max_duration(env: WorkflowEnvironm
     router = Router()
     async with running(env, router, experiment_plan(max_duration="1h")) as handle:
         result = await handle.result()
+        await kept(handle, "kept_control")
     assert result.state == ExperimentState.KEPT_CONTROL
     assert result.winner == ""
     assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
@@ -291,6 +331,7 @@ async def test_a_rollback_command_puts_the_control_back(env: WorkflowEnvironment
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
         shown = await status(handle)
+        await kept(handle, "rolled_back")
     assert "rolled back: rollback by ana (checkout looks odd)" in str(failed.value.cause)
     assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
     assert shown.state == ExperimentState.ROLLED_BACK
@@ -363,6 +404,7 @@ async def test_a_long_experiment_goes_on_in_new_runs(env: WorkflowEnvironment) -
             )
             result = await handle.result()
             shown = await status(handle)
+            await kept(handle, "continued_as_new")
     assert result.winner == "b" and router.judged.count("b") == 5
     assert shown.checks == 5
     assert router.sets[0] == {"a": 75, "b": 25}  # set once, not again by each new run
