@@ -30,7 +30,7 @@ from client import reading, releases, runs, signing, starting, steering
 from client.connection import connect, end_process
 from client.connection import task_queue as default_task_queue
 from client.experiments import await_target as experiment_claimed
-from client.experiments import start_experiment
+from client.experiments import experiment_status, start_experiment
 from client.records import TemporalRecords
 from client.releases import AlreadyReleasing
 from client.runs import NoSuchRollout
@@ -42,6 +42,7 @@ from plans.experiment import ExperimentPlan
 from plans.loading import load_plan, parse_plan
 from plans.plan import Plan
 from plans.release_plan import ReleasePlan, load_any
+from plans.runtime.experiment import ExperimentStatus
 from plans.runtime.release import ReleaseCommand, ReleaseCommandRecord, ReleaseStatus
 from plans.runtime.state import CommandKind, CommandRecord, OperatorCommand, RolloutStatus
 from plans.runtime.visibility import ROLLOUT_WORKFLOW, SERVICE, STAGE, STATE, WEIGHT, service_of
@@ -182,6 +183,11 @@ class Rollouts:
         """The rollout's status from its workflow, or Temporal's records when no worker
         answers within 2 s (``TemporalRecords``: run state, search attributes, last events)."""
         return await reading.read_status(self.client, service)
+
+    async def experiment(self, service: str) -> ExperimentStatus:
+        """A running (or ended) experiment's status: each variant's share, primary effect with
+        its interval and guardrails, the winner (a worker must answer)."""
+        return await experiment_status(self.client, service)
 
     async def follow(self, service: str, every: float = 1.0) -> AsyncIterator[RolloutStatus]:
         """Yield the status each time it changes, until the rollout ends (its last status has

@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from client import calls, leases
 from client.runs import workflow_id
 from client.starting import AlreadyRolling, search_attributes_registered
+from plans.errors import RolloutError
 from plans.experiment import ExperimentPlan
 from plans.runtime.experiment import ExperimentInput, ExperimentResult, ExperimentStatus
 from plans.runtime.messages import EXPERIMENT, EXPERIMENT_STATUS
@@ -103,9 +104,17 @@ async def is_experiment(client: Client, service: str) -> bool:
 
 
 async def experiment_status(client: Client, service: str) -> ExperimentStatus:
-    """The experiment's answer to its status query (a worker must answer)."""
+    """The experiment's answer to its status query; RolloutError when no worker answers."""
     handle = client.get_workflow_handle(workflow_id(service))
-    return await asyncio.wait_for(
-        calls.ask(handle, EXPERIMENT_STATUS, rpc_timeout=QUERY_TIMEOUT),
-        QUERY_TIMEOUT.total_seconds() * 2,
-    )
+    try:
+        return await asyncio.wait_for(
+            calls.ask(handle, EXPERIMENT_STATUS, rpc_timeout=QUERY_TIMEOUT),
+            QUERY_TIMEOUT.total_seconds() * 2,
+        )
+    except (RPCError, TimeoutError) as error:
+        said = error.message if isinstance(error, RPCError) else "no answer"
+        raise RolloutError(
+            f"the experiment of {service} did not answer its status query ({said}): is a"
+            " rollout-worker running on its task queue? `temporal workflow describe -w"
+            f" {workflow_id(service)}` shows what Temporal holds of it"
+        ) from None
