@@ -47,9 +47,8 @@ def not_shown(check: GateCheck) -> list[Verdict]:
 
 
 def plan(**overrides: Any) -> Plan:
-    return make_plan(
-        gates=GATES, stages=STAGES, notify={"webhook_url_env": "ROLLOUT_TEST_WEBHOOK"}, **overrides
-    )
+    fields: dict[str, Any] = {"gates": GATES, "stages": STAGES}
+    return make_plan(notify={"webhook_url_env": "ROLLOUT_TEST_WEBHOOK"}, **(fields | overrides))
 
 
 async def test_the_stage_waits_for_the_gain_past_the_inconclusive_limit(
@@ -84,4 +83,33 @@ async def test_the_stage_pauses_when_its_bake_ends_without_the_gain(
     await env.sleep(timedelta(hours=1))
     assert (await status_of(handle)).state == RolloutState.PAUSED
     assert doubles.shifts == [10]
+    await finish(env, handle)
+
+
+async def test_with_max_bake_the_stage_bakes_on_for_the_gain(env, worker, doubles: Doubles) -> None:
+    # Not shown at the end of the 30-minute bake (6 checks), shown at the ninth (45m).
+    doubles.judge = lambda n, check: (
+        not_shown(check) if n <= 8 else verdicts(check, GateOutcome.PASS)
+    )
+    stages = [{**STAGES[0], "max_bake": "1h"}, STAGES[1]]
+    handle = await start_rollout(env.client, plan(stages=stages), worker)
+    extended = await until(
+        handle, lambda s: any(e.kind == "bake" for e in s.events), env, step=timedelta(minutes=5)
+    )
+    assert extended.state == RolloutState.BAKING and not extended.paused
+    assert any("errors-down is inconclusive" in e.text for e in extended.events)
+    result = await settle(env, handle)
+    assert result.state == RolloutState.PROMOTED and doubles.shifts == [10, 100]
+    assert not any("not shown" in note for note in doubles.notes)
+
+
+async def test_with_max_bake_a_gain_never_shown_pauses_at_max_bake(
+    env, worker, doubles: Doubles
+) -> None:
+    doubles.judge = lambda n, check: not_shown(check)
+    stages = [{**STAGES[0], "max_bake": "1h"}, STAGES[1]]
+    handle = await start_rollout(env.client, plan(stages=stages), worker)
+    paused = await until(handle, lambda s: s.state == RolloutState.PAUSED, env)
+    assert paused.checks >= 12 and paused.stage_index == 0  # 1 hour of checks every 5m
+    assert any("max_bake 1h" in note for note in doubles.notes)
     await finish(env, handle)

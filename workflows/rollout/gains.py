@@ -4,8 +4,9 @@ Such a gate is inconclusive until its gain is shown. That is no lack of data: wh
 stage bakes, the stage simply waits for it, so these checks do not count towards the
 gate's ``inconclusive_limit``. Once the bake is over, a gain still not shown is acted on
 at once, as an inconclusive gate whose streak reached its limit (a ``critical`` gate
-pauses the stage), and again every ``inconclusive_limit`` checks while it goes on. A gate
-without data is inconclusive as any other.
+pauses the stage), and again every ``inconclusive_limit`` checks while it goes on. A stage
+with ``max_bake`` first extends its bake for it, as for a gate short of samples, and pauses
+at ``max_bake``. A gate without data is inconclusive as any other.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def judge_checks(
 ) -> list[GateAction]:
     """``decisions.judge_checks``, with the gains not shown yet counted as above."""
     by_name = {g.name: g for g in gates}
-    baked = decisions.baked(plan, progress, now)
+    # A stage with max_bake extends its bake for a gate still inconclusive (the extension's
+    # to decide, workflows/rollout/extension.py): the gain is waited for until that is over.
+    stage = decisions.current_stage(plan, progress)
+    extends = stage.max_bake is not None and progress.clock.extension != "over"
+    baked = decisions.baked(plan, progress, now) and not extends
     waiting = set()
     for verdict in verdicts:
         gate = by_name.get(verdict.gate)
