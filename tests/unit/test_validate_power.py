@@ -153,3 +153,13 @@ def test_status_shows_evidence_against_need() -> None:
     console = Console(width=200, record=True)
     console.print(verdict_table(plain))
     assert "evidence" not in console.export_text()
+
+
+def test_max_bake_must_be_longer_than_the_bake(capsys: pytest.CaptureFixture[str]) -> None:
+    short = copy.deepcopy(PLAN)
+    short["stages"][0]["max_bake"] = "10m"
+    assert run(["validate", write_plan(short)]) == 2
+    err = capsys.readouterr().err
+    assert "max_bake 10m is not longer than the bake 10m" in err
+    assert parse_plan(PLAN).stages[0].max_bake is not None
+    assert parse_plan(PLAN).stages[1].max_bake is None
