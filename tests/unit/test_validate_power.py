@@ -163,3 +163,12 @@ def test_max_bake_must_be_longer_than_the_bake(capsys: pytest.CaptureFixture[str
     assert "max_bake 10m is not longer than the bake 10m" in err
     assert parse_plan(PLAN).stages[0].max_bake is not None
     assert parse_plan(PLAN).stages[1].max_bake is None
+
+
+def test_evidence_never_breaks_a_check() -> None:
+    gate = gate_from(name="latency", kind="sequential", test="latency", query=LATENCY_QUERY)
+    verdict = Verdict(gate="latency", outcome=GateOutcome.INCONCLUSIVE)
+    odd = Side(bounds=(0.1, 0.05), histogram=((float("nan"), 1.0),))
+    assert with_evidence(gate, Measurements(canary=odd, stable=odd), verdict) == verdict
+    ragged = Side(bounds=(0.1,), histogram=((1.0, 2.0), (1.0,)))
+    assert with_evidence(gate, Measurements(canary=ragged, stable=ragged), verdict) == verdict
