@@ -85,7 +85,7 @@ def view(status: ExperimentStatus) -> str:
             continue
         effect = v.effect_text() or "no effect measured yet"
         better = " [green]better[/]" if v.better else ""
-        lines.append(f"{head} {escape(status.primary)} {effect}{better}")
+        lines.append(f"{head} {escape(status.primary)}: {effect}{better}")
         if v.primary is not None and v.primary.reason:
             lines.append(f"      {escape(v.primary.reason)}")
         for name, verdict in v.guardrails.items():

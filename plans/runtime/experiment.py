@@ -61,6 +61,7 @@ class ExperimentProgress(BaseModel):
 
     state: ExperimentState = ExperimentState.STARTING
     started_at: datetime | None = None
+    ended_at: datetime | None = None
     shares: dict[str, int] = Field(default_factory=dict, description="what the router was set to")
     out: dict[str, str] = Field(default_factory=dict, description="variant -> why taken out")
     verdicts: dict[str, list[Verdict]] = Field(default_factory=dict, description="per variant")

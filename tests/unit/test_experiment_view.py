@@ -65,7 +65,7 @@ def test_status_shows_each_variant_s_share_effect_and_guardrails() -> None:
     text = experiment_view.view(status)
     assert "shop[/] experiment: rolled forward (1h30m of 1d" in text
     assert "judged at 99.00% per variant" in text
-    assert "  b 100% conversion x1.2 [x1.08, x1.33] [green]better[/]" in text
+    assert "  b 100% conversion: x1.2 [x1.08, x1.33] [green]better[/]" in text
     assert "      guardrail errors: pass" in text
     assert "  c 0% [red]out[/]: guardrail errors failed" in text
     assert "winner: [green]b[/]" in text

@@ -65,7 +65,7 @@ def status_of(plan: ExperimentPlan, p: ExperimentProgress, now: datetime) -> Exp
         reason=p.reason,
         checks=p.checks,
         started_at=p.started_at,
-        elapsed_s=decisions.elapsed(p, now).total_seconds(),
+        elapsed_s=decisions.elapsed(p, p.ended_at or now).total_seconds(),
         max_duration_s=ex.max_duration.total_seconds(),
         paused=p.paused,
         commands=p.commands,
@@ -119,6 +119,8 @@ class Board:
         p, plan = self._progress, self._plan
         if state is not None:
             p.state = state
+            if state.final and p.ended_at is None:
+                p.ended_at = workflow.now()
         text = sentence(plan, p)
         if text == (self._published[0] if self._published else None):
             return

