@@ -7,7 +7,8 @@ other finds it. The owner releases the lease when it ends.
 A rollout that is terminated (or times out) runs no code of its own at its end, so it
 cannot put stable back. Its lease watches it (one long poll on its close event) and does:
 within seconds of the terminate it sets the split the claim names (100% stable), reads it
-back, tells the owner's channels, and ends saying so in its result and details. A reset
+back, tells the owner's channels, and ends saying so in its result and details (an
+experiment's claim names its shares instead: the control at 100%). A reset
 owner runs on under the same id and is watched on. A canary server the router no longer
 has counts as restored; any other refusal is tried again (every 5 minutes at most) with
 the lease held, so no other rollout moves the target meanwhile.
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rollout import notify, read_traffic, shift_traffic
     from plans import OwnerEnd, ShiftRequest, TargetClaim
     from plans.runtime import messages
+    from plans.runtime.shares import SharesRequest, VariantShares
     from workflows.failures import CANARY_GONE, error_type, root_message
     from workflows.runs import record_history_version
 
@@ -65,6 +67,8 @@ class TargetLease:
                 return f"released by {claim.owner}"
             if ended.left_traffic and claim.restore is not None:
                 return await self._restore(claim, claim.restore, ended.how)
+            if ended.left_traffic and claim.restore_shares is not None:
+                return await self._restore_shares(claim, claim.restore_shares, ended.how)
             if not ended.running:
                 return f"{claim.owner} ended ({ended.how}) without releasing it"
             # Running again after a reset: watch the run there is now.
@@ -107,6 +111,51 @@ class TargetLease:
                     f"{claim.owner} was {how}; stable is not back: {root_message(error)}."
                     " Make the router accept the change, or put stable back by hand;"
                     " this lease tries again and ends once stable is read back"
+                )
+                if workflow.info().is_continue_as_new_suggested():
+                    workflow.continue_as_new(claim)
+            await workflow.sleep(
+                timedelta(seconds=min(10 * 2**rounds, RESTORE_WAIT_CAP)),
+                summary="try the restore again",
+            )
+        said = f"{claim.owner} was {how} without a rollback; its lease restored: {done}"
+        workflow.set_current_details(said)
+        await self._tell(claim, said)
+        return said
+
+    async def _restore_shares(self, claim: TargetClaim, restore: SharesRequest, how: str) -> str:
+        """An experiment's: its control back at 100% and read back, then told, as above."""
+        workflow.set_current_details(f"{claim.owner} was {how}: putting the control back")
+        rounds = 0
+        while True:
+            try:
+                await workflow.execute_activity(
+                    messages.SET_VARIANT_SHARES,
+                    restore,
+                    result_type=VariantShares,
+                    start_to_close_timeout=restore.router.shift_timeout,
+                    retry_policy=RetryPolicy(
+                        maximum_interval=timedelta(seconds=10), maximum_attempts=5
+                    ),
+                    summary=f"{claim.owner} was {how}: restore {restore.shares.describe()}",
+                )
+                read = await workflow.execute_local_activity(
+                    messages.READ_VARIANT_SHARES,
+                    restore,
+                    result_type=VariantShares,
+                    start_to_close_timeout=restore.router.read_timeout,
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                    summary="read the shares back",
+                )
+                if read.shares == restore.shares.shares:
+                    done = f"{restore.shares.describe()} on {claim.target}, read back"
+                    break
+            except ActivityError as error:
+                rounds += 1
+                workflow.set_current_details(
+                    f"{claim.owner} was {how}; the control is not back: {root_message(error)}."
+                    " Make the router accept the change, or set the shares by hand;"
+                    " this lease tries again and ends once they are read back"
                 )
                 if workflow.info().is_continue_as_new_suggested():
                     workflow.continue_as_new(claim)

@@ -12,6 +12,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from plans.runtime.notices import Notification
+from plans.runtime.shares import SharesRequest
 from plans.runtime.state import ShiftRequest
 
 
@@ -25,6 +26,10 @@ class TargetClaim(BaseModel):
     owner_run_id: str = Field(default="", description="the owner's run when it claimed")
     restore: ShiftRequest | None = Field(
         default=None, description="what puts stable back, should the owner end without a restore"
+    )
+    restore_shares: SharesRequest | None = Field(
+        default=None,
+        description="an experiment's: its control at 100%, should the owner end without a restore",
     )
     notice: Notification | None = Field(
         default=None, description="the message the owner's channels get if the lease restores"

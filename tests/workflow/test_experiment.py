@@ -31,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.identity import verify_command
+from activities.ownership import TargetLeases
 from client.experiments import start_experiment
 from plans import (
     ClaimAnswer,
@@ -50,10 +51,11 @@ from plans.runtime.experiment import (
 )
 from plans.runtime.messages import EXPERIMENT_STATUS, ROLLOUT_COMMAND
 from plans.runtime.shares import SharesRequest, VariantShares
-from tests.workflow.conftest import skip
+from tests.workflow.conftest import owner_watch, skip
 from tests.workflow.test_replay import assert_of_this_version
 from worker.main import workflow_runner
 from workflows.experiment import ExperimentWorkflow
+from workflows.lease import TargetLease
 
 HISTORIES = Path(__file__).parent.parent / "histories" / "experiment"
 
@@ -432,3 +434,33 @@ async def test_a_pause_holds_the_winner_and_the_clock(env: WorkflowEnvironment) 
         )
         result = await handle.result()
     assert result.winner == "b" and router.sets[-1] == {"a": 0, "b": 100}
+
+
+async def test_a_terminated_experiment_s_lease_puts_the_control_back(
+    env: WorkflowEnvironment,
+) -> None:
+    router = Router()
+    doubled = [a for a in router.activities() if "target" not in a.__name__]
+    ownership = [a for a in TargetLeases(env.client).activities() if a.__name__ != "owner_ended"]
+    plan = experiment_plan()  # three variants: more than a rollout's restore can set
+    queue = f"exp-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[ExperimentWorkflow, TargetLease],
+            activities=[*doubled, *ownership, owner_watch(env.client)],
+            activity_executor=executor,
+        ):
+            handle = await start_experiment(env.client, plan, queue)
+            await until(env, handle, lambda s: s.checks >= 1)
+            await handle.terminate("operator removed it")
+            lease = env.client.get_workflow_handle(plan.target_lease_id, result_type=str)
+            for _ in range(30):
+                if (await lease.describe()).close_time is not None:
+                    break
+                await skip(env, timedelta(seconds=10))
+            said = await lease.result()
+    assert "rollout-shop was terminated without a rollback" in said
+    assert "a 100% / b 0% / c 0%" in said and "read back" in said
+    assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}

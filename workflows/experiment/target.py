@@ -16,14 +16,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ownership import TargetLeases
-    from plans import ShiftRequest, TargetClaim, TrafficSplit
+    from plans import TargetClaim
     from plans.experiment import ExperimentPlan
     from plans.plan import written_hosts
     from plans.runtime import messages
     from plans.runtime.experiment import ExperimentProgress, ExperimentState
     from plans.runtime.shares import SharesRequest, VariantShares
     from plans.variables import named_variables
-    from workflows.experiment import board
+    from workflows.experiment import board, decisions
     from workflows.experiment.commands import Commands
     from workflows.failures import root_message
 
@@ -104,23 +104,16 @@ class Target:
     async def claim(self) -> None:
         """Own the router's target as a rollout does, or end refused naming its owner.
 
-        With two variants the lease can put the control back itself should this run be
-        terminated (a rollout's restore: the other variant at 0); with more it cannot.
+        The claim carries the control at 100%, so the lease puts it back itself should this
+        run be terminated.
         """
         p, plan = self._progress, self._plan
         ex = plan.experiment
-        restore = None
-        if len(ex.challengers) == 1:
-            restore = ShiftRequest(
-                router=plan.router,
-                stable=ex.control,
-                canary=ex.challengers[0],
-                split=TrafficSplit.canary_percent(0),
-            )
+        names = [v.name for v in ex.variants]
         claim = self.claim_of().model_copy(
             update={
                 "owner_run_id": workflow.info().run_id,
-                "restore": restore,
+                "restore_shares": self.request(decisions.only(ex.control, names)),
                 "variables": named_variables(plan.plan),
                 "hosts": written_hosts(plan.plan),
             }
