@@ -43,6 +43,7 @@ from plans.loading import load_plan, parse_plan
 from plans.plan import Plan
 from plans.release_plan import ReleasePlan, load_any
 from plans.runtime.experiment import ExperimentStatus
+from plans.runtime.messages import EXPERIMENT
 from plans.runtime.release import ReleaseCommand, ReleaseCommandRecord, ReleaseStatus
 from plans.runtime.state import CommandKind, CommandRecord, OperatorCommand, RolloutStatus
 from plans.runtime.visibility import ROLLOUT_WORKFLOW, SERVICE, STAGE, STATE, WEIGHT, service_of
@@ -301,5 +302,7 @@ class Rollouts:
 
 
 def running_rollouts() -> str:
-    """The visibility query of the running rollouts."""
-    return f'WorkflowType="{ROLLOUT_WORKFLOW}" AND ExecutionStatus="Running"'
+    """The visibility query of the running rollouts and experiments."""
+    return (
+        f'WorkflowType IN ("{ROLLOUT_WORKFLOW}", "{EXPERIMENT.name}") AND ExecutionStatus="Running"'
+    )
