@@ -30,7 +30,7 @@ from client import reading, releases, runs, signing, starting, steering
 from client.connection import connect, end_process
 from client.connection import task_queue as default_task_queue
 from client.experiments import await_target as experiment_claimed
-from client.experiments import experiment_status, start_experiment
+from client.experiments import experiment_status, is_experiment, start_experiment
 from client.records import TemporalRecords
 from client.releases import AlreadyReleasing
 from client.runs import NoSuchRollout
@@ -255,6 +255,11 @@ class Rollouts:
             raise RolloutError(
                 f"--target {target}: no release of {service!r} is running; without a release,"
                 f" `rollout status {service}-{target}` reads that rollout on its own"
+            )
+        if variant and not await is_experiment(self.client, service):
+            raise RolloutError(
+                f"--variant {variant}: {service!r} runs no experiment; a rollout's promote"
+                " sends all traffic to its canary, without --variant"
             )
         return await steering.send_command(self.client, service, command, key=key)
 

@@ -32,7 +32,9 @@ from temporalio.worker import Replayer, Worker
 
 from activities.identity import verify_command
 from activities.ownership import TargetLeases
+from client.api import RolloutError, Rollouts
 from client.experiments import start_experiment
+from client.operations import start_rollout
 from plans import (
     ClaimAnswer,
     CommandRecord,
@@ -51,7 +53,7 @@ from plans.runtime.experiment import (
 )
 from plans.runtime.messages import EXPERIMENT_STATUS, ROLLOUT_COMMAND
 from plans.runtime.shares import SharesRequest, VariantShares
-from tests.workflow.conftest import owner_watch, skip
+from tests.workflow.conftest import make_plan, owner_watch, skip
 from tests.workflow.test_replay import assert_of_this_version
 from worker.main import workflow_runner
 from workflows.experiment import ExperimentWorkflow
@@ -464,3 +466,22 @@ async def test_a_terminated_experiment_s_lease_puts_the_control_back(
     assert "rollout-shop was terminated without a rollback" in said
     assert "a 100% / b 0% / c 0%" in said and "read back" in said
     assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
+
+
+async def test_the_python_api_promotes_a_variant_and_only_of_an_experiment(
+    env: WorkflowEnvironment,
+) -> None:
+    rollouts = Rollouts(env.client)
+    router = Router()
+    plan = experiment_plan(variants=2)
+    async with running(env, router, plan) as handle:
+        await until(env, handle, lambda s: s.checks >= 1)
+        shown = await rollouts.experiment(plan.service)
+        assert [v.share for v in shown.variants] == [75, 25]
+        record = await rollouts.command(plan.service, "promote", by="ana", variant="b")
+        assert record.accepted
+        assert (await handle.result()).winner == "b"
+    rollout = make_plan(service="plain")
+    await start_rollout(env.client, rollout, "nobody-polls-this-queue")
+    with pytest.raises(RolloutError, match="--variant b: 'plain' runs no experiment"):
+        await rollouts.command("plain", "promote", variant="b")
