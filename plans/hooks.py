@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plans import text
 from plans.addresses import url_refusal
@@ -218,6 +218,8 @@ def hook_problems(hooks: list[Hook], stage_names: list[str]) -> list[str]:
 class VerdictBrief(BaseModel):
     """A gate's last verdict as a hook's payload carries it."""
 
+    model_config = ConfigDict(defer_build=True)
+
     gate: str
     outcome: str
     value: float | None = None
@@ -226,6 +228,8 @@ class VerdictBrief(BaseModel):
 
 class HookPayload(BaseModel):
     """What a hook receives, as JSON (version 1). Fields are only ever added within a version."""
+
+    model_config = ConfigDict(defer_build=True)
 
     version: Literal[1] = 1
     hook: str
@@ -250,12 +254,16 @@ class HookPayload(BaseModel):
 class HookCall(BaseModel):
     """One call for the activity to make: the hook (names of secrets only) and its payload."""
 
+    model_config = ConfigDict(defer_build=True)
+
     hook: Hook
     payload: HookPayload
 
 
 class HookAnswer(BaseModel):
     """What the receiver said: its status, a 202's retry_after, and the start of its body."""
+
+    model_config = ConfigDict(defer_build=True)
 
     status: int
     retry_after_s: float | None = None

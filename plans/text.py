@@ -47,7 +47,7 @@ _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 5
 class Strict(BaseModel):
     """Base of the plan's models: unknown fields are errors, and a validated plan never changes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def kinds_of(union: Any) -> dict[str, type[BaseModel]]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import Discriminator, Tag, TypeAdapter
@@ -37,12 +38,16 @@ GATE_MODELS: Mapping[str, type[GateBase]] = {
     kind: model for kind, model in kinds_of(Gate).items() if issubclass(model, GateBase)
 }
 _TAGS = frozenset(GATE_MODELS)
-_ADAPTER: TypeAdapter[Gate] = TypeAdapter(Gate)
+
+
+@cache
+def _adapter() -> TypeAdapter[Gate]:
+    return TypeAdapter(Gate)
 
 
 def gate_from(data: Mapping[str, Any] | None = None, /, **fields: Any) -> Gate:
     """A gate of the kind its fields name, from a mapping and/or keywords (as a plan writes it)."""
-    return _ADAPTER.validate_python({**(data or {}), **fields})
+    return _adapter().validate_python({**(data or {}), **fields})
 
 
 __all__ = [

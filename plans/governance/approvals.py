@@ -16,7 +16,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 # ssh-keygen -Y sign -n NAMESPACE: a signature made for this product verifies for nothing
 # else (a git commit signature has namespace "git"), and the reverse.
@@ -51,6 +51,8 @@ Principal = Annotated[str, AfterValidator(check_principal)]
 class ApprovalRule(BaseModel):
     """A plan's rule for going forward: who (``approvers``), how many, and not the starter."""
 
+    model_config = ConfigDict(defer_build=True)
+
     approvers: list[Principal] = Field(default_factory=list)
     approvals: int = 1
     not_by_starter: bool = False
@@ -71,6 +73,8 @@ class CommandClaim(BaseModel):
     for one use, the time for five minutes.
     """
 
+    model_config = ConfigDict(defer_build=True)
+
     v: int = 1
     kind: str = Field(max_length=40)
     workflow_id: str = Field(max_length=300)
@@ -90,6 +94,8 @@ class CommandClaim(BaseModel):
 class SignedCommand(BaseModel):
     """A claim's text and its armored sshsig signature, as the CLI sends them."""
 
+    model_config = ConfigDict(defer_build=True)
+
     payload: str = Field(max_length=4000)
     signature: str = Field(max_length=8000)
 
@@ -103,6 +109,8 @@ class SignedCommand(BaseModel):
 
 class Signer(BaseModel):
     """A person the worker verified: their principals (the first names them) and key."""
+
+    model_config = ConfigDict(defer_build=True)
 
     principals: list[str] = Field(min_length=1)
     fingerprint: str
@@ -123,11 +131,15 @@ class Signer(BaseModel):
 class ProofRequest(BaseModel):
     """Ask the worker: is a signature required, is there one, and whose is it?"""
 
+    model_config = ConfigDict(defer_build=True)
+
     signed: SignedCommand | None = None
 
 
 class ProofAnswer(BaseModel):
     """What the worker found: its trust and policy, and the signer or why there is none."""
+
+    model_config = ConfigDict(defer_build=True)
 
     trusted: bool = Field(description="the worker has a trust file it could read")
     required: bool = Field(default=False, description="the worker requires signed commands")
@@ -138,6 +150,8 @@ class ProofAnswer(BaseModel):
 
 class Origin(BaseModel):
     """Where a claim may come from: a workflow and its runs, and the target it stands for."""
+
+    model_config = ConfigDict(defer_build=True)
 
     workflow_id: str
     run_ids: list[str]
@@ -154,6 +168,8 @@ class ParentRelease(BaseModel):
     taken, and the release's verified starter is this rollout's starter too.
     """
 
+    model_config = ConfigDict(defer_build=True)
+
     workflow_id: str
     run_id: str = Field(description="the release's first run, which its signed commands name")
     target: str
@@ -162,6 +178,8 @@ class ParentRelease(BaseModel):
 
 class ApprovalLedger(BaseModel):
     """What the workflow keeps of signed commands, carried across continue-as-new."""
+
+    model_config = ConfigDict(defer_build=True)
 
     nonces: dict[str, datetime] = Field(
         default_factory=dict, description="nonces used, with their claims' times"
@@ -182,6 +200,8 @@ class ApprovalLedger(BaseModel):
 
 class Judgement(BaseModel):
     """A forward command judged: refused (and why), or taken by a verified or claimed person."""
+
+    model_config = ConfigDict(defer_build=True)
 
     refusal: str = ""
     signer: Signer | None = None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from importlib import resources
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -40,6 +39,8 @@ def zone(name: str) -> ZoneInfo:
     parts = name.split("/")
     if not name or any(not p or p in (".", "..") for p in parts):
         raise KeyError(name)
+    from importlib import resources  # only a plan with a time zone reads one
+
     try:
         data = resources.files("tzdata.zoneinfo").joinpath(*parts)
         with data.open("rb") as handle:

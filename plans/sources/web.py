@@ -16,7 +16,7 @@ import sys
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plans import text
 from plans.durations import Duration, format_duration
@@ -192,6 +192,8 @@ def _in_workflow() -> bool:
 
 class WebRequest(BaseModel):
     """One rendered request of a web gate, as the provider receives it (and people see it)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     method: str
     url: str
