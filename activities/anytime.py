@@ -26,8 +26,11 @@ widened by the overdispersion the stable shows (``robust_dispersion``).
 - Rates (``rate_test``): the canary's proportion against ``stable x factor + margin``,
   compared step by step with the stable (``paired_excess``), the allowance inside the null
   as for the other gates; the interval (``interval``) is for the rate ratio.
-- Latency (``activities.anytime_latency``): the same comparison for the share of requests
-  slower than each bucket bound of a histogram.
+- Latency (``activities.anytime_latency``): the same comparison for the whole
+  distribution's mid-rank score and for the share of requests slower than each bucket
+  bound of a histogram, their mixture ratios averaged (an average of test
+  supermartingales is one), the variance widened by the canary's steps against the
+  stable's (``paired_spread``), so a load both versions share is not counted as noise.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import log_ndtr
 
-# The excess each test is tuned to find: half the allowed rate, 10% in latency.
+# The excess each test is tuned to find: half the allowed rate, 5% in latency beyond the
+# allowance (the mixture is most sensitive to excesses near tau; any tau keeps the level).
 RATE_TAU = 0.5
-LOG_TAU = 0.1
+LOG_TAU = 0.05
 CHI2_1_MEDIAN = 0.4549364231195724
 TAIL_COUNT = 10  # requests each side of a bucket bound, in each version, to judge it
 
@@ -71,6 +76,50 @@ def log_mixture_ratio(excess: float, variance: float, tau: float) -> float:
 def always_valid_p(excess: float, variance: float, tau: float) -> float:
     """min(1, 1 / Lambda): a p-value valid at every look."""
     return min(1.0, math.exp(-log_mixture_ratio(excess, variance, tau)))
+
+
+def log_mixture_ratios(excess: np.ndarray, variance: np.ndarray, tau: float) -> np.ndarray:
+    """``anytime.log_mixture_ratio`` over arrays (the same half-normal mixture)."""
+    total = variance + tau * tau
+    found: np.ndarray = (
+        math.log(2)
+        + 0.5 * np.log(variance / total)
+        + tau * tau * excess * excess / (2 * variance * total)
+        + log_ndtr(tau * excess / np.sqrt(variance * total))
+    )
+    return found
+
+
+def paired_spread(
+    canary: np.ndarray, c_n: np.ndarray, stable: np.ndarray, s_n: np.ndarray, unit: np.ndarray
+) -> np.ndarray:
+    """Per row, the overdispersion of the canary's steps against the stable's, at least 1.
+
+    ``canary`` and ``stable`` hold per step the sum of a per-request quantity (requests
+    slower than a bound, or a score), one row per quantity; ``unit`` is its variance for
+    one request. The steps' differences in mean, ``canary / c_n - stable / s_n``, around
+    their average, over their variance for independent requests: the median of those
+    squared residuals over chi-square's (``CHI2_1_MEDIAN``) says how much more they vary.
+    A load both versions share (a busy minute slows both) cancels in the difference, so
+    it is not counted as noise, as it would be in the stable's steps alone; a shift that
+    lasts the whole stage is the average and is not counted either. Returned as the
+    dispersion ``paired_excess`` takes: extra variance of each version's share per step,
+    in units of the stable's binomial variance. Fewer than 5 steps say nothing (1).
+    """
+    use = (c_n > 0) & (s_n > 0)
+    rows = canary.shape[0]
+    if use.sum() < 5:
+        return np.ones(rows)
+    c, n_c, s, n_s = canary[:, use], c_n[use], stable[:, use], s_n[use]
+    weight = 1 / (1 / n_c + 1 / n_s)
+    gap = c / n_c - s / n_s
+    centre = (gap * weight).sum(axis=1, keepdims=True) / weight.sum()
+    safe = np.where(unit > 0, unit, 1.0)[:, None]
+    residual = (gap - centre) ** 2 * weight / safe
+    steps = n_c.size
+    ratio = np.median(residual, axis=1) / CHI2_1_MEDIAN * steps / (steps - 1)
+    spread = 1 + np.maximum(ratio - 1, 0) * (1 + float(np.median(n_s) / np.median(n_c))) / 2
+    return np.where(unit > 0, spread, 1.0)
 
 
 def radius(variance: float, tau: float, alpha: float) -> float:
@@ -109,22 +158,34 @@ Step = tuple[float, float, float, float]  # canary hits, canary requests, stable
 
 
 def paired_excess(
-    steps: Sequence[Step] | np.ndarray, spread: float, scale: float, shift: float
+    steps: Sequence[Step] | np.ndarray,
+    spread: float,
+    scale: float,
+    shift: float,
+    typical: float = 0.0,
 ) -> tuple[float, float, float]:
     """The canary's hits beyond its tolerated share, step by step, with their variance.
 
     In each step the canary may reach ``stable's share x scale + shift``; returns the
     summed excess of hits, its variance (binomial widened by ``spread``, the stable's
     dispersion, the canary's scaled by its traffic) and the hits the stable's shares
-    predict for the canary's requests.
+    predict for the canary's requests. With ``typical``, the share at which ``spread``
+    was measured, each step's extra variance is in proportion to its share (bursts of
+    errors grow with their rate, as for gamma-Poisson counts): an incident both versions
+    share is noisier than the quiet steps that measured the spread.
     """
     hc, nc, hs, ns = np.asarray(steps, dtype=float).reshape(-1, 4).T
     c_n = nc.sum()
     pooled = (hs.sum() + 0.5) / (ns.sum() + 1)
     p = (hs + pooled) / (ns + 1)  # shrunk a little towards the pooled share
     tolerated = np.clip(p * scale + shift, 0.5 / (c_n + 1), 1.0)
-    c_spread = 1 + (spread - 1) * nc / ns
-    var = c_spread * nc * tolerated * (1 - tolerated) + spread * scale**2 * nc**2 * p * (1 - p) / ns
+    widen = p / typical if typical > 0 else 1.0
+    spread_of = 1 + (spread - 1) * widen
+    c_spread = 1 + (spread_of - 1) * nc / ns
+    var = (
+        c_spread * nc * tolerated * (1 - tolerated)
+        + spread_of * scale**2 * nc**2 * p * (1 - p) / ns
+    )
     return float((hc - nc * tolerated).sum()), float(var.sum()), float((nc * p).sum())
 
 
@@ -170,10 +231,11 @@ def rate_test(
     c_hits, c_n = sum(s[0] for s in steps), sum(s[1] for s in steps)
     s_hits, s_n = sum(s[2] for s in steps), sum(s[3] for s in steps)
     spread = robust_dispersion([s[2] for s in steps], [s[3] for s in steps])
+    typical = float(np.median([s[2] / s[3] for s in steps]))
 
     def one_side(upward: bool, level: float) -> tuple[float, float]:
         scale, shift = (factor, margin) if upward else (1 / factor, -margin)
-        excess, var, expected = paired_excess(steps, spread, scale, shift)
+        excess, var, expected = paired_excess(steps, spread, scale, shift, typical)
         if not upward:
             excess = -excess
         tau = RATE_TAU * max((expected * scale + shift * c_n) / c_n, 0.5 / (c_n + 1))
@@ -182,13 +244,13 @@ def rate_test(
 
     p, z = directed(one_side, direction, alpha)
     # The rate ratio, the canary against the stable in the same steps, on the log scale.
-    expected = paired_excess(steps, spread, 1.0, 0.0)[2]
+    expected = paired_excess(steps, spread, 1.0, 0.0, typical)[2]
     c_rate = (c_hits + 0.5) / (c_n + 1)
     s_rate = max(expected / c_n, 0.5 / (s_n + 1))
     ratio = c_rate / s_rate
 
     def p_at(r: float, upward: bool) -> float:
-        excess, var, expected = paired_excess(steps, spread, r, 0.0)
+        excess, var, expected = paired_excess(steps, spread, r, 0.0, typical)
         tau = RATE_TAU * max(expected * r / c_n, 0.5 / (c_n + 1))
         return always_valid_p((excess if upward else -excess) / c_n, var / (c_n * c_n), tau)
 

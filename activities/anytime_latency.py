@@ -1,4 +1,4 @@
-"""The latency test of ``kind: sequential`` gates: a histogram's buckets, judged at each bound.
+"""The latency test of ``kind: sequential`` gates: a histogram's buckets, judged as a whole.
 
 See ``distribution_test``; the mixture, the paired comparison and the interval it uses are
 ``activities.anytime``'s, shared with the rate test.
@@ -7,7 +7,8 @@ See ``distribution_test``; the mixture, the paired comparison and the interval i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,12 +16,14 @@ from activities.anytime import (
     LOG_TAU,
     TAIL_COUNT,
     Sequential,
-    always_valid_p,
     directed,
-    interval,
-    paired_excess,
-    robust_dispersion,
+    log_mixture_ratios,
+    paired_spread,
 )
+
+# The share of the test's evidence (its mixture weight) given to the whole distribution's
+# scale; the rest is shared by the bucket bounds, so a shift of the tail alone is seen too.
+BODY_WEIGHT = 0.5
 
 
 class OneBucket(ValueError):
@@ -66,6 +69,65 @@ def log_density(bound: int, counts: Sequence[float], bounds: Sequence[float]) ->
     return (heights[0] * right + heights[1] * left) / (left + right) if edge > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    """What the test reads, per judged part (each bucket bound, and the body's score).
+
+    Per part and step: the canary's and the stable's sums (``c_sum``, ``s_sum``; requests
+    slower than the bound, or the score), with ``slope``, how much a request's mean moves
+    per unit of log latency shift, and ``unit``, a request's variance.
+    """
+
+    c_sum: np.ndarray
+    s_sum: np.ndarray
+    c_n: np.ndarray
+    s_n: np.ndarray
+    slope: np.ndarray
+    unit: np.ndarray
+    spread: np.ndarray
+    weight: np.ndarray
+    binary: np.ndarray  # parts that count requests (bounds), not scores
+
+    def log_lambda(self, theta: np.ndarray, upward: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Each part's log mixture ratio against "shifted by at most ``theta``" (``upward``)
+        or "by at least ``theta``", and its z."""
+        c_total = float(self.c_n.sum())
+        p = self.stable_shares()
+        sign = 1.0 if upward else -1.0
+        tolerated = p + (self.slope * theta)[:, None]
+        binary = self.binary[:, None]
+        tolerated = np.where(binary, np.clip(tolerated, 0.5 / (c_total + 1), 1.0), tolerated)
+        c_unit = np.where(binary, tolerated * (1 - tolerated), self.unit[:, None])
+        s_unit = np.where(binary, p * (1 - p), self.unit[:, None])
+        spread = self.spread[:, None]
+        c_spread = 1 + (spread - 1) * self.c_n / self.s_n
+        var = (c_spread * self.c_n * c_unit + spread * self.c_n**2 * s_unit / self.s_n).sum(axis=1)
+        excess = sign * (self.c_sum - self.c_n * tolerated).sum(axis=1)
+        scale = c_total * self.slope
+        est, v = excess / scale, np.maximum(var, 1e-12) / scale**2
+        return log_mixture_ratios(est, v, LOG_TAU), est / np.sqrt(v)
+
+    def combined(self, theta: np.ndarray, upward: bool) -> float:
+        """log of the weighted average of the parts' mixture ratios: itself a mixture."""
+        logs, _ = self.log_lambda(theta, upward)
+        top = float(np.max(logs + np.log(self.weight)))
+        return top + math.log(float(np.exp(logs + np.log(self.weight) - top).sum()))
+
+    def estimates(self) -> np.ndarray:
+        """Each part's estimate of the log latency shift."""
+        c_total = float(self.c_n.sum())
+        p = self.stable_shares()
+        found: np.ndarray = (self.c_sum - self.c_n * p).sum(axis=1) / (c_total * self.slope)
+        return found
+
+    def stable_shares(self) -> np.ndarray:
+        """The stable's mean per step, shrunk a little towards its mean over the steps."""
+        prior = np.where(self.binary, 0.5, 0.0)[:, None]
+        pooled = (self.s_sum.sum(axis=1, keepdims=True) + prior) / (self.s_n.sum() + 1)
+        shares: np.ndarray = (self.s_sum + pooled) / (self.s_n + 1)
+        return shares
+
+
 def distribution_test(
     canary_steps: Sequence[Sequence[float]],
     stable_steps: Sequence[Sequence[float]],
@@ -82,26 +144,41 @@ def distribution_test(
     cumulative), over ``bounds``, the buckets' upper bounds ascending (the last may be
     +Inf); both sides' steps at the same times.
 
-    At each finite bound ``b`` the share of requests slower than ``b`` is compared, step
-    by step, as the rate test compares error shares. A canary ``r`` times slower has
-    ``g(b) ln r`` more of its requests beyond ``b``, where ``g`` is the density per unit
-    of log latency at ``b`` (``log_density``): the allowance (``factor``; ``margin`` as
-    its share of ``b``) enters the null that way, and the excess converts back to a
-    shift of that quantile, ``+x%``. The counts at each bound are exact; only ``g`` is
-    estimated, so coarse buckets blur the size of a shift, not whether there is one.
-    Bounds with at least ``TAIL_COUNT`` requests on each side of them (the two versions
-    together) are judged, each at ``alpha / k`` for the ``k`` judged; the finding is the
-    most telling. When there is none (every request in one bucket, or too few requests),
-    ``OneBucket`` says so: no shift is visible at these buckets.
+    The test has parts, each compared step by step with the stable as the rate test
+    compares error shares, and each a mixture ratio of its own (``activities.anytime``):
+
+    - the whole distribution: every request scored by its bucket with the score that a
+      slower latency (every request ``r`` times slower) moves most against its noise (the
+      efficient score of a shift in log latency, from the two versions' buckets
+      together), the canary's mean score against the stable's;
+    - each bucket bound ``b``: the share of requests slower than ``b``, so a shift of the
+      tail alone (the p99 region) is seen at the bounds there.
+
+    A canary ``r`` times slower has ``g(b) ln r`` more of its requests beyond ``b``, where
+    ``g`` is the density per unit of log latency at ``b`` (``log_density``): the allowance
+    (``factor``; ``margin`` as its share of ``b``) enters each part's null that way, and
+    each part's excess converts back to a shift, ``+x%``. The counts are exact; only ``g``
+    is estimated, so coarse buckets blur the size of a shift, not whether there is one.
+    The test's ratio is the parts' weighted average (``BODY_WEIGHT`` to the whole
+    distribution, the rest shared by the bounds): an average of supermartingales is one,
+    so the p-value stays valid at every look, and it is never weaker than testing each
+    bound at ``alpha / k``. Each part's variance is widened by the overdispersion of the
+    canary's steps against the stable's (``paired_spread``), which a load both share does
+    not inflate. Bounds with at least ``TAIL_COUNT`` requests on each side of them (the
+    two versions together) are judged; the finding reported is the most telling part,
+    its interval the shifts common to every part that no look rejects. When no bound can
+    be judged (every request in one bucket, or too few requests), ``OneBucket`` says so.
     """
-    canary = [sum(col) for col in zip(*canary_steps, strict=True)]
-    stable = [sum(col) for col in zip(*stable_steps, strict=True)]
-    if len(canary) != len(bounds) or len(stable) != len(bounds):
+    c_steps, s_steps = np.asarray(canary_steps, float), np.asarray(stable_steps, float)
+    if c_steps.ndim != 2 or s_steps.ndim != 2 or len(c_steps) != len(s_steps):
+        raise ValueError("each side needs the same steps, each with one count per bucket")
+    if c_steps.shape[1] != len(bounds) or s_steps.shape[1] != len(bounds):
         raise ValueError("each step needs one count per bucket")
-    n_c, n_s = sum(canary), sum(stable)
+    canary, stable = c_steps.sum(axis=0), s_steps.sum(axis=0)
+    n_c, n_s = float(canary.sum()), float(stable.sum())
     if n_c <= 0 or n_s <= 0:
         raise ValueError("each side needs requests")
-    pooled = [c + s for c, s in zip(canary, stable, strict=True)]
+    pooled = [float(c + s) for c, s in zip(canary, stable, strict=True)]
     judged = []
     for k, bound in enumerate(bounds):
         if math.isinf(bound) or bound <= 0:
@@ -113,39 +190,186 @@ def distribution_test(
             judged.append(k)
     if not judged:
         raise OneBucket(_one_bucket(pooled, bounds, n_c, n_s))
-    level = alpha / len(judged)
-    found = [
-        _at_bound(k, canary_steps, stable_steps, bounds, pooled, factor, margin, direction, level)
-        for k in judged
-    ]
-    index = min(range(len(found)), key=lambda i: (found[i].p_value, -found[i].statistic))
-    best = _at_bound(
-        judged[index],
-        canary_steps,
-        stable_steps,
-        bounds,
-        pooled,
-        factor,
-        margin,
-        direction,
-        level,
-        with_interval=True,
+    keep = s_steps.sum(axis=1) > 0
+    c_steps, s_steps = c_steps[keep], s_steps[keep]
+    if c_steps.sum() <= 0:
+        raise ValueError("the canary has no requests in the stable's steps")
+    evidence, refs = _evidence(c_steps, s_steps, bounds, pooled, judged)
+    null = np.log(factor + margin / refs)
+    telling: dict[bool, int] = {}
+
+    def one_side(upward: bool, level: float) -> tuple[float, float]:
+        theta = null if upward else -null
+        logs, zs = evidence.log_lambda(theta, upward)
+        telling[upward] = int(np.argmax(logs + np.log(evidence.weight)))
+        p = min(1.0, math.exp(-evidence.combined(theta, upward)))
+        return p, float(zs[telling[upward]])
+
+    p, z = directed(one_side, direction, alpha)
+    side = direction != "decrease"
+    if direction == "either":
+        side = evidence.combined(null, True) >= evidence.combined(-null, False)
+    part = telling[side]
+    centre = float(evidence.estimates()[part])
+
+    def p_at(r: float, upward: bool) -> float:
+        theta = np.full(len(refs), math.log(r))
+        return min(1.0, math.exp(-evidence.combined(theta, upward)))
+
+    low, high = _interval(p_at, centre, alpha)
+    if not low < math.exp(centre) < high:
+        # No one shift fits every part (the shape moved, not only the scale): the reported
+        # part's own interval, at its share of the level.
+
+        def p_part(r: float, upward: bool) -> float:
+            logs, _ = evidence.log_lambda(np.full(len(refs), math.log(r)), upward)
+            return min(1.0, math.exp(-float(logs[part])) / float(evidence.weight[part]))
+
+        low, high = _interval(p_part, centre, alpha)
+    return _finding(part, judged, bounds, stable, refs, math.exp(centre), low, high, p, z)
+
+
+def _evidence(
+    c_steps: np.ndarray,
+    s_steps: np.ndarray,
+    bounds: Sequence[float],
+    pooled: Sequence[float],
+    judged: list[int],
+) -> tuple[_Evidence, np.ndarray]:
+    """The parts of the test: each judged bound, then the whole distribution's score.
+
+    Also each part's reference latency: its bound, and for the whole distribution the
+    judged bound nearest the two versions' median.
+    """
+    c_n, s_n = c_steps.sum(axis=1), s_steps.sum(axis=1)
+    where = np.array(judged)
+    c_slower = (c_n[:, None] - np.cumsum(c_steps, axis=1)[:, where]).T
+    s_slower = (s_n[:, None] - np.cumsum(s_steps, axis=1)[:, where]).T
+    counts = np.asarray(pooled, float)
+    total = float(counts.sum())
+    beyond = 1 - np.cumsum(counts)[where] / total
+    g = np.array([log_density(k, pooled, bounds) for k in judged])
+    # Each request scored by its bucket's mid-rank among both versions' requests (the
+    # Wilcoxon-Mann-Whitney score, ties shared): bounded, and it needs no density but for
+    # its slope, how far a shift in log latency moves the mean score: a bucket's share
+    # moves by the density at its lower bound less that at its upper.
+    density = np.array(
+        [log_density(k, pooled, bounds) if 0 < b < math.inf else 0.0 for k, b in enumerate(bounds)]
     )
+    moves = np.concatenate([[0.0], density[:-1]]) - density
+    share = counts / total
+    score = np.cumsum(share) - share / 2 - 0.5
+    slope = float((score * moves).sum())
+    unit = float((share * score**2).sum())
+    middle = judged[int(np.argmin(np.abs(beyond - 0.5)))]
+    refs = [bounds[k] for k in judged]
+    parts = len(judged)
+    rows = [c_slower, s_slower]
+    slopes, units = list(g), list(beyond * (1 - beyond))
+    if slope > 0 and unit > 0:
+        rows = [
+            np.vstack([c_slower, c_steps @ score]),
+            np.vstack([s_slower, s_steps @ score]),
+        ]
+        slopes.append(slope)
+        units.append(unit)
+        refs.append(bounds[middle])
+        weight = [(1 - BODY_WEIGHT) / parts] * parts + [BODY_WEIGHT]
+    else:
+        weight = [1 / parts] * parts
+    c_sum, s_sum = rows
+    unit_of = np.array(units)
+    evidence = _Evidence(
+        c_sum=c_sum,
+        s_sum=s_sum,
+        c_n=c_n,
+        s_n=s_n,
+        slope=np.array(slopes),
+        unit=unit_of,
+        spread=paired_spread(c_sum, c_n, s_sum, s_n, unit_of),
+        weight=np.array(weight),
+        binary=np.arange(len(slopes)) < parts,
+    )
+    return evidence, np.array(refs, float)
+
+
+def _interval(
+    p_at: Callable[[float, bool], float], centre: float, alpha: float
+) -> tuple[float, float]:
+    """The shifts no look rejects, searched a factor of 20 either way of ``exp(centre)``.
+
+    ``p_at(r, True)`` grows with ``r`` (against "at most r"), ``p_at(r, False)`` falls.
+    """
+
+    def edge(upward: bool) -> float:
+        low, high = centre - 3.0, centre + 3.0
+        if upward:
+            if p_at(math.exp(low), True) >= alpha:
+                return math.exp(low)
+            if p_at(math.exp(high), True) < alpha:
+                return math.exp(high)
+        else:
+            if p_at(math.exp(high), False) >= alpha:
+                return math.exp(high)
+            if p_at(math.exp(low), False) < alpha:
+                return math.exp(low)
+        for _ in range(30):
+            middle = (low + high) / 2
+            kept = p_at(math.exp(middle), upward) >= alpha
+            if kept == upward:
+                high = middle
+            else:
+                low = middle
+        return math.exp(high if upward else low)
+
+    return edge(True), edge(False)
+
+
+def _finding(
+    part: int,
+    judged: list[int],
+    bounds: Sequence[float],
+    stable: np.ndarray,
+    refs: np.ndarray,
+    ratio: float,
+    low: float,
+    high: float,
+    p: float,
+    z: float,
+) -> Sequential:
+    counts = [float(c) for c in stable]
     first, last = judged[0], judged[-1]
     seen = (
-        f"judged at {len(judged)} bucket bound(s), {_ms(bounds[first])} (the stable's"
-        f" p{_level(stable, first):g}) to {_ms(bounds[last])} (p{_level(stable, last):g})"
+        f"judged as a whole and at {len(judged)} bucket bound(s), {_ms(bounds[first])} (the"
+        f" stable's p{_level(counts, first):g}) to {_ms(bounds[last])}"
+        f" (p{_level(counts, last):g})"
     )
+    reference = float(refs[part])
+    k = list(bounds).index(reference)
+    level = _level(counts, k)
+    name = f"p{level:g}"
+    if part == len(judged):
+        note = (
+            f"the whole distribution's shift (each request by its bucket's mid-rank),"
+            f" shown at {_ms(reference)}, the stable's p{level:g}"
+        )
+    else:
+        below = bounds[k - 1] if k else 0.0
+        above = bounds[k + 1] if k + 1 < len(bounds) else math.inf
+        note = (
+            f"p{level:g} is the stable's share at or below {_ms(reference)}; its neighbouring"
+            f" bounds {_ms(below)} and {_ms(above)} set how closely its size is read"
+        )
     return Sequential(
-        name=best.name,
-        canary=best.canary,
-        stable=best.stable,
-        ratio=best.ratio,
-        low=best.low,
-        high=best.high,
-        p_value=min(1.0, best.p_value * len(judged)),
-        statistic=best.statistic,
-        note=f"{seen}; {best.note}",
+        name=name,
+        canary=reference * ratio,
+        stable=reference,
+        ratio=ratio,
+        low=low,
+        high=high,
+        p_value=p,
+        statistic=z,
+        note=f"{seen}; {note}",
     )
 
 
@@ -153,71 +377,6 @@ def _level(counts: Sequence[float], k: int) -> float:
     """The share at or below bound ``k``, in percent, rounded to read as a percentile."""
     level = 100 * sum(counts[: k + 1]) / sum(counts)
     return round(level, 2 if level >= 99 or level < 1 else 1)
-
-
-def _at_bound(
-    k: int,
-    canary_steps: Sequence[Sequence[float]],
-    stable_steps: Sequence[Sequence[float]],
-    bounds: Sequence[float],
-    pooled: Sequence[float],
-    factor: float,
-    margin: float,
-    direction: str,
-    alpha: float,
-    with_interval: bool = False,
-) -> Sequential:
-    """The test at one bound: the canary's share slower than it against the stable's.
-
-    ``with_interval`` also finds its confidence interval (the reported bound's only).
-    """
-    c_steps, s_steps = np.asarray(canary_steps, float), np.asarray(stable_steps, float)
-    c_all, s_all = c_steps.sum(axis=1), s_steps.sum(axis=1)
-    slower_c = c_all - c_steps[:, : k + 1].sum(axis=1)
-    slower_s = s_all - s_steps[:, : k + 1].sum(axis=1)
-    steps = np.column_stack([slower_c, c_all, slower_s, s_all])[s_all > 0]
-    bound, g = bounds[k], log_density(k, pooled, bounds)
-    c_n = float(steps[:, 1].sum())
-    if c_n <= 0:
-        raise ValueError("the canary has no requests in the stable's steps")
-    spread = robust_dispersion(steps[:, 2], steps[:, 3])
-
-    def one_side(upward: bool, level: float) -> tuple[float, float]:
-        allowed = g * math.log(factor + margin / bound)
-        excess, var, _ = paired_excess(steps, spread, 1.0, allowed if upward else -allowed)
-        if not upward:
-            excess = -excess
-        est, v = excess / c_n / g, var / (c_n * c_n * g * g)
-        return always_valid_p(est, v, LOG_TAU), est / math.sqrt(v)
-
-    p, z = directed(one_side, direction, alpha)
-    shift = paired_excess(steps, spread, 1.0, 0.0)[0] / c_n / g
-    low = high = math.nan
-    if with_interval:
-
-        def p_at(r: float, upward: bool) -> float:
-            excess, var, _ = paired_excess(steps, spread, 1.0, g * math.log(r))
-            est = (excess if upward else -excess) / c_n / g
-            return always_valid_p(est, var / (c_n * c_n * g * g), LOG_TAU)
-
-        low, high = interval(p_at, math.exp(shift), alpha)
-    level = _level([sum(col) for col in zip(*stable_steps, strict=True)], k)
-    below = bounds[k - 1] if k else 0.0
-    above = bounds[k + 1] if k + 1 < len(bounds) else math.inf
-    return Sequential(
-        name=f"p{level:g}",
-        canary=bound * math.exp(shift),
-        stable=bound,
-        ratio=math.exp(shift),
-        low=low,
-        high=high,
-        p_value=p,
-        statistic=z,
-        note=(
-            f"p{level:g} is the stable's share at or below {_ms(bound)}; its neighbouring"
-            f" bounds {_ms(below)} and {_ms(above)} set how closely its size is read"
-        ),
-    )
 
 
 def _ms(seconds: float) -> str:

@@ -54,7 +54,8 @@ _SUCCESS = {
 # Sequential defaults (kind: sequential), tested on everything since the stage began and
 # valid at every look. Two deployments of one build differ a little on their own (hosts,
 # caches: a few percent of latency, about a tenth of the error rate), so the allowance sits
-# above that; benchmarks/judge_quality.py measured these settings.
+# above that (latency +7%, errors x1.2 + 0.05 point: over twice those differences);
+# benchmarks/judge_quality.py measured these settings.
 _SEQUENTIAL_ERRORS = {"test": "rate", "factor": 1.2, "margin": 0.0005, "window": "2m"}
 _SEQUENTIAL_SUCCESS = {"test": "rate", "factor": 1.0, "margin": 0.002, "window": "2m"}
 
@@ -63,7 +64,7 @@ def _sequential_latency(buckets: str) -> dict[str, object]:
     return {
         "test": "latency",
         "query": f"sum by (le) (increase({buckets}))",
-        "factor": 1.06,
+        "factor": 1.07,
         "margin": 0.0,
         "window": "2m",
     }

@@ -13,7 +13,9 @@ from activities.anytime import (
     always_valid_p,
     detectable_rate_ratio,
     log_mixture_ratio,
+    log_mixture_ratios,
     log_phi,
+    paired_spread,
     radius,
     rate_test,
     robust_dispersion,
@@ -86,6 +88,16 @@ def test_a_random_walk_under_the_null_crosses_the_boundary_at_most_alpha_of_the_
     assert z_fails > 3 * alpha
 
 
+def test_the_array_mixture_is_the_scalar_one() -> None:
+    excess = np.array([0.3, 0.0, -0.1, 0.002, -40.0])
+    variance = np.array([0.01, 0.04, 0.01, 1e-6, 1.0])
+    found = log_mixture_ratios(excess, variance, 0.1)
+    expected = [
+        log_mixture_ratio(float(d), float(v), 0.1) for d, v in zip(excess, variance, strict=True)
+    ]
+    assert found == pytest.approx(expected, rel=1e-9)
+
+
 # -- overdispersion ---------------------------------------------------------------------------
 
 
@@ -105,6 +117,46 @@ def test_robust_dispersion_measures_gamma_poisson_bursts() -> None:
     totals = np.full(400, 4000)
     hits = rng.poisson(rng.gamma(20, 40 / 20, 400)).astype(float)
     assert robust_dispersion(hits, totals) == pytest.approx(3.0, rel=0.25)
+
+
+def _shares(
+    rng: np.random.Generator, n: int, share: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    totals = rng.poisson(n, steps).astype(float)
+    return rng.binomial(totals.astype(int), share).astype(float), totals
+
+
+def test_paired_spread_is_one_for_binomial_steps() -> None:
+    rng = np.random.default_rng(20)
+    c, c_n = _shares(rng, 1000, np.full(1000, 0.3), 1000)
+    s, s_n = _shares(rng, 4000, np.full(1000, 0.3), 1000)
+    found = paired_spread(c[None, :], c_n, s[None, :], s_n, np.array([0.21]))
+    assert found[0] == pytest.approx(1.0, abs=0.3)
+
+
+def test_paired_spread_cancels_a_load_both_versions_share() -> None:
+    # Each step's share moves for both versions alike (sd 0.05): the stable alone looks
+    # 1 + 0.05^2 / (0.21 / 4000) = 48 times over binomial, the pair not at all.
+    rng = np.random.default_rng(21)
+    load = np.clip(0.3 + rng.normal(0, 0.05, 200), 0.01, 0.99)
+    c, c_n = _shares(rng, 1000, load, 200)
+    s, s_n = _shares(rng, 4000, load, 200)
+    assert robust_dispersion(s, s_n) > 20
+    found = paired_spread(c[None, :], c_n, s[None, :], s_n, np.array([0.21]))
+    assert found[0] == pytest.approx(1.0, abs=0.3)
+
+
+def test_paired_spread_measures_each_versions_own_noise() -> None:
+    # Each version's share has noise of its own, sd 0.02 per step: extra variance 0.0004,
+    # in units of the stable's binomial variance 0.21 / 4000: spread 1 + 7.62 = 8.62.
+    rng = np.random.default_rng(22)
+    steps = 400
+    c, c_n = _shares(rng, 1000, 0.3 + rng.normal(0, 0.02, steps), steps)
+    s, s_n = _shares(rng, 4000, 0.3 + rng.normal(0, 0.02, steps), steps)
+    found = paired_spread(c[None, :], c_n, s[None, :], s_n, np.array([0.21]))
+    assert found[0] == pytest.approx(8.62, rel=0.25)
+    # Too few steps say nothing.
+    assert paired_spread(c[None, :4], c_n[:4], s[None, :4], s_n[:4], np.array([0.21]))[0] == 1
 
 
 # -- rates ------------------------------------------------------------------------------------
@@ -158,6 +210,35 @@ def test_a_shared_incident_cancels_step_by_step() -> None:
     found = rate_test(c_hits, c_n, s_hits, s_n, factor=1.2)
     assert found.p_value == 1.0
     assert found.ratio == pytest.approx(1.0, abs=0.15)
+
+
+def _bursty(rng: np.random.Generator, rps: int, rate: np.ndarray) -> tuple[list[float], ...]:
+    """10 s steps of bursty errors: each second's rate times a Gamma(2, 0.5) burst."""
+    requests = rng.poisson(rps, (len(rate), 10))
+    errors = rng.binomial(
+        requests, np.minimum(rate[:, None] * rng.gamma(2, 0.5, requests.shape), 1)
+    )
+    return list(errors.sum(axis=1).astype(float)), list(requests.sum(axis=1).astype(float))
+
+
+def test_bursty_errors_keep_the_level_through_an_incident_both_versions_share() -> None:
+    # At 1,000 requests a second bursts make a step's errors six times as variable as
+    # binomial; an incident multiplies the rate by 5 for 30 s in both versions, its bursts
+    # with it. Looked at every minute from the third, the test keeps its level.
+    rng = np.random.default_rng(18)
+    stages, fails, alpha = 200, 0, 0.05
+    for _ in range(stages):
+        rate = np.full(60, 0.01)
+        start = int(rng.integers(18, 54))
+        rate[start : start + 3] *= 5
+        c_hits, c_n = _bursty(rng, 1000, rate)
+        s_hits, s_n = _bursty(rng, 4000, rate)
+        if any(
+            rate_test(c_hits[:k], c_n[:k], s_hits[:k], s_n[:k], alpha=alpha).p_value < alpha
+            for k in range(18, 61, 6)
+        ):
+            fails += 1
+    assert fails / stages <= alpha
 
 
 def test_decrease_and_either_directions() -> None:
@@ -214,7 +295,9 @@ def test_a_body_shift_is_found_with_its_size() -> None:
     assert found.p_value < 1e-4
     assert 1.1 < found.ratio < 1.35
     assert found.low > 1.05
+    # The whole distribution moved: its score is the most telling part of the test.
     assert found.name.startswith("p")
+    assert "whole distribution's shift" in found.note
     assert "bucket bound(s)" in found.note
 
 
@@ -225,6 +308,44 @@ def test_a_tail_only_shift_is_found_at_the_tail() -> None:
     assert found.p_value < 0.02
     assert float(found.name[1:]) > 90  # found above the stable's p90
     assert found.stable >= 0.1
+
+
+def test_a_small_shift_of_the_whole_body_is_found_as_a_whole() -> None:
+    rng = np.random.default_rng(16)
+    canary, stable = _histogram(rng, 1000, 1.1), _histogram(rng, 4000, 1.0)
+    found = distribution_test(canary, stable, BOUNDS, factor=1.05)
+    assert found.p_value < 0.02
+    assert "whole distribution's shift" in found.note
+    assert found.low > 1.05 and 1.05 < found.ratio < 1.15
+    assert "as a whole" in found.note
+
+
+def _loaded(rng: np.random.Generator, rps: int, load: np.ndarray) -> list[list[float]]:
+    """Log-normal latency histograms per step, each step slowed by ``load`` (its factor)."""
+    out = []
+    for factor in load:
+        values = 0.06 * factor * np.exp(rng.normal(0, 0.5, rng.poisson(rps)))
+        idx = np.searchsorted(np.array(BOUNDS), values, side="left")
+        out.append(list(np.bincount(idx, minlength=len(BOUNDS)).astype(float)))
+    return out
+
+
+def test_latency_test_keeps_its_error_rate_over_ten_looks_under_a_shared_load() -> None:
+    # A canary exactly at its allowance (x1.05), every step slowed by a load both versions
+    # share and a little noise of each version's own; looked at ten times a stage.
+    rng = np.random.default_rng(17)
+    stages, fails, alpha = 150, 0, 0.05
+    for _ in range(stages):
+        load = np.exp(rng.normal(0, 0.05, 60))
+        canary = _loaded(rng, 300, 1.05 * load * np.exp(rng.normal(0, 0.02, 60)))
+        stable = _loaded(rng, 1200, load * np.exp(rng.normal(0, 0.02, 60)))
+        if any(
+            distribution_test(canary[:k], stable[:k], BOUNDS, factor=1.05, alpha=alpha).p_value
+            < alpha
+            for k in range(6, 61, 6)
+        ):
+            fails += 1
+    assert fails / stages <= alpha
 
 
 def test_too_few_requests_for_any_bound() -> None:

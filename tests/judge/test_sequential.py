@@ -43,7 +43,7 @@ def test_presets_fill_the_sequential_tests_and_act_on_the_first_fail() -> None:
     assert (errors.test, errors.factor, errors.failure_limit) == ("rate", 1.2, 1)
     assert latency.test == "latency"
     assert latency.query.startswith("sum by (le) (increase(demo_request_duration_seconds_bucket")
-    assert latency.describe_threshold() == "<= stable x1.06 (latency, sequential, 98%)"
+    assert latency.describe_threshold() == "<= stable x1.07 (latency, sequential, 98%)"
 
 
 def test_old_kinds_keep_their_preset_defaults() -> None:
@@ -176,7 +176,7 @@ def test_a_latency_gate_reads_buckets_by_le_and_judges_the_distribution() -> Non
     assert verdict.outcome is GateOutcome.FAIL, verdict.reason
     assert verdict.effect is not None and verdict.effect > 1.06
     assert verdict.effect_low is not None and verdict.effect_low > 1.0
-    assert "vs allowed +6.0%" in verdict.reason
+    assert "vs allowed +7.0%" in verdict.reason
     assert "bucket bound(s)" in verdict.reason
 
 
@@ -226,8 +226,8 @@ def test_the_verdict_reads_in_the_metrics_units_with_an_interval() -> None:
     verdict = judge_gate(latency_gate(), canary, stable)
     assert verdict.outcome is GateOutcome.FAIL
     words = verdict.reason
-    # "p53.1 +x% [+a%, +b%] vs allowed +6.0% (canary ... vs stable 100ms)"
-    assert words.startswith("p") and "% [" in words and "vs allowed +6.0%" in words
+    # "p53.1 +x% [+a%, +b%] vs allowed +7.0% (canary ... vs stable 100ms)"
+    assert words.startswith("p") and "% [" in words and "vs allowed +7.0%" in words
     assert verdict.effect_low is not None and verdict.effect_high is not None
     assert verdict.effect_low < verdict.effect < verdict.effect_high  # type: ignore[operator]
 
