@@ -7,6 +7,7 @@ that runs it, imported when it runs.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from client.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, user_name
 from client.connection import DEFAULT_STACK_DIR as DEFAULT_DIR
@@ -20,7 +21,7 @@ from starter.exits import (
     EXIT_PROMOTED,
     EXIT_ROLLED_BACK,
 )
-from starter.parsing import Command, LazyChoices, Parser, add_json, help_page
+from starter.parsing import Command, LazyChoices, OneCommand, Parser, add_json, help_page
 
 DESCRIPTION = (
     "`rollout`: validate plans, start rollouts, watch and steer them, and run the dev stack."
@@ -138,14 +139,17 @@ def _template_help() -> str:
     return TEMPLATE_HELP
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``command`` (the first word of a command line)
+    only of that one when it is a command (see OneCommand): the same parse of such a line."""
     root = Parser(
         prog="rollout",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = root.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    every = root.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub: Any = every if command is None else OneCommand(every, command)
 
     p = sub.add_parser("validate", **help_page("check a plan offline and name every wrong field"))
     p.add_argument("plan", help="the plan file (YAML); exit 2 when it is not valid")
@@ -290,4 +294,6 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=Command("starter.rollout_commands:cmd_setup"))
 
     subcommands.add_parsers(sub, by=user_name())
+    if isinstance(sub, OneCommand) and not sub.found:
+        return parser()  # not a command: its error lists them all
     return root

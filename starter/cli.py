@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
 def run_command(argv: list[str] | None) -> int:
     """Parse argv, run the command, report any error; the exit code, for every outcome."""
     try:
-        args = parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        first = words[0] if words and not words[0].startswith("-") else None
+        args = parser(first).parse_args(argv)
         run: Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]] = args.run
         result = run(args)
         if isinstance(result, int):

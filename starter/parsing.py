@@ -84,3 +84,36 @@ def add_json(p: argparse.ArgumentParser, what: str) -> None:
         action="store_true",
         help=f"print {what} as one JSON object, for scripts (schema: docs/json.md)",
     )
+
+
+class OneCommand:
+    """`rollout`'s subparsers when the command line names its command first: that command's
+    parser is built, the others' are not (building every command's options took half the
+    time `rollout validate` spends before it reads the plan). ``found`` says whether the
+    command was among them; the help and the errors of the command are its own parser's,
+    the same as when all are built.
+    """
+
+    def __init__(self, sub: Any, command: str) -> None:
+        self._sub = sub
+        self._command = command
+        self.found = False
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._command or self._command in kwargs.get("aliases", ()):
+            self.found = True
+            return self._sub.add_parser(name, **kwargs)
+        return _UNBUILT
+
+
+class _Unbuilt:
+    """A command's parser that is not built: whatever is added to it is dropped."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Unbuilt]:
+        return lambda *args, **kwargs: self
+
+    def __setattr__(self, name: str, value: object) -> None:
+        pass
+
+
+_UNBUILT = _Unbuilt()

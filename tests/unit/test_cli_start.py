@@ -4,6 +4,9 @@ this checks the imports that made them slow stay out."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from starter.arguments import parser
 from tests.unit.test_cli import VALID_PLAN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +106,30 @@ def test_the_plan_models_build_on_first_use_not_at_import() -> None:
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert json.loads(done.stdout) == []
+
+
+def _outcome(built: argparse.ArgumentParser, argv: list[str]) -> tuple[object, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            parsed: object = sorted((k, repr(v)) for k, v in vars(built.parse_args(argv)).items())
+        except SystemExit as end:
+            parsed = end.code
+    return parsed, out.getvalue(), err.getvalue()
+
+
+def test_a_command_line_parses_the_same_with_only_its_command_built() -> None:
+    # `rollout CMD ...` builds CMD's parser only (starter.parsing.OneCommand): its help, its
+    # errors and what it parses are those of the whole parser; a word that is no command
+    # still gets the whole list in its error.
+    whole = parser()
+    commands = next(a for a in whole._actions if isinstance(a, argparse._SubParsersAction))
+    lines: list[list[str]] = [["valdate", "plan.yaml"], ["--help"]]
+    for name, sub in commands.choices.items():
+        lines += [[name, "--help"], [name], [name, "--bogus"], [name, "shop", "--json"]]
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                lines += [[name, inner, "--help"] for inner in action.choices]
+    for argv in lines:
+        first = None if argv[0].startswith("-") else argv[0]
+        assert _outcome(parser(first), argv) == _outcome(parser(), argv), argv
