@@ -14,6 +14,7 @@ import numpy as np
 
 from activities.anytime import (
     LOG_TAU,
+    RATE_TAU,
     TAIL_COUNT,
     Sequential,
     directed,
@@ -86,6 +87,7 @@ class _Evidence:
     unit: np.ndarray
     spread: np.ndarray
     weight: np.ndarray
+    tau: np.ndarray  # per part, in log latency
     binary: np.ndarray  # parts that count requests (bounds), not scores
 
     def log_lambda(self, theta: np.ndarray, upward: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +107,7 @@ class _Evidence:
         excess = sign * (self.c_sum - self.c_n * tolerated).sum(axis=1)
         scale = c_total * self.slope
         est, v = excess / scale, np.maximum(var, 1e-12) / scale**2
-        return log_mixture_ratios(est, v, LOG_TAU), est / np.sqrt(v)
+        return log_mixture_ratios(est, v, self.tau), est / np.sqrt(v)
 
     def combined(self, theta: np.ndarray, upward: bool) -> float:
         """log of the weighted average of the parts' mixture ratios: itself a mixture."""
@@ -266,6 +268,10 @@ def _evidence(
     parts = len(judged)
     rows = [c_slower, s_slower]
     slopes, units = list(g), list(beyond * (1 - beyond))
+    # A bound's share slower than it is a rate: its mixture is tuned, as the rate test's,
+    # to an excess of half that share (a tail's shifts are large in log latency); the
+    # whole distribution's to LOG_TAU.
+    taus = list(RATE_TAU * beyond / g)
     if slope > 0 and unit > 0:
         rows = [
             np.vstack([c_slower, c_steps @ score]),
@@ -274,6 +280,7 @@ def _evidence(
         slopes.append(slope)
         units.append(unit)
         refs.append(bounds[middle])
+        taus.append(LOG_TAU)
         weight = [(1 - BODY_WEIGHT) / parts] * parts + [BODY_WEIGHT]
     else:
         weight = [1 / parts] * parts
@@ -288,6 +295,7 @@ def _evidence(
         unit=unit_of,
         spread=paired_spread(c_sum, c_n, s_sum, s_n, unit_of),
         weight=np.array(weight),
+        tau=np.array(taus),
         binary=np.arange(len(slopes)) < parts,
     )
     return evidence, np.array(refs, float)

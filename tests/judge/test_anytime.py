@@ -146,6 +146,17 @@ def test_paired_spread_cancels_a_load_both_versions_share() -> None:
     assert found[0] == pytest.approx(1.0, abs=0.3)
 
 
+def test_paired_spread_does_not_take_a_shift_that_starts_mid_stage_for_noise() -> None:
+    # The canary's share steps from 0.3 to 0.33 halfway: around the average every step
+    # would look off by 0.015 (a dispersion near 3); step to step it changed once.
+    rng = np.random.default_rng(23)
+    share = np.where(np.arange(200) < 100, 0.3, 0.33)
+    c, c_n = _shares(rng, 1000, share, 200)
+    s, s_n = _shares(rng, 4000, np.full(200, 0.3), 200)
+    found = paired_spread(c[None, :], c_n, s[None, :], s_n, np.array([0.21]))
+    assert found[0] == pytest.approx(1.0, abs=0.4)
+
+
 def test_paired_spread_measures_each_versions_own_noise() -> None:
     # Each version's share has noise of its own, sd 0.02 per step: extra variance 0.0004,
     # in units of the stable's binomial variance 0.21 / 4000: spread 1 + 7.62 = 8.62.
@@ -346,6 +357,15 @@ def test_latency_test_keeps_its_error_rate_over_ten_looks_under_a_shared_load() 
         ):
             fails += 1
     assert fails / stages <= alpha
+
+
+def test_a_tail_only_shift_from_mid_stage_is_found() -> None:
+    rng = np.random.default_rng(19)
+    stable = _histogram(rng, 400, 1.0)
+    canary = _histogram(rng, 100, 1.0, steps=30) + _histogram(rng, 100, 1.0, steps=30, tail=2)
+    found = distribution_test(canary, stable, BOUNDS, factor=1.07)
+    assert found.p_value < 0.02
+    assert float(found.name[1:]) > 90
 
 
 def test_too_few_requests_for_any_bound() -> None:
