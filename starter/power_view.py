@@ -56,9 +56,7 @@ def with_power(lines: list[str], plan: Plan, args: argparse.Namespace) -> list[s
         for gate in found[index]:
             counted = ""
             if gate.canary_requests is not None and gate.stable_requests is not None:
-                counted = (
-                    f" ({gate.canary_requests:,.0f} vs {gate.stable_requests:,.0f} requests)"
-                )
+                counted = f" ({gate.canary_requests:,.0f} vs {gate.stable_requests:,.0f} requests)"
             out.append(f"     can detect {gate.shown}{counted}")
             if gate.warning:
                 out.append(f"     warning: {gate.warning}")
