@@ -21,7 +21,8 @@ gates), in closed form:
 ``tau`` is the size of excess the test is most sensitive to; any ``tau`` keeps the error
 rate, a fitting one detects sooner. The data are counts, so ``d`` is asymptotically normal
 (the asymptotic confidence sequences of Waudby-Smith et al., 2021); the variance is
-widened by the overdispersion the stable shows (``robust_dispersion``).
+widened by the overdispersion the steps show (``activities.dispersion``: an upper
+confidence bound, which few steps leave wide).
 
 - Rates (``rate_test``): the canary's proportion against ``stable x factor + margin``,
   compared step by step with the stable (``paired_excess``), the allowance inside the null
@@ -41,11 +42,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from activities.dispersion import BURST_PRIOR, dispersion_bound
+from activities.dispersion import CHI2_1_MEDIAN as CHI2_1_MEDIAN
+from activities.dispersion import robust_dispersion as robust_dispersion
+
 # The excess each test is tuned to find: half the allowed rate, 5% in latency beyond the
 # allowance (the mixture is most sensitive to excesses near tau; any tau keeps the level).
 RATE_TAU = 0.5
 LOG_TAU = 0.05
-CHI2_1_MEDIAN = 0.4549364231195724
 TAIL_COUNT = 10  # requests each side of a bucket bound, in each version, to judge it
 
 
@@ -220,6 +224,7 @@ def rate_test(
     margin: float = 0.0,
     direction: str = "increase",
     alpha: float = 0.02,
+    prior: float = BURST_PRIOR,
 ) -> Sequential:
     """Is the canary's proportion, since the stage began, beyond the tolerated one?
 
@@ -232,13 +237,16 @@ def rate_test(
     requests times the stable's tolerated rate in the same step, so an incident both
     versions share (a database down for a minute) moves both sides alike and cancels,
     where pooled totals would count it as noise. Bursts that hit one version only are
-    overdispersion: the stable's steps measure it (a robust estimate, which one shared
-    incident does not inflate), and it widens both sides, the canary's by its traffic.
+    overdispersion: both versions' steps measure it (``dispersion_bound``, an upper
+    confidence bound of a robust estimate, which one shared incident does not inflate,
+    so a few steps do not pass for calm ones; with a single step the bursts ``prior``
+    assumes), and it widens both sides, the canary's by its traffic.
     """
     steps = _aligned(canary_hits, canary_totals, stable_hits, stable_totals)
     c_hits, c_n = sum(s[0] for s in steps), sum(s[1] for s in steps)
     s_hits, s_n = sum(s[2] for s in steps), sum(s[3] for s in steps)
-    spread = robust_dispersion([s[2] for s in steps], [s[3] for s in steps])
+    hc, nc, hs, ns = np.asarray(steps, dtype=float).T
+    spread = dispersion_bound(hc, nc, hs, ns, prior=prior)
     typical = float(np.median([s[2] / s[3] for s in steps]))
 
     def one_side(upward: bool, level: float) -> tuple[float, float]:
@@ -303,31 +311,6 @@ def interval(
         return math.exp(inside)
 
     return edge(True), edge(False)
-
-
-def robust_dispersion(
-    hits: Sequence[float] | np.ndarray, totals: Sequence[float] | np.ndarray
-) -> float:
-    """How much more the steps' proportions vary than binomial noise, at least 1.
-
-    The median of the squared Pearson residuals over its value for pure noise (0.455,
-    the median of chi-square with one degree of freedom): a few steps of a shared
-    incident do not move it, steady bursts do. Fewer than 5 steps say nothing (1).
-    """
-    h, n = np.asarray(hits, dtype=float), np.asarray(totals, dtype=float)
-    used = n > 0
-    h, n = h[used], n[used]
-    if len(n) < 5:
-        return 1.0
-    # Around the typical step's rate: a shared incident raises the pooled rate, and every
-    # quiet step would then look far off.
-    p = float(np.median(h / n))
-    if p <= 0 or p >= 1:
-        p = float(h.sum() / n.sum())
-    if p <= 0 or p >= 1:
-        return 1.0
-    middle = float(np.median((h - n * p) ** 2 / (n * p * (1 - p))))
-    return max(1.0, middle / CHI2_1_MEDIAN)
 
 
 def directed(

@@ -116,6 +116,7 @@ def rate_shown(
         margin=margin,
         direction=direction,
         alpha=alpha,
+        prior=0.0,  # the stage as one step of binomial noise, as detectable_rate_ratio
     )
     return found.p_value < alpha
 

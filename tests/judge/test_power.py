@@ -62,13 +62,18 @@ def test_a_rate_regression_at_the_edge_is_detected_about_half_the_time() -> None
     for _ in range(runs):
         c = rng.binomial(n_c, rate * edge)
         s = rng.binomial(n_s, rate)
-        found = anytime.rate_test([c], [n_c], [s], [n_s], alpha=ALPHA)
+        # One binomial step, no bursts assumed: the power computation's model.
+        found = anytime.rate_test([c], [n_c], [s], [n_s], alpha=ALPHA, prior=0.0)
         hits += found.p_value < ALPHA
     assert 0.38 < hits / runs < 0.62
     # And a regression well past the edge almost always.
     past = sum(
         anytime.rate_test(
-            [rng.binomial(n_c, rate * edge * 1.4)], [n_c], [rng.binomial(n_s, rate)], [n_s]
+            [rng.binomial(n_c, rate * edge * 1.4)],
+            [n_c],
+            [rng.binomial(n_s, rate)],
+            [n_s],
+            prior=0.0,
         ).p_value
         < ALPHA
         for _ in range(100)
