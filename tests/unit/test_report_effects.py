@@ -98,5 +98,5 @@ def test_the_baseline_shows_each_change_with_its_interval_and_target(tmp_path: P
     )
     markdown = write(report, tmp_path, ("md",))["md"].read_text()
     assert "| x0.97 [x0.93, x1.01] vs target x0.95 |" in markdown
-    assert "| +2.0% [-1.0%, +5.0%] vs allowed +6.0% |" in markdown
+    assert "| +2.0% [-1.0%, +5.0%] vs allowed +7.0% |" in markdown
     assert "| n/a |" in markdown  # the relative gate has no interval
