@@ -3,6 +3,7 @@ a real Prometheus."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,7 +26,20 @@ def last_minute() -> tuple[datetime, datetime]:
     return end - timedelta(seconds=60), end
 
 
+def scraped_for_a_while(prometheus: Prometheus, samples: int = 5) -> None:
+    """Wait (up to 30 s) until Prometheus holds a few of its own scrapes, so a range read
+    now has a point at its steps, not only a first sample newer than the last step."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = prometheus.query('count_over_time(up{job="prometheus"}[1m])')
+        if found and float(found[0]["value"][1]) >= samples:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus kept fewer than {samples} of its own scrapes for 30 s")
+
+
 def test_a_range_gives_one_value_a_step(prometheus: Prometheus) -> None:
+    scraped_for_a_while(prometheus)
     start, end = last_minute()
     ranges = PrometheusRanges(source(prometheus.url))
     try:
