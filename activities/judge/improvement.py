@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from activities import anytime, anytime_latency
@@ -85,22 +86,8 @@ def rate_improvement(
     Counts per step for each side, as ``anytime.rate_test`` takes them; ``better`` says
     which way is better; ``factor`` and ``margin`` are the allowance for the worse.
     """
-
-    def test(direction: str, f: float, m: float) -> anytime.Sequential:
-        return anytime.rate_test(
-            canary_hits,
-            canary_totals,
-            stable_hits,
-            stable_totals,
-            factor=f,
-            margin=m,
-            direction=direction,
-            alpha=alpha,
-        )
-
-    gain = improvement_of(better, by)
-    harm = harm_direction(better)
-    return judged(test, gain, harm=harm, factor=factor, margin=margin, alpha=alpha)
+    run = partial(anytime.rate_test, canary_hits, canary_totals, stable_hits, stable_totals)
+    return _improvement(run, by, better, factor, margin, alpha)
 
 
 def latency_improvement(
@@ -120,17 +107,22 @@ def latency_improvement(
     better, unless ``better`` says otherwise); raises what it raises (``OneBucket`` when no
     bound can show a shift).
     """
+    run = partial(anytime_latency.distribution_test, canary_steps, stable_steps, bounds)
+    return _improvement(run, by, better, factor, margin, alpha)
+
+
+def _improvement(
+    run: Callable[..., anytime.Sequential],
+    by: str,
+    better: str,
+    factor: float,
+    margin: float,
+    alpha: float,
+) -> Improved:
+    """``judged`` with ``run`` (a test given its counts) asked each direction and allowance."""
 
     def test(direction: str, f: float, m: float) -> anytime.Sequential:
-        return anytime_latency.distribution_test(
-            canary_steps,
-            stable_steps,
-            bounds,
-            factor=f,
-            margin=m,
-            direction=direction,
-            alpha=alpha,
-        )
+        return run(factor=f, margin=m, direction=direction, alpha=alpha)
 
     gain = improvement_of(better, by)
     harm = harm_direction(better)
