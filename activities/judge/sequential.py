@@ -177,27 +177,13 @@ def improvement_verdict(
     if found.outcome == "worse":
         return verdict_of(gate, found.found, base, n_c, n_s)
     shown = found.outcome == "shown"
-    f, alpha = found.found, 1 - gate.confidence
+    f = found.found
     base |= {"value": f.canary, "canary": f.canary, "stable": f.stable}
     change = gate.describe_change(f.ratio, f.low, f.high)
-    why = (
-        f"improvement of {gate.by} {found.outcome}: {f.name} {change}"
-        f" vs {gate.describe_goal(f.stable)} (canary {gate.show(f.canary)} vs stable"
-        f" {gate.show(f.stable)}): p={f.p_value:.2g} {'<' if shown else '>='} {alpha:.2g}"
-        f" at any look, {n_c:,.0f} vs {n_s:,.0f} requests since the stage began"
-    )
-    if f.note:
-        why += f"; {f.note}"
-    return Verdict(
-        outcome=GateOutcome.PASS if shown else GateOutcome.INCONCLUSIVE,
-        reason=why,
-        statistic=f.statistic,
-        p_value=f.p_value,
-        effect=f.ratio,
-        effect_low=f.low,
-        effect_high=f.high,
-        **base,
-    )
+    said = f"improvement of {gate.by} {found.outcome}: {f.name} {change}"
+    said += f" vs {gate.describe_goal(f.stable)}"
+    outcome = GateOutcome.PASS if shown else GateOutcome.INCONCLUSIVE
+    return _verdict(gate, f, outcome, said, shown, base, n_c, n_s)
 
 
 def verdict_of(
@@ -207,15 +193,31 @@ def verdict_of(
     alpha = 1 - gate.confidence
     failed = found.p_value < alpha
     base |= {"value": found.canary, "canary": found.canary, "stable": found.stable}
+    outcome = GateOutcome.FAIL if failed else GateOutcome.PASS
+    return _verdict(gate, found, outcome, describe(gate, found), failed, base, n_c, n_s)
+
+
+def _verdict(
+    gate: SequentialGate,
+    found: anytime.Sequential,
+    outcome: GateOutcome,
+    said: str,
+    below: bool,
+    base: dict[str, Any],
+    n_c: float,
+    n_s: float,
+) -> Verdict:
+    """A verdict from a test's finding, its numbers and ``said`` of it, then in words both
+    sides, the p-value against alpha (``below`` it or not) and the requests."""
     why = (
-        f"{describe(gate, found)} (canary {gate.show(found.canary)} vs stable"
-        f" {gate.show(found.stable)}): p={found.p_value:.2g} {'<' if failed else '>='}"
-        f" {alpha:.2g} at any look, {n_c:,.0f} vs {n_s:,.0f} requests since the stage began"
+        f"{said} (canary {gate.show(found.canary)} vs stable {gate.show(found.stable)}):"
+        f" p={found.p_value:.2g} {'<' if below else '>='} {1 - gate.confidence:.2g}"
+        f" at any look, {n_c:,.0f} vs {n_s:,.0f} requests since the stage began"
     )
     if found.note:
         why += f"; {found.note}"
     return Verdict(
-        outcome=GateOutcome.FAIL if failed else GateOutcome.PASS,
+        outcome=outcome,
         reason=why,
         statistic=found.statistic,
         p_value=found.p_value,
