@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TypedDict
 
 from activities import anytime, anytime_latency, stats
 
@@ -28,6 +29,15 @@ from activities import anytime, anytime_latency, stats
 LOG_SPREAD = 0.5
 BUCKET_STEP = 1.15
 SEARCH_STEPS = 30
+
+
+class Rule(TypedDict):
+    """What a gate's test is asked with, as the functions here take it (``**rule``)."""
+
+    factor: float
+    margin: float
+    direction: str
+    alpha: float
 
 
 def edge(shows: Callable[[float], bool], low: float, high: float) -> float | None:

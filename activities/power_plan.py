@@ -93,21 +93,12 @@ def _gate(stage: Stage, gate: Gate, traffic: Traffic) -> GateReach | None:
     seconds = span.total_seconds()
     c_n, s_n = rps[0] * seconds, rps[1] * seconds
     alpha = 1 - gate.confidence
-    factor, margin = gate.factor, gate.margin
+    rule = power.Rule(factor=gate.factor, margin=gate.margin, direction=direction, alpha=alpha)
     within = f"within {format_duration(span)}{'' if kind == 'sequential' else ' (its window)'}"
     level = f"at {1 - alpha:.0%}"
     if test == "latency":
         bounds, shares = traffic.latency.get(gate.name) or power.assumed_latency()
-        found = power.latency_shift(
-            c_n,
-            s_n,
-            bounds,
-            shares,
-            factor=factor,
-            margin=margin,
-            direction=direction,
-            alpha=alpha,
-        )
+        found = power.latency_shift(c_n, s_n, bounds, shares, **rule)
         effect = "no shift" if found is None else f"{(found - 1) * 100:+.1f}%"
         warn = found is None or (
             found > LATENCY_WARNING if found >= 1 else found < 1 / LATENCY_WARNING
@@ -120,21 +111,10 @@ def _gate(stage: Stage, gate: Gate, traffic: Traffic) -> GateReach | None:
     else:
         rate = traffic.rates.get(gate.name, _base(traffic.base_rate, direction))
         if kind == "sequential":
-            found = power.rate_ratio(
-                c_n, s_n, rate, factor=factor, margin=margin, direction=direction, alpha=alpha
-            )
+            found = power.rate_ratio(c_n, s_n, rate, **rule)
         else:
             points = int(seconds // gate.step.total_seconds())
-            found = power.two_proportion_ratio(
-                c_n,
-                s_n,
-                rate,
-                points,
-                factor=factor,
-                margin=margin,
-                direction=direction,
-                alpha=alpha,
-            )
+            found = power.two_proportion_ratio(c_n, s_n, rate, points, **rule)
         effect = "no ratio" if found is None else f"x{found:.3g}"
         errors = (
             None if found is None else (found if found >= 1 else (1 - rate * found) / (1 - rate))

@@ -59,23 +59,14 @@ def _rate(gate: GateBase, canary: Side, stable: Side) -> Found | None:
     if c_n <= 0 or s_n <= 0:
         return c_n, None, None
     rate = max(sum(r * n for r, n in pairs) / s_n, 0.5 / (s_n + 1))
-    factor, margin, direction, alpha = _rule(gate)
-    target = power.targeted("rate", factor, direction, margin / rate)
+    rule = _rule(gate)
+    target = power.targeted("rate", rule["factor"], rule["direction"], rule["margin"] / rate)
     if target <= 0:
         return c_n, None, None  # a fall to nothing is all the allowance leaves: no target
     share = s_n / c_n
 
     def shows(n: float) -> bool:
-        return power.rate_shown(
-            target,
-            n,
-            n * share,
-            rate,
-            factor=factor,
-            margin=margin,
-            direction=direction,
-            alpha=alpha,
-        )
+        return power.rate_shown(target, n, n * share, rate, **rule)
 
     return c_n, power.requests_needed(shows), target
 
@@ -88,33 +79,23 @@ def _latency(gate: GateBase, canary: Side, stable: Side) -> Found | None:
     s_n = sum(shares)
     if c_n <= 0 or s_n <= 0 or len(shares) != len(stable.bounds):
         return c_n, None, None
-    factor, margin, direction, alpha = _rule(gate)
-    target = power.targeted("latency", factor, direction)
+    rule = _rule(gate)
+    target = power.targeted("latency", rule["factor"], rule["direction"])
     bounds, share = list(stable.bounds), s_n / c_n
 
     def shows(n: float) -> bool:
-        return power.latency_shown(
-            target,
-            n,
-            n * share,
-            bounds,
-            shares,
-            factor=factor,
-            margin=margin,
-            direction=direction,
-            alpha=alpha,
-        )
+        return power.latency_shown(target, n, n * share, bounds, shares, **rule)
 
     return c_n, power.requests_needed(shows), target
 
 
-def _rule(gate: GateBase) -> tuple[float, float, str, float]:
+def _rule(gate: GateBase) -> power.Rule:
     """The gate's allowance, direction and level: what its test is asked with."""
-    return (
-        float(getattr(gate, "factor", 1.0)),
-        float(getattr(gate, "margin", 0.0)),
-        str(getattr(gate, "direction", "increase")),
-        1 - float(getattr(gate, "confidence", 0.98)),
+    return power.Rule(
+        factor=float(getattr(gate, "factor", 1.0)),
+        margin=float(getattr(gate, "margin", 0.0)),
+        direction=str(getattr(gate, "direction", "increase")),
+        alpha=1 - float(getattr(gate, "confidence", 0.98)),
     )
 
 
