@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +20,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.identity import verify_command
-    from plans import OperatorCommand
+    from plans import CommandRecord, OperatorCommand
     from plans.governance.approvals import (
         COUNTED,
         FORWARD,
@@ -75,6 +75,19 @@ class Vetted:
         else:
             fate = "taken" + (f" ({self.note})" if self.note else "")
         return f"{kind} by {who(self.by(claimed), self.verified)}: {fate}"
+
+    def record(self, command: OperatorCommand, via: str, at: datetime) -> CommandRecord:
+        """The command's record: who sent it (verified or claimed), what became of it."""
+        return CommandRecord(
+            kind=command.kind.value,
+            by=self.by(command.by),
+            reason=command.reason,
+            at=at,
+            accepted=not self.refusal,
+            note=self.refusal or self.note,
+            via=via,
+            verified=self.verified,
+        )
 
 
 class Consent:

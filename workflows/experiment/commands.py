@@ -61,16 +61,7 @@ class Commands:
         now = workflow.now()
         if vetted.takes:
             self._apply(command, vetted.by(command.by))
-        record = CommandRecord(
-            kind=command.kind.value,
-            by=vetted.by(command.by),
-            reason=command.reason,
-            at=now,
-            accepted=not vetted.refusal,
-            note=vetted.refusal or vetted.note,
-            via=via,
-            verified=vetted.verified,
-        )
+        record = vetted.record(command, via, now)
         self.record(record)
         if vetted.asked:
             self.audit("command", vetted.audit_line(record.kind, command.by))

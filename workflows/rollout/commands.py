@@ -61,16 +61,7 @@ class CommandLog:
         now = workflow.now()
         if vetted.takes:
             decisions.apply_command(progress, command, now)
-        record = CommandRecord(
-            kind=command.kind.value,
-            by=vetted.by(command.by),
-            reason=command.reason,
-            at=now,
-            accepted=not vetted.refusal,
-            note=vetted.refusal or vetted.note,
-            via=via,
-            verified=vetted.verified,
-        )
+        record = vetted.record(command, via, now)
         self.record(record)
         if vetted.asked:
             self.audit("command", vetted.audit_line(record.kind, command.by))
