@@ -15,7 +15,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ownership import TargetLeases
     from plans import TargetClaim
     from plans.experiment import ExperimentPlan
     from plans.plan import written_hosts
@@ -26,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.experiment import board, decisions
     from workflows.experiment.commands import Commands
     from workflows.failures import root_message
+    from workflows.ownership import claim_target, release_target, target_claim
 
 # A change of shares is retried for SET_DEADLINE, then fails the step (the control comes
 # back); a restore is retried until the router takes it.
@@ -39,9 +39,6 @@ SET_RETRY = RetryPolicy(
 )
 SET_DEADLINE = timedelta(minutes=10)
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
-CLAIM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
 
 
 class Target:
@@ -94,12 +91,7 @@ class Target:
 
     def claim_of(self) -> TargetClaim:
         plan = self._plan
-        return TargetClaim(
-            lease_id=plan.target_lease_id,
-            target=plan.router.target_key(),
-            owner=workflow.info().workflow_id,
-            service=plan.service,
-        )
+        return target_claim(plan.target_lease_id, plan.router.target_key(), plan.service)
 
     async def claim(self) -> None:
         """Own the router's target as a rollout does, or end refused naming its owner.
@@ -118,13 +110,7 @@ class Target:
                 "hosts": written_hosts(plan.plan),
             }
         )
-        answer = await workflow.execute_activity_method(
-            TargetLeases.claim_target,
-            claim,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=CLAIM_RETRY,
-            summary=f"claim {plan.router.target_key()}",
-        )
+        answer = await claim_target(claim)
         if answer.claimed:
             p.owned = True
             self._log.audit("target", f"owns {plan.router.target_key()}")
@@ -142,11 +128,5 @@ class Target:
         if not p.owned:
             return
         with contextlib.suppress(ActivityError):
-            await workflow.execute_activity_method(
-                TargetLeases.release_target,
-                self.claim_of(),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5),
-                summary=f"release {self._plan.router.target_key()}",
-            )
+            await release_target(self.claim_of())
         p.owned = False

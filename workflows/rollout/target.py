@@ -16,10 +16,8 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ownership import TargetLeases
     from activities.rollout import read_traffic, shift_traffic
     from plans import (
-        ClaimAnswer,
         Compensation,
         EventKind,
         Notification,
@@ -35,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.runtime.visibility import service_of
     from plans.variables import named_variables
     from workflows.failures import CANARY_GONE, error_type, root_message
+    from workflows.ownership import claim_target, release_target, target_claim
     from workflows.rollout import metering
     from workflows.rollout.commands import CommandLog
     from workflows.rollout.notices import Notices
@@ -51,9 +50,6 @@ RESTORE_ATTEMPTS_BEFORE_ALERT = 5
 RESTORE_WAIT_CAP_S = 300  # a router refusing for good is tried again every 5 minutes at most
 RESTORE_ROUNDS_PER_RUN = 100  # failed rounds a run keeps in its history before a new run
 READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
-CLAIM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
 
 
 class TargetRefused(Exception):
@@ -94,13 +90,7 @@ class Target:
                 "hosts": written_hosts(plan),
             }
         )
-        answer: ClaimAnswer = await workflow.execute_activity_method(
-            TargetLeases.claim_target,
-            claim,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=CLAIM_RETRY,
-            summary=f"claim {plan.router.target_key()}",
-        )
+        answer = await claim_target(claim)
         if answer.claimed:
             progress.target.owned = True
             self._log.audit("target", f"owns {plan.router.target_key()}")
@@ -120,13 +110,7 @@ class Target:
         if not progress.target.owned:
             return
         try:
-            await workflow.execute_activity_method(
-                TargetLeases.release_target,
-                self._claim(),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5),
-                summary=f"release {self._plan.router.target_key()}",
-            )
+            await release_target(self._claim())
         except ActivityError as error:
             # The lease looks at its owner now and then and ends itself once the run has ended.
             workflow.logger.warning("Releasing the target failed: %s", root_message(error))
@@ -134,12 +118,7 @@ class Target:
 
     def _claim(self) -> TargetClaim:
         plan = self._plan
-        return TargetClaim(
-            lease_id=plan.target_lease_id,
-            target=plan.router.target_key(),
-            owner=workflow.info().workflow_id,
-            service=plan.service,
-        )
+        return target_claim(plan.target_lease_id, plan.router.target_key(), plan.service)
 
     # -- moving and reading the split ---------------------------------------------------------
 
