@@ -17,6 +17,7 @@ the lease held, so no other rollout moves the target meanwhile.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.runs import record_history_version
 
 RESTORE_WAIT_CAP = 300  # seconds between tries of a restore the router refuses, at most
+Restore = Callable[[], Awaitable[str]]  # one try: what it put back and read back, or ''
 
 
 @workflow.defn(name=messages.LEASE.name)
@@ -79,9 +81,8 @@ class TargetLease:
 
     async def _restore(self, claim: TargetClaim, restore: ShiftRequest, how: str) -> str:
         """Put stable back for an owner that ended without doing so; tell; say so."""
-        workflow.set_current_details(f"{claim.owner} was {how}: putting stable back")
-        rounds = 0
-        while True:
+
+        async def attempt() -> str:
             try:
                 await workflow.execute_activity(
                     shift_traffic,
@@ -99,63 +100,63 @@ class TargetLease:
                     retry_policy=RetryPolicy(maximum_attempts=3),
                     summary="read the split back",
                 )
-                if split.routes_like(restore.split):
-                    done = f"stable put back on {claim.target} and read back: {split}"
-                    break
             except ActivityError as error:
                 if error_type(error) == CANARY_GONE:
-                    done = f"stable has {claim.target} alone: {root_message(error)}"
-                    break
-                rounds += 1
-                workflow.set_current_details(
-                    f"{claim.owner} was {how}; stable is not back: {root_message(error)}."
-                    " Make the router accept the change, or put stable back by hand;"
-                    " this lease tries again and ends once stable is read back"
-                )
-                if workflow.info().is_continue_as_new_suggested():
-                    workflow.continue_as_new(claim)
-            await workflow.sleep(
-                timedelta(seconds=min(10 * 2**rounds, RESTORE_WAIT_CAP)),
-                summary="try the restore again",
-            )
-        said = f"{claim.owner} was {how} without a rollback; its lease restored: {done}"
-        workflow.set_current_details(said)
-        await self._tell(claim, said)
-        return said
+                    return f"stable has {claim.target} alone: {root_message(error)}"
+                raise
+            if split.routes_like(restore.split):
+                return f"stable put back on {claim.target} and read back: {split}"
+            return ""
+
+        fix = "put stable back by hand; this lease tries again and ends once stable is read back"
+        return await self._until_restored(claim, how, "stable", fix, attempt)
 
     async def _restore_shares(self, claim: TargetClaim, restore: SharesRequest, how: str) -> str:
         """An experiment's: its control back at 100% and read back, then told, as above."""
-        workflow.set_current_details(f"{claim.owner} was {how}: putting the control back")
+
+        async def attempt() -> str:
+            await workflow.execute_activity(
+                messages.SET_VARIANT_SHARES,
+                restore,
+                result_type=VariantShares,
+                start_to_close_timeout=restore.router.shift_timeout,
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(seconds=10), maximum_attempts=5
+                ),
+                summary=f"{claim.owner} was {how}: restore {restore.shares.describe()}",
+            )
+            read = await workflow.execute_local_activity(
+                messages.READ_VARIANT_SHARES,
+                restore,
+                result_type=VariantShares,
+                start_to_close_timeout=restore.router.read_timeout,
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="read the shares back",
+            )
+            if read.shares == restore.shares.shares:
+                return f"{restore.shares.describe()} on {claim.target}, read back"
+            return ""
+
+        fix = "set the shares by hand; this lease tries again and ends once they are read back"
+        return await self._until_restored(claim, how, "the control", fix, attempt)
+
+    async def _until_restored(
+        self, claim: TargetClaim, how: str, what: str, fix: str, attempt: Restore
+    ) -> str:
+        """Try ``attempt`` until it says what it put back, waiting longer after each failed
+        try (a run that grows long continues as new); then tell, and say so."""
+        workflow.set_current_details(f"{claim.owner} was {how}: putting {what} back")
         rounds = 0
         while True:
             try:
-                await workflow.execute_activity(
-                    messages.SET_VARIANT_SHARES,
-                    restore,
-                    result_type=VariantShares,
-                    start_to_close_timeout=restore.router.shift_timeout,
-                    retry_policy=RetryPolicy(
-                        maximum_interval=timedelta(seconds=10), maximum_attempts=5
-                    ),
-                    summary=f"{claim.owner} was {how}: restore {restore.shares.describe()}",
-                )
-                read = await workflow.execute_local_activity(
-                    messages.READ_VARIANT_SHARES,
-                    restore,
-                    result_type=VariantShares,
-                    start_to_close_timeout=restore.router.read_timeout,
-                    retry_policy=RetryPolicy(maximum_attempts=3),
-                    summary="read the shares back",
-                )
-                if read.shares == restore.shares.shares:
-                    done = f"{restore.shares.describe()} on {claim.target}, read back"
+                done = await attempt()
+                if done:
                     break
             except ActivityError as error:
                 rounds += 1
                 workflow.set_current_details(
-                    f"{claim.owner} was {how}; the control is not back: {root_message(error)}."
-                    " Make the router accept the change, or set the shares by hand;"
-                    " this lease tries again and ends once they are read back"
+                    f"{claim.owner} was {how}; {what} is not back: {root_message(error)}."
+                    f" Make the router accept the change, or {fix}"
                 )
                 if workflow.info().is_continue_as_new_suggested():
                     workflow.continue_as_new(claim)
