@@ -17,11 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 import devstack
 from activities.routers.haproxy import HAProxyRuntime
+from client.api import Rollouts
 from client.experiments import experiment_status, start_experiment
 from plans import HAProxyRouter
 from plans.experiment import ExperimentPlan, parse_experiment_plan
@@ -201,3 +202,54 @@ async def test_an_experiment_takes_the_slow_variant_out_and_rolls_the_better_for
     shares = await asyncio.to_thread(router.get_shares, VARIANTS)
     assert shares.shares == {"stable": 0, "canary": 100, "canary-b": 0}
     assert set(await who_answers(stack, requests=20)) == {"canary"}
+
+
+async def shares_become(
+    router: HAProxyRuntime, wanted: dict[str, int], within_s: float
+) -> VariantShares:
+    """HAProxy's shares, read until they are ``wanted`` or ``within_s`` has passed."""
+    deadline = time.monotonic() + within_s
+    shares = await asyncio.to_thread(router.get_shares, VARIANTS)
+    while shares.shares != wanted and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        shares = await asyncio.to_thread(router.get_shares, VARIANTS)
+    return shares
+
+
+RUNNING = {"stable": 34, "canary": 33, "canary-b": 33}
+CONTROL = {"stable": 100, "canary": 0, "canary-b": 0}
+
+
+async def test_a_rollback_mid_experiment_puts_haproxy_back_on_the_control(
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime
+) -> None:
+    # Every variant healthy: no winner comes, the experiment runs until told otherwise.
+    plan = experiment_plan(stack)
+    handle = await start_experiment(client, plan, stack.task_queue)
+    try:
+        assert (await shares_become(router, RUNNING, 60)).shares == RUNNING
+        record = await Rollouts(client, task_queue=stack.task_queue).rollback(
+            plan.service, by="ana", reason="checkout looks odd"
+        )
+        assert record.accepted
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), timeout=60)
+    finally:
+        with contextlib.suppress(Exception):
+            await handle.cancel()
+    assert (await asyncio.to_thread(router.get_shares, VARIANTS)).shares == CONTROL
+    status = await experiment_status(client, plan.service)
+    assert status.state == ExperimentState.ROLLED_BACK
+    assert set(await who_answers(stack, requests=20)) == {"stable"}
+
+
+async def test_a_terminated_experiment_s_lease_puts_haproxy_back_on_the_control(
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime
+) -> None:
+    plan = experiment_plan(stack)
+    handle = await start_experiment(client, plan, stack.task_queue)
+    assert (await shares_become(router, RUNNING, 60)).shares == RUNNING
+    # Terminate runs no code of the experiment's: its target's lease puts the control back.
+    await handle.terminate("removed by an operator")
+    assert (await shares_become(router, CONTROL, 90)).shares == CONTROL
+    assert set(await who_answers(stack, requests=20)) == {"stable"}
