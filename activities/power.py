@@ -298,8 +298,10 @@ def requests_needed(shows: Callable[[float], bool], most: float = 1e10) -> float
     """
     if not shows(most):
         return None
+    # Halving in log requests until within 1% (12 halvings from 1e10): each halving asks the
+    # test once, and the worker asks this at every check of every sequential gate.
     lo, hi = 0.0, math.log(most)
-    for _ in range(24):
+    while hi - lo > 0.01:
         middle = (lo + hi) / 2
         lo, hi = (lo, middle) if shows(math.exp(middle)) else (middle, hi)
     return float(math.ceil(math.exp(hi)))
