@@ -25,9 +25,24 @@ else
     operator namespace create --retention "${NAMESPACE_RETENTION:-720h}"
 fi
 
+registered() {
+    operator search-attribute list --output json 2>/dev/null | grep -q "\"$1\""
+}
+
+# A namespace just created may refuse attributes for a few seconds: each is asked for until
+# the list shows it, so a refusal is never taken for "exists".
 for attribute in RolloutService:Keyword RolloutVersion:Keyword RolloutStage:Keyword \
     RolloutWeight:Int RolloutState:Keyword RolloutTarget:Keyword RolloutRelease:Keyword; do
     name=${attribute%%:*}
-    operator search-attribute create --name "$name" --type "${attribute##*:}" ||
-        echo "$name exists"
+    tries=0
+    until registered "$name"; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 30 ]; then
+            echo "search attribute $name could not be created on $TEMPORAL_ADDRESS" >&2
+            exit 1
+        fi
+        operator search-attribute create --name "$name" --type "${attribute##*:}" >/dev/null 2>&1 ||
+            sleep 2
+    done
+    echo "search attribute $name is registered"
 done
