@@ -45,6 +45,9 @@ import numpy as np
 from activities.dispersion import BURST_PRIOR, dispersion_bound
 from activities.dispersion import CHI2_1_MEDIAN as CHI2_1_MEDIAN
 from activities.dispersion import robust_dispersion as robust_dispersion
+from activities.within_bake import WITHIN_SHARE as WITHIN_SHARE
+from activities.within_bake import joined_p, rate_within
+from activities.within_bake import within_p as within_p
 
 # The excess each test is tuned to find: half the allowed rate, 5% in latency beyond the
 # allowance (the mixture is most sensitive to excesses near tau; any tau keeps the level).
@@ -225,6 +228,7 @@ def rate_test(
     direction: str = "increase",
     alpha: float = 0.02,
     prior: float = BURST_PRIOR,
+    elapsed: float | None = None,
 ) -> Sequential:
     """Is the canary's proportion, since the stage began, beyond the tolerated one?
 
@@ -241,6 +245,9 @@ def rate_test(
     confidence bound of a robust estimate, which one shared incident does not inflate,
     so a few steps do not pass for calm ones; with a single step the bursts ``prior``
     assumes), and it widens both sides, the canary's by its traffic.
+
+    ``elapsed``, the share of the stage's planned bake that has passed, adds the test
+    valid within the bake (``joined_p``); None leaves the mixture alone.
     """
     steps = _aligned(canary_hits, canary_totals, stable_hits, stable_totals)
     c_hits, c_n = sum(s[0] for s in steps), sum(s[1] for s in steps)
@@ -256,7 +263,9 @@ def rate_test(
             excess = -excess
         tau = RATE_TAU * max((expected * scale + shift * c_n) / c_n, 0.5 / (c_n + 1))
         est, v = excess / c_n, var / (c_n * c_n)
-        return always_valid_p(est, v, tau), est / math.sqrt(v)
+        z = est / math.sqrt(v)
+        within = rate_within(z, expected * scale + shift * c_n, elapsed)
+        return joined_p(always_valid_p(est, v, tau), within), z
 
     p, z = directed(one_side, direction, alpha)
     # The rate ratio, the canary against the stable in the same steps, on the log scale.
@@ -268,7 +277,9 @@ def rate_test(
     def p_at(r: float, upward: bool) -> float:
         excess, var, expected = paired_excess(steps, spread, r, 0.0, typical)
         tau = RATE_TAU * max(expected * r / c_n, 0.5 / (c_n + 1))
-        return always_valid_p((excess if upward else -excess) / c_n, var / (c_n * c_n), tau)
+        est, v = (excess if upward else -excess) / c_n, var / (c_n * c_n)
+        within = rate_within(est / math.sqrt(v), expected * r, elapsed)
+        return joined_p(always_valid_p(est, v, tau), within)
 
     low, high = interval(p_at, ratio, alpha, most=0.999 / s_rate)
     return Sequential(
@@ -335,6 +346,7 @@ def detectable_rate_ratio(
     margin: float = 0.0,
     alpha: float = 0.02,
     spread: float = 1.0,
+    elapsed: float | None = 1.0,
 ) -> float:
     """The smallest canary / stable rate ratio the rate test rejects with these requests.
 
@@ -351,7 +363,9 @@ def detectable_rate_ratio(
         steps = [(canary_rate * n_c, n_c, rate * n_s, n_s)]
         excess, var, expected = paired_excess(steps, spread, factor, margin)
         tau = RATE_TAU * max((expected * factor + margin * n_c) / n_c, 0.5 / (n_c + 1))
-        return always_valid_p(excess / n_c, var / (n_c * n_c), tau) < alpha
+        est, v = excess / n_c, var / (n_c * n_c)
+        within = rate_within(est / math.sqrt(v), expected * factor + margin * n_c, elapsed)
+        return joined_p(always_valid_p(est, v, tau), within) < alpha
 
     most = 1 / rate
     if not rejected(most):

@@ -21,6 +21,8 @@ from activities.anytime import (
     log_mixture_ratios,
     paired_spread,
 )
+from activities.buckets import log_density as log_density
+from activities.within_bake import joined_p, within_p
 
 # The share of the test's evidence (its mixture weight) given to the whole distribution's
 # scale; the rest is shared by the bucket bounds, so a shift of the tail alone is seen too.
@@ -41,33 +43,6 @@ def _one_bucket(pooled: Sequence[float], bounds: Sequence[float], n_c: float, n_
         f"nearly every request of both versions lies in the {lower}-{_ms(bounds[k])} bucket"
         f" ({counted}): a shift inside it cannot be seen at these buckets"
     )
-
-
-def log_density(bound: int, counts: Sequence[float], bounds: Sequence[float]) -> float:
-    """The share of requests per unit of log latency at ``bounds[bound]``.
-
-    Each neighbouring bucket gives its average (its share over its width in log
-    latency); the two are interpolated between the buckets' middles, which follows a
-    density that rises or falls across the bound. A first bucket from 0 or a last one to
-    +Inf has no width in log latency: the other neighbour alone then.
-    """
-    total = sum(counts)
-    edge = bounds[bound]
-    widths, heights = [], []
-    for index in (bound, bound + 1):
-        lower = bounds[index - 1] if index else 0.0
-        upper = bounds[index]
-        if lower <= 0 or math.isinf(upper):
-            continue
-        width = math.log(upper / lower)
-        widths.append(width)
-        heights.append(counts[index] / total / width)
-    if not heights:
-        return 0.0
-    if len(heights) == 1:
-        return heights[0]
-    left, right = widths
-    return (heights[0] * right + heights[1] * left) / (left + right) if edge > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -111,9 +86,32 @@ class _Evidence:
 
     def combined(self, theta: np.ndarray, upward: bool) -> float:
         """log of the weighted average of the parts' mixture ratios: itself a mixture."""
-        logs, _ = self.log_lambda(theta, upward)
-        top = float(np.max(logs + np.log(self.weight)))
-        return top + math.log(float(np.exp(logs + np.log(self.weight) - top).sum()))
+        return self._average(self.log_lambda(theta, upward)[0])
+
+    def _average(self, logs: np.ndarray) -> float:
+        weighed = logs + np.log(self.weight)
+        top = float(np.max(weighed))
+        return top + math.log(float(np.exp(weighed - top).sum()))
+
+    def p_value(
+        self, theta: np.ndarray, upward: bool, elapsed: float | None, part: int | None = None
+    ) -> float:
+        """The mixture's p-value (of every part, or of ``part`` at its weight's share),
+        joined with the whole distribution's ``within_p`` when the bake's span is known.
+
+        Only the whole distribution's score is tested within the bake: it averages every
+        request, so its z is near normal from the first look, where a tail bound's few
+        requests are not; the bounds are left to the mixture.
+        """
+        logs, zs = self.log_lambda(theta, upward)
+        if part is None:
+            mixture = math.exp(-self._average(logs))
+        else:
+            mixture = math.exp(-float(logs[part])) / float(self.weight[part])
+        if elapsed is None:
+            return min(1.0, mixture)
+        body = [i for i in range(len(zs)) if not self.binary[i] and part in (None, i)]
+        return joined_p(min(1.0, mixture), within_p(float(zs[body[0]]), elapsed) if body else 1.0)
 
     def estimates(self) -> np.ndarray:
         """Each part's estimate of the log latency shift."""
@@ -139,6 +137,7 @@ def distribution_test(
     margin: float = 0.0,
     direction: str = "increase",
     alpha: float = 0.02,
+    elapsed: float | None = None,
 ) -> Sequential:
     """Is the canary's latency, anywhere in its distribution, beyond the stable's tolerated?
 
@@ -204,8 +203,7 @@ def distribution_test(
         theta = null if upward else -null
         logs, zs = evidence.log_lambda(theta, upward)
         telling[upward] = int(np.argmax(logs + np.log(evidence.weight)))
-        p = min(1.0, math.exp(-evidence.combined(theta, upward)))
-        return p, float(zs[telling[upward]])
+        return evidence.p_value(theta, upward, elapsed), float(zs[telling[upward]])
 
     p, z = directed(one_side, direction, alpha)
     side = direction != "decrease"
@@ -216,7 +214,7 @@ def distribution_test(
 
     def p_at(r: float, upward: bool) -> float:
         theta = np.full(len(refs), math.log(r))
-        return min(1.0, math.exp(-evidence.combined(theta, upward)))
+        return evidence.p_value(theta, upward, elapsed)
 
     low, high = _interval(p_at, centre, alpha)
     if not low < math.exp(centre) < high:
@@ -224,8 +222,7 @@ def distribution_test(
         # part's own interval, at its share of the level.
 
         def p_part(r: float, upward: bool) -> float:
-            logs, _ = evidence.log_lambda(np.full(len(refs), math.log(r)), upward)
-            return min(1.0, math.exp(-float(logs[part])) / float(evidence.weight[part]))
+            return evidence.p_value(np.full(len(refs), math.log(r)), upward, elapsed, part)
 
         low, high = _interval(p_part, centre, alpha)
     return _finding(part, judged, bounds, stable, refs, math.exp(centre), low, high, p, z)

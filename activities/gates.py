@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from activities import judge
 from activities.judge.evidence import with_evidence
@@ -30,12 +30,14 @@ def evaluate(
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[], None] = lambda: None,
     started_at: datetime | None = None,
+    span: timedelta | None = None,
 ) -> list[Verdict]:
     """One verdict per gate, in order; ``progress`` is called after each (for heartbeats).
 
-    ``started_at`` is when the stage began: sequential gates read everything since.
+    ``started_at`` is when the stage began: sequential gates read everything since, and
+    test the looks within ``span``, its planned bake, at most of their level.
     """
-    reader = Reader(provider, source, placeholders, sleep, started_at)
+    reader = Reader(provider, source, placeholders, sleep, started_at, span)
     verdicts: list[Verdict] = []
     for gate in gates:
         measured = judge.measure(gate, reader, _now())

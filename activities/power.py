@@ -71,11 +71,14 @@ def rate_ratio(
     margin: float = 0.0,
     direction: str = "increase",
     alpha: float = 0.02,
+    elapsed: float | None = 1.0,
 ) -> float | None:
     """The smallest canary / stable rate ratio the sequential rate test shows; None if none.
 
-    Upwards for ``increase`` (and ``either``, whose upward side runs at alpha / 2), the
-    largest ratio below 1 for ``decrease``.
+    ``elapsed`` is the share of the bake at which it is shown (1: by its end; None: by
+    the mixture alone, as a stage with no planned end). Upwards for ``increase`` (and
+    ``either``, whose upward side runs at alpha / 2), the largest ratio below 1 for
+    ``decrease``.
     """
     if canary_requests <= 0 or stable_requests <= 0 or not 0 < rate < 1:
         return None
@@ -87,6 +90,7 @@ def rate_ratio(
             factor=factor,
             margin=margin,
             alpha=alpha / 2 if direction == "either" else alpha,
+            elapsed=elapsed,
         )
         return found if math.isfinite(found) else None
 
@@ -100,6 +104,7 @@ def rate_ratio(
             margin=margin,
             direction="decrease",
             alpha=alpha,
+            elapsed=elapsed,
         )
 
     return _shown(shows, 1 / factor, upward=False)
@@ -115,6 +120,7 @@ def rate_shown(
     margin: float = 0.0,
     direction: str = "increase",
     alpha: float = 0.02,
+    elapsed: float | None = 1.0,
 ) -> bool:
     """Whether the sequential rate test rejects a canary at ``ratio`` x the stable's rate."""
     found = anytime.rate_test(
@@ -127,6 +133,7 @@ def rate_shown(
         direction=direction,
         alpha=alpha,
         prior=0.0,  # the stage as one step of binomial noise, as detectable_rate_ratio
+        elapsed=elapsed,
     )
     return found.p_value < alpha
 
@@ -186,6 +193,7 @@ def latency_shift(
     margin: float = 0.0,
     direction: str = "increase",
     alpha: float = 0.02,
+    elapsed: float | None = 1.0,
 ) -> float | None:
     """The smallest slowdown ratio (every request ``r`` times slower) the latency test shows.
 
@@ -207,6 +215,7 @@ def latency_shift(
             margin=margin,
             direction=direction,
             alpha=alpha,
+            elapsed=elapsed,
         )
 
     return _shown(shows, factor, upward=direction != "decrease")
@@ -223,6 +232,7 @@ def latency_shown(
     margin: float = 0.0,
     direction: str = "increase",
     alpha: float = 0.02,
+    elapsed: float | None = 1.0,
 ) -> bool:
     """Whether the latency test rejects a canary ``ratio`` times slower, counts as expected."""
     total = sum(shares)
@@ -237,6 +247,7 @@ def latency_shown(
             margin=margin,
             direction=direction,
             alpha=alpha,
+            elapsed=elapsed,
         )
     except ValueError:  # OneBucket too: nothing these buckets can show
         return False

@@ -93,12 +93,14 @@ def _gate(stage: Stage, gate: Gate, traffic: Traffic) -> GateReach | None:
     seconds = span.total_seconds()
     c_n, s_n = rps[0] * seconds, rps[1] * seconds
     alpha = 1 - gate.confidence
+    # A sequential test is asked at the bake's end, a share of the span it is sharper in.
+    elapsed = stage.bake / stage.test_span if kind == "sequential" else None
     rule = power.Rule(factor=gate.factor, margin=gate.margin, direction=direction, alpha=alpha)
     within = f"within {format_duration(span)}{'' if kind == 'sequential' else ' (its window)'}"
     level = f"at {1 - alpha:.0%}"
     if test == "latency":
         bounds, shares = traffic.latency.get(gate.name) or power.assumed_latency()
-        found = power.latency_shift(c_n, s_n, bounds, shares, **rule)
+        found = power.latency_shift(c_n, s_n, bounds, shares, **rule, elapsed=elapsed)
         effect = "no shift" if found is None else f"{(found - 1) * 100:+.1f}%"
         warn = found is None or (
             found > LATENCY_WARNING if found >= 1 else found < 1 / LATENCY_WARNING
@@ -111,7 +113,7 @@ def _gate(stage: Stage, gate: Gate, traffic: Traffic) -> GateReach | None:
     else:
         rate = traffic.rates.get(gate.name, _base(traffic.base_rate, direction))
         if kind == "sequential":
-            found = power.rate_ratio(c_n, s_n, rate, **rule)
+            found = power.rate_ratio(c_n, s_n, rate, **rule, elapsed=elapsed)
         else:
             points = int(seconds // gate.step.total_seconds())
             found = power.two_proportion_ratio(c_n, s_n, rate, points, **rule)

@@ -159,6 +159,7 @@ def check_gates(req: GateCheck) -> list[Verdict]:
                 source=source,
                 progress=_heartbeat(),
                 started_at=req.stage_started_at,
+                span=req.stage_span,
             )
         found |= dict(zip(indexes, checked, strict=True))
     verdicts = [found[i] for i in range(len(req.gates))]

@@ -28,13 +28,15 @@ the regressions (errors x1.5, x2, x5, latency +10%, +30%) are there from its sta
 The judge is the recommended pair of gates: ``demo-error-rate`` and ``demo-p95-latency``
 as ``kind: sequential`` (98% confidence at every look, failure_limit 1 from the presets):
 the rate test on each 10 s step's counts since the stage began, the latency test on each
-step's bucket counts. The same streams also go through the statistical, relative and
-threshold variants of the presets, and through a naive judge: fixed thresholds at twice
-the healthy error rate and 1.25 times the healthy p95, failure_limit 1, no minimum of
-requests. Each row's ``oracle`` is the share of stages an oracle rolls back: it knows the
-generator (the latency shape, so it fits the scale to the bake's buckets by maximum
-likelihood; errors as a rate), looks once at the stage's end, and rolls back as many
-healthy stages at that traffic level as the recommended judge did (at least one).
+step's bucket counts, each check told how much of the stage's span (the bake and one check
+more) has passed, as the workflow tells it. The same streams also go through the
+statistical, relative and threshold variants of the presets, and through a naive judge:
+fixed thresholds at twice the healthy error rate and 1.25 times the healthy p95,
+failure_limit 1, no minimum of requests. Each row's ``oracle`` is the share of stages an
+oracle rolls back: it knows the generator (the latency shape, so it fits the scale to the
+bake's buckets by maximum likelihood; errors as a rate), looks once at the stage's end,
+and rolls back as many healthy stages at that traffic level as the recommended judge did
+(at least one).
 
 ``--streams FILE`` judges stages given from outside instead (JSON Lines, one stage a line;
 the contract is in docs/judging.md) with the recommended judge, checked every
@@ -339,8 +341,11 @@ def run_stage(gates: list[Gate], s: Streams) -> StageResult:
     verdicts = []
     for check in range(1, s.bake_s // s.check_every_s + 1):
         end = s.pre_steps + check * s.check_every_s // s.step_s
+        # As the workflow asks: the bake and one check more is the test's planned span.
+        elapsed = check * s.check_every_s / (s.bake_s + s.check_every_s)
         verdicts = [
-            judge_gate(gate, *_sides(gate, s, end), query=gate.name, at=AT) for gate in gates
+            judge_gate(gate, *_sides(gate, s, end), query=gate.name, at=AT, elapsed=elapsed)
+            for gate in gates
         ]
         fails.append(sum(v.outcome is GateOutcome.FAIL for v in verdicts))
         actions = judge_checks(progress, gates, verdicts)
@@ -589,7 +594,8 @@ def main() -> None:
         **headline(RECOMMENDED),
         "recommended": RECOMMENDED,
         "judge": "sequential: demo-error-rate (rate) + demo-p95-latency (latency, from the"
-        " histogram's buckets), 98% confidence at every look, failure_limit 1",
+        " histogram's buckets), 98% confidence at every look (the stage's span known),"
+        " failure_limit 1",
         "naive": headline("naive")
         | {"judge": "threshold: error rate <= 2%, p95 <= 1.25x healthy, failure_limit 1"},
         "by_kind": {

@@ -100,3 +100,9 @@ class Stage(Strict):
                 f" the bake {format_duration(self.bake)}: the stage could never finish in time"
             )
         return self
+
+    @property
+    def test_span(self) -> timedelta:
+        """The span a sequential gate's sharper test covers: the planned bake (``max_bake``
+        when set) and one check more, for the check that ends it a moment after."""
+        return (self.max_bake or self.bake) + self.check_every

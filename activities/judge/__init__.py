@@ -66,9 +66,11 @@ def judge_gate(
     *,
     query: str = "",
     at: datetime | None = None,
+    elapsed: float | None = None,
 ) -> Verdict:
     """``judge`` for measurements given side by side (synthetic ones, in the benchmark)."""
-    return judge(gate, Measurements(canary=canary, stable=stable, query=query, at=at))
+    measured = Measurements(canary=canary, stable=stable, query=query, at=at, elapsed=elapsed)
+    return judge(gate, measured)
 
 
 __all__ = ["KINDS", "GateKind", "Measurements", "Side", "judge", "judge_gate", "measure"]

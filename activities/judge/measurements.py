@@ -34,13 +34,16 @@ class Side:
 class Measurements:
     """Everything a gate's judge reads: the canary's side, the stable's when the gate compares.
 
-    ``query`` is the canary's query as it was run, shown beside the verdict.
+    ``query`` is the canary's query as it was run, shown beside the verdict; ``elapsed``
+    the share of the stage's planned bake that had passed at the check (None without a
+    planned end), which sequential tests use.
     """
 
     canary: Side
     stable: Side | None = None
     query: str = ""
     at: datetime | None = None
+    elapsed: float | None = None
 
 
 def rates_with_counts(rates: Series, counts: Series) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -56,9 +56,11 @@ class Reader:
         values: dict[str, str],
         sleep: Callable[[float], None],
         started_at: datetime | None = None,
+        span: timedelta | None = None,
     ) -> None:
         self.provider = provider
         self.started_at = started_at  # the stage's start, for gates reading all of it
+        self.span = span  # the stage's planned bake from its start
         self.source = source
         self.values = values
         self.sleep = sleep

@@ -36,9 +36,13 @@ def measure(gate: SequentialGate, reader: Reader, at: datetime) -> Measurements:
     step_s = max(step_s, math.ceil((at - start).total_seconds() / MAX_POINTS / step_s) * step_s)
     canary, stable = reader.value("canary"), reader.value("stable")
     read = _histogram if gate.test == "latency" else _rates
+    elapsed = None
+    if reader.started_at is not None and reader.span:
+        elapsed = (at - reader.started_at) / reader.span
     return Measurements(
         canary=read(gate, reader, canary, start, at, step_s),
         stable=read(gate, reader, stable, start, at, step_s),
+        elapsed=elapsed,
     )
 
 
@@ -121,6 +125,7 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
                 margin=margin,
                 direction=direction,
                 alpha=alpha,
+                elapsed=m.elapsed,
             )
 
         n_c, n_s = sum(map(sum, c_steps)), sum(map(sum, s_steps))
@@ -138,6 +143,7 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
                 margin=margin,
                 direction=direction,
                 alpha=alpha,
+                elapsed=m.elapsed,
             )
 
         n_c, n_s = sum(c_n), sum(s_n)

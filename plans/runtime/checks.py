@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,11 @@ class GateCheck(BaseModel):
     placeholders: dict[str, str]
     stage_started_at: datetime | None = Field(
         default=None, description="when the stage began: sequential gates read all since"
+    )
+    stage_span: timedelta | None = Field(
+        default=None,
+        description="how long the stage is planned to bake (its max_bake when set):"
+        " sequential gates test the looks within it at most of their level",
     )
 
     def source_for(self, gate: GateBase) -> MetricsSource:

@@ -54,9 +54,9 @@ _SUCCESS = {
 # Sequential defaults (kind: sequential), tested on everything since the stage began and
 # valid at every look. Two deployments of one build differ a little on their own (hosts,
 # caches: a few percent of latency, about a tenth of the error rate), so the allowance sits
-# above that (latency +7%, errors x1.2 + 0.05 point: over twice those differences);
-# benchmarks/judge_quality.py measured these settings.
-_SEQUENTIAL_ERRORS = {"test": "rate", "factor": 1.2, "margin": 0.0005, "window": "2m"}
+# above that (latency +7%, errors x1.15 + 0.05 point, x1.2 at a 1% error rate: about twice
+# those differences); benchmarks/judge_quality.py measured these settings.
+_SEQUENTIAL_ERRORS = {"test": "rate", "factor": 1.15, "margin": 0.0005, "window": "2m"}
 _SEQUENTIAL_SUCCESS = {"test": "rate", "factor": 1.0, "margin": 0.002, "window": "2m"}
 
 

@@ -428,8 +428,11 @@ def test_more_traffic_detects_smaller_regressions_and_never_inside_the_allowance
     assert found[-1] < 1.35
     # The test itself agrees at the found effect: just rejected there, not just below it.
     ratio = detectable_rate_ratio(60_000, 240_000, 0.01, factor=1.2, margin=0.0005)
-    # One step of binomial noise, as the power computation takes a stage (no bursts assumed).
-    at = rate_test([600 * ratio], [60_000], [2400], [240_000], factor=1.2, margin=0.0005, prior=0.0)
+    # One step of binomial noise at the bake's end, as the power computation takes a stage
+    # (no bursts assumed).
+    at = rate_test(
+        [600 * ratio], [60_000], [2400], [240_000], factor=1.2, margin=0.0005, prior=0.0, elapsed=1
+    )
     assert at.p_value < 0.02 * 1.01
     assert detectable_rate_ratio(10, 40, 0.001) > 100  # only a canary failing nearly all
     assert detectable_rate_ratio(0, 40, 0.001) == math.inf

@@ -107,7 +107,7 @@ def test_bursty_healthy_stages_keep_the_level_at_early_looks() -> None:
     rng = np.random.default_rng(2026)
     stages, alpha = 200, 0.05
     looks = (1, 2, 3, 4, 6, 12, 24, 36, 60)
-    before = after = 0
+    before = after = within = 0
     for _ in range(stages):
         c, c_n, s, s_n = _bursty_stage(rng, 1000)
         steps = np.stack([c, c_n, s, s_n], axis=1)
@@ -115,6 +115,12 @@ def test_bursty_healthy_stages_keep_the_level_at_early_looks() -> None:
         after += any(
             rate_test(c[:k], c_n[:k], s[:k], s_n[:k], alpha=alpha).p_value < alpha for k in looks
         )
+        # With the stage's span known (60 steps and a check more), as the workflow asks.
+        within = within + any(
+            rate_test(c[:k], c_n[:k], s[:k], s_n[:k], alpha=alpha, elapsed=k / 66).p_value < alpha
+            for k in looks
+        )
     se = math.sqrt(alpha * (1 - alpha) / stages)
     assert before / stages > alpha + 3 * se
     assert after / stages <= alpha + 3 * se
+    assert within / stages <= alpha + 3 * se

@@ -53,7 +53,7 @@ def test_presets_say_which_way_is_better() -> None:
     # The allowance for the worse is the preset's, in the other direction for a success rate.
     assert errors.harm_direction == "increase" and success.harm_direction == "decrease"
     assert errors.describe_threshold() == (
-        "10% lower than stable, and <= stable x1.2+0.05% (rate, sequential, 98%)"
+        "10% lower than stable, and <= stable x1.15+0.05% (rate, sequential, 98%)"
     )
     assert success.describe_goal(0.9) == "target +1pp (x1.01 at the stable's 90%)"
     assert latency.describe_goal() == "target -5.0%" and errors.describe_goal() == "target x0.9"
@@ -62,8 +62,8 @@ def test_presets_say_which_way_is_better() -> None:
 def test_old_plans_mean_the_same() -> None:
     old = gate(preset="demo-error-rate", kind="sequential")
     assert (old.direction, old.better, old.by, old.improvement()) == ("increase", None, None, None)
-    assert old.describe_threshold() == "<= stable x1.2+0.05% (rate, sequential, 98%)"
-    assert old.describe_goal() == "allowed x1.2+0.05%"
+    assert old.describe_threshold() == "<= stable x1.15+0.05% (rate, sequential, 98%)"
+    assert old.describe_goal() == "allowed x1.15+0.05%"
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,7 @@ def test_the_verdict_passes_only_once_the_gain_is_shown() -> None:
 
     worse = judge_gate(improve, *_sides(0.02))
     assert worse.outcome is GateOutcome.FAIL
-    assert worse.reason.startswith("rate x2 [") and "vs allowed x1.2+0.05%" in worse.reason
+    assert worse.reason.startswith("rate x2 [") and "vs allowed x1.15+0.05%" in worse.reason
 
 
 def test_a_latency_verdict_says_the_gain_in_percent() -> None:

@@ -14,7 +14,7 @@ from activities import gates
 from activities.judge import Side, judge_gate
 from activities.metrics import Reading, Series
 from activities.metrics.prometheus import labelled_series_of
-from plans import GateOutcome, PrometheusSource, SequentialGate, gate_from, parse_plan
+from plans import GateOutcome, PrometheusSource, SequentialGate, Verdict, gate_from, parse_plan
 from workflows.rollout.checking import gate_check
 
 VALUES = {"canary": "web-2", "stable": "web-1", "service": "shop", "backend": "shop"}
@@ -40,7 +40,7 @@ def latency_gate(**extra: Any) -> SequentialGate:
 
 def test_presets_fill_the_sequential_tests_and_act_on_the_first_fail() -> None:
     errors, latency = error_gate(), latency_gate()
-    assert (errors.test, errors.factor, errors.failure_limit) == ("rate", 1.2, 1)
+    assert (errors.test, errors.factor, errors.failure_limit) == ("rate", 1.15, 1)
     assert latency.test == "latency"
     assert latency.query.startswith("sum by (le) (increase(demo_request_duration_seconds_bucket")
     assert latency.describe_threshold() == "<= stable x1.07 (latency, sequential, 98%)"
@@ -83,6 +83,10 @@ def test_the_check_carries_the_stage_start_only_for_sequential_gates() -> None:
     sequential, statistical = plan.gates
     assert gate_check(plan, [sequential], NOW).stage_started_at == NOW
     assert gate_check(plan, [statistical], NOW).stage_started_at is None
+    # And the stage's planned span, within which the test is sharper.
+    span = timedelta(minutes=10)
+    assert gate_check(plan, [sequential], NOW, span).stage_span == span
+    assert gate_check(plan, [statistical], NOW, span).stage_span is None
 
 
 # -- what it asks -----------------------------------------------------------------------------
@@ -144,6 +148,30 @@ def test_a_rate_gate_reads_everything_since_the_stage_began() -> None:
     assert "since the stage began" in verdict.reason
     # min_samples counts the last window (2m = 12 steps of 1,000).
     assert verdict.canary_samples == 12_000
+
+
+def test_a_rate_gate_tests_the_looks_within_the_stages_span_more_sharply() -> None:
+    steps = 30
+
+    def judged(**stage: Any) -> Verdict:
+        source = Scripted(
+            ranges={
+                'version="web-2",code=~"5..': [0.0144] * steps,
+                'increase(demo_requests_total{version="web-2"}': [1000.0] * steps,
+                'version="web-1",code=~"5..': [0.01] * steps,
+                'increase(demo_requests_total{version="web-1"}': [4000.0] * steps,
+            }
+        )
+        (verdict,) = gates.evaluate([error_gate()], source, VALUES, source=PROMETHEUS, **stage)
+        return verdict
+
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    at_its_end = judged(started_at=started, span=timedelta(minutes=6))
+    early = judged(started_at=started, span=timedelta(minutes=50))
+    open_ended = judged(started_at=started)
+    assert at_its_end.p_value is not None and early.p_value is not None
+    assert open_ended.p_value is not None
+    assert at_its_end.p_value < open_ended.p_value < early.p_value
 
 
 def test_a_long_stage_widens_the_step_to_stay_under_prometheus_points() -> None:

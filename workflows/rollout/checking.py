@@ -46,7 +46,7 @@ async def observe_and_judge(
     """
     request = CheckRequest(
         read=target.request(weight),
-        check=gate_check(plan, gates, started_at) if gates else None,
+        check=gate_check(plan, gates, started_at, stage.test_span) if gates else None,
     )
     try:
         found: Observation = await workflow.execute_local_activity(
@@ -64,19 +64,26 @@ async def observe_and_judge(
     return target.observed(found.split, found.unreadable), found.verdicts
 
 
-def gate_check(plan: Plan, gates: list[Gate], started_at: datetime | None = None) -> GateCheck:
+def gate_check(
+    plan: Plan,
+    gates: list[Gate],
+    started_at: datetime | None = None,
+    span: timedelta | None = None,
+) -> GateCheck:
     """The request for these gates: the plan's source, the named sources they read.
 
-    The stage's start goes with it only when a sequential gate reads it, so the checks of
-    other plans are asked as before.
+    The stage's start and planned span go with it only when a sequential gate reads them,
+    so the checks of other plans are asked as before.
     """
     named = {g.source for g in gates if g.source is not None}
+    sequential = any(g.kind == "sequential" for g in gates)
     return GateCheck(
         source=plan.metrics,
         sources={name: plan.sources[name] for name in sorted(named)},
         gates=gates,
         placeholders=plan.placeholders(),
-        stage_started_at=started_at if any(g.kind == "sequential" for g in gates) else None,
+        stage_started_at=started_at if sequential else None,
+        stage_span=span if sequential and span else None,
     )
 
 
