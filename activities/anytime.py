@@ -229,6 +229,7 @@ def rate_test(
     alpha: float = 0.02,
     prior: float = BURST_PRIOR,
     elapsed: float | None = None,
+    bounded: bool = True,
 ) -> Sequential:
     """Is the canary's proportion, since the stage began, beyond the tolerated one?
 
@@ -247,7 +248,8 @@ def rate_test(
     assumes), and it widens both sides, the canary's by its traffic.
 
     ``elapsed``, the share of the stage's planned bake that has passed, adds the test
-    valid within the bake (``joined_p``); None leaves the mixture alone.
+    valid within the bake (``joined_p``); None leaves the mixture alone. ``bounded=False``
+    skips the interval (nan), for callers that need the p-value only.
     """
     steps = _aligned(canary_hits, canary_totals, stable_hits, stable_totals)
     c_hits, c_n = sum(s[0] for s in steps), sum(s[1] for s in steps)
@@ -281,7 +283,7 @@ def rate_test(
         within = rate_within(est / math.sqrt(v), expected * r, elapsed)
         return joined_p(always_valid_p(est, v, tau), within)
 
-    low, high = interval(p_at, ratio, alpha, most=0.999 / s_rate)
+    low, high = interval(p_at, ratio, alpha, most=0.999 / s_rate) if bounded else (math.nan,) * 2
     return Sequential(
         name="rate",
         canary=c_hits / c_n,

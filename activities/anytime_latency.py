@@ -138,6 +138,7 @@ def distribution_test(
     direction: str = "increase",
     alpha: float = 0.02,
     elapsed: float | None = None,
+    bounded: bool = True,
 ) -> Sequential:
     """Is the canary's latency, anywhere in its distribution, beyond the stable's tolerated?
 
@@ -216,6 +217,9 @@ def distribution_test(
         theta = np.full(len(refs), math.log(r))
         return evidence.p_value(theta, upward, elapsed)
 
+    found = (part, judged, bounds, stable, refs, math.exp(centre))
+    if not bounded:  # the p-value only: no interval (nan)
+        return _finding(*found, math.nan, math.nan, p, z)
     low, high = _interval(p_at, centre, alpha)
     if not low < math.exp(centre) < high:
         # No one shift fits every part (the shape moved, not only the scale): the reported
@@ -225,7 +229,7 @@ def distribution_test(
             return evidence.p_value(np.full(len(refs), math.log(r)), upward, elapsed, part)
 
         low, high = _interval(p_part, centre, alpha)
-    return _finding(part, judged, bounds, stable, refs, math.exp(centre), low, high, p, z)
+    return _finding(*found, low, high, p, z)
 
 
 def _evidence(

@@ -134,6 +134,7 @@ def rate_shown(
         alpha=alpha,
         prior=0.0,  # the stage as one step of binomial noise, as detectable_rate_ratio
         elapsed=elapsed,
+        bounded=False,
     )
     return found.p_value < alpha
 
@@ -248,6 +249,7 @@ def latency_shown(
             direction=direction,
             alpha=alpha,
             elapsed=elapsed,
+            bounded=False,
         )
     except ValueError:  # OneBucket too: nothing these buckets can show
         return False

@@ -148,3 +148,20 @@ def test_the_latency_test_sees_a_small_shift_by_the_end_of_the_bake() -> None:
     joined = distribution_test(canary, stable, BOUNDS, factor=1.05, elapsed=1.0)
     assert joined.p_value < alone.p_value
     assert joined.p_value < 0.02
+
+
+def test_the_p_value_alone_is_the_same_without_the_interval() -> None:
+    # The power and evidence figures ask only for the p-value: the interval is skipped.
+    rng = np.random.default_rng(4)
+    c_hits, c_n = _steps(rng, 1000, 0.014, 30)
+    s_hits, s_n = _steps(rng, 4000, 0.01, 30)
+    full = rate_test(c_hits, c_n, s_hits, s_n, factor=1.2, elapsed=0.5)
+    alone = rate_test(c_hits, c_n, s_hits, s_n, factor=1.2, elapsed=0.5, bounded=False)
+    assert alone.p_value == full.p_value and alone.ratio == full.ratio
+    assert math.isnan(alone.low) and math.isnan(alone.high) and not math.isnan(full.low)
+    canary = _loaded(rng, 100, np.full(30, 1.1))
+    stable = _loaded(rng, 400, np.ones(30))
+    whole = distribution_test(canary, stable, BOUNDS, factor=1.05, elapsed=0.5)
+    bare = distribution_test(canary, stable, BOUNDS, factor=1.05, elapsed=0.5, bounded=False)
+    assert bare.p_value == whole.p_value and bare.name == whole.name
+    assert math.isnan(bare.low) and not math.isnan(whole.low)
