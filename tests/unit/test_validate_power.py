@@ -124,6 +124,31 @@ def test_a_sequential_verdict_carries_its_evidence() -> None:
     assert with_evidence(threshold, measured, verdict).evidence is None
 
 
+def test_an_improvement_gate_carries_the_evidence_its_gain_test_needs() -> None:
+    gate = gate_from(
+        name="errors", preset="demo-error-rate", kind="sequential", direction="improve", by="10%"
+    )
+    measured = Measurements(
+        canary=sequential_rate_side(0.01, 100, 10), stable=sequential_rate_side(0.01, 1900, 10)
+    )
+    verdict = Verdict(gate="errors", outcome=GateOutcome.INCONCLUSIVE, test="sequential rate")
+    weighed = with_evidence(gate, measured, verdict)
+    gain = gate.improvement()
+    assert gain is not None and gain.direction == "decrease"
+    # The gain test's own target: 10% fewer errors, and as far again as its mixture's tuning.
+    target = power.targeted("rate", gain.factor, "decrease", gain.margin / 0.01)
+    assert weighed.evidence == 1000 and weighed.evidence_target == pytest.approx(target)
+    assert target < 0.9 and weighed.evidence_needed is not None
+    needed = weighed.evidence_needed
+
+    def shown(n: float) -> bool:
+        return power.rate_shown(
+            target, n, 19 * n, 0.01, factor=gain.factor, margin=gain.margin, direction="decrease"
+        )
+
+    assert shown(needed) and not shown(needed * 0.9)
+
+
 def test_status_shows_evidence_against_need() -> None:
     verdict = Verdict(
         gate="errors",
