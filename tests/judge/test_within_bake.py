@@ -65,6 +65,32 @@ def test_a_brownian_path_looked_at_600_times_crosses_at_most_alpha_of_the_time()
     assert np.mean(np.any(z > stats.norm.isf(alpha), axis=1)) > 3 * alpha
 
 
+@pytest.mark.parametrize("traffic", ["flat", "rising x10", "falling x3", "x10 at the end"])
+def test_the_level_holds_when_traffic_changes_during_the_bake(traffic: str) -> None:
+    # The span is read as time, the evidence grows with the requests: traffic that rises
+    # during the stage puts less evidence early than the time says. Ten looks, one a
+    # minute, in a span of 66 steps (a 10-minute bake of 10 s steps and a check more).
+    steps = np.arange(60)
+    rate = {
+        "flat": np.ones(60),
+        "rising x10": 1 + 9 * steps / 60,
+        "falling x3": 3 - 2 * steps / 60,
+        "x10 at the end": np.where(steps >= 50, 10.0, 1.0),
+    }[traffic]
+    rng = np.random.default_rng(13)
+    paths, level = 20_000, 0.05
+    walk = (rng.normal(size=(paths, 60)) * np.sqrt(rate)).cumsum(axis=1)
+    looks = np.arange(6, 61, 6)
+    z = walk[:, looks - 1] / np.sqrt(np.cumsum(rate)[looks - 1])
+    crossed = np.mean(
+        [
+            any(within_p(float(zi), k / 66) < level for zi, k in zip(row, looks, strict=True))
+            for row in z
+        ]
+    )
+    assert crossed <= level
+
+
 def _steps(rng: np.random.Generator, n: int, p: float, steps: int) -> tuple[list[float], ...]:
     totals = rng.poisson(n, steps).astype(float)
     return list(rng.binomial(totals.astype(int), p).astype(float)), list(totals)
