@@ -66,6 +66,9 @@ class ExperimentProgress(BaseModel):
     out: dict[str, str] = Field(default_factory=dict, description="variant -> why taken out")
     verdicts: dict[str, list[Verdict]] = Field(default_factory=dict, description="per variant")
     streaks: dict[str, dict[str, int]] = Field(default_factory=dict)
+    unsure: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="variant -> guardrail -> inconclusive checks in a row"
+    )
     paused: bool = False
     paused_for_s: float = Field(default=0.0, description="paused time, not counted to max")
     paused_since: datetime | None = None

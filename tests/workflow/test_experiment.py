@@ -121,6 +121,7 @@ class Router:
 
     effect: Effect = unclear
     failing: set[tuple[str, int]] = field(default_factory=set)  # (variant, check) errors fail
+    starved: set[tuple[str, int]] = field(default_factory=set)  # errors inconclusive there
     sets: list[dict[str, int]] = field(default_factory=list)
     judged: list[str] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)
@@ -156,6 +157,16 @@ class Router:
                             effect=effect,
                             effect_low=low,
                             effect_high=high,
+                            at=datetime.now(UTC),
+                        )
+                    )
+                elif (variant, n) in self.starved:
+                    found.append(
+                        Verdict(
+                            gate=gate.name,
+                            kind="sequential",
+                            outcome=GateOutcome.INCONCLUSIVE,
+                            reason="canary: 12 requests in the window, below min_samples 50",
                             at=datetime.now(UTC),
                         )
                     )
@@ -306,6 +317,31 @@ async def test_a_failing_guardrail_takes_the_variant_out_at_once(env: WorkflowEn
     c = next(v for v in shown.variants if v.name == "c")
     assert c.out.startswith("guardrail errors failed")
     assert result.state == ExperimentState.KEPT_CONTROL
+
+
+async def test_a_guardrail_that_cannot_judge_pauses_the_experiment(
+    env: WorkflowEnvironment,
+) -> None:
+    # b is shown better from its 4th check, but its guardrail could not judge its first 3:
+    # the experiment pauses there, and nothing rolls forward until a person resumes it.
+    def effect(variant: str, n: int) -> tuple[float, float, float]:
+        return (1.3, 1.1, 1.5) if n >= 4 else (1.01, 0.9, 1.12)
+
+    router = Router(effect=effect, starved={("b", 1), ("b", 2), ("b", 3)})
+    async with running(env, router, experiment_plan(variants=2, max_duration="2h")) as handle:
+        held = await until(env, handle, lambda s: s.checks >= 5)
+        assert held.state == ExperimentState.PAUSED and held.winner == ""
+        paused = [e.text for e in held.events if e.kind == "pause"]
+        assert paused == [
+            "paused: b: guardrail errors inconclusive 3 check(s) in a row: canary: 12 requests"
+            " in the window, below min_samples 50"
+        ]
+        assert held.variants[1].better and router.sets == [{"a": 75, "b": 25}]
+        await handle.execute_update(
+            ROLLOUT_COMMAND.name, OperatorCommand(kind="resume", by="ana"), result_type=Any
+        )
+        result = await handle.result()
+    assert result.winner == "b" and router.sets[-1] == {"a": 0, "b": 100}
 
 
 async def test_a_cancel_puts_the_control_back(env: WorkflowEnvironment) -> None:

@@ -86,6 +86,14 @@ class Commands:
         if not self.consent().asks(command):  # a forward command is audited as vetted
             self.audit("command", f"{command.kind.value} by {by}{said}")
 
+    def pause_for(self, why: str) -> None:
+        """Pause on the experiment's own account (a guardrail that cannot judge): a person
+        resumes it, or rolls it back."""
+        p = self._progress
+        p.paused, p.paused_since = True, workflow.now()
+        p.state = ExperimentState.PAUSED
+        self.audit("pause", f"paused: {why}")
+
     def record(self, record: CommandRecord) -> None:
         p = self._progress
         p.commands.append(record)

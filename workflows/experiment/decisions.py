@@ -75,6 +75,32 @@ def failing_guardrails(
     return failing
 
 
+def starved_guardrails(
+    verdicts: list[Verdict], guardrails: list[Gate], streaks: dict[str, int]
+) -> list[str]:
+    """Count inconclusive checks in a row per guardrail (``streaks``, updated); the reasons
+    of those that reached their ``inconclusive_limit``, whose streaks start again. A variant
+    no guardrail can judge is not one to roll forward: the experiment pauses, as a rollout's
+    stage does. A dry-run guardrail is recorded, never acted on."""
+    by_name = {g.name: g for g in guardrails}
+    starved = []
+    for verdict in verdicts:
+        gate = by_name.get(verdict.gate)
+        if gate is None:
+            continue
+        if verdict.outcome != GateOutcome.INCONCLUSIVE:
+            streaks[gate.name] = 0
+            continue
+        streaks[gate.name] = streaks.get(gate.name, 0) + 1
+        if streaks[gate.name] >= gate.inconclusive_limit and not gate.dry_run:
+            streaks[gate.name] = 0
+            starved.append(
+                f"guardrail {gate.name} inconclusive {gate.inconclusive_limit} check(s) in a"
+                f" row: {verdict.reason or verdict.explain()}"
+            )
+    return starved
+
+
 def without(shares: dict[str, int], variant: str, control: str) -> dict[str, int]:
     """The shares with ``variant`` taken out: its share goes to the control."""
     moved = dict(shares)

@@ -153,6 +153,11 @@ class ExperimentWorkflow:
             if failing:
                 await self._take_out(variant, "; ".join(failing))
                 continue
+            starved = decisions.starved_guardrails(
+                verdicts, plan.guardrails, p.unsure.setdefault(variant, {})
+            )
+            if starved and not p.paused:
+                self._commands.pause_for(f"{variant}: {'; '.join(starved)}")
             first = next((v for v in verdicts if v.gate == primary.name), None)
             if first is not None:
                 found[variant] = first
