@@ -13,8 +13,7 @@ from scipy import stats
 from activities.anytime import WITHIN_SHARE, joined_p, rate_test, within_p
 from activities.anytime_latency import distribution_test
 from activities.power import rate_ratio
-
-BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf]
+from tests.judge.test_anytime import BOUNDS, _loaded, _steps
 
 
 @pytest.mark.parametrize(("z", "elapsed"), [(2.326, 1.0), (3.0, 0.5), (6.0, 0.1), (0.5, 0.9)])
@@ -91,11 +90,6 @@ def test_the_level_holds_when_traffic_changes_during_the_bake(traffic: str) -> N
     assert crossed <= level
 
 
-def _steps(rng: np.random.Generator, n: int, p: float, steps: int) -> tuple[list[float], ...]:
-    totals = rng.poisson(n, steps).astype(float)
-    return list(rng.binomial(totals.astype(int), p).astype(float)), list(totals)
-
-
 def test_the_rate_test_keeps_its_level_over_ten_looks_through_the_bake() -> None:
     rng = np.random.default_rng(5)
     stages, fails, alpha = 300, 0, 0.05
@@ -136,15 +130,6 @@ def test_the_power_of_a_bake_counts_the_test_within_it() -> None:
     forever = rate_ratio(60_000, 240_000, 0.01, factor=1.2, elapsed=None)
     assert by_end is not None and forever is not None
     assert 1.2 < by_end < forever
-
-
-def _loaded(rng: np.random.Generator, rps: int, load: np.ndarray) -> list[list[float]]:
-    out = []
-    for factor in load:
-        values = 0.06 * factor * np.exp(rng.normal(0, 0.5, rng.poisson(rps)))
-        idx = np.searchsorted(np.array(BOUNDS), values, side="left")
-        out.append(list(np.bincount(idx, minlength=len(BOUNDS)).astype(float)))
-    return out
 
 
 def test_the_latency_test_keeps_its_level_over_ten_looks_through_the_bake() -> None:

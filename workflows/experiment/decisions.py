@@ -60,19 +60,10 @@ def failing_guardrails(
 ) -> list[str]:
     """Count failures in a row per guardrail (``streaks``, updated); the reasons of those that
     reached their ``failure_limit``. A dry-run guardrail is recorded, never acted on."""
-    by_name = {g.name: g for g in guardrails}
-    failing = []
-    for verdict in verdicts:
-        gate = by_name.get(verdict.gate)
-        if gate is None:
-            continue
-        if verdict.outcome != GateOutcome.FAIL:
-            streaks[gate.name] = 0
-            continue
-        streaks[gate.name] = streaks.get(gate.name, 0) + 1
-        if streaks[gate.name] >= gate.failure_limit and not gate.dry_run:
-            failing.append(f"guardrail {gate.name} failed: {verdict.reason or verdict.explain()}")
-    return failing
+    return [
+        f"guardrail {gate.name} failed: {verdict.reason or verdict.explain()}"
+        for gate, verdict in _in_a_row(verdicts, guardrails, streaks, GateOutcome.FAIL)
+    ]
 
 
 def starved_guardrails(
@@ -82,23 +73,35 @@ def starved_guardrails(
     of those that reached their ``inconclusive_limit``, whose streaks start again. A variant
     no guardrail can judge is not one to roll forward: the experiment pauses, as a rollout's
     stage does. A dry-run guardrail is recorded, never acted on."""
+    return [
+        f"guardrail {gate.name} inconclusive {gate.inconclusive_limit} check(s) in a row:"
+        f" {verdict.reason or verdict.explain()}"
+        for gate, verdict in _in_a_row(verdicts, guardrails, streaks, GateOutcome.INCONCLUSIVE)
+    ]
+
+
+def _in_a_row(
+    verdicts: list[Verdict], guardrails: list[Gate], streaks: dict[str, int], outcome: GateOutcome
+) -> list[tuple[Gate, Verdict]]:
+    """The guardrails (not dry-run) whose verdicts reached their limit of ``outcome`` in a
+    row: ``failure_limit`` for FAIL, ``inconclusive_limit`` (its streak starts again) else."""
     by_name = {g.name: g for g in guardrails}
-    starved = []
+    reached = []
     for verdict in verdicts:
         gate = by_name.get(verdict.gate)
         if gate is None:
             continue
-        if verdict.outcome != GateOutcome.INCONCLUSIVE:
+        if verdict.outcome != outcome:
             streaks[gate.name] = 0
             continue
         streaks[gate.name] = streaks.get(gate.name, 0) + 1
-        if streaks[gate.name] >= gate.inconclusive_limit and not gate.dry_run:
-            streaks[gate.name] = 0
-            starved.append(
-                f"guardrail {gate.name} inconclusive {gate.inconclusive_limit} check(s) in a"
-                f" row: {verdict.reason or verdict.explain()}"
-            )
-    return starved
+        fail = outcome == GateOutcome.FAIL
+        if streaks[gate.name] >= (gate.failure_limit if fail else gate.inconclusive_limit):
+            if not fail:
+                streaks[gate.name] = 0
+            if not gate.dry_run:
+                reached.append((gate, verdict))
+    return reached
 
 
 def without(shares: dict[str, int], variant: str, control: str) -> dict[str, int]:
