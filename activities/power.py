@@ -251,7 +251,7 @@ def latency_shown(
             elapsed=elapsed,
             bounded=False,
         )
-    except ValueError:  # OneBucket too: nothing these buckets can show
+    except (ValueError, ArithmeticError):  # OneBucket too: nothing these buckets can show
         return False
     return found.p_value < alpha
 

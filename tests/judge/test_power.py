@@ -166,3 +166,19 @@ def test_requests_needed_is_the_fewest_that_show_the_target() -> None:
     assert edge == pytest.approx(target, rel=0.02)
     assert power.targeted("latency", 1.0, "increase") == pytest.approx(math.exp(anytime.LOG_TAU))
     assert power.targeted("rate", 1.0, "decrease") < 1
+
+
+def test_a_shift_read_through_an_empty_bucket_neither_overflows_nor_shows() -> None:
+    # Nearly every request in one bucket, its neighbours all but empty: the density there
+    # is nearly nil, and a part's estimate of the shift is enormous. The power search asks
+    # such shifts of the test (x50 here) and must get an answer, not an overflow.
+    bounds = [0.001, 0.005, 0.1, 0.25, 5.0, math.inf]
+    shares = [0.0098, 0.0275, 0.0009, 0.9596, 0.0002, 0.002]
+    canary = [[s * 1e5 for s in power.shifted(bounds, shares, 50)]]
+    stable = [[s * 1.9e6 for s in shares]]
+    found = anytime_latency.distribution_test(
+        canary, stable, bounds, factor=1.07, elapsed=1.0, bounded=False
+    )
+    assert math.isfinite(found.ratio) and found.p_value < ALPHA
+    shown = power.latency_shift(1e5, 1.9e6, bounds, shares, factor=1.07)
+    assert shown is not None and 1.07 < shown < 100
