@@ -132,24 +132,6 @@ def test_the_power_of_a_bake_counts_the_test_within_it() -> None:
     assert 1.2 < by_end < forever
 
 
-def test_the_latency_test_keeps_its_level_over_ten_looks_through_the_bake() -> None:
-    rng = np.random.default_rng(17)
-    stages, fails, alpha = 150, 0, 0.05
-    for _ in range(stages):
-        load = np.exp(rng.normal(0, 0.05, 60))
-        canary = _loaded(rng, 300, 1.05 * load * np.exp(rng.normal(0, 0.02, 60)))
-        stable = _loaded(rng, 1200, load * np.exp(rng.normal(0, 0.02, 60)))
-        if any(
-            distribution_test(
-                canary[:k], stable[:k], BOUNDS, factor=1.05, alpha=alpha, elapsed=k / 60
-            ).p_value
-            < alpha
-            for k in range(6, 61, 6)
-        ):
-            fails += 1
-    assert fails / stages <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / stages)
-
-
 def test_the_latency_test_sees_a_small_shift_by_the_end_of_the_bake() -> None:
     rng = np.random.default_rng(23)
     load = np.ones(60)
