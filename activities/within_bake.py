@@ -3,7 +3,8 @@
 The mixture of ``activities.anytime`` is valid at every look for ever, and pays for it: at
 the end of a 10-minute bake it asks a z of about 3.4 where a single look asks 2.05. A
 stage's bake is planned, though, and a test need only be valid up to its end (and a little
-after, for the check that ends it): ``within_p`` is, and asks 2.33 there. The two are
+after, for the check that ends it): ``within_p`` is, and asks 2.43 there at its share of
+the level (2.33 with all of it). The two are
 joined with Bonferroni (``joined_p``): the looks within the span get ``WITHIN_SHARE`` of
 the level, the mixture the rest, for big effects early and for every look after the span.
 """
