@@ -92,6 +92,12 @@ class Experiment(Strict):
         default=timedelta(days=7), description="stop here; the control stays if none won"
     )
 
+    @property
+    def test_span(self) -> timedelta:
+        """The span the sequential tests' sharper look covers, as a stage's: the longest the
+        experiment runs and one check more, for the check that ends it."""
+        return self.max_duration + self.check_every
+
     @field_validator("check_every")
     @classmethod
     def _check_every(cls, v: timedelta) -> timedelta:

@@ -25,8 +25,9 @@ class GateCheck(BaseModel):
     )
     stage_span: timedelta | None = Field(
         default=None,
-        description="how long the stage is planned to bake (its max_bake when set):"
-        " sequential gates test the looks within it at most of their level",
+        description="the span of the stage's planned bake (its max_bake when set) and one"
+        " check more, for the check that ends it: sequential gates test the looks within it"
+        " at most of their level",
     )
 
     def source_for(self, gate: GateBase) -> MetricsSource:

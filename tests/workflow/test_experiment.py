@@ -125,6 +125,7 @@ class Router:
     sets: list[dict[str, int]] = field(default_factory=list)
     judged: list[str] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)
+    spans: list[timedelta | None] = field(default_factory=list)
     reports: list[ExperimentReportRequest] = field(default_factory=list)
 
     def activities(self) -> list[Any]:
@@ -142,6 +143,7 @@ class Router:
             variant = req.placeholders["canary"]
             assert req.placeholders["stable"] == "a"
             self.judged.append(variant)
+            self.spans.append(req.stage_span)
             n = self.judged.count(variant)
             found = []
             for gate in req.gates:
@@ -301,6 +303,8 @@ async def test_no_winner_keeps_the_control_at_max_duration(env: WorkflowEnvironm
     assert result.winner == ""
     assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
     assert "no variant was shown better than a within 1h" in result.reason
+    # The tests' sharper look covers the hour and the check that ends it, at every check.
+    assert set(router.spans) == {timedelta(hours=1, minutes=10)}
     # Checks every 10m for an hour: each variant judged about six times, not more.
     assert 5 <= router.judged.count("b") <= 7
 

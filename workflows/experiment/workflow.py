@@ -175,7 +175,7 @@ class ExperimentWorkflow:
             gates=gates,
             placeholders=plan.placeholders(variant),
             stage_started_at=p.started_at,
-            stage_span=plan.experiment.max_duration + plan.experiment.check_every,
+            stage_span=plan.experiment.test_span,
         )
         try:
             verdicts: list[Verdict] = await workflow.execute_local_activity(
