@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
@@ -25,7 +26,7 @@ from plans.durations import Duration, format_duration
 from plans.errors import PlanError
 from plans.gates import Gate, SequentialGate
 from plans.governance.approvals import ApprovalRule
-from plans.loading import load_plan_data, location, parse_plan
+from plans.loading import load_plan_data, location, parse_plan, with_templates
 from plans.plan import Plan
 from plans.release_plan import ReleasePlan, is_release_plan, parse_release_plan
 from plans.routers import Router
@@ -45,7 +46,6 @@ NOT_IN_EXPERIMENTS = {
     "windows": "an experiment does not wait for release windows",
     "hooks": "an experiment runs no hooks",
     "smoke": "an experiment runs no smoke check",
-    "notify": "an experiment sends no notifications; follow it with `rollout status`",
     "template": "write an experiment's fields out",
 }
 STAGE_NAME = "experiment"
@@ -294,14 +294,13 @@ def _message(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def load_experiment_plan(path: str) -> ExperimentPlan:
-    """Read and validate an experiment plan file."""
-    return parse_experiment_plan(load_plan_data(path), path)
-
-
 def load_any_plan(path: str) -> Plan | ReleasePlan | ExperimentPlan:
-    """A plan file: a rollout's, a release's (targets and waves) or an experiment's."""
+    """A plan file: a rollout's, a release's (targets and waves) or an experiment's; a
+    templates folder is checked and made absolute (relative to the file)."""
     data = load_plan_data(path)
     if is_experiment_plan(data):
-        return parse_experiment_plan(data, path)
-    return parse_release_plan(data, path) if is_release_plan(data) else parse_plan(data, path)
+        found = parse_experiment_plan(data, path)
+        return found.model_copy(update={"plan": with_templates(found.plan, Path(path))})
+    if is_release_plan(data):
+        return parse_release_plan(data, path)
+    return with_templates(parse_plan(data, path), Path(path))

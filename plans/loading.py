@@ -206,7 +206,7 @@ def _load_yaml(text: str, source: str) -> Any:
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file (at most MAX_PLAN_BYTES)."""
     plan = parse_plan(load_plan_data(path), str(path))
-    return _with_templates(plan, Path(path))
+    return with_templates(plan, Path(path))
 
 
 def load_plan_data(path: str | Path) -> Any:
@@ -224,7 +224,7 @@ def load_plan_data(path: str | Path) -> Any:
     return _load_yaml(text, str(path))
 
 
-def _with_templates(plan: Plan, path: Path) -> Plan:
+def with_templates(plan: Plan, path: Path) -> Plan:
     """The plan with its templates folder checked and made absolute (relative to the file)."""
     templates = plan.notify.templates
     if templates is None:

@@ -30,7 +30,7 @@ class Severity(StrEnum):
 
 
 class EventKind(StrEnum):
-    """What happened to a rollout, as channels subscribe to it."""
+    """What happened to a rollout or an experiment, as channels subscribe to it."""
 
     STARTED = "started"
     STAGE_PASSED = "stage_passed"
@@ -47,6 +47,7 @@ class EventKind(StrEnum):
     HOOK_FAILED = "hook_failed"
     OVERRIDDEN = "overridden"
     BAKE_EXTENDED = "bake_extended"
+    NO_WINNER = "no_winner"
 
     @property
     def severity(self) -> Severity:
@@ -58,6 +59,7 @@ SEVERITIES: dict[EventKind, Severity] = {
     EventKind.STAGE_PASSED: Severity.INFO,
     EventKind.PROMOTED: Severity.INFO,
     EventKind.BAKE_EXTENDED: Severity.INFO,
+    EventKind.NO_WINNER: Severity.INFO,  # an experiment's end: the control stays
     # Someone has to act, or look.
     EventKind.AWAITING_APPROVAL: Severity.WARNING,
     EventKind.PAUSED: Severity.WARNING,

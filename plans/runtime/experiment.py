@@ -85,6 +85,7 @@ class ExperimentProgress(BaseModel):
     commands: list[CommandRecord] = Field(default_factory=list)
     events: list[AuditEvent] = Field(default_factory=list)
     approvals: ApprovalLedger = Field(default_factory=ApprovalLedger)
+    notices: int = Field(default=0, description="events told, for their keys")
 
     def start_next_run(self) -> None:
         self.run_count += 1

@@ -20,6 +20,27 @@ class StageBrief(BaseModel):
     approval: bool = False
 
 
+class VariantBrief(BaseModel):
+    """An experiment's variant as a message shows it."""
+
+    name: str
+    share: int = Field(description="percent of the traffic it has now")
+    control: bool = False
+    effect: str = Field(default="", description="the primary metric against the control")
+    better: bool = False
+    out: str = Field(default="", description="why a guardrail took it out, if one did")
+
+
+class ExperimentBrief(BaseModel):
+    """What an experiment's message adds to a rollout's: the variants side by side."""
+
+    control: str
+    primary: str = Field(description="the gate whose metric picks the winner")
+    max_duration_s: float = 0.0
+    variants: list[VariantBrief] = Field(default_factory=list)
+    variant: str = Field(default="", description="the variant the event is about, if one")
+
+
 class Notice(BaseModel):
     """An event for people, as data; the activity renders it with the channel's templates.
 
@@ -44,6 +65,9 @@ class Notice(BaseModel):
     at: datetime | None = None
     report_url: str | None = Field(default=None, description="the run's report, when it has one")
     templates_dir: str | None = Field(default=None, description="the plan's own templates")
+    experiment: ExperimentBrief | None = Field(
+        default=None, description="set when an experiment tells, not a rollout"
+    )
 
 
 class Notification(BaseModel):
@@ -60,6 +84,21 @@ class Notification(BaseModel):
     state: str = ""
     channels: list[Channel] = Field(default_factory=list)
     notice: Notice | None = None
+
+    @classmethod
+    def to(
+        cls, channels: list[Channel], text: str, service: str, state: str, notice: Notice
+    ) -> Notification:
+        """``notice`` for these channels (the first also as ``channel``, as runs recorded
+        before channels had models read it), with its one line ``text``."""
+        return cls(
+            channel=channels[0],
+            channels=channels,
+            text=text,
+            service=service,
+            state=state,
+            notice=notice,
+        )
 
     def targets(self) -> list[Channel]:
         """Every channel this message goes to."""

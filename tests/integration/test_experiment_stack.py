@@ -3,6 +3,7 @@
 The end-to-end test runs ExperimentWorkflow on the stack's Temporal dev server and worker,
 judging the demo services' own metrics in Prometheus under the load generator's traffic;
 it ends within seconds (checks every 2 s, the control failing a fifth of its requests).
+Its channel is an apprise JSON URL on a local receiver, in the stack worker's environment.
 """
 
 from __future__ import annotations
@@ -28,17 +29,27 @@ from plans import HAProxyRouter
 from plans.experiment import ExperimentPlan, parse_experiment_plan
 from plans.runtime.experiment import ExperimentState
 from plans.runtime.shares import VariantShares
+from tests.faults.chaos import Webhook
 from tests.integration.conftest import who_answers
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 pytestmark = pytest.mark.integration
 
 VARIANTS = ["stable", "canary", "canary-b"]
+CHAT_ENV = "ROLLOUT_EXPERIMENT_CHAT_URL"  # the worker gives plans ROLLOUT_* variables
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
-    """The dev stack with a third demo variant, canary-b, a server of the same backend."""
+def chat() -> Iterator[Webhook]:
+    """The channel's receiver, serving while the stack's worker runs."""
+    with Webhook().serving() as hook:
+        yield hook
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, chat: Webhook) -> Iterator[devstack.StackInfo]:
+    """The dev stack with a third demo variant, canary-b, a server of the same backend; its
+    worker has the chat channel's URL."""
     missing = missing_binaries()
     if missing:
         message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
@@ -46,10 +57,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackIn
             pytest.fail(message)
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("experiment")
-    with devstack.running(
-        directory, with_worker=True, ports=ANY_PORTS, variants=["canary-b"]
-    ) as info:
-        yield info
+    before = os.environ.get(CHAT_ENV)
+    os.environ[CHAT_ENV] = f"json://127.0.0.1:{chat.port}/experiments"
+    try:
+        with devstack.running(
+            directory, with_worker=True, ports=ANY_PORTS, variants=["canary-b"]
+        ) as info:
+            yield info
+    finally:
+        if before is None:
+            os.environ.pop(CHAT_ENV, None)
+        else:
+            os.environ[CHAT_ENV] = before
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +138,13 @@ async def test_the_third_variant_is_faulted_and_scraped_on_its_own(
     assert healthy == 0
 
 
-def experiment_plan(stack: devstack.StackInfo) -> ExperimentPlan:
-    """Three demo variants on the stack's HAProxy: fewer errors wins, a slow one goes out."""
+def experiment_plan(stack: devstack.StackInfo, told: bool = False) -> ExperimentPlan:
+    """Three demo variants on the stack's HAProxy: fewer errors wins, a slow one goes out.
+    ``told``: the chat channel hears every event."""
+    notify = {"notify": {"channels": [{"name": "chat", "url_env": CHAT_ENV}]}} if told else {}
     return parse_experiment_plan(
-        {
+        notify
+        | {
             "service": f"exp-{uuid.uuid4().hex[:6]}",
             "version": "v2",
             "router": {
@@ -170,14 +192,14 @@ def experiment_plan(stack: devstack.StackInfo) -> ExperimentPlan:
 
 
 async def test_an_experiment_takes_the_slow_variant_out_and_rolls_the_better_forward(
-    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, chat: Webhook
 ) -> None:
     directory = Path(stack.dir)
     # The control fails a fifth of its requests; canary fails none (better on the primary);
     # canary-b fails as the control does and answers 300 ms late (its guardrail fails).
     await asyncio.to_thread(devstack.fault, directory, 0.2, 0, version="stable")
     await asyncio.to_thread(devstack.fault, directory, 0.2, 300, version="canary-b")
-    plan = experiment_plan(stack)
+    plan = experiment_plan(stack, told=True)
     handle = await start_experiment(client, plan, stack.task_queue)
     try:
         result = await asyncio.wait_for(handle.result(), timeout=180)
@@ -202,6 +224,16 @@ async def test_an_experiment_takes_the_slow_variant_out_and_rolls_the_better_for
     shares = await asyncio.to_thread(router.get_shares, VARIANTS)
     assert shares.shares == {"stable": 0, "canary": 100, "canary-b": 0}
     assert set(await who_answers(stack, requests=20)) == {"canary"}
+    # The chat channel heard the start, canary-b taken out, and the winner, in that order.
+    titles = [body["title"] for body in chat.received if plan.service in body["title"]]
+    assert titles == [
+        f"🧪 Experiment on {plan.service} started",
+        f"⚠️ Experiment on {plan.service}: canary-b taken out",
+        f"🎉 Experiment on {plan.service}: canary rolled forward to 100% of traffic",
+    ]
+    winner = chat.received[-1]["message"]
+    assert "canary: 100%, errors x" in winner and "better" in winner
+    assert "canary-b: 0% (taken out: guardrail latency" in winner
 
 
 async def shares_become(

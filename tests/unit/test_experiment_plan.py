@@ -107,6 +107,16 @@ def test_a_rollout_s_fields_are_refused_with_the_reason() -> None:
     assert any(p.startswith("canary: the variants name the servers") for p in found)
 
 
+def test_notify_channels_are_checked_as_a_rollout_s() -> None:
+    data = copy.deepcopy(BASE) | {
+        "notify": {"channels": [{"name": "chat", "url_env": "ROLLOUT_CHAT_URL"}]}
+    }
+    channels = parse_experiment_plan(data).plan.notify.channels
+    assert [c.name for c in channels] == ["chat"]
+    data["notify"]["channels"][0]["url_env"] = "https://hooks.example.com/x"
+    assert any("names the environment variable" in p for p in problems(data))
+
+
 def test_only_routers_that_route_shares_run_experiments() -> None:
     data = copy.deepcopy(BASE)
     data["router"] = {"kind": "envoy", "admin": "http://127.0.0.1:9901", "cluster": "shop"}

@@ -24,7 +24,10 @@ from plans import (
     load_plan,
     parse_plan,
 )
+from plans.experiment import ExperimentPlan, load_any_plan
 from plans.notify import SEVERITIES, WEBHOOK_EVENTS
+from plans.plan import Plan
+from plans.runtime.notices import ExperimentBrief, VariantBrief
 
 from .test_plans import minimal
 
@@ -167,6 +170,30 @@ def test_template_folder_is_checked_and_made_absolute(tmp_path: Path) -> None:
     assert plan.notify.templates.dir == str(folder.resolve())
 
 
+def test_start_and_validate_read_the_templates_folder_as_load_plan_does(tmp_path: Path) -> None:
+    # `rollout start` and `rollout validate` read any plan: a rollout's or an experiment's.
+    path = write_plan(tmp_path, "./templates")
+    with pytest.raises(PlanError, match="templates is not a folder"):
+        load_any_plan(path)
+    (tmp_path / "templates").mkdir()
+    rollout = load_any_plan(path)
+    assert isinstance(rollout, Plan) and rollout.notify.templates is not None
+    assert rollout.notify.templates.dir == str((tmp_path / "templates").resolve())
+    data = yaml.safe_load(path.read_text())
+    for field in ("stable", "canary", "stages"):
+        data.pop(field, None)
+    data["experiment"] = {
+        "control": "a",
+        "variants": [{"name": "a", "share": 50}, {"name": "b", "share": 50}],
+        "primary": "conversion",
+    }
+    data["gates"] = [{"name": "conversion", "preset": "haproxy-success-rate", "kind": "sequential"}]
+    path.write_text(yaml.safe_dump(data))
+    experiment = load_any_plan(path)
+    assert isinstance(experiment, ExperimentPlan) and experiment.plan.notify.templates
+    assert experiment.plan.notify.templates.dir == str((tmp_path / "templates").resolve())
+
+
 # -- messages from templates ---------------------------------------------------------------------
 
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -207,6 +234,7 @@ EXPECTED: dict[EventKind, list[str]] = {
     EventKind.HOOK_FAILED: ["a hook failed at half", "Reason: error-rate is failing"],
     EventKind.OVERRIDDEN: ["release window or freeze was overridden", "error-rate is failing"],
     EventKind.BAKE_EXTENDED: ["the bake of half (50%) was extended", "error-rate is failing"],
+    EventKind.NO_WINNER: ["no winner, stable keeps all traffic", "Why: error-rate is failing"],
 }
 
 
@@ -251,6 +279,45 @@ def test_each_event_renders_with_its_details(kind: EventKind) -> None:
     assert "Report: https://reports.example.com/checkout/1" in message.body
     assert message.severity is kind.severity
     assert message.text == "one line"  # what the plan's webhook gets, as ever
+
+
+EXPERIMENT = ExperimentBrief(
+    control="a",
+    primary="conversion",
+    max_duration_s=3 * 86_400,
+    variants=[
+        VariantBrief(name="a", share=50, control=True),
+        VariantBrief(name="b", share=50, effect="x1.2 [x1.08, x1.33]", better=True),
+        VariantBrief(name="c", share=0, out="errors: rate x3 [x2.1, x4] vs allowed x1.15"),
+    ],
+    variant="b",
+)
+EXPERIMENT_EXPECTED = {
+    EventKind.STARTED: ["Experiment on checkout started", "judged against a on conversion", "3d"],
+    EventKind.PAUSED: ["Experiment on checkout paused", "rollout resume checkout", "put a back"],
+    EventKind.GATE_FAILING: ["checkout: b taken out", "Its share went to a", "error-rate"],
+    EventKind.PROMOTED: ["b rolled forward to 100% of traffic", "Gates on b at the last check"],
+    EventKind.NO_WINNER: ["no winner, a keeps all traffic", "Why: error-rate is failing"],
+    EventKind.ROLLED_BACK: ["rolled back: a has all traffic again", "Restored: restore canary"],
+    EventKind.ABORTED: ["aborted: a has all traffic again", "Restored: restore canary"],
+}
+
+
+@pytest.mark.parametrize("kind", list(EXPERIMENT_EXPECTED), ids=lambda k: k.value)
+def test_an_experiment_s_events_show_its_variants(kind: EventKind) -> None:
+    message = render(notice(kind, experiment=EXPERIMENT, strategy="experiment"), LINK)
+    assert message.title.startswith(("🧪", "⏸", "⚠️", "🎉", "🤝", "⛔", "🛑"))
+    assert "Experiment on checkout" in message.title and "v2.4.1" not in message.title
+    whole = f"{message.title}\n{message.body}"
+    for phrase in EXPERIMENT_EXPECTED[kind]:
+        assert phrase in whole, phrase
+    if kind not in (EventKind.ABORTED,):
+        # Each variant on its own line: its share, and its effect or why it is out.
+        assert "  a: 50% (control)" in whole
+        assert "  b: 50%, conversion x1.2 [x1.08, x1.33], better" in whole
+        assert "  c: 0% (taken out: errors: rate x3" in whole
+    assert "Report: https://reports.example.com/checkout/1" in message.body
+    assert message.severity is kind.severity
 
 
 def test_the_report_line_is_left_out_without_a_report() -> None:

@@ -40,6 +40,7 @@ from plans import (
     CommandRecord,
     GateCheck,
     GateOutcome,
+    Notification,
     OperatorCommand,
     TargetClaim,
     Verdict,
@@ -82,11 +83,19 @@ GATES = [
 ]
 
 
-def experiment_plan(variants: int = 3, max_duration: str = "2h") -> ExperimentPlan:
+# A channel that hears every event: the notify double keeps what it is told.
+CHAT = {"channels": [{"name": "chat", "url_env": "ROLLOUT_SHOP_CHAT_URL"}]}
+
+
+def experiment_plan(
+    variants: int = 3, max_duration: str = "2h", notify: dict[str, Any] | None = None
+) -> ExperimentPlan:
     names = ["a", "b", "c", "d"][:variants]
     shares = [100 - 25 * (variants - 1)] + [25] * (variants - 1)
+    told = {"notify": notify} if notify else {}
     return parse_experiment_plan(
-        {
+        told
+        | {
             "service": "shop",
             "router": {
                 "kind": "haproxy",
@@ -127,6 +136,10 @@ class Router:
     confidences: list[float] = field(default_factory=list)
     spans: list[timedelta | None] = field(default_factory=list)
     reports: list[ExperimentReportRequest] = field(default_factory=list)
+    told: list[Notification] = field(default_factory=list)
+
+    def kinds(self) -> list[str]:
+        return [m.notice.kind.value for m in self.told if m.notice is not None]
 
     def activities(self) -> list[Any]:
         @activity.defn(name="set_variant_shares")
@@ -198,7 +211,12 @@ class Router:
             self.reports.append(req)
             return f"file:///reports/{req.run_id}/experiment.md"
 
+        @activity.defn(name="notify")
+        def notify(message: Notification) -> None:
+            self.told.append(message)
+
         return [
+            notify,
             write_experiment_report,
             set_variant_shares,
             read_variant_shares,
@@ -292,6 +310,35 @@ async def test_the_variant_shown_better_is_rolled_forward(env: WorkflowEnvironme
     (report,) = router.reports
     assert report.status.winner == "b" and report.status.state == ExperimentState.ROLLED_FORWARD
     assert any(e.text.startswith("report written: file:///reports/") for e in shown.events)
+    assert router.told == []  # no channels, nothing told
+
+
+async def test_the_channels_hear_the_start_a_variant_taken_out_and_the_winner(
+    env: WorkflowEnvironment,
+) -> None:
+    def effect(variant: str, n: int) -> tuple[float, float, float]:
+        return (1.2, 1.08, 1.33) if variant == "b" and n >= 3 else (1.01, 0.9, 1.12)
+
+    router = Router(effect=effect, failing={("c", 2)})
+    async with running(env, router, experiment_plan(notify=CHAT)) as handle:
+        result = await handle.result()
+    assert result.winner == "b"
+    assert router.kinds() == ["started", "gate_failing", "promoted"]
+    started, out, promoted = router.told
+    assert started.text == "Experiment on shop started: a 50% / b 25% / c 25%"
+    assert out.text.startswith("Experiment on shop: c taken out, its share to a: guardrail errors")
+    assert promoted.text.startswith("Experiment on shop rolled forward: b shown better than a")
+    assert all(m.channels[0].url_env == "ROLLOUT_SHOP_CHAT_URL" for m in router.told)
+    assert len({m.notice.key for m in router.told if m.notice}) == 3  # each told once
+    brief = promoted.notice.experiment if promoted.notice else None
+    assert brief is not None and brief.variant == "b" and brief.control == "a"
+    assert [(v.name, v.share) for v in brief.variants] == [("a", 0), ("b", 100), ("c", 0)]
+    assert brief.variants[1].better and brief.variants[2].out.startswith("guardrail errors")
+    assert promoted.notice and promoted.notice.report_url == (
+        f"file:///reports/{router.reports[0].run_id}/experiment.md"
+    )
+    assert out.notice and out.notice.experiment and out.notice.experiment.variant == "c"
+    assert [v.gate for v in out.notice.verdicts] == ["conversion", "errors"]
 
 
 async def test_no_winner_keeps_the_control_at_max_duration(env: WorkflowEnvironment) -> None:
@@ -332,7 +379,8 @@ async def test_a_guardrail_that_cannot_judge_pauses_the_experiment(
         return (1.3, 1.1, 1.5) if n >= 4 else (1.01, 0.9, 1.12)
 
     router = Router(effect=effect, starved={("b", 1), ("b", 2), ("b", 3)})
-    async with running(env, router, experiment_plan(variants=2, max_duration="2h")) as handle:
+    plan = experiment_plan(variants=2, max_duration="2h", notify=CHAT)
+    async with running(env, router, plan) as handle:
         held = await until(env, handle, lambda s: s.checks >= 5)
         assert held.state == ExperimentState.PAUSED and held.winner == ""
         paused = [e.text for e in held.events if e.kind == "pause"]
@@ -346,6 +394,8 @@ async def test_a_guardrail_that_cannot_judge_pauses_the_experiment(
         )
         result = await handle.result()
     assert result.winner == "b" and router.sets[-1] == {"a": 0, "b": 100}
+    assert router.kinds() == ["started", "paused", "promoted"]
+    assert "paused: b: guardrail errors inconclusive 3 check(s)" in router.told[1].text
 
 
 async def test_a_cancel_puts_the_control_back(env: WorkflowEnvironment) -> None:
@@ -379,6 +429,22 @@ async def test_a_rollback_command_puts_the_control_back(env: WorkflowEnvironment
     assert "rolled back: rollback by ana (checkout looks odd)" in str(failed.value.cause)
     assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
     assert shown.state == ExperimentState.ROLLED_BACK
+
+
+async def test_the_channels_hear_a_rollback_and_an_abort(env: WorkflowEnvironment) -> None:
+    for kind, word in (("rollback", "rolled_back"), ("abort", "aborted")):
+        router = Router()
+        async with running(env, router, experiment_plan(notify=CHAT)) as handle:
+            await until(env, handle, lambda s: s.checks >= 1)
+            await handle.execute_update(
+                ROLLOUT_COMMAND.name, OperatorCommand(kind=kind, by="ana"), result_type=Any
+            )
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+        assert router.kinds() == ["started", word]
+        end = router.told[-1]
+        assert end.notice and end.notice.restored == ["a at 100% on haproxy shop via tcp://127.0.0.1:9999"]
+        assert end.text.startswith(f"Experiment on shop {word.replace('_', ' ')}: {kind} by ana")
 
 
 async def test_a_person_promotes_the_variant_they_pick(env: WorkflowEnvironment) -> None:
@@ -484,7 +550,7 @@ async def test_a_terminated_experiment_s_lease_puts_the_control_back(
     router = Router()
     doubled = [a for a in router.activities() if "target" not in a.__name__]
     ownership = [a for a in TargetLeases(env.client).activities() if a.__name__ != "owner_ended"]
-    plan = experiment_plan()  # three variants: more than a rollout's restore can set
+    plan = experiment_plan(notify=CHAT)  # three variants: more than a rollout's restore sets
     queue = f"exp-{uuid.uuid4().hex[:8]}"
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(
@@ -506,6 +572,10 @@ async def test_a_terminated_experiment_s_lease_puts_the_control_back(
     assert "rollout-shop was terminated without a rollback" in said
     assert "a 100% / b 0% / c 0%" in said and "read back" in said
     assert router.sets[-1] == {"a": 100, "b": 0, "c": 0}
+    # The channels hear it from the lease, as a rollback.
+    assert router.kinds() == ["started", "rolled_back"]
+    assert router.told[-1].text == said
+    assert router.told[-1].notice and router.told[-1].notice.key.endswith("/lease")
 
 
 async def test_the_python_api_promotes_a_variant_and_only_of_an_experiment(

@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from plans import TargetClaim
+    from plans import Notification, TargetClaim
     from plans.experiment import ExperimentPlan
     from plans.plan import written_hosts
     from plans.runtime import messages
@@ -93,11 +93,11 @@ class Target:
         plan = self._plan
         return target_claim(plan.target_lease_id, plan.router.target_key(), plan.service)
 
-    async def claim(self) -> None:
+    async def claim(self, notice: Notification | None) -> None:
         """Own the router's target as a rollout does, or end refused naming its owner.
 
         The claim carries the control at 100%, so the lease puts it back itself should this
-        run be terminated.
+        run be terminated, and ``notice`` for the channels it tells then.
         """
         p, plan = self._progress, self._plan
         ex = plan.experiment
@@ -106,6 +106,7 @@ class Target:
             update={
                 "owner_run_id": workflow.info().run_id,
                 "restore_shares": self.request(decisions.only(ex.control, names)),
+                "notice": notice,
                 "variables": named_variables(plan.plan),
                 "hosts": written_hosts(plan.plan),
             }

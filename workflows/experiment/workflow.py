@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from plans.runtime.shares import VariantShares
     from workflows.experiment import board, decisions
     from workflows.experiment.commands import Commands
+    from workflows.experiment.notices import Notices
     from workflows.experiment.target import Target
     from workflows.failures import root_message
     from workflows.runs import continue_in_new_run, record_history_version, run_is_full
@@ -59,13 +60,14 @@ class ExperimentWorkflow:
         self._board = board.Board(self._plan, self._progress, input.visibility)
         self._commands = Commands(self._plan, self._progress, self._board)
         self._target = Target(self._plan, self._progress, self._commands, self._board)
+        self._notices = Notices(self._plan, self._progress)
 
     @workflow.run
     async def run(self, input: ExperimentInput) -> ExperimentResult:
         p, plan = self._progress, self._plan
         record_history_version()
         if not p.owned:
-            await self._target.claim()
+            await self._target.claim(self._notices.for_the_lease())
         try:
             if p.state == ExperimentState.RESTORING:
                 raise _Stop(p.reason)
@@ -81,6 +83,7 @@ class ExperimentWorkflow:
                     "start", f"experiment started: {VariantShares(shares=shares).describe()}"
                 )
                 self._board.show(ExperimentState.PAUSED if p.paused else ExperimentState.RUNNING)
+                await self._notices.started()
             winner = await self._watch()
             await self._conclude(winner)
         except _Stop as stop:
@@ -157,7 +160,9 @@ class ExperimentWorkflow:
                 verdicts, plan.guardrails, p.unsure.setdefault(variant, {})
             )
             if starved and not p.paused:
-                self._commands.pause_for(f"{variant}: {'; '.join(starved)}")
+                why = f"{variant}: {'; '.join(starved)}"
+                self._commands.pause_for(why)
+                await self._notices.paused(why)
             first = next((v for v in verdicts if v.gate == primary.name), None)
             if first is not None:
                 found[variant] = first
@@ -198,6 +203,7 @@ class ExperimentWorkflow:
         shares = decisions.without(p.shares, variant, plan.experiment.control)
         self._commands.audit("out", f"{variant} taken out: {why}")
         await self._target.set(shares, f"take {variant} out ({why[:80]})")
+        await self._notices.variant_out(variant, why)
 
     # -- the end --------------------------------------------------------------------------------
 
@@ -230,7 +236,7 @@ class ExperimentWorkflow:
             raise _Stop(p.stop_asked)
         self._commands.audit("end", f"{final.value.replace('_', ' ')}: {p.reason}")
         self._board.show(final)
-        await self._report()
+        await self._notices.ended(await self._report())
         await self._target.release()
 
     async def _restore(self, reason: str) -> None:
@@ -261,16 +267,17 @@ class ExperimentWorkflow:
         )
         self._commands.audit("end", f"rolled back: {reason}")
         self._board.show(ExperimentState.ROLLED_BACK)
-        await self._report()
+        await self._notices.ended(await self._report())
         await self._target.release()
 
-    async def _report(self) -> None:
-        """Write the report; a report store that refuses is said in the audit, nothing more."""
+    async def _report(self) -> str | None:
+        """Write the report and say where; a report store that refuses is said in the audit,
+        nothing more (None)."""
         request = ExperimentReportRequest(
             status=self.status(), run_id=workflow.info().first_execution_run_id
         )
         try:
-            url = await workflow.execute_activity(
+            url: str = await workflow.execute_activity(
                 "write_experiment_report",
                 request,
                 result_type=str,
@@ -280,8 +287,9 @@ class ExperimentWorkflow:
             )
         except ActivityError as error:
             self._commands.audit("report", f"no report: {root_message(error)}")
-            return
+            return None
         self._commands.audit("report", f"report written: {url}")
+        return url
 
     # -- commands ---------------------------------------------------------------------------------
 

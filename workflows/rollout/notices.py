@@ -37,6 +37,28 @@ NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attemp
 NOTIFY_TIMEOUT = timedelta(seconds=30)
 
 
+def start_telling(message: Notification, kind: EventKind) -> workflow.ActivityHandle[None]:
+    """Hand ``message`` to the notify activity; ``settled`` waits for it."""
+    return workflow.start_activity(
+        notify,
+        message,
+        start_to_close_timeout=NOTIFY_TIMEOUT,
+        retry_policy=NOTIFY_RETRY,
+        summary=f"notify {kind.value}",
+    )
+
+
+async def settled(pending: workflow.ActivityHandle[None] | None) -> None:
+    """Wait for a message under way, if any; its failure is only logged."""
+    if pending is None:
+        return
+    try:
+        await pending
+    except ActivityError as error:
+        # A lost message must not stop a rollout, nor a rollback.
+        workflow.logger.warning("Notification failed: %s", root_message(error))
+
+
 class Notices:
     """The rollout's voice: builds each event and hands it to the notify activity."""
 
@@ -126,13 +148,12 @@ class Notices:
             " its target's lease put stable back"
         )
         notice = self._notice(kind, text, [])
-        return Notification(
-            channel=channels[0],
-            channels=channels,
-            text=text,
-            service=plan.service,
-            state=RolloutState.ROLLED_BACK.value,
-            notice=notice.model_copy(update={"key": f"{notice.key}/lease"}),
+        return Notification.to(
+            channels,
+            text,
+            plan.service,
+            RolloutState.ROLLED_BACK.value,
+            notice.model_copy(update={"key": f"{notice.key}/lease"}),
         )
 
     def rollback_starting(self, reason: str, asked: Callable[[], bool]) -> None:
@@ -193,34 +214,16 @@ class Notices:
         if not channels:
             return
         progress.notices += 1
-        message = Notification(
-            channel=channels[0],
-            channels=channels,
-            text=text,
-            service=plan.service,
-            state=progress.state.value,
-            notice=self._notice(kind, reason, restored or [], weight),
-        )
-        self._pending = workflow.start_activity(
-            notify,
-            message,
-            start_to_close_timeout=NOTIFY_TIMEOUT,
-            retry_policy=NOTIFY_RETRY,
-            summary=f"notify {kind.value}",
-        )
+        notice = self._notice(kind, reason, restored or [], weight)
+        message = Notification.to(channels, text, plan.service, progress.state.value, notice)
+        self._pending = start_telling(message, kind)
         if wait:
             await self._settle()
 
     async def _settle(self) -> None:
         """Wait for the message under way, if any; its failure is only logged."""
         pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        try:
-            await pending
-        except ActivityError as error:
-            # A lost message must not stop a rollout, nor a rollback.
-            workflow.logger.warning("Notification failed: %s", root_message(error))
+        await settled(pending)
 
     def _notice(
         self, kind: EventKind, reason: str, restored: list[str], weight: int | None = None
