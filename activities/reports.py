@@ -63,7 +63,12 @@ class ReportWriter:
         root = Path(self.store or report_dir())
         try:
             path = await asyncio.to_thread(
-                experiment.write, request.status, root, request.run_id, REPORT_DIR_ENV
+                experiment.write,
+                request.status,
+                root,
+                request.run_id,
+                REPORT_DIR_ENV,
+                request.trail,
             )
         except StoreRefused as error:
             raise ApplicationError(str(error), type="StoreRefused", non_retryable=True) from None

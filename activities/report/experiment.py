@@ -1,8 +1,10 @@
-"""An experiment's report: each variant's share, its primary effect with its interval, its
-guardrails, the winner and why, and the audit trail, as Markdown and JSON.
+"""An experiment's report: each variant's share, its primary effect with its interval (and
+a plot of it over the checks), its guardrails, the winner and why, and the audit trail, as
+Markdown and JSON.
 
 Written into the report store beside the rollouts' (``<root>/<service>/<first run id>/``),
-as ``experiment.md`` and ``experiment.json``, when the experiment ends.
+as ``experiment.md``, ``experiment.json`` and ``experiment-effect.png``, when the experiment
+ends.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import re
 from pathlib import Path
 
 from activities.storage import owned_folder, write_whole
-from plans.runtime.experiment import ExperimentStatus
+from plans.runtime.experiment import EffectPoint, ExperimentStatus
+
+PLOT = "experiment-effect.png"
 
 
-def markdown(status: ExperimentStatus) -> str:
+def markdown(status: ExperimentStatus, plotted: bool = False) -> str:
     """The report as Markdown: the end, a table of the variants, the audit trail."""
     state = status.state.value.replace("_", " ")
     lines = [
@@ -39,6 +43,8 @@ def markdown(status: ExperimentStatus) -> str:
             f"| {v.name} | {v.share}% | {v.planned_share}% | {effect} | {better} |"
             f" {guards or '-'} | {_cell(v.out) or '-'} |"
         )
+    if plotted:
+        lines += ["", f"![each variant's {status.primary} over {status.control}'s]({PLOT})"]
     verdicts = [(v.name, v.primary) for v in status.variants if v.primary is not None]
     if verdicts:
         lines += ["", "## The primary's last verdicts", ""]
@@ -48,12 +54,25 @@ def markdown(status: ExperimentStatus) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(status: ExperimentStatus, root: Path, run_id: str, setting: str) -> Path:
-    """Write ``experiment.md`` and ``experiment.json`` in the run's folder; the Markdown's path."""
+def write(
+    status: ExperimentStatus,
+    root: Path,
+    run_id: str,
+    setting: str,
+    trail: dict[str, list[EffectPoint]] | None = None,
+) -> Path:
+    """Write ``experiment.md``, ``experiment.json`` and, with a ``trail`` of effects, its
+    plot in the run's folder; the Markdown's path."""
     folder = owned_folder(root / _safe(status.service) / _safe(run_id), setting, within=root)
     write_whole(folder / "experiment.json", (status.model_dump_json(indent=2) + "\n").encode())
+    plotted = bool(trail and any(trail.values()))
+    if trail and plotted:
+        from activities.report.plots import effect_png
+
+        title = f"{status.primary}: each variant over {status.control} ({status.better} is better)"
+        write_whole(folder / PLOT, effect_png(trail, status.control, title))
     path = folder / "experiment.md"
-    write_whole(path, markdown(status).encode())
+    write_whole(path, markdown(status, plotted).encode())
     return path
 
 

@@ -1,6 +1,7 @@
 """One PNG per gate: the canary's and the stable's values over the whole rollout, the limit,
-the stage boundaries and the checks that failed. Drawn with matplotlib's Agg canvas (no
-display needed).
+the stage boundaries and the checks that failed; for an experiment, one PNG of each
+variant's primary effect over the control with its interval. Drawn with matplotlib's Agg
+canvas (no display needed).
 
 The worker draws in threads, off its event loop. pyplot keeps global state (its figure
 registry) and is not meant for threads, so each plot is a ``Figure`` of its own on its own
@@ -20,8 +21,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from activities.report.model import GateSeries, Report
+from plans.runtime.experiment import EffectPoint
 
 CANARY, STABLE, LIMIT, FAILED = "#d9480f", "#1c7ed6", "#868e96", "#c92a2a"
+VARIANT_COLOURS = ("#d9480f", "#2f9e44", "#7048e8")
 
 _drawing = threading.Lock()
 
@@ -96,6 +99,38 @@ def _draw(report: Report, series: GateSeries) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png")
     return out.getvalue()
+
+
+def effect_png(trail: dict[str, list[EffectPoint]], control: str, title: str) -> bytes:
+    """Each variant's effect over the control at every check, its interval shaded, and the
+    line of no change (x1) the interval must leave to show a difference."""
+    with _drawing:
+        figure = Figure(figsize=(10.5, 3.6), dpi=100)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        axes.axhline(1.0, color=LIMIT, linestyle="--", label=f"as {control} (x1)")
+        for colour, (variant, points) in zip(VARIANT_COLOURS, sorted(trail.items()), strict=False):
+            if not points:
+                continue
+            at = [_x(p.at) for p in points]
+            axes.plot(at, [p.effect for p in points], color=colour, label=variant)
+            axes.fill_between(
+                at, [p.low for p in points], [p.high for p in points], color=colour, alpha=0.18
+            )
+        axes.set_title(title, loc="left", fontsize=11)
+        axes.set_ylabel(f"x {control}")
+        axes.xaxis_date(tz=UTC)
+        # Days of an experiment, or minutes: the dates say as much as the span needs.
+        locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
+        axes.grid(alpha=0.25)
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        figure.autofmt_xdate()
+        figure.tight_layout()
+        out = io.BytesIO()
+        figure.savefig(out, format="png")
+        return out.getvalue()
 
 
 def _named(role: str, server: str) -> str:

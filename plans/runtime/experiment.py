@@ -35,6 +35,15 @@ class ExperimentState(StrEnum):
         )
 
 
+class EffectPoint(BaseModel):
+    """A variant's primary effect at one check: its metric over the control's, the interval."""
+
+    at: datetime
+    effect: float
+    low: float
+    high: float
+
+
 class VariantStatus(BaseModel):
     """One variant: its share now, its primary effect against the control, its guardrails."""
 
@@ -86,6 +95,10 @@ class ExperimentProgress(BaseModel):
     events: list[AuditEvent] = Field(default_factory=list)
     approvals: ApprovalLedger = Field(default_factory=ApprovalLedger)
     notices: int = Field(default=0, description="events told, for their keys")
+    trail: dict[str, list[EffectPoint]] = Field(
+        default_factory=dict,
+        description="variant -> its primary effect at the checks (thinned: the report's plot)",
+    )
 
     def start_next_run(self) -> None:
         self.run_count += 1
@@ -139,3 +152,6 @@ class ExperimentReportRequest(BaseModel):
 
     status: ExperimentStatus
     run_id: str = Field(description="the experiment's first run: the report's folder")
+    trail: dict[str, list[EffectPoint]] = Field(
+        default_factory=dict, description="variant -> its primary effect over the checks"
+    )

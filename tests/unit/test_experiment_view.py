@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from activities.report import experiment
 from plans import GateOutcome, Verdict
-from plans.runtime.experiment import ExperimentState, ExperimentStatus, VariantStatus
+from plans.runtime.experiment import (
+    ExperimentProgress,
+    ExperimentState,
+    ExperimentStatus,
+    VariantStatus,
+)
 from starter import experiment_view
 from starter.arguments import parser
 from starter.exits import EXIT_PROMOTED, EXIT_ROLLED_BACK
 from tests.unit.test_experiment_plan import BASE, parse_experiment_plan
+from workflows.experiment import decisions
 
 
 def test_validate_lists_the_variants_and_the_gates() -> None:
@@ -91,3 +98,32 @@ def test_the_report_holds_each_variant_s_effect_and_the_winner(tmp_path: Path) -
     assert "- b: rate x1.2 [x1.08, x1.33] vs allowed x1" in text
     saved = ExperimentStatus.model_validate_json((path.parent / "experiment.json").read_text())
     assert saved.winner == "b"
+    assert "experiment-effect.png" not in text  # no trail, no plot
+    assert not (path.parent / "experiment-effect.png").exists()
+
+
+def test_the_report_plots_each_variant_s_effect_over_the_checks(tmp_path: Path) -> None:
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    progress = ExperimentProgress()
+    for check in range(1, 1001):
+        narrowing = 1 / check**0.5
+        verdict = Verdict(
+            gate="conversion",
+            kind="sequential",
+            outcome=GateOutcome.PASS,
+            effect=1.2,
+            effect_low=1.2 - narrowing,
+            effect_high=1.2 + narrowing,
+            at=start,
+        )
+        decisions.trace(progress, "b", verdict, start + timedelta(minutes=check))
+    trail = progress.trail["b"]
+    # Thinned, never past TRAIL_POINTS: the whole experiment at a coarser step.
+    assert len(trail) <= decisions.TRAIL_POINTS
+    assert trail[0].at == start + timedelta(minutes=1)
+    assert trail[-1].at == start + timedelta(minutes=1000)
+    assert all(a.at < b.at for a, b in itertools.pairwise(trail))
+    path = experiment.write(ended(), tmp_path, "run-1", "ROLLOUT_REPORT_DIR", progress.trail)
+    assert "![each variant's conversion over a's](experiment-effect.png)" in path.read_text()
+    png = (path.parent / "experiment-effect.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000

@@ -309,6 +309,9 @@ async def test_the_variant_shown_better_is_rolled_forward(env: WorkflowEnvironme
     # The report is written once, with the end as the status says it.
     (report,) = router.reports
     assert report.status.winner == "b" and report.status.state == ExperimentState.ROLLED_FORWARD
+    # Each variant's effect at every check it was judged at, for the report's plot.
+    assert [p.effect for p in report.trail["b"]] == [1.01, 1.01, 1.2]
+    assert len(report.trail["c"]) == router.judged.count("c")
     assert any(e.text.startswith("report written: file:///reports/") for e in shown.events)
     assert router.told == []  # no channels, nothing told
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from plans import Gate, GateOutcome, Verdict
 from plans.experiment import ExperimentPlan
 from plans.gates import SequentialGate
-from plans.runtime.experiment import ExperimentProgress, ExperimentState
+from plans.runtime.experiment import EffectPoint, ExperimentProgress, ExperimentState
 
 
 def lower_is_better(gate: SequentialGate) -> bool:
@@ -159,3 +159,20 @@ def refusal(plan: ExperimentPlan, progress: ExperimentProgress, kind: str, varia
     if kind not in ("pause", "resume", "promote", "rollback", "abort"):
         return f"{kind}: an experiment takes pause, resume, promote --variant and rollback"
     return ""
+
+
+TRAIL_POINTS = 400  # the most points a variant's trail keeps (the report's plot)
+
+
+def trace(progress: ExperimentProgress, variant: str, verdict: Verdict, at: datetime) -> None:
+    """Add the primary verdict's effect to the variant's trail. A trail at ``TRAIL_POINTS``
+    keeps every other point, so it spans the whole experiment at a coarser step and the
+    progress carried into the next run stays small."""
+    if verdict.effect is None or verdict.effect_low is None or verdict.effect_high is None:
+        return
+    trail = progress.trail.setdefault(variant, [])
+    if len(trail) >= TRAIL_POINTS:
+        del trail[1::2]
+    trail.append(
+        EffectPoint(at=at, effect=verdict.effect, low=verdict.effect_low, high=verdict.effect_high)
+    )

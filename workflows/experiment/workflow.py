@@ -166,6 +166,7 @@ class ExperimentWorkflow:
             first = next((v for v in verdicts if v.gate == primary.name), None)
             if first is not None:
                 found[variant] = first
+                decisions.trace(p, variant, first, workflow.now())
         self._board.show()
         improve = primary.direction == "improve"
         return decisions.winner_of(found, decisions.lower_is_better(primary), improve)
@@ -274,7 +275,9 @@ class ExperimentWorkflow:
         """Write the report and say where; a report store that refuses is said in the audit,
         nothing more (None)."""
         request = ExperimentReportRequest(
-            status=self.status(), run_id=workflow.info().first_execution_run_id
+            status=self.status(),
+            run_id=workflow.info().first_execution_run_id,
+            trail=self._progress.trail,
         )
         try:
             url: str = await workflow.execute_activity(
