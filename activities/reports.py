@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from plans.runtime import messages
 from plans.runtime.experiment import ExperimentReportRequest
 from plans.runtime.state import ReportRequest
 
@@ -50,7 +51,7 @@ class ReportWriter:
         activity.logger.info("report of %s written to %s", request.workflow_id, written["html"])
         return written["html"].resolve().as_uri()
 
-    @activity.defn(name="write_experiment_report")
+    @activity.defn(name=messages.WRITE_EXPERIMENT_REPORT)
     async def write_experiment_report(self, request: ExperimentReportRequest) -> str:
         """Write an ended experiment's report (Markdown and JSON); its Markdown's file URL."""
         import asyncio

@@ -205,7 +205,9 @@ class ReportWritten(BaseModel):
 
     workflow_id: str
     state: str
-    files: dict[str, str] = Field(description="format (md, html, json) to its absolute path")
+    files: dict[str, str] = Field(
+        description="format (md, html, json; an experiment's plot: png) to its absolute path"
+    )
 
 
 class DevDown(BaseModel):

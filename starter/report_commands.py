@@ -1,5 +1,6 @@
-"""`rollout report`: a rollout's report (timeline, gate plots, baseline, incident), or with
-``--since`` the review of every rollout in a span (the weekly review)."""
+"""`rollout report`: a rollout's report (timeline, gate plots, baseline, incident), an
+experiment's (each variant's effect, its plot, the winner), or with ``--since`` the review
+of every rollout in a span (the weekly review)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.runs import no_such_rollout, workflow_id
 from plans import RolloutError, format_duration
+from plans.runtime.messages import EXPERIMENT
 from starter.server import connect_client, ui_link
 
 
@@ -26,6 +29,15 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
     client = await connect_client()
     wid = workflow_id(args.service)
+    try:
+        described = await client.get_workflow_handle(wid, run_id=args.run_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise no_such_rollout(args.service) from None
+        raise
+    if described.workflow_type == EXPERIMENT.name:
+        first = described.raw_description.workflow_execution_info.first_run_id
+        return await _experiment(client, args, wid, first or described.run_id)
     try:
         report = await gather(client, wid, args.run_id)
     except RPCError as error:
@@ -53,6 +65,43 @@ async def cmd_report(args: argparse.Namespace) -> int:
         return 0
     state = report.state.replace("_", " ")
     print(f"report of {wid} ({state}):")
+    for path in written.values():
+        print(f"  {path.resolve()}")
+    return 0
+
+
+async def _experiment(client: Client, args: argparse.Namespace, wid: str, first: str) -> int:
+    """An experiment's report again: the one it wrote when it ended, from its history (the
+    status and each variant's trail its report activity was given); while it runs, from
+    its status query, without the plot."""
+    from activities.report import experiment
+    from activities.storage import owned_folder
+    from client.experiments import experiment_status
+
+    if args.format == "html":
+        raise RolloutError("an experiment's report is Markdown and JSON: leave out --format html")
+    found = await experiment.read_back(client, wid, args.run_id)
+    if found is not None:
+        status, trail = found.status, found.trail
+    else:
+        status, trail = await experiment_status(client, args.service), {}
+    root = Path(os.environ.get("ROLLOUT_REPORT_DIR") or _store(Path(args.dir)))
+    if args.out:
+        folder = owned_folder(Path(args.out), "--out")
+    else:
+        setting = "--out or ROLLOUT_REPORT_DIR"
+        folder = owned_folder(root / experiment.safe(status.service) / first, setting, within=root)
+    written = experiment.write_into(folder, status, trail)
+    if args.format:
+        written = {args.format: written[args.format]}
+    state = status.state.value
+    if args.json:
+        from starter.answers import ReportWritten, dump
+
+        files = {kind: str(path.resolve()) for kind, path in written.items()}
+        print(dump(ReportWritten(workflow_id=wid, state=state, files=files)))
+        return 0
+    print(f"report of the experiment {wid} ({state.replace('_', ' ')}):")
     for path in written.values():
         print(f"  {path.resolve()}")
     return 0

@@ -21,7 +21,8 @@ REPORT_HELP = (
     "`rollout report SERVICE` writes the report of the service's latest rollout (running or"
     " ended) into --out (default: $ROLLOUT_REPORT_DIR, else the dev stack's reports folder,"
     " else ./rollout-reports, in SERVICE/RUN_ID/): report.html (plots embedded, opens"
-    " offline), report.md with its PNGs, report.json. `rollout report --since 7d` prints the"
+    " offline), report.md with its PNGs, report.json; of an experiment, experiment.md with"
+    " the plot of each variant's effect, experiment.json. `rollout report --since 7d` prints the"
     " review of every rollout started in the last 7 days instead (--service to keep one)."
 )
 

@@ -4,7 +4,7 @@ Markdown and JSON.
 
 Written into the report store beside the rollouts' (``<root>/<service>/<first run id>/``),
 as ``experiment.md``, ``experiment.json`` and ``experiment-effect.png``, when the experiment
-ends.
+ends; ``rollout report`` writes it again from what the history holds (``read_back``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
 from activities.storage import owned_folder, write_whole
-from plans.runtime.experiment import EffectPoint, ExperimentStatus
+from client import history
+from plans.runtime.experiment import EffectPoint, ExperimentReportRequest, ExperimentStatus
+from plans.runtime.messages import WRITE_EXPERIMENT_REPORT
 
 PLOT = "experiment-effect.png"
 
@@ -63,22 +68,52 @@ def write(
 ) -> Path:
     """Write ``experiment.md``, ``experiment.json`` and, with a ``trail`` of effects, its
     plot in the run's folder; the Markdown's path."""
-    folder = owned_folder(root / _safe(status.service) / _safe(run_id), setting, within=root)
-    write_whole(folder / "experiment.json", (status.model_dump_json(indent=2) + "\n").encode())
+    folder = owned_folder(root / safe(status.service) / safe(run_id), setting, within=root)
+    return write_into(folder, status, trail)["md"]
+
+
+def write_into(
+    folder: Path, status: ExperimentStatus, trail: dict[str, list[EffectPoint]] | None = None
+) -> dict[str, Path]:
+    """The report's files in ``folder`` (checked by the caller), by kind: md, json, png."""
+    written = {"json": folder / "experiment.json", "md": folder / "experiment.md"}
+    write_whole(written["json"], (status.model_dump_json(indent=2) + "\n").encode())
     plotted = bool(trail and any(trail.values()))
     if trail and plotted:
         from activities.report.plots import effect_png
 
         title = f"{status.primary}: each variant over {status.control} ({status.better} is better)"
-        write_whole(folder / PLOT, effect_png(trail, status.control, title))
-    path = folder / "experiment.md"
-    write_whole(path, markdown(status, plotted).encode())
-    return path
+        written["png"] = folder / PLOT
+        write_whole(written["png"], effect_png(trail, status.control, title))
+    write_whole(written["md"], markdown(status, plotted).encode())
+    return written
+
+
+async def read_back(
+    client: Client, workflow_id: str, run_id: str | None = None
+) -> ExperimentReportRequest | None:
+    """What the experiment handed its report activity when it ended (its status and each
+    variant's trail), read from the run's history; None while it runs (or if it never got
+    that far)."""
+    events = await history.run_events(client, workflow_id, run_id or "")
+    for event in reversed(events):
+        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        attributes = event.activity_task_scheduled_event_attributes
+        if attributes.activity_type.name != WRITE_EXPERIMENT_REPORT:
+            continue
+        decoded = await client.data_converter.decode(
+            list(attributes.input.payloads), [ExperimentReportRequest]
+        )
+        found = decoded[0] if decoded else None
+        return found if isinstance(found, ExperimentReportRequest) else None
+    return None
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _safe(name: str) -> str:
+def safe(name: str) -> str:
+    """A name as a folder's: letters, digits, dots, dashes and underscores."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "run"

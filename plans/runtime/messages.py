@@ -120,5 +120,7 @@ READ_VARIANT_SHARES = "read_variant_shares"
 CHECK_GATES = "check_gates"
 LOOK = "look"
 NOTIFY = "notify"
+# An ended experiment's report: its input (status and trail) is what `rollout report` reads.
+WRITE_EXPERIMENT_REPORT = "write_experiment_report"
 # The local activities whose markers hold a check's verdicts.
 CHECKS = (CHECK_GATES, LOOK)

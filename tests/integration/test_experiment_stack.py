@@ -31,6 +31,8 @@ from plans.runtime.experiment import ExperimentState
 from plans.runtime.shares import VariantShares
 from tests.faults.chaos import Webhook
 from tests.integration.conftest import who_answers
+from tests.integration.test_status import rollout
+from tests.json_schemas import check
 from tests.stack.conftest import ANY_PORTS, missing_binaries
 
 pytestmark = pytest.mark.integration
@@ -192,7 +194,7 @@ def experiment_plan(stack: devstack.StackInfo, told: bool = False) -> Experiment
 
 
 async def test_an_experiment_takes_the_slow_variant_out_and_rolls_the_better_forward(
-    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, chat: Webhook
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, chat: Webhook, tmp_path: Path
 ) -> None:
     directory = Path(stack.dir)
     # The control fails a fifth of its requests; canary fails none (better on the primary);
@@ -234,6 +236,16 @@ async def test_an_experiment_takes_the_slow_variant_out_and_rolls_the_better_for
     winner = chat.received[-1]["message"]
     assert "canary: 100%, errors x" in winner and "better" in winner
     assert "canary-b: 0% (taken out: guardrail latency" in winner
+    # `rollout report` writes the report again from the history: the plot of the effects too.
+    code, out, err, _ = await rollout(
+        stack, "report", plan.service, "--out", str(tmp_path), "--json"
+    )
+    assert code == 0, err
+    written = check("report", out)
+    assert written["state"] == "rolled_forward" and set(written["files"]) == {"md", "json", "png"}
+    text = Path(written["files"]["md"]).read_text()
+    assert "Winner: **canary**" in text and "(experiment-effect.png)" in text
+    assert Path(written["files"]["png"]).read_bytes().startswith(b"\x89PNG")
 
 
 async def shares_become(

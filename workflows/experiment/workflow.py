@@ -281,7 +281,7 @@ class ExperimentWorkflow:
         )
         try:
             url: str = await workflow.execute_activity(
-                "write_experiment_report",
+                messages.WRITE_EXPERIMENT_REPORT,
                 request,
                 result_type=str,
                 start_to_close_timeout=timedelta(seconds=60),
