@@ -113,7 +113,19 @@ def effect_png(trail: dict[str, list[EffectPoint]], control: str, title: str) ->
             if not points:
                 continue
             at = [_x(p.at) for p in points]
-            axes.plot(at, [p.effect for p in points], color=colour, label=variant)
+            # Markers: a variant taken out at its first check is one point, and still shown.
+            axes.plot(
+                at,
+                [p.effect for p in points],
+                color=colour,
+                marker="o",
+                markersize=3,
+                label=variant,
+            )
+            if len(points) < 30:  # few checks: each interval as a bar too
+                axes.vlines(
+                    at, [p.low for p in points], [p.high for p in points], color=colour, alpha=0.3
+                )
             axes.fill_between(
                 at, [p.low for p in points], [p.high for p in points], color=colour, alpha=0.18
             )
