@@ -135,6 +135,8 @@ class EnvoyLayout:
     canary_address: str
     # Inside docker-compose the servers are container names, resolved by Docker's DNS.
     docker_dns: bool = False
+    # An experiment's further variants (name, host:port): clusters of the route at weight 0.
+    variants: tuple[tuple[str, str], ...] = ()
 
 
 def envoy_config(layout: EnvoyLayout) -> str:
@@ -153,6 +155,7 @@ def envoy_config(layout: EnvoyLayout) -> str:
                 "clusters": [
                     {"name": STABLE_SERVER, "weight": 100},
                     {"name": CANARY_SERVER, "weight": 0},
+                    *({"name": name, "weight": 0} for name, _ in layout.variants),
                 ],
             },
         },
@@ -208,6 +211,7 @@ def envoy_config(layout: EnvoyLayout) -> str:
             "clusters": [
                 _envoy_cluster(STABLE_SERVER, layout.stable_address, layout.docker_dns),
                 _envoy_cluster(CANARY_SERVER, layout.canary_address, layout.docker_dns),
+                *(_envoy_cluster(n, at, layout.docker_dns) for n, at in layout.variants),
             ],
         },
     }

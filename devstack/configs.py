@@ -64,6 +64,7 @@ def render_envoy(info: StackInfo) -> str:
             admin_bind=at["envoy_admin"],
             stable_address=at["stable"],
             canary_address=at["canary"],
+            variants=tuple((name, at[name]) for name in info.variants),
         )
     )
 

@@ -144,7 +144,7 @@ def up(
     """
     require_extra()
     dir = Path(dir).resolve()
-    variants = _checked_variants(variants, router)
+    variants = _checked_variants(variants)
     if is_up(dir):
         running = load(dir)
         if running.router != router:
@@ -319,13 +319,11 @@ def _fault(
     return result
 
 
-def _checked_variants(variants: Sequence[str], router: RouterKind) -> list[str]:
+def _checked_variants(variants: Sequence[str]) -> list[str]:
     """The further variants a stack may run: named safely, once each, two at most."""
     names = list(variants)
     if not names:
         return names
-    if router == "envoy":
-        raise StackError("an experiment's variants run behind HAProxy or flagd, not Envoy")
     if len(names) > 2:
         raise StackError(
             f"{len(names)} further variants: an experiment runs 4 variants at most, stable"

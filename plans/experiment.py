@@ -35,11 +35,12 @@ from plans.text import Strict
 EXPERIMENT_FIELD = "experiment"
 MIN_VARIANTS, MAX_VARIANTS = 2, 4
 # Routers that route several variants at set shares (the set_variant_shares activity).
-SHARE_ROUTERS = frozenset({"haproxy", "flagd"})
+SHARE_ROUTERS = frozenset({"haproxy", "flagd", "envoy"})
 # What a rollout plan has that an experiment does not take, and why.
 NOT_IN_EXPERIMENTS = {
     "stable": "the experiment's control is the version serving now",
-    "canary": "the variants name the servers (flagd: the flag's variants)",
+    "canary": "the variants name the servers (flagd: the flag's variants; Envoy: the route's"
+    " clusters)",
     "stages": "an experiment runs its variants at set shares instead of stages",
     "strategy": "an experiment runs its variants at set shares instead of stages",
     "blue_green": "an experiment runs its variants at set shares instead of stages",

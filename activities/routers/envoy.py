@@ -8,6 +8,10 @@ snapshot, so no request sees half a shift) and reads them back from ``GET /runti
 The admin layer lives in memory: a restarted Envoy routes by its config's weights again.
 A key that no layer sets is therefore read as the route's configured weight, found in
 ``/config_dump``, so what this module reports is what Envoy routes.
+
+An experiment's variants are clusters of the same route (two to four), each weighted by its
+share, all keys in one snapshot too. Clusters of the route the experiment does not name
+keep their weights: give them 0 for the shares to be the variants' shares of traffic.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import httpx
 
 from activities.errors import RouterError, RouterRefused, RouterUnreachable
+from activities.routers.shares import check_names, check_shares, percents
 from plans import EnvoyRouter, TrafficSplit
 from plans.runtime.shares import VariantShares
 from plans.text import SAFE_NAME
@@ -67,28 +72,47 @@ class EnvoyRuntime:
         return self._split(stable, canary, None)
 
     def set_shares(self, shares: VariantShares) -> VariantShares:
-        """Refused: an experiment's variants run behind HAProxy or a flagd flag."""
-        raise self._no_experiments()
+        """Weight each variant's cluster by its share, every key in one runtime snapshot,
+        and read back; RouterError if Envoy routes otherwise."""
+        check_shares(shares, self._where)
+        names = list(shares.shares)
+        # A key no route reads would be taken and change nothing: check the route first.
+        defaults = self.configured_weights(names)
+        self.modify({self.spec.runtime_key(n): share for n, share in shares.shares.items()})
+        after = VariantShares(shares=percents(self._weights(names, defaults)))
+        if after != shares:
+            raise RouterError(
+                f"{self._where} routes {after.describe()} right after being set to"
+                f" {shares.describe()}: a runtime layer above the admin layer overrides these"
+                " keys, or something else is changing them"
+            )
+        return after
 
     def get_shares(self, names: list[str]) -> VariantShares:
-        """Refused, as ``set_shares``."""
-        raise self._no_experiments()
+        """Each named variant's share: its cluster's weight as a percent of theirs together."""
+        check_names(names, self._where)
+        return VariantShares(shares=percents(self._weights(names, None)))
 
-    def _no_experiments(self) -> RouterRefused:
-        return RouterRefused(
-            f"{self.spec.describe()}: experiments need an haproxy router (each variant a"
-            " server of one backend) or a flagd router (each variant a variant of one flag)"
-        )
+    @property
+    def _where(self) -> str:
+        return f"Envoy at {self.admin} (runtime_key_prefix {self.prefix!r})"
 
     def _split(self, stable: str, canary: str, defaults: TrafficSplit | None) -> TrafficSplit:
+        configured = (
+            None
+            if defaults is None
+            else {stable: defaults.stable_weight, canary: defaults.canary_weight}
+        )
+        weights = self._weights([stable, canary], configured)
+        return TrafficSplit(stable_weight=weights[stable], canary_weight=weights[canary])
+
+    def _weights(self, names: list[str], defaults: dict[str, int] | None) -> dict[str, int]:
+        """The clusters' weights as Envoy routes now: runtime keys, else the route's config."""
         values = self.runtime_values()
-        stable_weight = values.get(self.spec.runtime_key(stable))
-        canary_weight = values.get(self.spec.runtime_key(canary))
-        if stable_weight is None or canary_weight is None:
-            defaults = defaults or self.configured_split(stable, canary)
-            stable_weight = defaults.stable_weight if stable_weight is None else stable_weight
-            canary_weight = defaults.canary_weight if canary_weight is None else canary_weight
-        return TrafficSplit(stable_weight=stable_weight, canary_weight=canary_weight)
+        found = {n: values.get(self.spec.runtime_key(n)) for n in names}
+        if any(w is None for w in found.values()):
+            defaults = defaults or self.configured_weights(names)
+        return {n: defaults[n] if w is None and defaults else w or 0 for n, w in found.items()}
 
     # -- the admin API ------------------------------------------------------------------------
 
@@ -123,6 +147,11 @@ class EnvoyRuntime:
 
     def configured_split(self, stable: str, canary: str) -> TrafficSplit:
         """The weights the route's config gives the two clusters, used while no key is set."""
+        weights = self.configured_weights([stable, canary])
+        return TrafficSplit(stable_weight=weights[stable], canary_weight=weights[canary])
+
+    def configured_weights(self, names: list[str]) -> dict[str, int]:
+        """The weights the route's config gives these clusters, used while no key is set."""
         found: list[dict[str, int]] = []
         for resource in _ROUTE_RESOURCES:
             dump = self._json("GET", "/config_dump", params={"resource": resource})
@@ -137,24 +166,23 @@ class EnvoyRuntime:
             )
         splits = set()
         for clusters in found:
-            missing = [name for name in (stable, canary) if name not in clusters]
+            missing = [name for name in names if name not in clusters]
             if missing:
-                names = ", ".join(sorted(clusters)) or "none"
+                routed = ", ".join(sorted(clusters)) or "none"
                 raise RouterRefused(
                     f"the route with runtime_key_prefix {self.prefix!r} on Envoy at"
                     f" {self.admin} has no cluster {' or '.join(map(repr, missing))} (it"
-                    f" splits between {names}): make the plan's stable and canary names"
-                    " match the route's weighted clusters"
+                    f" splits between {routed}): make the plan's names (stable and canary, or"
+                    " the experiment's variants) match the route's weighted clusters"
                 )
-            splits.add((clusters[stable], clusters[canary]))
+            splits.add(tuple(clusters[name] for name in names))
         if len(splits) > 1:
             raise RouterRefused(
                 f"routes with runtime_key_prefix {self.prefix!r} on Envoy at {self.admin}"
-                " configure different weights for the two clusters, so they route differently"
-                " while no key is set: give them the same weights"
+                f" configure different weights for {', '.join(names)}, so they route"
+                " differently while no key is set: give them the same weights"
             )
-        stable_weight, canary_weight = splits.pop()
-        return TrafficSplit(stable_weight=stable_weight, canary_weight=canary_weight)
+        return dict(zip(names, splits.pop(), strict=True))
 
     def _json(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
         response = self._request(method, path, params=params)

@@ -28,15 +28,24 @@ def split(stable: int, canary: int) -> TrafficSplit:
 class Envoy:
     """One Envoy process on free loopback ports, started from ``config`` and stopped by pid."""
 
-    def __init__(self, folder: Path, layers: list[dict[str, object]] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        layers: list[dict[str, object]] | None = None,
+        servers: dict[str, str] | None = None,
+    ) -> None:
+        """``servers``: cluster name -> address, the route's clusters (default: the demo's
+        stable and canary, where nothing answers: most tests look at weights, not traffic);
+        any beyond the demo's two join the route at weight 0."""
         self.admin_port = free_port()
         self.app_port = free_port()
+        at = servers or {}
         layout = EnvoyLayout(
             app_bind=f"127.0.0.1:{self.app_port}",
             admin_bind=f"127.0.0.1:{self.admin_port}",
-            # Nothing answers there: these tests look at the weights, not at the traffic.
-            stable_address=f"127.0.0.1:{free_port()}",
-            canary_address=f"127.0.0.1:{free_port()}",
+            stable_address=at.get("stable", f"127.0.0.1:{free_port()}"),
+            canary_address=at.get("canary", f"127.0.0.1:{free_port()}"),
+            variants=tuple((n, a) for n, a in at.items() if n not in ("stable", "canary")),
         )
         config = yaml.safe_load(envoy_config(layout))
         if layers is not None:

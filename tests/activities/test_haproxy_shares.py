@@ -17,10 +17,10 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import RouterError, RouterRefused
+from activities.errors import RouterError
 from activities.experiment import read_variant_shares, set_variant_shares
-from activities.routers import HAProxyRuntime, router_for
-from plans import EnvoyRouter, HAProxyRouter
+from activities.routers import HAProxyRuntime
+from plans import HAProxyRouter
 from plans.runtime.shares import SharesRequest, VariantShares
 
 from .conftest import HAPROXY, free_port, stop, wait_for
@@ -228,11 +228,3 @@ def test_an_unreachable_router_is_retryable(tmp_path: Path) -> None:
     with pytest.raises(ApplicationError) as caught:
         ActivityEnvironment().run(read_variant_shares, request)
     assert not caught.value.non_retryable and caught.value.type == "RouterUnreachable"
-
-
-def test_envoy_refuses_experiments() -> None:
-    envoy = router_for(
-        EnvoyRouter(admin=f"http://127.0.0.1:{free_port()}", runtime_key_prefix="routing.app")
-    )
-    with pytest.raises(RouterRefused, match="experiments need an haproxy router"):
-        envoy.set_shares(VariantShares(shares={"a": 50, "b": 50}))

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -140,20 +141,23 @@ async def test_the_third_variant_is_faulted_and_scraped_on_its_own(
     assert healthy == 0
 
 
-def experiment_plan(stack: devstack.StackInfo, told: bool = False) -> ExperimentPlan:
-    """Three demo variants on the stack's HAProxy: fewer errors wins, a slow one goes out.
-    ``told``: the chat channel hears every event."""
+def experiment_plan(
+    stack: devstack.StackInfo, told: bool = False, router: dict[str, Any] | None = None
+) -> ExperimentPlan:
+    """Three demo variants on the stack's HAProxy (or ``router``): fewer errors wins, a slow
+    one goes out. ``told``: the chat channel hears every event."""
     notify = {"notify": {"channels": [{"name": "chat", "url_env": CHAT_ENV}]}} if told else {}
+    haproxy = {
+        "kind": "haproxy",
+        "runtime_api": stack.haproxy_admin_tcp,
+        "backend": stack.haproxy_backend,
+    }
     return parse_experiment_plan(
         notify
         | {
             "service": f"exp-{uuid.uuid4().hex[:6]}",
             "version": "v2",
-            "router": {
-                "kind": "haproxy",
-                "runtime_api": stack.haproxy_admin_tcp,
-                "backend": stack.haproxy_backend,
-            },
+            "router": router or haproxy,
             "metrics": {"kind": "prometheus", "url": stack.prometheus_url, "timeout": "2s"},
             "gates": [
                 # The primary: the demo service's 5xx share, judged on everything since the

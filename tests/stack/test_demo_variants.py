@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from activities.routers import FlagdFile
 from demo import service
@@ -16,7 +17,7 @@ from demo.configs import FLAG, HAProxyLayout, haproxy_config
 from demo.example_plans import flag_definition
 from demo.flags import FlagReader, write_flag_file
 from demo.service import DemoServer, Fault
-from devstack.configs import render_haproxy, render_prometheus
+from devstack.configs import render_envoy, render_haproxy, render_prometheus
 from devstack.info import stack_info
 from devstack.processes import StackError
 from devstack.stack import _checked_variants
@@ -125,22 +126,27 @@ def test_the_stack_renders_its_variants(tmp_path: Path) -> None:
     # With a flag both services serve the variant: no server of its own.
     assert "canary-b" not in render_haproxy(flagd)
     assert flagd.version_urls("canary-b") == [flagd.stable_url, flagd.canary_url]
+    at = ports() | {"envoy_app": 20100, "envoy_admin": 20101}
+    envoy = yaml.safe_load(render_envoy(stack_info(tmp_path, at, "envoy", ["canary-b"])))
+    # Behind Envoy the variant is a cluster of the route, at weight 0 until an experiment.
+    (listener,) = envoy["static_resources"]["listeners"]
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    (route,) = manager["route_config"]["virtual_hosts"][0]["routes"]
+    assert {"name": "canary-b", "weight": 0} in route["route"]["weighted_clusters"]["clusters"]
+    assert any(c["name"] == "canary-b" for c in envoy["static_resources"]["clusters"])
     plain = stack_info(tmp_path, ports(), "haproxy")
     assert "canary-b" not in render_haproxy(plain) and plain.variants == []
 
 
 @pytest.mark.parametrize(
-    ("variants", "router", "said"),
+    ("variants", "said"),
     [
-        (["canary-b"], "envoy", "not Envoy"),
-        (["b", "c", "d"], "haproxy", "4 variants at most"),
-        (["canary"], "haproxy", "not stable or canary"),
-        (["b", "b"], "haproxy", "name each further variant once"),
-        (["prometheus"], "haproxy", "a part of the stack"),
+        (["b", "c", "d"], "4 variants at most"),
+        (["canary"], "not stable or canary"),
+        (["b", "b"], "name each further variant once"),
+        (["prometheus"], "a part of the stack"),
     ],
 )
-def test_variants_a_stack_cannot_run_are_refused(
-    variants: list[str], router: str, said: str
-) -> None:
+def test_variants_a_stack_cannot_run_are_refused(variants: list[str], said: str) -> None:
     with pytest.raises(StackError, match=said):
-        _checked_variants(variants, router)  # type: ignore[arg-type]
+        _checked_variants(variants)

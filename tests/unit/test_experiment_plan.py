@@ -117,10 +117,19 @@ def test_notify_channels_are_checked_as_a_rollout_s() -> None:
     assert any("names the environment variable" in p for p in problems(data))
 
 
-def test_only_routers_that_route_shares_run_experiments() -> None:
+def test_every_router_runs_experiments() -> None:
     data = copy.deepcopy(BASE)
-    data["router"] = {"kind": "envoy", "admin": "http://127.0.0.1:9901", "cluster": "shop"}
-    assert any("a envoy router cannot route several variants" in p for p in problems(data))
+    # The demo's presets: the haproxy ones read the backend's metrics.
+    for gate in data["gates"]:
+        gate["preset"] = "demo-error-rate"
+    data["router"] = {
+        "kind": "envoy",
+        "admin": "http://127.0.0.1:9901",
+        "runtime_key_prefix": "routing.shop",
+    }
+    assert parse_experiment_plan(data).router.kind == "envoy"
+    data["router"] = {"kind": "flagd", "file": "/etc/flags/flags.json", "flag": "checkout"}
+    assert parse_experiment_plan(data).router.kind == "flagd"
 
 
 def test_the_rest_is_checked_as_a_rollout_plan_is() -> None:

@@ -446,7 +446,9 @@ async def test_the_channels_hear_a_rollback_and_an_abort(env: WorkflowEnvironmen
                 await handle.result()
         assert router.kinds() == ["started", word]
         end = router.told[-1]
-        assert end.notice and end.notice.restored == ["a at 100% on haproxy shop via tcp://127.0.0.1:9999"]
+        assert end.notice and end.notice.restored == [
+            "a at 100% on haproxy shop via tcp://127.0.0.1:9999"
+        ]
         assert end.text.startswith(f"Experiment on shop {word.replace('_', ' ')}: {kind} by ana")
 
 
