@@ -103,7 +103,8 @@ class StackInfo(BaseModel):
         description=(
             "an experiment's further demo variants beside stable and canary: with haproxy each"
             " is a demo service of its own, a server of the backend at weight 0 (its port under"
-            " its name in ports); with flagd each is a variant of the flag both services serve"
+            " its name in ports; with envoy also a cluster of its route at weight 0); with"
+            " flagd each is a variant of the flag both services serve"
         ),
     )
     ports: dict[str, int]

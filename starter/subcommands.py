@@ -89,7 +89,8 @@ def add_dev(sub: Any) -> None:
         "--variants",
         help="an experiment's further demo variants beside stable and canary, comma-separated"
         " (e.g. canary-b): with haproxy each runs as its own demo service, a server of the"
-        " backend at weight 0; with flagd a variant of the flag",
+        " backend at weight 0 (with envoy also a cluster of its route); with flagd a variant"
+        " of the flag",
     )
     p.add_argument(
         "--json",
