@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 import devstack
 from activities.routers import FlagdFile
 from plans import FlagdRouter, Plan, TrafficSplit, parse_plan
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 
 USERS = 1000  # the population /split evaluates: the load generator's user-0 ... user-999
 
@@ -28,13 +27,7 @@ USERS = 1000  # the population /split evaluates: the load generator's user-0 ...
 @contextmanager
 def flag_stack(directory: Path) -> Iterator[devstack.StackInfo]:
     """A whole dev stack whose demo services evaluate the flag file, stopped at the end."""
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with devstack.running(directory, with_worker=True, router="flagd", ports=ANY_PORTS) as info:
+    with real_stack(directory, router="flagd") as info:
         yield info
 
 

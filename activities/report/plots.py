@@ -92,13 +92,7 @@ def _draw(report: Report, series: GateSeries) -> bytes:
     axes.xaxis_date(tz=UTC)
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
     axes.grid(alpha=0.25)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png")
-    return out.getvalue()
+    return _png(figure, axes)
 
 
 def effect_png(trail: dict[str, list[EffectPoint]], control: str, title: str) -> bytes:
@@ -137,12 +131,18 @@ def effect_png(trail: dict[str, list[EffectPoint]], control: str, title: str) ->
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
         axes.grid(alpha=0.25)
+        return _png(figure, axes)
+
+
+def _png(figure: Figure, axes: Any) -> bytes:
+    """The figure as PNG bytes, its legend (if any) beside the plot and its dates slanted."""
+    if axes.get_legend_handles_labels()[0]:
         axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        figure.autofmt_xdate()
-        figure.tight_layout()
-        out = io.BytesIO()
-        figure.savefig(out, format="png")
-        return out.getvalue()
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
 
 
 def _named(role: str, server: str) -> str:

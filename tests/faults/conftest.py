@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from temporalio.service import RPCError
 
 import devstack
 from tests.faults.chaos import reset_router
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +23,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(stack_dir: Path) -> Iterator[devstack.StackInfo]:
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    # Stopped when the module ends, and also when pytest itself is stopped by SIGTERM.
-    with devstack.running(stack_dir, with_worker=True, ports=ANY_PORTS) as info:
+    with real_stack(stack_dir) as info:
         yield info
 
 

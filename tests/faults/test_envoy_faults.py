@@ -7,7 +7,6 @@ Envoy's admin runtime layer lives in memory, so a restarted Envoy routes by its 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from plans import EnvoyRouter, Plan, RolloutResult, RolloutState, TrafficSplit, 
 from tests.faults.chaos import AdminGate, Webhook, baking, eventually, own_worker, until
 from tests.faults.restart import restart
 from tests.faults.test_router_outage import pending_shift
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,13 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def stack(stack_dir: Path) -> Iterator[devstack.StackInfo]:
     """The real stack with Envoy as its router."""
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with devstack.running(stack_dir, with_worker=True, router="envoy", ports=ANY_PORTS) as info:
+    with real_stack(stack_dir, router="envoy") as info:
         yield info
 
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from plans.release_plan import parse_release_plan
 from plans.runtime.release import ReleaseCommand, ReleaseResult, ReleaseState, TargetState
 from tests.faults.chaos import AdminGate, kill9
 from tests.faults.restart import restart
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 
 pytestmark = pytest.mark.integration
 WAIT_S = 300.0
@@ -37,16 +36,7 @@ WAIT_S = 300.0
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    directory = tmp_path_factory.mktemp("fleet-faults")
-    with devstack.running(
-        directory, with_worker=True, targets=DEFAULT_TARGETS, ports=ANY_PORTS
-    ) as info:
+    with real_stack(tmp_path_factory.mktemp("fleet-faults"), targets=DEFAULT_TARGETS) as info:
         yield info
 
 

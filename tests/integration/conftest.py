@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import devstack
 from activities.routers.haproxy import HAProxyRuntime
 from client import operations
 from plans import HAProxyRouter, Plan, TrafficSplit, parse_plan
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 from tests.stack_plans import error_rate_plan
 
 pytestmark = pytest.mark.integration
@@ -27,15 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    directory = tmp_path_factory.mktemp("integration")
-    # Stopped when the module ends, and also when pytest itself is stopped by SIGTERM.
-    with devstack.running(directory, with_worker=True, ports=ANY_PORTS) as info:
+    with real_stack(tmp_path_factory.mktemp("integration")) as info:
         yield info
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import ssl
 import sys
@@ -33,7 +32,7 @@ from devstack.processes import LOCALHOST, free_port, http_ok, spawn, stop_all, w
 from plans import CommandKind, OperatorCommand, Plan, RolloutState, RolloutStatus, parse_plan
 from tests.activities.conftest import reply, serve
 from tests.integration.conftest import fast_plan
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack, require_stack
 from tests.stack_plans import error_rate_plan
 from tests.unit.test_alert_listen import make_certificate
 
@@ -44,16 +43,9 @@ DEPLOYED_ALERTMANAGER = Path(__file__).resolve().parents[2] / "deploy/alertmanag
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
     """The dev stack with Alertmanager and the alert receiver (`rollout dev up --alerts`)."""
-    missing = missing_binaries()
     if not (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")):
-        missing.append("prometheus-alertmanager")
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    directory = tmp_path_factory.mktemp("alerts")
-    with devstack.running(directory, with_worker=True, alerts=True, ports=ANY_PORTS) as info:
+        require_stack(["prometheus-alertmanager"])
+    with real_stack(tmp_path_factory.mktemp("alerts"), alerts=True) as info:
         yield info
 
 

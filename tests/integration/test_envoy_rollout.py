@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +19,7 @@ from client import operations
 from demo.configs import ENVOY_RUNTIME_PREFIX
 from plans import EnvoyRouter, Plan, RolloutResult, RolloutState, TrafficSplit, parse_plan
 from tests.integration.conftest import failed_with_faulty_canary
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ENVOY_ALL = 'envoy_cluster_upstream_rq_xx{envoy_cluster_name="$canary"}'
@@ -32,14 +31,7 @@ ENVOY_5XX = (
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
     """The real stack with Envoy as its router: the load goes through Envoy."""
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    directory = tmp_path_factory.mktemp("envoy")
-    with devstack.running(directory, with_worker=True, router="envoy", ports=ANY_PORTS) as info:
+    with real_stack(tmp_path_factory.mktemp("envoy"), router="envoy") as info:
         yield info
 
 

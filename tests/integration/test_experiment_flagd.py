@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 import devstack
 from activities.routers import FlagdFile
@@ -24,7 +22,7 @@ from plans.experiment import ExperimentPlan, parse_experiment_plan
 from plans.runtime.experiment import ExperimentState
 from plans.runtime.shares import VariantShares
 from tests.flag_stack import answers_for_users
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 
 pytestmark = pytest.mark.integration
 
@@ -35,24 +33,10 @@ USERS = 1000
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
     """The flagd dev stack whose flag has a third variant, canary-b."""
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    directory = tmp_path_factory.mktemp("experiment-flagd")
-    with devstack.running(
-        directory, with_worker=True, router="flagd", ports=ANY_PORTS, variants=["canary-b"]
+    with real_stack(
+        tmp_path_factory.mktemp("experiment-flagd"), router="flagd", variants=["canary-b"]
     ) as info:
         yield info
-
-
-@pytest.fixture(scope="module")
-async def client(stack: devstack.StackInfo) -> AsyncIterator[Client]:
-    yield await Client.connect(
-        stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
-    )
 
 
 @pytest.fixture

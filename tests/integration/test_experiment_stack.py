@@ -13,14 +13,13 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 import devstack
 from activities.routers.haproxy import HAProxyRuntime
@@ -28,13 +27,13 @@ from client.api import Rollouts
 from client.experiments import experiment_status, start_experiment
 from plans import HAProxyRouter
 from plans.experiment import ExperimentPlan, parse_experiment_plan
-from plans.runtime.experiment import ExperimentState
+from plans.runtime.experiment import ExperimentResult, ExperimentState
 from plans.runtime.shares import VariantShares
 from tests.faults.chaos import Webhook
 from tests.integration.conftest import who_answers
 from tests.integration.test_status import rollout
 from tests.json_schemas import check
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 
 pytestmark = pytest.mark.integration
 
@@ -53,32 +52,17 @@ def chat() -> Iterator[Webhook]:
 def stack(tmp_path_factory: pytest.TempPathFactory, chat: Webhook) -> Iterator[devstack.StackInfo]:
     """The dev stack with a third demo variant, canary-b, a server of the same backend; its
     worker has the chat channel's URL."""
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     directory = tmp_path_factory.mktemp("experiment")
     before = os.environ.get(CHAT_ENV)
     os.environ[CHAT_ENV] = f"json://127.0.0.1:{chat.port}/experiments"
     try:
-        with devstack.running(
-            directory, with_worker=True, ports=ANY_PORTS, variants=["canary-b"]
-        ) as info:
+        with real_stack(directory, variants=["canary-b"]) as info:
             yield info
     finally:
         if before is None:
             os.environ.pop(CHAT_ENV, None)
         else:
             os.environ[CHAT_ENV] = before
-
-
-@pytest.fixture(scope="module")
-async def client(stack: devstack.StackInfo) -> AsyncIterator[Client]:
-    yield await Client.connect(
-        stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
-    )
 
 
 @pytest.fixture
@@ -197,21 +181,28 @@ def experiment_plan(
     )
 
 
-async def test_an_experiment_takes_the_slow_variant_out_and_rolls_the_better_forward(
-    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, chat: Webhook, tmp_path: Path
-) -> None:
+async def faulted_run(
+    stack: devstack.StackInfo, client: Client, plan: ExperimentPlan
+) -> ExperimentResult:
+    """``plan`` run to its end while the control fails a fifth of its requests, canary fails
+    none (better on the primary) and canary-b fails as the control does and answers 300 ms
+    late (its guardrail fails); cancelled should the wait end otherwise."""
     directory = Path(stack.dir)
-    # The control fails a fifth of its requests; canary fails none (better on the primary);
-    # canary-b fails as the control does and answers 300 ms late (its guardrail fails).
     await asyncio.to_thread(devstack.fault, directory, 0.2, 0, version="stable")
     await asyncio.to_thread(devstack.fault, directory, 0.2, 300, version="canary-b")
-    plan = experiment_plan(stack, told=True)
     handle = await start_experiment(client, plan, stack.task_queue)
     try:
-        result = await asyncio.wait_for(handle.result(), timeout=180)
+        return await asyncio.wait_for(handle.result(), timeout=180)
     finally:
         with contextlib.suppress(Exception):
             await handle.cancel()
+
+
+async def test_an_experiment_takes_the_slow_variant_out_and_rolls_the_better_forward(
+    stack: devstack.StackInfo, client: Client, router: HAProxyRuntime, chat: Webhook, tmp_path: Path
+) -> None:
+    plan = experiment_plan(stack, told=True)
+    result = await faulted_run(stack, client, plan)
     status = await experiment_status(client, plan.service)
     events = [(e.kind, e.text) for e in status.events]
     assert result.state == ExperimentState.ROLLED_FORWARD, (result, events)

@@ -7,12 +7,11 @@ id with flagd's OpenFeature provider, and Prometheus reads their counters per va
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 import devstack
 from client import operations
@@ -35,13 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
     with flag_stack(tmp_path_factory.mktemp("flagd")) as info:
         yield info
-
-
-@pytest.fixture(scope="module")
-async def client(stack: devstack.StackInfo) -> AsyncIterator[Client]:
-    yield await Client.connect(
-        stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
-    )
 
 
 @pytest.fixture(autouse=True)

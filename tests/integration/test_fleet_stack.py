@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 import devstack
 from activities.routers.haproxy import HAProxyRuntime
@@ -19,7 +17,7 @@ from devstack.fleet import DEFAULT_TARGETS, FleetStack, fleet_plan, load_fleet
 from plans import HAProxyRouter, TrafficSplit
 from plans.release_plan import parse_release_plan
 from plans.runtime.release import ReleaseResult, ReleaseState, TargetState
-from tests.stack.conftest import ANY_PORTS, missing_binaries
+from tests.stack.conftest import real_stack
 from tests.status_cli import flat, rollout_status, status_json
 
 pytestmark = pytest.mark.integration
@@ -28,29 +26,13 @@ RELEASE_WAIT_S = 300.0
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
-    missing = missing_binaries()
-    if missing:
-        message = f"the real stack needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    directory = tmp_path_factory.mktemp("fleet")
-    with devstack.running(
-        directory, with_worker=True, targets=DEFAULT_TARGETS, ports=ANY_PORTS
-    ) as info:
+    with real_stack(tmp_path_factory.mktemp("fleet"), targets=DEFAULT_TARGETS) as info:
         yield info
 
 
 @pytest.fixture(scope="module")
 def fleet(stack: devstack.StackInfo) -> FleetStack:
     return load_fleet(Path(stack.dir))
-
-
-@pytest.fixture(scope="module")
-async def client(stack: devstack.StackInfo) -> AsyncIterator[Client]:
-    yield await Client.connect(
-        stack.temporal_address, namespace=stack.namespace, data_converter=pydantic_data_converter
-    )
 
 
 def runtime(fleet: FleetStack, target: str) -> HAProxyRuntime:

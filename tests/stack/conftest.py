@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,27 @@ def missing_binaries() -> list[str]:
         "prometheus": shutil.which("prometheus") is not None,
     }
     return [name for name, present in found.items() if not present]
+
+
+def require_stack(missing: list[str] | None = None) -> None:
+    """Skip the test where a server the real stack needs is missing (``missing`` adds to
+    what this machine lacks); on CI, fail it instead: there the bootstrap installs them."""
+    lacking = [*missing_binaries(), *(missing or [])]
+    if lacking:
+        message = f"the real stack needs {', '.join(lacking)}: run scripts/bootstrap.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextlib.contextmanager
+def real_stack(directory: Path, **options: Any) -> Iterator[devstack.StackInfo]:
+    """The whole dev stack in ``directory`` with its worker on any free ports (``options``
+    as ``devstack.running`` takes them), stopped when the block ends and when pytest is
+    stopped by SIGTERM; skipped where a server is missing (``require_stack``)."""
+    require_stack()
+    with devstack.running(directory, with_worker=True, ports=ANY_PORTS, **options) as info:
+        yield info
 
 
 @contextlib.contextmanager
