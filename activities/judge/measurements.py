@@ -17,7 +17,10 @@ class Side:
     for rates ``counts``, the requests per step aligned with them. ``samples`` is the
     request count of the window (None when unknown, and ``samples_reason`` says why).
     Latency tests read a histogram: ``bounds``, its buckets' upper bounds (the last may be
-    +Inf), and ``histogram``, per step the count in each bucket (not cumulative).
+    +Inf), and ``histogram``, per step the count in each bucket (not cumulative). ``times``
+    are the steps' timestamps (of ``points`` or ``histogram``) when a range query gave them:
+    a step with no value is left out of its answer, so two versions' steps are matched by
+    time, not by position.
     """
 
     value: float | None = None
@@ -28,6 +31,7 @@ class Side:
     counts: tuple[float, ...] | None = None
     bounds: tuple[float, ...] | None = None
     histogram: tuple[tuple[float, ...], ...] | None = None
+    times: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,17 @@ class Measurements:
     elapsed: float | None = None
 
 
-def rates_with_counts(rates: Series, counts: Series) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Each step's rate and the request count of that same step, for the steps both have."""
+def rates_with_counts(rates: Series, counts: Series) -> Side:
+    """Each step's rate and the request count of that same step (``points``, ``counts``,
+    ``times``), for the steps both have."""
     per_step = dict(zip(counts.times, counts.values or (), strict=True))
-    pairs = [
-        (value, per_step[time])
+    steps = [
+        (time, value, per_step[time])
         for time, value in zip(rates.times, rates.values or (), strict=True)
         if time in per_step
     ]
-    return tuple(v for v, _ in pairs), tuple(c for _, c in pairs)
+    return Side(
+        points=tuple(v for _, v, _ in steps),
+        counts=tuple(c for _, _, c in steps),
+        times=tuple(t for t, _, _ in steps),
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from activities import anytime, anytime_latency
 from activities.judge import improvement
@@ -27,6 +27,8 @@ from activities.judge.verdicts import (
 from plans import GateOutcome, SequentialGate, Verdict
 
 MAX_POINTS = 10_000
+
+T = TypeVar("T")
 
 
 def measure(gate: SequentialGate, reader: Reader, at: datetime) -> Measurements:
@@ -57,8 +59,14 @@ def _rates(
     counted = reader.series(samples_query, first, at, step_s)
     if series.values is None or counted.values is None:
         return Side(reason=series.reason, samples_reason=counted.reason)
-    points, counts = rates_with_counts(series, counted)
-    return Side(points=points, counts=counts, samples=_recent(gate, list(counts), step_s))
+    stepped = rates_with_counts(series, counted)
+    counts = stepped.counts or ()
+    return Side(
+        points=stepped.points,
+        counts=counts,
+        times=stepped.times,
+        samples=_recent(gate, list(counts), step_s),
+    )
 
 
 def _histogram(
@@ -74,17 +82,19 @@ def _histogram(
     except ValueError:
         return Side(reason="the le labels are not numbers")
     # Prometheus' buckets are cumulative: each bucket's own count is the difference.
-    steps = []
-    for i in range(len(series.times)):
+    steps, times = [], []
+    for i, time in enumerate(series.times):
         cumulative = [series.labelled[b][i] for b in bounds]
         if not all(math.isfinite(c) for c in cumulative):
             continue
         own = [max(c - p, 0.0) for c, p in zip(cumulative, [0.0, *cumulative[:-1]], strict=True)]
         steps.append(tuple(own))
+        times.append(time)
     edges = tuple(float(b) for b in bounds)
     return Side(
         bounds=edges,
         histogram=tuple(steps),
+        times=tuple(times),
         samples=_recent(gate, [sum(s) for s in steps], step_s),
     )
 
@@ -110,6 +120,7 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
     if gate.test == "latency":
         c_steps, bounds = _steps(gate, m.canary, "canary: ")
         s_steps, s_bounds = _steps(gate, stable, "stable: ")
+        c_steps, s_steps = paired(m.canary.times, c_steps, stable.times, s_steps)
         if bounds != s_bounds:
             # Native histograms leave empty buckets out: read both at every bound either has.
             bounds = tuple(sorted(set(bounds) | set(s_bounds)))
@@ -130,8 +141,7 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
 
         n_c, n_s = sum(map(sum, c_steps)), sum(map(sum, s_steps))
     else:
-        c_hits, c_n = _hits(gate, m.canary, "canary: ")
-        s_hits, s_n = _hits(gate, stable, "stable: ")
+        c_hits, c_n, s_hits, s_n = _paired_hits(gate, m.canary, stable)
 
         def test(direction: str, factor: float, margin: float) -> anytime.Sequential:
             return anytime.rate_test(
@@ -276,8 +286,50 @@ def _rebinned(
     return out
 
 
-def _hits(gate: SequentialGate, side: Side, who: str) -> tuple[list[float], list[float]]:
-    hits, totals = hits_per_step(gate, side, who, "a rate test")
-    if not totals:
+def paired(
+    c_times: tuple[float, ...] | None,
+    canary: list[T],
+    s_times: tuple[float, ...] | None,
+    stable: list[T],
+) -> tuple[list[T], list[T]]:
+    """The two versions' steps at the same times, in order: the tests compare them step by
+    step. A range query leaves out a step with no value (a version that had not started,
+    a scrape that was missed), so steps are matched by their times when both sides have
+    them; otherwise the latest steps of each are matched from the end."""
+    if c_times is not None and s_times is not None:
+        at = dict(zip(s_times, stable, strict=True))
+        both = [(step, at[time]) for time, step in zip(c_times, canary, strict=True) if time in at]
+        return [c for c, _ in both], [s for _, s in both]
+    n = min(len(canary), len(stable))
+    return canary[len(canary) - n :], stable[len(stable) - n :]
+
+
+def _paired_hits(
+    gate: SequentialGate, canary: Side, stable: Side
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Hits and requests per step of both versions, in the steps where both had requests."""
+    c_steps = _usable(gate, canary, "canary: ")
+    s_steps = _usable(gate, stable, "stable: ")
+    c_pairs, s_pairs = paired(canary.times, c_steps, stable.times, s_steps)
+    both = [(c, s) for c, s in zip(c_pairs, s_pairs, strict=True) if c and s]
+    if not both:
+        raise Inconclusive("no step where both versions had requests since the stage began")
+    return (
+        [c[0] for c, _ in both],
+        [c[1] for c, _ in both],
+        [s[0] for _, s in both],
+        [s[1] for _, s in both],
+    )
+
+
+def _usable(gate: SequentialGate, side: Side, who: str) -> list[tuple[float, float] | None]:
+    """Per step (as ``side.times`` has them), its hits and requests, or None when it had no
+    requests or no rate; inconclusive as ``hits_per_step`` says."""
+    hits_per_step(gate, side, who, "a rate test")  # the side's own checks and messages
+    steps: list[tuple[float, float] | None] = []
+    for rate, count in zip(side.points or (), side.counts or (), strict=True):
+        usable = math.isfinite(count) and count > 0 and math.isfinite(rate)
+        steps.append((rate * count, count) if usable else None)
+    if not any(steps):
         raise Inconclusive(f"{who}no step with requests since the stage began")
-    return hits, totals
+    return steps

@@ -46,8 +46,8 @@ def _steps(gate: StatisticalGate, reader: Reader, target: str, at: datetime) -> 
     if series.values is None or gate.test != "two-proportion":
         return Side(points=series.values, reason=series.reason, samples=samples)
     # Each rate is weighed by the request count of its own step.
-    points, counts = rates_with_counts(series, counted)
-    return Side(points=points, counts=counts, reason=series.reason, samples=samples)
+    stepped = rates_with_counts(series, counted)
+    return Side(points=stepped.points, counts=stepped.counts, reason=series.reason, samples=samples)
 
 
 def judge(gate: StatisticalGate, m: Measurements, base: dict[str, Any]) -> Verdict:

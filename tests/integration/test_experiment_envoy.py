@@ -20,7 +20,8 @@ from tests.integration.conftest import who_answers
 from tests.integration.test_experiment_stack import VARIANTS, experiment_plan, faulted_run
 from tests.stack.conftest import real_stack
 
-pytestmark = pytest.mark.integration
+# An experiment is waited for up to 180 s (a loaded machine), the stack started first.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,8 @@ from tests.integration.test_status import rollout
 from tests.json_schemas import check
 from tests.stack.conftest import real_stack
 
-pytestmark = pytest.mark.integration
+# An experiment is waited for up to 180 s (a loaded machine), the stack started first.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 VARIANTS = ["stable", "canary", "canary-b"]
 CHAT_ENV = "ROLLOUT_EXPERIMENT_CHAT_URL"  # the worker gives plans ROLLOUT_* variables

@@ -96,7 +96,7 @@ def test_the_check_carries_the_stage_start_only_for_sequential_gates() -> None:
 class Scripted:
     """Answers range queries by the version the query names; records the spans asked."""
 
-    ranges: dict[str, list[float]] = field(default_factory=dict)
+    ranges: dict[str, list[float | None]] = field(default_factory=dict)  # None: no value
     buckets: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     spans: list[tuple[datetime, datetime, float]] = field(default_factory=list)
 
@@ -107,7 +107,9 @@ class Scripted:
         self.spans.append((start, end, step_s))
         for key, values in self.ranges.items():
             if key in promql:
-                return Series(tuple(values), times=tuple(float(i) for i in range(len(values))))
+                # A range query leaves out the steps that have no value.
+                kept = [(float(i), v) for i, v in enumerate(values) if v is not None]
+                return Series(tuple(v for _, v in kept), times=tuple(t for t, _ in kept))
         return Series(None, "no data: the query matched no series")
 
     def query_range_by(
@@ -148,6 +150,55 @@ def test_a_rate_gate_reads_everything_since_the_stage_began() -> None:
     assert "since the stage began" in verdict.reason
     # min_samples counts the last window (2m = 12 steps of 1,000).
     assert verdict.canary_samples == 12_000
+
+
+def test_steps_one_version_lacks_are_left_out_of_both() -> None:
+    # The canary's first three steps have no value (it had not started to serve), and its
+    # tenth had no request: the test compares the steps both versions have, by their time.
+    steps = 30
+    gap: list[float | None] = [None] * 3 + [1000.0] * (steps - 3)
+    gap[10] = 0.0
+
+    def judged(canary_counts: list[float | None], stable_counts: list[float | None]) -> Verdict:
+        source = Scripted(
+            ranges={
+                'version="web-2",code=~"5..': [0.05 if c else None for c in canary_counts],
+                'increase(demo_requests_total{version="web-2"}': canary_counts,
+                'version="web-1",code=~"5..': [0.01 if c else None for c in stable_counts],
+                'increase(demo_requests_total{version="web-1"}': stable_counts,
+            }
+        )
+        started = datetime.now(UTC) - timedelta(minutes=5)
+        (verdict,) = gates.evaluate(
+            [error_gate()], source, VALUES, source=PROMETHEUS, started_at=started
+        )
+        return verdict
+
+    uneven = judged(gap, [4000.0] * steps)
+    assert uneven.outcome is GateOutcome.FAIL, uneven.reason
+    # The same as if the stable had lacked those steps too.
+    even = judged(gap, [None if c is None or c == 0 else 4000.0 for c in gap])
+    assert uneven.effect == pytest.approx(even.effect)
+    assert (uneven.effect_low, uneven.effect_high) == pytest.approx(
+        (even.effect_low, even.effect_high)
+    )
+    # A latency test too: the canary's histogram lacks the stage's first step.
+    histogram = (100.0, 300.0, 500.0, 100.0)
+    bounds = (0.05, 0.1, 0.25, math.inf)
+    canary = Side(
+        bounds=bounds,
+        histogram=(histogram,) * 19,
+        times=tuple(float(t) for t in range(1, 20)),
+        samples=12_000,
+    )
+    stable = Side(
+        bounds=bounds,
+        histogram=((400.0, 1200.0, 1500.0, 100.0),) * 20,
+        times=tuple(float(t) for t in range(20)),
+        samples=40_000,
+    )
+    verdict = judge_gate(latency_gate(), canary, stable)
+    assert verdict.outcome is GateOutcome.FAIL, verdict.reason
 
 
 def test_a_rate_gate_tests_the_looks_within_the_stages_span_more_sharply() -> None:
