@@ -63,7 +63,7 @@ class ReportWriter:
 
         root = Path(self.store or report_dir())
         try:
-            path = await asyncio.to_thread(
+            written = await asyncio.to_thread(
                 experiment.write,
                 request.status,
                 root,
@@ -73,4 +73,4 @@ class ReportWriter:
             )
         except StoreRefused as error:
             raise ApplicationError(str(error), type="StoreRefused", non_retryable=True) from None
-        return path.resolve().as_uri()
+        return written["md"].resolve().as_uri()

@@ -34,8 +34,6 @@ from plans.text import Strict
 
 EXPERIMENT_FIELD = "experiment"
 MIN_VARIANTS, MAX_VARIANTS = 2, 4
-# Routers that route several variants at set shares (the set_variant_shares activity).
-SHARE_ROUTERS = frozenset({"haproxy", "flagd", "envoy"})
 # What a rollout plan has that an experiment does not take, and why.
 NOT_IN_EXPERIMENTS = {
     "stable": "the experiment's control is the version serving now",
@@ -246,12 +244,6 @@ def parse_experiment_plan(data: Any, source: str = "plan") -> ExperimentPlan:
     written = data.get("gates")
     gates: list[dict[str, Any]] = written if isinstance(written, list) else []
     problems += experiment.problems(gates)
-    kind = data.get("router", {}).get("kind") if isinstance(data.get("router"), dict) else None
-    if kind is not None and kind not in SHARE_ROUTERS:
-        problems.append(
-            f"router: a {kind} router cannot route several variants at set shares: use"
-            f" {' or '.join(sorted(SHARE_ROUTERS))}"
-        )
     if problems:
         raise PlanError(problems, source)
     try:

@@ -85,13 +85,11 @@ async def _experiment(client: Client, args: argparse.Namespace, wid: str, first:
         status, trail = found.status, found.trail
     else:
         status, trail = await experiment_status(client, args.service), {}
-    root = Path(os.environ.get("ROLLOUT_REPORT_DIR") or _store(Path(args.dir)))
     if args.out:
-        folder = owned_folder(Path(args.out), "--out")
+        written = experiment.write_into(owned_folder(Path(args.out), "--out"), status, trail)
     else:
-        setting = "--out or ROLLOUT_REPORT_DIR"
-        folder = owned_folder(root / experiment.safe(status.service) / first, setting, within=root)
-    written = experiment.write_into(folder, status, trail)
+        root = Path(os.environ.get("ROLLOUT_REPORT_DIR") or _store(Path(args.dir)))
+        written = experiment.write(status, root, first, "--out or ROLLOUT_REPORT_DIR", trail)
     if args.format:
         written = {args.format: written[args.format]}
     state = status.state.value

@@ -21,8 +21,8 @@ from activities.judge.reader import Reader
 from activities.judge.verdicts import (
     Inconclusive,
     enough_samples,
-    hits_per_step,
     stable_of,
+    steps_of_hits,
 )
 from plans import GateOutcome, SequentialGate, Verdict
 
@@ -324,12 +324,8 @@ def _paired_hits(
 
 def _usable(gate: SequentialGate, side: Side, who: str) -> list[tuple[float, float] | None]:
     """Per step (as ``side.times`` has them), its hits and requests, or None when it had no
-    requests or no rate; inconclusive as ``hits_per_step`` says."""
-    hits_per_step(gate, side, who, "a rate test")  # the side's own checks and messages
-    steps: list[tuple[float, float] | None] = []
-    for rate, count in zip(side.points or (), side.counts or (), strict=True):
-        usable = math.isfinite(count) and count > 0 and math.isfinite(rate)
-        steps.append((rate * count, count) if usable else None)
+    requests or no rate; inconclusive as ``steps_of_hits`` says."""
+    steps = steps_of_hits(gate, side, who, "a rate test")
     if not any(steps):
         raise Inconclusive(f"{who}no step with requests since the stage began")
     return steps

@@ -72,6 +72,17 @@ def hits_per_step(
 ) -> tuple[list[float], list[float]]:
     """Hits and requests per usable step (a rate times its step's request count).
 
+    Inconclusive as ``steps_of_hits`` says.
+    """
+    usable = [step for step in steps_of_hits(gate, side, who, test) if step is not None]
+    return [h for h, _ in usable], [n for _, n in usable]
+
+
+def steps_of_hits(
+    gate: GateBase, side: Side, who: str, test: str
+) -> list[tuple[float, float] | None]:
+    """Per step, its hits and requests, or None for a step without requests or rate.
+
     Inconclusive without points, without counts, below min_samples, or when a rate is no
     proportion (``test`` names what needs a ratio query, for the message).
     """
@@ -80,18 +91,18 @@ def hits_per_step(
     if side.counts is None:
         raise Inconclusive(f"{who}no request count per step{because(side.samples_reason)}")
     enough_samples(gate, side, who)
-    hits, totals = [], []
+    steps: list[tuple[float, float] | None] = []
     for rate, count in zip(side.points, side.counts, strict=True):
         if not math.isfinite(count) or count <= 0 or not math.isfinite(rate):
+            steps.append(None)
             continue
         if not 0 <= rate <= 1:
             raise Inconclusive(
                 f"{who}{rate:g} is not a proportion between 0 and 1: {test} needs a"
                 " ratio query (bad / all requests)"
             )
-        hits.append(rate * count)
-        totals.append(count)
-    return hits, totals
+        steps.append((rate * count, count))
+    return steps
 
 
 def requests(samples: float | None) -> str:

@@ -65,11 +65,11 @@ def write(
     run_id: str,
     setting: str,
     trail: dict[str, list[EffectPoint]] | None = None,
-) -> Path:
+) -> dict[str, Path]:
     """Write ``experiment.md``, ``experiment.json`` and, with a ``trail`` of effects, its
-    plot in the run's folder; the Markdown's path."""
-    folder = owned_folder(root / safe(status.service) / safe(run_id), setting, within=root)
-    return write_into(folder, status, trail)["md"]
+    plot in the run's folder (``root/SERVICE/RUN_ID``); the files by kind."""
+    folder = owned_folder(root / _safe(status.service) / _safe(run_id), setting, within=root)
+    return write_into(folder, status, trail)
 
 
 def write_into(
@@ -78,14 +78,13 @@ def write_into(
     """The report's files in ``folder`` (checked by the caller), by kind: md, json, png."""
     written = {"json": folder / "experiment.json", "md": folder / "experiment.md"}
     write_whole(written["json"], (status.model_dump_json(indent=2) + "\n").encode())
-    plotted = bool(trail and any(trail.values()))
-    if trail and plotted:
+    if trail and any(trail.values()):
         from activities.report.plots import effect_png
 
         title = f"{status.primary}: each variant over {status.control} ({status.better} is better)"
         written["png"] = folder / PLOT
         write_whole(written["png"], effect_png(trail, status.control, title))
-    write_whole(written["md"], markdown(status, plotted).encode())
+    write_whole(written["md"], markdown(status, "png" in written).encode())
     return written
 
 
@@ -114,6 +113,5 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def safe(name: str) -> str:
-    """A name as a folder's: letters, digits, dots, dashes and underscores."""
+def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "run"

@@ -89,7 +89,7 @@ def test_promote_takes_the_variant_to_roll_forward() -> None:
 
 def test_the_report_holds_each_variant_s_effect_and_the_winner(tmp_path: Path) -> None:
     root = tmp_path / "reports"
-    path = experiment.write(ended(), root, "run-1", "ROLLOUT_REPORT_DIR")
+    path = experiment.write(ended(), root, "run-1", "ROLLOUT_REPORT_DIR")["md"]
     assert path == root / "shop" / "run-1" / "experiment.md"
     text = path.read_text()
     assert "# Experiment of shop: rolled forward" in text and "Winner: **b**" in text
@@ -123,7 +123,7 @@ def test_the_report_plots_each_variant_s_effect_over_the_checks(tmp_path: Path) 
     assert trail[0].at == start + timedelta(minutes=1)
     assert trail[-1].at == start + timedelta(minutes=1000)
     assert all(a.at < b.at for a, b in itertools.pairwise(trail))
-    path = experiment.write(ended(), tmp_path, "run-1", "ROLLOUT_REPORT_DIR", progress.trail)
+    path = experiment.write(ended(), tmp_path, "run-1", "ROLLOUT_REPORT_DIR", progress.trail)["md"]
     assert "![each variant's conversion over a's](experiment-effect.png)" in path.read_text()
     png = (path.parent / "experiment-effect.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
