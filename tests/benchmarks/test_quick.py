@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.stack.conftest import missing_binaries
+from tests.stack.conftest import require_alertmanager, require_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "ROLLOUT_BENCH_QUICK_RUN"
@@ -245,26 +244,16 @@ def test_rebuild_cost(folder: Path) -> None:
 # -- real servers: Prometheus, or a dev stack of the benchmark's own ------------------------------
 
 
-def require(missing: list[str]) -> None:
-    """Skip (fail on CI) where servers the benchmark needs are missing."""
-    if missing:
-        message = f"the benchmark needs {', '.join(missing)}: run scripts/bootstrap.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture
 def servers() -> None:
     """The real stack's servers: Temporal's dev server, HAProxy, Prometheus."""
-    require(missing_binaries())
+    require_stack()
 
 
 @pytest.fixture
 def alert_servers(servers: None) -> None:
     """The real stack's servers and Alertmanager."""
-    if not (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")):
-        require(["prometheus-alertmanager"])
+    require_alertmanager()
 
 
 @pytest.mark.integration

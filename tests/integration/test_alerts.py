@@ -32,7 +32,7 @@ from devstack.processes import LOCALHOST, free_port, http_ok, spawn, stop_all, w
 from plans import CommandKind, OperatorCommand, Plan, RolloutState, RolloutStatus, parse_plan
 from tests.activities.conftest import reply, serve
 from tests.integration.conftest import fast_plan
-from tests.stack.conftest import real_stack, require_stack
+from tests.stack.conftest import real_stack, require_alertmanager
 from tests.stack_plans import error_rate_plan
 from tests.unit.test_alert_listen import make_certificate
 
@@ -43,8 +43,7 @@ DEPLOYED_ALERTMANAGER = Path(__file__).resolve().parents[2] / "deploy/alertmanag
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.StackInfo]:
     """The dev stack with Alertmanager and the alert receiver (`rollout dev up --alerts`)."""
-    if not (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")):
-        require_stack(["prometheus-alertmanager"])
+    require_alertmanager()
     with real_stack(tmp_path_factory.mktemp("alerts"), alerts=True) as info:
         yield info
 

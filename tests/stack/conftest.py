@@ -46,6 +46,12 @@ def require_stack(missing: list[str] | None = None) -> None:
         pytest.skip(message)
 
 
+def require_alertmanager() -> None:
+    """``require_stack`` for a stack with Alertmanager too (`rollout dev up --alerts`)."""
+    found = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    require_stack([] if found else ["prometheus-alertmanager"])
+
+
 @contextlib.contextmanager
 def real_stack(directory: Path, **options: Any) -> Iterator[devstack.StackInfo]:
     """The whole dev stack in ``directory`` with its worker on any free ports (``options``

@@ -28,9 +28,10 @@ from temporalio.client import Client
 
 from devstack.processes import free_port
 from receiver.listen import HEADER_TIMEOUT_S, listening
+from receiver.options import TLS_CERT_ENV, TLS_KEY_ENV
 from receiver.receiver import AlertReceiver
 from receiver.rules import DEFAULT_RULES
-from receiver.serve import TLS_CERT_ENV, TLS_KEY_ENV, tls_files
+from receiver.serve import tls_files
 from starter.arguments import parser
 from starter.cli import run_command
 from tests.unit.test_alerts import alert_data, body
