@@ -106,37 +106,6 @@ def log_mixture_ratios(
     return found
 
 
-def paired_spread(
-    canary: np.ndarray, c_n: np.ndarray, stable: np.ndarray, s_n: np.ndarray, unit: np.ndarray
-) -> np.ndarray:
-    """Per row, the overdispersion of the canary's steps against the stable's, at least 1.
-
-    ``canary`` and ``stable`` hold per step the sum of a per-request quantity (requests
-    slower than a bound, or a score), one row per quantity; ``unit`` is its variance for
-    one request. The steps' differences in mean, ``canary / c_n - stable / s_n``, change
-    from one step to the next by chance alone with a known variance; the median of those
-    changes squared, over that variance, against chi-square's (``CHI2_1_MEDIAN``) says
-    how much more they vary. A load both versions share (a busy minute slows both)
-    cancels in the difference, so it is not counted as noise, as it would be in the
-    stable's steps alone; a shift that lasts, or starts during the stage, moves the
-    difference once and is not counted either. Returned as the dispersion
-    ``paired_excess`` takes: extra variance of each version's share per step, in units of
-    the stable's binomial variance. Fewer than 6 steps say nothing (1).
-    """
-    use = (c_n > 0) & (s_n > 0)
-    rows = canary.shape[0]
-    if use.sum() < 6:
-        return np.ones(rows)
-    c, n_c, s, n_s = canary[:, use], c_n[use], stable[:, use], s_n[use]
-    chance = 1 / n_c + 1 / n_s  # the variance of a step's difference, per unit
-    gap = c / n_c - s / n_s
-    safe = np.where(unit > 0, unit, 1.0)[:, None]
-    residual = np.diff(gap, axis=1) ** 2 / ((chance[1:] + chance[:-1]) * safe)
-    ratio = np.median(residual, axis=1) / CHI2_1_MEDIAN
-    spread = 1 + np.maximum(ratio - 1, 0) * (1 + float(np.median(n_s) / np.median(n_c))) / 2
-    return np.where(unit > 0, spread, 1.0)
-
-
 def radius(variance: float, tau: float, alpha: float) -> float:
     """Half-width of the two-sided normal-mixture confidence sequence at level ``alpha``."""
     total = variance + tau * tau

@@ -19,9 +19,9 @@ from activities.anytime import (
     Sequential,
     directed,
     log_mixture_ratios,
-    paired_spread,
 )
 from activities.buckets import log_density as log_density
+from activities.dispersion import WANDER, latency_spread
 from activities.within_bake import joined_p, within_p
 
 # The share of the test's evidence (its mixture weight) given to the whole distribution's
@@ -139,6 +139,7 @@ def distribution_test(
     alpha: float = 0.02,
     elapsed: float | None = None,
     bounded: bool = True,
+    wander: float = WANDER,
 ) -> Sequential:
     """Is the canary's latency, anywhere in its distribution, beyond the stable's tolerated?
 
@@ -166,10 +167,13 @@ def distribution_test(
     so the p-value stays valid at every look, and it is never weaker than testing each
     bound at ``alpha / k``. Each part's variance is widened by the overdispersion of the
     canary's steps against the stable's (``paired_spread``), which a load both share does
-    not inflate. Bounds with at least ``TAIL_COUNT`` requests on each side of them (the
-    two versions together) are judged; the finding reported is the most telling part,
-    its interval the shifts common to every part that no look rejects. When no bound can
-    be judged (every request in one bucket, or too few requests), ``OneBucket`` says so.
+    not inflate; while the steps are too few to show it, by ``wander`` at least, each
+    version's own step-to-step wander in log latency (``latency_spread``; 0 takes the
+    steps as exact samples, as ``activities.power`` does a whole stage). Bounds with at
+    least ``TAIL_COUNT`` requests on each side of them (the two versions together) are
+    judged; the finding reported is the most telling part, its interval the shifts
+    common to every part that no look rejects. When no bound can be judged (every
+    request in one bucket, or too few requests), ``OneBucket`` says so.
     """
     c_steps, s_steps = np.asarray(canary_steps, float), np.asarray(stable_steps, float)
     if c_steps.ndim != 2 or s_steps.ndim != 2 or len(c_steps) != len(s_steps):
@@ -196,7 +200,7 @@ def distribution_test(
     c_steps, s_steps = c_steps[keep], s_steps[keep]
     if c_steps.sum() <= 0:
         raise ValueError("the canary has no requests in the stable's steps")
-    evidence, refs = _evidence(c_steps, s_steps, bounds, pooled, judged)
+    evidence, refs = _evidence(c_steps, s_steps, bounds, pooled, judged, wander)
     null = np.log(factor + margin / refs)
     telling: dict[bool, int] = {}
 
@@ -239,6 +243,7 @@ def _evidence(
     bounds: Sequence[float],
     pooled: Sequence[float],
     judged: list[int],
+    wander: float,
 ) -> tuple[_Evidence, np.ndarray]:
     """The parts of the test: each judged bound, then the whole distribution's score.
 
@@ -295,7 +300,7 @@ def _evidence(
         s_n=s_n,
         slope=np.array(slopes),
         unit=unit_of,
-        spread=paired_spread(c_sum, c_n, s_sum, s_n, unit_of),
+        spread=latency_spread(c_sum, c_n, s_sum, s_n, np.array(slopes), unit_of, wander),
         weight=np.array(weight),
         tau=np.array(taus),
         binary=np.arange(len(slopes)) < parts,

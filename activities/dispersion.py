@@ -5,7 +5,11 @@ than binomial noise. The rate test needs that dispersion, and reads it from the 
 themselves; with few steps the estimate is a guess, and a guess that is too low makes a
 bursty but healthy canary look guilty. ``dispersion_bound`` therefore gives an upper
 confidence bound that tightens as the steps accumulate, and assumes bursts
-(``BURST_PRIOR``) when a single step cannot show any.
+(``BURST_PRIOR``) at least while too few steps can show them.
+
+The latency test's variance is how much the canary's steps vary against the stable's
+(``paired_spread``), with a wander of each version's own assumed while the steps are few
+(``latency_spread``).
 """
 
 from __future__ import annotations
@@ -20,9 +24,17 @@ CHI2_1_MEDIAN = 0.4549364231195724
 # versions' steps together); below that it rises towards 1, a median of a few being a guess.
 DISPERSION_CONFIDENCE = 0.6
 STEADY_RESIDUALS = 32
-# With a single step: the error rate's variance from step to step relative to its square
-# (a standard deviation of about 30% of the rate), the bursts assumed when none can be seen.
-BURST_PRIOR = 0.1
+# While each version has fewer than BURST_STEPS steps: the error rate's variance from step
+# to step relative to its square (a standard deviation of half the rate), the bursts assumed
+# at least, since so few steps cannot show how bursty the errors are.
+BURST_PRIOR = 0.25
+BURST_STEPS = 3
+# The steps from which ``paired_spread`` reads how the canary's steps vary against the
+# stable's. With fewer, the latency test assumes at least that each version's latency
+# wanders on its own by WANDER (log scale, one standard deviation) from one step to the
+# next, as a garbage collection or a noisy host makes it.
+PAIRED_STEPS = 6
+WANDER = 0.03
 
 
 def robust_dispersion(
@@ -95,13 +107,14 @@ def dispersion_bound(
     versions doubles the residuals; a canary's regression that lasts moves its centre,
     not its residuals. At least 1.
 
-    When neither version has 2 steps, nothing can be seen, and bursts are assumed:
-    ``1 + prior x n p / (1 - p)`` for the stable's ``n`` requests at share ``p`` (a rate
-    whose variance from step to step is ``prior`` times its square); ``prior=0`` takes
-    the step as binomial (``activities.power`` reads a whole stage as one step of known
-    noise).
+    While a version has fewer than ``BURST_STEPS`` steps, bursts are assumed at least:
+    ``1 + prior x n p / (1 - p)`` for the stable's ``n`` requests a step at share ``p`` (a
+    rate whose variance from step to step is ``prior`` times its square). Two steps show
+    one residual each, which a calm pair of minutes makes look steady; with a single step
+    nothing can be seen. ``prior=0`` takes the steps as binomial (``activities.power``
+    reads a whole stage as one step of known noise).
     """
-    found = []
+    found, fewest = [], min(int(np.sum(canary_totals > 0)), int(np.sum(stable_totals > 0)))
     for hits, totals, share in (
         (stable_hits, stable_totals, np.ones_like(stable_totals)),
         (canary_hits, canary_totals, canary_totals / np.maximum(stable_totals, 1e-300)),
@@ -116,9 +129,79 @@ def dispersion_bound(
             continue
         residual = (h - n * p) ** 2 / (n * p * (1 - p)) * k / (k - 1)
         found.append(1 + (residual / CHI2_1_MEDIAN - 1) / w)
+    assumed = _assumed_bursts(stable_hits, stable_totals, prior)
     if not found:
-        errors, requests = float(np.sum(stable_hits)), float(np.sum(stable_totals))
-        return 1 + prior * errors * requests / max(requests - errors, 1.0)
+        return assumed
     named = np.sort(np.concatenate(found))
     rank = median_rank(len(named), bound_confidence(len(named)))
-    return max(1.0, float(named[rank - 1]))
+    return max(1.0, assumed if fewest < BURST_STEPS else 1.0, float(named[rank - 1]))
+
+
+def _assumed_bursts(hits: np.ndarray, totals: np.ndarray, prior: float) -> float:
+    """The dispersion of a rate whose variance from step to step is ``prior`` times its
+    square, for a step of the stable's typical requests at its rate over all the steps."""
+    used = totals > 0
+    if not used.any():
+        return 1.0
+    requests, errors = float(np.sum(totals)), float(np.sum(hits))
+    typical = float(np.median(totals[used]))
+    return 1 + prior * typical * errors / max(requests - errors, 1.0)
+
+
+def paired_spread(
+    canary: np.ndarray, c_n: np.ndarray, stable: np.ndarray, s_n: np.ndarray, unit: np.ndarray
+) -> np.ndarray:
+    """Per row, the overdispersion of the canary's steps against the stable's, at least 1.
+
+    ``canary`` and ``stable`` hold per step the sum of a per-request quantity (requests
+    slower than a bound, or a score), one row per quantity; ``unit`` is its variance for
+    one request. The steps' differences in mean, ``canary / c_n - stable / s_n``, change
+    from one step to the next by chance alone with a known variance; the median of those
+    changes squared, over that variance, against chi-square's (``CHI2_1_MEDIAN``) says
+    how much more they vary. A load both versions share (a busy minute slows both)
+    cancels in the difference, so it is not counted as noise, as it would be in the
+    stable's steps alone; a shift that lasts, or starts during the stage, moves the
+    difference once and is not counted either. Returned as the dispersion
+    ``paired_excess`` takes: extra variance of each version's share per step, in units of
+    the stable's binomial variance. Fewer than ``PAIRED_STEPS`` steps say nothing (1).
+    """
+    use = (c_n > 0) & (s_n > 0)
+    rows = canary.shape[0]
+    if use.sum() < PAIRED_STEPS:
+        return np.ones(rows)
+    c, n_c, s, n_s = canary[:, use], c_n[use], stable[:, use], s_n[use]
+    chance = 1 / n_c + 1 / n_s  # the variance of a step's difference, per unit
+    gap = c / n_c - s / n_s
+    safe = np.where(unit > 0, unit, 1.0)[:, None]
+    residual = np.diff(gap, axis=1) ** 2 / ((chance[1:] + chance[:-1]) * safe)
+    ratio = np.median(residual, axis=1) / CHI2_1_MEDIAN
+    spread = 1 + np.maximum(ratio - 1, 0) * (1 + float(np.median(n_s) / np.median(n_c))) / 2
+    return np.where(unit > 0, spread, 1.0)
+
+
+def latency_spread(
+    c_sum: np.ndarray,
+    c_n: np.ndarray,
+    s_sum: np.ndarray,
+    s_n: np.ndarray,
+    slope: np.ndarray,
+    unit: np.ndarray,
+    wander: float = WANDER,
+) -> np.ndarray:
+    """The latency test's ``paired_spread`` per part; while fewer than ``PAIRED_STEPS``
+    steps can show it, at least the spread of versions that each wander by ``wander``.
+
+    A wander of ``w`` in log latency moves a part's mean per request by ``slope w``, so a
+    step's mean varies by ``(slope wander)^2`` beyond chance: in units of the stable's
+    variance for its typical step, ``1 + n (slope wander)^2 / unit``. Without it one step
+    of a minute each, where a version's own minute runs a few percent slow, would read as
+    a shift measured to a fraction of a percent.
+    """
+    found = paired_spread(c_sum, c_n, s_sum, s_n, unit)
+    if int(np.sum((c_n > 0) & (s_n > 0))) >= PAIRED_STEPS:
+        return found
+    typical = float(np.median(s_n[s_n > 0])) if np.any(s_n > 0) else 0.0
+    safe = np.where(unit > 0, unit, 1.0)
+    assumed = np.where(unit > 0, 1 + typical * (slope * wander) ** 2 / safe, 1.0)
+    widest: np.ndarray = np.maximum(found, assumed)
+    return widest

@@ -250,6 +250,7 @@ def latency_shown(
             alpha=alpha,
             elapsed=elapsed,
             bounded=False,
+            wander=0.0,  # the stage as one step of exact samples, as the rate's prior=0
         )
     except (ValueError, ArithmeticError):  # OneBucket too: nothing these buckets can show
         return False

@@ -41,7 +41,9 @@ and rolls back as many healthy stages at that traffic level as the recommended j
 ``--streams FILE`` judges stages given from outside instead (JSON Lines, one stage a line;
 the contract is in docs/judging.md) with the recommended judge, checked every
 ``check_every_s`` from the stage's start, and prints one JSON line per stage:
-``{"id", "outcome", "at_check", "reason"}``.
+``{"id", "outcome", "at_check", "reason"}``. Every line is checked first
+(benchmarks/streams_input.py): a malformed one is named on stderr with what to fix, the
+others are judged, and the run exits 1.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from scipy.stats import beta
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.judge import Side, judge_gate
+from benchmarks.streams_input import VERSIONS, Stage, read_stages
 from plans import Gate, GateOutcome, SequentialGate, StatisticalGate, parse_plan
 from plans.runtime.progress import RolloutProgress
 from workflows.rollout.decisions import judge_checks
@@ -480,54 +483,47 @@ def _tasks(healthy: int, regressed: int) -> Iterator[tuple[str, float, int, int]
 # -- stages given from outside: --streams FILE ----------------------------------------------------
 
 
-def streams_of(stage: dict[str, Any]) -> Streams:
-    """A stage of the ``--streams`` contract as the judge's streams; ValueError if malformed."""
-    step_s, pre_steps = int(stage["step_s"]), int(stage["pre_steps"])
-    check_every_s, bake_s = int(stage["check_every_s"]), int(stage["bake_s"])
-    if min(step_s, check_every_s, bake_s) <= 0 or pre_steps < 0:
-        raise ValueError("step_s, check_every_s and bake_s must be positive, pre_steps >= 0")
-    bounds = np.array([math.inf if b is None else float(b) for b in stage["buckets"]])
-    if len(bounds) < 2 or not math.isinf(bounds[-1]) or np.any(np.diff(bounds) <= 0):
-        raise ValueError("buckets must ascend and end with null (+Inf)")
-    steps = pre_steps + bake_s // step_s
-    found = Streams({}, {}, {}, step_s, pre_steps, check_every_s, bake_s, bounds)
-    for version in ("canary", "stable"):
-        side = stage[version]
-        requests = np.array(side["requests"], dtype=float)
-        errors = np.array(side["errors"], dtype=float)
-        counts = np.array(side["latency_counts"], dtype=float).reshape(-1, len(bounds))
-        if not len(requests) == len(errors) == len(counts) == steps:
-            raise ValueError(
-                f"{version}: requests, errors and latency_counts need {steps} entries"
-                " (pre_steps + bake_s / step_s)"
-            )
-        if np.any(errors > requests) or np.any(requests < 0) or np.any(errors < 0):
-            raise ValueError(f"{version}: errors must lie between 0 and the requests")
-        found.requests[version], found.errors[version] = requests, errors
-        found.buckets[version] = counts
+def streams_of(stage: Stage) -> Streams:
+    """A checked stage of the ``--streams`` contract as the judge's streams."""
+    bounds = np.array(stage.bounds)
+    found = Streams(
+        {}, {}, {}, stage.step_s, stage.pre_steps, stage.check_every_s, stage.bake_s, bounds
+    )
+    for version in VERSIONS:
+        found.requests[version] = np.array(stage.requests[version], dtype=float)
+        found.errors[version] = np.array(stage.errors[version], dtype=float)
+        found.buckets[version] = np.array(stage.latency_counts[version], dtype=float)
     return found
 
 
 def judge_streams(path: str) -> None:
-    """Judge every stage of a JSON Lines file with the recommended judge; one line out each."""
+    """Judge every stage of a JSON Lines file with the recommended judge; one line out each.
+
+    A FILE that cannot be read is a usage error (exit 2, as argparse's). Malformed stages
+    are named first, each problem as ``FILE:LINE: message`` on stderr; the others are
+    judged, and the run ends with exit 1 and how many were left out.
+    """
+    try:
+        read = read_stages(path)
+    except OSError as error:
+        usage = f"{Path(sys.argv[0]).name}: error: argument --streams: cannot read {path}"
+        print(f"{usage}: {error.strerror or error}", file=sys.stderr)
+        sys.exit(2)
+    for problem in read.problems:
+        print(problem, file=sys.stderr, flush=True)
     gates = judges()[RECOMMENDED]
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                stage = json.loads(line)
-                streams = streams_of(stage)
-            except (ValueError, KeyError, TypeError) as error:
-                sys.exit(f"{path}:{number}: {type(error).__name__}: {error}")
-            result = run_stage(gates, streams)
-            out = {
-                "id": str(stage["id"]),
-                "outcome": result.outcome,
-                "at_check": result.at_check,
-                "reason": result.reason,
-            }
-            print(json.dumps(out), flush=True)
+    for stage in read.stages:
+        result = run_stage(gates, streams_of(stage))
+        out = {
+            "id": stage.id,
+            "outcome": result.outcome,
+            "at_check": result.at_check,
+            "reason": result.reason,
+        }
+        print(json.dumps(out), flush=True)
+    if read.malformed:
+        total = read.malformed + len(read.stages)
+        sys.exit(f"{path}: {read.malformed} of {total} stage(s) malformed and not judged")
 
 
 def main() -> None:

@@ -15,12 +15,12 @@ from activities.anytime import (
     log_mixture_ratio,
     log_mixture_ratios,
     log_phi,
-    paired_spread,
     radius,
     rate_test,
     robust_dispersion,
 )
 from activities.anytime_latency import OneBucket, distribution_test, log_density
+from activities.dispersion import paired_spread
 from activities.stats import dispersion
 
 # -- the mixture ------------------------------------------------------------------------------

@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 
 from activities.anytime import RATE_TAU, always_valid_p, paired_excess, rate_test
+from activities.anytime_latency import distribution_test
 from activities.dispersion import (
+    PAIRED_STEPS,
     bound_confidence,
     dispersion_bound,
     median_rank,
     robust_dispersion,
 )
+
+LATENCY_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, math.inf]
 
 
 def test_median_rank_is_the_binomial_quantile_above_the_median() -> None:
@@ -57,10 +61,22 @@ def test_dispersion_bound_known_value() -> None:
 
 
 def test_a_single_step_assumes_bursts_unless_told_not_to() -> None:
-    # 400 errors of 40,000: 1 + 0.1 x 40,000 x 0.01 / 0.99 = 41.40.
+    # 400 errors of 40,000: 1 + 0.25 x 40,000 x 0.01 / 0.99 = 102.01.
     one = (np.array([100.0]), np.array([10_000.0]), np.array([400.0]), np.array([40_000.0]))
-    assert dispersion_bound(*one) == pytest.approx(41.404, abs=0.001)
+    assert dispersion_bound(*one) == pytest.approx(102.0101, abs=0.001)
     assert dispersion_bound(*one, prior=0.0) == 1.0
+
+
+def test_two_calm_steps_do_not_pass_for_steady_ones() -> None:
+    # Each step exactly at 1% shows no residual; until each version has 3 steps the bursts
+    # are assumed all the same: 1 + 0.25 x 4,000 x 0.01 / 0.99 = 11.10 for a step of the
+    # stable's 4,000 requests. From the third step on, the steps speak for themselves.
+    c_n, s_n = np.full(3, 1000.0), np.full(3, 4000.0)
+    c, s = c_n * 0.01, s_n * 0.01
+    assumed = 1 + 0.25 * 4000 * 0.01 / 0.99
+    assert dispersion_bound(c[:2], c_n[:2], s[:2], s_n[:2]) == pytest.approx(assumed)
+    assert dispersion_bound(c[:1], c_n[:1], s[:1], s_n[:1]) == pytest.approx(assumed)
+    assert dispersion_bound(c, c_n, s, s_n) == 1.0
 
 
 def test_binomial_steps_leave_the_bound_near_one() -> None:
@@ -124,3 +140,27 @@ def test_bursty_healthy_stages_keep_the_level_at_early_looks() -> None:
     assert before / stages > alpha + 3 * se
     assert after / stages <= alpha + 3 * se
     assert within / stages <= alpha + 3 * se
+
+
+def _minute(rng: np.random.Generator, requests: int, scale: float) -> list[float]:
+    """One step's bucket counts of a log-normal latency (median 60ms) ``scale`` times slower."""
+    values = 0.06 * scale * np.exp(rng.normal(0, 0.5, requests))
+    index = np.searchsorted(np.array(LATENCY_BOUNDS), values, side="left")
+    return list(np.bincount(index, minlength=len(LATENCY_BOUNDS)).astype(float))
+
+
+def test_one_step_of_latency_is_not_measured_to_a_fraction_of_a_percent() -> None:
+    # A canary 12% slower in a single step of 30,000 requests: as exact samples (no wander)
+    # that is far beyond the +7% allowed; but a version's own minute runs a few percent
+    # slow or fast, and one step cannot show by how much, so the wander assumed holds it.
+    rng = np.random.default_rng(5)
+    canary, stable = [_minute(rng, 30_000, 1.12)], [_minute(rng, 120_000, 1.0)]
+    exact = distribution_test(canary, stable, LATENCY_BOUNDS, factor=1.07, wander=0.0)
+    assert exact.p_value < 1e-4
+    assumed = distribution_test(canary, stable, LATENCY_BOUNDS, factor=1.07)
+    assert assumed.p_value > 0.02
+    # Six steps show how the versions' steps vary (here by chance alone): the wander is
+    # no longer assumed, and the same shift is plain.
+    canary = [_minute(rng, 5_000, 1.12) for _ in range(PAIRED_STEPS)]
+    stable = [_minute(rng, 20_000, 1.0) for _ in range(PAIRED_STEPS)]
+    assert distribution_test(canary, stable, LATENCY_BOUNDS, factor=1.07).p_value < 1e-4

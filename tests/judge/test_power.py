@@ -130,7 +130,7 @@ def test_a_latency_shift_at_the_edge_is_detected_about_half_the_time() -> None:
         canary = rng.multinomial(n_c, np.asarray(slower) / sum(slower)).astype(float)
         stable = rng.multinomial(n_s, np.asarray(shares) / sum(shares)).astype(float)
         found = anytime_latency.distribution_test(
-            [canary], [stable], bounds, alpha=ALPHA, elapsed=1
+            [canary], [stable], bounds, alpha=ALPHA, elapsed=1, wander=0.0
         )
         hits += found.p_value < ALPHA
     # The edge's counts at their expectation sit at the test's threshold; draws fall on
