@@ -42,7 +42,7 @@ and rolls back as many healthy stages at that traffic level as the recommended j
 the contract is in docs/judging.md) with the recommended judge, checked every
 ``check_every_s`` from the stage's start, and prints one JSON line per stage:
 ``{"id", "outcome", "at_check", "reason"}``. Every line is checked first
-(benchmarks/streams_input.py): a malformed one is named on stderr with what to fix, the
+(benchmarks/_streams_input.py): a malformed one is named on stderr with what to fix, the
 others are judged, and the run exits 1.
 """
 
@@ -69,7 +69,7 @@ from scipy.stats import beta
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.judge import Side, judge_gate
-from benchmarks.streams_input import VERSIONS, Stage, read_stages
+from benchmarks._streams_input import VERSIONS, Stage, read_stages
 from plans import Gate, GateOutcome, SequentialGate, StatisticalGate, parse_plan
 from plans.runtime.progress import RolloutProgress
 from workflows.rollout.decisions import judge_checks

@@ -1,4 +1,5 @@
-"""What holds for the whole suite: the order it runs in, and where workers write files.
+"""What holds for the whole suite: the order it runs in, where workers write files, and an
+operator without a key of their own.
 
 With two pytest workers taking whole modules (scripts/test.sh), a long fault module left
 for last would keep one worker busy while the other has nothing to do; so the modules that
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 FIRST = ("faults", "integration", "stack", "benchmarks")
+UNSET = ("SSH_AUTH_SOCK", "ROLLOUT_SIGNING_KEY")  # the operator's own key, by either way
 
 
 def _rank(item: pytest.Item) -> int:
@@ -61,3 +63,27 @@ def notice_record(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("ROLLOUT_NOTIFY_DIR", None)
     else:
         os.environ["ROLLOUT_NOTIFY_DIR"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def operator_without_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite acts as an operator with no SSH key of their own, wherever it runs.
+
+    `rollout` signs with the first key it finds: ``ROLLOUT_SIGNING_KEY``, an ssh-agent's,
+    ``~/.ssh/id_ed25519``, else the key of the dev stack in ``./.rollout``, which the demo
+    leaves there. A test that means an unsigned command, or a key of its own, would
+    otherwise sign with the developer's. Every process a test spawns inherits this.
+    """
+    folder = tmp_path_factory.mktemp("operator")
+    changed = {"HOME": str(folder / "home"), "ROLLOUT_DIR": str(folder / "no-stack")}
+    before = {name: os.environ.get(name) for name in [*changed, *UNSET]}
+    (folder / "home").mkdir()
+    os.environ.update(changed)
+    for name in UNSET:
+        os.environ.pop(name, None)
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.streams_input import MalformedStage, checked_stage, parsed_line
+from benchmarks._streams_input import MalformedStage, checked_stage, parsed_line
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "judge_quality.py"
