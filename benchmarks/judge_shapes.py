@@ -13,7 +13,8 @@ a 2% log-normal tail near 800 ms, errors at 0.4% whose rate wanders from step to
 a healthy canary that differs from the stable by about 8% in errors and 2% in latency.
 The shapes: flat traffic (50 requests a second), rising five-fold over the stage, swinging
 60% either way, low (3 a second), high (2,000 a second), and flat traffic counted in 3
-coarse buckets or in 40 fine ones. The canaries: healthy, errors x2 from the start or
+coarse buckets or in 40 fine ones, or flat in steps of a minute, as long as the checks (the
+first check then sees one step, the next two). The canaries: healthy, errors x2 from the start or
 from half-way through the bake, latency +15% (the whole body), and the tail alone twice as
 slow. Stages go through ``judge_quality.run_stage`` with the recommended judge.
 """
@@ -39,7 +40,17 @@ SEED = 20261206
 STEP_S, PRE_STEPS, BAKE_S, CHECK_S = 15, 8, 900, 60
 BASE_ERROR = 0.004
 STABLE_SHARE = 3
-SHAPES = ("flat", "rising", "swinging", "low", "high", "flat, 3 buckets", "flat, 40 buckets")
+SHAPES = (
+    "flat",
+    "rising",
+    "swinging",
+    "low",
+    "high",
+    "flat, 3 buckets",
+    "flat, 40 buckets",
+    "flat, minute steps",
+)
+MINUTE = 60  # "minute steps": a step as long as a check, so the first check has one
 CANARIES: dict[str, dict[str, float]] = {
     "healthy": {},
     "errors x2": {"errors": 2.0},
@@ -70,13 +81,15 @@ def _bounds(shape: str) -> np.ndarray:
 
 def stage(rng: np.random.Generator, shape: str, canary: dict[str, float]) -> quality.Streams:
     """One stage's streams for ``shape`` and a canary with ``canary``'s regression."""
-    steps = PRE_STEPS + BAKE_S // STEP_S
+    step_s = MINUTE if shape.endswith("minute steps") else STEP_S
+    pre_steps = PRE_STEPS * STEP_S // step_s
+    steps = pre_steps + BAKE_S // step_s
     bounds = _bounds(shape)
     traffic = _traffic(shape, steps)
-    start = PRE_STEPS + int(canary.get("from", 0.0) * (steps - PRE_STEPS))
-    streams = quality.Streams({}, {}, {}, STEP_S, PRE_STEPS, CHECK_S, BAKE_S, bounds)
+    start = pre_steps + int(canary.get("from", 0.0) * (steps - pre_steps))
+    streams = quality.Streams({}, {}, {}, step_s, pre_steps, CHECK_S, BAKE_S, bounds)
     for version, share in (("canary", 1), ("stable", STABLE_SHARE)):
-        requests = rng.poisson(traffic * share * STEP_S)
+        requests = rng.poisson(traffic * share * step_s)
         on = np.arange(steps) >= start if version == "canary" else np.zeros(steps, bool)
         own = np.exp(rng.normal(0.0, [0.08, 0.02])) if version == "canary" else np.ones(2)
         rate = BASE_ERROR * own[0] * np.exp(rng.normal(0.0, 0.3, steps))

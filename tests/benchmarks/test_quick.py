@@ -172,12 +172,13 @@ def test_judge_shapes(folder: Path) -> None:
     out = quick("judge_shapes", folder)
     assert out["judge"] == "sequential"
     cells = {(c["shape"], c["canary"]): c for c in out["cells"]}
-    assert len(cells) == 7 * 5
+    assert len(cells) == 8 * 5
     assert all(share(c["rolled_back"]) and share(c["paused"]) for c in cells.values())
     # Even two stages a cell show the plain cases: a body +15% slower is caught at 50 a
-    # second; a healthy canary at flat traffic is not rolled back.
+    # second; a healthy canary at flat traffic is not rolled back, in steps of a minute too.
     assert cells[("flat", "latency +15%")]["rolled_back"] == 1.0
     assert cells[("flat", "healthy")]["rolled_back"] == 0.0
+    assert cells[("flat, minute steps", "healthy")]["rolled_back"] == 0.0
 
 
 def test_validation(folder: Path) -> None:
