@@ -189,7 +189,8 @@ def latency_spread(
     wander: float = WANDER,
 ) -> np.ndarray:
     """The latency test's ``paired_spread`` per part; while fewer than ``PAIRED_STEPS``
-    steps can show it, at least the spread of versions that each wander by ``wander``.
+    steps can show it (``paired_spread`` would say 1), the spread of versions that each
+    wander by ``wander``.
 
     A wander of ``w`` in log latency moves a part's mean per request by ``slope w``, so a
     step's mean varies by ``(slope wander)^2`` beyond chance: in units of the stable's
@@ -197,11 +198,9 @@ def latency_spread(
     of a minute each, where a version's own minute runs a few percent slow, would read as
     a shift measured to a fraction of a percent.
     """
-    found = paired_spread(c_sum, c_n, s_sum, s_n, unit)
     if int(np.sum((c_n > 0) & (s_n > 0))) >= PAIRED_STEPS:
-        return found
+        return paired_spread(c_sum, c_n, s_sum, s_n, unit)
     typical = float(np.median(s_n[s_n > 0])) if np.any(s_n > 0) else 0.0
     safe = np.where(unit > 0, unit, 1.0)
-    assumed = np.where(unit > 0, 1 + typical * (slope * wander) ** 2 / safe, 1.0)
-    widest: np.ndarray = np.maximum(found, assumed)
-    return widest
+    assumed: np.ndarray = np.where(unit > 0, 1 + typical * (slope * wander) ** 2 / safe, 1.0)
+    return assumed

@@ -9,6 +9,7 @@ fill in. Each module keeps its own order.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,6 @@ from pathlib import Path
 import pytest
 
 FIRST = ("faults", "integration", "stack", "benchmarks")
-UNSET = ("SSH_AUTH_SOCK", "ROLLOUT_SIGNING_KEY")  # the operator's own key, by either way
 
 
 def _rank(item: pytest.Item) -> int:
@@ -31,6 +31,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: each module's tests keep their order
 
 
+def _set(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _environment(changes: dict[str, str | None]) -> Iterator[None]:
+    """These variables set (None: unset) for the block, and as they were afterwards."""
+    before = {name: os.environ.get(name) for name in changes}
+    _set(changes)
+    try:
+        yield
+    finally:
+        _set(before)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def report_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Workers the tests start write their rollouts' reports here, never into the checkout.
@@ -39,13 +58,8 @@ def report_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     here reaches every worker process a test spawns (the dev stack's set their own).
     """
     folder = tmp_path_factory.mktemp("reports")
-    before = os.environ.get("ROLLOUT_REPORT_DIR")
-    os.environ["ROLLOUT_REPORT_DIR"] = str(folder)
-    yield folder
-    if before is None:
-        os.environ.pop("ROLLOUT_REPORT_DIR", None)
-    else:
-        os.environ["ROLLOUT_REPORT_DIR"] = before
+    with _environment({"ROLLOUT_REPORT_DIR": str(folder)}):
+        yield folder
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,13 +70,8 @@ def notice_record(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home folder; the variable set here reaches every worker process a test spawns.
     """
     folder = tmp_path_factory.mktemp("notices")
-    before = os.environ.get("ROLLOUT_NOTIFY_DIR")
-    os.environ["ROLLOUT_NOTIFY_DIR"] = str(folder)
-    yield folder
-    if before is None:
-        os.environ.pop("ROLLOUT_NOTIFY_DIR", None)
-    else:
-        os.environ["ROLLOUT_NOTIFY_DIR"] = before
+    with _environment({"ROLLOUT_NOTIFY_DIR": str(folder)}):
+        yield folder
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,15 +84,7 @@ def operator_without_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     otherwise sign with the developer's. Every process a test spawns inherits this.
     """
     folder = tmp_path_factory.mktemp("operator")
-    changed = {"HOME": str(folder / "home"), "ROLLOUT_DIR": str(folder / "no-stack")}
-    before = {name: os.environ.get(name) for name in [*changed, *UNSET]}
     (folder / "home").mkdir()
-    os.environ.update(changed)
-    for name in UNSET:
-        os.environ.pop(name, None)
-    yield
-    for name, value in before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    keyless = {"HOME": str(folder / "home"), "ROLLOUT_DIR": str(folder / "no-stack")}
+    with _environment({**keyless, "SSH_AUTH_SOCK": None, "ROLLOUT_SIGNING_KEY": None}):
+        yield

@@ -45,17 +45,6 @@ from tests.workflow.test_rollout_workflow import finish, rolled_back, settle, st
 from workflows.freezes import FreezeCalendar
 
 
-@pytest.fixture(autouse=True)
-def no_own_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The operator running these tests has no SSH key `rollout` would find by itself: not
-    in an ssh-agent, not ~/.ssh/id_ed25519, not the key of a dev stack in the checkout (a
-    `rollout demo` run before the tests leaves one in ./.rollout)."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ROLLOUT_DIR", str(tmp_path / "no-stack"))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    monkeypatch.delenv(signing.SIGNING_KEY_ENV, raising=False)
-
-
 @pytest.fixture
 def keys(tmp_path: Path) -> Keys:
     return made_keys(tmp_path)
@@ -154,6 +143,15 @@ async def test_a_removal_says_who_and_why_even_unsigned(
 # -- rollouts: a plan that names approvers --------------------------------------------------
 
 
+@pytest.fixture
+def no_own_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator running these tests has no SSH key `rollout` would find by itself."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ROLLOUT_DIR", str(tmp_path / "no-stack"))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.delenv(signing.SIGNING_KEY_ENV, raising=False)
+
+
 SIGNAL_TAKEN_S = 1.5
 # The time-skipping server fails a workflow task that a command arrives during while a query
 # of the last one is answered; the tests let the rollout's last task finish first.
@@ -217,7 +215,7 @@ async def recorded(handle: WorkflowHandle[Any, Any], count: int) -> CommandRecor
 
 
 async def test_only_a_verified_approver_moves_it_forward(
-    env, worker, doubles: Doubles, trust: Keys
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None
 ) -> None:
     plan = gated()
     handle = await start_rollout(env.client, plan, worker)
@@ -268,7 +266,7 @@ async def test_only_a_verified_approver_moves_it_forward(
 
 
 async def test_the_cli_signs_the_start_and_the_commands_with_the_operators_key(
-    env, worker, doubles: Doubles, trust: Keys
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None
 ) -> None:
     plan = gated(not_by_starter=True)
     handle = await start_rollout(env.client, plan, worker)
@@ -286,7 +284,7 @@ async def test_the_cli_signs_the_start_and_the_commands_with_the_operators_key(
 
 
 async def test_until_the_worker_has_a_trust_file_it_says_how_to_set_one_up(
-    env, worker, doubles: Doubles, keys: Keys, monkeypatch: pytest.MonkeyPatch
+    env, worker, doubles: Doubles, keys: Keys, no_own_key: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ALLOWED_SIGNERS_ENV, raising=False)
     plan = gated()
@@ -305,7 +303,7 @@ async def test_until_the_worker_has_a_trust_file_it_says_how_to_set_one_up(
 
 
 async def test_a_worker_that_requires_it_asks_every_plan_for_a_verified_person(
-    env, worker, doubles: Doubles, trust: Keys, monkeypatch: pytest.MonkeyPatch
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan = gated(approvers=[])
     handle = await start_rollout(env.client, plan, worker)
@@ -327,7 +325,7 @@ async def test_a_worker_that_requires_it_asks_every_plan_for_a_verified_person(
 
 
 async def test_a_key_that_cannot_sign_is_named_in_the_refusal(
-    env, worker, doubles: Doubles, trust: Keys, tmp_path: Path
+    env, worker, doubles: Doubles, trust: Keys, tmp_path: Path, no_own_key: None
 ) -> None:
     broken = tmp_path / "home" / ".ssh" / "id_ed25519"
     broken.parent.mkdir(parents=True)
@@ -344,7 +342,9 @@ async def test_a_key_that_cannot_sign_is_named_in_the_refusal(
     await finish(env, handle)
 
 
-async def test_stopping_needs_no_signature(env, worker, doubles: Doubles, trust: Keys) -> None:
+async def test_stopping_needs_no_signature(
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None
+) -> None:
     plan = gated()
     handle = await start_rollout(env.client, plan, worker)
     await waiting_for_approval(env, handle)
@@ -356,7 +356,7 @@ async def test_stopping_needs_no_signature(env, worker, doubles: Doubles, trust:
 
 
 async def test_a_signed_command_is_good_once_even_across_runs(
-    env, worker, doubles: Doubles, trust: Keys
+    env, worker, doubles: Doubles, trust: Keys, no_own_key: None
 ) -> None:
     plan = make_plan(
         approvers=["ana"],
@@ -386,7 +386,7 @@ async def test_a_signed_command_is_good_once_even_across_runs(
 
 
 async def test_not_by_starter_and_two_approvals(
-    env, worker, doubles: Doubles, keys: Keys, monkeypatch: pytest.MonkeyPatch
+    env, worker, doubles: Doubles, keys: Keys, no_own_key: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     people = [(name, name) for name in ("ana", "bo", "cy")]
     monkeypatch.setenv(ALLOWED_SIGNERS_ENV, str(keys.allowed_signers(*people)))
@@ -494,7 +494,7 @@ async def child_waits(env: WorkflowEnvironment, fleet: ReleasePlan, target: str)
 
 
 async def test_a_release_forwards_a_verified_approval_and_its_targets_check_it(
-    env, trust: Keys
+    env, trust: Keys, no_own_key: None
 ) -> None:
     doubles = FleetDoubles()
     fleet = approved_fleet()
@@ -528,7 +528,9 @@ async def test_a_release_forwards_a_verified_approval_and_its_targets_check_it(
         await release.terminate("test over")
 
 
-async def test_not_by_starter_reaches_the_targets_of_a_release(env, trust: Keys) -> None:
+async def test_not_by_starter_reaches_the_targets_of_a_release(
+    env, trust: Keys, no_own_key: None
+) -> None:
     doubles = FleetDoubles()
     fleet = approved_fleet(not_by_starter=True)
     async with fleet_worker(env, doubles) as queue:
