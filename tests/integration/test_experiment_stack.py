@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,33 @@ async def prometheus_value(stack: devstack.StackInfo, query: str) -> float | Non
     return float(found[0]["value"][1]) if found else None
 
 
+async def prometheus_wait(
+    stack: devstack.StackInfo,
+    query: str,
+    until: Callable[[float], bool] = bool,
+    seconds: float = 30.0,
+) -> float | None:
+    """The query's value once it has one that ``until`` accepts (by default: above zero),
+    asked every second for up to ``seconds``; the last value seen otherwise."""
+    deadline = time.monotonic() + seconds
+    value = await prometheus_value(stack, query)
+    while (value is None or not until(value)) and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        value = await prometheus_value(stack, query)
+    return value
+
+
+async def scrape_health(stack: devstack.StackInfo) -> list[tuple[str, str, str]]:
+    """Each demo target Prometheus scrapes: its address, health and last error."""
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        answer = (await http.get(f"{stack.prometheus_url}/api/v1/targets")).json()
+    return [
+        (each["scrapeUrl"], each["health"], each["lastError"])
+        for each in answer["data"]["activeTargets"]
+        if each["labels"].get("job") == "demo"
+    ]
+
+
 async def test_shares_move_traffic_over_three_variants(
     stack: devstack.StackInfo, router: HAProxyRuntime
 ) -> None:
@@ -113,21 +140,14 @@ async def test_the_third_variant_is_faulted_and_scraped_on_its_own(
     with pytest.raises(devstack.StackError, match="no version 'canary-c'"):
         devstack.fault(Path(stack.dir), 1.0, 0, version="canary-c")
     # Prometheus scrapes canary-b's demo service: its 500s show under its own label.
-    query = 'sum(demo_requests_total{version="canary-b",code="500"})'
-    deadline = time.monotonic() + 30
-    seen = None
-    while time.monotonic() < deadline:
-        seen = await prometheus_value(stack, query)
-        if seen:
-            break
-        await asyncio.sleep(1)
-    assert seen and seen > 0, seen
-    # Over the last minute, so that one scrape missed on a loaded machine (the series marked
-    # stale for that instant) does not hide the canary's counter.
-    healthy = await prometheus_value(
-        stack, 'sum(max_over_time(demo_requests_total{version="canary",code="500"}[1m]))'
+    seen = await prometheus_wait(stack, 'sum(demo_requests_total{version="canary-b",code="500"})')
+    assert seen, await scrape_health(stack)
+    # The canary's series are scraped too, and none of canary-b's 500s count under them. On a
+    # loaded machine a scrape may miss its one-second timeout, so the series is waited for.
+    healthy = await prometheus_wait(
+        stack, 'sum(demo_requests_total{version="canary",code="500"})', until=lambda _: True
     )
-    assert healthy == 0
+    assert healthy == 0, await scrape_health(stack)
 
 
 def experiment_plan(
