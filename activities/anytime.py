@@ -124,7 +124,9 @@ class Sequential:
 
     ``ratio`` is canary / stable, ``low`` and ``high`` its confidence sequence at the gate's
     level; ``p_value`` is always valid; ``name`` says which quantity (``rate``, ``p95``);
-    ``note`` says how coarse the data made it, when it matters.
+    ``note`` says how coarse the data made it, when it matters; ``since`` is the share of
+    the planned span at which the test's data begins (0: the stage's start;
+    ``activities.restarts``).
     """
 
     name: str
@@ -136,6 +138,7 @@ class Sequential:
     p_value: float
     statistic: float
     note: str = ""
+    since: float = 0.0
 
 
 Step = tuple[float, float, float, float]  # canary hits, canary requests, stable hits, stable's
@@ -199,6 +202,7 @@ def rate_test(
     prior: float = BURST_PRIOR,
     elapsed: float | None = None,
     bounded: bool = True,
+    within_share: float = WITHIN_SHARE,
 ) -> Sequential:
     """Is the canary's proportion, since the stage began, beyond the tolerated one?
 
@@ -217,8 +221,9 @@ def rate_test(
     assumes), and it widens both sides, the canary's by its traffic.
 
     ``elapsed``, the share of the stage's planned bake that has passed, adds the test
-    valid within the bake (``joined_p``); None leaves the mixture alone. ``bounded=False``
-    skips the interval (nan), for callers that need the p-value only.
+    valid within the bake (``joined_p``, with ``within_share`` of the level); None leaves
+    the mixture alone. ``bounded=False`` skips the interval (nan), for callers that need
+    the p-value only.
     """
     steps = _aligned(canary_hits, canary_totals, stable_hits, stable_totals)
     c_hits, c_n = sum(s[0] for s in steps), sum(s[1] for s in steps)
@@ -236,7 +241,7 @@ def rate_test(
         est, v = excess / c_n, var / (c_n * c_n)
         z = est / math.sqrt(v)
         within = rate_within(z, expected * scale + shift * c_n, elapsed)
-        return joined_p(always_valid_p(est, v, tau), within), z
+        return joined_p(always_valid_p(est, v, tau), within, within_share), z
 
     p, z = directed(one_side, direction, alpha)
     # The rate ratio, the canary against the stable in the same steps, on the log scale.
@@ -250,7 +255,7 @@ def rate_test(
         tau = RATE_TAU * max(expected * r / c_n, 0.5 / (c_n + 1))
         est, v = (excess if upward else -excess) / c_n, var / (c_n * c_n)
         within = rate_within(est / math.sqrt(v), expected * r, elapsed)
-        return joined_p(always_valid_p(est, v, tau), within)
+        return joined_p(always_valid_p(est, v, tau), within, within_share)
 
     low, high = interval(p_at, ratio, alpha, most=0.999 / s_rate) if bounded else (math.nan,) * 2
     return Sequential(

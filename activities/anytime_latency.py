@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from activities.anytime import (
 )
 from activities.buckets import log_density as log_density
 from activities.dispersion import WANDER, latency_spread
-from activities.within_bake import joined_p, within_p
+from activities.within_bake import WITHIN_SHARE, joined_p, within_p
 
 # The share of the test's evidence (its mixture weight) given to the whole distribution's
 # scale; the rest is shared by the bucket bounds, so a shift of the tail alone is seen too.
@@ -64,6 +64,7 @@ class _Evidence:
     weight: np.ndarray
     tau: np.ndarray  # per part, in log latency
     binary: np.ndarray  # parts that count requests (bounds), not scores
+    within_share: float = WITHIN_SHARE  # of the level, to the test within the bake
 
     def log_lambda(self, theta: np.ndarray, upward: bool) -> tuple[np.ndarray, np.ndarray]:
         """Each part's log mixture ratio against "shifted by at most ``theta``" (``upward``)
@@ -111,7 +112,8 @@ class _Evidence:
         if elapsed is None:
             return min(1.0, mixture)
         body = [i for i in range(len(zs)) if not self.binary[i] and part in (None, i)]
-        return joined_p(min(1.0, mixture), within_p(float(zs[body[0]]), elapsed) if body else 1.0)
+        within = within_p(float(zs[body[0]]), elapsed) if body else 1.0
+        return joined_p(min(1.0, mixture), within, self.within_share)
 
     def estimates(self) -> np.ndarray:
         """Each part's estimate of the log latency shift."""
@@ -140,6 +142,7 @@ def distribution_test(
     elapsed: float | None = None,
     bounded: bool = True,
     wander: float = WANDER,
+    within_share: float = WITHIN_SHARE,
 ) -> Sequential:
     """Is the canary's latency, anywhere in its distribution, beyond the stable's tolerated?
 
@@ -172,7 +175,8 @@ def distribution_test(
     steps as exact samples, as ``activities.power`` does a whole stage). Bounds with at
     least ``TAIL_COUNT`` requests on each side of them (the two versions together) are
     judged; the finding reported is the most telling part, its interval the shifts
-    common to every part that no look rejects. When no bound can be judged (every
+    common to every part that no look rejects. ``within_share`` of the level goes to the
+    test within the bake (``joined_p``), the rest to the mixture. When no bound can be judged (every
     request in one bucket, or too few requests), ``OneBucket`` says so.
     """
     c_steps, s_steps = np.asarray(canary_steps, float), np.asarray(stable_steps, float)
@@ -201,6 +205,7 @@ def distribution_test(
     if c_steps.sum() <= 0:
         raise ValueError("the canary has no requests in the stable's steps")
     evidence, refs = _evidence(c_steps, s_steps, bounds, pooled, judged, wander)
+    evidence = replace(evidence, within_share=within_share)
     null = np.log(factor + margin / refs)
     telling: dict[bool, int] = {}
 

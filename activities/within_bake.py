@@ -43,11 +43,12 @@ def rate_within(z: float, tolerated: float, elapsed: float | None) -> float | No
     return within_p(z, elapsed) if tolerated >= WITHIN_HITS else 1.0
 
 
-def joined_p(p_mixture: float, p_within: float | None) -> float:
-    """The mixture's p-value and ``within_p``'s, each at its share of alpha (Bonferroni).
+def joined_p(p_mixture: float, p_within: float | None, share: float = WITHIN_SHARE) -> float:
+    """The mixture's p-value and ``within_p``'s, each at its share of alpha (Bonferroni):
+    ``share`` to ``within_p``, the rest to the mixture.
 
     Without a planned end (``p_within`` None) the mixture alone, at the whole level.
     """
     if p_within is None:
         return p_mixture
-    return min(1.0, p_mixture / (1 - WITHIN_SHARE), p_within / WITHIN_SHARE)
+    return min(1.0, p_mixture / (1 - share), p_within / share)

@@ -14,9 +14,10 @@ a healthy canary that differs from the stable by about 8% in errors and 2% in la
 The shapes: flat traffic (50 requests a second), rising five-fold over the stage, swinging
 60% either way, low (3 a second), high (2,000 a second), and flat traffic counted in 3
 coarse buckets or in 40 fine ones, or flat in steps of a minute, as long as the checks (the
-first check then sees one step, the next two). The canaries: healthy, errors x2 from the start or
-from half-way through the bake, latency +15% (the whole body), and the tail alone twice as
-slow. Stages go through ``judge_quality.run_stage`` with the recommended judge.
+first check then sees one step, the next two). The canaries: healthy, errors x2 and
+latency +15% (the whole body), each from the start or from half-way through the bake, and
+the tail alone twice as slow. Stages go through ``judge_quality.run_stage`` with the
+recommended judge.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ CANARIES: dict[str, dict[str, float]] = {
     "errors x2": {"errors": 2.0},
     "errors x2 from half-way": {"errors": 2.0, "from": 0.5},
     "latency +15%": {"latency": 1.15},
+    "latency +15% from half-way": {"latency": 1.15, "from": 0.5},
     "tail alone x2": {"tail": 2.0},
 }
 HEALTHY_STAGES, REGRESSED_STAGES, QUICK_STAGES = 120, 40, 2

@@ -14,7 +14,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from activities import anytime, anytime_latency
+from activities import anytime, anytime_latency, restarts
 from activities.judge import improvement
 from activities.judge.measurements import Measurements, Side, rates_with_counts
 from activities.judge.reader import Reader
@@ -116,7 +116,6 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
     stable = stable_of(gate, m)
     alpha = 1 - gate.confidence
     gain = gate.improvement()
-    test: improvement.Test
     if gate.test == "latency":
         c_steps, bounds = _steps(gate, m.canary, "canary: ")
         s_steps, s_bounds = _steps(gate, stable, "stable: ")
@@ -127,36 +126,69 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
             c_steps = _rebinned(c_steps, m.canary.bounds or (), bounds)
             s_steps = _rebinned(s_steps, stable.bounds or (), bounds)
 
-        def test(direction: str, factor: float, margin: float) -> anytime.Sequential:
+        def run(
+            part: slice,
+            factor: float,
+            margin: float,
+            direction: str,
+            level: float,
+            elapsed: float | None,
+            within: float = anytime.WITHIN_SHARE,
+            bounded: bool = True,
+        ) -> anytime.Sequential:
             return anytime_latency.distribution_test(
-                c_steps,
-                s_steps,
+                c_steps[part],
+                s_steps[part],
                 bounds,
                 factor=factor,
                 margin=margin,
                 direction=direction,
-                alpha=alpha,
-                elapsed=m.elapsed,
+                alpha=level,
+                elapsed=elapsed,
+                within_share=within,
+                bounded=bounded,
             )
 
-        n_c, n_s = sum(map(sum, c_steps)), sum(map(sum, s_steps))
+        def counted(first: int) -> tuple[float, float]:
+            return sum(map(sum, c_steps[first:])), sum(map(sum, s_steps[first:]))
+
+        steps = len(c_steps)
     else:
         c_hits, c_n, s_hits, s_n = _paired_hits(gate, m.canary, stable)
 
-        def test(direction: str, factor: float, margin: float) -> anytime.Sequential:
+        def run(
+            part: slice,
+            factor: float,
+            margin: float,
+            direction: str,
+            level: float,
+            elapsed: float | None,
+            within: float = anytime.WITHIN_SHARE,
+            bounded: bool = True,
+        ) -> anytime.Sequential:
             return anytime.rate_test(
-                c_hits,
-                c_n,
-                s_hits,
-                s_n,
+                c_hits[part],
+                c_n[part],
+                s_hits[part],
+                s_n[part],
                 factor=factor,
                 margin=margin,
                 direction=direction,
-                alpha=alpha,
-                elapsed=m.elapsed,
+                alpha=level,
+                elapsed=elapsed,
+                within_share=within,
+                bounded=bounded,
             )
 
-        n_c, n_s = sum(c_n), sum(s_n)
+        def counted(first: int) -> tuple[float, float]:
+            return sum(c_n[first:]), sum(s_n[first:])
+
+        steps = len(c_n)
+    n_c, n_s = counted(0)
+
+    def test(direction: str, factor: float, margin: float) -> anytime.Sequential:
+        return run(slice(None), factor, margin, direction, alpha, m.elapsed)
+
     try:
         if gain is not None:
             found = improvement.judged(
@@ -168,7 +200,16 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
                 alpha=alpha,
             )
             return improvement_verdict(gate, found, base, n_c, n_s)
-        return verdict_of(gate, test(gate.direction, gate.factor, gate.margin), base, n_c, n_s)
+        harm = restarts.judged(
+            run,
+            steps,
+            m.elapsed,
+            alpha,
+            factor=gate.factor,
+            margin=gate.margin,
+            direction=gate.direction,
+        )
+        return verdict_of(gate, harm, base, *counted(_first_of(harm, steps, m.elapsed)))
     except anytime_latency.OneBucket as why:
         if n_c + n_s < 2 * anytime.TAIL_COUNT or gain is not None:
             # Nothing the buckets can show moved: no harm, and no gain either.
@@ -202,6 +243,11 @@ def improvement_verdict(
     return _verdict(gate, f, outcome, said, shown, base, n_c, n_s)
 
 
+def _first_of(found: anytime.Sequential, steps: int, elapsed: float | None) -> int:
+    """The index of the first step ``found`` read (0 for the whole stage)."""
+    return next(w.first for w in restarts.windows(steps, elapsed) if w.since == found.since)
+
+
 def verdict_of(
     gate: SequentialGate, found: anytime.Sequential, base: dict[str, Any], n_c: float, n_s: float
 ) -> Verdict:
@@ -228,7 +274,7 @@ def _verdict(
     why = (
         f"{said} (canary {gate.show(found.canary)} vs stable {gate.show(found.stable)}):"
         f" p={found.p_value:.2g} {'<' if below else '>='} {1 - gate.confidence:.2g}"
-        f" at any look, {n_c:,.0f} vs {n_s:,.0f} requests since the stage began"
+        f" at any look, {n_c:,.0f} vs {n_s:,.0f} requests since {_began(found)}"
     )
     if found.note:
         why += f"; {found.note}"
@@ -242,6 +288,13 @@ def _verdict(
         effect_high=found.high,
         **base,
     )
+
+
+def _began(found: anytime.Sequential) -> str:
+    """Where the test's data began: the stage's start, or where a test began again."""
+    if not found.since:
+        return "the stage began"
+    return f"{found.since:.0%} of the planned bake, where the test began again"
 
 
 def describe(gate: SequentialGate, found: anytime.Sequential) -> str:

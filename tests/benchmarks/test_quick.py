@@ -172,7 +172,7 @@ def test_judge_shapes(folder: Path) -> None:
     out = quick("judge_shapes", folder)
     assert out["judge"] == "sequential"
     cells = {(c["shape"], c["canary"]): c for c in out["cells"]}
-    assert len(cells) == 8 * 5
+    assert len(cells) == 8 * 6
     assert all(share(c["rolled_back"]) and share(c["paused"]) for c in cells.values())
     # Even two stages a cell show the plain cases: a body +15% slower is caught at 50 a
     # second; a healthy canary at flat traffic is not rolled back, in steps of a minute too.
