@@ -11,6 +11,7 @@ window), with the step widened on long stages so a range query stays under Prome
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -126,28 +127,10 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
             c_steps = _rebinned(c_steps, m.canary.bounds or (), bounds)
             s_steps = _rebinned(s_steps, stable.bounds or (), bounds)
 
-        def run(
-            part: slice,
-            factor: float,
-            margin: float,
-            direction: str,
-            level: float,
-            elapsed: float | None,
-            within: float = anytime.WITHIN_SHARE,
-            bounded: bool = True,
-        ) -> anytime.Sequential:
-            return anytime_latency.distribution_test(
-                c_steps[part],
-                s_steps[part],
-                bounds,
-                factor=factor,
-                margin=margin,
-                direction=direction,
-                alpha=level,
-                elapsed=elapsed,
-                within_share=within,
-                bounded=bounded,
-            )
+        tested: Callable[..., anytime.Sequential] = anytime_latency.distribution_test
+
+        def data(part: slice) -> tuple[Any, ...]:
+            return c_steps[part], s_steps[part], bounds
 
         def counted(first: int) -> tuple[float, float]:
             return sum(map(sum, c_steps[first:])), sum(map(sum, s_steps[first:]))
@@ -155,35 +138,38 @@ def judge(gate: SequentialGate, m: Measurements, base: dict[str, Any]) -> Verdic
         steps = len(c_steps)
     else:
         c_hits, c_n, s_hits, s_n = _paired_hits(gate, m.canary, stable)
+        tested = anytime.rate_test
 
-        def run(
-            part: slice,
-            factor: float,
-            margin: float,
-            direction: str,
-            level: float,
-            elapsed: float | None,
-            within: float = anytime.WITHIN_SHARE,
-            bounded: bool = True,
-        ) -> anytime.Sequential:
-            return anytime.rate_test(
-                c_hits[part],
-                c_n[part],
-                s_hits[part],
-                s_n[part],
-                factor=factor,
-                margin=margin,
-                direction=direction,
-                alpha=level,
-                elapsed=elapsed,
-                within_share=within,
-                bounded=bounded,
-            )
+        def data(part: slice) -> tuple[Any, ...]:
+            return c_hits[part], c_n[part], s_hits[part], s_n[part]
 
         def counted(first: int) -> tuple[float, float]:
             return sum(c_n[first:]), sum(s_n[first:])
 
         steps = len(c_n)
+
+    def run(
+        part: slice,
+        factor: float,
+        margin: float,
+        direction: str,
+        level: float,
+        elapsed: float | None,
+        within: float = anytime.WITHIN_SHARE,
+        bounded: bool = True,
+    ) -> anytime.Sequential:
+        """The gate's test over ``part`` of the steps (``restarts.Run``)."""
+        return tested(
+            *data(part),
+            factor=factor,
+            margin=margin,
+            direction=direction,
+            alpha=level,
+            elapsed=elapsed,
+            within_share=within,
+            bounded=bounded,
+        )
+
     n_c, n_s = counted(0)
 
     def test(direction: str, factor: float, margin: float) -> anytime.Sequential:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
@@ -71,15 +69,9 @@ def test_a_regression_in_the_last_quarter_fails_the_test_begun_there() -> None:
     assert "since the stage began" in whole.reason
 
 
-def test_a_restarted_test_looks_for_a_change_not_for_the_level_the_canary_always_had() -> None:
-    # A canary at x2 from the start, its last quarter x2.2: beyond the allowance all along,
-    # which is the whole stage's test to judge, and only a little worse late. The window is
-    # held to the canary's own ratio before it, and passes.
-    canary, _ = rate_sides(0.022, early=0.02)
-    steps = [(h, n, hs, ns) for h, n, hs, ns in zip(
-        [p * 1000 for p in canary.points or ()], [1000.0] * 40, [40.0] * 40, [4000.0] * 40,
-        strict=True,
-    )]  # fmt: skip
+def rate_run(steps: np.ndarray, end: int | None = None) -> restarts.Run:
+    """The rate test over ``steps`` (rows of canary hits and requests, stable hits and
+    requests), as the judge runs it; read up to ``end`` (a look part-way through)."""
 
     def run(
         part: slice,
@@ -91,11 +83,21 @@ def test_a_restarted_test_looks_for_a_change_not_for_the_level_the_canary_always
         within: float,
         bounded: bool,
     ) -> Sequential:
-        hc, nc, hs, ns = zip(*steps[part], strict=True)
+        hc, nc, hs, ns = steps[: end or len(steps)][part].T
         return anytime.rate_test(
             hc, nc, hs, ns, factor=factor, margin=margin, direction=direction, alpha=level,
             elapsed=elapsed, within_share=within, bounded=bounded,
         )  # fmt: skip
+
+    return run
+
+
+def test_a_restarted_test_looks_for_a_change_not_for_the_level_the_canary_always_had() -> None:
+    # A canary at x2 from the start, its last quarter x2.2: beyond the allowance all along,
+    # which is the whole stage's test to judge, and only a little worse late. The window is
+    # held to the canary's own ratio before it, and passes.
+    steps = np.array([(20.0, 1000.0, 40.0, 4000.0)] * 30 + [(22.0, 1000.0, 40.0, 4000.0)] * 10)
+    run = rate_run(steps)
 
     window = restarts.windows(40, 1.0)[-1]
     assert window.since == 0.75
@@ -108,7 +110,7 @@ def test_a_restarted_test_looks_for_a_change_not_for_the_level_the_canary_always
     whole = restarts.judged(run, 40, 1.0, 0.02, factor=1.15, margin=0.0005, direction="increase")
     assert whole.since == 0.0 and whole.p_value < 0.02
     # A change that is plain against that ratio too fails the window, which says its bar.
-    steps[30:] = [(40.0, 1000.0, 40.0, 4000.0)] * 10
+    steps[30:] = (40.0, 1000.0, 40.0, 4000.0)
     changed = restarts.changed(run, window, level, 1.15, 0.0005, "increase")
     assert changed.p_value < level and changed.ratio == pytest.approx(4.0, rel=0.05)
     assert changed.note.startswith("judged against x2.")
@@ -159,31 +161,12 @@ def healthy_stage_fails(rng: np.random.Generator, steps: int = 40, every: int = 
     n_c, n_s = rng.poisson(1000, steps).astype(float), rng.poisson(4000, steps).astype(float)
     rate = 0.01 * np.exp(rng.normal(0.0, 0.2, steps))
     h_c, h_s = rng.binomial(n_c.astype(int), rate), rng.binomial(n_s.astype(int), rate)
-
-    def run(
-        part: slice,
-        factor: float,
-        margin: float,
-        direction: str,
-        level: float,
-        elapsed: float | None,
-        within: float,
-        bounded: bool,
-    ) -> Sequential:
-        return anytime.rate_test(
-            h_c[part], n_c[part], h_s[part], n_s[part], factor=factor, margin=margin,
-            direction=direction, alpha=level, elapsed=elapsed, within_share=within,
-            bounded=bounded,
-        )  # fmt: skip
-
+    stage = np.column_stack([h_c, n_c, h_s, n_s]).astype(float)
     for end in range(every, steps + 1, every):
-
-        def upto(part: slice, *rest: Any, end: int = end) -> Sequential:
-            return run(slice(part.start, part.stop if part.stop is not None else end), *rest)
-
         found = restarts.judged(
-            upto, end, end / steps, 0.02, factor=1.0, margin=0.0, direction="increase"
-        )
+            rate_run(stage, end), end, end / steps, 0.02, factor=1.0, margin=0.0,
+            direction="increase",
+        )  # fmt: skip
         if found.p_value < 0.02:
             return True
     return False
