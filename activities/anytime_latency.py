@@ -176,8 +176,8 @@ def distribution_test(
     least ``TAIL_COUNT`` requests on each side of them (the two versions together) are
     judged; the finding reported is the most telling part, its interval the shifts
     common to every part that no look rejects. ``within_share`` of the level goes to the
-    test within the bake (``joined_p``), the rest to the mixture. When no bound can be judged (every
-    request in one bucket, or too few requests), ``OneBucket`` says so.
+    test within the bake (``joined_p``), the rest to the mixture. When no bound can be
+    judged (every request in one bucket, or too few requests), ``OneBucket`` says so.
     """
     c_steps, s_steps = np.asarray(canary_steps, float), np.asarray(stable_steps, float)
     if c_steps.ndim != 2 or s_steps.ndim != 2 or len(c_steps) != len(s_steps):

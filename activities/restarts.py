@@ -62,7 +62,7 @@ def windows(steps: int, elapsed: float | None) -> list[Window]:
         return [Window(0.0, 0, elapsed, 1.0)]
     whole = 1 - RESTART_SHARE
     found = [Window(0.0, 0, elapsed, whole, WITHIN_SHARE / whole)]
-    share = RESTART_SHARE / max(len(RESTARTS), 1)
+    share = RESTART_SHARE / len(RESTARTS)
     for since in RESTARTS:
         if elapsed <= since:
             break

@@ -78,12 +78,18 @@ def router(stack: devstack.StackInfo) -> Iterator[HAProxyRuntime]:
     runtime.set_shares(VariantShares(shares={"stable": 100, "canary": 0, "canary-b": 0}))
 
 
-async def prometheus_value(stack: devstack.StackInfo, query: str) -> float | None:
+async def prometheus_result(stack: devstack.StackInfo, query: str) -> list[dict[str, Any]]:
+    """The series an instant query gives, each with its labels (``metric``) and value."""
     async with httpx.AsyncClient(timeout=10.0) as http:
         answer = (
             await http.get(f"{stack.prometheus_url}/api/v1/query", params={"query": query})
         ).json()
-    found = answer["data"]["result"]
+    found: list[dict[str, Any]] = answer["data"]["result"]
+    return found
+
+
+async def prometheus_value(stack: devstack.StackInfo, query: str) -> float | None:
+    found = await prometheus_result(stack, query)
     return float(found[0]["value"][1]) if found else None
 
 
@@ -141,12 +147,8 @@ async def test_the_third_variant_is_faulted_and_scraped_on_its_own(
     # a version with no 500s, or no series at that instant, is not among them).
     seen = await prometheus_wait(stack, 'sum(demo_requests_total{version="canary-b",code="500"})')
     assert seen, await scrape_health(stack)
-    async with httpx.AsyncClient(timeout=10.0) as http:
-        answer = await http.get(
-            f"{stack.prometheus_url}/api/v1/query",
-            params={"query": 'sum by (version) (demo_requests_total{code="500"}) > 0'},
-        )
-    failing = {each["metric"]["version"] for each in answer.json()["data"]["result"]}
+    by_version = 'sum by (version) (demo_requests_total{code="500"}) > 0'
+    failing = {each["metric"]["version"] for each in await prometheus_result(stack, by_version)}
     assert failing == {"canary-b"}, await scrape_health(stack)
 
 
